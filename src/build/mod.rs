@@ -1,0 +1,363 @@
+//! Building an image from executables: plan → image tree → layers → config and manifest.
+//! The result is a value ([`Built`]) whose blobs sit in the store; sinks publish it.
+
+use crate::elf::{self, ElfInfo, Kind};
+use crate::error::{Error, IoContext, Result};
+use crate::image::{
+    self, ContainerConfig, Descriptor, EmptyObject, History, Image, ImageConfig, Manifest,
+    Platform, PlatformImage, RootFs,
+};
+use crate::layer::{self, Compression, Layer, LayerOptions};
+use crate::oci::Layout;
+use crate::tree::{self, ImageTree};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Docker's default PATH for Linux containers; set unless the user sets PATH.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What to do with a dynamically linked executable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bundle {
+    /// Add its loader and library closure.
+    Auto,
+    /// Refuse it, explaining what it needs.
+    Never,
+}
+
+/// Everything a build needs, validated, with no ambient inputs left to read.
+#[derive(Clone, Debug)]
+pub struct BuildPlan {
+    /// The executable to package.
+    pub binary: PathBuf,
+    /// Where it goes in the image (default `/app/<basename>`).
+    pub app_path: Option<String>,
+    /// Entrypoint override (default: the app path).
+    pub entrypoint: Option<Vec<String>>,
+    /// Cmd.
+    pub cmd: Option<Vec<String>>,
+    /// Environment, in order; PATH defaults to [`DEFAULT_PATH`].
+    pub env: Vec<(String, String)>,
+    /// Working directory (created in the image).
+    pub workdir: Option<String>,
+    /// User.
+    pub user: Option<String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Exposed ports, `PORT/PROTO`.
+    pub expose: Vec<String>,
+    /// Extra host files and directories: (source, image path).
+    pub adds: Vec<(PathBuf, String)>,
+    /// Layer compression.
+    pub compression: Compression,
+    /// `SOURCE_DATE_EPOCH`: the created time and every mtime.
+    pub epoch: u64,
+    /// Dynamic executables: bundle or refuse.
+    pub bundle: Bundle,
+    /// Compression workers (fixed, for determinism).
+    pub threads: u32,
+}
+
+/// A layer and what went into it.
+#[derive(Clone, Debug)]
+pub struct LayerReport {
+    /// The history line.
+    pub created_by: String,
+    /// Regular files in it.
+    pub files: usize,
+    /// Their bytes.
+    pub file_bytes: u64,
+    /// The blob.
+    pub layer: Layer,
+}
+
+/// A finished build.
+#[derive(Clone, Debug)]
+pub struct Built {
+    /// The image (its blobs are in the layout the build wrote to).
+    pub image: Image,
+    /// What the binary is.
+    pub binary: ElfInfo,
+    /// Layers, bottom first.
+    pub layers: Vec<LayerReport>,
+}
+
+/// Reads an executable for building: a clear error for anything that is not an ELF
+/// executable nobase can package.
+pub fn read_executable(path: &Path) -> Result<ElfInfo> {
+    let meta = std::fs::metadata(path).io(|| format!("cannot read {}", path.display()))?;
+    if meta.is_dir() {
+        return Err(Error::Invalid(format!(
+            "{} is a directory; name the executable to package",
+            path.display()
+        )));
+    }
+    if !meta.is_file() {
+        return Err(Error::Invalid(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    let info = elf::parse_path(path).map_err(|e| match e {
+        elf::ElfError::NotElf => Error::Invalid(format!(
+            "{} is not an ELF executable (nobase packages compiled Linux programs; `nobase inspect {}` says what it is)",
+            path.display(),
+            path.display()
+        )),
+        source => Error::Elf {
+            path: path.display().to_string(),
+            source,
+        },
+    })?;
+    if !info.kind.is_executable() {
+        return Err(Error::Invalid(format!(
+            "{} is a {}, not an executable program",
+            path.display(),
+            info.kind.describe()
+        )));
+    }
+    if info.architecture.is_none() {
+        return Err(Error::Invalid(format!(
+            "{} is for {} ({}-bit), which has no OCI architecture name",
+            path.display(),
+            info.machine,
+            info.class
+        )));
+    }
+    Ok(info)
+}
+
+/// The precise reason a dynamic executable cannot go into `FROM scratch` alone, and the
+/// rebuild that fixes it for the kind of program it is.
+pub fn explain_dynamic(path: &Path, info: &ElfInfo) -> String {
+    let interp = info.interpreter.as_deref().unwrap_or("(none)");
+    let libs = if info.needed.is_empty() {
+        "no libraries".to_string()
+    } else {
+        format!(
+            "the {} {}",
+            if info.needed.len() == 1 {
+                "library"
+            } else {
+                "libraries"
+            },
+            info.needed.join(", ")
+        )
+    };
+    let fix = static_rebuild_hint(info);
+    format!(
+        "{} is dynamically linked: it needs its loader {interp} and {libs}, which a scratch image does not have \
+         (this is what makes `exec … no such file or directory` in FROM scratch). \
+         Rebuild it statically ({fix}) or let nobase bundle them (--bundle auto)",
+        path.display()
+    )
+}
+
+/// How to rebuild this kind of binary statically.
+pub fn static_rebuild_hint(info: &ElfInfo) -> &'static str {
+    let musl = info
+        .interpreter
+        .as_deref()
+        .is_some_and(|i| i.contains("ld-musl"));
+    let compiler = info.compiler.as_deref().unwrap_or("");
+    if info.is_go() {
+        "CGO_ENABLED=0 go build"
+    } else if compiler.contains("rustc") {
+        "RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target x86_64-unknown-linux-gnu, or a musl target"
+    } else if musl {
+        "musl-gcc -static"
+    } else {
+        "gcc -static, or -static-pie"
+    }
+}
+
+/// Builds the image described by `plan`, writing its blobs into `layout`.
+pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
+    let info = read_executable(&plan.binary)?;
+    if info.kind == Kind::Dynamic {
+        // Bundling arrives with the loader module; until then both modes refuse.
+        return Err(Error::Refused(explain_dynamic(&plan.binary, &info)));
+    }
+    let base = plan
+        .binary
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{} has no usable file name; give the image path with --path",
+                plan.binary.display()
+            ))
+        })?;
+    let app_path = format!(
+        "/{}",
+        tree::normalize(plan.app_path.as_deref().unwrap_or(&format!("/app/{base}")))?
+    );
+
+    let mut app = ImageTree::new();
+    app.add_host(&plan.binary, &app_path)?;
+    // The program is executable whatever its mode on the host.
+    if let Some(e) = app.get(&app_path[1..]).cloned() {
+        app.insert(&app_path, tree::Entry { mode: 0o755, ..e })?;
+    }
+    for (src, dest) in &plan.adds {
+        let dest = if dest.ends_with('/') {
+            let name = src
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| Error::Usage(format!("{} has no file name", src.display())))?;
+            format!("{dest}{name}")
+        } else {
+            dest.clone()
+        };
+        app.add_host(src, &dest)?;
+    }
+    if let Some(w) = &plan.workdir {
+        let w = tree::normalize(w)?;
+        if app.get(&w).is_none() {
+            app.add_dir(&w, 0o755)?;
+        }
+    }
+
+    let opts = LayerOptions {
+        compression: plan.compression,
+        mtime: plan.epoch,
+        threads: plan.threads,
+    };
+    let created = image::rfc3339(plan.epoch);
+    let app_layer = layer::write_layer(&app, &opts, layout)?;
+    let layers = vec![LayerReport {
+        created_by: format!("nobase build {app_path}"),
+        files: app
+            .entries()
+            .filter(|(_, e)| matches!(e.node, tree::Node::File { .. }))
+            .count(),
+        file_bytes: app.file_bytes(),
+        layer: app_layer,
+    }];
+
+    let platform = Platform {
+        architecture: info
+            .architecture
+            .clone()
+            .expect("checked in read_executable"),
+        os: "linux".into(),
+        variant: info.variant.clone(),
+    };
+    let config = ImageConfig {
+        created: Some(created.clone()),
+        architecture: platform.architecture.clone(),
+        os: platform.os.clone(),
+        variant: platform.variant.clone(),
+        config: container_config(plan, &app_path)?,
+        rootfs: RootFs {
+            kind: "layers".into(),
+            diff_ids: layers.iter().map(|l| l.layer.diff_id.clone()).collect(),
+        },
+        history: layers
+            .iter()
+            .map(|l| History {
+                created: Some(created.clone()),
+                created_by: Some(l.created_by.clone()),
+                ..History::default()
+            })
+            .collect(),
+        other: BTreeMap::new(),
+    };
+    let config_desc = layout.put_bytes(image::MT_OCI_CONFIG, &image::to_bytes(&config))?;
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(image::MT_OCI_MANIFEST.into()),
+        config: config_desc,
+        layers: layers.iter().map(|l| l.layer.descriptor.clone()).collect(),
+        annotations: BTreeMap::new(),
+    };
+    let mut top: Descriptor =
+        layout.put_bytes(image::MT_OCI_MANIFEST, &image::to_bytes(&manifest))?;
+    top.platform = Some(platform);
+    Ok(Built {
+        image: Image {
+            top: top.clone(),
+            index: None,
+            manifests: vec![PlatformImage {
+                descriptor: top,
+                manifest,
+                config,
+            }],
+        },
+        binary: info,
+        layers,
+    })
+}
+
+fn container_config(plan: &BuildPlan, app_path: &str) -> Result<ContainerConfig> {
+    let mut env: Vec<String> = Vec::new();
+    if !plan.env.iter().any(|(k, _)| k == "PATH") {
+        env.push(format!("PATH={DEFAULT_PATH}"));
+    }
+    env.extend(plan.env.iter().map(|(k, v)| format!("{k}={v}")));
+    let ports = plan
+        .expose
+        .iter()
+        .map(|p| (p.clone(), EmptyObject {}))
+        .collect::<BTreeMap<_, _>>();
+    Ok(ContainerConfig {
+        user: plan.user.clone(),
+        exposed_ports: (!ports.is_empty()).then_some(ports),
+        env: Some(env),
+        entrypoint: Some(
+            plan.entrypoint
+                .clone()
+                .unwrap_or_else(|| vec![app_path.to_string()]),
+        ),
+        cmd: plan.cmd.clone(),
+        volumes: None,
+        working_dir: plan
+            .workdir
+            .as_deref()
+            .map(|w| tree::normalize(w).map(|w| format!("/{w}")))
+            .transpose()?,
+        labels: (!plan.labels.is_empty()).then(|| plan.labels.clone()),
+        stop_signal: None,
+        other: BTreeMap::new(),
+    })
+}
+
+/// Parses `PORT[/PROTO]` as `docker run --expose` does; the protocol defaults to tcp.
+pub fn parse_port(s: &str) -> Result<String> {
+    let (port, proto) = s.split_once('/').unwrap_or((s, "tcp"));
+    let ok_port = port.parse::<u16>().is_ok_and(|p| p > 0);
+    if !ok_port || !matches!(proto, "tcp" | "udp" | "sctp") {
+        return Err(Error::Usage(format!(
+            "invalid port {s:?}: use PORT[/tcp|udp|sctp] with PORT in 1..65535"
+        )));
+    }
+    Ok(format!("{port}/{proto}"))
+}
+
+/// Parses `KEY=VALUE` (env, labels).
+pub fn parse_key_value(s: &str, what: &str) -> Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(Error::Usage(format!("invalid {what} {s:?}: use KEY=VALUE"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_and_pairs() {
+        assert_eq!(parse_port("80").unwrap(), "80/tcp");
+        assert_eq!(parse_port("53/udp").unwrap(), "53/udp");
+        for bad in ["0", "x", "70000", "80/http", ""] {
+            assert!(parse_port(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_key_value("A=b=c", "env").unwrap(),
+            ("A".into(), "b=c".into())
+        );
+        assert!(parse_key_value("=x", "env").is_err());
+        assert!(parse_key_value("x", "env").is_err());
+    }
+}

@@ -1,0 +1,102 @@
+//! `nobase images` and `nobase rmi`: list and remove what the local store holds.
+
+use super::render::{human_size, print_json, print_table};
+use super::Global;
+use anyhow::{Context, Result};
+use nobase::oci::read_image;
+use nobase::refs::NameTag;
+use serde_json::json;
+
+/// Arguments of `nobase images`.
+#[derive(clap::Args, Debug)]
+pub struct ListArgs {
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `nobase rmi`.
+#[derive(clap::Args, Debug)]
+pub struct RmiArgs {
+    /// Tags to remove (NAME[:TAG], default tag latest).
+    #[arg(required = true, value_name = "NAME[:TAG]")]
+    names: Vec<String>,
+}
+
+/// Runs `nobase images`.
+pub fn list(g: &Global, args: ListArgs) -> Result<i32> {
+    let store = g.store()?;
+    let mut rows = vec![vec![
+        "NAME".to_string(),
+        "TAG".into(),
+        "DIGEST".into(),
+        "PLATFORM".into(),
+        "SIZE".into(),
+        "CREATED".into(),
+    ]];
+    let mut docs = Vec::new();
+    for (name, desc) in store.list()? {
+        // An entry whose blobs are unreadable is still listed, marked, not fatal.
+        let (platforms, size, created) = match read_image(&desc, store.layout()) {
+            Ok(img) => (
+                img.manifests
+                    .iter()
+                    .map(|m| m.config.platform().to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                img.size(),
+                img.manifests
+                    .first()
+                    .and_then(|m| m.config.created.clone())
+                    .unwrap_or_default(),
+            ),
+            Err(e) => {
+                eprintln!("nobase: {name}: {e}");
+                ("(unreadable)".into(), desc.size, String::new())
+            }
+        };
+        docs.push(json!({
+            "name": name.name, "tag": name.tag, "digest": desc.digest.to_string(),
+            "platform": platforms, "size": size, "created": created,
+        }));
+        rows.push(vec![
+            name.name.clone(),
+            name.tag.clone(),
+            format!("sha256:{}", desc.digest.short()),
+            platforms,
+            human_size(size),
+            created,
+        ]);
+    }
+    if args.json {
+        print_json(&docs)?;
+    } else {
+        print_table(&rows)?;
+    }
+    Ok(0)
+}
+
+/// Runs `nobase rmi`.
+pub fn rmi(g: &Global, args: RmiArgs) -> Result<i32> {
+    let names = args
+        .names
+        .iter()
+        .map(|n| NameTag::parse(n))
+        .collect::<nobase::Result<Vec<_>>>()?;
+    let store = g.store()?;
+    for n in &names {
+        let d = store.untag(n).with_context(|| format!("removing {n}"))?;
+        println!("untagged {n} ({})", d.digest);
+    }
+    let report = store.gc()?;
+    if report.deferred {
+        g.note("blob cleanup deferred: another nobase is writing to the store; the next rmi collects them");
+    } else if report.removed > 0 {
+        g.note(format!(
+            "deleted {} unused blobs ({})",
+            report.removed,
+            human_size(report.bytes)
+        ));
+    }
+    Ok(0)
+}

@@ -1,0 +1,84 @@
+//! The library's error type. Each variant knows which exit code it maps to, so the CLI
+//! can tell "no" (1) from "bad usage" (2) from "could not do the work" (3).
+
+use crate::digest::{Digest, DigestError};
+use std::fmt::Display;
+use std::io;
+
+/// Everything that can go wrong below the CLI.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An I/O operation failed; `action` names it with its path (`reading /x`).
+    #[error("{action}: {source}")]
+    Io {
+        /// What was being done, with the object (`writing /store/index.json`).
+        action: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// An ELF file could not be read.
+    #[error("{path}: {source}")]
+    Elf {
+        /// The file.
+        path: String,
+        /// Why.
+        source: crate::elf::ElfError,
+    },
+    /// The work was understood and deliberately refused (exit code 1): a dynamic binary
+    /// with `--bundle never`, an image that would not start.
+    #[error("{0}")]
+    Refused(String),
+    /// The request itself is wrong (exit code 2): a malformed reference or flag value.
+    #[error("{0}")]
+    Usage(String),
+    /// An input is malformed or hostile (exit code 3).
+    #[error("{0}")]
+    Invalid(String),
+    /// Bytes did not match the digest that names them.
+    #[error("{what}: digest mismatch: expected {expected}, found {found}")]
+    DigestMismatch {
+        /// The object.
+        what: String,
+        /// The digest it should have.
+        expected: Digest,
+        /// The digest it has.
+        found: Digest,
+    },
+    /// A digest string is malformed.
+    #[error(transparent)]
+    Digest(#[from] DigestError),
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The process exit code this error maps to (DESIGN.md conventions).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Refused(_) => 1,
+            Error::Usage(_) => 2,
+            _ => 3,
+        }
+    }
+
+    /// An invalid-input error from anything printable.
+    pub fn invalid(msg: impl Display) -> Error {
+        Error::Invalid(msg.to_string())
+    }
+}
+
+/// Adds the action and path to an I/O error: `.io(|| format!("reading {}", p.display()))`.
+pub trait IoContext<T> {
+    /// Wraps an `io::Error` with the action that failed.
+    fn io<F: FnOnce() -> String>(self, action: F) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn io<F: FnOnce() -> String>(self, action: F) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            action: action(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,148 @@
+//! Small filesystem primitives with the guarantees the stores rely on: advisory locks,
+//! atomic replacement, and opening files without following symlinks.
+
+use crate::error::{IoContext, Result};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Lock modes for [`flock`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lock {
+    /// Many holders.
+    Shared,
+    /// One holder.
+    Exclusive,
+}
+
+/// Takes an advisory lock on `file` (released when the file is closed). With
+/// `wait = false`, returns `Ok(false)` instead of blocking when it is held elsewhere.
+pub fn flock(file: &File, mode: Lock, wait: bool) -> io::Result<bool> {
+    let mut op = match mode {
+        Lock::Shared => libc::LOCK_SH,
+        Lock::Exclusive => libc::LOCK_EX,
+    };
+    if !wait {
+        op |= libc::LOCK_NB;
+    }
+    loop {
+        // SAFETY: flock on a valid, open descriptor; no memory is passed.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
+        if rc == 0 {
+            return Ok(true);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) if !wait => return Ok(false),
+            _ => return Err(err),
+        }
+    }
+}
+
+/// Opens a directory (to lock it, or to fsync it).
+pub fn open_dir(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(path)
+}
+
+/// Opens a regular file for reading without following a final symlink, and refuses
+/// anything that is not a regular file (a layout blob that is a symlink to
+/// `/etc/shadow` must not be read).
+pub fn open_regular_nofollow(path: &Path) -> io::Result<File> {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    Ok(f)
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A unique temporary name in `dir`: `.nobase-<pid>-<n>.tmp`.
+pub fn temp_path(dir: &Path) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    dir.join(format!(".nobase-{}-{n}-{nanos}.tmp", std::process::id()))
+}
+
+/// Creates a new temporary file in `dir`, locked exclusively for as long as it is open
+/// so that [`clean_stale_temps`] can tell a live writer's file from a dead one's.
+pub fn create_temp(dir: &Path) -> Result<(File, PathBuf)> {
+    let path = temp_path(dir);
+    let f = OpenOptions::new()
+        .write(true)
+        .read(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&path)
+        .io(|| format!("creating a temporary file in {}", dir.display()))?;
+    flock(&f, Lock::Exclusive, true).io(|| format!("locking {}", path.display()))?;
+    Ok((f, path))
+}
+
+/// Removes `.nobase-*.tmp` files in `dir` left by killed writers (their lock is free).
+/// Returns how many were removed.
+pub fn clean_stale_temps(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut n = 0;
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with(".nobase-") && name.ends_with(".tmp")) {
+            continue;
+        }
+        let p = e.path();
+        if let Ok(f) = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&p)
+        {
+            if flock(&f, Lock::Exclusive, false).unwrap_or(false)
+                && std::fs::remove_file(&p).is_ok()
+            {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Replaces `path` with `bytes` atomically: temp file, fsync, rename, fsync of the
+/// directory. Readers see the old or the new content, never a torn one.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let (mut f, tmp) = create_temp(dir)?;
+    let res = (|| {
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        open_dir(dir)?.sync_all()
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res.io(|| format!("writing {}", path.display()))
+}
+
+/// Moves a finished file into its final place, failing if the two are on different
+/// filesystems (callers create temps beside their destination).
+pub fn persist(tmp: &Path, dest: &Path) -> Result<()> {
+    std::fs::rename(tmp, dest).io(|| format!("moving {} to {}", tmp.display(), dest.display()))
+}

@@ -1,0 +1,491 @@
+//! OCI image documents — descriptor, manifest, index, config — and the in-memory value a
+//! build returns. Serialization is deterministic: struct fields in a fixed order, maps
+//! are `BTreeMap`s, no insignificant whitespace, so the same inputs give the same bytes.
+
+mod time;
+
+pub use time::rfc3339;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// OCI image manifest.
+pub const MT_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI image index.
+pub const MT_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// OCI image config.
+pub const MT_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// Uncompressed OCI layer.
+pub const MT_OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+/// gzip OCI layer.
+pub const MT_OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// zstd OCI layer.
+pub const MT_OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+/// Docker v2 schema 2 manifest.
+pub const MT_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker manifest list.
+pub const MT_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Docker image config.
+pub const MT_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+/// Docker gzip layer.
+pub const MT_DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+/// Docker uncompressed layer.
+pub const MT_DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
+/// The annotation that names an entry of an OCI layout's index.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// True for manifest media types (OCI or Docker).
+pub fn is_manifest(mt: &str) -> bool {
+    mt == MT_OCI_MANIFEST || mt == MT_DOCKER_MANIFEST
+}
+
+/// True for index media types (OCI index or Docker manifest list).
+pub fn is_index(mt: &str) -> bool {
+    mt == MT_OCI_INDEX || mt == MT_DOCKER_LIST
+}
+
+/// How a layer's bytes are compressed, from its media type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerCompression {
+    /// Plain tar.
+    None,
+    /// gzip.
+    Gzip,
+    /// zstd.
+    Zstd,
+}
+
+/// The compression a layer media type announces, or `None` for a non-layer type.
+pub fn layer_compression(mt: &str) -> Option<LayerCompression> {
+    match mt {
+        MT_OCI_LAYER
+        | MT_DOCKER_LAYER
+        | "application/vnd.oci.image.layer.nondistributable.v1.tar" => Some(LayerCompression::None),
+        MT_OCI_LAYER_GZIP
+        | MT_DOCKER_LAYER_GZIP
+        | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip" => {
+            Some(LayerCompression::Gzip)
+        }
+        MT_OCI_LAYER_ZSTD | "application/vnd.docker.image.rootfs.diff.tar.zstd" => {
+            Some(LayerCompression::Zstd)
+        }
+        _ => None,
+    }
+}
+
+/// A content descriptor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    /// What the bytes are.
+    pub media_type: String,
+    /// Their digest.
+    pub digest: Digest,
+    /// Their length.
+    pub size: u64,
+    /// For index entries: the platform of the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    /// Annotations (the ref name in a layout's index).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Foreign-layer URLs (never fetched by nobase).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
+}
+
+impl Descriptor {
+    /// A descriptor with no platform or annotations.
+    pub fn new(media_type: &str, digest: Digest, size: u64) -> Descriptor {
+        Descriptor {
+            media_type: media_type.to_string(),
+            digest,
+            size,
+            platform: None,
+            annotations: BTreeMap::new(),
+            urls: Vec::new(),
+        }
+    }
+
+    /// The `org.opencontainers.image.ref.name` annotation.
+    pub fn ref_name(&self) -> Option<&str> {
+        self.annotations.get(REF_NAME).map(String::as_str)
+    }
+}
+
+/// An OCI platform.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Platform {
+    /// `amd64`, `arm64`…
+    pub architecture: String,
+    /// `linux`.
+    pub os: String,
+    /// `v7`, `v8`…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// Parses `os/arch[/variant]` (or `arch`, meaning linux).
+    pub fn parse(s: &str) -> Result<Platform> {
+        let parts: Vec<&str> = s.split('/').collect();
+        let (os, arch, variant) = match parts.as_slice() {
+            [arch] => ("linux", *arch, None),
+            [os, arch] => (*os, *arch, None),
+            [os, arch, v] => (*os, *arch, Some(v.to_string())),
+            _ => {
+                return Err(Error::Usage(format!(
+                    "invalid platform {s:?}: use os/arch[/variant], e.g. linux/arm64"
+                )))
+            }
+        };
+        if os.is_empty() || arch.is_empty() {
+            return Err(Error::Usage(format!(
+                "invalid platform {s:?}: use os/arch[/variant], e.g. linux/arm64"
+            )));
+        }
+        Ok(Platform {
+            architecture: arch.to_string(),
+            os: os.to_string(),
+            variant,
+        })
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// An image manifest.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    /// Always 2.
+    pub schema_version: u32,
+    /// The manifest's media type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// The config blob.
+    pub config: Descriptor,
+    /// The layers, bottom first.
+    pub layers: Vec<Descriptor>,
+    /// Annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// An image index (or Docker manifest list).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Index {
+    /// Always 2.
+    pub schema_version: u32,
+    /// The index's media type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// The manifests it lists.
+    pub manifests: Vec<Descriptor>,
+    /// Annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Index {
+    /// An empty OCI index.
+    pub fn empty() -> Index {
+        Index {
+            schema_version: 2,
+            media_type: Some(MT_OCI_INDEX.to_string()),
+            manifests: Vec::new(),
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
+/// The runtime part of an image config (Docker's `config` object).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerConfig {
+    /// `uid[:gid]` or a user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// `PORT/PROTO` → `{}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exposed_ports: Option<BTreeMap<String, EmptyObject>>,
+    /// `KEY=VALUE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<Vec<String>>,
+    /// The program.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    /// Its default arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<Vec<String>>,
+    /// Volume mount points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<BTreeMap<String, EmptyObject>>,
+    /// The working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// Labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// The stop signal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// Fields nobase does not model, kept as they were.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
+}
+
+/// `{}` in JSON.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmptyObject {}
+
+/// An image config.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ImageConfig {
+    /// RFC 3339 creation time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    /// `amd64`…
+    #[serde(default)]
+    pub architecture: String,
+    /// `linux`.
+    #[serde(default)]
+    pub os: String,
+    /// `v7`…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// The runtime config.
+    #[serde(default)]
+    pub config: ContainerConfig,
+    /// The layers' uncompressed digests.
+    #[serde(default)]
+    pub rootfs: RootFs,
+    /// One entry per layer (and per empty step).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<History>,
+    /// Fields nobase does not model, kept as they were.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
+}
+
+impl ImageConfig {
+    /// The platform this config declares.
+    pub fn platform(&self) -> Platform {
+        Platform {
+            architecture: self.architecture.clone(),
+            os: self.os.clone(),
+            variant: self.variant.clone(),
+        }
+    }
+}
+
+/// `rootfs` of a config.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RootFs {
+    /// Always `layers`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// sha256 of each uncompressed layer tar.
+    pub diff_ids: Vec<Digest>,
+}
+
+impl Default for RootFs {
+    fn default() -> Self {
+        RootFs {
+            kind: "layers".into(),
+            diff_ids: Vec::new(),
+        }
+    }
+}
+
+/// A history entry.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct History {
+    /// When.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    /// The instruction that made the layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    /// A comment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// True when the step made no layer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub empty_layer: bool,
+}
+
+/// Serializes a document to the exact bytes nobase stores and hashes.
+pub fn to_bytes<T: Serialize>(doc: &T) -> Vec<u8> {
+    // Serializing these types cannot fail: no maps with non-string keys, no floats.
+    serde_json::to_vec(doc).expect("image documents always serialize")
+}
+
+/// Largest manifest, index or config nobase reads (registries use 4 MiB; images with
+/// thousands of layers stay far below).
+pub const MAX_DOCUMENT: u64 = 8 << 20;
+
+/// Parses a JSON document, naming it in the error.
+pub fn from_bytes<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Invalid(format!("{what} is not valid: {e}")))
+}
+
+/// One platform's image, as a build produces it or a reader finds it.
+#[derive(Clone, Debug)]
+pub struct PlatformImage {
+    /// The manifest's descriptor (with platform).
+    pub descriptor: Descriptor,
+    /// The manifest.
+    pub manifest: Manifest,
+    /// The config.
+    pub config: ImageConfig,
+}
+
+/// An image: its top descriptor (a manifest, or an index of several), and each
+/// platform's manifest and config. Raw bytes live in a blob store; these are for reading.
+#[derive(Clone, Debug)]
+pub struct Image {
+    /// The manifest or index that names the image.
+    pub top: Descriptor,
+    /// The index, when `top` is one.
+    pub index: Option<Index>,
+    /// One entry per platform.
+    pub manifests: Vec<PlatformImage>,
+}
+
+impl Image {
+    /// Every blob the image references, in the order a sink must write them: layers and
+    /// config before their manifest, manifests before the index. No duplicates.
+    pub fn blobs(&self) -> Vec<Descriptor> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        for m in &self.manifests {
+            for d in m.manifest.layers.iter().chain([&m.manifest.config]) {
+                if seen.insert(d.digest.clone()) {
+                    out.push(d.clone());
+                }
+            }
+            if seen.insert(m.descriptor.digest.clone()) {
+                out.push(m.descriptor.clone());
+            }
+        }
+        if self.index.is_some() && seen.insert(self.top.digest.clone()) {
+            out.push(self.top.clone());
+        }
+        out
+    }
+
+    /// Total bytes of all blobs.
+    pub fn size(&self) -> u64 {
+        self.blobs().iter().map(|d| d.size).sum()
+    }
+
+    /// The single platform image, or the one matching `platform`.
+    pub fn select(&self, platform: Option<&Platform>) -> Result<&PlatformImage> {
+        match platform {
+            None if self.manifests.len() == 1 => Ok(&self.manifests[0]),
+            None => {
+                let host = host_platform();
+                self.manifests
+                    .iter()
+                    .find(|m| platform_matches(&m.config.platform(), &host))
+                    .ok_or_else(|| {
+                        Error::Usage(format!(
+                            "the image has no {host} variant (it has {}); choose one with --platform",
+                            self.platforms()
+                        ))
+                    })
+            }
+            Some(p) => self
+                .manifests
+                .iter()
+                .find(|m| platform_matches(&m.config.platform(), p))
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "the image has no {p} variant (it has {})",
+                        self.platforms()
+                    ))
+                }),
+        }
+    }
+
+    fn platforms(&self) -> String {
+        self.manifests
+            .iter()
+            .map(|m| m.config.platform().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// True when `have` satisfies `want` (a missing variant in `want` matches any).
+pub fn platform_matches(have: &Platform, want: &Platform) -> bool {
+    have.os == want.os
+        && have.architecture == want.architecture
+        && (want.variant.is_none() || have.variant == want.variant)
+}
+
+/// The platform of the machine nobase runs on.
+pub fn host_platform() -> Platform {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "arm" => "arm",
+        "powerpc64" => "ppc64le",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        other => other,
+    };
+    Platform {
+        architecture: arch.to_string(),
+        os: "linux".to_string(),
+        variant: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_serialization_is_deterministic_and_keeps_unknown_fields() {
+        let raw = br#"{"architecture":"amd64","os":"linux","config":{"Env":null,"Labels":{"b":"2","a":"1"},"Weird":1},"rootfs":{"type":"layers","diff_ids":[]},"extra":true}"#;
+        let c: ImageConfig = from_bytes(raw, "config").unwrap();
+        let out = String::from_utf8(to_bytes(&c)).unwrap();
+        assert_eq!(
+            out,
+            r#"{"architecture":"amd64","os":"linux","config":{"Labels":{"a":"1","b":"2"},"Weird":1},"rootfs":{"type":"layers","diff_ids":[]},"extra":true}"#
+        );
+        assert_eq!(
+            to_bytes(&c),
+            to_bytes(&from_bytes::<ImageConfig>(out.as_bytes(), "c").unwrap())
+        );
+    }
+
+    #[test]
+    fn platforms_parse() {
+        assert_eq!(
+            Platform::parse("linux/arm64").unwrap().to_string(),
+            "linux/arm64"
+        );
+        assert_eq!(
+            Platform::parse("linux/arm/v7").unwrap().variant.as_deref(),
+            Some("v7")
+        );
+        assert_eq!(Platform::parse("amd64").unwrap().os, "linux");
+        assert!(Platform::parse("a/b/c/d").is_err());
+        assert!(Platform::parse("/").is_err());
+    }
+}

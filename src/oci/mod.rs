@@ -1,0 +1,489 @@
+//! OCI image layouts (`oci:DIR`): content-addressed blobs written once through a temp
+//! file, `index.json` replaced atomically under a lock, blobs read back verified.
+//! The local store is a layout too (see `store`).
+
+use crate::digest::{Digest, HashReader, HashWriter};
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{self, Lock};
+use crate::image::{self, Descriptor, Image, Index, PlatformImage};
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+const LAYOUT_FILE: &str = "oci-layout";
+const LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// Anything blobs can be read from: a layout, an archive, a registry.
+pub trait Blobs: Sync {
+    /// Opens a blob; the reader fails with a digest mismatch at the end if the bytes are
+    /// not what `desc` names.
+    fn open(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>>;
+
+    /// The blob as a plain local file that nobase itself wrote and verified, if it is one
+    /// (lets sinks copy with `copy_file_range` instead of re-reading and re-hashing).
+    fn trusted_path(&self, _desc: &Descriptor) -> Option<PathBuf> {
+        None
+    }
+
+    /// Reads a small document blob (manifest, index, config) whole, verified.
+    fn read_document(&self, desc: &Descriptor) -> Result<Vec<u8>> {
+        if desc.size > image::MAX_DOCUMENT {
+            return Err(Error::Invalid(format!(
+                "{} is {} bytes, more than the {}-byte limit for a manifest or config",
+                desc.digest,
+                desc.size,
+                image::MAX_DOCUMENT
+            )));
+        }
+        let mut buf = Vec::with_capacity(desc.size as usize);
+        self.open(desc)?
+            .read_to_end(&mut buf)
+            .map_err(|e| io_to_error(e, || format!("reading blob {}", desc.digest)))?;
+        Ok(buf)
+    }
+}
+
+/// Turns an `io::Error` carrying one of our errors (from a verifying reader) back into
+/// it; otherwise wraps it with the action.
+pub fn io_to_error(e: io::Error, action: impl FnOnce() -> String) -> Error {
+    if e.get_ref().is_some_and(|i| i.is::<Error>()) {
+        if let Ok(inner) = e.into_inner().expect("checked").downcast::<Error>() {
+            return *inner;
+        }
+        unreachable!("checked above")
+    }
+    Error::Io {
+        action: action(),
+        source: e,
+    }
+}
+
+/// A reader that hashes what passes and, at the end, fails unless the digest and size
+/// match the descriptor. It also refuses to read past the declared size.
+pub struct VerifyReader<R> {
+    inner: Option<HashReader<io::Take<R>>>,
+    expected: Digest,
+    size: u64,
+}
+
+impl<R: Read> VerifyReader<R> {
+    /// Verifies `inner` against `expected` and `size`.
+    pub fn new(inner: R, expected: Digest, size: u64) -> Self {
+        VerifyReader {
+            // One extra byte lets us notice a blob longer than declared.
+            inner: Some(HashReader::new(inner.take(size.saturating_add(1)))),
+            expected,
+            size,
+        }
+    }
+}
+
+impl<R: Read> Read for VerifyReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Ok(0);
+        };
+        let n = inner.read(buf)?;
+        if inner.count() > self.size {
+            return Err(io::Error::other(Error::Invalid(format!(
+                "blob {} is longer than its declared {} bytes",
+                self.expected, self.size
+            ))));
+        }
+        if n > 0 || buf.is_empty() {
+            return Ok(n);
+        }
+        // End of stream: check what we read.
+        let (found, count) = self.inner.take().expect("present").finish();
+        if count != self.size {
+            return Err(io::Error::other(Error::Invalid(format!(
+                "blob {} is {count} bytes, its descriptor says {}",
+                self.expected, self.size
+            ))));
+        }
+        if found != self.expected {
+            return Err(io::Error::other(Error::DigestMismatch {
+                what: format!("blob {}", self.expected),
+                expected: self.expected.clone(),
+                found,
+            }));
+        }
+        Ok(0)
+    }
+}
+
+/// An OCI image layout directory.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    /// Opens an existing layout.
+    pub fn open(root: &Path) -> Result<Layout> {
+        let meta = std::fs::metadata(root.join(LAYOUT_FILE)).io(|| {
+            format!(
+                "{} is not an OCI image layout (no readable {LAYOUT_FILE} file)",
+                root.display()
+            )
+        })?;
+        if !meta.is_file() {
+            return Err(Error::Invalid(format!(
+                "{}/{LAYOUT_FILE} is not a file",
+                root.display()
+            )));
+        }
+        Ok(Layout {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Opens a layout, creating an empty one (directories, `oci-layout`, `index.json`)
+    /// if `root` does not hold one yet.
+    pub fn create(root: &Path) -> Result<Layout> {
+        let blobs = root.join("blobs").join("sha256");
+        std::fs::create_dir_all(&blobs).io(|| format!("creating {}", blobs.display()))?;
+        let layout = Layout {
+            root: root.to_path_buf(),
+        };
+        if !root.join(LAYOUT_FILE).exists() {
+            fsutil::atomic_write(&root.join(LAYOUT_FILE), LAYOUT_CONTENT)?;
+        }
+        if !root.join("index.json").exists() {
+            layout.update_index(|_| Ok(()))?;
+        }
+        fsutil::clean_stale_temps(root);
+        Ok(layout)
+    }
+
+    /// The layout's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where a blob lives.
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.root.join("blobs").join("sha256").join(d.hex())
+    }
+
+    /// True when the blob is present as a regular file of the right size.
+    pub fn has_blob(&self, desc: &Descriptor) -> bool {
+        std::fs::symlink_metadata(self.blob_path(&desc.digest))
+            .map(|m| m.is_file() && m.len() == desc.size)
+            .unwrap_or(false)
+    }
+
+    /// Starts writing a blob whose digest is not yet known.
+    pub fn blob_writer(&self) -> Result<BlobWriter> {
+        let (file, tmp) = fsutil::create_temp(&self.root)?;
+        Ok(BlobWriter {
+            inner: Some(HashWriter::new(BufWriter::with_capacity(1 << 20, file))),
+            tmp,
+            layout: self.clone(),
+        })
+    }
+
+    /// Stores `bytes` as a blob and returns its descriptor.
+    pub fn put_bytes(&self, media_type: &str, bytes: &[u8]) -> Result<Descriptor> {
+        let d = Descriptor::new(media_type, Digest::of(bytes), bytes.len() as u64);
+        if !self.has_blob(&d) {
+            let mut w = self.blob_writer()?;
+            w.write_all(bytes)
+                .io(|| format!("writing a blob in {}", self.root.display()))?;
+            w.commit()?;
+        }
+        Ok(d)
+    }
+
+    /// Copies a blob from another source unless it is already here. A blob from a
+    /// trusted local file is copied with `copy_file_range` (reflinks where the
+    /// filesystem has them); anything else is verified as it streams in.
+    pub fn copy_blob(&self, desc: &Descriptor, from: &dyn Blobs) -> Result<()> {
+        if self.has_blob(desc) {
+            return Ok(());
+        }
+        if let Some(src) = from.trusted_path(desc) {
+            let (_f, tmp) = fsutil::create_temp(&self.root)?;
+            let res = std::fs::copy(&src, &tmp)
+                .io(|| format!("copying {} into {}", src.display(), self.root.display()))
+                .and_then(|_| fsutil::persist(&tmp, &self.blob_path(&desc.digest)));
+            if res.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            return res;
+        }
+        let mut r = from.open(desc)?;
+        let mut w = self.blob_writer()?;
+        io::copy(&mut r, &mut w)
+            .map_err(|e| io_to_error(e, || format!("copying blob {}", desc.digest)))?;
+        let (d, _) = w.commit()?;
+        if d != desc.digest {
+            return Err(Error::DigestMismatch {
+                what: format!("blob {}", desc.digest),
+                expected: desc.digest.clone(),
+                found: d,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads `index.json`.
+    pub fn read_index(&self) -> Result<Index> {
+        let p = self.root.join("index.json");
+        let f = fsutil::open_regular_nofollow(&p).io(|| format!("reading {}", p.display()))?;
+        let mut buf = Vec::new();
+        f.take(image::MAX_DOCUMENT + 1)
+            .read_to_end(&mut buf)
+            .io(|| format!("reading {}", p.display()))?;
+        if buf.len() as u64 > image::MAX_DOCUMENT {
+            return Err(Error::Invalid(format!("{} is too large", p.display())));
+        }
+        image::from_bytes(&buf, &p.display().to_string())
+    }
+
+    /// Changes `index.json` under an exclusive lock on the layout directory, writing the
+    /// result atomically. Concurrent updaters (other processes) are serialized, so none
+    /// loses another's entry.
+    pub fn update_index<T>(&self, change: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
+        let dir = fsutil::open_dir(&self.root).io(|| format!("opening {}", self.root.display()))?;
+        fsutil::flock(&dir, Lock::Exclusive, true)
+            .io(|| format!("locking {}", self.root.display()))?;
+        let mut index = if self.root.join("index.json").exists() {
+            self.read_index()?
+        } else {
+            Index::empty()
+        };
+        let out = change(&mut index)?;
+        fsutil::atomic_write(&self.root.join("index.json"), &image::to_bytes(&index))?;
+        Ok(out)
+    }
+
+    /// Writes every blob of `image` (from `from`) and records its top descriptor in the
+    /// index under `ref_name` (replacing an entry of the same name), or unnamed.
+    pub fn publish(&self, image: &Image, from: &dyn Blobs, ref_name: Option<&str>) -> Result<()> {
+        for d in image.blobs() {
+            self.copy_blob(&d, from)?;
+        }
+        let mut top = image.top.clone();
+        top.annotations.remove(image::REF_NAME);
+        if let Some(r) = ref_name {
+            top.annotations
+                .insert(image::REF_NAME.to_string(), r.to_string());
+        }
+        self.update_index(|index| {
+            index.manifests.retain(|m| m.ref_name() != ref_name);
+            index.manifests.push(top);
+            index.manifests.sort_by(|a, b| {
+                a.ref_name()
+                    .cmp(&b.ref_name())
+                    .then(a.digest.cmp(&b.digest))
+            });
+            Ok(())
+        })
+    }
+
+    /// Finds the index entry named `ref_name`, or the only entry when `None`.
+    pub fn resolve(&self, ref_name: Option<&str>) -> Result<Descriptor> {
+        let index = self.read_index()?;
+        match ref_name {
+            Some(r) => index
+                .manifests
+                .into_iter()
+                .find(|m| m.ref_name() == Some(r))
+                .ok_or_else(|| {
+                    Error::Invalid(format!("{} has no image named {r:?}", self.root.display()))
+                }),
+            None => {
+                if index.manifests.len() == 1 {
+                    Ok(index.manifests.into_iter().next().expect("one entry"))
+                } else {
+                    Err(Error::Usage(format!(
+                        "{} holds {} images; name one as oci:{}:REF",
+                        self.root.display(),
+                        index.manifests.len(),
+                        self.root.display()
+                    )))
+                }
+            }
+        }
+    }
+}
+
+impl Blobs for Layout {
+    fn open(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
+        let p = self.blob_path(&desc.digest);
+        let f = fsutil::open_regular_nofollow(&p)
+            .io(|| format!("opening blob {} in {}", desc.digest, self.root.display()))?;
+        Ok(Box::new(VerifyReader::new(
+            io::BufReader::with_capacity(1 << 20, f),
+            desc.digest.clone(),
+            desc.size,
+        )))
+    }
+}
+
+/// A layout whose blobs nobase itself wrote and verified (the store, during a build):
+/// sinks may copy its files without re-reading them through a hash.
+pub struct Trusted<'a>(pub &'a Layout);
+
+impl Blobs for Trusted<'_> {
+    fn open(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
+        self.0.open(desc)
+    }
+    fn trusted_path(&self, desc: &Descriptor) -> Option<PathBuf> {
+        self.0
+            .has_blob(desc)
+            .then(|| self.0.blob_path(&desc.digest))
+    }
+}
+
+/// Reads the image that `top` names from `blobs`: its manifest, or its index and each
+/// listed manifest, with their configs.
+pub fn read_image(top: &Descriptor, blobs: &dyn Blobs) -> Result<Image> {
+    if image::is_index(&top.media_type) {
+        let raw = blobs.read_document(top)?;
+        let index: Index = image::from_bytes(&raw, &format!("index {}", top.digest))?;
+        let mut manifests = Vec::new();
+        for d in &index.manifests {
+            if image::is_manifest(&d.media_type) {
+                manifests.push(read_manifest(d, blobs)?);
+            }
+        }
+        if manifests.is_empty() {
+            return Err(Error::Invalid(format!(
+                "index {} lists no image manifests",
+                top.digest
+            )));
+        }
+        Ok(Image {
+            top: top.clone(),
+            index: Some(index),
+            manifests,
+        })
+    } else if image::is_manifest(&top.media_type) {
+        Ok(Image {
+            top: top.clone(),
+            index: None,
+            manifests: vec![read_manifest(top, blobs)?],
+        })
+    } else {
+        Err(Error::Invalid(format!(
+            "{} has media type {:?}, which is neither an image manifest nor an index",
+            top.digest, top.media_type
+        )))
+    }
+}
+
+fn read_manifest(d: &Descriptor, blobs: &dyn Blobs) -> Result<PlatformImage> {
+    let raw = blobs.read_document(d)?;
+    let manifest: image::Manifest = image::from_bytes(&raw, &format!("manifest {}", d.digest))?;
+    if let Some(mt) = &manifest.media_type {
+        if mt != &d.media_type {
+            return Err(Error::Invalid(format!(
+                "manifest {} says it is {mt:?} but was referenced as {:?}",
+                d.digest, d.media_type
+            )));
+        }
+    }
+    let raw = blobs.read_document(&manifest.config)?;
+    let config: image::ImageConfig =
+        image::from_bytes(&raw, &format!("config {}", manifest.config.digest))?;
+    if config.rootfs.diff_ids.len() != manifest.layers.len() {
+        return Err(Error::Invalid(format!(
+            "image {}: its config lists {} layers but its manifest {}",
+            d.digest,
+            config.rootfs.diff_ids.len(),
+            manifest.layers.len()
+        )));
+    }
+    Ok(PlatformImage {
+        descriptor: d.clone(),
+        manifest,
+        config,
+    })
+}
+
+/// A blob being written: hashed and counted as it goes, renamed to its digest on
+/// [`BlobWriter::commit`], removed if dropped uncommitted.
+pub struct BlobWriter {
+    inner: Option<HashWriter<BufWriter<File>>>,
+    tmp: PathBuf,
+    layout: Layout,
+}
+
+impl BlobWriter {
+    /// Flushes, syncs and moves the blob into place; returns its digest and size.
+    pub fn commit(mut self) -> Result<(Digest, u64)> {
+        let w = self.inner.take().expect("commit runs once");
+        let (buf, digest, size) = w.finish();
+        let file = buf
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .io(|| format!("writing {}", self.tmp.display()))?;
+        file.sync_all()
+            .io(|| format!("syncing {}", self.tmp.display()))?;
+        drop(file);
+        let dest = self.layout.blob_path(&digest);
+        if std::fs::symlink_metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == size) {
+            let _ = std::fs::remove_file(&self.tmp);
+        } else {
+            fsutil::persist(&self.tmp, &dest)?;
+        }
+        Ok((digest, size))
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.as_mut().expect("not committed").write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.as_mut().expect("not committed").flush()
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if self.inner.is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_reader_catches_wrong_bytes_and_lengths() {
+        let d = Digest::of(b"hello");
+        let read = |data: &[u8], size| {
+            let mut v = Vec::new();
+            VerifyReader::new(data, d.clone(), size).read_to_end(&mut v)
+        };
+        assert!(read(b"hello", 5).is_ok());
+        assert!(read(b"hellp", 5).is_err());
+        assert!(read(b"hello!", 5).is_err());
+        assert!(read(b"hell", 5).is_err());
+    }
+
+    #[test]
+    fn layout_round_trip_and_symlinked_blob_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::create(dir.path()).unwrap();
+        let d = l.put_bytes("x", b"content").unwrap();
+        assert_eq!(l.read_document(&d).unwrap(), b"content");
+        // Replace the blob with a symlink to a host file: it must not be read.
+        let p = l.blob_path(&d.digest);
+        std::fs::remove_file(&p).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", &p).unwrap();
+        assert!(l.read_document(&d).is_err());
+        // No temp files left.
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+}

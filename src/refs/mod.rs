@@ -1,0 +1,318 @@
+//! Image references, parsed once into a typed value (DESIGN.md's grammar):
+//! `NAME[:TAG]` (local store), `oci:DIR[:REF]`, `oci-archive:FILE[:REF]`,
+//! `docker-archive:FILE[:NAME:TAG]`, `docker://HOST/REPO[:TAG|@DIGEST]`.
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use std::fmt;
+use std::path::PathBuf;
+
+/// A name and tag in the local store (or a docker-archive's RepoTags).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NameTag {
+    /// `hello`, `team/hello`, `registry.example.com/team/hello`.
+    pub name: String,
+    /// `latest` when not given.
+    pub tag: String,
+}
+
+impl NameTag {
+    /// Parses `NAME[:TAG]`, validating both as Docker does (lowercase name components
+    /// separated by `/`, tag of at most 128 characters).
+    pub fn parse(s: &str) -> Result<NameTag> {
+        let (name, tag) = match s.rfind(':') {
+            Some(i) if !s[i..].contains('/') => (&s[..i], &s[i + 1..]),
+            _ => (s, "latest"),
+        };
+        validate_name(name).map_err(|why| {
+            Error::Usage(format!(
+                "invalid image name {s:?}: {why} (names are lowercase letters, digits and . _ - separated by /, like team/hello:1)"
+            ))
+        })?;
+        validate_tag(tag).map_err(|why| Error::Usage(format!("invalid tag in {s:?}: {why}")))?;
+        Ok(NameTag {
+            name: name.to_string(),
+            tag: tag.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for NameTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.name, self.tag)
+    }
+}
+
+fn validate_name(name: &str) -> std::result::Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("the name is empty");
+    }
+    if name.len() > 255 {
+        return Err("the name is longer than 255 characters");
+    }
+    for (i, comp) in name.split('/').enumerate() {
+        if comp.is_empty() {
+            return Err("a path component is empty");
+        }
+        // The first component may be a registry host with a port.
+        let host_ok = i == 0
+            && name.contains('/')
+            && (comp.contains('.') || comp.contains(':') || comp == "localhost");
+        let ok = if host_ok {
+            comp.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'))
+        } else {
+            comp.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            }) && comp.as_bytes()[0].is_ascii_alphanumeric()
+                && comp.as_bytes()[comp.len() - 1].is_ascii_alphanumeric()
+        };
+        if !ok {
+            return Err("it has characters that image names cannot have");
+        }
+    }
+    Ok(())
+}
+
+fn validate_tag(tag: &str) -> std::result::Result<(), &'static str> {
+    if tag.is_empty() || tag.len() > 128 {
+        return Err("a tag has 1 to 128 characters");
+    }
+    let b = tag.as_bytes();
+    if !(b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        || !b
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+    {
+        return Err("a tag is letters, digits, _ . - and does not start with . or -");
+    }
+    Ok(())
+}
+
+/// A registry reference: `docker://HOST/REPO[:TAG|@DIGEST]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryRef {
+    /// `registry.example.com`, `127.0.0.1:5000`.
+    pub host: String,
+    /// `team/hello`.
+    pub repository: String,
+    /// The tag, when no digest is given (`latest` by default).
+    pub tag: Option<String>,
+    /// A digest pin.
+    pub digest: Option<Digest>,
+}
+
+impl RegistryRef {
+    /// The tag or digest, as it appears in a manifest URL.
+    pub fn reference(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => "latest".into(),
+        }
+    }
+}
+
+impl fmt::Display for RegistryRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.host, self.repository)?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Any image reference nobase reads or writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageRef {
+    /// The local store.
+    Store(NameTag),
+    /// An OCI layout directory and optional ref name.
+    Oci {
+        /// The directory.
+        dir: PathBuf,
+        /// `org.opencontainers.image.ref.name`.
+        reference: Option<String>,
+    },
+    /// A tar of an OCI layout.
+    OciArchive {
+        /// The tar file.
+        file: PathBuf,
+        /// `org.opencontainers.image.ref.name`.
+        reference: Option<String>,
+    },
+    /// A `docker save` tarball.
+    DockerArchive {
+        /// The tar file.
+        file: PathBuf,
+        /// The RepoTag.
+        name: Option<NameTag>,
+    },
+    /// A registry.
+    Registry(RegistryRef),
+}
+
+impl ImageRef {
+    /// Parses a reference in any of the forms above.
+    pub fn parse(s: &str) -> Result<ImageRef> {
+        let split = |rest: &str| -> (PathBuf, Option<String>) {
+            match rest.split_once(':') {
+                Some((p, r)) if !r.is_empty() => (PathBuf::from(p), Some(r.to_string())),
+                Some((p, _)) => (PathBuf::from(p), None),
+                None => (PathBuf::from(rest), None),
+            }
+        };
+        let need_path = |p: &PathBuf, kind: &str| {
+            if p.as_os_str().is_empty() {
+                Err(Error::Usage(format!(
+                    "{s:?}: {kind} needs a path, e.g. {kind}:./out"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        if let Some(rest) = s.strip_prefix("oci:") {
+            let (dir, reference) = split(rest);
+            need_path(&dir, "oci")?;
+            Ok(ImageRef::Oci { dir, reference })
+        } else if let Some(rest) = s.strip_prefix("oci-archive:") {
+            let (file, reference) = split(rest);
+            need_path(&file, "oci-archive")?;
+            Ok(ImageRef::OciArchive { file, reference })
+        } else if let Some(rest) = s.strip_prefix("docker-archive:") {
+            let (file, name) = split(rest);
+            need_path(&file, "docker-archive")?;
+            let name = name.map(|n| NameTag::parse(&n)).transpose()?;
+            Ok(ImageRef::DockerArchive { file, name })
+        } else if let Some(rest) = s.strip_prefix("docker://") {
+            parse_registry(rest).map(ImageRef::Registry)
+        } else if s.contains("://") {
+            Err(Error::Usage(format!(
+                "{s:?}: unknown transport; use NAME[:TAG], oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG]"
+            )))
+        } else {
+            NameTag::parse(s).map(ImageRef::Store)
+        }
+    }
+}
+
+fn parse_registry(rest: &str) -> Result<RegistryRef> {
+    let bad = |why: &str| {
+        Error::Usage(format!(
+            "invalid registry reference docker://{rest}: {why} (expected docker://HOST/REPO[:TAG|@sha256:…])"
+        ))
+    };
+    let (host, path) = rest.split_once('/').ok_or_else(|| bad("no repository"))?;
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+    {
+        return Err(bad("invalid host"));
+    }
+    let (path, digest) = match path.split_once('@') {
+        Some((p, d)) => (p, Some(Digest::parse(d).map_err(|e| bad(&e.to_string()))?)),
+        None => (path, None),
+    };
+    let (repo, tag) = match path.rfind(':') {
+        Some(i) if !path[i..].contains('/') => (&path[..i], Some(path[i + 1..].to_string())),
+        _ => (path, None),
+    };
+    validate_name(repo).map_err(bad)?;
+    if repo.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(bad("repository names are lowercase"));
+    }
+    if let Some(t) = &tag {
+        validate_tag(t).map_err(bad)?;
+    }
+    let tag = if tag.is_none() && digest.is_none() {
+        Some("latest".to_string())
+    } else {
+        tag
+    };
+    Ok(RegistryRef {
+        host: host.to_string(),
+        repository: repo.to_string(),
+        tag,
+        digest,
+    })
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let opt = |r: &Option<String>| r.as_ref().map(|r| format!(":{r}")).unwrap_or_default();
+        match self {
+            ImageRef::Store(n) => write!(f, "{n}"),
+            ImageRef::Oci { dir, reference } => {
+                write!(f, "oci:{}{}", dir.display(), opt(reference))
+            }
+            ImageRef::OciArchive { file, reference } => {
+                write!(f, "oci-archive:{}{}", file.display(), opt(reference))
+            }
+            ImageRef::DockerArchive { file, name } => write!(
+                f,
+                "docker-archive:{}{}",
+                file.display(),
+                name.as_ref().map(|n| format!(":{n}")).unwrap_or_default()
+            ),
+            ImageRef::Registry(r) => write!(f, "docker://{r}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_parse() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("hello", Some("hello:latest")),
+            ("hello:1", Some("hello:1")),
+            ("team/hello:1.2-rc_3", Some("team/hello:1.2-rc_3")),
+            ("localhost:5000/hello:1", Some("localhost:5000/hello:1")),
+            ("oci:/tmp/out", Some("oci:/tmp/out")),
+            ("oci:/tmp/out:hello:1", Some("oci:/tmp/out:hello:1")),
+            ("oci-archive:x.tar:v1", Some("oci-archive:x.tar:v1")),
+            (
+                "docker-archive:x.tar:hello:1",
+                Some("docker-archive:x.tar:hello:1"),
+            ),
+            (
+                "docker://127.0.0.1:5000/team/hello",
+                Some("docker://127.0.0.1:5000/team/hello:latest"),
+            ),
+            (
+                "docker://r.example/hello:2",
+                Some("docker://r.example/hello:2"),
+            ),
+            ("Hello", None),
+            ("hello:", None),
+            ("hello:-x", None),
+            ("/abs", None),
+            ("a//b", None),
+            ("oci:", None),
+            ("docker://host", None),
+            ("docker://host/Repo", None),
+            ("docker://host/r@sha256:../../x", None),
+            ("ftp://x/y", None),
+        ];
+        for (input, want) in cases {
+            let got = ImageRef::parse(input).ok().map(|r| r.to_string());
+            assert_eq!(got.as_deref(), *want, "{input}");
+        }
+    }
+
+    #[test]
+    fn digest_pins_parse() {
+        let d = format!("sha256:{}", "0".repeat(64));
+        let r = ImageRef::parse(&format!("docker://h:5000/a/b@{d}")).unwrap();
+        let ImageRef::Registry(r) = r else { panic!() };
+        assert_eq!(r.reference(), d);
+        assert_eq!(r.tag, None);
+    }
+}

@@ -1,0 +1,110 @@
+//! Where a built (or read) image goes. Every output is a [`Sink`]; a build never
+//! branches on its destination, and one function maps references to sinks.
+
+use crate::archive;
+use crate::error::{Error, Result};
+use crate::image::Image;
+use crate::oci::{Blobs, Layout};
+use crate::refs::{ImageRef, NameTag};
+use crate::store::Store;
+use std::path::PathBuf;
+
+/// A destination for an image.
+pub trait Sink {
+    /// The reference it writes, for messages (`oci:out:hello`).
+    fn describe(&self) -> String;
+    /// Writes the image, reading its blobs from `blobs`.
+    fn publish(&self, image: &Image, blobs: &dyn Blobs) -> Result<()>;
+}
+
+struct StoreSink {
+    store: Store,
+    name: NameTag,
+}
+
+impl Sink for StoreSink {
+    fn describe(&self) -> String {
+        self.name.to_string()
+    }
+    fn publish(&self, image: &Image, blobs: &dyn Blobs) -> Result<()> {
+        self.store
+            .layout()
+            .publish(image, blobs, Some(&self.name.to_string()))
+    }
+}
+
+struct LayoutSink {
+    dir: PathBuf,
+    reference: Option<String>,
+    shown: String,
+}
+
+impl Sink for LayoutSink {
+    fn describe(&self) -> String {
+        self.shown.clone()
+    }
+    fn publish(&self, image: &Image, blobs: &dyn Blobs) -> Result<()> {
+        Layout::create(&self.dir)?.publish(image, blobs, self.reference.as_deref())
+    }
+}
+
+struct OciArchiveSink {
+    file: PathBuf,
+    reference: Option<String>,
+    shown: String,
+}
+
+impl Sink for OciArchiveSink {
+    fn describe(&self) -> String {
+        self.shown.clone()
+    }
+    fn publish(&self, image: &Image, blobs: &dyn Blobs) -> Result<()> {
+        archive::write_oci(&self.file, image, blobs, self.reference.as_deref())
+    }
+}
+
+struct DockerArchiveSink {
+    file: PathBuf,
+    name: Option<NameTag>,
+    shown: String,
+}
+
+impl Sink for DockerArchiveSink {
+    fn describe(&self) -> String {
+        self.shown.clone()
+    }
+    fn publish(&self, image: &Image, blobs: &dyn Blobs) -> Result<()> {
+        archive::write_docker(&self.file, image, blobs, self.name.as_ref())
+    }
+}
+
+/// The sink for a reference. `store` is opened only for store references.
+pub fn for_ref(r: &ImageRef, store: impl FnOnce() -> Result<Store>) -> Result<Box<dyn Sink>> {
+    let shown = r.to_string();
+    Ok(match r {
+        ImageRef::Store(name) => Box::new(StoreSink {
+            store: store()?,
+            name: name.clone(),
+        }),
+        ImageRef::Oci { dir, reference } => Box::new(LayoutSink {
+            dir: dir.clone(),
+            reference: reference.clone(),
+            shown,
+        }),
+        ImageRef::OciArchive { file, reference } => Box::new(OciArchiveSink {
+            file: file.clone(),
+            reference: reference.clone(),
+            shown,
+        }),
+        ImageRef::DockerArchive { file, name } => Box::new(DockerArchiveSink {
+            file: file.clone(),
+            name: name.clone(),
+            shown,
+        }),
+        ImageRef::Registry(_) => {
+            return Err(Error::Usage(format!(
+                "{shown}: writing to registries is not available in this version of nobase"
+            )))
+        }
+    })
+}

@@ -1,0 +1,171 @@
+//! The local store: an OCI image layout at `$NOBASE_STORE` (default
+//! `$XDG_DATA_HOME/nobase/store`) whose index entries are named `NAME:TAG`, so skopeo and
+//! umoci read it as `oci:STORE:NAME:TAG`. It is also where builds write their blobs.
+
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{self, Lock};
+use crate::image::{Descriptor, Image};
+use crate::oci::{read_image, Layout};
+use crate::refs::NameTag;
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// The local image store.
+#[derive(Clone, Debug)]
+pub struct Store {
+    layout: Layout,
+}
+
+/// The default store directory: `$NOBASE_STORE`, else `$XDG_DATA_HOME/nobase/store`,
+/// else `~/.local/share/nobase/store`.
+pub fn default_path() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("NOBASE_STORE").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    if let Some(p) = std::env::var_os("XDG_DATA_HOME").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p).join("nobase").join("store"));
+    }
+    match std::env::var_os("HOME").filter(|p| !p.is_empty()) {
+        Some(h) => Ok(PathBuf::from(h).join(".local/share/nobase/store")),
+        None => Err(Error::Usage(
+            "no store directory: set NOBASE_STORE (or HOME) to say where images are kept".into(),
+        )),
+    }
+}
+
+/// What garbage collection did.
+#[derive(Debug, Default)]
+pub struct GcReport {
+    /// Blobs removed.
+    pub removed: usize,
+    /// Bytes freed.
+    pub bytes: u64,
+    /// True when another nobase was writing, so nothing was collected this time.
+    pub deferred: bool,
+}
+
+impl Store {
+    /// Opens the store at `path`, creating it if needed.
+    pub fn open(path: &Path) -> Result<Store> {
+        Ok(Store {
+            layout: Layout::create(path)?,
+        })
+    }
+
+    /// The store as a layout (for writing blobs and for sinks).
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Holds off garbage collection while a build writes blobs that no tag references
+    /// yet: a shared lock on the blob directory, released when the file is dropped.
+    pub fn writer_guard(&self) -> Result<File> {
+        let blobs = self.layout.root().join("blobs");
+        let f = fsutil::open_dir(&blobs).io(|| format!("opening {}", blobs.display()))?;
+        fsutil::flock(&f, Lock::Shared, true).io(|| format!("locking {}", blobs.display()))?;
+        Ok(f)
+    }
+
+    /// The descriptor tagged `name`.
+    pub fn resolve(&self, name: &NameTag) -> Result<Descriptor> {
+        let key = name.to_string();
+        self.layout
+            .read_index()?
+            .manifests
+            .into_iter()
+            .find(|m| m.ref_name() == Some(key.as_str()))
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "no image {key} in the store {}; `nobase images` lists what is there",
+                    self.layout.root().display()
+                ))
+            })
+    }
+
+    /// Reads the image tagged `name`.
+    pub fn read(&self, name: &NameTag) -> Result<Image> {
+        read_image(&self.resolve(name)?, &self.layout)
+    }
+
+    /// Every tag with its descriptor, sorted by name.
+    pub fn list(&self) -> Result<Vec<(NameTag, Descriptor)>> {
+        let mut out: Vec<_> = self
+            .layout
+            .read_index()?
+            .manifests
+            .into_iter()
+            .filter_map(|m| {
+                let n = NameTag::parse(m.ref_name()?).ok()?;
+                Some((n, m))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Removes a tag; returns the descriptor it pointed at.
+    pub fn untag(&self, name: &NameTag) -> Result<Descriptor> {
+        let key = name.to_string();
+        let root = self.layout.root().display().to_string();
+        self.layout.update_index(|index| {
+            let pos = index
+                .manifests
+                .iter()
+                .position(|m| m.ref_name() == Some(key.as_str()))
+                .ok_or_else(|| Error::Invalid(format!("no image {key} in the store {root}")))?;
+            Ok(index.manifests.remove(pos))
+        })
+    }
+
+    /// Deletes blobs that no tag references. Skipped (reported as deferred) while any
+    /// build holds [`Store::writer_guard`], so it never deletes a blob a running build
+    /// has written but not yet tagged.
+    pub fn gc(&self) -> Result<GcReport> {
+        let blobs_dir = self.layout.root().join("blobs");
+        let guard =
+            fsutil::open_dir(&blobs_dir).io(|| format!("opening {}", blobs_dir.display()))?;
+        if !fsutil::flock(&guard, Lock::Exclusive, false)
+            .io(|| format!("locking {}", blobs_dir.display()))?
+        {
+            return Ok(GcReport {
+                deferred: true,
+                ..GcReport::default()
+            });
+        }
+        // The index lock keeps tags from changing while we mark.
+        let root_dir = fsutil::open_dir(self.layout.root())
+            .io(|| format!("opening {}", self.layout.root().display()))?;
+        fsutil::flock(&root_dir, Lock::Exclusive, true)
+            .io(|| format!("locking {}", self.layout.root().display()))?;
+        let mut live: BTreeSet<Digest> = BTreeSet::new();
+        for m in self.layout.read_index()?.manifests {
+            live.insert(m.digest.clone());
+            // An unreadable image keeps its top blob; we cannot know its children, so we
+            // keep everything rather than guess.
+            match read_image(&m, &self.layout) {
+                Ok(img) => live.extend(img.blobs().into_iter().map(|d| d.digest)),
+                Err(_) => return Ok(GcReport::default()),
+            }
+        }
+        let dir = self.layout.root().join("blobs").join("sha256");
+        let mut report = GcReport::default();
+        for e in std::fs::read_dir(&dir).io(|| format!("listing {}", dir.display()))? {
+            let e = e.io(|| format!("listing {}", dir.display()))?;
+            let name = e.file_name();
+            let Some(hex) = name.to_str() else { continue };
+            let Ok(d) = Digest::parse(&format!("sha256:{hex}")) else {
+                continue;
+            };
+            if !live.contains(&d) {
+                let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+                if std::fs::remove_file(e.path()).is_ok() {
+                    report.removed += 1;
+                    report.bytes += len;
+                }
+            }
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,398 @@
+//! The foundation slice: a static executable becomes an image that runc starts, written
+//! to the store and every export form, reproducibly; bad input is refused cleanly.
+
+use crate::util::*;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+fn build_json(env: &Env, args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["build", "--json"];
+    a.extend_from_slice(args);
+    env.nobase(&a).ok().json()
+}
+
+#[test]
+fn static_hello_runs_under_runc_and_stays_small() {
+    let env = Env::new();
+    let bin = hello_static();
+    let j = build_json(&env, &[bin.to_str().unwrap(), "-t", "hello:1"]);
+    assert_eq!(j["platform"], "linux/amd64");
+    let store = env.store();
+    let layout_ref = format!("{}:hello:1", store.display());
+    if let Some(r) = runc_run(&env, &layout_ref, None) {
+        assert_eq!(r.code, 0, "runc: {}", r.stderr);
+        assert_eq!(r.stdout, "hello world\n");
+    }
+    // The whole layout is at most ~64 KiB more than the binary it carries.
+    let binary = std::fs::metadata(&bin).unwrap().len();
+    let layout = du(&store);
+    assert!(
+        layout <= binary + 64 * 1024,
+        "layout {layout} bytes for a {binary}-byte binary"
+    );
+}
+
+#[test]
+fn every_output_form_reads_in_skopeo_with_the_same_digest() {
+    let env = Env::new();
+    let bin = hello_static();
+    let j = build_json(
+        &env,
+        &[
+            bin.to_str().unwrap(),
+            "-t",
+            "hello:1",
+            "-o",
+            "oci:out:hello",
+            "-o",
+            "oci-archive:out.tar:v1",
+            "-o",
+            "docker-archive:docker.tar:hello:1",
+        ],
+    );
+    let digest = j["digest"].as_str().unwrap().to_string();
+    assert_eq!(j["outputs"].as_array().unwrap().len(), 4);
+    let p = |r: &str| env.path(r).display().to_string();
+    for reference in [
+        format!("oci:{}:hello:1", env.store().display()),
+        format!("oci:{}:hello", p("out")),
+        format!("oci-archive:{}:v1", p("out.tar")),
+    ] {
+        if let Some(d) = skopeo_digest(&reference) {
+            assert_eq!(d, digest, "{reference}");
+        }
+    }
+    // docker-archive stores the config and uncompressed layers: compare what skopeo
+    // derives from it with our config.
+    if let Some(v) = skopeo_inspect(&[&format!("docker-archive:{}", p("docker.tar"))]) {
+        assert_eq!(v["Architecture"], "amd64");
+        assert_eq!(v["Layers"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            v["Layers"][0], j["layers"][0]["diff_id"],
+            "docker-archive layers are the uncompressed diff_ids"
+        );
+    }
+    let m = run(Command::new("tar").args(["-xOf", &p("docker.tar"), "manifest.json"])).ok();
+    let m: serde_json::Value = serde_json::from_str(&m.stdout).unwrap();
+    assert_eq!(m[0]["RepoTags"], serde_json::json!(["hello:1"]));
+    // The export runs too.
+    if let Some(r) = runc_run(&env, &format!("{}:hello", p("out")), None) {
+        assert_eq!(r.stdout, "hello world\n", "{}", r.stderr);
+    }
+}
+
+#[test]
+fn config_flags_land_in_the_config() {
+    let env = Env::new();
+    let bin = hello_static();
+    std::fs::create_dir_all(env.path("data/sub")).unwrap();
+    std::fs::write(env.path("data/sub/x.txt"), "x").unwrap();
+    build_json(
+        &env,
+        &[
+            bin.to_str().unwrap(),
+            "-t",
+            "cfg:1",
+            "--path",
+            "/usr/bin/hello",
+            "-e",
+            "GREETING=hi there",
+            "-w",
+            "/work",
+            "-u",
+            "1000:1000",
+            "-l",
+            "org.example=yes",
+            "--expose",
+            "8080",
+            "--expose",
+            "53/udp",
+            "--add",
+            "data:/srv/data",
+            "--",
+            "arg1",
+            "--flag",
+        ],
+    );
+    let Some(c) = skopeo_inspect(&["--config", &format!("oci:{}:cfg:1", env.store().display())])
+    else {
+        return;
+    };
+    let cfg = &c["config"];
+    assert_eq!(cfg["Entrypoint"], serde_json::json!(["/usr/bin/hello"]));
+    assert_eq!(cfg["Cmd"], serde_json::json!(["arg1", "--flag"]));
+    assert_eq!(cfg["WorkingDir"], "/work");
+    assert_eq!(cfg["User"], "1000:1000");
+    assert_eq!(cfg["Labels"]["org.example"], "yes");
+    assert!(cfg["ExposedPorts"]["8080/tcp"].is_object());
+    assert!(cfg["ExposedPorts"]["53/udp"].is_object());
+    let env_list: Vec<&str> = cfg["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(env_list.contains(&"GREETING=hi there"));
+    assert!(env_list.iter().any(|e| e.starts_with("PATH=")));
+    // The added tree and the workdir are in the image, and it runs from there.
+    if have("umoci") && is_root() {
+        let bundle = env.path("b");
+        run(Command::new("umoci")
+            .args([
+                "unpack",
+                "--image",
+                &format!("{}:cfg:1", env.store().display()),
+            ])
+            .arg(&bundle))
+        .ok();
+        assert_eq!(
+            std::fs::read_to_string(bundle.join("rootfs/srv/data/sub/x.txt")).unwrap(),
+            "x"
+        );
+        assert!(bundle.join("rootfs/work").is_dir());
+        assert!(bundle.join("rootfs/usr/bin/hello").is_file());
+    }
+}
+
+#[test]
+fn same_binary_from_elsewhere_gives_the_same_digest() {
+    let a = Env::new();
+    let b = Env::new();
+    let bin = hello_static();
+    let d1 = build_json(&a, &[bin.to_str().unwrap(), "-t", "hello:1"])["digest"].clone();
+    // Another path, another mtime, another mode, another store.
+    let copy = b.path("elsewhere/hello-static");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    std::fs::copy(&bin, &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o700)).unwrap();
+    run(Command::new("touch")
+        .args(["-d", "2001-02-03 04:05:06"])
+        .arg(&copy))
+    .ok();
+    let d2 = build_json(&b, &[copy.to_str().unwrap(), "-t", "other:2"])["digest"].clone();
+    assert_eq!(d1, d2);
+
+    // zstd and uncompressed builds are reproducible too.
+    for c in ["zstd", "none"] {
+        let x = build_json(
+            &a,
+            &[bin.to_str().unwrap(), "--compression", c, "-t", "z:1"],
+        )["digest"]
+            .clone();
+        let y = build_json(
+            &b,
+            &[copy.to_str().unwrap(), "--compression", c, "-t", "z:1"],
+        )["digest"]
+            .clone();
+        assert_eq!(x, y, "{c}");
+        assert_ne!(x, d1, "{c} differs from gzip");
+    }
+}
+
+#[test]
+fn source_date_epoch_changes_the_digest_and_the_created_time() {
+    let env = Env::new();
+    let bin = hello_static();
+    let d0 = build_json(&env, &[bin.to_str().unwrap(), "-t", "e:0"])["digest"].clone();
+    let r = env
+        .cmd(&["build", "--json", bin.to_str().unwrap(), "-t", "e:1"])
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap();
+    assert!(r.status.success());
+    let d1: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_ne!(d0, d1["digest"]);
+    if let Some(c) = skopeo_inspect(&["--config", &format!("oci:{}:e:1", env.store().display())]) {
+        assert_eq!(c["created"], "2023-11-14T22:13:20Z");
+    }
+    if let Some(c) = skopeo_inspect(&["--config", &format!("oci:{}:e:0", env.store().display())]) {
+        assert_eq!(c["created"], "1970-01-01T00:00:00Z");
+    }
+}
+
+#[test]
+fn compression_threads_do_not_change_the_bytes() {
+    let env = Env::new();
+    let bin = hello_static();
+    for c in ["gzip", "zstd"] {
+        let one = build_json(
+            &env,
+            &[
+                bin.to_str().unwrap(),
+                "--compression",
+                c,
+                "--threads",
+                "1",
+                "-t",
+                "t:1",
+            ],
+        );
+        let two = build_json(
+            &env,
+            &[
+                bin.to_str().unwrap(),
+                "--compression",
+                c,
+                "--threads",
+                "2",
+                "-t",
+                "t:2",
+            ],
+        );
+        assert_eq!(one["digest"], two["digest"], "{c}");
+    }
+}
+
+#[test]
+fn dynamic_binary_refused_with_never_and_nothing_written() {
+    let env = Env::new();
+    let bin = hello_dynamic();
+    let r = env
+        .nobase(&[
+            "build",
+            bin.to_str().unwrap(),
+            "--bundle",
+            "never",
+            "-t",
+            "dyn:1",
+            "-o",
+            "oci:out",
+        ])
+        .code(1);
+    assert!(r.stderr.contains("ld-linux-x86-64.so.2"), "{}", r.stderr);
+    assert!(r.stderr.contains("libc.so.6"), "{}", r.stderr);
+    assert!(r.stderr.contains("gcc -static"), "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(!env.path("out").exists(), "an output was written");
+    assert_eq!(blob_count(&env.store()), 0, "blobs were written");
+    let r = env.nobase(&["images", "--json"]).ok();
+    assert_eq!(r.json(), serde_json::json!([]));
+}
+
+#[test]
+fn malformed_inputs_get_one_line_errors() {
+    let env = Env::new();
+    let good = std::fs::read(hello_static()).unwrap();
+    std::fs::write(env.path("truncated"), &good[..100]).unwrap();
+    let mut rng = 0x1234_5678_u64;
+    let random: Vec<u8> = (0..4096)
+        .map(|_| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng as u8
+        })
+        .collect();
+    std::fs::write(env.path("random"), &random).unwrap();
+    let mut absurd = good[..64].to_vec();
+    absurd[32..40].copy_from_slice(&(u64::MAX - 8).to_le_bytes()); // e_phoff
+    absurd[56..58].copy_from_slice(&0xffffu16.to_le_bytes()); // e_phnum
+    std::fs::write(env.path("absurd"), &absurd).unwrap();
+    std::fs::create_dir(env.path("adir")).unwrap();
+    for input in ["truncated", "random", "absurd", "adir", "missing"] {
+        let r = env.nobase(&["build", input, "-t", "bad:1"]);
+        assert_ne!(r.code, 0, "{input} was accepted");
+        assert!(!r.stderr.contains("panicked"), "{input}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{input}: {}", r.stderr);
+        assert!(r.stderr.starts_with("nobase: "), "{input}: {}", r.stderr);
+        assert!(r.stderr.contains(input), "{input} not named: {}", r.stderr);
+    }
+    assert_eq!(blob_count(&env.store()), 0);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let env = Env::new();
+    let bin = hello_static();
+    let b = bin.to_str().unwrap();
+    for args in [
+        vec!["build", b, "-t", "Bad:Name"],
+        vec!["build", b, "-e", "NOVALUE"],
+        vec!["build", b, "--expose", "99999"],
+        vec!["build", b, "-o", "ftp://x/y"],
+        vec!["build", b, "--compression", "lz4"],
+        vec!["frobnicate"],
+    ] {
+        let r = env.nobase(&args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn images_lists_and_rmi_collects_unused_blobs() {
+    let env = Env::new();
+    let bin = hello_static();
+    let b = bin.to_str().unwrap();
+    build_json(&env, &[b, "-t", "a:1", "-t", "a:2"]);
+    build_json(&env, &[b, "--compression", "zstd", "-t", "z:1"]);
+    let list = env.nobase(&["images", "--json"]).ok().json();
+    let names: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["name"].as_str().unwrap(),
+                e["tag"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(names, ["a:1", "a:2", "z:1"]);
+    assert_eq!(list[0]["platform"], "linux/amd64");
+    let blobs_before = blob_count(&env.store());
+    // a:2 shares everything with a:1: removing it frees nothing.
+    env.nobase(&["rmi", "a:2"]).ok();
+    assert_eq!(blob_count(&env.store()), blobs_before);
+    // z:1's blobs are its own (zstd layer, its config is the same as a:1's).
+    env.nobase(&["rmi", "z:1"]).ok();
+    assert!(blob_count(&env.store()) < blobs_before);
+    assert_eq!(
+        blob_count(&env.store()),
+        3,
+        "a:1 keeps layer, config, manifest"
+    );
+    let r = env.nobase(&["rmi", "nope:1"]).code(3);
+    assert!(r.stderr.contains("nope:1"), "{}", r.stderr);
+    // What remains still reads and runs.
+    if let Some(d) = skopeo_digest(&format!("oci:{}:a:1", env.store().display())) {
+        assert!(d.starts_with("sha256:"));
+    }
+}
+
+#[test]
+fn parallel_builds_into_one_store_lose_no_tag() {
+    let env = Env::new();
+    let bin = hello_static();
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            let mut c = env.cmd(&[
+                "build",
+                "-q",
+                bin.to_str().unwrap(),
+                "-t",
+                &format!("p:{i}"),
+            ]);
+            if i % 2 == 1 {
+                c.args(["--compression", "zstd"]);
+            }
+            c.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let list = env.nobase(&["images", "--json"]).ok().json();
+    assert_eq!(list.as_array().unwrap().len(), 8);
+    // No temp files were left behind.
+    let temps = std::fs::read_dir(env.store())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .count();
+    assert_eq!(temps, 0);
+}

@@ -1,0 +1,161 @@
+//! `nobase inspect`: facts read from ELF headers, checked against what the inputs are.
+
+use crate::util::*;
+
+fn inspect_json(env: &Env, path: &std::path::Path) -> serde_json::Value {
+    env.nobase(&["inspect", "--json", path.to_str().unwrap()])
+        .ok()
+        .json()
+}
+
+#[test]
+fn static_binary() {
+    let env = Env::new();
+    let j = inspect_json(&env, &hello_static());
+    assert_eq!(j["format"], "elf");
+    assert_eq!(j["type"], "static");
+    assert_eq!(j["class"], 64);
+    assert_eq!(j["architecture"], "amd64");
+    assert_eq!(j["platform"], "linux/amd64");
+    assert_eq!(j["interpreter"], serde_json::Value::Null);
+    assert_eq!(j["needed"], serde_json::json!([]));
+    assert_eq!(j["stripped"], false);
+}
+
+#[test]
+fn static_pie_binary() {
+    let env = Env::new();
+    let j = inspect_json(&env, &hello_static_pie());
+    assert_eq!(j["type"], "static-pie");
+    assert_eq!(j["interpreter"], serde_json::Value::Null);
+}
+
+#[test]
+fn dynamic_glibc_binary() {
+    let env = Env::new();
+    let j = inspect_json(&env, &hello_dynamic());
+    assert_eq!(j["type"], "dynamic");
+    assert_eq!(j["interpreter"], "/lib64/ld-linux-x86-64.so.2");
+    assert_eq!(j["needed"], serde_json::json!(["libc.so.6"]));
+    let needs = j["version_needs"].as_array().unwrap();
+    assert_eq!(needs[0]["library"], "libc.so.6");
+    let versions: Vec<&str> = needs[0]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(versions.contains(&"GLIBC_2.2.5"), "{versions:?}");
+    // Compare with what the system's own tools say of the same file.
+    if have("readelf") {
+        let r = run(std::process::Command::new("readelf")
+            .args(["-V", "--wide"])
+            .arg(hello_dynamic()));
+        for v in &versions {
+            assert!(r.stdout.contains(v), "readelf does not list {v}");
+        }
+    }
+    // Stripping is reported.
+    let stripped = env.path("stripped");
+    run(std::process::Command::new("strip")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(hello_dynamic()))
+    .ok();
+    assert_eq!(inspect_json(&env, &stripped)["stripped"], true);
+}
+
+#[test]
+fn dynamic_musl_binary() {
+    if !have("musl-gcc") {
+        return;
+    }
+    let env = Env::new();
+    let j = inspect_json(&env, &hello_musl());
+    assert_eq!(j["type"], "dynamic");
+    assert_eq!(j["interpreter"], "/lib/ld-musl-x86_64.so.1");
+    assert_eq!(j["needed"], serde_json::json!(["libc.so"]));
+}
+
+#[test]
+fn go_binary_build_info() {
+    let Some(go) = hello_go() else { return };
+    let env = Env::new();
+    let j = inspect_json(&env, &go);
+    assert_eq!(j["type"], "static");
+    let g = &j["go"];
+    assert!(g["version"].as_str().unwrap().starts_with("go1."), "{g}");
+    assert_eq!(g["path"], "example.com/hello");
+    assert!(g["main_module"]
+        .as_str()
+        .unwrap()
+        .starts_with("example.com/hello"));
+    assert_eq!(g["settings"]["CGO_ENABLED"], "0");
+    // The toolchain version matches what `go version` says of the binary.
+    let r = run(std::process::Command::new("go").arg("version").arg(&go));
+    assert!(
+        r.stdout.contains(g["version"].as_str().unwrap()),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn several_files_give_an_array_and_human_output_reads_like_file() {
+    let env = Env::new();
+    let s = hello_static();
+    let d = hello_dynamic();
+    let r = env
+        .nobase(&[
+            "inspect",
+            "--json",
+            s.to_str().unwrap(),
+            d.to_str().unwrap(),
+        ])
+        .ok();
+    assert_eq!(r.json().as_array().unwrap().len(), 2);
+    let r = env.nobase(&["inspect", d.to_str().unwrap()]).ok();
+    assert!(r.stdout.contains("ELF 64-bit LSB dynamically linked executable, x86-64 (linux/amd64), interpreter /lib64/ld-linux-x86-64.so.2"), "{}", r.stdout);
+    assert!(r.stdout.contains("needed     libc.so.6"), "{}", r.stdout);
+}
+
+#[test]
+fn non_elf_inputs_get_plain_answers() {
+    let env = Env::new();
+    std::fs::write(env.path("script"), "#!/bin/sh\necho hi\n").unwrap();
+    std::fs::write(env.path("crlf"), "#!/bin/sh\r\necho hi\r\n").unwrap();
+    std::fs::write(env.path("text"), "just words\n").unwrap();
+    std::fs::write(env.path("empty"), "").unwrap();
+    std::fs::create_dir(env.path("dir")).unwrap();
+    let r = env
+        .nobase(&[
+            "inspect", "--json", "script", "crlf", "text", "empty", "dir",
+        ])
+        .ok();
+    let j = r.json();
+    let formats: Vec<&str> = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["format"].as_str().unwrap())
+        .collect();
+    assert_eq!(formats, ["script", "script", "text", "empty", "directory"]);
+    assert_eq!(j[0]["interpreter"], "/bin/sh");
+    assert_eq!(j[1]["interpreter"], "/bin/sh\r");
+    let r = env.nobase(&["inspect", "script", "dir"]).ok();
+    assert!(r.stdout.contains("script: script, interpreter \"/bin/sh\""));
+    assert!(r.stdout.contains("dir: directory"));
+}
+
+#[test]
+fn missing_and_corrupt_files_are_one_line_errors() {
+    let env = Env::new();
+    let r = env.nobase(&["inspect", "nonexistent"]).code(3);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("nonexistent"), "{}", r.stderr);
+    let bytes = std::fs::read(hello_static()).unwrap();
+    std::fs::write(env.path("truncated"), &bytes[..200]).unwrap();
+    let r = env.nobase(&["inspect", "truncated"]).code(3);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("truncated"), "{}", r.stderr);
+}

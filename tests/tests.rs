@@ -1,0 +1,6 @@
+//! End-to-end tests through the built binary, judged by real tools (umoci, runc, skopeo).
+
+mod util;
+
+mod foundation;
+mod inspect;

@@ -1,0 +1,338 @@
+//! Test helpers: the built binary, per-test directories and stores, generated inputs,
+//! and the real tools (umoci, runc, skopeo) that judge the images.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The nobase binary under test.
+pub fn nobase_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_nobase"))
+}
+
+/// A temporary directory with its own store; everything a test writes goes here.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+/// The result of running a command.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts success and returns self.
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Asserts the exit code and that nothing panicked.
+    #[track_caller]
+    pub fn code(self, want: i32) -> Run {
+        assert_eq!(
+            self.code, want,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+        self
+    }
+
+    /// stdout parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            dir: tempfile::Builder::new()
+                .prefix("nobase-test-")
+                .tempdir()
+                .expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.path("store")
+    }
+
+    /// `nobase ARGS` with this env's store and no inherited SOURCE_DATE_EPOCH.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(nobase_bin());
+        c.args(args)
+            .env("NOBASE_STORE", self.store())
+            .env_remove("SOURCE_DATE_EPOCH")
+            .current_dir(self.dir.path());
+        c
+    }
+
+    pub fn nobase(&self, args: &[&str]) -> Run {
+        Run::from(self.cmd(args).output().expect("nobase runs"))
+    }
+}
+
+/// Runs any command and captures it.
+pub fn run(cmd: &mut Command) -> Run {
+    Run::from(
+        cmd.output()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}")),
+    )
+}
+
+/// True when `tool` is on PATH. In CI (`NOBASE_TEST_REQUIRE_TOOLS=1`) a missing tool
+/// fails the test instead of skipping it, so a broken install cannot pass silently.
+pub fn have(tool: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false);
+    if !found {
+        if std::env::var_os("NOBASE_TEST_REQUIRE_TOOLS").is_some() {
+            panic!("{tool} is required (NOBASE_TEST_REQUIRE_TOOLS is set) but not installed");
+        }
+        eprintln!("skipping: {tool} is not installed");
+    }
+    found
+}
+
+/// True when running as root (runc without rootless needs it).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc_geteuid() } == 0;
+    if !root {
+        eprintln!("skipping: runc tests need root");
+    }
+    root
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+/// Shared directory for generated inputs (compiled once per test run).
+fn fixtures_dir() -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fixtures");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+const HELLO_C: &str = "#include <stdio.h>\nint main(int argc, char **argv) {\n  (void)argv;\n  puts(\"hello world\");\n  return argc > 1 ? 7 : 0;\n}\n";
+
+fn compile(name: &str, compiler: &str, flags: &[&str]) -> PathBuf {
+    let dir = fixtures_dir();
+    let out = dir.join(name);
+    // Unique names, then a rename: parallel test processes never see half a file.
+    let tag = format!("{name}-{}", std::process::id());
+    let src = dir.join(format!("{tag}.c"));
+    let tmp = dir.join(format!("{tag}.tmp"));
+    std::fs::write(&src, HELLO_C).unwrap();
+    let r = run(Command::new(compiler)
+        .args(flags)
+        .arg("-O2")
+        .arg("-o")
+        .arg(&tmp)
+        .arg(&src));
+    assert_eq!(r.code, 0, "{compiler} failed: {}", r.stderr);
+    std::fs::rename(&tmp, &out).unwrap();
+    let _ = std::fs::remove_file(&src);
+    out
+}
+
+macro_rules! fixture {
+    ($fn:ident, $name:expr, $cc:expr, $flags:expr) => {
+        pub fn $fn() -> PathBuf {
+            static P: OnceLock<PathBuf> = OnceLock::new();
+            P.get_or_init(|| compile($name, $cc, $flags)).clone()
+        }
+    };
+}
+
+fixture!(hello_static, "hello-static", "gcc", &["-static"]);
+fixture!(
+    hello_static_pie,
+    "hello-static-pie",
+    "gcc",
+    &["-static-pie"]
+);
+fixture!(hello_dynamic, "hello-dynamic", "gcc", &[]);
+fixture!(hello_musl, "hello-musl", "musl-gcc", &[]);
+fixture!(
+    hello_musl_static,
+    "hello-musl-static",
+    "musl-gcc",
+    &["-static"]
+);
+
+/// A static Go program built with the Go toolchain (None, with a message, without Go).
+pub fn hello_go() -> Option<PathBuf> {
+    static P: OnceLock<Option<PathBuf>> = OnceLock::new();
+    P.get_or_init(|| {
+        if !have("go") {
+            return None;
+        }
+        let dir = fixtures_dir().join(format!("go-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("go.mod"), "module example.com/hello\n\ngo 1.19\n").unwrap();
+        std::fs::write(
+            dir.join("main.go"),
+            "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello world\") }\n",
+        )
+        .unwrap();
+        let out = fixtures_dir().join("hello-go");
+        let tmp = dir.join("hello-go");
+        let r = run(Command::new("go")
+            .args(["build", "-o"])
+            .arg(&tmp)
+            .arg(".")
+            .current_dir(&dir)
+            .env("CGO_ENABLED", "0")
+            .env("GOFLAGS", "-mod=mod")
+            .env("GOCACHE", fixtures_dir().join("gocache"))
+            .env("GOPATH", fixtures_dir().join("gopath"))
+            .env("HOME", &dir));
+        assert_eq!(r.code, 0, "go build failed: {}", r.stderr);
+        std::fs::rename(&tmp, &out).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        Some(out)
+    })
+    .clone()
+}
+
+/// Unpacks `image` (an `oci` layout ref `DIR:REF`) with umoci and runs it with runc.
+/// Returns None (after saying why) when the tools or root are missing.
+pub fn runc_run(env: &Env, layout_ref: &str, extra_args: Option<&[&str]>) -> Option<Run> {
+    if !(have("umoci") && have("runc") && is_root()) {
+        return None;
+    }
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let bundle = env.path(&format!("bundle-{n}"));
+    run(Command::new("umoci")
+        .args(["unpack", "--image", layout_ref])
+        .arg(&bundle))
+    .ok();
+    let cfg_path = bundle.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    cfg["process"]["terminal"] = false.into();
+    if let Some(args) = extra_args {
+        let mut a: Vec<serde_json::Value> = cfg["process"]["args"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        a.extend(args.iter().map(|s| serde_json::Value::from(*s)));
+        cfg["process"]["args"] = a.into();
+    }
+    std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let name = format!(
+        "nobase-test-{}-{n}-{}",
+        std::process::id(),
+        env.dir.path().file_name().unwrap().to_string_lossy()
+    );
+    let state = env.path("runc-state");
+    let r = run(Command::new("runc")
+        .arg("--root")
+        .arg(&state)
+        .args(["run", "--bundle"])
+        .arg(&bundle)
+        .arg(&name)
+        .stdin(std::process::Stdio::null()));
+    let _ = Command::new("runc")
+        .arg("--root")
+        .arg(&state)
+        .args(["delete", "-f", &name])
+        .output();
+    Some(r)
+}
+
+/// `skopeo inspect --raw` of a reference, hashed: the manifest digest skopeo sees.
+pub fn skopeo_digest(reference: &str) -> Option<String> {
+    if !have("skopeo") {
+        return None;
+    }
+    let o = Command::new("skopeo")
+        .args(["inspect", "--raw", reference])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "skopeo inspect --raw {reference}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Some(sha256_hex(&o.stdout))
+}
+
+/// `skopeo inspect` (config summary) as JSON.
+pub fn skopeo_inspect(args: &[&str]) -> Option<serde_json::Value> {
+    if !have("skopeo") {
+        return None;
+    }
+    let r = run(Command::new("skopeo").arg("inspect").args(args));
+    assert_eq!(r.code, 0, "skopeo inspect {args:?}: {}", r.stderr);
+    Some(serde_json::from_str(&r.stdout).unwrap())
+}
+
+/// sha256 hex via the system's sha256sum (independent of nobase's hashing).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "sha256:{}",
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+    )
+}
+
+/// Total bytes of regular files under `dir`.
+pub fn du(dir: &Path) -> u64 {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let m = e.metadata().unwrap();
+        if m.is_dir() {
+            n += du(&e.path());
+        } else {
+            n += m.len();
+        }
+    }
+    n
+}
+
+/// Names of the blobs in a layout.
+pub fn blob_count(layout: &Path) -> usize {
+    std::fs::read_dir(layout.join("blobs/sha256"))
+        .map(|r| r.count())
+        .unwrap_or(0)
+}
