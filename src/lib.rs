@@ -18,7 +18,9 @@ pub mod inspect;
 pub mod layer;
 pub mod oci;
 pub mod refs;
+pub mod root;
 pub mod sink;
+pub mod source;
 pub mod store;
 pub mod tree;
 

@@ -1,0 +1,50 @@
+//! Reading images: any reference opens to a [`Source`] — the image's manifests and
+//! configs, and a [`Blobs`] to stream its layers from. Sinks take the same pair, so
+//! `push` and `pull` are "open a source, publish to a sink".
+
+use crate::error::{Error, Result};
+use crate::image::Image;
+use crate::oci::{read_image, Blobs, Layout};
+use crate::refs::ImageRef;
+use crate::store::Store;
+
+/// An opened image.
+pub struct Source {
+    /// The reference it was opened from, for messages.
+    pub reference: String,
+    /// Manifests and configs.
+    pub image: Image,
+    /// Where its blobs are read from.
+    pub blobs: Box<dyn Blobs>,
+}
+
+/// Opens the image a reference names. `store` is called only for store references.
+pub fn open(r: &ImageRef, store: impl FnOnce() -> Result<Store>) -> Result<Source> {
+    let reference = r.to_string();
+    match r {
+        ImageRef::Store(name) => {
+            let store = store()?;
+            let image = store.read(name)?;
+            Ok(Source {
+                reference,
+                image,
+                blobs: Box::new(store.layout().clone()),
+            })
+        }
+        ImageRef::Oci { dir, reference: rn } => {
+            let layout = Layout::open(dir)?;
+            let top = layout.resolve(rn.as_deref())?;
+            let image = read_image(&top, &layout)?;
+            Ok(Source {
+                reference,
+                image,
+                blobs: Box::new(layout),
+            })
+        }
+        ImageRef::OciArchive { .. } | ImageRef::DockerArchive { .. } | ImageRef::Registry(_) => {
+            Err(Error::Usage(format!(
+                "{reference}: reading this kind of reference is not available yet"
+            )))
+        }
+    }
+}
