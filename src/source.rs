@@ -2,6 +2,7 @@
 //! configs, and a [`Blobs`] to stream its layers from. Sinks take the same pair, so
 //! `push` and `pull` are "open a source, publish to a sink".
 
+use crate::archive;
 use crate::error::{Error, Result};
 use crate::image::Image;
 use crate::oci::{read_image, Blobs, Layout};
@@ -41,10 +42,27 @@ pub fn open(r: &ImageRef, store: impl FnOnce() -> Result<Store>) -> Result<Sourc
                 blobs: Box::new(layout),
             })
         }
-        ImageRef::OciArchive { .. } | ImageRef::DockerArchive { .. } | ImageRef::Registry(_) => {
-            Err(Error::Usage(format!(
-                "{reference}: reading this kind of reference is not available yet"
-            )))
+        ImageRef::OciArchive {
+            file,
+            reference: rn,
+        } => {
+            let (image, blobs) = archive::open_oci_archive(file, rn.as_deref())?;
+            Ok(Source {
+                reference,
+                image,
+                blobs: Box::new(blobs),
+            })
         }
+        ImageRef::DockerArchive { file, name } => {
+            let (image, blobs) = archive::open_docker_archive(file, name.as_ref())?;
+            Ok(Source {
+                reference,
+                image,
+                blobs: Box::new(blobs),
+            })
+        }
+        ImageRef::Registry(_) => Err(Error::Usage(format!(
+            "{reference}: reading this kind of reference is not available yet"
+        ))),
     }
 }

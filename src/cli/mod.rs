@@ -2,6 +2,7 @@
 //! exit codes. Nothing below this module sees clap.
 
 mod build;
+mod check;
 mod images;
 mod inspect;
 mod render;
@@ -14,6 +15,7 @@ const WALK: &str = "\
 The walk:
   nobase inspect ./hello              what is it? static or dynamic, loader, libraries
   nobase build ./hello -t hello:1     a scratch image in the local store
+  nobase check hello:1                will it start? names the missing piece if not
   nobase images                       what the store holds
   nobase rmi hello:1                  remove a tag
 
@@ -43,6 +45,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Build a scratch image from a static executable.
     Build(Box<build::Args>),
+    /// Say whether an image will start, and name what is missing if not.
+    Check(check::Args),
     /// List the images in the local store.
     Images(images::ListArgs),
     /// Remove tags from the local store and delete blobs nothing uses any more.
@@ -100,6 +104,7 @@ pub fn main() -> i32 {
     let result = match command {
         Command::Inspect(a) => inspect::run(&global, a),
         Command::Build(a) => build::run(&global, *a),
+        Command::Check(a) => check::run(&global, a),
         Command::Images(a) => images::list(&global, a),
         Command::Rmi(a) => images::rmi(&global, a),
     };

@@ -1,0 +1,488 @@
+//! An image's layers merged into one read-only tree ([`ImageFs`]) without extracting
+//! anything to disk: each layer is read once (in parallel), its entries indexed and the
+//! bytes of the files that matter kept in an unlinked spool file, then the layers are
+//! applied in order — whiteouts and opaque directories first, against the layers below,
+//! then the layer's own entries, whose parent directories are resolved *inside* the
+//! tree, so a symlink to `/` or `../..` can never make an entry land outside it.
+//! [`ImageFs`] is a [`Root`], so the loader rules and the start-up check run on it.
+
+pub mod walk;
+
+use crate::elf::ReadAt;
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil;
+use crate::image::PlatformImage;
+use crate::oci::Blobs;
+use crate::root::{self, FileType, Meta, ResolveError, Root};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::FileExt;
+use walk::{Budget, Entry, EntryKind, Limits};
+
+pub use walk::for_each_entry;
+
+/// Which file contents an [`ImageFs`] keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// Every byte of every file (for extracting or copying).
+    All,
+    /// What a start-up check reads: every ELF file and script whole, every small file
+    /// whole, and of other large files only their first [`HEAD`] bytes. Reading past
+    /// what was kept fails with an error that says so.
+    Programs,
+}
+
+/// Bytes kept of every file, whatever [`Keep`] says.
+pub const HEAD: u64 = 4096;
+/// Files up to this size are kept whole under [`Keep::Programs`] (configuration,
+/// `ld.so.cache`, passwd…).
+const SMALL: u64 = 1 << 20;
+
+/// How to read an image.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Which contents to keep.
+    pub keep: Keep,
+    /// Caps on entries and bytes.
+    pub limits: Limits,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            keep: Keep::Programs,
+            limits: Limits::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Data {
+    Dir(BTreeMap<String, usize>),
+    File {
+        spool: usize,
+        offset: u64,
+        kept: u64,
+    },
+    Symlink(String),
+    Other,
+}
+
+#[derive(Clone, Debug)]
+struct Node {
+    meta: Meta,
+    data: Data,
+}
+
+/// One layer, read and indexed: its entries in order, with where their kept bytes lie
+/// in the layer's spool.
+struct LayerIndex {
+    entries: Vec<(Entry, u64, u64)>,
+    spool: File,
+}
+
+/// An image's merged, read-only filesystem.
+pub struct ImageFs {
+    name: String,
+    nodes: Vec<Node>,
+    spools: Vec<File>,
+}
+
+fn dir_meta(mode: u32, uid: u32, gid: u32) -> Meta {
+    Meta {
+        kind: FileType::Dir,
+        mode,
+        uid,
+        gid,
+        size: 0,
+    }
+}
+
+impl ImageFs {
+    /// Reads the layers of `image` from `blobs` (each verified against its digest and
+    /// diff_id) into a merged view named `name` in messages.
+    pub fn load(
+        name: &str,
+        image: &PlatformImage,
+        blobs: &dyn Blobs,
+        opts: &Options,
+    ) -> Result<ImageFs> {
+        let layers = &image.manifest.layers;
+        let diff_ids = &image.config.rootfs.diff_ids;
+        let budget = Budget::new(opts.limits);
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(layers.len().max(1));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut results: Vec<Option<Result<LayerIndex>>> =
+            (0..layers.len()).map(|_| None).collect();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if i >= layers.len() {
+                                break;
+                            }
+                            let r =
+                                index_layer(blobs, &layers[i], diff_ids.get(i), &budget, opts.keep);
+                            let failed = r.is_err();
+                            done.push((i, r));
+                            if failed {
+                                break;
+                            }
+                        }
+                        done
+                    })
+                })
+                .collect();
+            for h in handles {
+                // A worker only panics on a bug; surface it rather than hide it.
+                for (i, r) in h.join().expect("layer reader panicked") {
+                    results[i] = Some(r);
+                }
+            }
+        });
+        let mut fs = ImageFs {
+            name: name.to_string(),
+            nodes: vec![Node {
+                meta: dir_meta(0o755, 0, 0),
+                data: Data::Dir(BTreeMap::new()),
+            }],
+            spools: Vec::new(),
+        };
+        for (i, r) in results.into_iter().enumerate() {
+            let idx = match r {
+                Some(r) => r?,
+                // Not reached: a worker stopped after an earlier layer failed, and that
+                // failure is returned above in layer order.
+                None => continue,
+            };
+            fs.spools.push(idx.spool);
+            let spool = fs.spools.len() - 1;
+            fs.apply(&layers[i].digest.to_string(), idx.entries, spool)?;
+        }
+        Ok(fs)
+    }
+
+    /// Applies one layer: deletions (whiteouts, opaque directories) against the layers
+    /// below first, then the layer's own entries in order.
+    fn apply(&mut self, layer: &str, entries: Vec<(Entry, u64, u64)>, spool: usize) -> Result<()> {
+        for (e, ..) in entries.iter() {
+            match e.kind {
+                EntryKind::Whiteout => self.whiteout(&e.path),
+                EntryKind::Opaque => {
+                    if let Ok(real) = root::resolve(self, &format!("/{}", e.path)) {
+                        if let Some(id) = self.lookup(&real) {
+                            if let Data::Dir(children) = &mut self.nodes[id].data {
+                                children.clear();
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (e, offset, kept) in entries {
+            let bad = |why: String| {
+                Error::Invalid(format!(
+                    "layer {layer}: entry /{} {why}; the layer is corrupt or hostile",
+                    e.path
+                ))
+            };
+            let meta = Meta {
+                kind: FileType::Other,
+                mode: e.mode,
+                uid: e.uid,
+                gid: e.gid,
+                size: e.size,
+            };
+            let node = match &e.kind {
+                EntryKind::Whiteout | EntryKind::Opaque => continue,
+                EntryKind::Dir if e.path.is_empty() => {
+                    self.nodes[0].meta = dir_meta(e.mode, e.uid, e.gid);
+                    continue;
+                }
+                EntryKind::Dir => Node {
+                    meta: dir_meta(e.mode, e.uid, e.gid),
+                    data: Data::Dir(BTreeMap::new()),
+                },
+                EntryKind::File => Node {
+                    meta: Meta {
+                        kind: FileType::File,
+                        ..meta
+                    },
+                    data: Data::File {
+                        spool,
+                        offset,
+                        kept,
+                    },
+                },
+                EntryKind::Symlink(t) => Node {
+                    meta: Meta {
+                        kind: FileType::Symlink,
+                        size: t.len() as u64,
+                        ..meta
+                    },
+                    data: Data::Symlink(t.clone()),
+                },
+                EntryKind::Other => Node {
+                    meta,
+                    data: Data::Other,
+                },
+                EntryKind::HardLink(target) => {
+                    let real = root::resolve_nofollow(self, &format!("/{target}"))
+                        .map_err(|err| bad(format!("is a hard link to /{target}, which {err}")))?;
+                    let id = self.lookup(&real).ok_or_else(|| {
+                        bad(format!("is a hard link to /{target}, which does not exist"))
+                    })?;
+                    if let Data::Dir(_) = self.nodes[id].data {
+                        return Err(bad(format!("is a hard link to the directory /{target}")));
+                    }
+                    self.nodes[id].clone()
+                }
+            };
+            let (parent, name) = match e.path.rfind('/') {
+                Some(i) => (format!("/{}", &e.path[..i]), &e.path[i + 1..]),
+                None => ("/".to_string(), e.path.as_str()),
+            };
+            let dir = self.ensure_dir(&parent).map_err(bad)?;
+            let existing = self.child(dir, name);
+            if let (Some(old), Data::Dir(_)) = (existing, &node.data) {
+                if let Data::Dir(_) = self.nodes[old].data {
+                    // A directory over a directory updates its metadata, keeping what the
+                    // layers below put in it.
+                    self.nodes[old].meta = node.meta;
+                    continue;
+                }
+            }
+            self.nodes.push(node);
+            let id = self.nodes.len() - 1;
+            if let Data::Dir(children) = &mut self.nodes[dir].data {
+                children.insert(name.to_string(), id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes what a whiteout names, resolving its parent directory inside the tree.
+    fn whiteout(&mut self, path: &str) {
+        let (parent, name) = match path.rfind('/') {
+            Some(i) => (format!("/{}", &path[..i]), &path[i + 1..]),
+            None => ("/".to_string(), path),
+        };
+        let Ok(real) = root::resolve(self, &parent) else {
+            return;
+        };
+        if let Some(id) = self.lookup(&real) {
+            if let Data::Dir(children) = &mut self.nodes[id].data {
+                children.remove(name);
+            }
+        }
+    }
+
+    /// The directory at `path`, following symlinks inside the tree and creating missing
+    /// directories as a tar extractor would.
+    fn ensure_dir(&mut self, path: &str) -> std::result::Result<usize, String> {
+        if let Some(id) = self.lookup(path) {
+            if let Data::Dir(_) = self.nodes[id].data {
+                return Ok(id);
+            }
+        }
+        // Each round creates one missing directory; a path has at most a few thousand
+        // components and 40 symlink hops, so this bound is never reached honestly.
+        for _ in 0..4096 {
+            match root::resolve(self, path) {
+                Ok(real) => {
+                    let id = self.lookup(&real).ok_or("vanished while being resolved")?;
+                    return match self.nodes[id].data {
+                        Data::Dir(_) => Ok(id),
+                        _ => Err(format!("has a parent {real} that is not a directory")),
+                    };
+                }
+                Err(ResolveError::NotFound { at }) => {
+                    let (dir, name) = match at.rfind('/') {
+                        Some(0) => ("/", &at[1..]),
+                        Some(i) => (&at[..i], &at[i + 1..]),
+                        None => return Err(format!("has an unresolvable parent {at}")),
+                    };
+                    let dir_id = self
+                        .lookup(dir)
+                        .ok_or_else(|| format!("has an unresolvable parent {at}"))?;
+                    self.nodes.push(Node {
+                        meta: dir_meta(0o755, 0, 0),
+                        data: Data::Dir(BTreeMap::new()),
+                    });
+                    let id = self.nodes.len() - 1;
+                    match &mut self.nodes[dir_id].data {
+                        Data::Dir(children) => {
+                            children.insert(name.to_string(), id);
+                        }
+                        _ => return Err(format!("has a parent {dir} that is not a directory")),
+                    }
+                }
+                Err(e) => return Err(format!("cannot be placed: {e}")),
+            }
+        }
+        Err("has a parent path that never resolves".into())
+    }
+
+    fn child(&self, dir: usize, name: &str) -> Option<usize> {
+        match &self.nodes[dir].data {
+            Data::Dir(children) => children.get(name).copied(),
+            _ => None,
+        }
+    }
+
+    /// The node at a normalized path whose directories are real directories.
+    fn lookup(&self, path: &str) -> Option<usize> {
+        let mut id = 0;
+        for comp in path.split('/').filter(|c| !c.is_empty()) {
+            id = self.child(id, comp)?;
+        }
+        Some(id)
+    }
+
+    /// Number of entries in the merged tree (directories included, the root not).
+    pub fn len(&self) -> usize {
+        fn count(fs: &ImageFs, id: usize) -> usize {
+            match &fs.nodes[id].data {
+                Data::Dir(c) => c.values().map(|&i| 1 + count(fs, i)).sum(),
+                _ => 0,
+            }
+        }
+        count(self, 0)
+    }
+
+    /// True when the image has no entries at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Reads one layer into an index and a spool of kept bytes.
+fn index_layer(
+    blobs: &dyn Blobs,
+    desc: &crate::image::Descriptor,
+    diff_id: Option<&crate::digest::Digest>,
+    budget: &Budget,
+    keep: Keep,
+) -> Result<LayerIndex> {
+    let tmp = std::env::temp_dir();
+    let (file, path) = fsutil::create_temp(&tmp)?;
+    // Unlinked at once: the spool vanishes with the process, however it ends.
+    std::fs::remove_file(&path).io(|| format!("removing {}", path.display()))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut offset = 0u64;
+    let mut entries = Vec::new();
+    let spool_err = |e: io::Error| Error::Io {
+        action: format!("writing a spool file in {}", tmp.display()),
+        source: e,
+    };
+    for_each_entry(blobs, desc, diff_id, budget, |entry, data| {
+        let start = offset;
+        if entry.kind == EntryKind::File {
+            let mut head = Vec::with_capacity(HEAD.min(entry.size) as usize);
+            data.take(HEAD).read_to_end(&mut head).map_err(|e| {
+                crate::oci::io_to_error(e, || format!("reading layer {}", desc.digest))
+            })?;
+            out.write_all(&head).map_err(spool_err)?;
+            offset += head.len() as u64;
+            let whole = keep == Keep::All
+                || entry.size <= SMALL
+                || crate::elf::has_magic(&head)
+                || head.starts_with(b"#!");
+            if whole {
+                offset += io::copy(data, &mut out).map_err(|e| {
+                    crate::oci::io_to_error(e, || format!("reading layer {}", desc.digest))
+                })?;
+            }
+        }
+        let kept = offset - start;
+        entries.push((entry, start, kept));
+        Ok(())
+    })?;
+    let spool = out.into_inner().map_err(|e| spool_err(e.into_error()))?;
+    Ok(LayerIndex { entries, spool })
+}
+
+/// A kept file's bytes in a spool, read with `pread`.
+struct Spooled<'a> {
+    file: &'a File,
+    offset: u64,
+    size: u64,
+    kept: u64,
+    path: String,
+}
+
+impl ReadAt for Spooled<'_> {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let end = offset
+            .checked_add(buf.len() as u64)
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        if end > self.size {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        if end > self.kept {
+            return Err(io::Error::other(format!(
+                "{}: only its first {} bytes were read from the image (it is neither a program nor a small file)",
+                self.path, self.kept
+            )));
+        }
+        self.file.read_exact_at(buf, self.offset + offset)
+    }
+}
+
+impl Root for ImageFs {
+    fn lstat(&self, path: &str) -> Option<Meta> {
+        self.lookup(path).map(|id| self.nodes[id].meta)
+    }
+
+    fn readlink(&self, path: &str) -> Option<String> {
+        match &self.nodes[self.lookup(path)?].data {
+            Data::Symlink(t) => Some(t.clone()),
+            _ => None,
+        }
+    }
+
+    fn open(&self, path: &str) -> io::Result<Box<dyn ReadAt + '_>> {
+        let id = self.lookup(path).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("{path} does not exist"))
+        })?;
+        match &self.nodes[id].data {
+            Data::File {
+                spool,
+                offset,
+                kept,
+            } => Ok(Box::new(Spooled {
+                file: &self.spools[*spool],
+                offset: *offset,
+                size: self.nodes[id].meta.size,
+                kept: *kept,
+                path: path.to_string(),
+            })),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{path} is not a regular file"),
+            )),
+        }
+    }
+
+    fn list(&self, path: &str) -> Option<Vec<String>> {
+        match &self.nodes[self.lookup(path)?].data {
+            Data::Dir(children) => Some(children.keys().cloned().collect()),
+            _ => None,
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("image {}", self.name)
+    }
+}
