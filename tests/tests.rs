@@ -2,5 +2,6 @@
 
 mod util;
 
+mod check;
 mod foundation;
 mod inspect;

@@ -177,8 +177,19 @@ pub(crate) struct Checker<'a> {
     pub(crate) env: Vec<String>,
     problems: Vec<Problem>,
     pub(crate) warnings: Vec<Warning>,
-    /// Every ELF object that will be mapped: its path and what it is.
-    pub(crate) programs: Vec<(String, ElfInfo)>,
+    /// Every ELF object that will be mapped.
+    pub(crate) programs: Vec<Loaded>,
+}
+
+/// An ELF object the process will map: the executable, its loader, its libraries.
+#[derive(Clone, Debug)]
+pub(crate) struct Loaded {
+    /// How messages name it (as the command, PT_INTERP or DT_NEEDED found it).
+    pub(crate) shown: String,
+    /// Its canonical path in the image.
+    pub(crate) path: String,
+    /// What it is.
+    pub(crate) info: ElfInfo,
 }
 
 /// Lexically normalizes an absolute path (for directories that do not exist yet).
@@ -471,7 +482,7 @@ impl Checker<'_> {
                     return Ok(());
                 }
             };
-            return self.exec_elf(shown, &info, size);
+            return self.exec_elf(shown, real, &info, size);
         }
         if head.starts_with(b"#!") {
             return self.exec_script(shown, real, &head, depth);
@@ -552,7 +563,7 @@ impl Checker<'_> {
     }
 
     /// Steps 4 (ELF) and 5: machine and class, type, completeness, then the loader.
-    fn exec_elf(&mut self, shown: &str, info: &ElfInfo, size: u64) -> Result<()> {
+    fn exec_elf(&mut self, shown: &str, path: &str, info: &ElfInfo, size: u64) -> Result<()> {
         if !self.elf_fits(shown, info, size, "") {
             return Ok(());
         }
@@ -565,7 +576,7 @@ impl Checker<'_> {
             return Ok(());
         }
         let Some(interp) = info.interpreter.clone() else {
-            self.programs.push((shown.to_string(), info.clone()));
+            self.loaded(shown, path, info);
             return Ok(());
         };
         let abs = self.absolute(&interp);
@@ -615,9 +626,17 @@ impl Checker<'_> {
         ) {
             return Ok(());
         }
-        self.programs.push((shown.to_string(), info.clone()));
-        self.programs.push((interp.clone(), linfo));
+        self.loaded(shown, path, info);
+        self.loaded(&interp, &real, &linfo);
         self.libraries(shown, &real, info)
+    }
+
+    fn loaded(&mut self, shown: &str, path: &str, info: &ElfInfo) {
+        self.programs.push(Loaded {
+            shown: shown.to_string(),
+            path: path.to_string(),
+            info: info.clone(),
+        });
     }
 
     /// Machine and class against the platform, and a file long enough for its segments.

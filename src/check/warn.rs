@@ -73,14 +73,11 @@ fn exists(root: &dyn Root, path: &str, kind: FileType) -> bool {
         .is_some_and(|m| m.kind == kind)
 }
 
-/// Which of `needles` occur in the file, read in chunks with an overlap so a needle
+/// Which of `needles` occur in the file at canonical `path`, read in chunks with an overlap so a needle
 /// across a chunk boundary is found.
 fn scan(root: &dyn Root, path: &str, needles: &[&[u8]]) -> Result<Vec<bool>> {
     const CHUNK: u64 = 8 << 20;
-    let real = root::resolve(root, path).unwrap_or_else(|_| path.to_string());
-    let f = root
-        .open(&real)
-        .map_err(|e| super::io_err(e, &real, root))?;
+    let f = root.open(path).map_err(|e| super::io_err(e, path, root))?;
     let overlap = needles.iter().map(|n| n.len()).max().unwrap_or(1) as u64;
     let finders: Vec<_> = needles.iter().map(memchr::memmem::Finder::new).collect();
     let mut found = vec![false; needles.len()];
@@ -91,7 +88,7 @@ fn scan(root: &dyn Root, path: &str, needles: &[&[u8]]) -> Result<Vec<bool>> {
         let len = CHUNK.min(size - at);
         buf.resize(len as usize, 0);
         f.read_exact_at(at, &mut buf)
-            .map_err(|e| super::io_err(e, &real, root))?;
+            .map_err(|e| super::io_err(e, path, root))?;
         for (hit, finder) in found.iter_mut().zip(&finders) {
             *hit = *hit || finder.find(&buf).is_some();
         }
@@ -116,7 +113,7 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
     let mut tls = None;
     let mut zoneinfo = None;
     let mut nss = None;
-    for (path, info) in ck.programs.clone() {
+    for super::Loaded { shown, path, info } in ck.programs.clone() {
         if info.is_go() {
             let hits = scan(
                 ck.root,
@@ -124,10 +121,10 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
                 &[GO_X509, GO_X509_FALLBACK, GO_LOAD_LOCATION, GO_TZDATA],
             )?;
             if hits[0] && !hits[1] {
-                tls.get_or_insert(format!("{path} is a Go program that uses crypto/x509"));
+                tls.get_or_insert(format!("{shown} is a Go program that uses crypto/x509"));
             }
             if hits[2] && !hits[3] {
-                zoneinfo.get_or_insert(path.clone());
+                zoneinfo.get_or_insert(shown.clone());
             }
         } else {
             if let Some(lib) = info
@@ -135,7 +132,7 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
                 .iter()
                 .find(|n| TLS_LIBS.iter().any(|t| n.starts_with(t)))
             {
-                tls.get_or_insert(format!("{path} links {lib}"));
+                tls.get_or_insert(format!("{shown} links {lib}"));
             }
             if is_glibc(&info) {
                 if let Some(f) = info
@@ -143,11 +140,11 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
                     .iter()
                     .find(|i| NSS_FUNCTIONS.contains(&i.as_str()))
                 {
-                    nss.get_or_insert(format!("{path} calls {f}"));
+                    nss.get_or_insert(format!("{shown} calls {f}"));
                 }
             } else if info.kind.is_static() && scan(ck.root, &path, &[GLIBC_NSS])?[0] {
                 nss.get_or_insert(format!(
-                    "{path} is statically linked with glibc's name service code"
+                    "{shown} is statically linked with glibc's name service code"
                 ));
             }
         }

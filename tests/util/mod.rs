@@ -182,6 +182,12 @@ fixture!(
 fixture!(hello_dynamic, "hello-dynamic", "gcc", &[]);
 fixture!(hello_musl, "hello-musl", "musl-gcc", &[]);
 fixture!(
+    hello_arm64_static,
+    "hello-arm64-static",
+    "aarch64-linux-gnu-gcc",
+    &["-static"]
+);
+fixture!(
     hello_musl_static,
     "hello-musl-static",
     "musl-gcc",
@@ -255,6 +261,48 @@ pub fn runc_run(env: &Env, layout_ref: &str, extra_args: Option<&[&str]>) -> Opt
         env.dir.path().file_name().unwrap().to_string_lossy()
     );
     let state = env.path("runc-state");
+    let r = run(Command::new("runc")
+        .arg("--root")
+        .arg(&state)
+        .args(["run", "--bundle"])
+        .arg(&bundle)
+        .arg(&name)
+        .stdin(std::process::Stdio::null()));
+    let _ = Command::new("runc")
+        .arg("--root")
+        .arg(&state)
+        .args(["delete", "-f", &name])
+        .output();
+    Some(r)
+}
+
+/// Starts the image `layout_ref` (`DIR:TAG`) as a user would: `umoci unpack` (as root,
+/// not rootless) into `work/bundle`, then `runc run` with no terminal and a private state
+/// directory. A failed unpack (an unknown user…) is returned as the result: the image did
+/// not start. None (after saying why) when the tools or root are missing.
+pub fn runc_start(work: &Path, layout_ref: &str) -> Option<Run> {
+    if !(have("umoci") && have("runc") && is_root()) {
+        return None;
+    }
+    let bundle = work.join("bundle");
+    let unpack = run(Command::new("umoci")
+        .args(["unpack", "--image", layout_ref])
+        .arg(&bundle));
+    if unpack.code != 0 {
+        return Some(unpack);
+    }
+    let cfg_path = bundle.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    cfg["process"]["terminal"] = false.into();
+    std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let name = format!(
+        "nobase-start-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let state = work.join("runc-state");
     let r = run(Command::new("runc")
         .arg("--root")
         .arg(&state)

@@ -1,0 +1,1352 @@
+//! `nobase check` judged by runc: a corpus of images built with umoci (never with
+//! nobase), one per way an image can fail to start and as many that start, each started
+//! with `umoci unpack` + `runc run`; check's verdict must agree with runc every time.
+//! Then the readers: the same image through oci-archive and docker-archive, hostile
+//! layers that must be refused or contained, and a corrupted blob.
+
+use crate::util::*;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Runs a command that must succeed.
+#[track_caller]
+fn sh(cmd: &mut Command) -> Run {
+    let r = run(cmd);
+    assert_eq!(r.code, 0, "{cmd:?} failed:\n{}{}", r.stdout, r.stderr);
+    r
+}
+
+/// A directory tree that becomes one layer.
+struct Stage {
+    root: PathBuf,
+}
+
+impl Stage {
+    fn new(root: PathBuf) -> Stage {
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Stage { root }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        let p = self.root.join(rel.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        p
+    }
+
+    fn file(&self, rel: &str, bytes: &[u8], mode: u32) -> &Stage {
+        let p = self.path(rel);
+        std::fs::write(&p, bytes).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        self
+    }
+
+    /// Copies a host file (following symlinks) with the given mode.
+    fn copy(&self, rel: &str, from: &Path, mode: u32) -> &Stage {
+        self.file(rel, &std::fs::read(from).unwrap(), mode)
+    }
+
+    fn link(&self, rel: &str, target: &str) -> &Stage {
+        std::os::unix::fs::symlink(target, self.path(rel)).unwrap();
+        self
+    }
+
+    fn dir(&self, rel: &str, mode: u32) -> &Stage {
+        let p = self.path(rel);
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        self
+    }
+
+    fn chown(&self, rel: &str, uid: u32, gid: u32) -> &Stage {
+        std::os::unix::fs::lchown(self.path(rel), Some(uid), Some(gid)).unwrap();
+        self
+    }
+}
+
+/// An image being built with umoci in `dir/oci`.
+struct Image {
+    dir: PathBuf,
+    layers: usize,
+}
+
+impl Image {
+    fn new(dir: &Path) -> Image {
+        std::fs::create_dir_all(dir).unwrap();
+        let img = Image {
+            dir: dir.to_path_buf(),
+            layers: 0,
+        };
+        sh(Command::new("umoci")
+            .args(["init", "--layout"])
+            .arg(img.dir.join("oci")));
+        sh(Command::new("umoci").args(["new", "--image", &img.umoci_ref()]));
+        img
+    }
+
+    fn umoci_ref(&self) -> String {
+        format!("{}:latest", self.dir.join("oci").display())
+    }
+
+    fn nobase_ref(&self) -> String {
+        format!("oci:{}", self.umoci_ref())
+    }
+
+    /// A fresh staging directory for the next layer.
+    fn stage(&mut self) -> Stage {
+        self.layers += 1;
+        Stage::new(self.dir.join(format!("layer{}", self.layers)))
+    }
+
+    /// Adds `stage` as a layer at `/` (opaque: hiding what lower layers had under
+    /// `dest`, when `dest` is given).
+    fn insert(&self, stage: &Stage, opaque_dest: Option<&str>) -> &Image {
+        let mut c = Command::new("umoci");
+        c.args(["insert", "--no-history", "--image", &self.umoci_ref()]);
+        match opaque_dest {
+            Some(dest) => c
+                .arg("--opaque")
+                .arg(stage.root.join(dest.trim_start_matches('/')))
+                .arg(dest),
+            None => c.arg(&stage.root).arg("/"),
+        };
+        sh(&mut c);
+        self
+    }
+
+    fn whiteout(&self, path: &str) -> &Image {
+        sh(Command::new("umoci").args([
+            "insert",
+            "--no-history",
+            "--whiteout",
+            "--image",
+            &self.umoci_ref(),
+            path,
+        ]));
+        self
+    }
+
+    fn config(&self, args: &[&str]) -> &Image {
+        sh(Command::new("umoci")
+            .args(["config", "--no-history", "--image", &self.umoci_ref()])
+            .args(args));
+        self
+    }
+}
+
+/// Programs and libraries the corpus is made of, compiled once.
+struct Fixtures {
+    dir: PathBuf,
+    ld_linux: PathBuf,
+    libc: PathBuf,
+    musl_ld: PathBuf,
+    arm64_ld: PathBuf,
+    busybox: PathBuf,
+    go: Option<PathBuf>,
+}
+
+const DEEP2_C: &str = "int deep2(void) { return 2; }\n";
+const DEEP1_C: &str = "int deep2(void);\nint deep1(void) { return deep2() - 1; }\n";
+const DEEP_MAIN_C: &str = "#include <stdio.h>\nint deep1(void);\nint main(void) { printf(\"deep %d\\n\", deep1()); return 0; }\n";
+const ORIGIN_MAIN_C: &str = "#include <stdio.h>\nint deep2(void);\nint main(void) { printf(\"origin %d\\n\", deep2()); return 0; }\n";
+const VER_V1_C: &str = "int vfoo(void) { return 1; }\n";
+const VER_V2_C: &str = "int vfoo(void) { return 1; }\nint vbar(void) { return 2; }\n";
+const VER_V1_MAP: &str = "VER_1 { global: vfoo; local: *; };\n";
+const VER_V2_MAP: &str = "VER_1 { global: vfoo; local: *; };\nVER_2 { global: vbar; } VER_1;\n";
+const VER_MAIN_C: &str = "#include <stdio.h>\nint vbar(void);\nint main(void) { printf(\"ver %d\\n\", vbar()); return 0; }\n";
+
+fn fixtures() -> &'static Fixtures {
+    static F: OnceLock<Fixtures> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("check-fixtures-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let w = |name: &str, text: &str| std::fs::write(dir.join(name), text).unwrap();
+        w("deep2.c", DEEP2_C);
+        w("deep1.c", DEEP1_C);
+        w("deepmain.c", DEEP_MAIN_C);
+        w("originmain.c", ORIGIN_MAIN_C);
+        w("ver1.c", VER_V1_C);
+        w("ver2.c", VER_V2_C);
+        w("v1.map", VER_V1_MAP);
+        w("v2.map", VER_V2_MAP);
+        w("vermain.c", VER_MAIN_C);
+        let gcc = |args: &[&str]| {
+            sh(Command::new("gcc").args(args).current_dir(&dir));
+        };
+        gcc(&[
+            "-shared",
+            "-fPIC",
+            "-o",
+            "libdeep2.so",
+            "-Wl,-soname,libdeep2.so",
+            "deep2.c",
+        ]);
+        gcc(&[
+            "-shared",
+            "-fPIC",
+            "-o",
+            "libdeep1.so",
+            "-Wl,-soname,libdeep1.so",
+            "deep1.c",
+            "-L.",
+            "-ldeep2",
+        ]);
+        gcc(&[
+            "-o",
+            "deepapp",
+            "deepmain.c",
+            "-L.",
+            "-ldeep1",
+            "-Wl,-rpath-link,.",
+        ]);
+        gcc(&[
+            "-o",
+            "originapp",
+            "originmain.c",
+            "-L.",
+            "-ldeep2",
+            "-Wl,-rpath,$ORIGIN/../lib",
+        ]);
+        std::fs::create_dir_all(dir.join("v1")).unwrap();
+        gcc(&[
+            "-shared",
+            "-fPIC",
+            "-o",
+            "v1/libver.so",
+            "-Wl,-soname,libver.so",
+            "-Wl,--version-script=v1.map",
+            "ver1.c",
+        ]);
+        gcc(&[
+            "-shared",
+            "-fPIC",
+            "-o",
+            "libver.so",
+            "-Wl,-soname,libver.so",
+            "-Wl,--version-script=v2.map",
+            "ver2.c",
+        ]);
+        gcc(&["-o", "verapp", "vermain.c", "-L.", "-lver"]);
+        let canon = |p: &str| std::fs::canonicalize(p).unwrap();
+        Fixtures {
+            ld_linux: canon("/lib64/ld-linux-x86-64.so.2"),
+            libc: canon("/lib/x86_64-linux-gnu/libc.so.6"),
+            musl_ld: canon("/lib/ld-musl-x86_64.so.1"),
+            arm64_ld: canon("/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1"),
+            busybox: canon("/bin/busybox"),
+            go: hello_go(),
+            dir,
+        }
+    })
+}
+
+impl Fixtures {
+    fn f(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The glibc loader and libc at their usual paths.
+    fn glibc(&self, s: &Stage) {
+        s.copy(
+            "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+            &self.ld_linux,
+            0o755,
+        )
+        .link(
+            "/lib64/ld-linux-x86-64.so.2",
+            "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+        )
+        .copy("/lib/x86_64-linux-gnu/libc.so.6", &self.libc, 0o755);
+    }
+
+    /// busybox as /bin/sh, /bin/env and /usr/bin/env.
+    fn shell(&self, s: &Stage) {
+        s.copy("/bin/busybox", &self.busybox, 0o755)
+            .link("/bin/sh", "busybox")
+            .link("/usr/bin/env", "/bin/busybox");
+    }
+}
+
+/// One image of the corpus.
+struct Case {
+    name: &'static str,
+    /// What runc is expected to do with it (a sanity check on the corpus itself).
+    starts: bool,
+    /// The problem code `check` must report when it does not start.
+    code: Option<&'static str>,
+    build: fn(&Fixtures, &mut Image),
+}
+
+/// A one-layer image with `fill` staged and `config` applied.
+fn one(img: &mut Image, fill: impl FnOnce(&Stage), config: &[&str]) {
+    let s = img.stage();
+    fill(&s);
+    img.insert(&s, None);
+    if !config.is_empty() {
+        img.config(config);
+    }
+}
+
+const SCRIPT: &[u8] = b"#!/bin/sh\necho hello from a script\n";
+
+fn corpus() -> Vec<Case> {
+    vec![
+        Case {
+            name: "static",
+            starts: true,
+            code: None,
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_static(), 0o755);
+                    },
+                    &["--config.entrypoint", "/app/hello"],
+                );
+            },
+        },
+        Case {
+            name: "static-pie",
+            starts: true,
+            code: None,
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_static_pie(), 0o755);
+                    },
+                    &["--config.entrypoint", "/app/hello"],
+                );
+            },
+        },
+        Case {
+            name: "musl-static",
+            starts: true,
+            code: None,
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_musl_static(), 0o755);
+                    },
+                    &["--config.entrypoint", "/app/hello"],
+                );
+            },
+        },
+        Case {
+            name: "go-static",
+            starts: true,
+            code: None,
+            build: |fx, img| {
+                let bin = fx.go.clone().unwrap_or_else(hello_static);
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &bin, 0o755);
+                    },
+                    &["--config.entrypoint", "/app/hello"],
+                );
+            },
+        },
+        Case {
+            name: "dynamic-without-loader",
+            starts: false,
+            code: Some("missing-interpreter"),
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_dynamic(), 0o755);
+                    },
+                    &["--config.entrypoint", "/app/hello"],
+                );
+            },
+        },
+        Case {
+            name: "dynamic-with-loader-and-libc",
+            starts: true,
+            code: None,
+            build: |fx, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_dynamic(), 0o755);
+                        fx.glibc(s);
+                    },
+                    &["--config.entrypoint", "/app/hello"],
+                );
+            },
+        },
+        Case {
+            name: "dynamic-loader-dangling-symlink",
+            starts: false,
+            code: Some("missing-interpreter"),
+            build: |fx, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_dynamic(), 0o755)
+                            .link(
+                                "/lib64/ld-linux-x86-64.so.2",
+                                "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                            )
+                            .copy("/lib/x86_64-linux-gnu/libc.so.6", &fx.libc, 0o755);
+                    },
+                    &["--config.entrypoint", "/app/hello"],
+                );
+            },
+        },
+        Case {
+            name: "dynamic-loader-wrong-architecture",
+            starts: false,
+            code: Some("wrong-architecture"),
+            build: |fx, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_dynamic(), 0o755)
+                            .copy("/lib64/ld-linux-x86-64.so.2", &fx.arm64_ld, 0o755)
+                            .copy("/lib/x86_64-linux-gnu/libc.so.6", &fx.libc, 0o755);
+                    },
+                    &["--config.entrypoint", "/app/hello"],
+                );
+            },
+        },
+        Case {
+            name: "dynamic-loader-not-elf",
+            starts: false,
+            code: Some("exec-format"),
+            build: |fx, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_dynamic(), 0o755)
+                            .file("/lib64/ld-linux-x86-64.so.2", b"not a loader\n", 0o755)
+                            .copy("/lib/x86_64-linux-gnu/libc.so.6", &fx.libc, 0o755);
+                    },
+                    &["--config.entrypoint", "/app/hello"],
+                );
+            },
+        },
+        Case {
+            name: "dynamic-without-libc",
+            starts: false,
+            code: Some("missing-library"),
+            build: |fx, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_dynamic(), 0o755).copy(
+                            "/lib64/ld-linux-x86-64.so.2",
+                            &fx.ld_linux,
+                            0o755,
+                        );
+                    },
+                    &["--config.entrypoint", "/app/hello"],
+                );
+            },
+        },
+        Case {
+            name: "dangling-library-symlink",
+            starts: false,
+            code: Some("missing-library"),
+            build: |fx, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_dynamic(), 0o755)
+                            .copy("/lib64/ld-linux-x86-64.so.2", &fx.ld_linux, 0o755)
+                            .link("/lib/x86_64-linux-gnu/libc.so.6", "libc-2.99.so");
+                    },
+                    &["--config.entrypoint", "/app/hello"],
+                );
+            },
+        },
+        Case {
+            name: "library-missing-deep-in-the-tree",
+            starts: false,
+            code: Some("missing-library"),
+            build: |fx, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/deep", &fx.f("deepapp"), 0o755).copy(
+                            "/usr/lib/libdeep1.so",
+                            &fx.f("libdeep1.so"),
+                            0o755,
+                        );
+                        fx.glibc(s);
+                    },
+                    &["--config.entrypoint", "/app/deep"],
+                );
+            },
+        },
+        Case {
+            name: "library-tree-complete",
+            starts: true,
+            code: None,
+            build: |fx, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/deep", &fx.f("deepapp"), 0o755)
+                            .copy("/usr/lib/libdeep1.so", &fx.f("libdeep1.so"), 0o755)
+                            .copy("/lib/libdeep2.so", &fx.f("libdeep2.so"), 0o755);
+                        fx.glibc(s);
+                    },
+                    &["--config.entrypoint", "/app/deep"],
+                );
+            },
+        },
+        Case {
+            name: "origin-runpath",
+            starts: true,
+            code: None,
+            build: |fx, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/opt/app/bin/origin", &fx.f("originapp"), 0o755)
+                            .copy("/opt/app/lib/libdeep2.so", &fx.f("libdeep2.so"), 0o755);
+                        fx.glibc(s);
+                    },
+                    &["--config.entrypoint", "/opt/app/bin/origin"],
+                );
+            },
+        },
+        Case {
+            name: "origin-runpath-library-elsewhere",
+            starts: false,
+            code: Some("missing-library"),
+            build: |fx, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/opt/app/bin/origin", &fx.f("originapp"), 0o755)
+                            .copy("/opt/app/libs/libdeep2.so", &fx.f("libdeep2.so"), 0o755);
+                        fx.glibc(s);
+                    },
+                    &["--config.entrypoint", "/opt/app/bin/origin"],
+                );
+            },
+        },
+        Case {
+            name: "symbol-version-missing",
+            starts: false,
+            code: Some("missing-symbol-version"),
+            build: |fx, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/ver", &fx.f("verapp"), 0o755).copy(
+                            "/usr/lib/libver.so",
+                            &fx.f("v1/libver.so"),
+                            0o755,
+                        );
+                        fx.glibc(s);
+                    },
+                    &["--config.entrypoint", "/app/ver"],
+                );
+            },
+        },
+        Case {
+            name: "symbol-version-present",
+            starts: true,
+            code: None,
+            build: |fx, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/ver", &fx.f("verapp"), 0o755).copy(
+                            "/usr/lib/libver.so",
+                            &fx.f("libver.so"),
+                            0o755,
+                        );
+                        fx.glibc(s);
+                    },
+                    &["--config.entrypoint", "/app/ver"],
+                );
+            },
+        },
+        Case {
+            name: "musl-dynamic-with-loader",
+            starts: true,
+            code: None,
+            build: |fx, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_musl(), 0o755).copy(
+                            "/lib/ld-musl-x86_64.so.1",
+                            &fx.musl_ld,
+                            0o755,
+                        );
+                    },
+                    &["--config.entrypoint", "/app/hello"],
+                );
+            },
+        },
+        Case {
+            name: "musl-dynamic-without-loader",
+            starts: false,
+            code: Some("missing-interpreter"),
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_musl(), 0o755);
+                    },
+                    &["--config.entrypoint", "/app/hello"],
+                );
+            },
+        },
+        Case {
+            name: "wrong-architecture",
+            starts: false,
+            code: Some("wrong-architecture"),
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_arm64_static(), 0o755);
+                    },
+                    &["--config.entrypoint", "/app/hello"],
+                );
+            },
+        },
+        Case {
+            name: "truncated-elf",
+            starts: false,
+            code: Some("exec-format"),
+            build: |_, img| {
+                let bytes = std::fs::read(hello_static()).unwrap();
+                one(
+                    img,
+                    |s| {
+                        s.file("/app/hello", &bytes[..4096], 0o755);
+                    },
+                    &["--config.entrypoint", "/app/hello"],
+                );
+            },
+        },
+        Case {
+            name: "truncated-elf-header",
+            starts: false,
+            code: Some("exec-format"),
+            build: |_, img| {
+                let bytes = std::fs::read(hello_static()).unwrap();
+                one(
+                    img,
+                    |s| {
+                        s.file("/app/hello", &bytes[..40], 0o755);
+                    },
+                    &["--config.entrypoint", "/app/hello"],
+                );
+            },
+        },
+        Case {
+            name: "empty-file",
+            starts: false,
+            code: Some("exec-format"),
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.file("/app/hello", b"", 0o755);
+                    },
+                    &["--config.entrypoint", "/app/hello"],
+                );
+            },
+        },
+        Case {
+            name: "script-without-shebang",
+            starts: false,
+            code: Some("exec-format"),
+            build: |fx, img| {
+                one(
+                    img,
+                    |s| {
+                        s.file("/app/run", b"echo hello\n", 0o755);
+                        fx.shell(s);
+                    },
+                    &["--config.entrypoint", "/app/run"],
+                );
+            },
+        },
+        Case {
+            name: "script-with-shell",
+            starts: true,
+            code: None,
+            build: |fx, img| {
+                one(
+                    img,
+                    |s| {
+                        s.file("/app/run", SCRIPT, 0o755);
+                        fx.shell(s);
+                    },
+                    &["--config.entrypoint", "/app/run"],
+                );
+            },
+        },
+        Case {
+            name: "script-without-shell",
+            starts: false,
+            code: Some("missing-interpreter"),
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.file("/app/run", SCRIPT, 0o755);
+                    },
+                    &["--config.entrypoint", "/app/run"],
+                );
+            },
+        },
+        Case {
+            name: "script-with-crlf",
+            starts: false,
+            code: Some("missing-interpreter"),
+            build: |fx, img| {
+                one(
+                    img,
+                    |s| {
+                        s.file("/app/run", b"#!/bin/sh\r\necho hello\r\n", 0o755);
+                        fx.shell(s);
+                    },
+                    &["--config.entrypoint", "/app/run"],
+                );
+            },
+        },
+        Case {
+            name: "script-env-shebang",
+            starts: true,
+            code: None,
+            build: |fx, img| {
+                one(
+                    img,
+                    |s| {
+                        s.file("/app/run", b"#!/usr/bin/env sh\necho hello\n", 0o755);
+                        fx.shell(s);
+                    },
+                    &["--config.entrypoint", "/app/run"],
+                );
+            },
+        },
+        Case {
+            name: "script-interpreter-is-a-script",
+            starts: true,
+            code: None,
+            build: |fx, img| {
+                one(
+                    img,
+                    |s| {
+                        s.file("/app/run", b"#!/app/wrapper\n", 0o755).file(
+                            "/app/wrapper",
+                            b"#!/bin/sh\necho wrapped \"$@\"\n",
+                            0o755,
+                        );
+                        fx.shell(s);
+                    },
+                    &["--config.entrypoint", "/app/run"],
+                );
+            },
+        },
+        Case {
+            name: "script-unreadable-by-user",
+            starts: false,
+            code: Some("not-executable"),
+            build: |fx, img| {
+                one(
+                    img,
+                    |s| {
+                        s.file("/app/run", SCRIPT, 0o711);
+                        fx.shell(s);
+                    },
+                    &["--config.entrypoint", "/app/run", "--config.user", "1000"],
+                );
+            },
+        },
+        Case {
+            name: "symlink-absolute",
+            starts: true,
+            code: None,
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_static(), 0o755)
+                            .link("/usr/bin/hello", "/app/hello");
+                    },
+                    &["--config.entrypoint", "/usr/bin/hello"],
+                );
+            },
+        },
+        Case {
+            name: "symlink-relative",
+            starts: true,
+            code: None,
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_static(), 0o755)
+                            .link("/usr/bin/hello", "../../app/hello");
+                    },
+                    &["--config.entrypoint", "/usr/bin/hello"],
+                );
+            },
+        },
+        Case {
+            name: "symlink-dangling",
+            starts: false,
+            code: Some("not-found"),
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_static(), 0o755)
+                            .link("/usr/bin/hello", "/app/gone");
+                    },
+                    &["--config.entrypoint", "/usr/bin/hello"],
+                );
+            },
+        },
+        Case {
+            name: "symlink-loop",
+            starts: false,
+            code: Some("symlink-loop"),
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.link("/app/a", "b").link("/app/b", "a");
+                    },
+                    &["--config.entrypoint", "/app/a"],
+                );
+            },
+        },
+        Case {
+            name: "symlinked-directory-in-path",
+            starts: true,
+            code: None,
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/usr/bin/hello", &hello_static(), 0o755)
+                            .link("/bin", "usr/bin");
+                    },
+                    &["--config.entrypoint", "/bin/hello"],
+                );
+            },
+        },
+        Case {
+            name: "hard-linked-entrypoint",
+            starts: true,
+            code: None,
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_static(), 0o755);
+                        std::fs::hard_link(s.path("/app/hello"), s.path("/app/hello2")).unwrap();
+                    },
+                    &["--config.entrypoint", "/app/hello2"],
+                );
+            },
+        },
+        Case {
+            name: "path-lookup",
+            starts: true,
+            code: None,
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/usr/local/bin/hello", &hello_static(), 0o755);
+                    },
+                    &["--config.entrypoint", "hello"],
+                );
+            },
+        },
+        Case {
+            name: "path-lookup-custom-path",
+            starts: true,
+            code: None,
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_static(), 0o755);
+                    },
+                    &[
+                        "--config.entrypoint",
+                        "hello",
+                        "--config.env",
+                        "PATH=/opt:/app",
+                    ],
+                );
+            },
+        },
+        Case {
+            name: "path-lookup-skips-non-executable",
+            starts: true,
+            code: None,
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/usr/local/bin/hello", &hello_static(), 0o644).copy(
+                            "/usr/bin/hello",
+                            &hello_static(),
+                            0o755,
+                        );
+                    },
+                    &["--config.entrypoint", "hello"],
+                );
+            },
+        },
+        Case {
+            name: "path-lookup-not-found",
+            starts: false,
+            code: Some("not-found"),
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_static(), 0o755);
+                    },
+                    &["--config.entrypoint", "hello"],
+                );
+            },
+        },
+        Case {
+            name: "relative-entrypoint-in-workdir",
+            starts: true,
+            code: None,
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_static(), 0o755);
+                    },
+                    &[
+                        "--config.entrypoint",
+                        "./hello",
+                        "--config.workingdir",
+                        "/app",
+                    ],
+                );
+            },
+        },
+        Case {
+            name: "entrypoint-missing",
+            starts: false,
+            code: Some("not-found"),
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_static(), 0o755);
+                    },
+                    &["--config.entrypoint", "/app/other"],
+                );
+            },
+        },
+        Case {
+            name: "whiteout-deleted-entrypoint",
+            starts: false,
+            code: Some("not-found"),
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_static(), 0o755).copy(
+                            "/app/keep",
+                            &hello_static(),
+                            0o755,
+                        );
+                    },
+                    &["--config.entrypoint", "/app/hello"],
+                );
+                img.whiteout("/app/hello");
+            },
+        },
+        Case {
+            name: "opaque-directory-hides-entrypoint",
+            starts: false,
+            code: Some("not-found"),
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_static(), 0o755);
+                    },
+                    &["--config.entrypoint", "/app/hello"],
+                );
+                let s = img.stage();
+                s.copy("/app/other", &hello_static(), 0o755);
+                img.insert(&s, Some("/app"));
+            },
+        },
+        Case {
+            name: "later-layer-replaces-entrypoint",
+            starts: true,
+            code: None,
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.file("/app/hello", b"", 0o755);
+                    },
+                    &["--config.entrypoint", "/app/hello"],
+                );
+                let s = img.stage();
+                s.copy("/app/hello", &hello_static(), 0o755);
+                img.insert(&s, None);
+            },
+        },
+        Case {
+            name: "entrypoint-is-a-directory",
+            starts: false,
+            code: Some("not-regular-file"),
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_static(), 0o755);
+                    },
+                    &["--config.entrypoint", "/app"],
+                );
+            },
+        },
+        Case {
+            name: "entrypoint-without-execute-bit",
+            starts: false,
+            code: Some("not-executable"),
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_static(), 0o644);
+                    },
+                    &["--config.entrypoint", "/app/hello"],
+                );
+            },
+        },
+        Case {
+            name: "numeric-user-without-execute-permission",
+            starts: false,
+            code: Some("not-executable"),
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_static(), 0o744);
+                    },
+                    &["--config.entrypoint", "/app/hello", "--config.user", "1000"],
+                );
+            },
+        },
+        Case {
+            name: "numeric-user-with-execute-permission",
+            starts: true,
+            code: None,
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_static(), 0o755);
+                    },
+                    &[
+                        "--config.entrypoint",
+                        "/app/hello",
+                        "--config.user",
+                        "1000:1000",
+                    ],
+                );
+            },
+        },
+        Case {
+            name: "group-execute-permission",
+            starts: true,
+            code: None,
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_static(), 0o750)
+                            .chown("/app/hello", 0, 1234);
+                    },
+                    &[
+                        "--config.entrypoint",
+                        "/app/hello",
+                        "--config.user",
+                        "1000:1234",
+                    ],
+                );
+            },
+        },
+        Case {
+            name: "directory-not-searchable-by-user",
+            starts: false,
+            code: Some("not-executable"),
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_static(), 0o755)
+                            .dir("/app", 0o700);
+                    },
+                    &["--config.entrypoint", "/app/hello", "--config.user", "1000"],
+                );
+            },
+        },
+        Case {
+            name: "named-user-in-passwd",
+            starts: true,
+            code: None,
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_static(), 0o755)
+                    .file("/etc/passwd", b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n", 0o644)
+                    .file("/etc/group", b"root:x:0:\napp:x:1000:\n", 0o644);
+                    },
+                    &["--config.entrypoint", "/app/hello", "--config.user", "app"],
+                );
+            },
+        },
+        Case {
+            name: "unknown-user",
+            starts: false,
+            code: Some("unknown-user"),
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_static(), 0o755);
+                    },
+                    &[
+                        "--config.entrypoint",
+                        "/app/hello",
+                        "--config.user",
+                        "nobody",
+                    ],
+                );
+            },
+        },
+        Case {
+            name: "unknown-group",
+            starts: false,
+            code: Some("unknown-group"),
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_static(), 0o755).file(
+                            "/etc/passwd",
+                            b"app:x:1000:1000::/:/bin/sh\n",
+                            0o644,
+                        );
+                    },
+                    &[
+                        "--config.entrypoint",
+                        "/app/hello",
+                        "--config.user",
+                        "app:staff",
+                    ],
+                );
+            },
+        },
+        Case {
+            name: "no-command",
+            starts: false,
+            code: Some("no-command"),
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_static(), 0o755);
+                    },
+                    &["--clear=config.entrypoint", "--clear=config.cmd"],
+                );
+            },
+        },
+        Case {
+            name: "cmd-only",
+            starts: true,
+            code: None,
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_static(), 0o755);
+                    },
+                    &["--config.cmd", "/app/hello"],
+                );
+            },
+        },
+        Case {
+            name: "workdir-is-a-file",
+            starts: false,
+            code: Some("bad-workdir"),
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_static(), 0o755);
+                    },
+                    &[
+                        "--config.entrypoint",
+                        "/app/hello",
+                        "--config.workingdir",
+                        "/app/hello",
+                    ],
+                );
+            },
+        },
+        Case {
+            name: "workdir-missing-is-created",
+            starts: true,
+            code: None,
+            build: |_, img| {
+                one(
+                    img,
+                    |s| {
+                        s.copy("/app/hello", &hello_static(), 0o755);
+                    },
+                    &[
+                        "--config.entrypoint",
+                        "/app/hello",
+                        "--config.workingdir",
+                        "/srv/data",
+                    ],
+                );
+            },
+        },
+    ]
+}
+
+/// What happened to one case.
+struct Outcome {
+    name: &'static str,
+    expected: bool,
+    code: Option<&'static str>,
+    check: serde_json::Value,
+    started: bool,
+    runc: String,
+}
+
+#[test]
+fn check_agrees_with_runc_on_every_image_of_the_corpus() {
+    if !(have("umoci") && have("runc") && is_root()) {
+        return;
+    }
+    let arm_runs = Path::new("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists();
+    let env = Env::new();
+    let fx = fixtures();
+    let cases: Vec<Case> = corpus()
+        .into_iter()
+        .filter(|c| {
+            // With qemu registered in binfmt_misc the kernel runs arm64 programs, and
+            // the wrong-architecture image starts: nothing to compare there.
+            let skip = arm_runs && c.name == "wrong-architecture";
+            if skip {
+                eprintln!(
+                    "skipping {}: qemu-aarch64 is registered in binfmt_misc",
+                    c.name
+                );
+            }
+            !skip
+        })
+        .collect();
+    assert!(cases.len() >= 30, "the corpus has {} cases", cases.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let outcomes = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(case) = cases.get(i) else { break };
+                let dir = env.path(case.name);
+                let mut img = Image::new(&dir);
+                (case.build)(fx, &mut img);
+                let r = env.nobase(&["check", "--json", &img.nobase_ref()]);
+                assert!(
+                    r.code == 0 || r.code == 1,
+                    "{}: check could not check (exit {}): {}",
+                    case.name,
+                    r.code,
+                    r.stderr
+                );
+                let check = r.json();
+                assert_eq!(check["ok"].as_bool(), Some(r.code == 0), "{}", case.name);
+                let runc = runc_start(&dir, &img.umoci_ref()).expect("tools checked above");
+                outcomes.lock().unwrap().push(Outcome {
+                    name: case.name,
+                    expected: case.starts,
+                    code: case.code,
+                    check,
+                    started: runc.code == 0,
+                    runc: format!("exit {}: {}{}", runc.code, runc.stdout, runc.stderr),
+                });
+            });
+        }
+    });
+    let outcomes = outcomes.into_inner().unwrap();
+    let mut failures = Vec::new();
+    for o in &outcomes {
+        let ok = o.check["ok"].as_bool().unwrap();
+        let codes: Vec<&str> = o.check["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["code"].as_str())
+            .collect();
+        if ok != o.started {
+            failures.push(format!(
+                "{}: check says {}, runc {} ({})\n  check: {}",
+                o.name,
+                if ok { "it starts" } else { "it does not start" },
+                if o.started { "started it" } else { "did not" },
+                o.runc.trim(),
+                o.check
+            ));
+        } else if o.started != o.expected {
+            failures.push(format!(
+                "{}: the corpus expects it to {}start, runc says {}",
+                o.name,
+                if o.expected { "" } else { "not " },
+                o.runc.trim()
+            ));
+        } else if let Some(code) = o.code {
+            if !codes.contains(&code) {
+                failures.push(format!(
+                    "{}: expected problem {code}, got {codes:?}: {}",
+                    o.name, o.check
+                ));
+            }
+        }
+        // Every problem names the object and says what to do.
+        for p in o.check["problems"].as_array().unwrap() {
+            let m = p["message"].as_str().unwrap();
+            assert!(
+                m.len() > 40 && m.contains(';'),
+                "{}: terse message {m:?}",
+                o.name
+            );
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases disagree:\n{}",
+        failures.len(),
+        outcomes.len(),
+        failures.join("\n")
+    );
+}
