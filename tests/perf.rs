@@ -34,7 +34,7 @@ fn thread_count_does_not_change_digests_of_multi_block_layers() {
         let digests: Vec<_> = ["1", "2", "3"]
             .iter()
             .map(|t| {
-                build(
+                build_json(
                     &env,
                     &[
                         bin.to_str().unwrap(),
@@ -102,7 +102,7 @@ fn rebuild_reuses_the_layer_only_when_the_content_is_the_same() {
     assert_ne!(changed["digest"], first["digest"]);
 
     // Another compression is another recipe.
-    let z = build(
+    let z = build_json(
         &env,
         &[bin.to_str().unwrap(), "--compression", "zstd", "-t", "c:4"],
     );
