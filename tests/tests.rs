@@ -3,5 +3,6 @@
 mod util;
 
 mod foundation;
+mod hardening;
 mod inspect;
 mod perf;

@@ -2,6 +2,7 @@
 //! exit codes. Nothing below this module sees clap.
 
 mod build;
+mod fsck;
 mod images;
 mod inspect;
 mod render;
@@ -47,6 +48,8 @@ enum Command {
     Images(images::ListArgs),
     /// Remove tags from the local store and delete blobs nothing uses any more.
     Rmi(images::RmiArgs),
+    /// Verify every blob of the store (or a layout) and repair what an interrupted write left.
+    Fsck(fsck::Args),
 }
 
 /// Settings every command shares.
@@ -102,6 +105,7 @@ pub fn main() -> i32 {
         Command::Build(a) => build::run(&global, *a),
         Command::Images(a) => images::list(&global, a),
         Command::Rmi(a) => images::rmi(&global, a),
+        Command::Fsck(a) => fsck::run(&global, a),
     };
     match result {
         Ok(code) => code,

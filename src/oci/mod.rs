@@ -2,6 +2,10 @@
 //! file, `index.json` replaced atomically under a lock, blobs read back verified.
 //! The local store is a layout too (see `store`).
 
+mod fsck;
+
+pub use fsck::{fsck, Finding, FsckReport};
+
 use crate::digest::{Digest, HashReader, HashWriter};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, Lock};
@@ -186,7 +190,10 @@ impl Layout {
     /// Stores `bytes` as a blob and returns its descriptor.
     pub fn put_bytes(&self, media_type: &str, bytes: &[u8]) -> Result<Descriptor> {
         let d = Descriptor::new(media_type, Digest::of(bytes), bytes.len() as u64);
-        if !self.has_blob(&d) {
+        // Small documents: compare what is there instead of trusting its size.
+        let same =
+            self.has_blob(&d) && std::fs::read(self.blob_path(&d.digest)).is_ok_and(|b| b == bytes);
+        if !same {
             let mut w = self.blob_writer()?;
             w.write_all(bytes)
                 .io(|| format!("writing a blob in {}", self.root.display()))?;
@@ -423,12 +430,9 @@ impl BlobWriter {
         file.sync_all()
             .io(|| format!("syncing {}", self.tmp.display()))?;
         drop(file);
-        let dest = self.layout.blob_path(&digest);
-        if std::fs::symlink_metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == size) {
-            let _ = std::fs::remove_file(&self.tmp);
-        } else {
-            fsutil::persist(&self.tmp, &dest)?;
-        }
+        // Always replace: the new file was hashed as it was written, while an existing
+        // file of that name may be damaged (same size, other bytes).
+        fsutil::persist(&self.tmp, &self.layout.blob_path(&digest))?;
         Ok((digest, size))
     }
 }
