@@ -6,3 +6,4 @@ mod foundation;
 mod hardening;
 mod inspect;
 mod perf;
+mod ux;

@@ -2,6 +2,7 @@
 //! exit codes. Nothing below this module sees clap.
 
 mod build;
+mod docs;
 mod fsck;
 mod images;
 mod inspect;
@@ -50,6 +51,10 @@ enum Command {
     Rmi(images::RmiArgs),
     /// Verify every blob of the store (or a layout) and repair what an interrupted write left.
     Fsck(fsck::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionArgs),
+    /// Print the man page, or write all of them into a directory.
+    Man(docs::ManArgs),
 }
 
 /// Settings every command shares.
@@ -106,6 +111,8 @@ pub fn main() -> i32 {
         Command::Images(a) => images::list(&global, a),
         Command::Rmi(a) => images::rmi(&global, a),
         Command::Fsck(a) => fsck::run(&global, a),
+        Command::Completions(a) => docs::completions(a),
+        Command::Man(a) => docs::man(a),
     };
     match result {
         Ok(code) => code,
