@@ -4,4 +4,7 @@ mod util;
 
 mod check;
 mod foundation;
+mod hardening;
 mod inspect;
+mod perf;
+mod ux;

@@ -3,6 +3,8 @@
 
 mod build;
 mod check;
+mod docs;
+mod fsck;
 mod images;
 mod inspect;
 mod render;
@@ -51,6 +53,12 @@ enum Command {
     Images(images::ListArgs),
     /// Remove tags from the local store and delete blobs nothing uses any more.
     Rmi(images::RmiArgs),
+    /// Verify every blob of the store (or a layout) and repair what an interrupted write left.
+    Fsck(fsck::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionArgs),
+    /// Print the man page, or write all of them into a directory.
+    Man(docs::ManArgs),
 }
 
 /// Settings every command shares.
@@ -107,6 +115,9 @@ pub fn main() -> i32 {
         Command::Check(a) => check::run(&global, a),
         Command::Images(a) => images::list(&global, a),
         Command::Rmi(a) => images::rmi(&global, a),
+        Command::Fsck(a) => fsck::run(&global, a),
+        Command::Completions(a) => docs::completions(a),
+        Command::Man(a) => docs::man(a),
     };
     match result {
         Ok(code) => code,
