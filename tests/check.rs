@@ -1350,3 +1350,265 @@ fn check_agrees_with_runc_on_every_image_of_the_corpus() {
         failures.join("\n")
     );
 }
+
+/// Writes an OCI layout at `out` whose layers are tars made by Python's `tarfile` from
+/// `spec` (entries with any name, hostile ones included), with no checks of ours.
+const CRAFT_PY: &str = r#"
+import sys, json, tarfile, io, hashlib, os
+out, spec = sys.argv[1], json.loads(sys.argv[2])
+os.makedirs(out + "/blobs/sha256", exist_ok=True)
+def put(b, mt):
+    d = hashlib.sha256(b).hexdigest()
+    open(out + "/blobs/sha256/" + d, "wb").write(b)
+    return {"mediaType": mt, "digest": "sha256:" + d, "size": len(b)}
+layers, diffs = [], []
+for l in spec["layers"]:
+    buf = io.BytesIO()
+    t = tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT)
+    for e in l:
+        ti = tarfile.TarInfo(e["name"])
+        ti.mode = e.get("mode", 0o755)
+        typ = e.get("type", "file")
+        data = open(e["src"], "rb").read() if "src" in e else e.get("data", "").encode()
+        if typ == "dir": ti.type = tarfile.DIRTYPE
+        elif typ == "symlink": ti.type, ti.linkname = tarfile.SYMTYPE, e["link"]
+        elif typ == "hardlink": ti.type, ti.linkname = tarfile.LNKTYPE, e["link"]
+        else: ti.size = len(data)
+        t.addfile(ti, io.BytesIO(data) if typ == "file" else None)
+    t.close()
+    d = put(buf.getvalue(), "application/vnd.oci.image.layer.v1.tar")
+    layers.append(d)
+    diffs.append(d["digest"])
+cfg = {"architecture": "amd64", "os": "linux", "config": spec.get("config", {}),
+       "rootfs": {"type": "layers", "diff_ids": diffs}}
+c = put(json.dumps(cfg).encode(), "application/vnd.oci.image.config.v1+json")
+m = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": c, "layers": layers}
+md = put(json.dumps(m).encode(), m["mediaType"])
+md["annotations"] = {"org.opencontainers.image.ref.name": "latest"}
+open(out + "/index.json", "w").write(json.dumps({"schemaVersion": 2, "manifests": [md]}))
+open(out + "/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
+"#;
+
+/// Crafts a layout from `spec` (see [`CRAFT_PY`]) and returns its directory.
+fn craft(env: &Env, name: &str, spec: serde_json::Value) -> PathBuf {
+    let out = env.path(name);
+    sh(Command::new("python3")
+        .args(["-c", CRAFT_PY])
+        .arg(&out)
+        .arg(spec.to_string()));
+    out
+}
+
+#[test]
+fn hostile_layers_are_refused_and_nothing_outside_is_touched() {
+    if !have("python3") {
+        return;
+    }
+    let env = Env::new();
+    let victim = env.path("victim");
+    std::fs::write(&victim, "untouched").unwrap();
+    let hello = hello_static();
+    let hello = hello.to_str().unwrap();
+    let v = victim.to_str().unwrap();
+    let cases = [
+        (
+            "dotdot",
+            serde_json::json!([[{"name": "../x", "data": "x"}]]),
+            "'..'",
+        ),
+        (
+            "dotdot-deep",
+            serde_json::json!([[{"name": "app/../../../victim", "data": "x"}]]),
+            "'..'",
+        ),
+        (
+            "whiteout-dotdot",
+            serde_json::json!([[{"name": "../.wh.x", "data": ""}]]),
+            "'..'",
+        ),
+        (
+            "whiteout-empty",
+            serde_json::json!([[{"name": "app/.wh.", "data": ""}]]),
+            "whiteout",
+        ),
+        (
+            "hardlink-out",
+            serde_json::json!([[{"name": "shadow", "type": "hardlink", "link": "../../etc/shadow"}]]),
+            "hard link",
+        ),
+        (
+            "hardlink-abs",
+            serde_json::json!([[{"name": "victim", "type": "hardlink", "link": v}]]),
+            "hard link",
+        ),
+    ];
+    for (name, layers, why) in cases {
+        let dir = craft(
+            &env,
+            name,
+            serde_json::json!({"layers": layers, "config": {"Entrypoint": ["/app/hello"]}}),
+        );
+        let r = env
+            .nobase(&["check", &format!("oci:{}:latest", dir.display())])
+            .code(3);
+        assert!(
+            r.stderr.contains(why) && r.stderr.contains("hostile"),
+            "{name}: {}",
+            r.stderr
+        );
+    }
+    // Escapes through symlinks, absolute names and links to host paths are contained:
+    // everything lands inside the image, where runc (through umoci) finds it too.
+    let contained = craft(
+        &env,
+        "contained",
+        serde_json::json!({
+            "layers": [
+                [{"name": "escape", "type": "symlink", "link": "../../../../../../"},
+                 {"name": "abs", "type": "symlink", "link": "/"},
+                 {"name": "hostvictim", "type": "symlink", "link": v}],
+                [{"name": "escape/app/hello", "src": hello},
+                 {"name": "/abs/bin/hello2", "src": hello},
+                 {"name": "hostvictim", "data": "overwritten"},
+                 {"name": format!("{v}"), "data": "overwritten too"}],
+            ],
+            "config": {"Entrypoint": ["/app/hello"]},
+        }),
+    );
+    let layout_ref = format!("{}:latest", contained.display());
+    let r = env
+        .nobase(&["check", "--json", &format!("oci:{layout_ref}")])
+        .ok();
+    assert_eq!(r.json()["ok"], true, "{}", r.stdout);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+    if let Some(run) = runc_start(&env.path("contained-run"), &layout_ref) {
+        assert_eq!(run.code, 0, "runc: {}", run.stderr);
+        assert_eq!(run.stdout, "hello world\n");
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+}
+
+#[test]
+fn a_corrupted_blob_is_a_digest_error() {
+    if !have("umoci") {
+        return;
+    }
+    let env = Env::new();
+    let mut img = Image::new(&env.path("img"));
+    one(
+        &mut img,
+        |s| {
+            s.copy("/app/hello", &hello_static(), 0o755);
+        },
+        &["--config.entrypoint", "/app/hello"],
+    );
+    // The largest blob is the layer: flip one byte in its middle.
+    let blobs = img.dir.join("oci/blobs/sha256");
+    let layer = std::fs::read_dir(&blobs)
+        .unwrap()
+        .flatten()
+        .max_by_key(|e| e.metadata().unwrap().len())
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&layer).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&layer, &bytes).unwrap();
+    let r = env.nobase(&["check", &img.nobase_ref()]).code(3);
+    assert!(r.stderr.contains("digest mismatch"), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+}
+
+#[test]
+fn archives_of_the_same_image_get_the_same_answer() {
+    if !(have("umoci") && have("skopeo")) {
+        return;
+    }
+    let env = Env::new();
+    for (name, dynamic) in [("starts", false), ("does-not-start", true)] {
+        let mut img = Image::new(&env.path(name));
+        let bin = if dynamic {
+            hello_dynamic()
+        } else {
+            hello_static()
+        };
+        one(
+            &mut img,
+            |s| {
+                s.copy("/app/hello", &bin, 0o755);
+            },
+            &["--config.entrypoint", "/app/hello"],
+        );
+        let oci_archive = env.path(&format!("{name}-oci.tar"));
+        let docker_archive = env.path(&format!("{name}-docker.tar"));
+        let src = format!("oci:{}", img.umoci_ref());
+        sh(Command::new("skopeo").args([
+            "copy",
+            "--quiet",
+            &src,
+            &format!("oci-archive:{}:v1", oci_archive.display()),
+        ]));
+        sh(Command::new("skopeo").args([
+            "copy",
+            "--quiet",
+            &src,
+            &format!("docker-archive:{}:hello:1", docker_archive.display()),
+        ]));
+        let answer = |reference: &str| {
+            let r = env.nobase(&["check", "--json", reference]);
+            assert_eq!(
+                r.code,
+                if dynamic { 1 } else { 0 },
+                "{reference}: {}",
+                r.stderr
+            );
+            let mut j = r.json();
+            j["image"] = serde_json::Value::Null;
+            j
+        };
+        let want = answer(&img.nobase_ref());
+        for reference in [
+            format!("oci-archive:{}", oci_archive.display()),
+            format!("oci-archive:{}:v1", oci_archive.display()),
+            format!("docker-archive:{}", docker_archive.display()),
+            format!("docker-archive:{}:hello:1", docker_archive.display()),
+        ] {
+            assert_eq!(answer(&reference), want, "{reference}");
+        }
+        let r = env
+            .nobase(&[
+                "check",
+                &format!("docker-archive:{}:other:2", docker_archive.display()),
+            ])
+            .code(3);
+        assert!(r.stderr.contains("no image tagged other:2"), "{}", r.stderr);
+    }
+}
+
+#[test]
+fn docker_archive_layers_outside_the_archive_are_refused() {
+    if !have("python3") {
+        return;
+    }
+    let env = Env::new();
+    let out = env.path("evil.tar");
+    let script = r#"
+import sys, tarfile, io, json
+t = tarfile.open(sys.argv[1], "w")
+def add(name, data):
+    ti = tarfile.TarInfo(name); ti.size = len(data); t.addfile(ti, io.BytesIO(data))
+cfg = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]}}).encode()
+add("config.json", cfg)
+add("manifest.json", json.dumps([{"Config": "config.json", "RepoTags": ["evil:1"], "Layers": ["../../x"]}]).encode())
+t.close()
+"#;
+    sh(Command::new("python3").args(["-c", script]).arg(&out));
+    let r = env
+        .nobase(&["check", &format!("docker-archive:{}", out.display())])
+        .code(3);
+    assert!(
+        r.stderr.contains("../../x") && r.stderr.contains("'..'"),
+        "{}",
+        r.stderr
+    );
+}

@@ -290,6 +290,21 @@ fn hex_in_name(name: &str) -> Option<&str> {
         .then_some(stem)
 }
 
+/// A tag as Docker expands it: `hello:1` and `docker.io/library/hello:1` are the same
+/// image (skopeo writes the long form, `docker save` the short one).
+fn docker_normalized(tag: &str) -> String {
+    let first = tag.split('/').next().unwrap_or("");
+    let has_host =
+        tag.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    if has_host {
+        tag.to_string()
+    } else if tag.contains('/') {
+        format!("docker.io/{tag}")
+    } else {
+        format!("docker.io/library/{tag}")
+    }
+}
+
 /// Opens the image `name` names (or the only one) in the docker-archive `file`.
 pub fn open_docker_archive(file: &Path, name: Option<&NameTag>) -> Result<(Image, DockerArchive)> {
     let tar = TarIndex::open(file)?;
@@ -309,7 +324,7 @@ pub fn open_docker_archive(file: &Path, name: Option<&NameTag>) -> Result<(Image
             .find(|e| {
                 tags(e)
                     .iter()
-                    .any(|t| NameTag::parse(t).is_ok_and(|t| &t == n))
+                    .any(|t| docker_normalized(t) == docker_normalized(&n.to_string()))
             })
             .ok_or_else(|| Error::Invalid(format!("{place} has no image tagged {n}")))?,
         None => match entries.as_slice() {
@@ -407,6 +422,18 @@ pub fn open_docker_archive(file: &Path, name: Option<&NameTag>) -> Result<(Image
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn docker_tags_normalize() {
+        for (a, b) in [
+            ("hello:1", "docker.io/library/hello:1"),
+            ("team/hello:1", "docker.io/team/hello:1"),
+            ("localhost:5000/hello:1", "localhost:5000/hello:1"),
+        ] {
+            assert_eq!(docker_normalized(a), docker_normalized(b));
+        }
+        assert_ne!(docker_normalized("hello:1"), docker_normalized("hello:2"));
+    }
 
     #[test]
     fn member_names_carry_their_digest() {

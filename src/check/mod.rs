@@ -254,15 +254,19 @@ impl Checker<'_> {
             .ok()
             .and_then(|p| self.root.readlink(&p));
         let detail = match err {
-            ResolveError::NotFound { at } if at == &lexical(path) => "does not exist".to_string(),
-            ResolveError::NotFound { at } => format!("does not exist ({at} is missing)"),
-            ResolveError::NotDir { at } => format!("cannot exist ({at} is not a directory)"),
-            ResolveError::Loop { at } => {
-                format!(
-                    "runs through more than {} symbolic links (a loop at {at})",
-                    root::MAX_HOPS
-                )
+            ResolveError::NotFound { at } if at == &lexical(path) => {
+                "does not exist in the image".to_string()
             }
+            ResolveError::NotFound { at } => {
+                format!("does not exist in the image ({at} is missing)")
+            }
+            ResolveError::NotDir { at } => {
+                format!("cannot exist in the image ({at} is not a directory)")
+            }
+            ResolveError::Loop { at } => format!(
+                "runs through more than {} symbolic links in the image (a loop at {at})",
+                root::MAX_HOPS
+            ),
         };
         match link {
             Some(t) => format!("is a symbolic link to {t:?}, which {detail}"),
@@ -349,7 +353,7 @@ impl Checker<'_> {
                     self.problem(
                         Self::unresolved_code(&e),
                         Some(arg0),
-                        format!("the command {arg0} {why} in the image, so the runtime fails with `stat {arg0}: no such file or directory`; fix the Entrypoint/Cmd path or add the program there"),
+                        format!("the command {arg0} {why}, so the runtime fails with `stat {arg0}: no such file or directory`; fix the Entrypoint/Cmd path or add the program there"),
                     );
                     None
                 }
@@ -555,7 +559,7 @@ impl Checker<'_> {
                 self.problem(
                     Code::MissingInterpreter,
                     Some(shown),
-                    format!("the script {shown} needs the interpreter {shown_interp} named in its #! line, which {why} in the image, so exec fails with `no such file or directory`{crlf}{fix}"),
+                    format!("the script {shown} needs the interpreter {shown_interp} named in its #! line, which {why}, so exec fails with `no such file or directory`{crlf}{fix}"),
                 );
             }
         }
@@ -592,7 +596,7 @@ impl Checker<'_> {
                 self.problem(
                     Code::MissingInterpreter,
                     Some(shown),
-                    format!("{shown} needs its loader {interp}, which {why} in the image, so exec fails with `no such file or directory`; the binary is dynamically linked{libs} — rebuild it statically ({}) or build the image with nobase build --bundle auto", crate::build::static_rebuild_hint(info)),
+                    format!("{shown} needs its loader {interp}, which {why}, so exec fails with `no such file or directory`; the binary is dynamically linked{libs} — rebuild it statically ({}) or build the image with nobase build --bundle auto", crate::build::static_rebuild_hint(info)),
                 );
                 return Ok(());
             }

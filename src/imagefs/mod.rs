@@ -486,3 +486,253 @@ impl Root for ImageFs {
         format!("image {}", self.name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+    use crate::image::{self, Descriptor, ImageConfig, Manifest};
+    use crate::oci::Layout;
+
+    /// One raw tar entry: the name and link name are written as bytes, unvalidated, so
+    /// hostile names can be made.
+    fn entry(name: &str, kind: tar::EntryType, data: &[u8], link: &str, mode: u32) -> Vec<u8> {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        h.set_entry_type(kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_cksum();
+        let mut out = h.as_bytes().to_vec();
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+        out
+    }
+
+    fn file(name: &str, data: &[u8]) -> Vec<u8> {
+        entry(name, tar::EntryType::Regular, data, "", 0o755)
+    }
+    fn dir(name: &str) -> Vec<u8> {
+        entry(name, tar::EntryType::Directory, b"", "", 0o755)
+    }
+    fn symlink(name: &str, target: &str) -> Vec<u8> {
+        entry(name, tar::EntryType::Symlink, b"", target, 0o777)
+    }
+    fn hardlink(name: &str, target: &str) -> Vec<u8> {
+        entry(name, tar::EntryType::Link, b"", target, 0o644)
+    }
+
+    /// Writes each layer (a list of entries) uncompressed into a fresh layout and loads
+    /// the image.
+    fn load_with(layers: &[Vec<Vec<u8>>], opts: &Options) -> (tempfile::TempDir, Result<ImageFs>) {
+        let d = tempfile::tempdir().unwrap();
+        let layout = Layout::create(d.path()).unwrap();
+        let mut descs = Vec::new();
+        let mut diff_ids = Vec::new();
+        for l in layers {
+            let mut tar: Vec<u8> = l.concat();
+            tar.extend_from_slice(&[0; 1024]);
+            let desc = layout.put_bytes(image::MT_OCI_LAYER, &tar).unwrap();
+            diff_ids.push(desc.digest.clone());
+            descs.push(desc);
+        }
+        let mut config = ImageConfig::default();
+        config.rootfs.diff_ids = diff_ids;
+        let pi = PlatformImage {
+            descriptor: Descriptor::new(image::MT_OCI_MANIFEST, Digest::of(b""), 0),
+            manifest: Manifest {
+                schema_version: 2,
+                media_type: None,
+                config: Descriptor::new(image::MT_OCI_CONFIG, Digest::of(b""), 0),
+                layers: descs,
+                annotations: Default::default(),
+            },
+            config,
+        };
+        let fs = ImageFs::load("test", &pi, &layout, opts);
+        (d, fs)
+    }
+
+    fn load(layers: &[Vec<Vec<u8>>]) -> ImageFs {
+        let (_d, fs) = load_with(layers, &Options::default());
+        fs.unwrap()
+    }
+
+    fn refused(layers: &[Vec<Vec<u8>>]) -> String {
+        let (_d, fs) = load_with(layers, &Options::default());
+        match fs {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn content(fs: &ImageFs, path: &str) -> Vec<u8> {
+        let real = root::resolve(fs, path).unwrap();
+        root::read_file(fs, &real, 1 << 20).unwrap()
+    }
+
+    #[test]
+    fn whiteouts_and_opaque_directories_apply_to_lower_layers_only() {
+        let fs = load(&[
+            vec![
+                dir("app/"),
+                file("app/a", b"a"),
+                file("app/b", b"b"),
+                dir("var/"),
+                file("var/old", b"o"),
+            ],
+            // The whiteout of `a` comes after a new `a` in the same layer: the new one
+            // stays (whiteouts hide lower layers only, whatever the order).
+            vec![
+                file("app/a", b"new"),
+                file("app/.wh.a", b""),
+                file("app/.wh.b", b""),
+                file("var/new", b"n"),
+                file("var/.wh..wh..opq", b""),
+            ],
+        ]);
+        assert_eq!(content(&fs, "/app/a"), b"new");
+        assert!(fs.lstat("/app/b").is_none());
+        assert_eq!(fs.list("/var").unwrap(), vec!["new"]);
+        assert!(fs.lstat("/app/.wh.a").is_none());
+    }
+
+    #[test]
+    fn entries_land_inside_the_root_whatever_symlinks_say() {
+        let fs = load(&[
+            vec![
+                symlink("escape", "../../../../.."),
+                symlink("abs", "/"),
+                symlink("bin", "usr/bin"),
+                file("/etc/hostname", b"inside"),
+            ],
+            vec![
+                file("escape/evil", b"e"),
+                file("abs/tmp/evil2", b"e2"),
+                file("bin/tool", b"t"),
+                symlink("link", "/etc/hostname"),
+            ],
+        ]);
+        // Written through the symlinks, but inside the image.
+        assert_eq!(content(&fs, "/evil"), b"e");
+        assert_eq!(content(&fs, "/tmp/evil2"), b"e2");
+        assert_eq!(content(&fs, "/usr/bin/tool"), b"t");
+        // Absolute names are taken relative to the root; links resolve inside it.
+        assert_eq!(content(&fs, "/link"), b"inside");
+    }
+
+    #[test]
+    fn hard_links_share_content_and_stay_inside() {
+        let fs = load(&[vec![file("app/x", b"data"), hardlink("app/y", "app/x")]]);
+        assert_eq!(content(&fs, "/app/y"), b"data");
+        for bad in [
+            vec![hardlink("y", "../../etc/shadow")],
+            vec![hardlink("y", "missing")],
+            vec![dir("d/"), hardlink("y", "d")],
+        ] {
+            let e = refused(&[bad]);
+            assert!(e.contains("hard link"), "{e}");
+        }
+    }
+
+    #[test]
+    fn hostile_names_are_refused() {
+        for (layer, why) in [
+            (vec![file("../x", b"")], "'..'"),
+            (vec![file("a/../../x", b"")], "'..'"),
+            (vec![file("../.wh.x", b"")], "'..'"),
+            (vec![file("app/.wh.", b"")], "whiteout"),
+            (vec![file("app/.wh..", b"")], "whiteout"),
+            (vec![symlink("s", "")], "empty"),
+            (vec![file("f", b"x"), file("f/g", b"")], "not a directory"),
+        ] {
+            let e = refused(&[layer]);
+            assert!(e.contains(why), "{e}");
+        }
+    }
+
+    #[test]
+    fn directories_and_files_replace_each_other() {
+        let fs = load(&[
+            vec![dir("a/"), file("a/x", b""), file("b", b"")],
+            vec![file("a", b"file now"), dir("b/"), file("b/y", b"")],
+        ]);
+        assert_eq!(fs.lstat("/a").unwrap().kind, FileType::File);
+        assert_eq!(fs.list("/b").unwrap(), vec!["y"]);
+    }
+
+    #[test]
+    fn caps_stop_bombs_and_floods() {
+        let tiny = Options {
+            keep: Keep::Programs,
+            limits: Limits {
+                max_entries: 10,
+                ..Limits::default()
+            },
+        };
+        let many: Vec<Vec<u8>> = (0..20).map(|i| file(&format!("f{i}"), b"")).collect();
+        let (_d, r) = load_with(&[many], &tiny);
+        assert!(r
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("more than 10 entries"));
+        // 4 MiB of zeros gzip to a few KiB: over a 100× ratio, refused.
+        let d = tempfile::tempdir().unwrap();
+        let layout = Layout::create(d.path()).unwrap();
+        let mut tar = file("zeros", &vec![0; 4 << 20]);
+        tar.extend_from_slice(&[0; 1024]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        let gz = gz.finish().unwrap();
+        let desc = layout.put_bytes(image::MT_OCI_LAYER_GZIP, &gz).unwrap();
+        let budget = Budget::new(Limits {
+            ratio_floor: 1 << 18,
+            ..Limits::default()
+        });
+        let e = for_each_entry(&layout, &desc, None, &budget, |_, _| Ok(())).unwrap_err();
+        assert!(e.to_string().contains("decompression bomb"), "{e}");
+    }
+
+    #[test]
+    fn large_data_files_keep_only_their_head() {
+        let big = vec![7u8; (SMALL + 1) as usize];
+        let mut elf = b"\x7fELF".to_vec();
+        elf.resize((SMALL + 1) as usize, 1);
+        let fs = load(&[vec![file("data", &big), file("prog", &elf)]]);
+        let d = fs.open("/data").unwrap();
+        assert_eq!(d.size(), SMALL + 1);
+        let mut head = [0u8; 16];
+        d.read_exact_at(0, &mut head).unwrap();
+        let e = d.read_exact_at(SMALL - 16, &mut head).unwrap_err();
+        assert!(e.to_string().contains("only its first"), "{e}");
+        let p = fs.open("/prog").unwrap();
+        p.read_exact_at(SMALL - 16, &mut head).unwrap();
+        // Keep::All keeps everything.
+        let all = Options {
+            keep: Keep::All,
+            ..Options::default()
+        };
+        let (_t, fs) = load_with(&[vec![file("data", &big)]], &all);
+        fs.unwrap()
+            .open("/data")
+            .unwrap()
+            .read_exact_at(SMALL - 16, &mut head)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_corrupt_layer_is_a_digest_error() {
+        let d = tempfile::tempdir().unwrap();
+        let layout = Layout::create(d.path()).unwrap();
+        let mut tar = file("x", b"hello");
+        tar.extend_from_slice(&[0; 1024]);
+        let desc = layout.put_bytes(image::MT_OCI_LAYER, &tar).unwrap();
+        tar[600] ^= 1;
+        std::fs::write(layout.blob_path(&desc.digest), &tar).unwrap();
+        let budget = Budget::new(Limits::default());
+        let e = for_each_entry(&layout, &desc, None, &budget, |_, _| Ok(())).unwrap_err();
+        assert!(matches!(e, Error::DigestMismatch { .. }), "{e}");
+    }
+}
