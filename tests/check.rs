@@ -244,10 +244,6 @@ fn fixtures() -> &'static Fixtures {
 }
 
 impl Fixtures {
-    fn f(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
     /// The glibc loader and libc at their usual paths.
     fn glibc(&self, s: &Stage) {
         s.copy(
@@ -270,6 +266,107 @@ impl Fixtures {
     }
 }
 
+/// A program or library of the corpus.
+#[derive(Clone, Copy)]
+enum Bin {
+    Static,
+    StaticPie,
+    MuslStatic,
+    Dynamic,
+    Musl,
+    Arm64,
+    Go,
+    /// The first N bytes of the static hello.
+    Truncated(usize),
+    /// A file compiled into the fixtures directory.
+    Fixture(&'static str),
+    LdLinux,
+    Libc,
+    MuslLd,
+    Arm64Ld,
+}
+
+impl Bin {
+    fn bytes(self, fx: &Fixtures) -> Vec<u8> {
+        let path = match self {
+            Bin::Static | Bin::Truncated(_) => hello_static(),
+            Bin::StaticPie => hello_static_pie(),
+            Bin::MuslStatic => hello_musl_static(),
+            Bin::Dynamic => hello_dynamic(),
+            Bin::Musl => hello_musl(),
+            Bin::Arm64 => hello_arm64_static(),
+            // Without Go, a C static binary keeps the case meaningful.
+            Bin::Go => fx.go.clone().unwrap_or_else(hello_static),
+            Bin::Fixture(name) => fx.dir.join(name),
+            Bin::LdLinux => fx.ld_linux.clone(),
+            Bin::Libc => fx.libc.clone(),
+            Bin::MuslLd => fx.musl_ld.clone(),
+            Bin::Arm64Ld => fx.arm64_ld.clone(),
+        };
+        let mut b = std::fs::read(path).unwrap();
+        if let Bin::Truncated(n) = self {
+            b.truncate(n);
+        }
+        b
+    }
+}
+
+/// One thing put into a layer.
+#[derive(Clone, Copy)]
+enum Put {
+    /// A program at a path, with a mode.
+    Prog(&'static str, Bin, u32),
+    /// Bytes at a path, with a mode.
+    File(&'static str, &'static [u8], u32),
+    /// A symlink and its target.
+    Link(&'static str, &'static str),
+    /// A hard link to a path put before it.
+    Hard(&'static str, &'static str),
+    /// A directory's mode.
+    Dir(&'static str, u32),
+    /// Owner and group of a path put before it.
+    Own(&'static str, u32, u32),
+    /// glibc's loader and libc at their usual paths.
+    Glibc,
+    /// busybox as /bin/sh and env.
+    Shell,
+}
+
+fn fill(fx: &Fixtures, s: &Stage, puts: &[Put]) {
+    for p in puts {
+        match *p {
+            Put::Prog(path, bin, mode) => {
+                s.file(path, &bin.bytes(fx), mode);
+            }
+            Put::File(path, bytes, mode) => {
+                s.file(path, bytes, mode);
+            }
+            Put::Link(path, target) => {
+                s.link(path, target);
+            }
+            Put::Hard(path, to) => std::fs::hard_link(s.path(to), s.path(path)).unwrap(),
+            Put::Dir(path, mode) => {
+                s.dir(path, mode);
+            }
+            Put::Own(path, uid, gid) => {
+                s.chown(path, uid, gid);
+            }
+            Put::Glibc => fx.glibc(s),
+            Put::Shell => fx.shell(s),
+        }
+    }
+}
+
+/// What happens after the first layer.
+enum Then {
+    /// A layer deleting a path.
+    Whiteout(&'static str),
+    /// A layer making a directory opaque, with new contents.
+    Opaque(&'static str, &'static [Put]),
+    /// A plain layer.
+    Layer(&'static [Put]),
+}
+
 /// One image of the corpus.
 struct Case {
     name: &'static str,
@@ -277,958 +374,518 @@ struct Case {
     starts: bool,
     /// The problem code `check` must report when it does not start.
     code: Option<&'static str>,
-    build: fn(&Fixtures, &mut Image),
+    layer: &'static [Put],
+    config: &'static [&'static str],
+    then: Option<Then>,
 }
 
-/// A one-layer image with `fill` staged and `config` applied.
-fn one(img: &mut Image, fill: impl FnOnce(&Stage), config: &[&str]) {
-    let s = img.stage();
-    fill(&s);
-    img.insert(&s, None);
-    if !config.is_empty() {
-        img.config(config);
+impl Case {
+    fn build(&self, fx: &Fixtures, img: &mut Image) {
+        let s = img.stage();
+        fill(fx, &s, self.layer);
+        img.insert(&s, None);
+        if !self.config.is_empty() {
+            img.config(self.config);
+        }
+        match &self.then {
+            None => {}
+            Some(Then::Whiteout(path)) => {
+                img.whiteout(path);
+            }
+            Some(Then::Opaque(dest, puts)) => {
+                let s = img.stage();
+                fill(fx, &s, puts);
+                img.insert(&s, Some(dest));
+            }
+            Some(Then::Layer(puts)) => {
+                let s = img.stage();
+                fill(fx, &s, puts);
+                img.insert(&s, None);
+            }
+        }
+    }
+}
+
+/// A case that starts.
+const fn ok(name: &'static str, layer: &'static [Put], config: &'static [&'static str]) -> Case {
+    Case {
+        name,
+        starts: true,
+        code: None,
+        layer,
+        config,
+        then: None,
+    }
+}
+
+/// A case that does not start, for the reason `code`.
+const fn fails(
+    name: &'static str,
+    code: &'static str,
+    layer: &'static [Put],
+    config: &'static [&'static str],
+) -> Case {
+    Case {
+        name,
+        starts: false,
+        code: Some(code),
+        layer,
+        config,
+        then: None,
     }
 }
 
 const SCRIPT: &[u8] = b"#!/bin/sh\necho hello from a script\n";
+const EP: &[&str] = &["--config.entrypoint", "/app/hello"];
+const HELLO: &[Put] = &[Put::Prog("/app/hello", Bin::Static, 0o755)];
+const RUN: &[&str] = &["--config.entrypoint", "/app/run"];
+const DEEP: &[&str] = &["--config.entrypoint", "/app/deep"];
+const ORIGIN: &[&str] = &["--config.entrypoint", "/opt/app/bin/origin"];
+const VER: &[&str] = &["--config.entrypoint", "/app/ver"];
+const USR_BIN_HELLO: &[&str] = &["--config.entrypoint", "/usr/bin/hello"];
+const PASSWD: &[u8] = b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
 
 fn corpus() -> Vec<Case> {
+    use Bin::*;
+    use Put::*;
     vec![
+        ok("static", HELLO, EP),
+        ok("static-pie", &[Prog("/app/hello", StaticPie, 0o755)], EP),
+        ok("musl-static", &[Prog("/app/hello", MuslStatic, 0o755)], EP),
+        ok("go-static", &[Prog("/app/hello", Go, 0o755)], EP),
+        fails(
+            "dynamic-without-loader",
+            "missing-interpreter",
+            &[Prog("/app/hello", Dynamic, 0o755)],
+            EP,
+        ),
+        ok(
+            "dynamic-with-loader-and-libc",
+            &[Prog("/app/hello", Dynamic, 0o755), Glibc],
+            EP,
+        ),
+        fails(
+            "dynamic-loader-dangling-symlink",
+            "missing-interpreter",
+            &[
+                Prog("/app/hello", Dynamic, 0o755),
+                Link(
+                    "/lib64/ld-linux-x86-64.so.2",
+                    "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                ),
+                Prog("/lib/x86_64-linux-gnu/libc.so.6", Libc, 0o755),
+            ],
+            EP,
+        ),
+        fails(
+            "dynamic-loader-wrong-architecture",
+            "wrong-architecture",
+            &[
+                Prog("/app/hello", Dynamic, 0o755),
+                Prog("/lib64/ld-linux-x86-64.so.2", Arm64Ld, 0o755),
+                Prog("/lib/x86_64-linux-gnu/libc.so.6", Libc, 0o755),
+            ],
+            EP,
+        ),
+        fails(
+            "dynamic-loader-not-elf",
+            "exec-format",
+            &[
+                Prog("/app/hello", Dynamic, 0o755),
+                File("/lib64/ld-linux-x86-64.so.2", b"not a loader\n", 0o755),
+                Prog("/lib/x86_64-linux-gnu/libc.so.6", Libc, 0o755),
+            ],
+            EP,
+        ),
+        fails(
+            "dynamic-without-libc",
+            "missing-library",
+            &[
+                Prog("/app/hello", Dynamic, 0o755),
+                Prog("/lib64/ld-linux-x86-64.so.2", LdLinux, 0o755),
+            ],
+            EP,
+        ),
+        fails(
+            "dangling-library-symlink",
+            "missing-library",
+            &[
+                Prog("/app/hello", Dynamic, 0o755),
+                Prog("/lib64/ld-linux-x86-64.so.2", LdLinux, 0o755),
+                Link("/lib/x86_64-linux-gnu/libc.so.6", "libc-2.99.so"),
+            ],
+            EP,
+        ),
+        fails(
+            "library-missing-deep-in-the-tree",
+            "missing-library",
+            &[
+                Prog("/app/deep", Fixture("deepapp"), 0o755),
+                Prog("/usr/lib/libdeep1.so", Fixture("libdeep1.so"), 0o755),
+                Glibc,
+            ],
+            DEEP,
+        ),
+        ok(
+            "library-tree-complete",
+            &[
+                Prog("/app/deep", Fixture("deepapp"), 0o755),
+                Prog("/usr/lib/libdeep1.so", Fixture("libdeep1.so"), 0o755),
+                Prog("/lib/libdeep2.so", Fixture("libdeep2.so"), 0o755),
+                Glibc,
+            ],
+            DEEP,
+        ),
+        ok(
+            "origin-runpath",
+            &[
+                Prog("/opt/app/bin/origin", Fixture("originapp"), 0o755),
+                Prog("/opt/app/lib/libdeep2.so", Fixture("libdeep2.so"), 0o755),
+                Glibc,
+            ],
+            ORIGIN,
+        ),
+        fails(
+            "origin-runpath-library-elsewhere",
+            "missing-library",
+            &[
+                Prog("/opt/app/bin/origin", Fixture("originapp"), 0o755),
+                Prog("/opt/app/libs/libdeep2.so", Fixture("libdeep2.so"), 0o755),
+                Glibc,
+            ],
+            ORIGIN,
+        ),
+        fails(
+            "symbol-version-missing",
+            "missing-symbol-version",
+            &[
+                Prog("/app/ver", Fixture("verapp"), 0o755),
+                Prog("/usr/lib/libver.so", Fixture("v1/libver.so"), 0o755),
+                Glibc,
+            ],
+            VER,
+        ),
+        ok(
+            "symbol-version-present",
+            &[
+                Prog("/app/ver", Fixture("verapp"), 0o755),
+                Prog("/usr/lib/libver.so", Fixture("libver.so"), 0o755),
+                Glibc,
+            ],
+            VER,
+        ),
+        ok(
+            "musl-dynamic-with-loader",
+            &[
+                Prog("/app/hello", Musl, 0o755),
+                Prog("/lib/ld-musl-x86_64.so.1", MuslLd, 0o755),
+            ],
+            EP,
+        ),
+        fails(
+            "musl-dynamic-without-loader",
+            "missing-interpreter",
+            &[Prog("/app/hello", Musl, 0o755)],
+            EP,
+        ),
+        fails(
+            "wrong-architecture",
+            "wrong-architecture",
+            &[Prog("/app/hello", Arm64, 0o755)],
+            EP,
+        ),
+        fails(
+            "truncated-elf",
+            "exec-format",
+            &[Prog("/app/hello", Truncated(4096), 0o755)],
+            EP,
+        ),
+        fails(
+            "truncated-elf-header",
+            "exec-format",
+            &[Prog("/app/hello", Truncated(40), 0o755)],
+            EP,
+        ),
+        fails(
+            "empty-file",
+            "exec-format",
+            &[File("/app/hello", b"", 0o755)],
+            EP,
+        ),
+        fails(
+            "script-without-shebang",
+            "exec-format",
+            &[File("/app/run", b"echo hello\n", 0o755), Shell],
+            RUN,
+        ),
+        ok(
+            "script-with-shell",
+            &[File("/app/run", SCRIPT, 0o755), Shell],
+            RUN,
+        ),
+        fails(
+            "script-without-shell",
+            "missing-interpreter",
+            &[File("/app/run", SCRIPT, 0o755)],
+            RUN,
+        ),
+        fails(
+            "script-with-crlf",
+            "missing-interpreter",
+            &[
+                File("/app/run", b"#!/bin/sh\r\necho hello\r\n", 0o755),
+                Shell,
+            ],
+            RUN,
+        ),
+        ok(
+            "script-env-shebang",
+            &[
+                File("/app/run", b"#!/usr/bin/env sh\necho hello\n", 0o755),
+                Shell,
+            ],
+            RUN,
+        ),
+        ok(
+            "script-interpreter-is-a-script",
+            &[
+                File("/app/run", b"#!/app/wrapper\n", 0o755),
+                File("/app/wrapper", b"#!/bin/sh\necho wrapped \"$@\"\n", 0o755),
+                Shell,
+            ],
+            RUN,
+        ),
+        fails(
+            "script-unreadable-by-user",
+            "not-executable",
+            &[File("/app/run", SCRIPT, 0o711), Shell],
+            &["--config.entrypoint", "/app/run", "--config.user", "1000"],
+        ),
+        ok(
+            "symlink-absolute",
+            &[
+                Prog("/app/hello", Static, 0o755),
+                Link("/usr/bin/hello", "/app/hello"),
+            ],
+            USR_BIN_HELLO,
+        ),
+        ok(
+            "symlink-relative",
+            &[
+                Prog("/app/hello", Static, 0o755),
+                Link("/usr/bin/hello", "../../app/hello"),
+            ],
+            USR_BIN_HELLO,
+        ),
+        fails(
+            "symlink-dangling",
+            "not-found",
+            &[
+                Prog("/app/hello", Static, 0o755),
+                Link("/usr/bin/hello", "/app/gone"),
+            ],
+            USR_BIN_HELLO,
+        ),
+        fails(
+            "symlink-loop",
+            "symlink-loop",
+            &[Link("/app/a", "b"), Link("/app/b", "a")],
+            &["--config.entrypoint", "/app/a"],
+        ),
+        ok(
+            "symlinked-directory-in-path",
+            &[
+                Prog("/usr/bin/hello", Static, 0o755),
+                Link("/bin", "usr/bin"),
+            ],
+            &["--config.entrypoint", "/bin/hello"],
+        ),
+        ok(
+            "hard-linked-entrypoint",
+            &[
+                Prog("/app/hello", Static, 0o755),
+                Hard("/app/hello2", "/app/hello"),
+            ],
+            &["--config.entrypoint", "/app/hello2"],
+        ),
+        ok(
+            "path-lookup",
+            &[Prog("/usr/local/bin/hello", Static, 0o755)],
+            &["--config.entrypoint", "hello"],
+        ),
+        ok(
+            "path-lookup-custom-path",
+            HELLO,
+            &[
+                "--config.entrypoint",
+                "hello",
+                "--config.env",
+                "PATH=/opt:/app",
+            ],
+        ),
+        ok(
+            "path-lookup-skips-non-executable",
+            &[
+                Prog("/usr/local/bin/hello", Static, 0o644),
+                Prog("/usr/bin/hello", Static, 0o755),
+            ],
+            &["--config.entrypoint", "hello"],
+        ),
+        fails(
+            "path-lookup-not-found",
+            "not-found",
+            HELLO,
+            &["--config.entrypoint", "hello"],
+        ),
+        ok(
+            "relative-entrypoint-in-workdir",
+            HELLO,
+            &[
+                "--config.entrypoint",
+                "./hello",
+                "--config.workingdir",
+                "/app",
+            ],
+        ),
+        fails(
+            "entrypoint-missing",
+            "not-found",
+            HELLO,
+            &["--config.entrypoint", "/app/other"],
+        ),
         Case {
-            name: "static",
-            starts: true,
-            code: None,
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_static(), 0o755);
-                    },
-                    &["--config.entrypoint", "/app/hello"],
-                );
-            },
+            then: Some(Then::Whiteout("/app/hello")),
+            ..fails(
+                "whiteout-deleted-entrypoint",
+                "not-found",
+                &[
+                    Prog("/app/hello", Static, 0o755),
+                    Prog("/app/keep", Static, 0o755),
+                ],
+                EP,
+            )
         },
         Case {
-            name: "static-pie",
-            starts: true,
-            code: None,
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_static_pie(), 0o755);
-                    },
-                    &["--config.entrypoint", "/app/hello"],
-                );
-            },
+            then: Some(Then::Opaque("/app", &[Prog("/app/other", Static, 0o755)])),
+            ..fails("opaque-directory-hides-entrypoint", "not-found", HELLO, EP)
         },
         Case {
-            name: "musl-static",
-            starts: true,
-            code: None,
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_musl_static(), 0o755);
-                    },
-                    &["--config.entrypoint", "/app/hello"],
-                );
-            },
+            then: Some(Then::Layer(HELLO)),
+            ..ok(
+                "later-layer-replaces-entrypoint",
+                &[File("/app/hello", b"", 0o755)],
+                EP,
+            )
         },
-        Case {
-            name: "go-static",
-            starts: true,
-            code: None,
-            build: |fx, img| {
-                let bin = fx.go.clone().unwrap_or_else(hello_static);
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &bin, 0o755);
-                    },
-                    &["--config.entrypoint", "/app/hello"],
-                );
-            },
-        },
-        Case {
-            name: "dynamic-without-loader",
-            starts: false,
-            code: Some("missing-interpreter"),
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_dynamic(), 0o755);
-                    },
-                    &["--config.entrypoint", "/app/hello"],
-                );
-            },
-        },
-        Case {
-            name: "dynamic-with-loader-and-libc",
-            starts: true,
-            code: None,
-            build: |fx, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_dynamic(), 0o755);
-                        fx.glibc(s);
-                    },
-                    &["--config.entrypoint", "/app/hello"],
-                );
-            },
-        },
-        Case {
-            name: "dynamic-loader-dangling-symlink",
-            starts: false,
-            code: Some("missing-interpreter"),
-            build: |fx, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_dynamic(), 0o755)
-                            .link(
-                                "/lib64/ld-linux-x86-64.so.2",
-                                "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
-                            )
-                            .copy("/lib/x86_64-linux-gnu/libc.so.6", &fx.libc, 0o755);
-                    },
-                    &["--config.entrypoint", "/app/hello"],
-                );
-            },
-        },
-        Case {
-            name: "dynamic-loader-wrong-architecture",
-            starts: false,
-            code: Some("wrong-architecture"),
-            build: |fx, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_dynamic(), 0o755)
-                            .copy("/lib64/ld-linux-x86-64.so.2", &fx.arm64_ld, 0o755)
-                            .copy("/lib/x86_64-linux-gnu/libc.so.6", &fx.libc, 0o755);
-                    },
-                    &["--config.entrypoint", "/app/hello"],
-                );
-            },
-        },
-        Case {
-            name: "dynamic-loader-not-elf",
-            starts: false,
-            code: Some("exec-format"),
-            build: |fx, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_dynamic(), 0o755)
-                            .file("/lib64/ld-linux-x86-64.so.2", b"not a loader\n", 0o755)
-                            .copy("/lib/x86_64-linux-gnu/libc.so.6", &fx.libc, 0o755);
-                    },
-                    &["--config.entrypoint", "/app/hello"],
-                );
-            },
-        },
-        Case {
-            name: "dynamic-without-libc",
-            starts: false,
-            code: Some("missing-library"),
-            build: |fx, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_dynamic(), 0o755).copy(
-                            "/lib64/ld-linux-x86-64.so.2",
-                            &fx.ld_linux,
-                            0o755,
-                        );
-                    },
-                    &["--config.entrypoint", "/app/hello"],
-                );
-            },
-        },
-        Case {
-            name: "dangling-library-symlink",
-            starts: false,
-            code: Some("missing-library"),
-            build: |fx, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_dynamic(), 0o755)
-                            .copy("/lib64/ld-linux-x86-64.so.2", &fx.ld_linux, 0o755)
-                            .link("/lib/x86_64-linux-gnu/libc.so.6", "libc-2.99.so");
-                    },
-                    &["--config.entrypoint", "/app/hello"],
-                );
-            },
-        },
-        Case {
-            name: "library-missing-deep-in-the-tree",
-            starts: false,
-            code: Some("missing-library"),
-            build: |fx, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/deep", &fx.f("deepapp"), 0o755).copy(
-                            "/usr/lib/libdeep1.so",
-                            &fx.f("libdeep1.so"),
-                            0o755,
-                        );
-                        fx.glibc(s);
-                    },
-                    &["--config.entrypoint", "/app/deep"],
-                );
-            },
-        },
-        Case {
-            name: "library-tree-complete",
-            starts: true,
-            code: None,
-            build: |fx, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/deep", &fx.f("deepapp"), 0o755)
-                            .copy("/usr/lib/libdeep1.so", &fx.f("libdeep1.so"), 0o755)
-                            .copy("/lib/libdeep2.so", &fx.f("libdeep2.so"), 0o755);
-                        fx.glibc(s);
-                    },
-                    &["--config.entrypoint", "/app/deep"],
-                );
-            },
-        },
-        Case {
-            name: "origin-runpath",
-            starts: true,
-            code: None,
-            build: |fx, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/opt/app/bin/origin", &fx.f("originapp"), 0o755)
-                            .copy("/opt/app/lib/libdeep2.so", &fx.f("libdeep2.so"), 0o755);
-                        fx.glibc(s);
-                    },
-                    &["--config.entrypoint", "/opt/app/bin/origin"],
-                );
-            },
-        },
-        Case {
-            name: "origin-runpath-library-elsewhere",
-            starts: false,
-            code: Some("missing-library"),
-            build: |fx, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/opt/app/bin/origin", &fx.f("originapp"), 0o755)
-                            .copy("/opt/app/libs/libdeep2.so", &fx.f("libdeep2.so"), 0o755);
-                        fx.glibc(s);
-                    },
-                    &["--config.entrypoint", "/opt/app/bin/origin"],
-                );
-            },
-        },
-        Case {
-            name: "symbol-version-missing",
-            starts: false,
-            code: Some("missing-symbol-version"),
-            build: |fx, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/ver", &fx.f("verapp"), 0o755).copy(
-                            "/usr/lib/libver.so",
-                            &fx.f("v1/libver.so"),
-                            0o755,
-                        );
-                        fx.glibc(s);
-                    },
-                    &["--config.entrypoint", "/app/ver"],
-                );
-            },
-        },
-        Case {
-            name: "symbol-version-present",
-            starts: true,
-            code: None,
-            build: |fx, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/ver", &fx.f("verapp"), 0o755).copy(
-                            "/usr/lib/libver.so",
-                            &fx.f("libver.so"),
-                            0o755,
-                        );
-                        fx.glibc(s);
-                    },
-                    &["--config.entrypoint", "/app/ver"],
-                );
-            },
-        },
-        Case {
-            name: "musl-dynamic-with-loader",
-            starts: true,
-            code: None,
-            build: |fx, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_musl(), 0o755).copy(
-                            "/lib/ld-musl-x86_64.so.1",
-                            &fx.musl_ld,
-                            0o755,
-                        );
-                    },
-                    &["--config.entrypoint", "/app/hello"],
-                );
-            },
-        },
-        Case {
-            name: "musl-dynamic-without-loader",
-            starts: false,
-            code: Some("missing-interpreter"),
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_musl(), 0o755);
-                    },
-                    &["--config.entrypoint", "/app/hello"],
-                );
-            },
-        },
-        Case {
-            name: "wrong-architecture",
-            starts: false,
-            code: Some("wrong-architecture"),
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_arm64_static(), 0o755);
-                    },
-                    &["--config.entrypoint", "/app/hello"],
-                );
-            },
-        },
-        Case {
-            name: "truncated-elf",
-            starts: false,
-            code: Some("exec-format"),
-            build: |_, img| {
-                let bytes = std::fs::read(hello_static()).unwrap();
-                one(
-                    img,
-                    |s| {
-                        s.file("/app/hello", &bytes[..4096], 0o755);
-                    },
-                    &["--config.entrypoint", "/app/hello"],
-                );
-            },
-        },
-        Case {
-            name: "truncated-elf-header",
-            starts: false,
-            code: Some("exec-format"),
-            build: |_, img| {
-                let bytes = std::fs::read(hello_static()).unwrap();
-                one(
-                    img,
-                    |s| {
-                        s.file("/app/hello", &bytes[..40], 0o755);
-                    },
-                    &["--config.entrypoint", "/app/hello"],
-                );
-            },
-        },
-        Case {
-            name: "empty-file",
-            starts: false,
-            code: Some("exec-format"),
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.file("/app/hello", b"", 0o755);
-                    },
-                    &["--config.entrypoint", "/app/hello"],
-                );
-            },
-        },
-        Case {
-            name: "script-without-shebang",
-            starts: false,
-            code: Some("exec-format"),
-            build: |fx, img| {
-                one(
-                    img,
-                    |s| {
-                        s.file("/app/run", b"echo hello\n", 0o755);
-                        fx.shell(s);
-                    },
-                    &["--config.entrypoint", "/app/run"],
-                );
-            },
-        },
-        Case {
-            name: "script-with-shell",
-            starts: true,
-            code: None,
-            build: |fx, img| {
-                one(
-                    img,
-                    |s| {
-                        s.file("/app/run", SCRIPT, 0o755);
-                        fx.shell(s);
-                    },
-                    &["--config.entrypoint", "/app/run"],
-                );
-            },
-        },
-        Case {
-            name: "script-without-shell",
-            starts: false,
-            code: Some("missing-interpreter"),
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.file("/app/run", SCRIPT, 0o755);
-                    },
-                    &["--config.entrypoint", "/app/run"],
-                );
-            },
-        },
-        Case {
-            name: "script-with-crlf",
-            starts: false,
-            code: Some("missing-interpreter"),
-            build: |fx, img| {
-                one(
-                    img,
-                    |s| {
-                        s.file("/app/run", b"#!/bin/sh\r\necho hello\r\n", 0o755);
-                        fx.shell(s);
-                    },
-                    &["--config.entrypoint", "/app/run"],
-                );
-            },
-        },
-        Case {
-            name: "script-env-shebang",
-            starts: true,
-            code: None,
-            build: |fx, img| {
-                one(
-                    img,
-                    |s| {
-                        s.file("/app/run", b"#!/usr/bin/env sh\necho hello\n", 0o755);
-                        fx.shell(s);
-                    },
-                    &["--config.entrypoint", "/app/run"],
-                );
-            },
-        },
-        Case {
-            name: "script-interpreter-is-a-script",
-            starts: true,
-            code: None,
-            build: |fx, img| {
-                one(
-                    img,
-                    |s| {
-                        s.file("/app/run", b"#!/app/wrapper\n", 0o755).file(
-                            "/app/wrapper",
-                            b"#!/bin/sh\necho wrapped \"$@\"\n",
-                            0o755,
-                        );
-                        fx.shell(s);
-                    },
-                    &["--config.entrypoint", "/app/run"],
-                );
-            },
-        },
-        Case {
-            name: "script-unreadable-by-user",
-            starts: false,
-            code: Some("not-executable"),
-            build: |fx, img| {
-                one(
-                    img,
-                    |s| {
-                        s.file("/app/run", SCRIPT, 0o711);
-                        fx.shell(s);
-                    },
-                    &["--config.entrypoint", "/app/run", "--config.user", "1000"],
-                );
-            },
-        },
-        Case {
-            name: "symlink-absolute",
-            starts: true,
-            code: None,
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_static(), 0o755)
-                            .link("/usr/bin/hello", "/app/hello");
-                    },
-                    &["--config.entrypoint", "/usr/bin/hello"],
-                );
-            },
-        },
-        Case {
-            name: "symlink-relative",
-            starts: true,
-            code: None,
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_static(), 0o755)
-                            .link("/usr/bin/hello", "../../app/hello");
-                    },
-                    &["--config.entrypoint", "/usr/bin/hello"],
-                );
-            },
-        },
-        Case {
-            name: "symlink-dangling",
-            starts: false,
-            code: Some("not-found"),
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_static(), 0o755)
-                            .link("/usr/bin/hello", "/app/gone");
-                    },
-                    &["--config.entrypoint", "/usr/bin/hello"],
-                );
-            },
-        },
-        Case {
-            name: "symlink-loop",
-            starts: false,
-            code: Some("symlink-loop"),
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.link("/app/a", "b").link("/app/b", "a");
-                    },
-                    &["--config.entrypoint", "/app/a"],
-                );
-            },
-        },
-        Case {
-            name: "symlinked-directory-in-path",
-            starts: true,
-            code: None,
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/usr/bin/hello", &hello_static(), 0o755)
-                            .link("/bin", "usr/bin");
-                    },
-                    &["--config.entrypoint", "/bin/hello"],
-                );
-            },
-        },
-        Case {
-            name: "hard-linked-entrypoint",
-            starts: true,
-            code: None,
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_static(), 0o755);
-                        std::fs::hard_link(s.path("/app/hello"), s.path("/app/hello2")).unwrap();
-                    },
-                    &["--config.entrypoint", "/app/hello2"],
-                );
-            },
-        },
-        Case {
-            name: "path-lookup",
-            starts: true,
-            code: None,
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/usr/local/bin/hello", &hello_static(), 0o755);
-                    },
-                    &["--config.entrypoint", "hello"],
-                );
-            },
-        },
-        Case {
-            name: "path-lookup-custom-path",
-            starts: true,
-            code: None,
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_static(), 0o755);
-                    },
-                    &[
-                        "--config.entrypoint",
-                        "hello",
-                        "--config.env",
-                        "PATH=/opt:/app",
-                    ],
-                );
-            },
-        },
-        Case {
-            name: "path-lookup-skips-non-executable",
-            starts: true,
-            code: None,
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/usr/local/bin/hello", &hello_static(), 0o644).copy(
-                            "/usr/bin/hello",
-                            &hello_static(),
-                            0o755,
-                        );
-                    },
-                    &["--config.entrypoint", "hello"],
-                );
-            },
-        },
-        Case {
-            name: "path-lookup-not-found",
-            starts: false,
-            code: Some("not-found"),
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_static(), 0o755);
-                    },
-                    &["--config.entrypoint", "hello"],
-                );
-            },
-        },
-        Case {
-            name: "relative-entrypoint-in-workdir",
-            starts: true,
-            code: None,
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_static(), 0o755);
-                    },
-                    &[
-                        "--config.entrypoint",
-                        "./hello",
-                        "--config.workingdir",
-                        "/app",
-                    ],
-                );
-            },
-        },
-        Case {
-            name: "entrypoint-missing",
-            starts: false,
-            code: Some("not-found"),
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_static(), 0o755);
-                    },
-                    &["--config.entrypoint", "/app/other"],
-                );
-            },
-        },
-        Case {
-            name: "whiteout-deleted-entrypoint",
-            starts: false,
-            code: Some("not-found"),
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_static(), 0o755).copy(
-                            "/app/keep",
-                            &hello_static(),
-                            0o755,
-                        );
-                    },
-                    &["--config.entrypoint", "/app/hello"],
-                );
-                img.whiteout("/app/hello");
-            },
-        },
-        Case {
-            name: "opaque-directory-hides-entrypoint",
-            starts: false,
-            code: Some("not-found"),
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_static(), 0o755);
-                    },
-                    &["--config.entrypoint", "/app/hello"],
-                );
-                let s = img.stage();
-                s.copy("/app/other", &hello_static(), 0o755);
-                img.insert(&s, Some("/app"));
-            },
-        },
-        Case {
-            name: "later-layer-replaces-entrypoint",
-            starts: true,
-            code: None,
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.file("/app/hello", b"", 0o755);
-                    },
-                    &["--config.entrypoint", "/app/hello"],
-                );
-                let s = img.stage();
-                s.copy("/app/hello", &hello_static(), 0o755);
-                img.insert(&s, None);
-            },
-        },
-        Case {
-            name: "entrypoint-is-a-directory",
-            starts: false,
-            code: Some("not-regular-file"),
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_static(), 0o755);
-                    },
-                    &["--config.entrypoint", "/app"],
-                );
-            },
-        },
-        Case {
-            name: "entrypoint-without-execute-bit",
-            starts: false,
-            code: Some("not-executable"),
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_static(), 0o644);
-                    },
-                    &["--config.entrypoint", "/app/hello"],
-                );
-            },
-        },
-        Case {
-            name: "numeric-user-without-execute-permission",
-            starts: false,
-            code: Some("not-executable"),
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_static(), 0o744);
-                    },
-                    &["--config.entrypoint", "/app/hello", "--config.user", "1000"],
-                );
-            },
-        },
-        Case {
-            name: "numeric-user-with-execute-permission",
-            starts: true,
-            code: None,
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_static(), 0o755);
-                    },
-                    &[
-                        "--config.entrypoint",
-                        "/app/hello",
-                        "--config.user",
-                        "1000:1000",
-                    ],
-                );
-            },
-        },
-        Case {
-            name: "group-execute-permission",
-            starts: true,
-            code: None,
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_static(), 0o750)
-                            .chown("/app/hello", 0, 1234);
-                    },
-                    &[
-                        "--config.entrypoint",
-                        "/app/hello",
-                        "--config.user",
-                        "1000:1234",
-                    ],
-                );
-            },
-        },
-        Case {
-            name: "directory-not-searchable-by-user",
-            starts: false,
-            code: Some("not-executable"),
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_static(), 0o755)
-                            .dir("/app", 0o700);
-                    },
-                    &["--config.entrypoint", "/app/hello", "--config.user", "1000"],
-                );
-            },
-        },
-        Case {
-            name: "named-user-in-passwd",
-            starts: true,
-            code: None,
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_static(), 0o755)
-                    .file("/etc/passwd", b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n", 0o644)
-                    .file("/etc/group", b"root:x:0:\napp:x:1000:\n", 0o644);
-                    },
-                    &["--config.entrypoint", "/app/hello", "--config.user", "app"],
-                );
-            },
-        },
-        Case {
-            name: "unknown-user",
-            starts: false,
-            code: Some("unknown-user"),
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_static(), 0o755);
-                    },
-                    &[
-                        "--config.entrypoint",
-                        "/app/hello",
-                        "--config.user",
-                        "nobody",
-                    ],
-                );
-            },
-        },
-        Case {
-            name: "unknown-group",
-            starts: false,
-            code: Some("unknown-group"),
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_static(), 0o755).file(
-                            "/etc/passwd",
-                            b"app:x:1000:1000::/:/bin/sh\n",
-                            0o644,
-                        );
-                    },
-                    &[
-                        "--config.entrypoint",
-                        "/app/hello",
-                        "--config.user",
-                        "app:staff",
-                    ],
-                );
-            },
-        },
-        Case {
-            name: "no-command",
-            starts: false,
-            code: Some("no-command"),
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_static(), 0o755);
-                    },
-                    &["--clear=config.entrypoint", "--clear=config.cmd"],
-                );
-            },
-        },
-        Case {
-            name: "cmd-only",
-            starts: true,
-            code: None,
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_static(), 0o755);
-                    },
-                    &["--config.cmd", "/app/hello"],
-                );
-            },
-        },
-        Case {
-            name: "workdir-is-a-file",
-            starts: false,
-            code: Some("bad-workdir"),
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_static(), 0o755);
-                    },
-                    &[
-                        "--config.entrypoint",
-                        "/app/hello",
-                        "--config.workingdir",
-                        "/app/hello",
-                    ],
-                );
-            },
-        },
-        Case {
-            name: "workdir-missing-is-created",
-            starts: true,
-            code: None,
-            build: |_, img| {
-                one(
-                    img,
-                    |s| {
-                        s.copy("/app/hello", &hello_static(), 0o755);
-                    },
-                    &[
-                        "--config.entrypoint",
-                        "/app/hello",
-                        "--config.workingdir",
-                        "/srv/data",
-                    ],
-                );
-            },
-        },
+        fails(
+            "entrypoint-is-a-directory",
+            "not-regular-file",
+            HELLO,
+            &["--config.entrypoint", "/app"],
+        ),
+        fails(
+            "entrypoint-without-execute-bit",
+            "not-executable",
+            &[Prog("/app/hello", Static, 0o644)],
+            EP,
+        ),
+        fails(
+            "numeric-user-without-execute-permission",
+            "not-executable",
+            &[Prog("/app/hello", Static, 0o744)],
+            &["--config.entrypoint", "/app/hello", "--config.user", "1000"],
+        ),
+        ok(
+            "numeric-user-with-execute-permission",
+            HELLO,
+            &[
+                "--config.entrypoint",
+                "/app/hello",
+                "--config.user",
+                "1000:1000",
+            ],
+        ),
+        ok(
+            "group-execute-permission",
+            &[
+                Prog("/app/hello", Static, 0o750),
+                Own("/app/hello", 0, 1234),
+            ],
+            &[
+                "--config.entrypoint",
+                "/app/hello",
+                "--config.user",
+                "1000:1234",
+            ],
+        ),
+        fails(
+            "directory-not-searchable-by-user",
+            "not-executable",
+            &[Prog("/app/hello", Static, 0o755), Dir("/app", 0o700)],
+            &["--config.entrypoint", "/app/hello", "--config.user", "1000"],
+        ),
+        ok(
+            "named-user-in-passwd",
+            &[
+                Prog("/app/hello", Static, 0o755),
+                File("/etc/passwd", PASSWD, 0o644),
+                File("/etc/group", b"root:x:0:\napp:x:1000:\n", 0o644),
+            ],
+            &["--config.entrypoint", "/app/hello", "--config.user", "app"],
+        ),
+        fails(
+            "unknown-user",
+            "unknown-user",
+            HELLO,
+            &[
+                "--config.entrypoint",
+                "/app/hello",
+                "--config.user",
+                "nobody",
+            ],
+        ),
+        fails(
+            "unknown-group",
+            "unknown-group",
+            &[
+                Prog("/app/hello", Static, 0o755),
+                File("/etc/passwd", PASSWD, 0o644),
+            ],
+            &[
+                "--config.entrypoint",
+                "/app/hello",
+                "--config.user",
+                "app:staff",
+            ],
+        ),
+        fails(
+            "no-command",
+            "no-command",
+            HELLO,
+            &["--clear=config.entrypoint", "--clear=config.cmd"],
+        ),
+        ok("cmd-only", HELLO, &["--config.cmd", "/app/hello"]),
+        fails(
+            "workdir-is-a-file",
+            "bad-workdir",
+            HELLO,
+            &[
+                "--config.entrypoint",
+                "/app/hello",
+                "--config.workingdir",
+                "/app/hello",
+            ],
+        ),
+        ok(
+            "workdir-missing-is-created",
+            HELLO,
+            &[
+                "--config.entrypoint",
+                "/app/hello",
+                "--config.workingdir",
+                "/srv/data",
+            ],
+        ),
     ]
 }
 
@@ -1275,7 +932,7 @@ fn check_agrees_with_runc_on_every_image_of_the_corpus() {
                 let Some(case) = cases.get(i) else { break };
                 let dir = env.path(case.name);
                 let mut img = Image::new(&dir);
-                (case.build)(fx, &mut img);
+                case.build(fx, &mut img);
                 let r = env.nobase(&["check", "--json", &img.nobase_ref()]);
                 assert!(
                     r.code == 0 || r.code == 1,
@@ -1495,13 +1152,7 @@ fn a_corrupted_blob_is_a_digest_error() {
     }
     let env = Env::new();
     let mut img = Image::new(&env.path("img"));
-    one(
-        &mut img,
-        |s| {
-            s.copy("/app/hello", &hello_static(), 0o755);
-        },
-        &["--config.entrypoint", "/app/hello"],
-    );
+    ok("corrupt", HELLO, EP).build(fixtures(), &mut img);
     // The largest blob is the layer: flip one byte in its middle.
     let blobs = img.dir.join("oci/blobs/sha256");
     let layer = std::fs::read_dir(&blobs)
@@ -1527,18 +1178,12 @@ fn archives_of_the_same_image_get_the_same_answer() {
     let env = Env::new();
     for (name, dynamic) in [("starts", false), ("does-not-start", true)] {
         let mut img = Image::new(&env.path(name));
-        let bin = if dynamic {
-            hello_dynamic()
-        } else {
-            hello_static()
-        };
-        one(
-            &mut img,
-            |s| {
-                s.copy("/app/hello", &bin, 0o755);
-            },
-            &["--config.entrypoint", "/app/hello"],
-        );
+        let bin = if dynamic { Bin::Dynamic } else { Bin::Static };
+        let layer = [Put::Prog("/app/hello", bin, 0o755)];
+        let s = img.stage();
+        fill(fixtures(), &s, &layer);
+        img.insert(&s, None);
+        img.config(EP);
         let oci_archive = env.path(&format!("{name}-oci.tar"));
         let docker_archive = env.path(&format!("{name}-docker.tar"));
         let src = format!("oci:{}", img.umoci_ref());

@@ -239,47 +239,15 @@ pub fn hello_go() -> Option<PathBuf> {
 /// Unpacks `image` (an `oci` layout ref `DIR:REF`) with umoci and runs it with runc.
 /// Returns None (after saying why) when the tools or root are missing.
 pub fn runc_run(env: &Env, layout_ref: &str, extra_args: Option<&[&str]>) -> Option<Run> {
-    if !(have("umoci") && have("runc") && is_root()) {
-        return None;
-    }
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let bundle = env.path(&format!("bundle-{n}"));
-    run(Command::new("umoci")
-        .args(["unpack", "--image", layout_ref])
-        .arg(&bundle))
-    .ok();
-    let cfg_path = bundle.join("config.json");
-    let mut cfg: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
-    cfg["process"]["terminal"] = false.into();
-    if let Some(args) = extra_args {
-        let mut a: Vec<serde_json::Value> = cfg["process"]["args"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        a.extend(args.iter().map(|s| serde_json::Value::from(*s)));
-        cfg["process"]["args"] = a.into();
-    }
-    std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
-    let name = format!(
-        "nobase-test-{}-{n}-{}",
-        std::process::id(),
-        env.dir.path().file_name().unwrap().to_string_lossy()
+    let work = env.path(&format!("run-{n}"));
+    let r = start(&work, layout_ref, extra_args)?;
+    assert!(
+        work.join("bundle/config.json").exists(),
+        "umoci unpack failed: {}",
+        r.stderr
     );
-    let state = env.path("runc-state");
-    let r = run(Command::new("runc")
-        .arg("--root")
-        .arg(&state)
-        .args(["run", "--bundle"])
-        .arg(&bundle)
-        .arg(&name)
-        .stdin(std::process::Stdio::null()));
-    let _ = Command::new("runc")
-        .arg("--root")
-        .arg(&state)
-        .args(["delete", "-f", &name])
-        .output();
     Some(r)
 }
 
@@ -288,6 +256,10 @@ pub fn runc_run(env: &Env, layout_ref: &str, extra_args: Option<&[&str]>) -> Opt
 /// directory. A failed unpack (an unknown user…) is returned as the result: the image did
 /// not start. None (after saying why) when the tools or root are missing.
 pub fn runc_start(work: &Path, layout_ref: &str) -> Option<Run> {
+    start(work, layout_ref, None)
+}
+
+fn start(work: &Path, layout_ref: &str, extra_args: Option<&[&str]>) -> Option<Run> {
     if !(have("umoci") && have("runc") && is_root()) {
         return None;
     }
@@ -302,10 +274,18 @@ pub fn runc_start(work: &Path, layout_ref: &str) -> Option<Run> {
     let mut cfg: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
     cfg["process"]["terminal"] = false.into();
+    if let Some(args) = extra_args {
+        let mut a: Vec<serde_json::Value> = cfg["process"]["args"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        a.extend(args.iter().map(|s| serde_json::Value::from(*s)));
+        cfg["process"]["args"] = a.into();
+    }
     std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let name = format!(
-        "nobase-start-{}-{}",
+        "nobase-test-{}-{}",
         std::process::id(),
         N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     );
