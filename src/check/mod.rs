@@ -682,3 +682,104 @@ fn io_err(e: std::io::Error, path: &str, root: &dyn Root) -> Error {
         source: e,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::ContainerConfig;
+    use crate::root::HostRoot;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn put(base: &std::path::Path, rel: &str, bytes: &[u8], mode: u32) {
+        let p = base.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, bytes).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn config(entrypoint: &[&str], env: &[&str], workdir: Option<&str>) -> ImageConfig {
+        ImageConfig {
+            architecture: "amd64".into(),
+            os: "linux".into(),
+            config: ContainerConfig {
+                entrypoint: Some(entrypoint.iter().map(|s| s.to_string()).collect()),
+                env: Some(env.iter().map(|s| s.to_string()).collect()),
+                working_dir: workdir.map(str::to_string),
+                ..ContainerConfig::default()
+            },
+            ..ImageConfig::default()
+        }
+    }
+
+    #[test]
+    fn problems_name_the_cause_and_the_fix() {
+        let d = tempfile::tempdir().unwrap();
+        let b = d.path();
+        std::fs::set_permissions(b, std::fs::Permissions::from_mode(0o755)).unwrap();
+        put(b, "app/crlf", b"#!/bin/sh\r\necho\r\n", 0o755);
+        put(b, "app/noshell", b"#!/bin/sh\necho\n", 0o755);
+        put(b, "app/text", b"echo hi\n", 0o755);
+        put(b, "app/empty", b"", 0o755);
+        put(b, "app/data", b"x", 0o644);
+        put(b, "usr/local/bin/tool", b"#!/bin/sh\n", 0o644);
+        put(b, "app/nointerp", b"#!   \n", 0o755);
+        std::os::unix::fs::symlink("/app/gone", b.join("app/dangling")).unwrap();
+        let root = HostRoot::new(b);
+        // (entrypoint, env, workdir, code, words the message must contain)
+        type Case<'a> = (&'a [&'a str], &'a [&'a str], Option<&'a str>, Code, &'a str);
+        let cases: &[Case] = &[
+            (&["/app/crlf"], &[], None, Code::MissingInterpreter, "dos2unix"),
+            (&["/app/noshell"], &[], None, Code::MissingInterpreter, "/bin/sh"),
+            (&["/app/text"], &[], None, Code::ExecFormat, "without a #! line"),
+            (&["/app/empty"], &[], None, Code::ExecFormat, "empty file"),
+            (&["/app/data"], &[], None, Code::NotExecutable, "chmod"),
+            (&["/app/nointerp"], &[], None, Code::ExecFormat, "names no interpreter"),
+            (&["/app/dangling"], &[], None, Code::NotFound, "symbolic link to \"/app/gone\""),
+            (&["tool"], &[], None, Code::NotFound, "/usr/local/bin/tool has no execute bit"),
+            (&["tool"], &["PATH=/nowhere"], None, Code::NotFound, "\"/nowhere\""),
+            (&["empty"], &["PATH=app"], None, Code::NotFound, "relative PATH entry"),
+            (&["/app/empty"], &[], Some("/app/text"), Code::BadWorkdir, "not a directory"),
+            (&[], &[], None, Code::NoCommand, "Entrypoint"),
+        ];
+        for (ep, env, wd, code, words) in cases {
+            let r = check(&root, "t", &config(ep, env, *wd)).unwrap();
+            assert!(!r.ok, "{ep:?}");
+            let p = r
+                .problems
+                .iter()
+                .find(|p| p.code == *code)
+                .unwrap_or_else(|| panic!("{ep:?}: no {code:?} in {:?}", r.problems));
+            assert!(p.message.contains(words), "{ep:?}: {}", p.message);
+        }
+    }
+
+    #[test]
+    fn a_missing_workdir_tmp_and_nsswitch_are_warnings_only() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir_all(d.path().join("bin")).unwrap();
+        std::fs::copy("/bin/busybox", d.path().join("bin/busybox")).ok();
+        if !d.path().join("bin/busybox").exists() {
+            return;
+        }
+        std::os::unix::fs::symlink("busybox", d.path().join("bin/sh")).unwrap();
+        put(d.path(), "app/run", b"#!/bin/sh\necho hi\n", 0o755);
+        let r = check(
+            &HostRoot::new(d.path()),
+            "t",
+            &config(&["/app/run"], &[], Some("/srv/new")),
+        )
+        .unwrap();
+        assert!(r.ok, "{:?}", r.problems);
+        let codes: Vec<_> = r.warnings.iter().map(|w| w.code).collect();
+        // Debian's busybox-static is static glibc with its NSS code linked in.
+        assert_eq!(
+            codes,
+            vec![
+                WarningCode::MissingWorkdir,
+                WarningCode::NoWritableTmp,
+                WarningCode::NoNsswitch
+            ]
+        );
+    }
+}
