@@ -28,7 +28,8 @@ pub enum Keep {
     /// Every byte of every file (for extracting or copying).
     All,
     /// What a start-up check reads: every ELF file and script whole, every small file
-    /// whole, and of other large files only their first [`HEAD`] bytes. Reading past
+    /// and everything under `/etc` whole, and of other large files only their first
+    /// [`HEAD`] bytes. Reading past
     /// what was kept fails with an error that says so.
     Programs,
 }
@@ -392,10 +393,13 @@ fn index_layer(
             })?;
             out.write_all(&head).map_err(spool_err)?;
             offset += head.len() as u64;
+            // Configuration (passwd, ld.so.cache, ld.so.conf…) is read whole by the
+            // loader rules and the check, whatever its size.
             let whole = keep == Keep::All
                 || entry.size <= SMALL
                 || crate::elf::has_magic(&head)
-                || head.starts_with(b"#!");
+                || head.starts_with(b"#!")
+                || entry.path.starts_with("etc/");
             if whole {
                 offset += io::copy(data, &mut out).map_err(|e| {
                     crate::oci::io_to_error(e, || format!("reading layer {}", desc.digest))
