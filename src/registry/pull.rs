@@ -83,6 +83,10 @@ fn media_type_of(bytes: &[u8], content_type: &str) -> std::result::Result<String
         #[serde(default)]
         config: Option<serde::de::IgnoredAny>,
     }
+    // serde would read a struct from a JSON array too; a manifest is an object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err("the manifest is not a JSON object".into());
+    }
     let shape: Shape = serde_json::from_slice(bytes)
         .map_err(|e| format!("the manifest is not valid JSON: {e}"))?;
     let is_index = shape.manifests.is_some();
