@@ -200,6 +200,15 @@ impl RegistryBlobs {
 
 impl Blobs for RegistryBlobs {
     fn open(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
+        // Documents read once (manifests, configs) are served from memory.
+        let cached = super::client::lock(&self.docs).get(&desc.digest).cloned();
+        if let Some(bytes) = cached {
+            return Ok(Box::new(VerifyReader::new(
+                io::Cursor::new(bytes),
+                desc.digest.clone(),
+                desc.size,
+            )));
+        }
         if image::is_manifest(&desc.media_type) || image::is_index(&desc.media_type) {
             let bytes = self.manifest_bytes(desc)?;
             return Ok(Box::new(VerifyReader::new(
@@ -223,6 +232,25 @@ impl Blobs for RegistryBlobs {
             desc.digest.clone(),
             desc.size,
         )))
+    }
+
+    /// Reads and keeps a config (or manifest): `read_image` reads configs, and a
+    /// pull copies them afterwards; one download is enough.
+    fn read_document(&self, desc: &Descriptor) -> Result<Vec<u8>> {
+        if desc.size > image::MAX_DOCUMENT {
+            return Err(Error::Invalid(format!(
+                "{} is {} bytes, more than the {}-byte limit for a manifest or config",
+                desc.digest,
+                desc.size,
+                image::MAX_DOCUMENT
+            )));
+        }
+        let mut buf = Vec::with_capacity(desc.size as usize);
+        self.open(desc)?
+            .read_to_end(&mut buf)
+            .map_err(|e| crate::oci::io_to_error(e, || format!("reading blob {}", desc.digest)))?;
+        super::client::lock(&self.docs).insert(desc.digest.clone(), buf.clone());
+        Ok(buf)
     }
 }
 
