@@ -726,3 +726,56 @@ pub fn read_capped(resp: Resp, cap: u64) -> std::io::Result<Vec<u8>> {
     }
     Ok(buf)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn realms_redirects_and_locations_are_checked() {
+        let opts = Options::default();
+        let public = Client::new("registry.example", &opts).unwrap();
+        let https = Url::parse("https://registry.example").unwrap();
+        let ok = |c: &Client, base: &Url, t: &str| {
+            c.check_target(base, &Url::parse(t).unwrap(), "token server")
+                .is_ok()
+        };
+        assert!(ok(&public, &https, "https://auth.example/token"));
+        assert!(
+            !ok(&public, &https, "http://auth.example/token"),
+            "scheme downgrade"
+        );
+        assert!(!ok(&public, &https, "https://169.254.169.254/latest"));
+        assert!(!ok(&public, &https, "https://[fe80::1]/x"));
+        assert!(!ok(&public, &https, "https://0.0.0.0/x"));
+        assert!(!ok(&public, &https, "https://metadata.google.internal/x"));
+        assert!(
+            !ok(&public, &https, "https://127.0.0.1:5000/x"),
+            "public to loopback"
+        );
+        assert!(
+            !ok(&public, &https, "https://10.0.0.1/x"),
+            "public to private"
+        );
+        let local = Client::new("127.0.0.1:5000", &opts).unwrap();
+        let http = Url::parse("http://127.0.0.1:5000").unwrap();
+        assert!(ok(&local, &http, "http://127.0.0.1:6000/token"));
+        assert!(!ok(&local, &http, "http://169.254.169.254/token"));
+        // A registry on a forbidden address is never contacted at all.
+        assert!(Client::new("169.254.169.254", &opts).is_err());
+    }
+
+    #[test]
+    fn secrets_are_scrubbed_from_messages() {
+        let opts = Options {
+            creds: Some(super::super::parse_user_pass("u:hunter2-pw", "--creds").unwrap()),
+            ..Options::default()
+        };
+        let c = Client::new("r.example", &opts).unwrap();
+        c.remember_secret("tok-123456");
+        assert_eq!(
+            c.scrub("denied: hunter2-pw and tok-123456".into()),
+            "denied: … and …"
+        );
+    }
+}

@@ -227,30 +227,20 @@ impl Blobs for RegistryBlobs {
             failures: 0,
             reported: false,
         };
-        Ok(Box::new(VerifyReader::new(
-            reader,
-            desc.digest.clone(),
-            desc.size,
-        )))
-    }
-
-    /// Reads and keeps a config (or manifest): `read_image` reads configs, and a
-    /// pull copies them afterwards; one download is enough.
-    fn read_document(&self, desc: &Descriptor) -> Result<Vec<u8>> {
-        if desc.size > image::MAX_DOCUMENT {
-            return Err(Error::Invalid(format!(
-                "{} is {} bytes, more than the {}-byte limit for a manifest or config",
-                desc.digest,
-                desc.size,
-                image::MAX_DOCUMENT
-            )));
+        let verified = VerifyReader::new(reader, desc.digest.clone(), desc.size);
+        if image::layer_compression(&desc.media_type).is_none() && desc.size <= image::MAX_DOCUMENT
+        {
+            // A config (or other small document): read it once, keep it, since
+            // `read_image` reads configs and a pull copies them afterwards.
+            let mut buf = Vec::with_capacity(desc.size as usize);
+            let mut verified = verified;
+            verified.read_to_end(&mut buf).map_err(|e| {
+                crate::oci::io_to_error(e, || format!("reading blob {}", desc.digest))
+            })?;
+            super::client::lock(&self.docs).insert(desc.digest.clone(), buf.clone());
+            return Ok(Box::new(io::Cursor::new(buf)));
         }
-        let mut buf = Vec::with_capacity(desc.size as usize);
-        self.open(desc)?
-            .read_to_end(&mut buf)
-            .map_err(|e| crate::oci::io_to_error(e, || format!("reading blob {}", desc.digest)))?;
-        super::client::lock(&self.docs).insert(desc.digest.clone(), buf.clone());
-        Ok(buf)
+        Ok(Box::new(verified))
     }
 }
 
