@@ -2,6 +2,8 @@
 //! exit codes. Nothing below this module sees clap.
 
 mod build;
+mod docs;
+mod fsck;
 mod images;
 mod inspect;
 mod pull;
@@ -83,6 +85,12 @@ enum Command {
     Push(push::Args),
     /// Fetch an image from a registry into the local store.
     Pull(pull::Args),
+    /// Verify every blob of the store (or a layout) and repair what an interrupted write left.
+    Fsck(fsck::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionArgs),
+    /// Print the man page, or write all of them into a directory.
+    Man(docs::ManArgs),
 }
 
 /// Settings every command shares.
@@ -186,6 +194,9 @@ pub fn main() -> i32 {
         Command::Rmi(a) => images::rmi(&global, a),
         Command::Push(a) => push::run(&global, a),
         Command::Pull(a) => pull::run(&global, a),
+        Command::Fsck(a) => fsck::run(&global, a),
+        Command::Completions(a) => docs::completions(a),
+        Command::Man(a) => docs::man(a),
     };
     match result {
         Ok(code) => code,
