@@ -1281,3 +1281,161 @@ fn blob_redirects_to_another_host_carry_no_credentials() {
         "the registry itself got none"
     );
 }
+
+/// Writes `bytes` as a blob of the layout `dir`; returns its digest.
+fn put_blob(dir: &Path, bytes: &[u8]) -> String {
+    let d = sha256_hex(bytes);
+    let p = dir
+        .join("blobs/sha256")
+        .join(d.trim_start_matches("sha256:"));
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, bytes).unwrap();
+    d
+}
+
+#[test]
+fn multi_platform_indexes_push_and_pull_by_platform() {
+    let Some(reg) = Registry::start(Auth::None) else {
+        return;
+    };
+    let env = Env::new();
+    build_image(&env, "hello:1", false);
+    // A two-platform index made by hand from the built image: the same layer, an
+    // arm64 config beside the amd64 one (nobase only moves bytes here).
+    let store = env.store();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(store.join("index.json")).unwrap()).unwrap();
+    let top = &index["manifests"][0];
+    let blob = |d: &str| {
+        std::fs::read(
+            store
+                .join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let amd_manifest_bytes = blob(top["digest"].as_str().unwrap());
+    let amd_manifest: serde_json::Value = serde_json::from_slice(&amd_manifest_bytes).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&blob(amd_manifest["config"]["digest"].as_str().unwrap())).unwrap();
+    let dir = env.path("multi");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let layer = amd_manifest["layers"][0]["digest"].as_str().unwrap();
+    put_blob(&dir, &blob(layer));
+    put_blob(
+        &dir,
+        &blob(amd_manifest["config"]["digest"].as_str().unwrap()),
+    );
+    let amd_digest = put_blob(&dir, &amd_manifest_bytes);
+    config["architecture"] = "arm64".into();
+    let arm_config = serde_json::to_vec(&config).unwrap();
+    let arm_config_digest = put_blob(&dir, &arm_config);
+    let mut arm_manifest = amd_manifest.clone();
+    arm_manifest["config"]["digest"] = arm_config_digest.clone().into();
+    arm_manifest["config"]["size"] = arm_config.len().into();
+    let arm_manifest_bytes = serde_json::to_vec(&arm_manifest).unwrap();
+    let arm_digest = put_blob(&dir, &arm_manifest_bytes);
+    let mt = "application/vnd.oci.image.manifest.v1+json";
+    let idx = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": mt, "digest": amd_digest, "size": amd_manifest_bytes.len(), "platform": {"architecture": "amd64", "os": "linux"}},
+            {"mediaType": mt, "digest": arm_digest, "size": arm_manifest_bytes.len(), "platform": {"architecture": "arm64", "os": "linux"}},
+        ]
+    });
+    let idx_bytes = serde_json::to_vec(&idx).unwrap();
+    let idx_digest = put_blob(&dir, &idx_bytes);
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [
+            {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": idx_digest, "size": idx_bytes.len(),
+             "annotations": {"org.opencontainers.image.ref.name": "multi"}}]}))
+        .unwrap(),
+    )
+    .unwrap();
+
+    let dest = format!("docker://{}/team/multi:1", reg.host());
+    let r = nb(
+        &env,
+        &["push", &format!("oci:{}:multi", dir.display()), &dest],
+    )
+    .ok();
+    // Three blobs: the shared layer and two configs.
+    assert!(
+        r.stderr.contains("pushed 3 blobs (3 uploaded"),
+        "{}",
+        r.stderr
+    );
+    if let Some(d) = skopeo_registry_digest(&dest, None) {
+        assert_eq!(d, idx_digest);
+    }
+    if have("skopeo") {
+        let o = run(Command::new("skopeo").args([
+            "--override-arch",
+            "arm64",
+            "inspect",
+            "--tls-verify=false",
+            &dest,
+        ]));
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        assert!(
+            o.stdout.contains("\"Architecture\": \"arm64\""),
+            "{}",
+            o.stdout
+        );
+    }
+    // Pull: this machine's platform by default, one by --platform, or all of it.
+    let env2 = Env::new();
+    let host_arch = nb(&env2, &["pull", &dest, "-t", "m:host"]).ok();
+    let want = if std::env::consts::ARCH == "aarch64" {
+        &arm_digest
+    } else {
+        &amd_digest
+    };
+    assert!(
+        host_arch.stdout.contains(want.as_str()),
+        "{}",
+        host_arch.stdout
+    );
+    let arm = nb(
+        &env2,
+        &["pull", &dest, "-t", "m:arm", "--platform", "linux/arm64"],
+    )
+    .ok();
+    assert!(arm.stdout.contains(&arm_digest), "{}", arm.stdout);
+    let all = nb(&env2, &["pull", &dest, "-t", "m:all", "--all-platforms"]).ok();
+    assert!(all.stdout.contains(&idx_digest), "{}", all.stdout);
+    if let Some(d) = skopeo_digest(&format!("oci:{}:m:all", env2.store().display())) {
+        assert_eq!(d, idx_digest);
+    }
+    let none = nb(
+        &env2,
+        &["pull", &dest, "-t", "m:s390x", "--platform", "linux/s390x"],
+    )
+    .code(2);
+    assert!(
+        none.stderr.contains("no linux/s390x variant"),
+        "{}",
+        none.stderr
+    );
+    // Pushing the index again re-sends nothing: blobs and child manifests exist.
+    let r = nb(
+        &env,
+        &["push", &format!("oci:{}:multi", dir.display()), &dest, "-v"],
+    )
+    .ok();
+    assert!(
+        r.stderr
+            .contains("(0 uploaded, 0 mounted, 3 existing skipped)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        r.stderr.matches("PUT http").count(),
+        1,
+        "only the index by tag: {}",
+        r.stderr
+    );
+}

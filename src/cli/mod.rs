@@ -153,6 +153,18 @@ impl Global {
         Ok(o)
     }
 
+    /// Opens any reference for reading with the registry flags applied (commands that
+    /// read images should use this rather than `source::open`, so `--creds`,
+    /// `--cert-dir` and `--insecure` work for `docker://` everywhere).
+    #[allow(dead_code)]
+    pub fn open_source(
+        &self,
+        r: &nobase::refs::ImageRef,
+    ) -> nobase::Result<nobase::source::Source> {
+        let events = std::sync::Arc::new(push::Reporter::new(self));
+        nobase::source::open_with(r, || self.store(), &self.registry(events)?)
+    }
+
     /// Prints a diagnostic line on stderr unless `-q`.
     pub fn note(&self, msg: impl std::fmt::Display) {
         if !self.quiet {

@@ -427,8 +427,14 @@ fn tls_config(host: &str, opts: &TlsOptions) -> Result<ureq::tls::TlsConfig> {
 /// client follows them itself, to decide per hop whether credentials go along.
 /// Statuses are answers, not errors. Per-read and per-write timeouts (not a total one)
 /// let a 700 MB blob take as long as it needs while a stalled connection fails.
+/// A loopback registry is reached directly: an `HTTPS_PROXY` from the environment is
+/// for the outside world (Go's clients skip it for loopback too).
 pub fn agent(host: &str, tls: &TlsOptions, io_timeout: Duration) -> Result<ureq::Agent> {
-    let config = ureq::Agent::config_builder()
+    let mut builder = ureq::Agent::config_builder();
+    if classify(host) == HostClass::Loopback {
+        builder = builder.proxy(None);
+    }
+    let config = builder
         .http_status_as_error(false)
         .max_redirects(0)
         .user_agent(concat!("nobase/", env!("CARGO_PKG_VERSION")))

@@ -101,6 +101,10 @@ pub fn push(
         } else {
             d.digest.to_string()
         };
+        // A child manifest named by digest that the registry has needs no upload.
+        if reference != target.reference() && pusher.manifest_exists(d)? {
+            continue;
+        }
         let bytes = blobs.read_document(d)?;
         pusher.put_manifest(d, &bytes, &reference)?;
     }
@@ -439,6 +443,26 @@ impl Pusher<'_> {
                 v.chars().take(80).collect::<String>()
             ))),
             _ => Ok(()),
+        }
+    }
+
+    /// HEAD on a manifest by digest (digests name content, so presence is enough).
+    fn manifest_exists(&self, d: &Descriptor) -> Result<bool> {
+        let what = format!(
+            "checking manifest {} in {}/{}",
+            d.digest, self.client.host, self.repo
+        );
+        let url = self
+            .client
+            .url(&format!("{}/manifests/{}", self.repo, d.digest))?;
+        let accept = [("accept", d.media_type.clone())];
+        let resp = self
+            .client
+            .request(&what, "HEAD", &url, &accept, None, &self.scopes())?;
+        match resp.status().as_u16() {
+            200 => Ok(true),
+            404 => Ok(false),
+            _ => Err(self.client.status_error(&what, resp)),
         }
     }
 
