@@ -1439,3 +1439,83 @@ fn multi_platform_indexes_push_and_pull_by_platform() {
         r.stderr
     );
 }
+
+#[test]
+fn docker_v2_manifests_copy_and_failed_mounts_fall_back_to_upload() {
+    let Some(reg) = Registry::start(Auth::None) else {
+        return;
+    };
+    if !have("skopeo") {
+        return;
+    }
+    let env = Env::new();
+    build_image(&env, "hello:1", false);
+    // skopeo writes a Docker v2 schema 2 image; nobase reads it, keeps it byte for
+    // byte, and copies it within the registry.
+    let v2 = format!("docker://{}/docker/v2:1", reg.host());
+    let r = run(Command::new("skopeo").args([
+        "copy",
+        "--format",
+        "v2s2",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:hello:1", env.store().display()),
+        &v2,
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v2_digest = skopeo_registry_digest(&v2, None).unwrap();
+    let pulled = nb(&env, &["pull", &v2, "-t", "v2:1"]).ok();
+    assert!(pulled.stdout.contains(&v2_digest), "{}", pulled.stdout);
+    let raw = std::fs::read(
+        env.store()
+            .join("blobs/sha256")
+            .join(v2_digest.trim_start_matches("sha256:")),
+    )
+    .unwrap();
+    assert!(String::from_utf8_lossy(&raw)
+        .contains("application/vnd.docker.distribution.manifest.v2+json"));
+    let copy = format!("docker://{}/docker/copy:1", reg.host());
+    let j = nb(&env, &["push", &v2, &copy, "--json"]).ok().json();
+    assert_eq!(j["digest"].as_str(), Some(v2_digest.as_str()));
+    assert_eq!(j["blobs"]["mounted"], 2, "{j}");
+    assert_eq!(skopeo_registry_digest(&copy, None).unwrap(), v2_digest);
+
+    // A mount hint naming a repository that lacks the blobs: the registry answers the
+    // mount with 202 and an upload session, which the upload then uses.
+    let proxy = Proxy::start(reg.port, None, |_, _| Fault::Forward);
+    let manifest: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let digests: Vec<String> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain([&manifest["config"]])
+        .map(|d| d["digest"].as_str().unwrap().to_string())
+        .collect();
+    let hints = env.path("cache/nobase/registry-blobs.json");
+    std::fs::create_dir_all(hints.parent().unwrap()).unwrap();
+    let entries: Vec<(String, String, String)> = digests
+        .iter()
+        .map(|d| (proxy.host(), "nowhere/empty".to_string(), d.clone()))
+        .collect();
+    std::fs::write(
+        &hints,
+        serde_json::to_vec(&serde_json::json!({ "entries": entries })).unwrap(),
+    )
+    .unwrap();
+    let dest = format!("docker://{}/fresh/repo:1", proxy.host());
+    let r = nb(&env, &["push", "v2:1", &dest]).ok();
+    assert!(r.stderr.contains("(2 uploaded, 0 mounted"), "{}", r.stderr);
+    let seen = proxy.seen();
+    let mounts = seen
+        .iter()
+        .filter(|s| s.method == "POST" && s.path.contains("mount="))
+        .count();
+    let plain_posts = seen
+        .iter()
+        .filter(|s| s.method == "POST" && !s.path.contains("mount="))
+        .count();
+    assert_eq!((mounts, plain_posts), (2, 0), "{seen:?}");
+    assert_eq!(
+        skopeo_registry_digest(&format!("docker://{}/fresh/repo:1", reg.host()), None).unwrap(),
+        v2_digest
+    );
+}
