@@ -58,7 +58,7 @@ impl Registry {
     /// Starts `docker-registry` with its own storage and config; None (after saying
     /// why) when it is not installed.
     fn start(auth: Auth) -> Option<Registry> {
-        if !have("docker-registry") {
+        if !have("docker-registry") || (matches!(auth, Auth::Htpasswd) && !have("htpasswd")) {
             return None;
         }
         for _ in 0..5 {

@@ -70,6 +70,9 @@ pub struct Client {
     ready: Mutex<Option<(Url, Option<Challenge>)>>,
     found: Mutex<Option<Found>>,
     tokens: Mutex<HashMap<String, Token>>,
+    /// Held while pinging or fetching a token, so parallel uploads starting together
+    /// make one ping and one token request, not one each.
+    handshake: Mutex<()>,
     /// Every secret this client has seen, scrubbed from any message it builds.
     secrets: Mutex<Vec<String>>,
 }
@@ -98,6 +101,7 @@ impl Client {
             ready: Mutex::new(None),
             found: Mutex::new(None),
             tokens: Mutex::new(HashMap::new()),
+            handshake: Mutex::new(()),
             secrets: Mutex::new(secrets),
         })
     }
@@ -110,6 +114,10 @@ impl Client {
 
     /// `http(s)://host`, pinging `/v2/` the first time.
     pub fn base(&self) -> Result<Url> {
+        if let Some((u, _)) = &*lock(&self.ready) {
+            return Ok(u.clone());
+        }
+        let _one_at_a_time = lock(&self.handshake);
         if let Some((u, _)) = &*lock(&self.ready) {
             return Ok(u.clone());
         }
@@ -373,10 +381,18 @@ impl Client {
                 realm, service, ..
             }) => {
                 let key = scopes.key();
-                if let Some(t) = lock(&self.tokens).get(&key) {
-                    if t.expires > Instant::now() {
-                        return Ok(Some(format!("Bearer {}", t.value.0)));
-                    }
+                let cached = || {
+                    lock(&self.tokens)
+                        .get(&key)
+                        .filter(|t| t.expires > Instant::now())
+                        .map(|t| format!("Bearer {}", t.value.0))
+                };
+                if let Some(v) = cached() {
+                    return Ok(Some(v));
+                }
+                let _one_at_a_time = lock(&self.handshake);
+                if let Some(v) = cached() {
+                    return Ok(Some(v));
                 }
                 let (token, ttl) = self.fetch_token(&realm, service.as_deref(), scopes)?;
                 // Renew a little early so a token does not expire mid-request.
