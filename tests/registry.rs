@@ -58,6 +58,11 @@ impl Registry {
     /// Starts `docker-registry` with its own storage and config; None (after saying
     /// why) when it is not installed.
     fn start(auth: Auth) -> Option<Registry> {
+        Registry::start_with(auth, None)
+    }
+
+    /// The same, serving TLS with `(certificate, key)`.
+    fn start_with(auth: Auth, tls: Option<(&Path, &Path)>) -> Option<Registry> {
         if !have("docker-registry") || (matches!(auth, Auth::Htpasswd) && !have("htpasswd")) {
             return None;
         }
@@ -79,8 +84,17 @@ impl Registry {
                     cert.display()
                 ),
             };
+            let tls_yaml = tls
+                .map(|(c, k)| {
+                    format!(
+                        ", tls: {{certificate: {}, key: {}}}",
+                        c.display(),
+                        k.display()
+                    )
+                })
+                .unwrap_or_default();
             let cfg = format!(
-                "version: 0.1\nlog: {{level: info}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n{auth_yaml}",
+                "version: 0.1\nlog: {{level: info}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: 127.0.0.1:{port}{tls_yaml}}}\n{auth_yaml}",
                 dir.path().join("data").display()
             );
             std::fs::write(dir.path().join("config.yml"), cfg).unwrap();
@@ -1517,5 +1531,144 @@ fn docker_v2_manifests_copy_and_failed_mounts_fall_back_to_upload() {
     assert_eq!(
         skopeo_registry_digest(&format!("docker://{}/fresh/repo:1", reg.host()), None).unwrap(),
         v2_digest
+    );
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, made with openssl.
+/// Returns (dir holding ca.crt only, server cert, server key).
+fn make_tls(env: &Env) -> (PathBuf, PathBuf, PathBuf) {
+    let d = env.path("tls");
+    let certs = env.path("certs.d");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::create_dir_all(&certs).unwrap();
+    let p = |n: &str| d.join(n).display().to_string();
+    let ok = |args: &[&str]| {
+        let r = run(Command::new("openssl").args(args));
+        assert_eq!(r.code, 0, "openssl {args:?}: {}", r.stderr);
+    };
+    ok(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=nobase test CA",
+        "-keyout",
+        &p("ca.key"),
+        "-out",
+        &p("ca.crt"),
+    ]);
+    ok(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        &p("server.key"),
+        "-out",
+        &p("server.csr"),
+    ]);
+    std::fs::write(
+        d.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    ok(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("server.csr"),
+        "-CA",
+        &p("ca.crt"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p("ext.cnf"),
+        "-out",
+        &p("server.crt"),
+    ]);
+    std::fs::copy(d.join("ca.crt"), certs.join("ca.crt")).unwrap();
+    (certs, d.join("server.crt"), d.join("server.key"))
+}
+
+#[test]
+fn tls_registries_need_their_ca_and_token_realms_may_not_downgrade() {
+    if !have("openssl") {
+        return;
+    }
+    let env = Env::new();
+    let (certs, crt, key) = make_tls(&env);
+    let Some(reg) = Registry::start_with(Auth::None, Some((&crt, &key))) else {
+        return;
+    };
+    let digest = build_image(&env, "hello:1", false);
+    let dest = format!("docker://{}/tls/hello:1", reg.host());
+    let cert_dir = certs.display().to_string();
+    // With the CA from --cert-dir: HTTPS, verified.
+    let r = nb(
+        &env,
+        &["push", "hello:1", &dest, "--cert-dir", &cert_dir, "-v"],
+    )
+    .ok();
+    assert!(
+        r.stderr
+            .contains(&format!("GET https://{}/v2/ → 200", reg.host())),
+        "{}",
+        r.stderr
+    );
+    if have("skopeo") {
+        let o =
+            run(Command::new("skopeo").args(["inspect", "--raw", "--cert-dir", &cert_dir, &dest]));
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        assert_eq!(sha256_hex(o.stdout.as_bytes()), digest);
+    }
+    // Without it the certificate is unknown, and plain HTTP gets nowhere either.
+    let r = nb(&env, &["pull", &dest, "-t", "x:1"]).code(3);
+    assert!(r.stderr.contains("certificate"), "{}", r.stderr);
+    // --insecure skips verification.
+    nb(&env, &["pull", &dest, "-t", "x:1", "--insecure"]).ok();
+
+    // A TLS registry whose token server is on plain HTTP: refused before any
+    // credential is sent there.
+    let tokens = TokenServer::start();
+    let Some(treg) = Registry::start_with(
+        Auth::Token {
+            realm: tokens.realm(),
+            cert: tokens.cert.clone(),
+        },
+        Some((&crt, &key)),
+    ) else {
+        return;
+    };
+    let tdest = format!("docker://{}/tls/hello:1", treg.host());
+    let r = nb(
+        &env,
+        &[
+            "push",
+            "hello:1",
+            &tdest,
+            "--cert-dir",
+            &cert_dir,
+            "--creds",
+            &format!("{USER}:{PASS}"),
+        ],
+    )
+    .code(3);
+    assert!(
+        r.stderr.contains("downgrades HTTPS to plain HTTP"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        tokens.requests.lock().unwrap().is_empty(),
+        "the token server was contacted"
     );
 }
