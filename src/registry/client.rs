@@ -183,7 +183,9 @@ impl Client {
             *lock(&self.ready) = Some((base, challenge));
             return Ok(());
         }
-        let hint = if self.plain_http_allowed() {
+        let hint = if failures.iter().any(|f| f.contains("certificate")) {
+            "; if the registry uses a private CA, give it with --cert-dir DIR (DIR/ca.crt)"
+        } else if self.plain_http_allowed() {
             ""
         } else {
             " (plain HTTP is used only for loopback registries or with --insecure)"
