@@ -702,11 +702,19 @@ fn build_image(env: &Env, tag: &str, big: bool) -> String {
 /// `nobase` with a private mount-hint cache, fast retries and no inherited
 /// Docker config.
 fn nb(env: &Env, args: &[&str]) -> Run {
+    nb_env(env, args, &[])
+}
+
+/// [`nb`] with more environment (later settings win).
+fn nb_env(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> Run {
     let mut c = env.cmd(args);
     c.env("XDG_CACHE_HOME", env.path("cache"))
         .env("DOCKER_CONFIG", env.path("docker"))
         .env("NOBASE_RETRY_BASE_MS", "20")
         .env("NOBASE_RETRY_CAP_MS", "1500");
+    for (k, v) in vars {
+        c.env(k, v);
+    }
     run(&mut c)
 }
 
@@ -1124,12 +1132,12 @@ fn pushes_and_pulls_survive_dropped_connections_500s_and_429s() {
         }
     });
     let dest = format!("docker://{}/faults/big:1", proxy.host());
-    let mut c = env.cmd(&["push", "big:1", &dest]);
-    c.env("XDG_CACHE_HOME", env.path("cache"))
-        .env("NOBASE_RETRY_BASE_MS", "20")
-        .env("NOBASE_RETRY_CAP_MS", "1500")
-        .env("NOBASE_CHUNK_SIZE", "1048576");
-    let r = run(&mut c).ok();
+    let r = nb_env(
+        &env,
+        &["push", "big:1", &dest],
+        &[("NOBASE_CHUNK_SIZE", "1048576")],
+    )
+    .ok();
     assert!(r.stderr.contains("retrying"), "{}", r.stderr);
     {
         let fired = fired.lock().unwrap();
@@ -1197,12 +1205,12 @@ fn endless_faults_fail_cleanly_after_bounded_retries() {
     });
     let dest = format!("docker://{}/endless/hello:1", proxy.host());
     let start = Instant::now();
-    let mut c = env.cmd(&["push", "hello:1", &dest]);
-    c.env("XDG_CACHE_HOME", env.path("cache"))
-        .env("NOBASE_RETRIES", "3")
-        .env("NOBASE_RETRY_BASE_MS", "10")
-        .env("NOBASE_RETRY_CAP_MS", "200");
-    let r = run(&mut c).code(3);
+    let fast = [
+        ("NOBASE_RETRIES", "3"),
+        ("NOBASE_RETRY_BASE_MS", "10"),
+        ("NOBASE_RETRY_CAP_MS", "200"),
+    ];
+    let r = nb_env(&env, &["push", "hello:1", &dest], &fast).code(3);
     assert!(
         r.stderr.contains("still failing after 3 attempts"),
         "{}",
@@ -1221,17 +1229,10 @@ fn endless_faults_fail_cleanly_after_bounded_retries() {
             Fault::Status(500, vec![])
         }
     });
-    let mut c = env.cmd(&[
-        "pull",
-        &format!("docker://{}/endless/hello:1", dropper.host()),
-        "-t",
-        "x:1",
-    ]);
-    c.env("NOBASE_RETRIES", "2")
-        .env("NOBASE_RETRY_BASE_MS", "10");
-    let r = run(&mut c).code(3);
+    let src = format!("docker://{}/endless/hello:1", dropper.host());
+    let r = nb_env(&env, &["pull", &src, "-t", "x:1"], &fast).code(3);
     assert!(
-        r.stderr.contains("still failing after 2 attempts"),
+        r.stderr.contains("still failing after 3 attempts"),
         "{}",
         r.stderr
     );
