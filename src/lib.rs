@@ -18,6 +18,7 @@ pub mod inspect;
 pub mod layer;
 pub mod oci;
 pub mod refs;
+pub mod registry;
 pub mod root;
 pub mod sink;
 pub mod source;

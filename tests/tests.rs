@@ -6,4 +6,5 @@ mod foundation;
 mod hardening;
 mod inspect;
 mod perf;
+mod registry;
 mod ux;
