@@ -2,6 +2,7 @@
 
 mod util;
 
+mod closure;
 mod foundation;
 mod inspect;
 mod perf;

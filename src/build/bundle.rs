@@ -80,10 +80,12 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
     };
     let closure = loader::resolve(&overlay, &exe_path, Some(req.info), &opts)?;
     if !closure.is_complete() {
-        return Err(Error::Refused(incomplete(
-            &closure,
+        return Err(Error::Refused(format!(
+            "{} cannot be bundled from {}: {}. Install what is missing there, add it with \
+             --add SRC:DEST, or resolve against another tree with --sysroot DIR",
             req.app_path,
-            req.source,
+            req.source.describe(),
+            missing_pieces(&closure, req.source)
         )));
     }
     let mut blind_spots = loader::dlopen::blind_spots(&overlay, &closure);
@@ -248,8 +250,10 @@ fn self_check(
     let image = loader::resolve(&merged, req.app_path, Some(req.info), &strict)?;
     if !image.is_complete() {
         return Err(Error::Refused(format!(
-            "self-check failed: {} (this is a bug in nobase's placement, or an --add that hides a bundled file; --no-check writes the image anyway)",
-            incomplete(&image, req.app_path, &merged)
+            "self-check failed: inside the image {} would not start: {} (an --add may hide \
+             a bundled file; --no-check writes the image anyway)",
+            req.app_path,
+            missing_pieces(&image, &merged)
         )));
     }
     // Each library must be the file placed for it, not another one that happens to
@@ -282,8 +286,8 @@ fn list_or_none(v: &[&String]) -> String {
     }
 }
 
-/// A refusal naming every missing piece, what was searched and what to do.
-fn incomplete(c: &Closure, app_path: &str, root: &dyn Root) -> String {
+/// Every missing piece of a closure, with what was searched.
+fn missing_pieces(c: &Closure, root: &dyn Root) -> String {
     let mut parts = Vec::new();
     if let Some(Interpreter::Missing { requested, reason }) = &c.interpreter {
         parts.push(format!(
@@ -315,11 +319,7 @@ fn incomplete(c: &Closure, app_path: &str, root: &dyn Root) -> String {
         }
         parts.push(s);
     }
-    format!(
-        "{app_path} cannot be bundled from {}: {}. Install what is missing there, add it with --add SRC:DEST, or resolve against another tree with --sysroot DIR",
-        root.describe(),
-        parts.join("; ")
-    )
+    parts.join("; ")
 }
 
 /// Adds the file at `path` in `source` to `tree`, with every symlink on the way.

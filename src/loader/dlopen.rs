@@ -7,7 +7,7 @@
 //!   dlopen `libnss_<service>.so.2` for every service it names (except `files` and `dns`,
 //!   built into glibc since 2.34);
 //! * `iconv_open` — glibc loads conversion modules from its `gconv` directory;
-//! * `pthread_cancel` / `pthread_exit` — glibc dlopens `libgcc_s.so.1` to unwind;
+//! * `pthread_cancel` — glibc dlopens `libgcc_s.so.1` to unwind the cancelled thread;
 //! * `.so` names that appear as whole strings in the executable — likely dlopen arguments.
 
 use super::{Closure, Flavor};
@@ -99,11 +99,25 @@ fn importers(closure: &Closure) -> impl Iterator<Item = &super::Object> {
 }
 
 fn add_found(root: &dyn Root, closure: &Closure, name: &str) -> Option<Add> {
-    let (_, canonical) = closure.search(root, 0, name).ok()?;
+    let (path, canonical) = closure.search(root, 0, name).ok()?;
     Some(Add {
-        source: canonical.clone(),
-        dest: canonical,
+        source: canonical,
+        dest: lookup_dest(root, &path),
     })
+}
+
+/// Where to add a file the loader looks up as `path`: under the name it is looked up by
+/// (`libz.so.1`, not the versioned file it links to), in its directory with symlinks
+/// resolved — an added `/lib/…` would put a directory where the image has the `/lib`
+/// symlink, hiding everything behind it.
+fn lookup_dest(root: &dyn Root, path: &str) -> String {
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let dir = if dir.is_empty() { "/" } else { dir };
+    match root::resolve(root, dir) {
+        Ok(d) if d == "/" => format!("/{name}"),
+        Ok(d) => format!("{d}/{name}"),
+        Err(_) => path.to_string(),
+    }
 }
 
 fn already_has(closure: &Closure, name: &str) -> bool {
@@ -221,8 +235,9 @@ fn nss(root: &dyn Root, closure: &Closure, out: &mut Vec<BlindSpot>) {
     }
     if !absent.is_empty() {
         message.push_str(&format!(
-            "; {} not in {}, so those services are skipped",
+            "; {} {} not in {}, so those services are skipped",
             absent.join(", "),
+            if absent.len() == 1 { "is" } else { "are" },
             closure.root
         ));
     }
@@ -276,7 +291,7 @@ fn libgcc_s(root: &dyn Root, closure: &Closure, out: &mut Vec<BlindSpot>) {
         return;
     }
     let Some((o, f)) = importers(closure).find_map(|o| {
-        ["pthread_cancel", "pthread_exit"]
+        ["pthread_cancel"]
             .into_iter()
             .find(|f| {
                 o.info
@@ -400,7 +415,7 @@ fn strings(root: &dyn Root, closure: &Closure, out: &mut Vec<BlindSpot>) {
         let found = if s.starts_with('/') {
             root::resolve(root, &s).ok().map(|c| Add {
                 source: c,
-                dest: s.clone(),
+                dest: lookup_dest(root, &s),
             })
         } else {
             add_found(root, closure, &s)
