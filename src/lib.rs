@@ -16,6 +16,7 @@ pub mod fsutil;
 pub mod image;
 pub mod inspect;
 pub mod layer;
+pub mod loader;
 pub mod oci;
 pub mod refs;
 pub mod registry;

@@ -2,6 +2,7 @@
 
 mod util;
 
+mod closure;
 mod foundation;
 mod hardening;
 mod inspect;

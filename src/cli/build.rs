@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
   nobase build ./hello                         store it as hello:latest
   nobase build ./server -t server:1 -e PORT=8080 --expose 8080
   nobase build ./hello -o oci:out:hello -o docker-archive:hello.tar:hello:1
-  nobase build ./tool -- --help                Cmd is [\"--help\"]")]
+  nobase build ./tool -- --help                Cmd is [\"--help\"]
+  nobase build /usr/bin/curl -t curl:1         dynamic: loader and libraries bundled
+  nobase build ./hello-arm64 --sysroot /usr/aarch64-linux-gnu")]
 pub struct Args {
     /// The executable to package.
     #[arg(value_name = "BINARY")]
@@ -68,6 +70,13 @@ pub struct Args {
     /// Dynamic executables: bundle their loader and libraries (auto) or refuse (never).
     #[arg(long, default_value = "auto", value_parser = ["auto", "never"])]
     bundle: String,
+    /// Take the loader and libraries from this tree instead of the host's / (cross builds:
+    /// /usr/aarch64-linux-gnu).
+    #[arg(long, value_name = "DIR")]
+    sysroot: Option<PathBuf>,
+    /// Write the image even if resolving the entrypoint inside it fails.
+    #[arg(long)]
+    no_check: bool,
     /// Creation time and file mtimes, in Unix seconds.
     #[arg(
         long,
@@ -185,6 +194,8 @@ fn plan(
                 Bundle::Auto
             },
             threads: threads.max(1),
+            sysroot: a.sysroot.clone(),
+            check: !a.no_check,
         },
         sinks,
     ))
@@ -237,6 +248,19 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     }
     let img = &built.image;
     let platform = img.manifests[0].config.platform().to_string();
+    let warnings = built
+        .bundled
+        .as_ref()
+        .map(|b| b.blind_spots.as_slice())
+        .unwrap_or_default();
+    if !a.json {
+        for w in warnings {
+            g.note(format!("warning: {}", w.message));
+            for add in &w.adds {
+                g.note(format!("  fix: --add {}:{}", add.source, add.dest));
+            }
+        }
+    }
     if a.json {
         print_json(&json!({
             "digest": img.top.digest.to_string(),
@@ -252,6 +276,21 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                 "files": l.files,
                 "file_bytes": l.file_bytes,
                 "reused": l.layer.reused,
+            })).collect::<Vec<_>>(),
+            "bundled": built.bundled.as_ref().map(|b| json!({
+                "loader": b.closure.interpreter_object().map(|o| &o.path),
+                "libraries": b.closure.objects.iter().skip(1)
+                    .filter(|o| o.via != nobase::loader::Via::Interpreter)
+                    .map(|o| &o.path)
+                    .filter(|p| !b.private_sources.contains(p))
+                    .collect::<Vec<_>>(),
+                "private": b.private,
+                "ld_so_cache": b.cached,
+            })),
+            "warnings": warnings.iter().map(|w| json!({
+                "kind": w.kind,
+                "message": w.message,
+                "add": w.adds.iter().map(|x| format!("{}:{}", x.source, x.dest)).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         }))?;
     } else if g.quiet {

@@ -75,7 +75,7 @@ struct Cli {
 enum Command {
     /// Say what an executable is and needs, without running it (like file + ldd).
     Inspect(inspect::Args),
-    /// Build a scratch image from a static executable.
+    /// Build a scratch image from an executable (a dynamic one gets its loader and libraries).
     Build(Box<build::Args>),
     /// List the images in the local store.
     Images(images::ListArgs),
