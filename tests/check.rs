@@ -1300,3 +1300,38 @@ t.close()
         r.stderr
     );
 }
+
+#[test]
+fn build_refuses_an_image_that_would_not_start_and_check_agrees() {
+    let env = Env::new();
+    let bin = hello_static();
+    let bin = bin.to_str().unwrap();
+    let r = env
+        .nobase(&["build", bin, "-t", "h:1", "-u", "nobody"])
+        .code(1);
+    assert!(
+        r.stderr.contains("self-check failed") && r.stderr.contains("nobody"),
+        "{}",
+        r.stderr
+    );
+    // Written anyway on request; `check` then gives the same answer, as JSON.
+    env.nobase(&["build", bin, "-t", "h:1", "-u", "nobody", "--no-check"])
+        .ok();
+    let r = env.nobase(&["check", "--json", "h:1"]).code(1);
+    let j = r.json();
+    assert_eq!(j["ok"], false);
+    assert_eq!(j["image"], "h:1");
+    assert_eq!(j["command"], serde_json::json!(["/app/hello-static"]));
+    assert_eq!(j["problems"][0]["code"], "unknown-user");
+    assert_eq!(j["problems"][0]["path"], "/etc/passwd");
+    let keys: Vec<&str> = j.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["command", "image", "ok", "problems", "warnings"]);
+    assert_eq!(j["warnings"][0]["code"], "no-writable-tmp");
+    // A good build checks clean, in words too.
+    env.nobase(&["build", bin, "-t", "h:2"]).ok();
+    let r = env.nobase(&["check", "h:2"]).ok();
+    assert!(r.stdout.starts_with("h:2: will start"), "{}", r.stdout);
+    // An image that is not there could not be checked: exit 3, nothing on stdout.
+    let r = env.nobase(&["check", "--json", "nothere:1"]).code(3);
+    assert!(r.stdout.is_empty());
+}
