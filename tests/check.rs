@@ -689,6 +689,24 @@ fn corpus() -> Vec<Case> {
             ],
             RUN,
         ),
+        fails(
+            "script-env-program-missing",
+            "missing-interpreter",
+            &[
+                File("/app/run", b"#!/usr/bin/env python3\nprint(1)\n", 0o755),
+                Shell,
+            ],
+            RUN,
+        ),
+        fails(
+            "script-env-argument-not-split",
+            "missing-interpreter",
+            &[
+                File("/app/run", b"#!/usr/bin/env sh -e\necho hello\n", 0o755),
+                Shell,
+            ],
+            RUN,
+        ),
         ok(
             "script-interpreter-is-a-script",
             &[
