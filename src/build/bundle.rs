@@ -18,7 +18,10 @@
 use crate::build::LayerReport;
 use crate::elf::ElfInfo;
 use crate::error::{Error, Result};
-use crate::loader::{self, cache, dlopen::BlindSpot, Closure, Flavor, Interpreter, Outcome, Via};
+use crate::loader::{
+    self, absolute, cache, dirname as parent, dlopen::BlindSpot, Closure, Flavor, Interpreter,
+    Outcome, Via,
+};
 use crate::root::{self, HostRoot, Root};
 use crate::tree::{self, Entry, ImageTree, Node, Overlay};
 use std::collections::BTreeSet;
@@ -373,22 +376,6 @@ fn expand(c: &Closure, entry: &str, origin: &str) -> Option<String> {
                 .replace("${ORIGIN}", origin)
                 .replace("$ORIGIN", origin),
         ),
-    }
-}
-
-fn parent(p: &str) -> String {
-    match p.rfind('/') {
-        Some(0) => "/".to_string(),
-        Some(i) => p[..i].to_string(),
-        None => ".".to_string(),
-    }
-}
-
-fn absolute(p: &str, cwd: &str) -> String {
-    if p.starts_with('/') {
-        p.to_string()
-    } else {
-        format!("{}/{p}", cwd.trim_end_matches('/'))
     }
 }
 
