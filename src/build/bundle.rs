@@ -177,8 +177,11 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
         }
         match &o.via {
             Via::Cache | Via::Conf { .. } => {
+                // The default directories find it only under the name it is asked by.
                 let dir = tree::normalize(&parent(&opened)).unwrap_or_default();
-                if !image_defaults.contains(&dir) {
+                let file = opened.rsplit('/').next().unwrap_or("");
+                let renamed = o.names.iter().any(|n| !n.contains('/') && n != file);
+                if !image_defaults.contains(&dir) || renamed {
                     cached.push(opened.clone());
                     for name in o.names.iter().filter(|n| !n.contains('/')) {
                         cache_entries.push((name.clone(), opened.clone()));

@@ -72,6 +72,8 @@ use arch::{Header, Verdict};
 const MAX_SCAN: u64 = 64 << 20;
 /// The most objects one closure may load (a hostile root cannot make it grow unbounded).
 const MAX_OBJECTS: usize = 4096;
+/// The most DT_NEEDED entries resolved in one closure (real programs have hundreds).
+const MAX_NEEDS: usize = 1 << 16;
 
 /// Which loader's rules apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -415,8 +417,22 @@ pub fn resolve(
 
     let mut needs = Vec::new();
     let mut i = 0;
-    while i < objects.len() {
+    'objects: while i < objects.len() {
         for name in objects[i].info.needed.clone() {
+            if needs.len() == MAX_NEEDS {
+                needs.push(Need {
+                    requester: i,
+                    name,
+                    outcome: Outcome::NotFound {
+                        searched: Vec::new(),
+                        error: Some(format!(
+                            "more than {MAX_NEEDS} DT_NEEDED entries; giving up"
+                        )),
+                    },
+                    skipped: Vec::new(),
+                });
+                break 'objects;
+            }
             let need = resolve_one(root, &setup, &mut objects, opts, arch, i, &name);
             needs.push(need);
         }
