@@ -19,6 +19,7 @@ pub mod layer;
 pub mod loader;
 pub mod oci;
 pub mod refs;
+pub mod registry;
 pub mod root;
 pub mod sink;
 pub mod source;

@@ -24,12 +24,6 @@ fn big_input(env: &Env) -> std::path::PathBuf {
     p
 }
 
-fn build(env: &Env, args: &[&str]) -> serde_json::Value {
-    let mut a = vec!["build", "--json"];
-    a.extend_from_slice(args);
-    env.nobase(&a).ok().json()
-}
-
 #[test]
 fn thread_count_does_not_change_digests_of_multi_block_layers() {
     let env = Env::new();
@@ -40,7 +34,7 @@ fn thread_count_does_not_change_digests_of_multi_block_layers() {
         let digests: Vec<_> = ["1", "2", "3"]
             .iter()
             .map(|t| {
-                build(
+                build_json(
                     &env,
                     &[
                         bin.to_str().unwrap(),
@@ -92,9 +86,9 @@ fn rebuild_reuses_the_layer_only_when_the_content_is_the_same() {
     let env = Env::new();
     let bin = env.path("app");
     std::fs::copy(hello_static(), &bin).unwrap();
-    let first = build(&env, &[bin.to_str().unwrap(), "-t", "c:1"]);
+    let first = build_json(&env, &[bin.to_str().unwrap(), "-t", "c:1"]);
     assert_eq!(first["layers"][0]["reused"], false);
-    let again = build(&env, &[bin.to_str().unwrap(), "-t", "c:2"]);
+    let again = build_json(&env, &[bin.to_str().unwrap(), "-t", "c:2"]);
     assert_eq!(again["layers"][0]["reused"], true);
     assert_eq!(again["digest"], first["digest"]);
 
@@ -103,12 +97,12 @@ fn rebuild_reuses_the_layer_only_when_the_content_is_the_same() {
     let n = bytes.len();
     bytes[n - 100] ^= 0xff;
     std::fs::write(&bin, &bytes).unwrap();
-    let changed = build(&env, &[bin.to_str().unwrap(), "-t", "c:3"]);
+    let changed = build_json(&env, &[bin.to_str().unwrap(), "-t", "c:3"]);
     assert_eq!(changed["layers"][0]["reused"], false);
     assert_ne!(changed["digest"], first["digest"]);
 
     // Another compression is another recipe.
-    let z = build(
+    let z = build_json(
         &env,
         &[bin.to_str().unwrap(), "--compression", "zstd", "-t", "c:4"],
     );
@@ -117,7 +111,7 @@ fn rebuild_reuses_the_layer_only_when_the_content_is_the_same() {
     // After the blob is collected, the cache entry no longer hits.
     env.nobase(&["rmi", "c:1", "c:2"]).ok();
     std::fs::copy(hello_static(), &bin).unwrap();
-    let cold = build(&env, &[bin.to_str().unwrap(), "-t", "c:5"]);
+    let cold = build_json(&env, &[bin.to_str().unwrap(), "-t", "c:5"]);
     assert_eq!(cold["layers"][0]["reused"], false);
     assert_eq!(cold["digest"], first["digest"]);
 }

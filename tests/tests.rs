@@ -4,5 +4,8 @@ mod util;
 
 mod closure;
 mod foundation;
+mod hardening;
 mod inspect;
 mod perf;
+mod registry;
+mod ux;

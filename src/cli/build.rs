@@ -1,6 +1,7 @@
 //! `nobase build BINARY`: flags → a validated [`BuildPlan`] and sinks → the library's
 //! build → every sink publishes the one result.
 
+use super::push::Reporter;
 use super::render::{human_size, print_json};
 use super::Global;
 use anyhow::{Context, Result};
@@ -33,7 +34,7 @@ pub struct Args {
     /// Name it in the local store (NAME[:TAG]); repeatable [default: <basename>:latest when no output is named]
     #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
     tags: Vec<String>,
-    /// Also write it to oci:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE[:NAME:TAG]; repeatable.
+    /// Also write it to oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG]; repeatable.
     #[arg(short = 'o', long = "output", value_name = "REF")]
     outputs: Vec<String>,
     /// Where the executable goes in the image [default: /app/<basename>]
@@ -93,7 +94,11 @@ pub struct Args {
 }
 
 /// Turns the arguments into a plan and the sinks to publish to.
-fn plan(g: &Global, a: &Args) -> Result<(BuildPlan, Vec<Box<dyn Sink>>)> {
+fn plan(
+    g: &Global,
+    a: &Args,
+    registry: &nobase::registry::Options,
+) -> Result<(BuildPlan, Vec<Box<dyn Sink>>)> {
     let env = a
         .env
         .iter()
@@ -161,7 +166,7 @@ fn plan(g: &Global, a: &Args) -> Result<(BuildPlan, Vec<Box<dyn Sink>>)> {
     }
     let sinks = refs
         .iter()
-        .map(|r| sink::for_ref(r, || g.store()))
+        .map(|r| sink::for_ref_with(r, || g.store(), registry))
         .collect::<nobase::Result<Vec<_>>>()?;
 
     let threads = a.threads.unwrap_or_else(|| {
@@ -217,7 +222,8 @@ fn default_name(binary: &Path) -> nobase::Result<NameTag> {
 
 /// Runs `nobase build`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
-    let (plan, sinks) = plan(g, &a)?;
+    let reporter = std::sync::Arc::new(Reporter::new(g));
+    let (plan, sinks) = plan(g, &a, &g.registry(reporter.clone())?)?;
     // Blobs are written into the store first (it is the blob cache), under a guard that
     // keeps a concurrent `rmi` from collecting them before they are tagged.
     let store = g.store()?;
@@ -228,6 +234,17 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     for s in &sinks {
         s.publish(&built.image, &blobs)
             .with_context(|| format!("writing {}", s.describe()))?;
+        if s.describe().starts_with("docker://") {
+            reporter.finish();
+            if !a.json {
+                g.note(
+                    reporter
+                        .tally()
+                        .push_summary(&built.image.top.digest.to_string()),
+                );
+            }
+            reporter.reset();
+        }
     }
     let img = &built.image;
     let platform = img.manifests[0].config.platform().to_string();

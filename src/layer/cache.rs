@@ -6,7 +6,7 @@
 //! when that diff_id equals the cached one — so content is always verified, never
 //! trusted to an mtime or a path.
 
-use super::{Compression, Layer, LayerOptions, GZIP_LEVEL};
+use super::{Compression, Layer, LayerOptions, GZIP_LEVEL, ZSTD_LEVEL};
 use crate::digest::{Digest, HashWriter};
 use crate::error::{IoContext, Result};
 use crate::fsutil;
@@ -17,7 +17,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 /// Bumped whenever the bytes a tree turns into could change (tar framing, headers).
-const FORMAT: &str = "nobase-layer-v1";
+const FORMAT: &str = "nobase-layer-v2";
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Entry {
@@ -43,8 +43,8 @@ impl LayerCache {
     pub fn key(tree: &ImageTree, opts: &LayerOptions) -> Digest {
         let mut h = HashWriter::new(std::io::sink());
         let comp = match opts.compression {
-            Compression::Gzip => format!("gzip-{GZIP_LEVEL}"),
-            Compression::Zstd => "zstd-3".to_string(),
+            Compression::Gzip => format!("libdeflate-gzip-{GZIP_LEVEL}"),
+            Compression::Zstd => format!("zstd-{ZSTD_LEVEL}"),
             Compression::None => "none".to_string(),
         };
         // Writing to a sink through a hasher cannot fail.

@@ -8,7 +8,7 @@ mod pgzip;
 pub use cache::LayerCache;
 pub use pgzip::ParallelGzip;
 
-use crate::digest::{Digest, HashWriter};
+use crate::digest::{BackgroundHashWriter, Digest, HashWriter};
 use crate::error::{Error, IoContext, Result};
 use crate::image::{self, Descriptor};
 use crate::oci::{io_to_error, BlobWriter, Layout};
@@ -50,9 +50,12 @@ impl Compression {
     }
 }
 
-/// The gzip level: chosen by measurement (benches/build.sh) so the default build is both
-/// faster than umoci's and no larger.
-pub const GZIP_LEVEL: u32 = 6;
+/// The libdeflate gzip level: chosen by measurement (benches/build.sh) so the default
+/// build is both faster than umoci's and no larger.
+pub const GZIP_LEVEL: u32 = 4;
+
+/// The zstd level (zstd's own default).
+pub const ZSTD_LEVEL: i32 = 3;
 
 /// How layers are written.
 #[derive(Clone, Copy, Debug)]
@@ -94,7 +97,7 @@ impl<W: Write> Compressor<W> {
                 Compressor::Gzip(ParallelGzip::new(inner, GZIP_LEVEL, opts.threads)?)
             }
             Compression::Zstd => {
-                let mut e = zstd::stream::write::Encoder::new(inner, 3)?;
+                let mut e = zstd::stream::write::Encoder::new(inner, ZSTD_LEVEL)?;
                 // zstd's output differs between 0 workers and ≥1, not between 1 and N:
                 // always use ≥1 so every machine makes the same bytes.
                 e.multithread(opts.threads.max(1))?;
@@ -177,15 +180,16 @@ pub fn write_layer(tree: &ImageTree, opts: &LayerOptions, layout: &Layout) -> Re
 
 fn write_layer_uncached(tree: &ImageTree, opts: &LayerOptions, layout: &Layout) -> Result<Layer> {
     let blob = layout.blob_writer()?;
-    let stack = HashWriter::new(
+    // The diff_id is hashed on its own thread, alongside tar framing and compression.
+    let stack = BackgroundHashWriter::new(
         Compressor::new(blob, opts).io(|| "starting the layer compressor".to_string())?,
     );
     let mut tar = tar::Builder::new(stack);
     write_entries(&mut tar, tree, opts.mtime)?;
-    let stack = tar
+    let (compressor, diff_id, uncompressed_size) = tar
         .into_inner()
+        .and_then(BackgroundHashWriter::finish)
         .io(|| "finishing the layer tar".to_string())?;
-    let (compressor, diff_id, uncompressed_size) = stack.finish();
     let blob: BlobWriter = compressor
         .finish()
         .io(|| "finishing layer compression".to_string())?;
