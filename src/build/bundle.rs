@@ -210,7 +210,7 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
         if let Some(f) = &closure.setup.musl_path_file {
             let bytes = root::read_file(req.source, f, 1 << 20).map_err(|e| Error::Io {
                 action: format!("reading {f} in {}", req.source.describe()),
-                source: e,
+                cause: e,
             })?;
             libs.add_bytes(f, &bytes, 0o644)?;
         }
