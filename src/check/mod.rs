@@ -891,7 +891,7 @@ impl Checker<'_> {
 fn io_err(e: std::io::Error, path: &str, root: &dyn Root) -> Error {
     Error::Io {
         action: format!("reading {path} in {}", root.describe()),
-        source: e,
+        cause: e,
     }
 }
 

@@ -382,7 +382,7 @@ fn index_layer(
     let mut entries = Vec::new();
     let spool_err = |e: io::Error| Error::Io {
         action: format!("writing a spool file in {}", tmp.display()),
-        source: e,
+        cause: e,
     };
     for_each_entry(blobs, desc, diff_id, budget, |entry, data| {
         let start = offset;
