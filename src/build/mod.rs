@@ -7,7 +7,7 @@ use crate::elf::{self, ElfInfo, Kind};
 use crate::error::{Error, IoContext, Result};
 use crate::image::{
     self, ContainerConfig, Descriptor, EmptyObject, History, Image, ImageConfig, Manifest,
-    Platform, PlatformImage, RootFs,
+    Platform, RootFs,
 };
 use crate::layer::{self, Compression, Layer, LayerOptions};
 use crate::oci::Layout;
@@ -300,15 +300,7 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
         layout.put_bytes(image::MT_OCI_MANIFEST, &image::to_bytes(&manifest))?;
     top.platform = Some(platform);
     Ok(Built {
-        image: Image {
-            top: top.clone(),
-            index: None,
-            manifests: vec![PlatformImage {
-                descriptor: top,
-                manifest,
-                config,
-            }],
-        },
+        image: Image::of_manifest(top, manifest, config),
         binary: info,
         layers,
         bundled,
