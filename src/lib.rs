@@ -19,6 +19,7 @@ pub mod layer;
 pub mod oci;
 pub mod refs;
 pub mod root;
+pub mod run;
 pub mod sink;
 pub mod source;
 pub mod store;

@@ -5,6 +5,8 @@ mod build;
 mod images;
 mod inspect;
 mod render;
+mod run;
+mod unpack;
 
 use clap::{Parser, Subcommand};
 use std::io::{self, Write};
@@ -14,6 +16,7 @@ const WALK: &str = "\
 The walk:
   nobase inspect ./hello              what is it? static or dynamic, loader, libraries
   nobase build ./hello -t hello:1     a scratch image in the local store
+  nobase run hello:1                  start it with runc (the program's exit code is nobase's)
   nobase images                       what the store holds
   nobase rmi hello:1                  remove a tag
 
@@ -47,6 +50,10 @@ enum Command {
     Images(images::ListArgs),
     /// Remove tags from the local store and delete blobs nothing uses any more.
     Rmi(images::RmiArgs),
+    /// Start an image with the system's OCI runtime (runc or crun); exits with the program's code.
+    Run(Box<run::Args>),
+    /// Write an image as an OCI runtime bundle (config.json + rootfs) for runc or crun.
+    Unpack(Box<unpack::Args>),
 }
 
 /// Settings every command shares.
@@ -102,6 +109,8 @@ pub fn main() -> i32 {
         Command::Build(a) => build::run(&global, *a),
         Command::Images(a) => images::list(&global, a),
         Command::Rmi(a) => images::rmi(&global, a),
+        Command::Run(a) => run::run(&global, *a),
+        Command::Unpack(a) => unpack::run(&global, *a),
     };
     match result {
         Ok(code) => code,
