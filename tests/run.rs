@@ -599,3 +599,82 @@ fn usage_errors_are_clear() {
     let r = env.nobase(&["unpack", "nothere:1", "b"]).code(3);
     assert!(r.stderr.contains("nobase images"), "{}", r.stderr);
 }
+
+#[test]
+fn without_root_bundles_are_rootless() {
+    if !(can_run() && have("setpriv")) {
+        return;
+    }
+    let env = Env::new();
+    if !busybox_image(&env) {
+        return;
+    }
+    // A directory the unprivileged user owns, and that user running nobase.
+    let home = env.path("nobody");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let st = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&home)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let as_nobody = |args: &[&str]| {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(nobase_bin())
+            .args(["--store", &format!("{}/store", home.display())])
+            .args(args)
+            .env("HOME", &home)
+            .current_dir(&home)
+            .stdin(Stdio::null());
+        run(&mut c)
+    };
+    if as_nobody(&["--version"]).code != 0 {
+        eprintln!("skipping: the nobase binary is not reachable by an unprivileged user here");
+        return;
+    }
+    // The store is root's; the unprivileged user reads it through an oci: layout copy.
+    let copy = home.join("layout");
+    let st = Command::new("cp")
+        .arg("-r")
+        .arg(env.store())
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let st = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let image = format!("oci:{}:bb:1", copy.display());
+    let bundle = home.join("bundle");
+    let r = as_nobody(&["unpack", &image, bundle.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["linux"]["uidMappings"][0]["hostID"], 65534);
+    assert_eq!(cfg["linux"]["uidMappings"][0]["containerID"], 0);
+    let r = as_nobody(&[
+        "run",
+        "-w",
+        "/work",
+        &image,
+        "--",
+        "sh",
+        "-c",
+        "id -u; pwd; echo ok > /f",
+    ]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "0\n/work\n"),
+        "{}",
+        r.stderr
+    );
+    // Another user than root cannot be mapped without privileges: said plainly.
+    let r = as_nobody(&["run", "-u", "1000", &image, "--", "id"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("run nobase as root"), "{}", r.stderr);
+}

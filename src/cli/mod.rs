@@ -65,13 +65,17 @@ pub(crate) struct Global {
 }
 
 impl Global {
+    /// The local store's directory (not created).
+    pub fn store_path(&self) -> nobase::Result<PathBuf> {
+        match &self.store {
+            Some(p) => Ok(p.clone()),
+            None => nobase::store::default_path(),
+        }
+    }
+
     /// Opens the local store (creating it on first use).
     pub fn store(&self) -> nobase::Result<nobase::store::Store> {
-        let path = match &self.store {
-            Some(p) => p.clone(),
-            None => nobase::store::default_path()?,
-        };
-        nobase::store::Store::open(&path)
+        nobase::store::Store::open(&self.store_path()?)
     }
 
     /// Prints a diagnostic line on stderr unless `-q`.

@@ -156,10 +156,9 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     let reference = ImageRef::parse(&a.image)?;
     let unpack = a.container.options()?;
     let runtime = Runtime::find(a.runtime.as_deref())?;
-    let store = g.store()?;
-    let bundles = bundles_dir(store.layout().root());
-    let src = source::open(&reference, || Ok(store.clone()))
-        .with_context(|| format!("opening {reference}"))?;
+    let bundles = bundles_dir(&g.store_path()?);
+    let src =
+        source::open(&reference, || g.store()).with_context(|| format!("opening {reference}"))?;
     let opts = RunOptions {
         unpack,
         runtime,

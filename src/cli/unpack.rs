@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 Layers are extracted safely against hostile images: nothing is written outside
 DIR/rootfs, device nodes are skipped (--devices) and setuid bits dropped (--keep-setuid).
-Not as root, the bundle is rootless: a user namespace maps your uid to the container's.")]
+Not as root, the bundle is rootless: a user namespace maps your uid to root inside.")]
 pub struct Args {
     /// The image (NAME[:TAG] in the store, oci:DIR[:REF], …).
     #[arg(value_name = "IMAGE")]

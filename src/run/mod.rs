@@ -175,11 +175,20 @@ fn unpack_into(
         .unwrap_or_default();
     let user = user::resolve(&HostRoot::new(rootfs), &user_spec)?;
     let mut notes = Vec::new();
-    if rootless.is_some() && !user.additional_gids.is_empty() {
-        notes.push(format!(
-            "rootless: supplementary groups {:?} cannot be mapped and are dropped",
-            user.additional_gids
-        ));
+    if rootless.is_some() {
+        if (user.uid, user.gid) != (0, 0) {
+            return Err(Error::Refused(format!(
+                "the container would run as {}:{}, but without root nobase can map only your own \
+                 user, as root in the container: run nobase as root, or run the container as root (-u 0)",
+                user.uid, user.gid
+            )));
+        }
+        if !user.additional_gids.is_empty() {
+            notes.push(format!(
+                "rootless: supplementary groups {:?} cannot be mapped and are dropped",
+                user.additional_gids
+            ));
+        }
     }
     let spec = spec::build(&SpecInputs {
         config: c,

@@ -21,11 +21,11 @@ struct Who {
 impl Who {
     /// Permission bits (r=4, w=2, x=1) `meta` grants this user.
     fn bits(&self, meta: &Meta) -> u32 {
-        // Rootless: our own files appear owned by the container user, the rest by nobody.
+        // Rootless: our own files appear owned by root inside, the rest by nobody.
         let (uid, gid) = match self.host {
             Some((hu, hg)) => (
-                if meta.uid == hu { self.uid } else { 65534 },
-                if meta.gid == hg { self.gids[0] } else { 65534 },
+                if meta.uid == hu { 0 } else { 65534 },
+                if meta.gid == hg { 0 } else { 65534 },
             ),
             None => (meta.uid, meta.gid),
         };

@@ -34,18 +34,26 @@ fn executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn search(name: &str) -> Option<PathBuf> {
+/// The directories runtimes are looked for in: `$PATH`, then the sbin directories.
+fn search_dirs() -> Vec<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(EXTRA_DIRS.iter().map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| executable(p))
+        .collect()
+}
+
+fn search(name: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
+    dirs.iter().map(|d| d.join(name)).find(|p| executable(p))
 }
 
 impl Runtime {
     /// The runtime named by `--runtime` (a path, or a name looked up on `$PATH`), or
     /// the first of runc and crun found.
     pub fn find(named: Option<&str>) -> Result<Runtime> {
+        Runtime::find_in(named, &search_dirs())
+    }
+
+    fn find_in(named: Option<&str>, dirs: &[PathBuf]) -> Result<Runtime> {
         match named {
             Some(n) if n.contains('/') => {
                 let p = PathBuf::from(n);
@@ -57,14 +65,14 @@ impl Runtime {
                     )))
                 }
             }
-            Some(n) => search(n).map(|path| Runtime { path }).ok_or_else(|| {
+            Some(n) => search(n, dirs).map(|path| Runtime { path }).ok_or_else(|| {
                 Error::Usage(format!(
                     "--runtime {n}: not found on PATH or in /usr/sbin; give its full path"
                 ))
             }),
             None => DEFAULT_RUNTIMES
                 .iter()
-                .find_map(|n| search(n))
+                .find_map(|n| search(n, dirs))
                 .map(|path| Runtime { path })
                 .ok_or_else(|| {
                     Error::Invalid(
@@ -265,4 +273,34 @@ pub fn clean_stale(bundles: &Path, runtime: &Runtime) -> usize {
         }
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn runtimes_are_found_in_order_or_named_in_the_error() {
+        let d = tempfile::tempdir().unwrap();
+        let dirs = vec![d.path().to_path_buf()];
+        let err = Runtime::find_in(None, &dirs).unwrap_err().to_string();
+        assert!(err.contains("apt-get install runc"), "{err}");
+        let mk = |name: &str| {
+            let p = d.path().join(name);
+            std::fs::write(&p, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            p
+        };
+        let crun = mk("crun");
+        assert_eq!(Runtime::find_in(None, &dirs).unwrap().path, crun);
+        let runc = mk("runc");
+        assert_eq!(Runtime::find_in(None, &dirs).unwrap().path, runc);
+        assert_eq!(Runtime::find_in(Some("crun"), &dirs).unwrap().path, crun);
+        assert!(Runtime::find_in(Some("youki"), &dirs).is_err());
+        let named = crun.to_str().unwrap();
+        assert_eq!(Runtime::find_in(Some(named), &[]).unwrap().path, crun);
+        std::fs::write(d.path().join("data"), "").unwrap();
+        assert!(Runtime::find_in(Some(d.path().join("data").to_str().unwrap()), &[]).is_err());
+    }
 }

@@ -212,7 +212,7 @@ pub struct SpecInputs<'a> {
     pub terminal: bool,
     /// Share the host's network namespace.
     pub network_host: bool,
-    /// Not root: the host uid and gid to map into a user namespace.
+    /// Not root: the host uid and gid to map to root in a user namespace.
     pub rootless: Option<(u32, u32)>,
     /// Let setuid files raise privileges (only with `--keep-setuid`).
     pub allow_new_privileges: bool,
@@ -394,18 +394,18 @@ pub fn build(i: &SpecInputs<'_>) -> Result<Spec> {
         namespaces.push("network");
     }
     let (uid_mappings, gid_mappings, additional_gids) = match i.rootless {
-        // Only one id can be mapped without privileges: ours, as the process's own, so
-        // the files we unpacked (ours) belong to it inside.
+        // Without privileges only our own ids can be mapped, and runc needs the
+        // container's root mapped: ours becomes root inside, owning what we unpacked.
         Some((host_uid, host_gid)) => {
             namespaces.push("user");
             (
                 vec![IdMapping {
-                    container_id: i.user.uid,
+                    container_id: 0,
                     host_id: host_uid,
                     size: 1,
                 }],
                 vec![IdMapping {
-                    container_id: i.user.gid,
+                    container_id: 0,
                     host_id: host_gid,
                     size: 1,
                 }],
