@@ -115,6 +115,11 @@ impl<W: Write> HashWriter<W> {
         &mut self.inner
     }
 
+    /// Bytes written so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
     /// Returns the inner writer, the digest and the byte count.
     pub fn finish(self) -> (W, Digest, u64) {
         (self.inner, Digest::from_hasher(self.hasher), self.count)
@@ -130,6 +135,92 @@ impl<W: Write> Write for HashWriter<W> {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// A writer that hashes what passes through on a separate thread, so hashing a large
+/// stream overlaps with whatever the writing thread does next (tar framing, feeding a
+/// compressor). Bytes are handed over in 1 MiB chunks through a bounded channel.
+pub struct BackgroundHashWriter<W> {
+    inner: Option<W>,
+    chunk: Vec<u8>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    worker: Option<std::thread::JoinHandle<(Digest, u64)>>,
+}
+
+const HASH_CHUNK: usize = 1 << 20;
+
+impl<W: Write> BackgroundHashWriter<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let worker = std::thread::spawn(move || {
+            let mut h = Sha256::new();
+            let mut n = 0u64;
+            for chunk in rx {
+                h.update(&chunk);
+                n += chunk.len() as u64;
+            }
+            (Digest::from_hasher(h), n)
+        });
+        BackgroundHashWriter {
+            inner: Some(inner),
+            chunk: Vec::with_capacity(HASH_CHUNK),
+            tx: Some(tx),
+            worker: Some(worker),
+        }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(HASH_CHUNK));
+        self.tx
+            .as_ref()
+            .expect("not finished")
+            .send(full)
+            .map_err(|_| io::Error::other("the hashing thread stopped"))
+    }
+
+    /// Returns the inner writer, the digest and the byte count.
+    pub fn finish(mut self) -> io::Result<(W, Digest, u64)> {
+        if !self.chunk.is_empty() {
+            self.send()?;
+        }
+        self.tx = None;
+        let (d, n) = self
+            .worker
+            .take()
+            .expect("finish runs once")
+            .join()
+            .map_err(|_| io::Error::other("the hashing thread panicked"))?;
+        Ok((self.inner.take().expect("finish runs once"), d, n))
+    }
+}
+
+impl<W: Write> Write for BackgroundHashWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.as_mut().expect("not finished").write(buf)?;
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            let take = rest.len().min(HASH_CHUNK - self.chunk.len());
+            self.chunk.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.chunk.len() == HASH_CHUNK {
+                self.send()?;
+            }
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.as_mut().expect("not finished").flush()
+    }
+}
+
+impl<W> Drop for BackgroundHashWriter<W> {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
     }
 }
 
@@ -197,6 +288,18 @@ mod tests {
             Digest::of(b"").to_string(),
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+    }
+
+    #[test]
+    fn background_hasher_agrees_with_the_plain_one() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut b = BackgroundHashWriter::new(Vec::new());
+        for c in data.chunks(100_003) {
+            b.write_all(c).unwrap();
+        }
+        let (out, d, n) = b.finish().unwrap();
+        assert_eq!(out, data);
+        assert_eq!((d, n), (Digest::of(&data), data.len() as u64));
     }
 
     #[test]

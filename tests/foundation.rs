@@ -5,12 +5,6 @@ use crate::util::*;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-fn build_json(env: &Env, args: &[&str]) -> serde_json::Value {
-    let mut a = vec!["build", "--json"];
-    a.extend_from_slice(args);
-    env.nobase(&a).ok().json()
-}
-
 #[test]
 fn static_hello_runs_under_runc_and_stays_small() {
     let env = Env::new();

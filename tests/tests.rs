@@ -3,5 +3,8 @@
 mod util;
 
 mod foundation;
+mod hardening;
 mod inspect;
+mod perf;
 mod run;
+mod ux;

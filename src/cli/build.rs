@@ -222,6 +222,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                 "created_by": l.created_by,
                 "files": l.files,
                 "file_bytes": l.file_bytes,
+                "reused": l.layer.reused,
             })).collect::<Vec<_>>(),
         }))?;
     } else if g.quiet {
@@ -229,11 +230,12 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     } else {
         for l in &built.layers {
             eprintln!(
-                "layer {}  {} files, {} → {}  ({})",
+                "layer {}  {} files, {} → {}{}  ({})",
                 l.layer.descriptor.digest.short(),
                 l.files,
                 human_size(l.file_bytes),
                 human_size(l.layer.descriptor.size),
+                if l.layer.reused { ", reused" } else { "" },
                 l.created_by
             );
         }

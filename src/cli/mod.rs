@@ -2,6 +2,8 @@
 //! exit codes. Nothing below this module sees clap.
 
 mod build;
+mod docs;
+mod fsck;
 mod images;
 mod inspect;
 mod render;
@@ -54,6 +56,12 @@ enum Command {
     Run(Box<run::Args>),
     /// Write an image as an OCI runtime bundle (config.json + rootfs) for runc or crun.
     Unpack(Box<unpack::Args>),
+    /// Verify every blob of the store (or a layout) and repair what an interrupted write left.
+    Fsck(fsck::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionArgs),
+    /// Print the man page, or write all of them into a directory.
+    Man(docs::ManArgs),
 }
 
 /// Settings every command shares.
@@ -115,6 +123,9 @@ pub fn main() -> i32 {
         Command::Rmi(a) => images::rmi(&global, a),
         Command::Run(a) => run::run(&global, *a),
         Command::Unpack(a) => unpack::run(&global, *a),
+        Command::Fsck(a) => fsck::run(&global, a),
+        Command::Completions(a) => docs::completions(a),
+        Command::Man(a) => docs::man(a),
     };
     match result {
         Ok(code) => code,

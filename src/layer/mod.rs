@@ -2,7 +2,13 @@
 //! compressed, hashed again (blob digest) and written to a temp file in one pass, then
 //! renamed to its digest. Nothing from the host's clock, umask or owner reaches the bytes.
 
-use crate::digest::{Digest, HashWriter};
+mod cache;
+mod pgzip;
+
+pub use cache::LayerCache;
+pub use pgzip::ParallelGzip;
+
+use crate::digest::{BackgroundHashWriter, Digest, HashWriter};
 use crate::error::{Error, IoContext, Result};
 use crate::image::{self, Descriptor};
 use crate::oci::{io_to_error, BlobWriter, Layout};
@@ -44,6 +50,13 @@ impl Compression {
     }
 }
 
+/// The libdeflate gzip level: chosen by measurement (benches/build.sh) so the default
+/// build is both faster than umoci's and no larger.
+pub const GZIP_LEVEL: u32 = 4;
+
+/// The zstd level (zstd's own default).
+pub const ZSTD_LEVEL: i32 = 3;
+
 /// How layers are written.
 #[derive(Clone, Copy, Debug)]
 pub struct LayerOptions {
@@ -65,12 +78,14 @@ pub struct Layer {
     pub diff_id: Digest,
     /// Length of the uncompressed tar.
     pub uncompressed_size: u64,
+    /// True when the blob came from the layer cache instead of being compressed again.
+    pub reused: bool,
 }
 
 /// Compression stage of the pipeline.
 enum Compressor<W: Write> {
     None(W),
-    Gzip(flate2::write::GzEncoder<W>),
+    Gzip(ParallelGzip<W>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
 }
 
@@ -78,12 +93,11 @@ impl<W: Write> Compressor<W> {
     fn new(inner: W, opts: &LayerOptions) -> io::Result<Self> {
         Ok(match opts.compression {
             Compression::None => Compressor::None(inner),
-            // GzBuilder writes mtime 0 and OS "unknown": no host facts in the header.
             Compression::Gzip => {
-                Compressor::Gzip(flate2::GzBuilder::new().write(inner, flate2::Compression::new(6)))
+                Compressor::Gzip(ParallelGzip::new(inner, GZIP_LEVEL, opts.threads)?)
             }
             Compression::Zstd => {
-                let mut e = zstd::stream::write::Encoder::new(inner, 3)?;
+                let mut e = zstd::stream::write::Encoder::new(inner, ZSTD_LEVEL)?;
                 // zstd's output differs between 0 workers and ≥1, not between 1 and N:
                 // always use ≥1 so every machine makes the same bytes.
                 e.multithread(opts.threads.max(1))?;
@@ -138,18 +152,44 @@ impl<R: Read> Read for ExactReader<R> {
     }
 }
 
-/// Writes `tree` as one layer blob into `layout`.
+/// Writes `tree` as one layer blob into `layout`, or reuses the blob of an identical
+/// layer written before (see [`LayerCache`]).
 pub fn write_layer(tree: &ImageTree, opts: &LayerOptions, layout: &Layout) -> Result<Layer> {
+    let cache = LayerCache::of(layout);
+    let key = LayerCache::key(tree, opts);
+    if let Some(hit) = cache.candidate(&key, layout) {
+        // Verify the content: regenerate the tar and hash it, without compressing.
+        let mut tar = tar::Builder::new(HashWriter::new(io::sink()));
+        write_entries(&mut tar, tree, opts.mtime)?;
+        let hasher = tar
+            .into_inner()
+            .io(|| "finishing the layer tar".to_string())?;
+        let (_, diff_id, _) = hasher.finish();
+        if diff_id == hit.diff_id {
+            return Ok(Layer {
+                reused: true,
+                ..hit
+            });
+        }
+    }
+    let layer = write_layer_uncached(tree, opts, layout)?;
+    // A cache that cannot be written only costs the next build time.
+    let _ = cache.record(&key, &layer);
+    Ok(layer)
+}
+
+fn write_layer_uncached(tree: &ImageTree, opts: &LayerOptions, layout: &Layout) -> Result<Layer> {
     let blob = layout.blob_writer()?;
-    let stack = HashWriter::new(
+    // The diff_id is hashed on its own thread, alongside tar framing and compression.
+    let stack = BackgroundHashWriter::new(
         Compressor::new(blob, opts).io(|| "starting the layer compressor".to_string())?,
     );
     let mut tar = tar::Builder::new(stack);
     write_entries(&mut tar, tree, opts.mtime)?;
-    let stack = tar
+    let (compressor, diff_id, uncompressed_size) = tar
         .into_inner()
+        .and_then(BackgroundHashWriter::finish)
         .io(|| "finishing the layer tar".to_string())?;
-    let (compressor, diff_id, uncompressed_size) = stack.finish();
     let blob: BlobWriter = compressor
         .finish()
         .io(|| "finishing layer compression".to_string())?;
@@ -158,6 +198,7 @@ pub fn write_layer(tree: &ImageTree, opts: &LayerOptions, layout: &Layout) -> Re
         descriptor: Descriptor::new(opts.compression.media_type(), digest, size),
         diff_id,
         uncompressed_size,
+        reused: false,
     })
 }
 

@@ -166,6 +166,7 @@ impl Store {
                 }
             }
         }
+        crate::layer::LayerCache::of(&self.layout).prune(&self.layout);
         Ok(report)
     }
 }

@@ -96,6 +96,13 @@ impl Env {
     }
 }
 
+/// `nobase build --json ARGS…`, asserted successful, its JSON summary.
+pub fn build_json(env: &Env, args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["build", "--json"];
+    a.extend_from_slice(args);
+    env.nobase(&a).ok().json()
+}
+
 /// Runs any command and captures it.
 pub fn run(cmd: &mut Command) -> Run {
     Run::from(

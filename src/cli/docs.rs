@@ -1,0 +1,51 @@
+//! `nobase completions SHELL` and `nobase man [DIR]`: shell completion scripts and man
+//! pages generated from the same clap definitions as `--help`, so they never disagree.
+
+use super::Cli;
+use anyhow::{Context, Result};
+use clap::CommandFactory;
+use std::io;
+use std::path::PathBuf;
+
+/// Arguments of `nobase completions`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  nobase completions bash > /etc/bash_completion.d/nobase\n  nobase completions zsh > \"${fpath[1]}/_nobase\"\n  nobase completions fish > ~/.config/fish/completions/nobase.fish"
+)]
+pub struct CompletionArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
+}
+
+/// Arguments of `nobase man`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  nobase man | man -l -\n  nobase man /usr/local/share/man/man1"
+)]
+pub struct ManArgs {
+    /// Write nobase.1 and one page per command (nobase-build.1…) into DIR instead of
+    /// printing nobase.1 on stdout.
+    #[arg(value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+/// Prints a completion script.
+pub fn completions(a: CompletionArgs) -> Result<i32> {
+    clap_complete::generate(a.shell, &mut Cli::command(), "nobase", &mut io::stdout());
+    Ok(0)
+}
+
+/// Prints or writes man pages.
+pub fn man(a: ManArgs) -> Result<i32> {
+    let cmd = Cli::command();
+    match a.dir {
+        None => clap_mangen::Man::new(cmd).render(&mut io::stdout())?,
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            clap_mangen::generate_to(cmd, &dir)
+                .with_context(|| format!("writing man pages into {}", dir.display()))?;
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,144 @@
+//! `fsck` for a layout: re-hash every blob, find what tags reference but is missing,
+//! and (with repair) drop corrupt blobs and temporary files left by killed writers.
+
+use super::{read_image, Layout};
+use crate::digest::{Digest, HashReader};
+use crate::error::{IoContext, Result};
+use crate::fsutil;
+use std::collections::BTreeSet;
+use std::io;
+
+/// One thing wrong with a layout.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Finding {
+    /// `corrupt-blob`, `not-a-blob`, `missing-blob`, `unreadable-image`, `stale-temp`.
+    pub code: &'static str,
+    /// The file or reference concerned.
+    pub path: String,
+    /// One sentence.
+    pub message: String,
+    /// True when `--repair` removed it.
+    pub repaired: bool,
+}
+
+/// What `fsck` found.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct FsckReport {
+    /// Blobs re-hashed.
+    pub blobs: usize,
+    /// Bytes re-hashed.
+    pub bytes: u64,
+    /// Index entries checked.
+    pub images: usize,
+    /// Problems.
+    pub findings: Vec<Finding>,
+}
+
+impl FsckReport {
+    /// True when nothing is wrong (or everything wrong was repaired).
+    pub fn clean(&self) -> bool {
+        self.findings.iter().all(|f| f.repaired)
+    }
+}
+
+/// Checks `layout`. With `repair`, removes corrupt blobs and stale temporary files (an
+/// image whose blob is removed then reports the blob missing: rebuild or pull it again).
+pub fn fsck(layout: &Layout, repair: bool) -> Result<FsckReport> {
+    let mut r = FsckReport::default();
+    // Temporary files whose writer is gone (their lock is free).
+    for e in std::fs::read_dir(layout.root())
+        .io(|| format!("listing {}", layout.root().display()))?
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".nobase-") && name.ends_with(".tmp") {
+            let f = std::fs::File::open(e.path());
+            let stale = f
+                .as_ref()
+                .map(|f| fsutil::flock(f, fsutil::Lock::Exclusive, false).unwrap_or(false))
+                .unwrap_or(false);
+            if stale {
+                let repaired = repair && std::fs::remove_file(e.path()).is_ok();
+                r.findings.push(Finding {
+                    code: "stale-temp",
+                    path: e.path().display().to_string(),
+                    message: "a temporary file left by an interrupted write".into(),
+                    repaired,
+                });
+            }
+        }
+    }
+    let dir = layout.root().join("blobs").join("sha256");
+    let mut present = BTreeSet::new();
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .io(|| format!("listing {}", dir.display()))?
+        .flatten()
+        .collect();
+    names.sort_by_key(|e| e.file_name());
+    for e in names {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Ok(expected) = Digest::parse(&format!("sha256:{name}")) else {
+            r.findings.push(Finding {
+                code: "not-a-blob",
+                path: path.display().to_string(),
+                message: "a file whose name is not a sha256 digest".into(),
+                repaired: false,
+            });
+            continue;
+        };
+        let found = fsutil::open_regular_nofollow(&path).and_then(|f| {
+            let mut h = HashReader::new(io::BufReader::with_capacity(1 << 20, f));
+            io::copy(&mut h, &mut io::sink())?;
+            Ok(h.finish())
+        });
+        match found {
+            Ok((d, n)) if d == expected => {
+                r.blobs += 1;
+                r.bytes += n;
+                present.insert(expected);
+            }
+            other => {
+                let why = match other {
+                    Ok((d, _)) => format!("its content hashes to {d}"),
+                    Err(e) => format!("it cannot be read as a regular file: {e}"),
+                };
+                let repaired = repair && std::fs::remove_file(&path).is_ok();
+                r.findings.push(Finding {
+                    code: "corrupt-blob",
+                    path: path.display().to_string(),
+                    message: format!("blob {expected} is corrupt: {why}"),
+                    repaired,
+                });
+            }
+        }
+    }
+    for m in layout.read_index()?.manifests {
+        r.images += 1;
+        let name = m.ref_name().unwrap_or("(unnamed)").to_string();
+        match read_image(&m, layout) {
+            Ok(img) => {
+                for d in img.blobs() {
+                    if !present.contains(&d.digest) {
+                        r.findings.push(Finding {
+                            code: "missing-blob",
+                            path: name.clone(),
+                            message: format!(
+                                "{name} needs blob {} ({} bytes), which is missing or corrupt",
+                                d.digest, d.size
+                            ),
+                            repaired: false,
+                        });
+                    }
+                }
+            }
+            Err(e) => r.findings.push(Finding {
+                code: "unreadable-image",
+                path: name.clone(),
+                message: format!("{name} cannot be read: {e}"),
+                repaired: false,
+            }),
+        }
+    }
+    Ok(r)
+}
