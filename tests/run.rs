@@ -116,6 +116,29 @@ fn arguments_env_workdir_and_user_reach_the_program() {
         .nobase(&["run", "bb:1", "--", "sh", "-c", "exit 42"])
         .code(42);
     assert!(!r.stderr.contains("nobase:"), "{}", r.stderr);
+    // A private network has only loopback; --network host sees the host's interfaces.
+    let r = env
+        .nobase(&["run", "bb:1", "--", "ls", "/sys/class/net"])
+        .code(0);
+    assert_eq!(r.stdout, "lo\n");
+    let mut host: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    host.sort();
+    let r = env
+        .nobase(&[
+            "run",
+            "--network",
+            "host",
+            "bb:1",
+            "--",
+            "ls",
+            "/sys/class/net",
+        ])
+        .code(0);
+    assert_eq!(r.stdout.lines().collect::<Vec<_>>(), host);
 }
 
 #[test]
@@ -552,6 +575,22 @@ fn whiteouts_modes_devices_and_bombs() {
         .file_type()
         .is_fifo());
     assert!(r.stderr.contains("setuid"), "{}", r.stderr);
+
+    // --devices creates them (as root).
+    if is_root() {
+        let layout = craft_image(
+            &env.path("img-dev"),
+            &json!({"ref": "d", "config": {"Entrypoint": ["/x"]},
+                "layers": [[{"name": "null", "type": "char", "mode": 0o666}]]}),
+        );
+        env.nobase(&["unpack", "--devices", &layout, "dev-bundle"])
+            .ok();
+        let m = std::fs::symlink_metadata(env.path("dev-bundle/rootfs/null")).unwrap();
+        assert!(m.file_type().is_char_device());
+        use std::os::unix::fs::MetadataExt;
+        // Linux's encoding of device 1:3 (/dev/null).
+        assert_eq!(m.rdev(), (1 << 8) | 3);
+    }
 
     // --keep-setuid keeps it.
     let layout = craft_image(

@@ -66,9 +66,11 @@ fn parse_size(s: &str) -> nobase::Result<u64> {
         })
 }
 
-fn stdin_is_terminal() -> bool {
+/// A terminal is asked for only when stdin is one — and stdout too, so that
+/// `nobase run img > file` gets the program's bytes, not a terminal's CRLF line ends.
+fn interactive() -> bool {
     // SAFETY: isatty has no preconditions.
-    unsafe { libc::isatty(0) == 1 }
+    unsafe { libc::isatty(0) == 1 && libc::isatty(1) == 1 }
 }
 
 impl ContainerArgs {
@@ -104,7 +106,7 @@ impl ContainerArgs {
                 max_bytes: parse_size(&self.max_size)?,
                 ..Limits::default()
             },
-            terminal: stdin_is_terminal(),
+            terminal: interactive(),
         })
     }
 }

@@ -315,7 +315,14 @@ pub fn run(
     let kept = if opts.keep {
         Some(bundle.keep())
     } else {
-        bundle.remove()?;
+        let dir = bundle.dir.clone();
+        if let Err(e) = bundle.remove() {
+            // The program's exit code matters more than a leftover directory.
+            note(&format!(
+                "could not remove the bundle {}: {e}",
+                dir.display()
+            ));
+        }
         None
     };
     drop(guard);
