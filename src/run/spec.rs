@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub const OCI_VERSION: &str = "1.0.2";
 
 /// `PATH` when the image sets none (Docker's default).
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub use crate::build::DEFAULT_PATH;
 
 /// Docker's default capabilities for a container.
 pub const DEFAULT_CAPABILITIES: &[&str] = &[
