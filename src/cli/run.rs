@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use nobase::image::Platform;
 use nobase::refs::ImageRef;
 use nobase::run::{Limits, ProcessOptions, RunOptions, Runtime, UnpackOptions};
-use nobase::{build, source, Error};
+use nobase::{build, Error};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -159,8 +159,10 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     let unpack = a.container.options()?;
     let runtime = Runtime::find(a.runtime.as_deref())?;
     let bundles = bundles_dir(&g.store_path()?);
-    let src =
-        source::open(&reference, || g.store()).with_context(|| format!("opening {reference}"))?;
+    // With the registry flags, so --creds and --insecure work for docker:// too.
+    let src = g
+        .open_source(&reference)
+        .with_context(|| format!("opening {reference}"))?;
     let opts = RunOptions {
         unpack,
         runtime,

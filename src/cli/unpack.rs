@@ -6,7 +6,6 @@ use super::run::ContainerArgs;
 use super::Global;
 use anyhow::{Context, Result};
 use nobase::refs::ImageRef;
-use nobase::source;
 use std::path::PathBuf;
 
 /// Arguments of `nobase unpack`.
@@ -33,8 +32,10 @@ pub struct Args {
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     let reference = ImageRef::parse(&a.image)?;
     let opts = a.container.options()?;
-    let src =
-        source::open(&reference, || g.store()).with_context(|| format!("opening {reference}"))?;
+    // With the registry flags, so --creds and --insecure work for docker:// too.
+    let src = g
+        .open_source(&reference)
+        .with_context(|| format!("opening {reference}"))?;
     let u = nobase::run::unpack(&src.image, &*src.blobs, &a.dir, &opts)
         .with_context(|| format!("unpacking {reference} into {}", a.dir.display()))?;
     for n in &u.notes {
