@@ -8,7 +8,7 @@
 
 use super::inroot::{self, c, InRoot, Stat};
 use crate::digest::{Digest, HashReader};
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::oci::io_to_error;
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashSet};
@@ -229,10 +229,7 @@ impl<'a> Extractor<'a> {
         opts: ExtractOptions,
         cancelled: &'a dyn Fn() -> bool,
     ) -> Result<Extractor<'a>> {
-        let root = InRoot::open(rootfs).map_err(|e| Error::Io {
-            action: format!("opening {}", rootfs.display()),
-            source: e,
-        })?;
+        let root = InRoot::open(rootfs).io(|| format!("opening {}", rootfs.display()))?;
         Ok(Extractor {
             root,
             opts,
@@ -613,7 +610,7 @@ fn io_err(e: io::Error, comps: &[Vec<u8>]) -> Error {
     };
     Error::Io {
         action: format!("unpacking {}{why}", shown(comps)),
-        source: e,
+        cause: e,
     }
 }
 

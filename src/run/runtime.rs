@@ -128,10 +128,7 @@ impl Runtime {
                 Ok(None) => {}
                 Err(e) => {
                     signals::set_child(0);
-                    return Err(Error::Io {
-                        action: format!("waiting for {}", self.name()),
-                        source: e,
-                    });
+                    return Err(e).io(|| format!("waiting for {}", self.name()));
                 }
             }
             if deadline.is_none() && signals::stop_requested().is_some() {
