@@ -327,15 +327,10 @@ impl Checker<'_> {
                 Some("/etc/passwd"),
                 format!("the image runs as user {u:?}, which its /etc/passwd does not list (or it has no /etc/passwd), so the runtime cannot start it (no matching entries in passwd file); use a numeric uid (User 1000:1000) or add the user to /etc/passwd"),
             ),
-            Err(UserError::UnknownGroup(g)) => self.problem(
+            Err(UserError::UnknownGroup { group: g, .. }) => self.problem(
                 Code::UnknownGroup,
                 Some("/etc/group"),
                 format!("the image runs with group {g:?}, which its /etc/group does not list (or it has no /etc/group), so the runtime cannot start it; use a numeric gid or add the group to /etc/group"),
-            ),
-            Err(UserError::OutOfRange(v)) => self.problem(
-                Code::UnknownUser,
-                None,
-                format!("the image's User {spec:?} has id {v}, outside the range runc accepts (0 to 2147483647); use a smaller id"),
             ),
         }
     }
