@@ -95,7 +95,9 @@ pub enum UserError {
     #[error("user {0:?} is not in the image's /etc/passwd; give a numeric user (-u 1000 or -u 1000:1000)")]
     UnknownUser(String),
     /// A group name the image's `/etc/group` does not define (or it has none).
-    #[error("group {group:?} is not in the image's /etc/group; give a numeric group (-u {user}:1000)")]
+    #[error(
+        "group {group:?} is not in the image's /etc/group; give a numeric group (-u {user}:1000)"
+    )]
     UnknownGroup {
         /// The group as written.
         group: String,
