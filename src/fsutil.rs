@@ -83,16 +83,25 @@ pub fn temp_path(dir: &Path) -> PathBuf {
 /// Creates a new temporary file in `dir`, locked exclusively for as long as it is open
 /// so that [`clean_stale_temps`] can tell a live writer's file from a dead one's.
 pub fn create_temp(dir: &Path) -> Result<(File, PathBuf)> {
-    let path = temp_path(dir);
-    let f = OpenOptions::new()
-        .write(true)
-        .read(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(&path)
-        .io(|| format!("creating a temporary file in {}", dir.display()))?;
-    flock(&f, Lock::Exclusive, true).io(|| format!("locking {}", path.display()))?;
-    Ok((f, path))
+    use std::os::unix::fs::MetadataExt;
+    loop {
+        let path = temp_path(dir);
+        let f = OpenOptions::new()
+            .write(true)
+            .read(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&path)
+            .io(|| format!("creating a temporary file in {}", dir.display()))?;
+        flock(&f, Lock::Exclusive, true).io(|| format!("locking {}", path.display()))?;
+        // Between creating and locking, another process's `clean_stale_temps` may have
+        // taken the free lock and deleted the name: make sure the name is still ours.
+        let mine = f.metadata().io(|| format!("reading {}", path.display()))?;
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.dev() == mine.dev() && m.ino() == mine.ino() => return Ok((f, path)),
+            _ => continue,
+        }
+    }
 }
 
 /// Removes `.nobase-*.tmp` files in `dir` left by killed writers (their lock is free).

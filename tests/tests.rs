@@ -3,8 +3,10 @@
 mod util;
 
 mod check;
+mod closure;
 mod foundation;
 mod hardening;
 mod inspect;
 mod perf;
+mod registry;
 mod ux;

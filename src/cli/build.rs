@@ -1,6 +1,7 @@
 //! `nobase build BINARY`: flags → a validated [`BuildPlan`] and sinks → the library's
 //! build → every sink publishes the one result.
 
+use super::push::Reporter;
 use super::render::{human_size, print_json};
 use super::Global;
 use anyhow::{Context, Result};
@@ -20,7 +21,9 @@ use std::path::{Path, PathBuf};
   nobase build ./hello                         store it as hello:latest
   nobase build ./server -t server:1 -e PORT=8080 --expose 8080
   nobase build ./hello -o oci:out:hello -o docker-archive:hello.tar:hello:1
-  nobase build ./tool -- --help                Cmd is [\"--help\"]")]
+  nobase build ./tool -- --help                Cmd is [\"--help\"]
+  nobase build /usr/bin/curl -t curl:1         dynamic: loader and libraries bundled
+  nobase build ./hello-arm64 --sysroot /usr/aarch64-linux-gnu")]
 pub struct Args {
     /// The executable to package.
     #[arg(value_name = "BINARY")]
@@ -31,7 +34,7 @@ pub struct Args {
     /// Name it in the local store (NAME[:TAG]); repeatable [default: <basename>:latest when no output is named]
     #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
     tags: Vec<String>,
-    /// Also write it to oci:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE[:NAME:TAG]; repeatable.
+    /// Also write it to oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG]; repeatable.
     #[arg(short = 'o', long = "output", value_name = "REF")]
     outputs: Vec<String>,
     /// Where the executable goes in the image [default: /app/<basename>]
@@ -67,6 +70,13 @@ pub struct Args {
     /// Dynamic executables: bundle their loader and libraries (auto) or refuse (never).
     #[arg(long, default_value = "auto", value_parser = ["auto", "never"])]
     bundle: String,
+    /// Take the loader and libraries from this tree instead of the host's / (cross builds:
+    /// /usr/aarch64-linux-gnu).
+    #[arg(long, value_name = "DIR")]
+    sysroot: Option<PathBuf>,
+    /// Write the image even if resolving the entrypoint inside it fails.
+    #[arg(long)]
+    no_check: bool,
     /// Creation time and file mtimes, in Unix seconds.
     #[arg(
         long,
@@ -84,7 +94,11 @@ pub struct Args {
 }
 
 /// Turns the arguments into a plan and the sinks to publish to.
-fn plan(g: &Global, a: &Args) -> Result<(BuildPlan, Vec<Box<dyn Sink>>)> {
+fn plan(
+    g: &Global,
+    a: &Args,
+    registry: &nobase::registry::Options,
+) -> Result<(BuildPlan, Vec<Box<dyn Sink>>)> {
     let env = a
         .env
         .iter()
@@ -152,7 +166,7 @@ fn plan(g: &Global, a: &Args) -> Result<(BuildPlan, Vec<Box<dyn Sink>>)> {
     }
     let sinks = refs
         .iter()
-        .map(|r| sink::for_ref(r, || g.store()))
+        .map(|r| sink::for_ref_with(r, || g.store(), registry))
         .collect::<nobase::Result<Vec<_>>>()?;
 
     let threads = a.threads.unwrap_or_else(|| {
@@ -180,6 +194,8 @@ fn plan(g: &Global, a: &Args) -> Result<(BuildPlan, Vec<Box<dyn Sink>>)> {
                 Bundle::Auto
             },
             threads: threads.max(1),
+            sysroot: a.sysroot.clone(),
+            check: !a.no_check,
         },
         sinks,
     ))
@@ -206,7 +222,8 @@ fn default_name(binary: &Path) -> nobase::Result<NameTag> {
 
 /// Runs `nobase build`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
-    let (plan, sinks) = plan(g, &a)?;
+    let reporter = std::sync::Arc::new(Reporter::new(g));
+    let (plan, sinks) = plan(g, &a, &g.registry(reporter.clone())?)?;
     // Blobs are written into the store first (it is the blob cache), under a guard that
     // keeps a concurrent `rmi` from collecting them before they are tagged.
     let store = g.store()?;
@@ -217,9 +234,33 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     for s in &sinks {
         s.publish(&built.image, &blobs)
             .with_context(|| format!("writing {}", s.describe()))?;
+        if s.describe().starts_with("docker://") {
+            reporter.finish();
+            if !a.json {
+                g.note(
+                    reporter
+                        .tally()
+                        .push_summary(&built.image.top.digest.to_string()),
+                );
+            }
+            reporter.reset();
+        }
     }
     let img = &built.image;
     let platform = img.manifests[0].config.platform().to_string();
+    let warnings = built
+        .bundled
+        .as_ref()
+        .map(|b| b.blind_spots.as_slice())
+        .unwrap_or_default();
+    if !a.json {
+        for w in warnings {
+            g.note(format!("warning: {}", w.message));
+            for add in &w.adds {
+                g.note(format!("  fix: --add {}:{}", add.source, add.dest));
+            }
+        }
+    }
     if a.json {
         print_json(&json!({
             "digest": img.top.digest.to_string(),
@@ -235,6 +276,21 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                 "files": l.files,
                 "file_bytes": l.file_bytes,
                 "reused": l.layer.reused,
+            })).collect::<Vec<_>>(),
+            "bundled": built.bundled.as_ref().map(|b| json!({
+                "loader": b.closure.interpreter_object().map(|o| &o.path),
+                "libraries": b.closure.objects.iter().skip(1)
+                    .filter(|o| o.via != nobase::loader::Via::Interpreter)
+                    .map(|o| &o.path)
+                    .filter(|p| !b.private_sources.contains(p))
+                    .collect::<Vec<_>>(),
+                "private": b.private,
+                "ld_so_cache": b.cached,
+            })),
+            "warnings": warnings.iter().map(|w| json!({
+                "kind": w.kind,
+                "message": w.message,
+                "add": w.adds.iter().map(|x| format!("{}:{}", x.source, x.dest)).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         }))?;
     } else if g.quiet {
