@@ -160,19 +160,44 @@ const VER_MAIN_C: &str = "#include <stdio.h>\nint vbar(void);\nint main(void) { 
 fn fixtures() -> &'static Fixtures {
     static F: OnceLock<Fixtures> = OnceLock::new();
     F.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("check-fixtures-{}", std::process::id()));
+        let sources = [
+            ("deep2.c", DEEP2_C),
+            ("deep1.c", DEEP1_C),
+            ("deepmain.c", DEEP_MAIN_C),
+            ("originmain.c", ORIGIN_MAIN_C),
+            ("ver1.c", VER_V1_C),
+            ("ver2.c", VER_V2_C),
+            ("v1.map", VER_V1_MAP),
+            ("v2.map", VER_V2_MAP),
+            ("vermain.c", VER_MAIN_C),
+        ];
+        // Named after the sources, so later runs reuse it and a changed source rebuilds;
+        // built under a private name and renamed, so parallel runs never see half of it.
+        let mut h = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&sources, &mut h);
+        let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let done = tmp.join(format!(
+            "check-fixtures-{:016x}",
+            std::hash::Hasher::finish(&h)
+        ));
+        let fx = |dir: PathBuf| Fixtures {
+            ld_linux: canon("/lib64/ld-linux-x86-64.so.2"),
+            libc: canon("/lib/x86_64-linux-gnu/libc.so.6"),
+            musl_ld: canon("/lib/ld-musl-x86_64.so.1"),
+            arm64_ld: canon("/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1"),
+            busybox: canon("/bin/busybox"),
+            go: hello_go(),
+            dir,
+        };
+        if done.join("verapp").exists() {
+            return fx(done);
+        }
+        let dir = tmp.join(format!("check-fixtures-{}.tmp", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let w = |name: &str, text: &str| std::fs::write(dir.join(name), text).unwrap();
-        w("deep2.c", DEEP2_C);
-        w("deep1.c", DEEP1_C);
-        w("deepmain.c", DEEP_MAIN_C);
-        w("originmain.c", ORIGIN_MAIN_C);
-        w("ver1.c", VER_V1_C);
-        w("ver2.c", VER_V2_C);
-        w("v1.map", VER_V1_MAP);
-        w("v2.map", VER_V2_MAP);
-        w("vermain.c", VER_MAIN_C);
+        for (name, text) in sources {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
         let gcc = |args: &[&str]| {
             sh(Command::new("gcc").args(args).current_dir(&dir));
         };
@@ -230,17 +255,16 @@ fn fixtures() -> &'static Fixtures {
             "ver2.c",
         ]);
         gcc(&["-o", "verapp", "vermain.c", "-L.", "-lver"]);
-        let canon = |p: &str| std::fs::canonicalize(p).unwrap();
-        Fixtures {
-            ld_linux: canon("/lib64/ld-linux-x86-64.so.2"),
-            libc: canon("/lib/x86_64-linux-gnu/libc.so.6"),
-            musl_ld: canon("/lib/ld-musl-x86_64.so.1"),
-            arm64_ld: canon("/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1"),
-            busybox: canon("/bin/busybox"),
-            go: hello_go(),
-            dir,
+        if std::fs::rename(&dir, &done).is_err() {
+            // Another run finished first; its files are the same.
+            let _ = std::fs::remove_dir_all(&dir);
         }
+        fx(done)
     })
+}
+
+fn canon(p: &str) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|e| panic!("{p}: {e}"))
 }
 
 impl Fixtures {
@@ -330,6 +354,8 @@ enum Put {
     Glibc,
     /// busybox as /bin/sh and env.
     Shell,
+    /// A host program and every library `ldd` says it loads, at their host paths.
+    HostClosure(&'static str),
 }
 
 fn fill(fx: &Fixtures, s: &Stage, puts: &[Put]) {
@@ -353,6 +379,13 @@ fn fill(fx: &Fixtures, s: &Stage, puts: &[Put]) {
             }
             Put::Glibc => fx.glibc(s),
             Put::Shell => fx.shell(s),
+            Put::HostClosure(program) => {
+                s.copy(program, Path::new(program), 0o755);
+                let ldd = sh(Command::new("ldd").arg(program));
+                for lib in ldd.stdout.split_whitespace().filter(|w| w.starts_with('/')) {
+                    s.copy(lib, Path::new(lib), 0o755);
+                }
+            }
         }
     }
 }
@@ -453,6 +486,16 @@ fn corpus() -> Vec<Case> {
         ok("static-pie", &[Prog("/app/hello", StaticPie, 0o755)], EP),
         ok("musl-static", &[Prog("/app/hello", MuslStatic, 0o755)], EP),
         ok("go-static", &[Prog("/app/hello", Go, 0o755)], EP),
+        ok(
+            "node-with-its-closure",
+            &[HostClosure("/usr/bin/node")],
+            &[
+                "--config.entrypoint",
+                "/usr/bin/node",
+                "--config.cmd",
+                "--version",
+            ],
+        ),
         fails(
             "dynamic-without-loader",
             "missing-interpreter",

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::image::{ImageConfig, Platform, PlatformImage};
 use crate::imagefs::{self, ImageFs};
 use crate::inspect::{parse_shebang, SHEBANG_BUF};
+use crate::loader::{self, Outcome};
 use crate::oci::Blobs;
 use crate::root::{self, FileType, Meta, ResolveError, Root};
 
@@ -632,7 +633,7 @@ impl Checker<'_> {
         }
         self.loaded(shown, path, info);
         self.loaded(&interp, &real, &linfo);
-        self.libraries(shown, &real, info)
+        self.libraries(path, info)
     }
 
     fn loaded(&mut self, shown: &str, path: &str, info: &ElfInfo) {
@@ -669,9 +670,130 @@ impl Checker<'_> {
         true
     }
 
-    /// Step 6: every library the loader will look for, and every symbol version.
-    fn libraries(&mut self, _shown: &str, _loader: &str, _info: &ElfInfo) -> Result<()> {
+    /// Step 6: every DT_NEEDED of every loaded object, resolved by the image's own
+    /// loader rules (the shared `loader` module: its ld.so.cache or built-in
+    /// directories, RPATH/RUNPATH with `$ORIGIN`, LD_LIBRARY_PATH from the config), each
+    /// library readable by the user, and (glibc) every symbol version a requester needs
+    /// defined by the library that answers it.
+    fn libraries(&mut self, exe: &str, info: &ElfInfo) -> Result<()> {
+        let opts = loader::Options {
+            library_path: self.getenv("LD_LIBRARY_PATH").map(str::to_string),
+            // ld.so reads only its cache, never ld.so.conf: judge the image as it will.
+            conf_without_cache: false,
+            cwd: self.cwd.clone(),
+        };
+        let closure = loader::resolve(self.root, exe, Some(info), &opts)?;
+        let glibc = closure.setup.flavor == loader::Flavor::Glibc;
+        for need in &closure.needs {
+            let requester = &closure.objects[need.requester];
+            let req = requester.path.clone();
+            let name = &need.name;
+            match &need.outcome {
+                Outcome::NotFound { searched, error } => {
+                    // Directories grouped by why they were searched, in search order.
+                    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+                    for s in searched {
+                        let via = s.via.describe();
+                        match groups.last_mut() {
+                            Some((v, dirs)) if *v == via => {
+                                if !dirs.contains(&s.dir) {
+                                    dirs.push(s.dir.clone());
+                                }
+                            }
+                            _ => groups.push((via, vec![s.dir.clone()])),
+                        }
+                    }
+                    let dirs: Vec<String> = groups
+                        .iter()
+                        .map(|(via, d)| format!("{via} {}", d.join(", ")))
+                        .collect();
+                    let skipped: Vec<String> = need
+                        .skipped
+                        .iter()
+                        .map(|s| format!("{}: {}", s.path, s.reason))
+                        .collect();
+                    let cause = match error {
+                        Some(e) => format!("which the loader cannot use ({e})"),
+                        None if dirs.is_empty() => "which the image does not contain".to_string(),
+                        None => format!(
+                            "which is in none of the places the loader searches ({})",
+                            dirs.join("; ")
+                        ),
+                    };
+                    let passed = if skipped.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (passed over: {})", skipped.join("; "))
+                    };
+                    self.problem(
+                        Code::MissingLibrary,
+                        Some(&req),
+                        format!("{req} needs the library {name}, {cause}{passed}, so the loader stops with `error while loading shared libraries: {name}: cannot open shared object file`; add {name} to the image where the loader looks (nobase build --bundle auto does), or rebuild statically"),
+                    );
+                }
+                Outcome::Found { object, first } => {
+                    let obj = &closure.objects[*object];
+                    if glibc && !obj.info.version_defs.is_empty() {
+                        for vn in requester
+                            .info
+                            .version_needs
+                            .iter()
+                            .filter(|v| &v.library == name)
+                        {
+                            let missing: Vec<&String> = vn
+                                .versions
+                                .iter()
+                                .filter(|v| !obj.info.version_defs.contains(v))
+                                .collect();
+                            if missing.is_empty() {
+                                continue;
+                            }
+                            let list = missing
+                                .iter()
+                                .map(|s| s.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ");
+                            let newest = obj.info.version_defs.last().cloned().unwrap_or_default();
+                            self.problem(
+                                Code::MissingSymbolVersion,
+                                Some(&req),
+                                format!("{req} needs version {list} of {name}, which {} in the image does not define (its newest is {newest}), so the loader stops with `version `{}' not found`; put the {name} that {req} was built against into the image (nobase build --bundle auto), or rebuild {req} against the older one", obj.path, missing[0]),
+                            );
+                        }
+                    }
+                    if *first {
+                        self.readable_library(&req, name, obj);
+                        self.loaded(&obj.path, &obj.canonical, &obj.info);
+                    }
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The loader opens each library for reading as the process's user.
+    fn readable_library(&mut self, req: &str, name: &str, obj: &loader::Object) {
+        let who = self.id.describe();
+        let blocked = match self.id.unsearchable_dir(self.root, &obj.canonical) {
+            Some((dir, m)) => Some(format!(
+                "it lies in {dir} (mode {:04o}, owner {}:{}), which {who} may not enter",
+                m.mode, m.uid, m.gid
+            )),
+            None => match self.root.lstat(&obj.canonical) {
+                Some(m) if !self.id.allows(&m, 4) => Some(format!(
+                    "it (mode {:04o}, owner {}:{}) is not readable by {who}",
+                    m.mode, m.uid, m.gid
+                )),
+                _ => None,
+            },
+        };
+        if let Some(why) = blocked {
+            self.problem(
+                Code::MissingLibrary,
+                Some(req),
+                format!("{req} needs the library {name}, found at {}, but {why}, so the loader fails with `cannot open shared object file: Permission denied`; make it readable (chmod a+r)", obj.path),
+            );
+        }
     }
 }
 
@@ -728,17 +850,71 @@ mod tests {
         // (entrypoint, env, workdir, code, words the message must contain)
         type Case<'a> = (&'a [&'a str], &'a [&'a str], Option<&'a str>, Code, &'a str);
         let cases: &[Case] = &[
-            (&["/app/crlf"], &[], None, Code::MissingInterpreter, "dos2unix"),
-            (&["/app/noshell"], &[], None, Code::MissingInterpreter, "/bin/sh"),
-            (&["/app/text"], &[], None, Code::ExecFormat, "without a #! line"),
+            (
+                &["/app/crlf"],
+                &[],
+                None,
+                Code::MissingInterpreter,
+                "dos2unix",
+            ),
+            (
+                &["/app/noshell"],
+                &[],
+                None,
+                Code::MissingInterpreter,
+                "/bin/sh",
+            ),
+            (
+                &["/app/text"],
+                &[],
+                None,
+                Code::ExecFormat,
+                "without a #! line",
+            ),
             (&["/app/empty"], &[], None, Code::ExecFormat, "empty file"),
             (&["/app/data"], &[], None, Code::NotExecutable, "chmod"),
-            (&["/app/nointerp"], &[], None, Code::ExecFormat, "names no interpreter"),
-            (&["/app/dangling"], &[], None, Code::NotFound, "symbolic link to \"/app/gone\""),
-            (&["tool"], &[], None, Code::NotFound, "/usr/local/bin/tool has no execute bit"),
-            (&["tool"], &["PATH=/nowhere"], None, Code::NotFound, "\"/nowhere\""),
-            (&["empty"], &["PATH=app"], None, Code::NotFound, "relative PATH entry"),
-            (&["/app/empty"], &[], Some("/app/text"), Code::BadWorkdir, "not a directory"),
+            (
+                &["/app/nointerp"],
+                &[],
+                None,
+                Code::ExecFormat,
+                "names no interpreter",
+            ),
+            (
+                &["/app/dangling"],
+                &[],
+                None,
+                Code::NotFound,
+                "symbolic link to \"/app/gone\"",
+            ),
+            (
+                &["tool"],
+                &[],
+                None,
+                Code::NotFound,
+                "/usr/local/bin/tool has no execute bit",
+            ),
+            (
+                &["tool"],
+                &["PATH=/nowhere"],
+                None,
+                Code::NotFound,
+                "\"/nowhere\"",
+            ),
+            (
+                &["empty"],
+                &["PATH=app"],
+                None,
+                Code::NotFound,
+                "relative PATH entry",
+            ),
+            (
+                &["/app/empty"],
+                &[],
+                Some("/app/text"),
+                Code::BadWorkdir,
+                "not a directory",
+            ),
             (&[], &[], None, Code::NoCommand, "Entrypoint"),
         ];
         for (ep, env, wd, code, words) in cases {
