@@ -1,0 +1,608 @@
+//! `nobase tree IMAGE`: what each layer adds, changes and removes, the merged final tree,
+//! and dive's efficiency and waste figures; `--ci` turns them into gates (exit 1 when a
+//! rule fails).
+
+use super::render::{human_size, print_json, print_table};
+use super::Global;
+use anyhow::{Context, Result};
+use nobase::explore::ci::{self, Gates, RuleResult};
+use nobase::explore::{self, Analysis, Change, Kind};
+use nobase::image::Platform;
+use nobase::imagefs::walk::Limits;
+use nobase::refs::ImageRef;
+use nobase::Error;
+use std::io::{self, IsTerminal, Write};
+
+/// Arguments of `nobase tree`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Each layer's entries are marked + added, ~ modified, = unchanged (stored again, identical)
+or - removed, against the layers below; the merged tree names the layer each file comes
+from. Efficiency and wasted bytes are dive's: a path stored by several layers counts
+whole as waste, and efficiency is the smallest version of each path over all versions
+stored. Identical files at different paths count as waste too.
+
+Exit status: 0 done (in --ci mode: every rule passed), 1 a --ci rule failed (named on
+stderr), 2 usage error, 3 the image could not be read.
+
+Examples:
+  nobase tree hello:1
+  nobase tree --layer 2 oci:./layout:app
+  nobase tree --json docker-archive:app.tar | jq .wasted_bytes
+  nobase tree --ci --lowest-efficiency 0.95 --highest-wasted-bytes 20MB app:1")]
+pub struct Args {
+    /// The image: NAME[:TAG], oci:DIR[:REF], oci-archive:FILE[:REF],
+    /// docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG].
+    #[arg(value_name = "IMAGE")]
+    image: String,
+    /// Show only this layer: its number (1 is the bottom layer) or a digest prefix.
+    #[arg(long, value_name = "N")]
+    layer: Option<String>,
+    /// Print one JSON document: {image, layers: [{digest, size, uncompressed_size,
+    /// created_by, files}], merged, total_bytes, wasted_bytes, efficiency, largest, …}.
+    #[arg(long)]
+    json: bool,
+    /// CI mode: print the summary and check the rules given (without any: dive's
+    /// defaults, --lowest-efficiency 0.9 --highest-user-wasted-percent 0.1); exit 1
+    /// when one fails.
+    #[arg(long)]
+    ci: bool,
+    /// Rule: fail when efficiency (0..1) is below F.
+    #[arg(long, value_name = "F", requires = "ci", value_parser = efficiency_arg)]
+    lowest_efficiency: Option<f64>,
+    /// Rule: fail when more than SIZE bytes are wasted (3000000, 20MB, 1.5GiB).
+    #[arg(long, value_name = "SIZE", requires = "ci", value_parser = ci::parse_bytes)]
+    highest_wasted_bytes: Option<u64>,
+    /// Rule: fail when wasted bytes exceed this fraction of the bytes added after the
+    /// first layer (0.1, or 10%).
+    #[arg(long, value_name = "F", requires = "ci", value_parser = share_arg)]
+    highest_user_wasted_percent: Option<f64>,
+    /// Which platform of a multi-platform image to show (os/arch[/variant]).
+    #[arg(long, value_name = "PLATFORM")]
+    platform: Option<String>,
+}
+
+fn efficiency_arg(s: &str) -> Result<f64, String> {
+    ci::parse_fraction(s, Some(1.0))
+}
+
+fn share_arg(s: &str) -> Result<f64, String> {
+    ci::parse_fraction(s, None)
+}
+
+/// The `--json` document: the analysis, and the rules' outcome in CI mode.
+#[derive(serde::Serialize)]
+struct Doc<'a> {
+    #[serde(flatten)]
+    analysis: &'a Analysis,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ci: Option<CiDoc<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct CiDoc<'a> {
+    passed: bool,
+    rules: &'a [RuleResult],
+}
+
+/// Runs `nobase tree`.
+pub fn run(g: &Global, args: Args) -> Result<i32> {
+    let reference = ImageRef::parse(&args.image)?;
+    let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
+    let src = g.open_source(&reference)?;
+    let image = src.image.select(platform.as_ref())?;
+    let mut analysis = explore::analyze(&src.reference, image, &*src.blobs, Limits::default())
+        .with_context(|| format!("reading {}", src.reference))?;
+    let only = match &args.layer {
+        Some(sel) => Some(pick_layer(&analysis, sel)?),
+        None => None,
+    };
+    let rules = if args.ci {
+        let given = Gates {
+            lowest_efficiency: args.lowest_efficiency,
+            highest_wasted_bytes: args.highest_wasted_bytes,
+            highest_user_wasted_percent: args.highest_user_wasted_percent,
+        };
+        let gates = if given.is_empty() {
+            Gates::dive_defaults()
+        } else {
+            given
+        };
+        Some(ci::evaluate(&analysis, &gates))
+    } else {
+        None
+    };
+    let passed = rules
+        .as_ref()
+        .is_none_or(|r| r.iter().all(|rule| rule.passed));
+    if args.json {
+        if let Some(i) = only {
+            analysis.layers.retain(|l| l.index == i);
+        }
+        print_json(&Doc {
+            analysis: &analysis,
+            ci: rules.as_deref().map(|rules| CiDoc { passed, rules }),
+        })?;
+    } else if !g.quiet {
+        let color =
+            io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let mut out = io::stdout().lock();
+        if rules.is_none() {
+            for l in &analysis.layers {
+                if only.is_none_or(|i| i == l.index) {
+                    layer(&mut out, &analysis, l, color)?;
+                }
+            }
+            if only.is_none() {
+                merged(&mut out, &analysis, color)?;
+            }
+        }
+        drop(out);
+        summary(&analysis)?;
+        if let Some(rules) = &rules {
+            ci_report(rules, passed, color)?;
+        }
+    }
+    for w in &analysis.warnings {
+        g.note(format_args!("nobase: warning: {w}"));
+    }
+    if let Some(rules) = &rules {
+        for r in rules.iter().filter(|r| !r.passed) {
+            eprintln!("nobase: CI rule {} failed: {}", r.rule, r.message);
+        }
+    }
+    Ok(if passed { 0 } else { 1 })
+}
+
+/// The layer `--layer` names: a number from 1, or a unique digest prefix.
+fn pick_layer(a: &Analysis, sel: &str) -> Result<usize> {
+    let n = a.layers.len();
+    if let Ok(i) = sel.parse::<usize>() {
+        if (1..=n).contains(&i) {
+            return Ok(i);
+        }
+        return Err(Error::Usage(format!(
+            "--layer {i}: the image has layers 1 to {n} (1 is the bottom layer)"
+        ))
+        .into());
+    }
+    let hex = sel.strip_prefix("sha256:").unwrap_or(sel);
+    let hits: Vec<usize> = a
+        .layers
+        .iter()
+        .filter(|l| !hex.is_empty() && l.digest.hex().starts_with(hex))
+        .map(|l| l.index)
+        .collect();
+    match hits[..] {
+        [i] => Ok(i),
+        [] => Err(Error::Usage(format!(
+            "--layer {sel}: no layer has that number or digest (the image has layers 1 to {n})"
+        ))
+        .into()),
+        _ => Err(Error::Usage(format!(
+            "--layer {sel}: several layers' digests start with it; give more digits"
+        ))
+        .into()),
+    }
+}
+
+/// `drwxr-xr-x`, as `ls -l` shows a mode.
+fn perm_string(kind: Kind, mode: u32) -> String {
+    let mut s = String::with_capacity(10);
+    s.push(match kind {
+        Kind::Dir => 'd',
+        Kind::Symlink => 'l',
+        Kind::File | Kind::Hardlink => '-',
+        Kind::Other => '?',
+    });
+    let special = [(0o4000, 's', 'S'), (0o2000, 's', 'S'), (0o1000, 't', 'T')];
+    for (who, (bit, set_x, set_no_x)) in special.iter().enumerate() {
+        let shift = 6 - 3 * who as u32;
+        let bits = (mode >> shift) & 7;
+        s.push(if bits & 4 != 0 { 'r' } else { '-' });
+        s.push(if bits & 2 != 0 { 'w' } else { '-' });
+        s.push(match (bits & 1 != 0, mode & bit != 0) {
+            (true, true) => *set_x,
+            (false, true) => *set_no_x,
+            (true, false) => 'x',
+            (false, false) => '-',
+        });
+    }
+    s
+}
+
+/// One line of a drawn tree: the branch drawing and name, the item it shows (`None`
+/// for a directory only implied by the paths below it), and the bytes under it.
+struct Line {
+    drawing: String,
+    item: Option<usize>,
+    total: u64,
+}
+
+/// Draws paths (in [`explore::tree_order`]) as a tree with `├──`/`└──` branches,
+/// adding the directories they imply. A directory's total is the sum of `size` of the
+/// items under it for which `counted` holds.
+fn draw<T>(
+    items: &[T],
+    path: impl Fn(&T) -> &str,
+    size: impl Fn(&T) -> u64,
+    counted: impl Fn(&T) -> bool,
+) -> Vec<Line> {
+    struct Node {
+        name: String,
+        item: Option<usize>,
+        children: Vec<usize>,
+        total: u64,
+    }
+    let mut nodes = vec![Node {
+        name: String::new(),
+        item: None,
+        children: Vec::new(),
+        total: 0,
+    }];
+    for (i, it) in items.iter().enumerate() {
+        let comps: Vec<&str> = path(it).split('/').filter(|c| !c.is_empty()).collect();
+        let mut at = 0;
+        for (depth, comp) in comps.iter().enumerate() {
+            let last = depth + 1 == comps.len();
+            // Items come in tree order, so an existing child can only be the newest.
+            let existing = nodes[at]
+                .children
+                .last()
+                .copied()
+                .filter(|&c| nodes[c].name == *comp && !(last && nodes[c].item.is_some()));
+            at = match existing {
+                Some(c) => c,
+                None => {
+                    nodes.push(Node {
+                        name: comp.to_string(),
+                        item: None,
+                        children: Vec::new(),
+                        total: 0,
+                    });
+                    let id = nodes.len() - 1;
+                    nodes[at].children.push(id);
+                    id
+                }
+            };
+            if last {
+                nodes[at].item = Some(i);
+            }
+        }
+    }
+    // Children always come after their parent in the arena, so one backward pass sums.
+    for id in (0..nodes.len()).rev() {
+        let own = nodes[id]
+            .item
+            .map(|i| &items[i])
+            .filter(|it| counted(it))
+            .map_or(0, &size);
+        let below: u64 = nodes[id].children.iter().map(|&c| nodes[c].total).sum();
+        nodes[id].total = own + below;
+    }
+    let mut lines = Vec::with_capacity(nodes.len());
+    let mut stack: Vec<(usize, String, bool)> = nodes[0]
+        .children
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(k, &c)| (c, String::new(), k == 0))
+        .collect();
+    while let Some((id, prefix, last)) = stack.pop() {
+        let n = &nodes[id];
+        lines.push(Line {
+            drawing: format!("{prefix}{}{}", if last { "└── " } else { "├── " }, n.name),
+            item: n.item,
+            total: n.total,
+        });
+        let child_prefix = format!("{prefix}{}", if last { "    " } else { "│   " });
+        for (k, &c) in n.children.iter().rev().enumerate() {
+            stack.push((c, child_prefix.clone(), k == 0));
+        }
+    }
+    lines
+}
+
+const RESET: &str = "\x1b[0m";
+
+fn paint(color: bool, code: &str, text: &str) -> String {
+    if color {
+        format!("\x1b[{code}m{text}{RESET}")
+    } else {
+        text.to_string()
+    }
+}
+
+/// A row of cells and the colour code it is painted with ("" for none).
+type Row = (Vec<String>, &'static str);
+
+/// Writes rows of cells, the last one free, the others padded to their column's width
+/// (sizes right-aligned), each row painted with its colour code.
+fn aligned(out: &mut impl Write, rows: &[Row], color: bool) -> io::Result<()> {
+    let cols = rows.iter().map(|(r, _)| r.len()).max().unwrap_or(0);
+    let width = |c: usize| {
+        rows.iter()
+            .filter_map(|(r, _)| r.get(c))
+            .map(|s| s.chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..cols).map(width).collect();
+    for (cells, code) in rows {
+        let mut line = String::from("  ");
+        for (c, cell) in cells.iter().enumerate() {
+            if c + 1 == cells.len() {
+                line.push_str(cell);
+            } else if c + 2 == cells.len() {
+                // The size column, right-aligned before the tree.
+                line.push_str(&format!("{cell:>w$}  ", w = widths[c]));
+            } else {
+                line.push_str(&format!("{cell:<w$} ", w = widths[c]));
+            }
+        }
+        writeln!(out, "{}", paint(color && !code.is_empty(), code, &line))?;
+    }
+    Ok(())
+}
+
+fn shown_size(kind: Kind, size: u64, total: u64) -> String {
+    match kind {
+        Kind::Dir => human_size(total),
+        _ => human_size(size),
+    }
+}
+
+fn with_target(drawing: String, kind: Kind, target: Option<&str>) -> String {
+    match (kind, target) {
+        (Kind::Symlink, Some(t)) => format!("{drawing} -> {t}"),
+        (Kind::Hardlink, Some(t)) => format!("{drawing} => {t}"),
+        _ => drawing,
+    }
+}
+
+fn layer(out: &mut impl Write, a: &Analysis, l: &explore::Layer, color: bool) -> io::Result<()> {
+    let head = format!(
+        "Layer {}/{}  {}  {} ({} uncompressed, {} in files)",
+        l.index,
+        a.layers.len(),
+        l.digest,
+        human_size(l.size),
+        human_size(l.uncompressed_size),
+        human_size(l.file_bytes),
+    );
+    writeln!(out, "{}", paint(color, "1", &head))?;
+    if let Some(c) = &l.created_by {
+        writeln!(out, "  created by: {}", c.trim())?;
+    }
+    let lines = draw(
+        &l.files,
+        |f| &f.path,
+        |f| f.size,
+        |f| f.change != Change::Removed,
+    );
+    let rows: Vec<Row> = lines
+        .into_iter()
+        .map(|line| match line.item.map(|i| &l.files[i]) {
+            Some(f) => {
+                let (mark, code) = match f.change {
+                    Change::Added => ("+", "32"),
+                    Change::Modified => ("~", "33"),
+                    Change::Unchanged => ("=", "2"),
+                    Change::Removed => ("-", "31"),
+                };
+                let (perm, owner) = if f.change == Change::Removed {
+                    (String::new(), String::new())
+                } else {
+                    (perm_string(f.kind, f.mode), format!("{}:{}", f.uid, f.gid))
+                };
+                let size = if f.change == Change::Removed {
+                    human_size(f.size)
+                } else {
+                    shown_size(f.kind, f.size, line.total)
+                };
+                let drawing = with_target(line.drawing, f.kind, f.target.as_deref());
+                (vec![mark.into(), perm, owner, size, drawing], code)
+            }
+            None => (
+                vec![
+                    " ".into(),
+                    String::new(),
+                    String::new(),
+                    human_size(line.total),
+                    line.drawing,
+                ],
+                "",
+            ),
+        })
+        .collect();
+    aligned(out, &rows, color)?;
+    writeln!(out)
+}
+
+fn merged(out: &mut impl Write, a: &Analysis, color: bool) -> io::Result<()> {
+    let head = format!(
+        "Merged tree  {} in {} files",
+        human_size(a.final_bytes),
+        a.merged.iter().filter(|f| f.kind != Kind::Dir).count()
+    );
+    writeln!(out, "{}", paint(color, "1", &head))?;
+    let lines = draw(&a.merged, |f| &f.path, |f| f.size, |_| true);
+    let rows: Vec<Row> = lines
+        .into_iter()
+        .map(|line| match line.item.map(|i| &a.merged[i]) {
+            Some(f) => (
+                vec![
+                    format!("L{}", f.layer),
+                    perm_string(f.kind, f.mode),
+                    format!("{}:{}", f.uid, f.gid),
+                    shown_size(f.kind, f.size, line.total),
+                    with_target(line.drawing, f.kind, f.target.as_deref()),
+                ],
+                "",
+            ),
+            None => (
+                vec![
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    human_size(line.total),
+                    line.drawing,
+                ],
+                "",
+            ),
+        })
+        .collect();
+    aligned(out, &rows, color)?;
+    writeln!(out)
+}
+
+fn percent(f: f64) -> String {
+    format!("{:.1} %", f * 100.0)
+}
+
+fn summary(a: &Analysis) -> io::Result<()> {
+    let compressed: u64 = a.layers.iter().map(|l| l.size).sum();
+    print_table(&[
+        vec!["Image".to_string(), format!("{} ({})", a.image, a.platform)],
+        vec![
+            "Total size".into(),
+            format!(
+                "{} of files in {} layers ({} compressed); final tree {}",
+                human_size(a.total_bytes),
+                a.layers.len(),
+                human_size(compressed),
+                human_size(a.final_bytes)
+            ),
+        ],
+        vec![
+            "Wasted".into(),
+            format!(
+                "{} ({} overwritten or removed, {} in duplicate files)",
+                human_size(a.wasted_bytes),
+                human_size(a.wasted.overwritten_or_removed),
+                human_size(a.wasted.duplicates)
+            ),
+        ],
+        vec![
+            "User wasted".into(),
+            format!(
+                "{} of the {} added after the first layer",
+                percent(a.user_wasted_percent),
+                human_size(a.user_bytes)
+            ),
+        ],
+        vec!["Efficiency".into(), percent(a.efficiency)],
+    ])?;
+    let mut out = io::stdout().lock();
+    let lists: [(&str, Vec<Row>); 3] = [
+        (
+            "Largest files",
+            a.largest
+                .iter()
+                .map(|f| {
+                    let text = format!("{}  (layer {})", f.path, f.layer);
+                    (vec![human_size(f.size), text], "")
+                })
+                .collect(),
+        ),
+        (
+            "Stored by more than one layer",
+            a.inefficient
+                .iter()
+                .map(|f| {
+                    let text = format!("{}  ({} layers)", f.path, f.count);
+                    (vec![human_size(f.bytes), text], "")
+                })
+                .collect(),
+        ),
+        (
+            "Identical files",
+            a.duplicates
+                .iter()
+                .map(|d| {
+                    let size = format!("{} ×{}", human_size(d.size), d.paths.len());
+                    (vec![size, d.paths.join(" ")], "")
+                })
+                .collect(),
+        ),
+    ];
+    for (title, rows) in lists {
+        if !rows.is_empty() {
+            writeln!(out, "{title}:")?;
+            aligned(&mut out, &rows, false)?;
+        }
+    }
+    Ok(())
+}
+
+fn ci_report(rules: &[RuleResult], passed: bool, color: bool) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out)?;
+    let failed = rules.iter().filter(|r| !r.passed).count();
+    for r in rules {
+        let verdict = if r.passed {
+            paint(color, "32", "PASS")
+        } else {
+            paint(color, "1;31", "FAIL")
+        };
+        writeln!(out, "  {verdict}  {}: {}", r.rule, r.message)?;
+    }
+    let result = if passed {
+        paint(color, "32", "PASS")
+    } else {
+        paint(color, "1;31", "FAIL")
+    };
+    writeln!(
+        out,
+        "Result: {result} ({} of {} rules failed)",
+        failed,
+        rules.len()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_read_like_ls() {
+        let cases = [
+            (Kind::Dir, 0o755, "drwxr-xr-x"),
+            (Kind::File, 0o644, "-rw-r--r--"),
+            (Kind::File, 0o4755, "-rwsr-xr-x"),
+            (Kind::File, 0o2644, "-rw-r-Sr--"),
+            (Kind::Dir, 0o1777, "drwxrwxrwt"),
+            (Kind::Symlink, 0o777, "lrwxrwxrwx"),
+            (Kind::Other, 0o600, "?rw-------"),
+        ];
+        for (kind, mode, want) in cases {
+            assert_eq!(perm_string(kind, mode), want, "{mode:o}");
+        }
+    }
+
+    #[test]
+    fn trees_draw_with_implied_directories_and_totals() {
+        let items = [("/a/b", 5u64), ("/a/c/d", 7), ("/e", 1)];
+        let lines = draw(&items, |i| i.0, |i| i.1, |_| true);
+        let got: Vec<(String, Option<usize>, u64)> = lines
+            .into_iter()
+            .map(|l| (l.drawing, l.item, l.total))
+            .collect();
+        let want = vec![
+            ("├── a".to_string(), None, 12),
+            ("│   ├── b".into(), Some(0), 5),
+            ("│   └── c".into(), None, 7),
+            ("│       └── d".into(), Some(1), 7),
+            ("└── e".into(), Some(2), 1),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_same_path_twice_draws_twice() {
+        let items = ["/v/x", "/v/x"];
+        let lines = draw(&items, |i| i, |_| 1, |_| true);
+        let items: Vec<Option<usize>> = lines.iter().map(|l| l.item).collect();
+        assert_eq!(items, vec![None, Some(0), Some(1)]);
+    }
+}
