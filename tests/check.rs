@@ -1090,7 +1090,7 @@ open(out + "/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
 "#;
 
 /// Crafts a layout from `spec` (see [`CRAFT_PY`]) and returns its directory.
-fn craft(env: &Env, name: &str, spec: serde_json::Value) -> PathBuf {
+pub(crate) fn craft(env: &Env, name: &str, spec: serde_json::Value) -> PathBuf {
     let out = env.path(name);
     sh(Command::new("python3")
         .args(["-c", CRAFT_PY])
