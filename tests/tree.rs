@@ -3,7 +3,7 @@
 //! skopeo's view of the layers; the same image through oci-archive and docker-archive;
 //! the CI gates; hostile layers; and a 700 MB layer read with flat memory.
 
-use crate::check::craft;
+use crate::check::{craft, refuses_hostile_layers};
 use crate::util::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -36,6 +36,18 @@ fn write(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// A new empty image made by umoci in `env`; returns its reference (`DIR:latest`).
+fn umoci_new(env: &Env) -> String {
+    let layout = env.path("oci");
+    let image = format!("{}:latest", layout.display());
+    ok(Command::new("umoci")
+        .arg("init")
+        .arg("--layout")
+        .arg(&layout));
+    ok(Command::new("umoci").args(["new", "--image", &image]));
+    image
+}
+
 /// `umoci insert` of a directory at `/`, with a history entry saying `created_by`.
 fn umoci_insert(image: &str, dir: &Path, created_by: &str) {
     ok(Command::new("umoci")
@@ -59,13 +71,7 @@ const COPY: usize = 50_000;
 /// makes no layer, layer 2 overwrites the 3 MB file with a small one, layer 3 deletes
 /// /app/gone by whiteout. Returns the umoci reference (`DIR:latest`).
 fn three_layers(env: &Env) -> String {
-    let layout = env.path("oci");
-    let image = format!("{}:latest", layout.display());
-    ok(Command::new("umoci")
-        .arg("init")
-        .arg("--layout")
-        .arg(&layout));
-    ok(Command::new("umoci").args(["new", "--image", &image]));
+    let image = umoci_new(env);
     let l1 = env.path("l1");
     write(&l1.join("app/big"), &noise(1, BIG));
     write(&l1.join("app/keep"), &noise(2, KEEP));
@@ -430,34 +436,7 @@ fn hostile_layers_are_listed_where_written_or_refused_and_never_followed() {
     let v = victim.to_str().unwrap().to_string();
     // A name no host has: if anything were followed out of the image, it would appear.
     let sentinel = format!("nobase-tree-sentinel-{}", std::process::id());
-    for (name, layers, why) in [
-        (
-            "dotdot",
-            serde_json::json!([[{"name": "../x", "data": "x"}]]),
-            "'..'",
-        ),
-        (
-            "dotdot-deep",
-            serde_json::json!([[{"name": "app/../../../victim", "data": "x"}]]),
-            "'..'",
-        ),
-        (
-            "hardlink-out",
-            serde_json::json!([[{"name": "shadow", "type": "hardlink", "link": "../../etc/shadow"}]]),
-            "hard link",
-        ),
-    ] {
-        let dir = craft(&env, name, serde_json::json!({"layers": layers}));
-        let r = env
-            .nobase(&["tree", &format!("oci:{}:latest", dir.display())])
-            .code(3);
-        assert!(
-            r.stderr.contains(why) && r.stderr.contains("hostile"),
-            "{name}: {}",
-            r.stderr
-        );
-        assert!(r.stdout.is_empty(), "{name}: {}", r.stdout);
-    }
+    refuses_hostile_layers(&env, "tree", &v);
     let dir = craft(
         &env,
         "contained",
@@ -523,13 +502,7 @@ fn a_700_mb_layer_is_summarized_with_flat_memory() {
         return;
     }
     let env = Env::new();
-    let layout = env.path("oci");
-    let image = format!("{}:latest", layout.display());
-    ok(Command::new("umoci")
-        .arg("init")
-        .arg("--layout")
-        .arg(&layout));
-    ok(Command::new("umoci").args(["new", "--image", &image]));
+    let image = umoci_new(&env);
     // 700 MB of zeros (a sparse file: cheap to make, quick to gzip) and some noise.
     let stage = env.path("big");
     const SIZE: u64 = 700_000_000;

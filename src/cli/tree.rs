@@ -6,7 +6,7 @@ use super::render::{human_size, print_json, print_table};
 use super::Global;
 use anyhow::{Context, Result};
 use nobase::explore::ci::{self, Gates, RuleResult};
-use nobase::explore::{self, Analysis, Change, Kind};
+use nobase::explore::{self, Analysis, Change, FileInfo, Kind, LayerFile, MergedFile};
 use nobase::image::Platform;
 use nobase::imagefs::walk::Limits;
 use nobase::refs::ImageRef;
@@ -345,19 +345,54 @@ fn aligned(out: &mut impl Write, rows: &[Row], color: bool) -> io::Result<()> {
     Ok(())
 }
 
-fn shown_size(kind: Kind, size: u64, total: u64) -> String {
-    match kind {
-        Kind::Dir => human_size(total),
-        _ => human_size(size),
-    }
-}
-
-fn with_target(drawing: String, kind: Kind, target: Option<&str>) -> String {
-    match (kind, target) {
-        (Kind::Symlink, Some(t)) => format!("{drawing} -> {t}"),
-        (Kind::Hardlink, Some(t)) => format!("{drawing} => {t}"),
-        _ => drawing,
-    }
+/// Draws `items` as a tree, each row led by the cell (and colour) `lead` gives it, then
+/// permissions, owner, size (a directory's: the bytes under it) and the branch.
+fn tree_rows<T>(
+    out: &mut impl Write,
+    items: &[T],
+    info: impl Fn(&T) -> &FileInfo,
+    lead: impl Fn(&T) -> (&'static str, String),
+    removed: impl Fn(&T) -> bool,
+    color: bool,
+) -> io::Result<()> {
+    let lines = draw(
+        items,
+        |it| &info(it).path,
+        |it| info(it).size,
+        |it| !removed(it),
+    );
+    let rows: Vec<Row> = lines
+        .into_iter()
+        .map(|line| {
+            let Some(it) = line.item.map(|i| &items[i]) else {
+                // A directory only implied by the paths below it.
+                let size = human_size(line.total);
+                return (
+                    vec![" ".into(), String::new(), String::new(), size, line.drawing],
+                    "",
+                );
+            };
+            let f = info(it);
+            let (code, first) = lead(it);
+            let (perm, owner) = if removed(it) {
+                (String::new(), String::new())
+            } else {
+                (perm_string(f.kind, f.mode), format!("{}:{}", f.uid, f.gid))
+            };
+            let size = match f.kind {
+                Kind::Dir if !removed(it) => line.total,
+                _ => f.size,
+            };
+            let drawing = match (f.kind, &f.target) {
+                (Kind::Symlink, Some(t)) => format!("{} -> {t}", line.drawing),
+                (Kind::Hardlink, Some(t)) => format!("{} => {t}", line.drawing),
+                _ => line.drawing,
+            };
+            (vec![first, perm, owner, human_size(size), drawing], code)
+        })
+        .collect();
+    aligned(out, &rows, color)?;
+    writeln!(out)
 }
 
 fn layer(out: &mut impl Write, a: &Analysis, l: &explore::Layer, color: bool) -> io::Result<()> {
@@ -374,86 +409,28 @@ fn layer(out: &mut impl Write, a: &Analysis, l: &explore::Layer, color: bool) ->
     if let Some(c) = &l.created_by {
         writeln!(out, "  created by: {}", c.trim())?;
     }
-    let lines = draw(
-        &l.files,
-        |f| &f.path,
-        |f| f.size,
-        |f| f.change != Change::Removed,
-    );
-    let rows: Vec<Row> = lines
-        .into_iter()
-        .map(|line| match line.item.map(|i| &l.files[i]) {
-            Some(f) => {
-                let (mark, code) = match f.change {
-                    Change::Added => ("+", "32"),
-                    Change::Modified => ("~", "33"),
-                    Change::Unchanged => ("=", "2"),
-                    Change::Removed => ("-", "31"),
-                };
-                let (perm, owner) = if f.change == Change::Removed {
-                    (String::new(), String::new())
-                } else {
-                    (perm_string(f.kind, f.mode), format!("{}:{}", f.uid, f.gid))
-                };
-                let size = if f.change == Change::Removed {
-                    human_size(f.size)
-                } else {
-                    shown_size(f.kind, f.size, line.total)
-                };
-                let drawing = with_target(line.drawing, f.kind, f.target.as_deref());
-                (vec![mark.into(), perm, owner, size, drawing], code)
-            }
-            None => (
-                vec![
-                    " ".into(),
-                    String::new(),
-                    String::new(),
-                    human_size(line.total),
-                    line.drawing,
-                ],
-                "",
-            ),
-        })
-        .collect();
-    aligned(out, &rows, color)?;
-    writeln!(out)
+    let mark = |f: &LayerFile| {
+        let (mark, code) = match f.change {
+            Change::Added => ("+", "32"),
+            Change::Modified => ("~", "33"),
+            Change::Unchanged => ("=", "2"),
+            Change::Removed => ("-", "31"),
+        };
+        (code, mark.to_string())
+    };
+    let removed = |f: &LayerFile| f.change == Change::Removed;
+    tree_rows(out, &l.files, |f| &f.info, mark, removed, color)
 }
 
 fn merged(out: &mut impl Write, a: &Analysis, color: bool) -> io::Result<()> {
     let head = format!(
         "Merged tree  {} in {} files",
         human_size(a.final_bytes),
-        a.merged.iter().filter(|f| f.kind != Kind::Dir).count()
+        a.merged.iter().filter(|f| f.info.kind != Kind::Dir).count()
     );
     writeln!(out, "{}", paint(color, "1", &head))?;
-    let lines = draw(&a.merged, |f| &f.path, |f| f.size, |_| true);
-    let rows: Vec<Row> = lines
-        .into_iter()
-        .map(|line| match line.item.map(|i| &a.merged[i]) {
-            Some(f) => (
-                vec![
-                    format!("L{}", f.layer),
-                    perm_string(f.kind, f.mode),
-                    format!("{}:{}", f.uid, f.gid),
-                    shown_size(f.kind, f.size, line.total),
-                    with_target(line.drawing, f.kind, f.target.as_deref()),
-                ],
-                "",
-            ),
-            None => (
-                vec![
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    human_size(line.total),
-                    line.drawing,
-                ],
-                "",
-            ),
-        })
-        .collect();
-    aligned(out, &rows, color)?;
-    writeln!(out)
+    let lead = |f: &MergedFile| ("", format!("L{}", f.layer));
+    tree_rows(out, &a.merged, |f| &f.info, lead, |_| false, color)
 }
 
 fn percent(f: f64) -> String {
@@ -494,45 +471,35 @@ fn summary(a: &Analysis) -> io::Result<()> {
         vec!["Efficiency".into(), percent(a.efficiency)],
     ])?;
     let mut out = io::stdout().lock();
-    let lists: [(&str, Vec<Row>); 3] = [
-        (
-            "Largest files",
-            a.largest
-                .iter()
-                .map(|f| {
-                    let text = format!("{}  (layer {})", f.path, f.layer);
-                    (vec![human_size(f.size), text], "")
-                })
-                .collect(),
-        ),
-        (
-            "Stored by more than one layer",
-            a.inefficient
-                .iter()
-                .map(|f| {
-                    let text = format!("{}  ({} layers)", f.path, f.count);
-                    (vec![human_size(f.bytes), text], "")
-                })
-                .collect(),
-        ),
-        (
-            "Identical files",
-            a.duplicates
-                .iter()
-                .map(|d| {
-                    let size = format!("{} ×{}", human_size(d.size), d.paths.len());
-                    (vec![size, d.paths.join(" ")], "")
-                })
-                .collect(),
-        ),
-    ];
-    for (title, rows) in lists {
-        if !rows.is_empty() {
-            writeln!(out, "{title}:")?;
-            aligned(&mut out, &rows, false)?;
-        }
+    let largest = a.largest.iter().map(|f| {
+        let text = format!("{}  (layer {})", f.path, f.layer);
+        (human_size(f.size), text)
+    });
+    list(&mut out, "Largest files", largest)?;
+    let stored = a.inefficient.iter().map(|f| {
+        let text = format!("{}  ({} layers)", f.path, f.count);
+        (human_size(f.bytes), text)
+    });
+    list(&mut out, "Stored by more than one layer", stored)?;
+    let identical = a.duplicates.iter().map(|d| {
+        let size = format!("{} ×{}", human_size(d.size), d.paths.len());
+        (size, d.paths.join(" "))
+    });
+    list(&mut out, "Identical files", identical)
+}
+
+/// A titled list of (size, text) rows, sizes aligned; nothing when it is empty.
+fn list(
+    out: &mut impl Write,
+    title: &str,
+    items: impl Iterator<Item = (String, String)>,
+) -> io::Result<()> {
+    let rows: Vec<Row> = items.map(|(size, text)| (vec![size, text], "")).collect();
+    if rows.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    writeln!(out, "{title}:")?;
+    aligned(out, &rows, false)
 }
 
 fn ci_report(rules: &[RuleResult], passed: bool, color: bool) -> io::Result<()> {

@@ -50,50 +50,42 @@ pub struct RuleResult {
 /// Checks `a` against every rule set in `gates`, in a fixed order.
 pub fn evaluate(a: &Analysis, gates: &Gates) -> Vec<RuleResult> {
     let mut out = Vec::new();
-    if let Some(min) = gates.lowest_efficiency {
-        let passed = a.efficiency >= min;
+    let mut rule = |rule, passed, what: String, bound: &str, limit: String| {
         out.push(RuleResult {
-            rule: "lowest-efficiency",
+            rule,
             passed,
-            message: if passed {
-                format!("image efficiency {:.4} is at least {min}", a.efficiency)
-            } else {
-                format!(
-                    "image efficiency {:.4} is below the lowest allowed {min}",
-                    a.efficiency
-                )
-            },
-        });
+            message: format!("{what} (the {bound} allowed is {limit})"),
+        })
+    };
+    if let Some(min) = gates.lowest_efficiency {
+        rule(
+            "lowest-efficiency",
+            a.efficiency >= min,
+            format!("image efficiency is {:.4}", a.efficiency),
+            "lowest",
+            min.to_string(),
+        );
     }
     if let Some(max) = gates.highest_wasted_bytes {
-        let passed = a.wasted_bytes <= max;
-        out.push(RuleResult {
-            rule: "highest-wasted-bytes",
-            passed,
-            message: if passed {
-                format!("{} bytes wasted, at most {max} allowed", a.wasted_bytes)
-            } else {
-                format!(
-                    "{} bytes wasted, more than the highest allowed {max}",
-                    a.wasted_bytes
-                )
-            },
-        });
+        rule(
+            "highest-wasted-bytes",
+            a.wasted_bytes <= max,
+            format!("{} bytes are wasted", a.wasted_bytes),
+            "highest",
+            max.to_string(),
+        );
     }
     if let Some(max) = gates.highest_user_wasted_percent {
-        let passed = a.user_wasted_percent <= max;
-        let share = a.user_wasted_percent;
-        out.push(RuleResult {
-            rule: "highest-user-wasted-percent",
-            passed,
-            message: if passed {
-                format!("wasted bytes are {share:.4} of the user bytes, at most {max} allowed")
-            } else {
-                format!(
-                    "wasted bytes are {share:.4} of the user bytes, more than the highest allowed {max}"
-                )
-            },
-        });
+        rule(
+            "highest-user-wasted-percent",
+            a.user_wasted_percent <= max,
+            format!(
+                "wasted bytes are {:.4} of the bytes added after the first layer",
+                a.user_wasted_percent
+            ),
+            "highest",
+            max.to_string(),
+        );
     }
     out
 }

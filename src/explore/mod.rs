@@ -14,7 +14,7 @@
 pub mod ci;
 
 use crate::digest::Digest;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::image::PlatformImage;
 use crate::imagefs::walk::{self, Budget, EntryKind, Limits};
 use crate::oci::{io_to_error, Blobs};
@@ -56,9 +56,9 @@ pub enum Change {
     Removed,
 }
 
-/// One entry of a layer, as `tree` reports it.
-#[derive(Clone, Debug, Serialize)]
-pub struct LayerFile {
+/// What `tree` shows of an entry, in a layer or in the merged tree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FileInfo {
     /// Absolute path in the image (`/app/hello`).
     #[serde(serialize_with = "ser_str")]
     pub path: Arc<str>,
@@ -69,8 +69,6 @@ pub struct LayerFile {
     pub mode: u32,
     /// What it is.
     pub kind: Kind,
-    /// Added, modified, unchanged or removed.
-    pub change: Change,
     /// Owner.
     pub uid: u32,
     /// Group.
@@ -78,6 +76,16 @@ pub struct LayerFile {
     /// A symlink's or hard link's target, as written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<Box<str>>,
+}
+
+/// One entry of a layer.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerFile {
+    /// The entry.
+    #[serde(flatten)]
+    pub info: FileInfo,
+    /// Added, modified, unchanged or removed.
+    pub change: Change,
 }
 
 /// One layer.
@@ -102,25 +110,11 @@ pub struct Layer {
 /// One entry of the merged final tree.
 #[derive(Clone, Debug, Serialize)]
 pub struct MergedFile {
-    /// Absolute path in the image.
-    #[serde(serialize_with = "ser_str")]
-    pub path: Arc<str>,
-    /// Data bytes.
-    pub size: u64,
-    /// Permission bits, shown in octal.
-    #[serde(serialize_with = "ser_mode")]
-    pub mode: u32,
-    /// What it is.
-    pub kind: Kind,
+    /// The entry.
+    #[serde(flatten)]
+    pub info: FileInfo,
     /// The layer (its [`Layer::index`]) this version comes from.
     pub layer: usize,
-    /// Owner.
-    pub uid: u32,
-    /// Group.
-    pub gid: u32,
-    /// A symlink's or hard link's target, as written.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<Box<str>>,
 }
 
 /// A large file of the final tree.
@@ -221,35 +215,29 @@ type Hash = [u8; 16];
 
 /// One entry read from a layer, before it is compared with the layers below.
 struct Raw {
-    path: Arc<str>,
-    kind: RawKind,
-    size: u64,
-    mode: u32,
-    uid: u32,
-    gid: u32,
+    info: FileInfo,
+    op: Op,
     hash: Option<Hash>,
-    target: Option<Box<str>>,
 }
 
+/// What a layer entry does.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum RawKind {
-    Entry(Kind),
+enum Op {
+    /// Puts the entry at its path.
+    Put,
+    /// Deletes the path from the layers below.
     Whiteout,
+    /// Deletes what the layers below have under the directory.
     Opaque,
 }
 
 /// The current version of a path in the layers applied so far, and dive's figures for
 /// the path over all layers.
 struct Cur {
+    info: FileInfo,
     present: bool,
     layer: usize,
-    kind: Kind,
-    size: u64,
-    mode: u32,
-    uid: u32,
-    gid: u32,
     hash: Option<Hash>,
-    target: Option<Box<str>>,
     /// How many layers stored or deleted this path (directories are not counted).
     seen: u32,
     /// Bytes of every version stored.
@@ -322,10 +310,10 @@ impl Merge {
         for k in keys {
             if let Some(c) = self.paths.get_mut(&k) {
                 c.present = false;
-                if c.kind != Kind::Dir {
+                if c.info.kind != Kind::Dir {
                     c.record(0);
                 }
-                out.push((k, c.kind, c.size));
+                out.push((k, c.info.kind, c.info.size));
             }
         }
         out
@@ -339,10 +327,10 @@ impl Merge {
             return None;
         }
         c.present = false;
-        if c.kind != Kind::Dir {
+        if c.info.kind != Kind::Dir {
             c.record(0);
         }
-        Some((c.kind, c.size))
+        Some((c.info.kind, c.info.size))
     }
 
     fn present(&self, path: &str) -> Option<&Cur> {
@@ -352,44 +340,36 @@ impl Merge {
     /// Applies one layer (1-based `index`) read as `raws`: marks each entry against the
     /// layers below, applies its deletions (which hide lower layers only, wherever they
     /// stand in the layer), then its entries in order.
-    fn apply(&mut self, index: usize, raws: Vec<Raw>) -> Vec<LayerFile> {
+    fn apply(&mut self, index: usize, digest: &Digest, raws: Vec<Raw>) -> Result<Vec<LayerFile>> {
         let mut files = Vec::with_capacity(raws.len());
         let mut changes = Vec::with_capacity(raws.len());
         for r in &raws {
-            let change = match (r.kind, self.present(&r.path)) {
-                (RawKind::Entry(_), None) => Change::Added,
-                (RawKind::Entry(k), Some(c)) => {
-                    let same = c.kind == k
-                        && c.hash == r.hash
-                        && c.target == r.target
-                        && (c.mode, c.uid, c.gid) == (r.mode, r.uid, r.gid);
-                    if same {
-                        Change::Unchanged
-                    } else {
-                        Change::Modified
-                    }
-                }
+            let change = match (r.op, self.present(&r.info.path)) {
+                (Op::Put, None) => Change::Added,
+                (Op::Put, Some(c)) if c.info == r.info && c.hash == r.hash => Change::Unchanged,
+                (Op::Put, Some(_)) => Change::Modified,
                 _ => Change::Removed,
             };
             changes.push(change);
         }
         for r in &raws {
-            match r.kind {
-                RawKind::Whiteout => {
-                    let below = self.delete_under(&child_prefix(&r.path));
-                    let own = self.delete(&r.path);
+            let path = &r.info.path;
+            match r.op {
+                Op::Whiteout => {
+                    let below = self.delete_under(&child_prefix(path));
+                    let own = self.delete(path);
                     let bytes: u64 = below.iter().map(|(_, _, s)| s).sum();
                     let kind = match own {
                         Some((k, _)) => k,
                         None if below.is_empty() => Kind::Other,
                         None => Kind::Dir,
                     };
-                    files.push(removal(&r.path, kind, bytes + own.map_or(0, |(_, s)| s)));
+                    files.push(removal(path, kind, bytes + own.map_or(0, |(_, s)| s)));
                 }
-                RawKind::Opaque => {
+                Op::Opaque => {
                     // One removal per child the opaque directory hides, each with the
                     // bytes under it, as dive shows the top-most deleted path.
-                    let prefix = child_prefix(&r.path);
+                    let prefix = child_prefix(path);
                     let mut groups: BTreeMap<Arc<str>, (Kind, u64)> = BTreeMap::new();
                     for (path, kind, size) in self.delete_under(&prefix) {
                         let rest = &path[prefix.len()..];
@@ -405,58 +385,58 @@ impl Merge {
                         files.push(removal(&path, kind, size));
                     }
                 }
-                RawKind::Entry(_) => {}
+                Op::Put => {}
             }
         }
         for (r, change) in raws.into_iter().zip(changes) {
-            let RawKind::Entry(kind) = r.kind else {
+            if r.op != Op::Put {
                 continue;
-            };
+            }
+            let kind = r.info.kind;
+            if kind == Kind::Hardlink {
+                // A hard link names a file of this layer or those below; one that names
+                // nothing (or a directory) is refused, as `check` and unpackers do.
+                let target = r.info.target.as_deref().unwrap_or_default();
+                let why = match self.present(target) {
+                    Some(c) if c.info.kind != Kind::Dir => None,
+                    Some(_) => Some("a directory"),
+                    None => Some("not in the image"),
+                };
+                if let Some(why) = why {
+                    return Err(Error::Invalid(format!(
+                        "layer {digest}: entry {} is a hard link to {target}, which is {why}; the layer is corrupt or hostile",
+                        r.info.path
+                    )));
+                }
+            }
             if kind != Kind::Dir {
                 // A non-directory over a directory deletes what was under it.
-                self.delete_under(&child_prefix(&r.path));
+                self.delete_under(&child_prefix(&r.info.path));
             }
-            self.warn_if_written_through(index, &r.path);
-            let file = LayerFile {
-                path: r.path.clone(),
-                size: r.size,
-                mode: r.mode,
-                kind,
-                change,
-                uid: r.uid,
-                gid: r.gid,
-                target: r.target.clone(),
-            };
-            let cur = self.paths.entry(r.path).or_insert(Cur {
+            self.warn_if_written_through(index, &r.info.path);
+            let cur = self.paths.entry(r.info.path.clone()).or_insert(Cur {
+                info: r.info.clone(),
                 present: false,
                 layer: index,
-                kind,
-                size: 0,
-                mode: 0,
-                uid: 0,
-                gid: 0,
                 hash: None,
-                target: None,
                 seen: 0,
                 cumulative: 0,
                 min: 0,
             });
+            cur.info = r.info.clone();
             cur.present = true;
             cur.layer = index;
-            cur.kind = kind;
-            cur.size = r.size;
-            cur.mode = r.mode;
-            cur.uid = r.uid;
-            cur.gid = r.gid;
             cur.hash = r.hash;
-            cur.target = r.target;
             if kind != Kind::Dir {
-                cur.record(r.size);
+                cur.record(r.info.size);
             }
-            files.push(file);
+            files.push(LayerFile {
+                info: r.info,
+                change,
+            });
         }
-        files.sort_by(|a, b| tree_order(&a.path, &b.path));
-        files
+        files.sort_by(|a, b| tree_order(&a.info.path, &b.info.path));
+        Ok(files)
     }
 
     /// Notes an entry whose parent path is, in the layers below, a symlink or a file: a
@@ -468,8 +448,8 @@ impl Merge {
             end += 1 + i;
             let parent = &path[..end];
             if let Some(c) = self.present(parent) {
-                if c.kind != Kind::Dir {
-                    let what = match (&c.target, c.kind) {
+                if c.info.kind != Kind::Dir {
+                    let what = match (&c.info.target, c.info.kind) {
                         (Some(t), Kind::Symlink) => format!("a symlink to {t}"),
                         _ => "not a directory".to_string(),
                     };
@@ -486,14 +466,16 @@ impl Merge {
 
 fn removal(path: &Arc<str>, kind: Kind, size: u64) -> LayerFile {
     LayerFile {
-        path: path.clone(),
-        size,
-        mode: 0,
-        kind,
+        info: FileInfo {
+            path: path.clone(),
+            size,
+            mode: 0,
+            kind,
+            uid: 0,
+            gid: 0,
+            target: None,
+        },
         change: Change::Removed,
-        uid: 0,
-        gid: 0,
-        target: None,
     }
 }
 
@@ -537,24 +519,24 @@ fn read_layer(
         image.config.rootfs.diff_ids.get(i),
         budget,
         |e, data| {
-            let (kind, target) = match e.kind {
-                EntryKind::File => (RawKind::Entry(Kind::File), None),
-                EntryKind::Dir => (RawKind::Entry(Kind::Dir), None),
-                EntryKind::Symlink(t) => (RawKind::Entry(Kind::Symlink), Some(t)),
-                EntryKind::HardLink(t) => (RawKind::Entry(Kind::Hardlink), Some(format!("/{t}"))),
-                EntryKind::Other => (RawKind::Entry(Kind::Other), None),
-                EntryKind::Whiteout => (RawKind::Whiteout, None),
-                EntryKind::Opaque => (RawKind::Opaque, None),
+            let (op, kind, target) = match e.kind {
+                EntryKind::File => (Op::Put, Kind::File, None),
+                EntryKind::Dir => (Op::Put, Kind::Dir, None),
+                EntryKind::Symlink(t) => (Op::Put, Kind::Symlink, Some(t)),
+                EntryKind::HardLink(t) => (Op::Put, Kind::Hardlink, Some(format!("/{t}"))),
+                EntryKind::Other => (Op::Put, Kind::Other, None),
+                EntryKind::Whiteout => (Op::Whiteout, Kind::Other, None),
+                EntryKind::Opaque => (Op::Opaque, Kind::Dir, None),
             };
             // The root directory's own entry carries no file.
-            if e.path.is_empty() && kind == RawKind::Entry(Kind::Dir) {
+            if e.path.is_empty() && op == Op::Put {
                 return Ok(());
             }
             // Contents are hashed for every file as it streams past: whether a file
             // has a twin (a later version, a copy elsewhere) is only known after the
             // last layer, and reading the layers twice would cost far more than hashing
             // overlapped with decompression.
-            let hash = if kind == RawKind::Entry(Kind::File) && e.size > 0 {
+            let hash = if kind == Kind::File && e.size > 0 {
                 file_bytes += e.size;
                 let mut h = Sha256::new();
                 loop {
@@ -573,14 +555,17 @@ fn read_layer(
                 None
             };
             raws.push(Raw {
-                path: Arc::from(format!("/{}", e.path)),
-                kind,
-                size: e.size,
-                mode: e.mode,
-                uid: e.uid,
-                gid: e.gid,
+                info: FileInfo {
+                    path: Arc::from(format!("/{}", e.path)),
+                    size: e.size,
+                    mode: e.mode,
+                    kind,
+                    uid: e.uid,
+                    gid: e.gid,
+                    target: target.map(String::into_boxed_str),
+                },
+                op,
                 hash,
-                target: target.map(String::into_boxed_str),
             });
             Ok(())
         },
@@ -605,7 +590,7 @@ pub fn analyze(
     let mut layers = Vec::with_capacity(image.manifest.layers.len());
     for (i, desc) in image.manifest.layers.iter().enumerate() {
         let (raws, uncompressed_size, file_bytes) = read_layer(blobs, image, i, &budget)?;
-        let files = merge.apply(i + 1, raws);
+        let files = merge.apply(i + 1, &desc.digest, raws)?;
         layers.push(Layer {
             index: i + 1,
             digest: desc.digest.clone(),
@@ -659,28 +644,20 @@ fn summarize(name: &str, image: &PlatformImage, layers: Vec<Layer>, merge: Merge
     let mut merged = Vec::new();
     let mut by_content: HashMap<(u64, Hash), Vec<Arc<str>>> = HashMap::new();
     let mut final_bytes = 0u64;
-    for (path, c) in merge.paths.into_iter().filter(|(_, c)| c.present) {
-        if c.kind == Kind::File {
-            final_bytes += c.size;
+    for c in merge.paths.into_values().filter(|c| c.present) {
+        if c.info.kind == Kind::File {
+            final_bytes += c.info.size;
             if let Some(h) = c.hash {
-                by_content
-                    .entry((c.size, h))
-                    .or_default()
-                    .push(path.clone());
+                let same = by_content.entry((c.info.size, h)).or_default();
+                same.push(c.info.path.clone());
             }
         }
         merged.push(MergedFile {
-            path,
-            size: c.size,
-            mode: c.mode,
-            kind: c.kind,
+            info: c.info,
             layer: c.layer,
-            uid: c.uid,
-            gid: c.gid,
-            target: c.target,
         });
     }
-    merged.sort_by(|a, b| tree_order(&a.path, &b.path));
+    merged.sort_by(|a, b| tree_order(&a.info.path, &b.info.path));
 
     // Not in dive: identical files at different paths of the final tree. Every copy but
     // one is waste (hard links are not copies: their entries carry no data).
@@ -705,10 +682,10 @@ fn summarize(name: &str, image: &PlatformImage, layers: Vec<Layer>, merge: Merge
 
     let mut largest: Vec<Largest> = merged
         .iter()
-        .filter(|f| f.kind == Kind::File)
+        .filter(|f| f.info.kind == Kind::File)
         .map(|f| Largest {
-            path: f.path.clone(),
-            size: f.size,
+            path: f.info.path.clone(),
+            size: f.info.size,
             layer: f.layer,
         })
         .collect();
@@ -748,7 +725,6 @@ fn summarize(name: &str, image: &PlatformImage, layers: Vec<Layer>, merge: Merge
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::{self, Descriptor, ImageConfig, Manifest};
     use crate::oci::Layout;
 
     /// A layer entry: name, data (for files), or a kind marker.
@@ -756,6 +732,7 @@ mod tests {
         F(&'a str, &'a [u8]),
         D(&'a str),
         L(&'a str, &'a str),
+        H(&'a str, &'a str),
     }
 
     fn tar_of(entries: &[E]) -> Vec<u8> {
@@ -780,39 +757,32 @@ mod tests {
                     h.set_size(0);
                     b.append_link(&mut h, name, target).unwrap();
                 }
+                E::H(name, target) => {
+                    h.set_entry_type(tar::EntryType::Link);
+                    h.set_size(0);
+                    b.append_link(&mut h, name, target).unwrap();
+                }
             }
         }
         b.into_inner().unwrap()
     }
 
     fn analyze_layers(layers: &[&[E]]) -> Analysis {
+        try_layers(layers).unwrap()
+    }
+
+    fn try_layers(layers: &[&[E]]) -> Result<Analysis> {
         let d = tempfile::tempdir().unwrap();
         let layout = Layout::create(d.path()).unwrap();
-        let mut descs = Vec::new();
-        let mut config = ImageConfig::default();
-        for l in layers {
-            let desc = layout.put_bytes(image::MT_OCI_LAYER, &tar_of(l)).unwrap();
-            config.rootfs.diff_ids.push(desc.digest.clone());
-            descs.push(desc);
-        }
-        let pi = PlatformImage {
-            descriptor: Descriptor::new(image::MT_OCI_MANIFEST, Digest::of(b""), 0),
-            manifest: Manifest {
-                schema_version: 2,
-                media_type: None,
-                config: Descriptor::new(image::MT_OCI_CONFIG, Digest::of(b""), 0),
-                layers: descs,
-                annotations: Default::default(),
-            },
-            config,
-        };
-        analyze("test", &pi, &layout, Limits::default()).unwrap()
+        let tars: Vec<Vec<u8>> = layers.iter().map(|l| tar_of(l)).collect();
+        let pi = crate::imagefs::tests::image_of(&layout, &tars);
+        analyze("test", &pi, &layout, Limits::default())
     }
 
     fn marks(l: &Layer) -> Vec<(String, Change, u64)> {
         l.files
             .iter()
-            .map(|f| (f.path.to_string(), f.change, f.size))
+            .map(|f| (f.info.path.to_string(), f.change, f.info.size))
             .collect()
     }
 
@@ -853,7 +823,7 @@ mod tests {
         let merged: Vec<(String, usize)> = a
             .merged
             .iter()
-            .map(|f| (f.path.to_string(), f.layer))
+            .map(|f| (f.info.path.to_string(), f.layer))
             .collect();
         assert_eq!(
             merged,
@@ -907,16 +877,34 @@ mod tests {
         assert_eq!(a.wasted.duplicates, 18);
         assert_eq!(a.duplicates[0].paths, vec!["/a", "/b", "/c"]);
         assert_eq!(a.wasted.overwritten_or_removed, 0);
-        assert!(a.merged.iter().any(|f| &*f.path == "/esc/passwd"));
+        assert!(a.merged.iter().any(|f| &*f.info.path == "/esc/passwd"));
         assert!(a.warnings[0].contains("/esc/passwd is written below /esc"));
     }
 
     #[test]
     fn a_file_over_a_directory_deletes_its_contents() {
         let a = analyze_layers(&[&[E::F("d/x", b"xyz")], &[E::F("d", b"file")]]);
-        let paths: Vec<&str> = a.merged.iter().map(|f| &*f.path).collect();
+        let paths: Vec<&str> = a.merged.iter().map(|f| &*f.info.path).collect();
         assert_eq!(paths, vec!["/d"]);
         assert_eq!(a.wasted.overwritten_or_removed, 3);
+    }
+
+    #[test]
+    fn hard_links_must_name_a_file_of_the_image() {
+        let a = analyze_layers(&[&[E::F("x", b"data")], &[E::H("y", "x")]]);
+        let y = a.merged.iter().find(|f| &*f.info.path == "/y").unwrap();
+        assert_eq!(y.info.target.as_deref(), Some("/x"));
+        assert_eq!(a.wasted_bytes, 0);
+        for (layers, why) in [
+            (&[&[E::H("y", "missing")][..]][..], "not in the image"),
+            (
+                &[&[E::D("d/")][..], &[E::H("y", "d")][..]][..],
+                "a directory",
+            ),
+        ] {
+            let e = try_layers(layers).unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains("hostile"), "{e}");
+        }
     }
 
     #[test]
