@@ -1,9 +1,11 @@
 //! `nobase tree` on images nobase did not make: a three-layer umoci image (overwrite,
 //! whiteout, an empty-layer config step), judged against `umoci unpack`'s rootfs and
-//! skopeo's view of the layers; the same image through oci-archive and docker-archive;
+//! skopeo's view of the layers; the same image through oci-archive, docker-archive, a
+//! registry and the store;
 //! the CI gates; hostile layers; and a 700 MB layer read with flat memory.
 
 use crate::check::{craft, refuses_hostile_layers};
+use crate::registry::{Auth, Registry};
 use crate::util::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -186,6 +188,26 @@ fn tree_shows_each_layer_and_the_waste_of_an_umoci_image() {
     }
     assert!(!merged.iter().any(|l| l.ends_with("── gone")), "{human}");
     assert!(human.contains("Efficiency"), "{human}");
+    // Colours only on a terminal (script gives it one), and never with NO_COLOR.
+    assert!(!human.contains('\x1b'), "{human}");
+    if have("script") {
+        let line = format!("{} tree {reference}", nobase_bin().display());
+        let tty = |no_color: bool| {
+            let mut c = Command::new("script");
+            c.args(["-qec", &line, "/dev/null"]);
+            if no_color {
+                c.env("NO_COLOR", "1");
+            } else {
+                c.env_remove("NO_COLOR");
+            }
+            run(&mut c).stdout
+        };
+        assert!(
+            tty(false).contains("\x1b[32m  + "),
+            "no colour on a terminal"
+        );
+        assert!(!tty(true).contains('\x1b'), "colour despite NO_COLOR");
+    }
 
     // JSON: the same marks, the history mapped past the empty-layer config step.
     let j = env.nobase(&["tree", "--json", &reference]).ok().json();
@@ -414,10 +436,26 @@ fn archives_of_the_image_give_the_same_numbers() {
         &format!("oci:{image}"),
         &format!("docker-archive:{}:app:1", docker_archive.display()),
     ]));
-    for reference in [
+    let mut references = vec![
         format!("oci-archive:{}", oci_archive.display()),
         format!("docker-archive:{}", docker_archive.display()),
-    ] {
+    ];
+    // A registry on loopback (plain HTTP), and the local store after a pull from it.
+    let registry = Registry::start(Auth::None);
+    if let Some(reg) = &registry {
+        let remote = format!("docker://{}/tree/app:1", reg.host());
+        ok(Command::new("skopeo").args([
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+            &format!("oci:{image}"),
+            &remote,
+        ]));
+        env.nobase(&["pull", "-q", &remote, "-t", "app:1"]).ok();
+        references.push(remote);
+        references.push("app:1".into());
+    }
+    for reference in references {
         let got = env.nobase(&["tree", "--json", &reference]).ok().json();
         assert_eq!(numbers(&got), want, "{reference}");
         let r = env.nobase(&["tree", "--ci", "--lowest-efficiency", "0.95", &reference]);
