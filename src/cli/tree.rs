@@ -220,14 +220,16 @@ struct Line {
 }
 
 /// Draws paths (in [`explore::tree_order`]) as a tree with `├──`/`└──` branches,
-/// adding the directories they imply. A directory's total is the sum of `size` of the
-/// items under it for which `counted` holds.
+/// adding the directories they imply, handing each line to `emit` as it is drawn. A
+/// directory's total is the sum of `size` of the items under it for which `counted`
+/// holds.
 fn draw<T>(
     items: &[T],
     path: impl Fn(&T) -> &str,
     size: impl Fn(&T) -> u64,
     counted: impl Fn(&T) -> bool,
-) -> Vec<Line> {
+    mut emit: impl FnMut(Line) -> io::Result<()>,
+) -> io::Result<()> {
     struct Node {
         name: String,
         item: Option<usize>,
@@ -280,27 +282,35 @@ fn draw<T>(
         let below: u64 = nodes[id].children.iter().map(|&c| nodes[c].total).sum();
         nodes[id].total = own + below;
     }
-    let mut lines = Vec::with_capacity(nodes.len());
-    let mut stack: Vec<(usize, String, bool)> = nodes[0]
+    // Depth first, drawing each line as it is reached; `lasts[d]` says whether the
+    // ancestor at depth d was the last of its siblings (no more `│` below it).
+    let mut lasts: Vec<bool> = Vec::new();
+    let mut stack: Vec<(usize, usize, bool)> = nodes[0]
         .children
         .iter()
         .rev()
         .enumerate()
-        .map(|(k, &c)| (c, String::new(), k == 0))
+        .map(|(k, &c)| (c, 0, k == 0))
         .collect();
-    while let Some((id, prefix, last)) = stack.pop() {
-        let n = &nodes[id];
-        lines.push(Line {
-            drawing: format!("{prefix}{}{}", if last { "└── " } else { "├── " }, n.name),
-            item: n.item,
-            total: n.total,
-        });
-        let child_prefix = format!("{prefix}{}", if last { "    " } else { "│   " });
-        for (k, &c) in n.children.iter().rev().enumerate() {
-            stack.push((c, child_prefix.clone(), k == 0));
+    while let Some((id, depth, last)) = stack.pop() {
+        lasts.truncate(depth);
+        let mut drawing: String = lasts
+            .iter()
+            .map(|&l| if l { "    " } else { "│   " })
+            .collect();
+        drawing.push_str(if last { "└── " } else { "├── " });
+        drawing.push_str(&nodes[id].name);
+        emit(Line {
+            drawing,
+            item: nodes[id].item,
+            total: nodes[id].total,
+        })?;
+        lasts.push(last);
+        for (k, &c) in nodes[id].children.iter().rev().enumerate() {
+            stack.push((c, depth + 1, k == 0));
         }
     }
-    lines
+    Ok(())
 }
 
 const RESET: &str = "\x1b[0m";
@@ -313,38 +323,6 @@ fn paint(color: bool, code: &str, text: &str) -> String {
     }
 }
 
-/// A row of cells and the colour code it is painted with ("" for none).
-type Row = (Vec<String>, &'static str);
-
-/// Writes rows of cells, the last one free, the others padded to their column's width
-/// (sizes right-aligned), each row painted with its colour code.
-fn aligned(out: &mut impl Write, rows: &[Row], color: bool) -> io::Result<()> {
-    let cols = rows.iter().map(|(r, _)| r.len()).max().unwrap_or(0);
-    let width = |c: usize| {
-        rows.iter()
-            .filter_map(|(r, _)| r.get(c))
-            .map(|s| s.chars().count())
-            .max()
-            .unwrap_or(0)
-    };
-    let widths: Vec<usize> = (0..cols).map(width).collect();
-    for (cells, code) in rows {
-        let mut line = String::from("  ");
-        for (c, cell) in cells.iter().enumerate() {
-            if c + 1 == cells.len() {
-                line.push_str(cell);
-            } else if c + 2 == cells.len() {
-                // The size column, right-aligned before the tree.
-                line.push_str(&format!("{cell:>w$}  ", w = widths[c]));
-            } else {
-                line.push_str(&format!("{cell:<w$} ", w = widths[c]));
-            }
-        }
-        writeln!(out, "{}", paint(color && !code.is_empty(), code, &line))?;
-    }
-    Ok(())
-}
-
 /// Draws `items` as a tree, each row led by the cell (and colour) `lead` gives it, then
 /// permissions, owner, size (a directory's: the bytes under it) and the branch.
 fn tree_rows<T>(
@@ -355,29 +333,37 @@ fn tree_rows<T>(
     removed: impl Fn(&T) -> bool,
     color: bool,
 ) -> io::Result<()> {
-    let lines = draw(
+    // Widths are known before drawing (sizes are at most 8 characters: `1023 KiB`), so
+    // each line is written as it is drawn, however many entries the tree has.
+    let owner = |f: &FileInfo| format!("{}:{}", f.uid, f.gid);
+    let lead_w = items.iter().map(|it| lead(it).1.len()).max().unwrap_or(1);
+    let owner_w = items
+        .iter()
+        .map(|it| owner(info(it)).len())
+        .max()
+        .unwrap_or(0);
+    let (perm_w, size_w) = (10, 8);
+    draw(
         items,
         |it| &info(it).path,
         |it| info(it).size,
         |it| !removed(it),
-    );
-    let rows: Vec<Row> = lines
-        .into_iter()
-        .map(|line| {
+        |line| {
             let Some(it) = line.item.map(|i| &items[i]) else {
                 // A directory only implied by the paths below it.
                 let size = human_size(line.total);
-                return (
-                    vec![" ".into(), String::new(), String::new(), size, line.drawing],
-                    "",
+                return writeln!(
+                    out,
+                    "  {:lead_w$} {:perm_w$} {:owner_w$} {size:>size_w$}  {}",
+                    "", "", "", line.drawing
                 );
             };
             let f = info(it);
             let (code, first) = lead(it);
-            let (perm, owner) = if removed(it) {
+            let (perm, own) = if removed(it) {
                 (String::new(), String::new())
             } else {
-                (perm_string(f.kind, f.mode), format!("{}:{}", f.uid, f.gid))
+                (perm_string(f.kind, f.mode), owner(f))
             };
             let size = match f.kind {
                 Kind::Dir if !removed(it) => line.total,
@@ -388,10 +374,13 @@ fn tree_rows<T>(
                 (Kind::Hardlink, Some(t)) => format!("{} => {t}", line.drawing),
                 _ => line.drawing,
             };
-            (vec![first, perm, owner, human_size(size), drawing], code)
-        })
-        .collect();
-    aligned(out, &rows, color)?;
+            let text = format!(
+                "  {first:lead_w$} {perm:perm_w$} {own:owner_w$} {:>size_w$}  {drawing}",
+                human_size(size)
+            );
+            writeln!(out, "{}", paint(color && !code.is_empty(), code, &text))
+        },
+    )?;
     writeln!(out)
 }
 
@@ -488,18 +477,26 @@ fn summary(a: &Analysis) -> io::Result<()> {
     list(&mut out, "Identical files", identical)
 }
 
-/// A titled list of (size, text) rows, sizes aligned; nothing when it is empty.
+/// A titled list of (size, text) rows, sizes right-aligned; nothing when it is empty.
 fn list(
     out: &mut impl Write,
     title: &str,
     items: impl Iterator<Item = (String, String)>,
 ) -> io::Result<()> {
-    let rows: Vec<Row> = items.map(|(size, text)| (vec![size, text], "")).collect();
+    let rows: Vec<(String, String)> = items.collect();
     if rows.is_empty() {
         return Ok(());
     }
     writeln!(out, "{title}:")?;
-    aligned(out, &rows, false)
+    let w = rows
+        .iter()
+        .map(|(s, _)| s.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (size, text) in rows {
+        writeln!(out, "  {size:>w$}  {text}")?;
+    }
+    Ok(())
 }
 
 fn ci_report(rules: &[RuleResult], passed: bool, color: bool) -> io::Result<()> {
@@ -550,11 +547,18 @@ mod tests {
     #[test]
     fn trees_draw_with_implied_directories_and_totals() {
         let items = [("/a/b", 5u64), ("/a/c/d", 7), ("/e", 1)];
-        let lines = draw(&items, |i| i.0, |i| i.1, |_| true);
-        let got: Vec<(String, Option<usize>, u64)> = lines
-            .into_iter()
-            .map(|l| (l.drawing, l.item, l.total))
-            .collect();
+        let mut got = Vec::new();
+        draw(
+            &items,
+            |i| i.0,
+            |i| i.1,
+            |_| true,
+            |l| {
+                got.push((l.drawing, l.item, l.total));
+                Ok(())
+            },
+        )
+        .unwrap();
         let want = vec![
             ("├── a".to_string(), None, 12),
             ("│   ├── b".into(), Some(0), 5),
@@ -567,9 +571,18 @@ mod tests {
 
     #[test]
     fn the_same_path_twice_draws_twice() {
-        let items = ["/v/x", "/v/x"];
-        let lines = draw(&items, |i| i, |_| 1, |_| true);
-        let items: Vec<Option<usize>> = lines.iter().map(|l| l.item).collect();
+        let mut items = Vec::new();
+        draw(
+            &["/v/x", "/v/x"],
+            |i| i,
+            |_| 1,
+            |_| true,
+            |l| {
+                items.push(l.item);
+                Ok(())
+            },
+        )
+        .unwrap();
         assert_eq!(items, vec![None, Some(0), Some(1)]);
     }
 }
