@@ -689,6 +689,24 @@ fn corpus() -> Vec<Case> {
             ],
             RUN,
         ),
+        fails(
+            "script-env-program-missing",
+            "missing-interpreter",
+            &[
+                File("/app/run", b"#!/usr/bin/env python3\nprint(1)\n", 0o755),
+                Shell,
+            ],
+            RUN,
+        ),
+        fails(
+            "script-env-argument-not-split",
+            "missing-interpreter",
+            &[
+                File("/app/run", b"#!/usr/bin/env sh -e\necho hello\n", 0o755),
+                Shell,
+            ],
+            RUN,
+        ),
         ok(
             "script-interpreter-is-a-script",
             &[
@@ -1306,4 +1324,110 @@ t.close()
         "{}",
         r.stderr
     );
+}
+
+#[test]
+fn build_refuses_an_image_that_would_not_start_and_check_agrees() {
+    let env = Env::new();
+    let bin = hello_static();
+    let bin = bin.to_str().unwrap();
+    let r = env
+        .nobase(&["build", bin, "-t", "h:1", "-u", "nobody"])
+        .code(1);
+    assert!(
+        r.stderr.contains("self-check failed") && r.stderr.contains("nobody"),
+        "{}",
+        r.stderr
+    );
+    // Written anyway on request; `check` then gives the same answer, as JSON.
+    env.nobase(&["build", bin, "-t", "h:1", "-u", "nobody", "--no-check"])
+        .ok();
+    let r = env.nobase(&["check", "--json", "h:1"]).code(1);
+    let j = r.json();
+    assert_eq!(j["ok"], false);
+    assert_eq!(j["image"], "h:1");
+    assert_eq!(j["command"], serde_json::json!(["/app/hello-static"]));
+    assert_eq!(j["problems"][0]["code"], "unknown-user");
+    assert_eq!(j["problems"][0]["path"], "/etc/passwd");
+    let keys: Vec<&str> = j.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["command", "image", "ok", "problems", "warnings"]);
+    assert_eq!(j["warnings"][0]["code"], "no-writable-tmp");
+    // A good build checks clean, in words too.
+    env.nobase(&["build", bin, "-t", "h:2"]).ok();
+    let r = env.nobase(&["check", "h:2"]).ok();
+    assert!(r.stdout.starts_with("h:2: will start"), "{}", r.stdout);
+    // An image that is not there could not be checked: exit 3, nothing on stdout.
+    let r = env.nobase(&["check", "--json", "nothere:1"]).code(3);
+    assert!(r.stdout.is_empty());
+}
+
+const GO_TLS_TZ: &str = "package main\n\nimport (\n\t\"crypto/x509\"\n\t\"fmt\"\n\t\"time\"\n)\n\nfunc main() {\n\tp, err := x509.SystemCertPool()\n\tfmt.Println(p != nil, err)\n\tl, err := time.LoadLocation(\"Europe/Paris\")\n\tfmt.Println(l, err)\n}\n";
+
+/// The warnings of one checked image, by code.
+fn warning_codes(env: &Env, image: &str) -> Vec<String> {
+    let r = env.nobase(&["check", "--json", image]).ok();
+    r.json()["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["code"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn warnings_name_what_the_program_will_miss() {
+    let env = Env::new();
+    let certs = "/etc/ssl/certs/ca-certificates.crt";
+    if have("go") && Path::new(certs).exists() && Path::new("/usr/share/zoneinfo").is_dir() {
+        let src = env.path("gotls");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("main.go"), GO_TLS_TZ).unwrap();
+        std::fs::write(src.join("go.mod"), "module example.com/gotls\n\ngo 1.19\n").unwrap();
+        let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fixtures/gocache");
+        sh(Command::new("go")
+            .args(["build", "-o", "gotls", "."])
+            .current_dir(&src)
+            .env("CGO_ENABLED", "0")
+            .env("GOCACHE", &cache)
+            .env("HOME", &src));
+        let bin = src.join("gotls");
+        let bin = bin.to_str().unwrap();
+        env.nobase(&["build", bin, "-t", "gotls:1"]).ok();
+        let w = warning_codes(&env, "gotls:1");
+        assert!(w.contains(&"no-ca-certificates".into()), "{w:?}");
+        assert!(w.contains(&"no-zoneinfo".into()), "{w:?}");
+        let add_certs = format!("{certs}:{certs}");
+        let tmp = env.path("empty-tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        let add_tmp = format!("{}:/tmp", tmp.display());
+        env.nobase(&[
+            "build",
+            bin,
+            "-t",
+            "gotls:2",
+            "--add",
+            &add_certs,
+            "--add",
+            "/usr/share/zoneinfo:/usr/share/zoneinfo",
+            "--add",
+            &add_tmp,
+        ])
+        .ok();
+        assert_eq!(warning_codes(&env, "gotls:2"), Vec::<String>::new());
+    }
+    // The hello-world Go program uses neither.
+    if let Some(go) = hello_go() {
+        env.nobase(&["build", go.to_str().unwrap(), "-t", "hello-go:1"])
+            .ok();
+        assert_eq!(warning_codes(&env, "hello-go:1"), ["no-writable-tmp"]);
+    }
+    // curl links libcurl: CA certificates; it looks users up through NSS.
+    if Path::new("/usr/bin/curl").exists() {
+        env.nobase(&["build", "/usr/bin/curl", "-t", "curl:1"]).ok();
+        let w = warning_codes(&env, "curl:1");
+        assert!(w.contains(&"no-ca-certificates".into()), "{w:?}");
+        assert!(w.contains(&"no-nsswitch".into()), "{w:?}");
+    } else {
+        eprintln!("skipping the curl case: /usr/bin/curl is not installed");
+    }
 }

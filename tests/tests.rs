@@ -9,5 +9,6 @@ mod hardening;
 mod inspect;
 mod perf;
 mod registry;
+mod run;
 mod tree;
 mod ux;

@@ -5,7 +5,7 @@
 
 use crate::digest::{Digest, HashReader};
 use crate::error::{Error, IoContext, Result};
-use crate::image::{self, Descriptor, Image, ImageConfig, Manifest, PlatformImage};
+use crate::image::{self, Descriptor, Image, ImageConfig, Manifest};
 use crate::imagefs::walk::normalize_name;
 use crate::oci::{io_to_error, read_image, select_ref, Blobs, VerifyReader};
 use crate::refs::NameTag;
@@ -407,15 +407,7 @@ pub fn open_docker_archive(file: &Path, name: Option<&NameTag>) -> Result<(Image
     top.platform = Some(config.platform());
     blobs.insert(cfg_digest, Location::Memory(cfg_bytes));
     blobs.insert(top.digest.clone(), Location::Memory(manifest_bytes));
-    let image = Image {
-        top: top.clone(),
-        index: None,
-        manifests: vec![PlatformImage {
-            descriptor: top,
-            manifest,
-            config,
-        }],
-    };
+    let image = Image::of_manifest(top, manifest, config);
     Ok((image, DockerArchive { tar, blobs }))
 }
 

@@ -7,7 +7,7 @@ use crate::elf::{self, ElfInfo, Kind};
 use crate::error::{Error, IoContext, Result};
 use crate::image::{
     self, ContainerConfig, Descriptor, EmptyObject, History, Image, ImageConfig, Manifest,
-    Platform, PlatformImage, RootFs,
+    Platform, RootFs,
 };
 use crate::layer::{self, Compression, Layer, LayerOptions};
 use crate::oci::Layout;
@@ -58,8 +58,9 @@ pub struct BuildPlan {
     pub bundle: Bundle,
     /// Where the loader and libraries come from (`None`: the host's `/`).
     pub sysroot: Option<PathBuf>,
-    /// Resolve the entrypoint inside the assembled image and refuse to write an image
-    /// whose loader or libraries it cannot find.
+    /// Check the assembled image as `nobase check` would (command, user, permissions,
+    /// format, loader, libraries, symbol versions) and refuse to write one that would not
+    /// start.
     pub check: bool,
     /// Compression workers (fixed, for determinism).
     pub threads: u32,
@@ -284,6 +285,9 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
             .collect(),
         other: BTreeMap::new(),
     };
+    if plan.check {
+        self_check(&app, bundled.as_ref().map(|b| &b.libs), &app_path, &config)?;
+    }
     let config_desc = layout.put_bytes(image::MT_OCI_CONFIG, &image::to_bytes(&config))?;
     let manifest = Manifest {
         schema_version: 2,
@@ -296,19 +300,35 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
         layout.put_bytes(image::MT_OCI_MANIFEST, &image::to_bytes(&manifest))?;
     top.platform = Some(platform);
     Ok(Built {
-        image: Image {
-            top: top.clone(),
-            index: None,
-            manifests: vec![PlatformImage {
-                descriptor: top,
-                manifest,
-                config,
-            }],
-        },
+        image: Image::of_manifest(top, manifest, config),
         binary: info,
         layers,
         bundled,
     })
+}
+
+/// The start-up check of `nobase check`, run on the trees about to become layers (the
+/// application over the libraries): a build never writes an image that would not start.
+fn self_check(
+    app: &ImageTree,
+    libs: Option<&ImageTree>,
+    app_path: &str,
+    config: &ImageConfig,
+) -> Result<()> {
+    let empty = ImageTree::new();
+    let root = tree::Overlay {
+        upper: app,
+        lower: libs.unwrap_or(&empty),
+    };
+    let report = crate::check::check(&root, app_path, config)?;
+    if report.ok {
+        return Ok(());
+    }
+    let problems: Vec<String> = report.problems.into_iter().map(|p| p.message).collect();
+    Err(Error::Refused(format!(
+        "self-check failed: the image would not start: {} (--no-check writes it anyway)",
+        problems.join("; and ")
+    )))
 }
 
 /// Bundles the loader and libraries of a dynamic executable from the host or the
@@ -418,6 +438,21 @@ pub fn parse_port(s: &str) -> Result<String> {
         )));
     }
     Ok(format!("{port}/{proto}"))
+}
+
+/// Parses an `--entrypoint` value: a JSON array of strings, or one program path.
+pub fn parse_entrypoint(e: &str) -> Result<Vec<String>> {
+    if e.trim_start().starts_with('[') {
+        serde_json::from_str::<Vec<String>>(e).map_err(|err| {
+            Error::Usage(format!(
+                "invalid --entrypoint {e:?}: not a JSON array of strings ({err})"
+            ))
+        })
+    } else if e.is_empty() {
+        Err(Error::Usage("--entrypoint needs a program".into()))
+    } else {
+        Ok(vec![e.to_string()])
+    }
 }
 
 /// Parses `KEY=VALUE` (env, labels).

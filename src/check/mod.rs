@@ -360,12 +360,49 @@ impl Checker<'_> {
                 }
             };
         }
+        let (path_var, found) = self.search_path(arg0);
+        match found {
+            Ok((candidate, real, dir)) if !dir.starts_with('/') => {
+                // Go ≥ 1.19 refuses a match found through a relative PATH entry.
+                self.problem(
+                    Code::NotFound,
+                    Some(arg0),
+                    format!("the command {arg0} is found only as {candidate} (that is, {real}), through the relative PATH entry {dir:?}, which runc refuses (exec: cannot run executable found relative to current directory); use an absolute Entrypoint or an absolute PATH"),
+                );
+                None
+            }
+            Ok((candidate, real, _)) => self
+                .runnable(&candidate, &real)
+                .then_some((candidate, real)),
+            Err(misses) => {
+                self.problem(
+                    Code::NotFound,
+                    Some(arg0),
+                    format!("the command {arg0:?} is not an executable file in any directory of the image's PATH {path_var:?}{misses}, so runc fails with `executable file not found in $PATH`; use an absolute Entrypoint path or put the program in one of those directories"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Searches `name` in the config's PATH as Go's `exec.LookPath` (and libc's
+    /// `execvp`) do: the first existing non-directory with an execute bit. Returns the
+    /// PATH used and either (the candidate, its canonical path, the PATH entry) or the
+    /// near misses, in words.
+    #[allow(clippy::type_complexity)]
+    fn search_path(
+        &self,
+        name: &str,
+    ) -> (
+        String,
+        std::result::Result<(String, String, String), String>,
+    ) {
         let path_var = self.getenv("PATH").unwrap_or(DEFAULT_PATH).to_string();
         let mut near_misses = Vec::new();
-        if !arg0.is_empty() && !path_var.is_empty() {
+        if !name.is_empty() && !path_var.is_empty() {
             for dir in path_var.split(':') {
                 let dir = if dir.is_empty() { "." } else { dir };
-                let candidate = format!("{}/{arg0}", dir.trim_end_matches('/'));
+                let candidate = format!("{}/{name}", dir.trim_end_matches('/'));
                 let abs = lexical(&self.absolute(&candidate));
                 let Ok(real) = root::resolve(self.root, &abs) else {
                     continue;
@@ -381,18 +418,8 @@ impl Checker<'_> {
                     near_misses.push(format!("{candidate} has no execute bit"));
                     continue;
                 }
-                if !dir.starts_with('/') {
-                    // Go ≥ 1.19 refuses a match found through a relative PATH entry.
-                    self.problem(
-                        Code::NotFound,
-                        Some(arg0),
-                        format!("the command {arg0} is found only as {candidate}, through the relative PATH entry {dir:?}, which runc refuses (exec: cannot run executable found relative to current directory); use an absolute Entrypoint or an absolute PATH"),
-                    );
-                    return None;
-                }
-                return self
-                    .runnable(&candidate, &real)
-                    .then_some((candidate, real));
+                let dir = dir.to_string();
+                return (path_var, Ok((candidate, real, dir)));
             }
         }
         let misses = if near_misses.is_empty() {
@@ -400,12 +427,71 @@ impl Checker<'_> {
         } else {
             format!(" ({})", near_misses.join("; "))
         };
-        self.problem(
-            Code::NotFound,
-            Some(arg0),
-            format!("the command {arg0:?} is not an executable file in any directory of the image's PATH {path_var:?}{misses}, so runc fails with `executable file not found in $PATH`; use an absolute Entrypoint path or put the program in one of those directories"),
-        );
-        None
+        (path_var, Err(misses))
+    }
+
+    /// `#!/usr/bin/env PROG`: env runs PROG found in PATH. The kernel passes everything
+    /// after the interpreter as one argument, so `env python3 -u` looks for a program
+    /// named "python3 -u" unless env is told to split it (`-S`).
+    fn env_program(&mut self, shown: &str, argument: &str, depth: usize) -> Result<()> {
+        let prog = if let Some(rest) = argument.strip_prefix("-S") {
+            match rest.split_whitespace().next() {
+                Some(p) => p.to_string(),
+                None => return Ok(()),
+            }
+        } else if argument.starts_with('-') {
+            // Other env options: not modelled.
+            return Ok(());
+        } else {
+            argument.to_string()
+        };
+        let found = if prog.contains('/') {
+            let abs = self.absolute(&prog);
+            match root::resolve(self.root, &abs) {
+                Ok(real) => Ok((prog.clone(), real)),
+                Err(e) => Err(self.why_unresolved(&abs, &e)),
+            }
+        } else {
+            match self.search_path(&prog) {
+                (_, Ok((candidate, real, _))) => Ok((candidate, real)),
+                (path_var, Err(misses)) => Err(format!(
+                    "is not an executable file in any directory of PATH {path_var:?}{misses}"
+                )),
+            }
+        };
+        match found {
+            Ok((p, real)) => {
+                let Some(meta) = self.root.lstat(&real) else {
+                    return Ok(());
+                };
+                if self.may_execute(
+                    &p,
+                    &real,
+                    &meta,
+                    &format!("the program env runs for {shown},"),
+                ) {
+                    self.exec(&p, &real, depth + 1)?;
+                }
+            }
+            Err(why) => {
+                let unsplit = argument.contains([' ', '\t']) && !argument.starts_with("-S");
+                let message = if unsplit {
+                    let mut words = argument.split_whitespace();
+                    let first = words.next().unwrap_or_default();
+                    let rest: Vec<&str> = words.collect();
+                    let full = match self.search_path(first) {
+                        (_, Ok((candidate, ..))) => candidate,
+                        _ => format!("/full/path/of/{first}"),
+                    };
+                    let example = format!("#!{full} {}", rest.join(" "));
+                    format!("the script {shown} runs `env {argument}`: the kernel passes the rest of the #! line as one argument, so env looks for a program named exactly {prog:?}, which {why}, and fails with `No such file or directory`; name the interpreter's full path in the #! line ({example}) or split the line with `#!/usr/bin/env -S`")
+                } else {
+                    format!("the script {shown} runs `env {argument}`, and the program {prog:?} {why}, so env fails with `No such file or directory`; add {prog} to the image or name its full path in the #! line")
+                };
+                self.problem(Code::MissingInterpreter, Some(shown), message);
+            }
+        }
+        Ok(())
     }
 
     /// Step 3b: the command's file is a regular file this user may execute.
@@ -542,6 +628,10 @@ impl Checker<'_> {
                 };
                 if self.may_execute(interp, &ireal, &im, &format!("the interpreter of {shown},")) {
                     self.exec(interp, &ireal, depth + 1)?;
+                    let is_env = interp.rsplit('/').next() == Some("env");
+                    if let (true, Some(arg)) = (is_env, &sb.argument) {
+                        self.env_program(shown, arg, depth + 1)?;
+                    }
                 }
             }
             Err(e) => {
@@ -801,7 +891,7 @@ impl Checker<'_> {
 fn io_err(e: std::io::Error, path: &str, root: &dyn Root) -> Error {
     Error::Io {
         action: format!("reading {path} in {}", root.describe()),
-        source: e,
+        cause: e,
     }
 }
 

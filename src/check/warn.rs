@@ -5,6 +5,7 @@
 use super::{Checker, WarningCode};
 use crate::elf::ElfInfo;
 use crate::error::Result;
+use crate::loader::dlopen::NSS;
 use crate::root::{self, FileType, Root};
 
 /// Where Go's crypto/x509, OpenSSL, GnuTLS and curl look for CA certificates.
@@ -27,36 +28,6 @@ const ZONEINFO_DIRS: &[&str] = &[
     "/usr/lib/locale/TZ",
     "/etc/zoneinfo",
 ];
-/// glibc functions that go through NSS.
-const NSS_FUNCTIONS: &[&str] = &[
-    "getpwnam",
-    "getpwnam_r",
-    "getpwuid",
-    "getpwuid_r",
-    "getpwent",
-    "getgrnam",
-    "getgrnam_r",
-    "getgrgid",
-    "getgrgid_r",
-    "getgrent",
-    "getgrouplist",
-    "initgroups",
-    "getspnam",
-    "getspnam_r",
-    "getaddrinfo",
-    "getnameinfo",
-    "gethostbyname",
-    "gethostbyname_r",
-    "gethostbyname2",
-    "gethostbyname2_r",
-    "gethostbyaddr",
-    "gethostbyaddr_r",
-    "getservbyname",
-    "getservbyname_r",
-    "getservbyport",
-    "getprotobyname",
-];
-
 /// Go function names that say what a Go program uses (from its pclntab, which even
 /// stripped Go binaries keep).
 const GO_X509: &[u8] = b"crypto/x509.loadSystemRoots";
@@ -138,7 +109,7 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
                 if let Some(f) = info
                     .imports
                     .iter()
-                    .find(|i| NSS_FUNCTIONS.contains(&i.as_str()))
+                    .find(|i| NSS.iter().any(|(f, _)| f == i))
                 {
                     nss.get_or_insert(format!("{shown} calls {f}"));
                 }

@@ -117,6 +117,8 @@ impl ImageFs {
             .unwrap_or(1)
             .min(layers.len().max(1));
         let next = std::sync::atomic::AtomicUsize::new(0);
+        // Set when a layer fails: the others need not be read.
+        let failed = std::sync::atomic::AtomicBool::new(false);
         let mut results: Vec<Option<Result<LayerIndex>>> =
             (0..layers.len()).map(|_| None).collect();
         std::thread::scope(|s| {
@@ -126,14 +128,17 @@ impl ImageFs {
                         let mut done = Vec::new();
                         loop {
                             let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            if i >= layers.len() {
+                            if i >= layers.len()
+                                || failed.load(std::sync::atomic::Ordering::Relaxed)
+                            {
                                 break;
                             }
                             let r =
                                 index_layer(blobs, &layers[i], diff_ids.get(i), &budget, opts.keep);
-                            let failed = r.is_err();
+                            let bad = r.is_err();
                             done.push((i, r));
-                            if failed {
+                            if bad {
+                                failed.store(true, std::sync::atomic::Ordering::Relaxed);
                                 break;
                             }
                         }
@@ -159,8 +164,8 @@ impl ImageFs {
         for (i, r) in results.into_iter().enumerate() {
             let idx = match r {
                 Some(r) => r?,
-                // Not reached: a worker stopped after an earlier layer failed, and that
-                // failure is returned above in layer order.
+                // Left unread because another layer failed: this loop returns that
+                // failure when it reaches it, so nothing partial is ever used.
                 None => continue,
             };
             fs.spools.push(idx.spool);
@@ -382,7 +387,7 @@ fn index_layer(
     let mut entries = Vec::new();
     let spool_err = |e: io::Error| Error::Io {
         action: format!("writing a spool file in {}", tmp.display()),
-        source: e,
+        cause: e,
     };
     for_each_entry(blobs, desc, diff_id, budget, |entry, data| {
         let start = offset;
