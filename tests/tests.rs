@@ -4,6 +4,7 @@ mod util;
 
 mod check;
 mod closure;
+mod docs;
 mod foundation;
 mod hardening;
 mod inspect;
