@@ -50,7 +50,8 @@ pub struct Args {
     /// Rule: fail when efficiency (0..1) is below F.
     #[arg(long, value_name = "F", requires = "ci", value_parser = efficiency_arg)]
     lowest_efficiency: Option<f64>,
-    /// Rule: fail when more than SIZE bytes are wasted (3000000, 20MB, 1.5GiB).
+    /// Rule: fail when more than SIZE bytes are wasted (3000000, 20MB = 20 000 000 as in
+    /// dive, 1.5GiB).
     #[arg(long, value_name = "SIZE", requires = "ci", value_parser = ci::parse_bytes)]
     highest_wasted_bytes: Option<u64>,
     /// Rule: fail when wasted bytes exceed this fraction of the bytes added after the

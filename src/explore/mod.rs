@@ -270,18 +270,18 @@ fn child_prefix(path: &str) -> String {
     }
 }
 
-/// The keys of `map` that start with `prefix`. Byte order keeps them together: every
-/// key between `prefix` and `prefix` with its last byte incremented.
+/// The keys of `map` that start with `prefix` (which ends with '/'). Byte order keeps
+/// them together.
 fn under<'a, V>(
     map: &'a BTreeMap<Arc<str>, V>,
     prefix: &str,
 ) -> impl Iterator<Item = (&'a Arc<str>, &'a V)> + 'a {
-    let mut hi = prefix.as_bytes().to_vec();
-    // The prefix ends with '/', so incrementing it never overflows and stays UTF-8.
-    if let Some(last) = hi.last_mut() {
-        *last += 1;
-    }
-    let hi = String::from_utf8(hi).unwrap_or_default();
+    // Prefixes end with '/', whose next byte is '0': every key under `prefix` sorts
+    // before the prefix with its '/' turned into '0'.
+    let hi = match prefix.strip_suffix('/') {
+        Some(stem) => format!("{stem}0"),
+        None => format!("{prefix}{}", char::MAX),
+    };
     map.range::<str, _>((Bound::Included(prefix), Bound::Excluded(hi.as_str())))
 }
 
