@@ -13,6 +13,7 @@ pub mod check;
 pub mod digest;
 pub mod elf;
 pub mod error;
+pub mod explore;
 pub mod fsutil;
 pub mod image;
 pub mod imagefs;

@@ -1108,7 +1108,7 @@ open(out + "/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
 "#;
 
 /// Crafts a layout from `spec` (see [`CRAFT_PY`]) and returns its directory.
-fn craft(env: &Env, name: &str, spec: serde_json::Value) -> PathBuf {
+pub(crate) fn craft(env: &Env, name: &str, spec: serde_json::Value) -> PathBuf {
     let out = env.path(name);
     sh(Command::new("python3")
         .args(["-c", CRAFT_PY])
@@ -1117,17 +1117,9 @@ fn craft(env: &Env, name: &str, spec: serde_json::Value) -> PathBuf {
     out
 }
 
-#[test]
-fn hostile_layers_are_refused_and_nothing_outside_is_touched() {
-    if !have("python3") {
-        return;
-    }
-    let env = Env::new();
-    let victim = env.path("victim");
-    std::fs::write(&victim, "untouched").unwrap();
-    let hello = hello_static();
-    let hello = hello.to_str().unwrap();
-    let v = victim.to_str().unwrap();
+/// Layers whose names or links climb out of the root: `nobase COMMAND IMAGE` must refuse
+/// each with exit 3, naming the cause. `v` is a host path the layers aim at.
+pub(crate) fn refuses_hostile_layers(env: &Env, command: &str, v: &str) {
     let cases = [
         (
             "dotdot",
@@ -1162,19 +1154,34 @@ fn hostile_layers_are_refused_and_nothing_outside_is_touched() {
     ];
     for (name, layers, why) in cases {
         let dir = craft(
-            &env,
+            env,
             name,
             serde_json::json!({"layers": layers, "config": {"Entrypoint": ["/app/hello"]}}),
         );
         let r = env
-            .nobase(&["check", &format!("oci:{}:latest", dir.display())])
+            .nobase(&[command, &format!("oci:{}:latest", dir.display())])
             .code(3);
         assert!(
             r.stderr.contains(why) && r.stderr.contains("hostile"),
             "{name}: {}",
             r.stderr
         );
+        assert!(r.stdout.is_empty(), "{name}: {}", r.stdout);
     }
+}
+
+#[test]
+fn hostile_layers_are_refused_and_nothing_outside_is_touched() {
+    if !have("python3") {
+        return;
+    }
+    let env = Env::new();
+    let victim = env.path("victim");
+    std::fs::write(&victim, "untouched").unwrap();
+    let hello = hello_static();
+    let hello = hello.to_str().unwrap();
+    let v = victim.to_str().unwrap();
+    refuses_hostile_layers(&env, "check", v);
     // Escapes through symlinks, absolute names and links to host paths are contained:
     // everything lands inside the image, where runc (through umoci) finds it too.
     let contained = craft(

@@ -11,4 +11,5 @@ mod inspect;
 mod perf;
 mod registry;
 mod run;
+mod tree;
 mod ux;

@@ -11,6 +11,7 @@ mod pull;
 mod push;
 mod render;
 mod run;
+mod tree;
 mod unpack;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +24,7 @@ The walk:
   nobase build ./hello -t hello:1     a scratch image in the local store
   nobase check hello:1                will it start? names the missing piece if not
   nobase run hello:1                  start it with runc (the program's exit code is nobase's)
+  nobase tree hello:1                 what is inside, layer by layer (like dive)
   nobase images                       what the store holds
   nobase push hello:1 docker://registry.example.com/team/hello:1
   nobase pull docker://registry.example.com/team/hello:1
@@ -84,6 +86,8 @@ enum Command {
     Build(Box<build::Args>),
     /// Say whether an image will start, and name what is missing if not.
     Check(check::Args),
+    /// Show what each layer adds, changes and removes, and the space it wastes (like dive).
+    Tree(tree::Args),
     /// List the images in the local store.
     Images(images::ListArgs),
     /// Remove tags from the local store and delete blobs nothing uses any more.
@@ -218,6 +222,7 @@ pub fn main() -> i32 {
         Command::Inspect(a) => inspect::run(&global, a),
         Command::Build(a) => build::run(&global, *a),
         Command::Check(a) => check::run(&global, a),
+        Command::Tree(a) => tree::run(&global, a),
         Command::Images(a) => images::list(&global, a),
         Command::Rmi(a) => images::rmi(&global, a),
         Command::Run(a) => run::run(&global, *a),

@@ -497,7 +497,7 @@ impl Root for ImageFs {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::digest::Digest;
     use crate::image::{self, Descriptor, ImageConfig, Manifest};
@@ -532,23 +532,17 @@ mod tests {
         entry(name, tar::EntryType::Link, b"", target, 0o644)
     }
 
-    /// Writes each layer (a list of entries) uncompressed into a fresh layout and loads
-    /// the image.
-    fn load_with(layers: &[Vec<Vec<u8>>], opts: &Options) -> (tempfile::TempDir, Result<ImageFs>) {
-        let d = tempfile::tempdir().unwrap();
-        let layout = Layout::create(d.path()).unwrap();
+    /// An image whose layers are `tars` (whole, uncompressed), written into `layout`.
+    /// Shared with the other readers' tests (`explore`).
+    pub(crate) fn image_of(layout: &Layout, tars: &[Vec<u8>]) -> PlatformImage {
         let mut descs = Vec::new();
-        let mut diff_ids = Vec::new();
-        for l in layers {
-            let mut tar: Vec<u8> = l.concat();
-            tar.extend_from_slice(&[0; 1024]);
-            let desc = layout.put_bytes(image::MT_OCI_LAYER, &tar).unwrap();
-            diff_ids.push(desc.digest.clone());
+        let mut config = ImageConfig::default();
+        for tar in tars {
+            let desc = layout.put_bytes(image::MT_OCI_LAYER, tar).unwrap();
+            config.rootfs.diff_ids.push(desc.digest.clone());
             descs.push(desc);
         }
-        let mut config = ImageConfig::default();
-        config.rootfs.diff_ids = diff_ids;
-        let pi = PlatformImage {
+        PlatformImage {
             descriptor: Descriptor::new(image::MT_OCI_MANIFEST, Digest::of(b""), 0),
             manifest: Manifest {
                 schema_version: 2,
@@ -558,7 +552,19 @@ mod tests {
                 annotations: Default::default(),
             },
             config,
-        };
+        }
+    }
+
+    /// Writes each layer (a list of entries) uncompressed into a fresh layout and loads
+    /// the image.
+    fn load_with(layers: &[Vec<Vec<u8>>], opts: &Options) -> (tempfile::TempDir, Result<ImageFs>) {
+        let d = tempfile::tempdir().unwrap();
+        let layout = Layout::create(d.path()).unwrap();
+        let tars: Vec<Vec<u8>> = layers
+            .iter()
+            .map(|l| [l.concat(), vec![0; 1024]].concat())
+            .collect();
+        let pi = image_of(&layout, &tars);
         let fs = ImageFs::load("test", &pi, &layout, opts);
         (d, fs)
     }

@@ -222,8 +222,29 @@ pub fn for_each_entry(
     desc: &Descriptor,
     diff_id: Option<&Digest>,
     budget: &Budget,
-    mut f: impl FnMut(Entry, &mut dyn Read) -> Result<()>,
+    f: impl FnMut(Entry, &mut dyn Read) -> Result<()>,
 ) -> Result<()> {
+    for_each_entry_stats(blobs, desc, diff_id, budget, f).map(|_| ())
+}
+
+/// What reading a whole layer found out about its uncompressed stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerStats {
+    /// The sha256 of the uncompressed stream (what the config's diff_id should be).
+    pub diff_id: Digest,
+    /// Bytes of the uncompressed stream (tar headers, data, padding, end blocks).
+    pub uncompressed_size: u64,
+}
+
+/// [`for_each_entry`], also returning the uncompressed stream's digest and size (which
+/// `tree` reports per layer).
+pub fn for_each_entry_stats(
+    blobs: &dyn Blobs,
+    desc: &Descriptor,
+    diff_id: Option<&Digest>,
+    budget: &Budget,
+    mut f: impl FnMut(Entry, &mut dyn Read) -> Result<()>,
+) -> Result<LayerStats> {
     let res = walk(blobs, desc, diff_id, budget, &mut f);
     match res {
         Err(e) if !matches!(e, Error::DigestMismatch { .. }) => {
@@ -248,7 +269,7 @@ fn walk(
     diff_id: Option<&Digest>,
     budget: &Budget,
     f: &mut dyn FnMut(Entry, &mut dyn Read) -> Result<()>,
-) -> Result<()> {
+) -> Result<LayerStats> {
     let compression = image::layer_compression(&desc.media_type).ok_or_else(|| {
         Error::Invalid(format!(
             "layer {} has media type {:?}, which is not a layer nobase can read",
@@ -304,7 +325,7 @@ fn walk(
         // Read to the very end: trailing padding after the tar's end blocks belongs to the
         // diff_id, and the blob's digest is checked only when its reader reaches EOF.
         io::copy(&mut stream, &mut io::sink()).map_err(|e| io_to_error(e, ctx("reading")))?;
-        let (found, _) = stream.inner.finish();
+        let (found, uncompressed_size) = stream.inner.finish();
         if let Some(want) = diff_id {
             if &found != want {
                 return Err(Error::DigestMismatch {
@@ -314,7 +335,10 @@ fn walk(
                 });
             }
         }
-        Ok(())
+        Ok(LayerStats {
+            diff_id: found,
+            uncompressed_size,
+        })
     })
 }
 
