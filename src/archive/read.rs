@@ -226,7 +226,8 @@ pub fn open_oci_archive(file: &Path, reference: Option<&str>) -> Result<(Image, 
         )),
         e => e,
     })?;
-    let index = image::from_bytes(&raw, &format!("index.json in {place}"))?;
+    let index =
+        image::parse_document(&raw, image::MT_OCI_INDEX, &format!("index.json in {place}"))?;
     let top = select_ref(index, reference, &place, &format!("oci-archive:{place}"))?;
     let image = read_image(&top, &blobs)?;
     Ok((image, blobs))

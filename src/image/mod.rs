@@ -341,6 +341,82 @@ pub fn from_bytes<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> R
     serde_json::from_slice(bytes).map_err(|e| Error::Invalid(format!("{what} is not valid: {e}")))
 }
 
+/// What a manifest or index document says about its own kind, read before it is trusted
+/// as either.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// Its own `mediaType` field.
+    pub media_type: Option<String>,
+    /// It has `manifests`.
+    pub is_index: bool,
+    /// It has `layers` or `config`.
+    pub is_manifest: bool,
+}
+
+/// Reads the [`Shape`] of a document. One that is both an index and a manifest is
+/// refused: readers that pick differently would see different images in the same bytes
+/// (the confusion behind CVE-2021-41190).
+pub fn shape(bytes: &[u8]) -> std::result::Result<Shape, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Raw {
+        #[serde(default)]
+        media_type: Option<String>,
+        #[serde(default)]
+        manifests: Option<serde::de::IgnoredAny>,
+        #[serde(default)]
+        layers: Option<serde::de::IgnoredAny>,
+        #[serde(default)]
+        config: Option<serde::de::IgnoredAny>,
+    }
+    // serde would read a struct from a JSON array too; a manifest is an object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err("it is not a JSON object".into());
+    }
+    let raw: Raw =
+        serde_json::from_slice(bytes).map_err(|e| format!("it is not valid JSON: {e}"))?;
+    let s = Shape {
+        media_type: raw.media_type,
+        is_index: raw.manifests.is_some(),
+        is_manifest: raw.layers.is_some() || raw.config.is_some(),
+    };
+    if s.is_index && s.is_manifest {
+        return Err("it is both an index and a manifest; refusing it".into());
+    }
+    Ok(s)
+}
+
+/// Parses a manifest or index referenced as `media_type` (by an index entry, a layout's
+/// `index.json`, a registry's answer): its shape and its own `mediaType` must agree
+/// with the reference, so a document is never read as one kind where another reader
+/// would take it for the other.
+pub fn parse_document<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    media_type: &str,
+    what: &str,
+) -> Result<T> {
+    let bad = |why: String| Error::Invalid(format!("{what} is not valid: {why}"));
+    let s = shape(bytes).map_err(bad)?;
+    if let Some(own) = &s.media_type {
+        if own != media_type {
+            return Err(bad(format!(
+                "it says it is {own:?} but was referenced as {media_type:?}"
+            )));
+        }
+    }
+    let (want_index, kind) = if is_index(media_type) {
+        (true, "an index")
+    } else {
+        (false, "a manifest")
+    };
+    if s.is_index != want_index || (!want_index && !s.is_manifest) {
+        return Err(bad(format!(
+            "it was referenced as {kind} ({media_type}) but is not one"
+        )));
+    }
+    from_bytes(bytes, what)
+}
+
 /// One platform's image, as a build produces it or a reader finds it.
 #[derive(Clone, Debug)]
 pub struct PlatformImage {
@@ -499,6 +575,40 @@ mod tests {
             to_bytes(&c),
             to_bytes(&from_bytes::<ImageConfig>(out.as_bytes(), "c").unwrap())
         );
+    }
+
+    #[test]
+    fn documents_are_read_only_as_what_they_are() {
+        let d = format!("sha256:{}", "0".repeat(64));
+        let cfg = format!(r#"{{"mediaType":"{MT_OCI_CONFIG}","digest":"{d}","size":1}}"#);
+        let manifest = format!(r#"{{"schemaVersion":2,"config":{cfg},"layers":[]}}"#);
+        let typed = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{MT_OCI_MANIFEST}","config":{cfg},"layers":[]}}"#
+        );
+        let index = r#"{"schemaVersion":2,"manifests":[]}"#.to_string();
+        let both = format!(r#"{{"schemaVersion":2,"manifests":[],"config":{cfg},"layers":[]}}"#);
+        let m = |doc: &str, mt: &str| parse_document::<Manifest>(doc.as_bytes(), mt, "m");
+        let i = |doc: &str, mt: &str| parse_document::<Index>(doc.as_bytes(), mt, "i");
+        assert!(m(&manifest, MT_OCI_MANIFEST).is_ok());
+        assert!(m(&manifest, MT_DOCKER_MANIFEST).is_ok());
+        assert!(m(&typed, MT_OCI_MANIFEST).is_ok());
+        assert!(i(&index, MT_OCI_INDEX).is_ok());
+        for (what, res) in [
+            ("own type differs", m(&typed, MT_DOCKER_MANIFEST).err()),
+            ("both kinds", m(&both, MT_OCI_MANIFEST).err()),
+            ("both kinds", i(&both, MT_OCI_INDEX).err()),
+            (
+                "an index read as a manifest",
+                m(&index, MT_OCI_MANIFEST).err(),
+            ),
+            ("a manifest read as an index", i(&typed, MT_OCI_INDEX).err()),
+            ("an array", i("[]", MT_OCI_INDEX).err()),
+        ] {
+            let e = res
+                .unwrap_or_else(|| panic!("{what}: accepted"))
+                .to_string();
+            assert!(e.contains("not valid"), "{what}: {e}");
+        }
     }
 
     #[test]

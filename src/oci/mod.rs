@@ -246,7 +246,7 @@ impl Layout {
         if buf.len() as u64 > image::MAX_DOCUMENT {
             return Err(Error::Invalid(format!("{} is too large", p.display())));
         }
-        image::from_bytes(&buf, &p.display().to_string())
+        image::parse_document(&buf, image::MT_OCI_INDEX, &p.display().to_string())
     }
 
     /// Changes `index.json` under an exclusive lock on the layout directory, writing the
@@ -363,7 +363,8 @@ impl Blobs for Trusted<'_> {
 pub fn read_image(top: &Descriptor, blobs: &dyn Blobs) -> Result<Image> {
     if image::is_index(&top.media_type) {
         let raw = blobs.read_document(top)?;
-        let index: Index = image::from_bytes(&raw, &format!("index {}", top.digest))?;
+        let index: Index =
+            image::parse_document(&raw, &top.media_type, &format!("index {}", top.digest))?;
         let mut manifests = Vec::new();
         for d in &index.manifests {
             if image::is_manifest(&d.media_type) {
@@ -397,15 +398,8 @@ pub fn read_image(top: &Descriptor, blobs: &dyn Blobs) -> Result<Image> {
 
 fn read_manifest(d: &Descriptor, blobs: &dyn Blobs) -> Result<PlatformImage> {
     let raw = blobs.read_document(d)?;
-    let manifest: image::Manifest = image::from_bytes(&raw, &format!("manifest {}", d.digest))?;
-    if let Some(mt) = &manifest.media_type {
-        if mt != &d.media_type {
-            return Err(Error::Invalid(format!(
-                "manifest {} says it is {mt:?} but was referenced as {:?}",
-                d.digest, d.media_type
-            )));
-        }
-    }
+    let manifest: image::Manifest =
+        image::parse_document(&raw, &d.media_type, &format!("manifest {}", d.digest))?;
     let raw = blobs.read_document(&manifest.config)?;
     let config: image::ImageConfig =
         image::from_bytes(&raw, &format!("config {}", manifest.config.digest))?;

@@ -71,29 +71,8 @@ pub fn fetch_manifest(
 /// is classified by its shape. A document that is both a manifest and an index is
 /// refused (the confusion behind CVE-2021-41190).
 fn media_type_of(bytes: &[u8], content_type: &str) -> std::result::Result<String, String> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Shape {
-        #[serde(default)]
-        media_type: Option<String>,
-        #[serde(default)]
-        manifests: Option<serde::de::IgnoredAny>,
-        #[serde(default)]
-        layers: Option<serde::de::IgnoredAny>,
-        #[serde(default)]
-        config: Option<serde::de::IgnoredAny>,
-    }
-    // serde would read a struct from a JSON array too; a manifest is an object.
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err("the manifest is not a JSON object".into());
-    }
-    let shape: Shape = serde_json::from_slice(bytes)
-        .map_err(|e| format!("the manifest is not valid JSON: {e}"))?;
-    let is_index = shape.manifests.is_some();
-    let is_manifest = shape.layers.is_some() || shape.config.is_some();
-    if is_index && is_manifest {
-        return Err("the document is both an index and a manifest; refusing it".into());
-    }
+    let shape = image::shape(bytes).map_err(|why| format!("the manifest is refused: {why}"))?;
+    let (is_index, is_manifest) = (shape.is_index, shape.is_manifest);
     let known = |t: &str| image::is_manifest(t) || image::is_index(t);
     let mt = match (&shape.media_type, known(content_type)) {
         (Some(own), true) if own != content_type => {
