@@ -30,13 +30,21 @@ pub struct Limits {
     pub max_bytes: u64,
     /// Most entries over all layers.
     pub max_entries: u64,
+    /// Most uncompressed bytes per compressed byte of one layer, above
+    /// [`Limits::ratio_floor`] (the rule `check` and `tree` read layers by).
+    pub max_ratio: u64,
+    /// Uncompressed bytes a layer may always have, whatever its ratio.
+    pub ratio_floor: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
+        let read = crate::imagefs::walk::Limits::default();
         Limits {
             max_bytes: 64 << 30,
             max_entries: 4_000_000,
+            max_ratio: read.max_ratio,
+            ratio_floor: read.ratio_floor,
         }
     }
 }
@@ -156,6 +164,8 @@ fn shown(comps: &[Vec<u8>]) -> String {
 struct Counts {
     /// Uncompressed bytes read, all layers.
     read: u64,
+    /// [`Counts::read`] when the current layer started.
+    layer_start: u64,
     /// Where the current entry's headers started, while they are being read.
     header_start: Option<u64>,
 }
@@ -167,6 +177,10 @@ struct Metered<R> {
     inner: R,
     counts: Rc<Cell<Counts>>,
     max: u64,
+    /// Uncompressed bytes this layer may have (its ratio cap).
+    layer_max: u64,
+    /// The layer's blob size, for messages.
+    compressed: u64,
 }
 
 impl<R: Read> Read for Metered<R> {
@@ -179,6 +193,12 @@ impl<R: Read> Read for Metered<R> {
             return Err(io::Error::other(Error::Invalid(format!(
                 "the image unpacks to more than {} bytes (--max-size); refusing it as a decompression bomb",
                 self.max
+            ))));
+        }
+        if c.read - c.layer_start > self.layer_max {
+            return Err(io::Error::other(Error::Invalid(format!(
+                "a layer of {} compressed bytes expands to more than {} bytes: refusing it as a decompression bomb",
+                self.compressed, self.layer_max
             ))));
         }
         if let Some(start) = c.header_start {
@@ -241,19 +261,29 @@ impl<'a> Extractor<'a> {
         })
     }
 
-    /// Applies one layer's uncompressed tar stream. `what` names it in errors; when
-    /// `diff_id` is given, the stream must hash to it.
+    /// Applies one layer's uncompressed tar stream, whose blob is `compressed` bytes
+    /// (the ratio cap counts against it). `what` names it in errors; when `diff_id` is
+    /// given, the stream must hash to it.
     pub fn apply_layer(
         &mut self,
         stream: Box<dyn Read + Send + '_>,
+        compressed: u64,
         diff_id: Option<&Digest>,
         what: &str,
     ) -> Result<()> {
         self.written.clear();
+        let mut c = self.counts.get();
+        c.layer_start = c.read;
+        self.counts.set(c);
+        let limits = &self.opts.limits;
         let metered = Metered {
             inner: HashReader::new(stream),
             counts: self.counts.clone(),
-            max: self.opts.limits.max_bytes,
+            max: limits.max_bytes,
+            layer_max: compressed
+                .saturating_mul(limits.max_ratio)
+                .max(limits.ratio_floor),
+            compressed,
         };
         let mut archive = tar::Archive::new(metered);
         let read_err = |e: io::Error| io_to_error(e, || format!("reading {what}"));

@@ -6,7 +6,7 @@
 //! `BUNDLES/run-ID` (the CLI uses the directory beside the store), and removed
 //! afterwards: a cached rootfs would carry what one run wrote into the next.
 
-mod extract;
+pub mod extract;
 mod inroot;
 mod preflight;
 mod runtime;
@@ -162,7 +162,7 @@ fn unpack_into(
             ))
         })?;
         let stream = crate::layer::decompress(blobs.open(layer)?, compression)?;
-        ex.apply_layer(stream, Some(diff_id), &what)?;
+        ex.apply_layer(stream, layer.size, Some(diff_id), &what)?;
     }
     let stats = ex.finish()?;
 
