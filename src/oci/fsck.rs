@@ -44,6 +44,18 @@ impl FsckReport {
 /// Checks `layout`. With `repair`, removes corrupt blobs and stale temporary files (an
 /// image whose blob is removed then reports the blob missing: rebuild or pull it again).
 pub fn fsck(layout: &Layout, repair: bool) -> Result<FsckReport> {
+    // The blob directory's lock, as the store's writers and garbage collector take it:
+    // shared to check (garbage collection waits, so a blob it removes is never reported
+    // missing), exclusive to repair (no build, pull or collection is writing, so the file
+    // found corrupt is the one removed, never a good copy renamed over it meanwhile).
+    let blobs = layout.root().join("blobs");
+    let guard = fsutil::open_dir(&blobs).io(|| format!("opening {}", blobs.display()))?;
+    let mode = if repair {
+        fsutil::Lock::Exclusive
+    } else {
+        fsutil::Lock::Shared
+    };
+    fsutil::flock(&guard, mode, true).io(|| format!("locking {}", blobs.display()))?;
     let mut r = FsckReport::default();
     // Temporary files whose writer is gone (their lock is free).
     for e in std::fs::read_dir(layout.root())
