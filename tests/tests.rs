@@ -7,6 +7,7 @@ mod closure;
 mod docs;
 mod foundation;
 mod hardening;
+mod hostile;
 mod inspect;
 mod perf;
 mod registry;

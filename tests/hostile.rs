@@ -1,0 +1,680 @@
+//! Hostile inputs end to end. Image layouts that lie — digests that are paths, blobs and
+//! `index.json` that are symlinks to host files, documents that are two kinds at once,
+//! sizes past the caps, diff_ids that do not match, decompression bombs — go through
+//! every reader (`check`, `tree`, `unpack`, `pull` and `push` copying between layouts);
+//! corrupt ELF files go through `inspect`, `build` and, inside an image, `check`. Each is
+//! refused with a one-line error (or contained), nothing panics, memory and time stay
+//! bounded, and nothing outside the reader's own output is touched.
+//!
+//! Hostile *layers* (names, links, whiteouts) are in `check`, `tree` and `run`'s tests
+//! (`refuses_hostile_layers`, `hostile_layers_write_nothing_outside_the_bundle`).
+
+use crate::util::*;
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A crafted layout (one layer holding the static hello world at `/app/hello`, its
+/// entrypoint) whose documents a case rewrites; every digest above a rewritten document
+/// is kept consistent, so only the lie under test remains.
+struct Lay {
+    dir: PathBuf,
+}
+
+impl Lay {
+    fn new(env: &Env, name: &str) -> Lay {
+        let dir = env.path(name);
+        craft_image(
+            &dir,
+            &json!({"ref": "latest", "config": {"Entrypoint": ["/app/hello"]},
+                "layers": [[{"name": "app/hello", "from": hello_static(), "mode": 0o755}]]}),
+        );
+        Lay { dir }
+    }
+
+    fn reference(&self) -> String {
+        format!("oci:{}:latest", self.dir.display())
+    }
+
+    fn blob(&self, digest: &str) -> PathBuf {
+        self.dir
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    }
+
+    fn put(&self, bytes: &[u8]) -> (String, u64) {
+        let h = hex(bytes);
+        std::fs::write(self.dir.join("blobs/sha256").join(&h), bytes).unwrap();
+        (format!("sha256:{h}"), bytes.len() as u64)
+    }
+
+    fn json(path: &Path) -> Value {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    fn index(&self) -> Value {
+        Lay::json(&self.dir.join("index.json"))
+    }
+
+    fn set_index(&self, v: &Value) {
+        std::fs::write(self.dir.join("index.json"), v.to_string()).unwrap();
+    }
+
+    fn manifest(&self) -> Value {
+        Lay::json(&self.blob(self.index()["manifests"][0]["digest"].as_str().unwrap()))
+    }
+
+    fn set_manifest_bytes(&self, bytes: &[u8]) {
+        let (d, n) = self.put(bytes);
+        let mut i = self.index();
+        i["manifests"][0]["digest"] = d.into();
+        i["manifests"][0]["size"] = n.into();
+        self.set_index(&i);
+    }
+
+    fn set_manifest(&self, m: &Value) {
+        self.set_manifest_bytes(m.to_string().as_bytes());
+    }
+
+    fn config(&self) -> Value {
+        Lay::json(&self.blob(self.manifest()["config"]["digest"].as_str().unwrap()))
+    }
+
+    fn set_config_bytes(&self, bytes: &[u8]) {
+        let (d, n) = self.put(bytes);
+        let mut m = self.manifest();
+        m["config"]["digest"] = d.into();
+        m["config"]["size"] = n.into();
+        self.set_manifest(&m);
+    }
+
+    fn set_config(&self, c: &Value) {
+        self.set_config_bytes(c.to_string().as_bytes());
+    }
+
+    fn layer(&self) -> String {
+        self.manifest()["layers"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Replaces blob `digest` by a symlink to a copy of it in `host` (same bytes, so
+    /// only refusing symlinks stops a reader from using it).
+    fn symlink_blob(&self, digest: &str, host: &Path) {
+        let p = self.blob(digest);
+        let copy = host.join(digest.trim_start_matches("sha256:"));
+        std::fs::copy(&p, &copy).unwrap();
+        std::fs::remove_file(&p).unwrap();
+        std::os::unix::fs::symlink(&copy, &p).unwrap();
+    }
+}
+
+/// A document padded with whitespace (still valid JSON) to `mib` MiB.
+fn padded(doc: &Value, mib: usize) -> Vec<u8> {
+    let mut b = doc.to_string().into_bytes();
+    b.resize(mib << 20, b' ');
+    b
+}
+
+/// A layer blob of a few MiB that inflates to `gib` GiB: one gzip member holding a tar
+/// header and zeros, then the same 1 MiB of zeros as further members (readers must
+/// read multi-member gzip, so they read all of it unless a cap stops them).
+fn gzip_bomb(gib: u64) -> Vec<u8> {
+    use std::io::Write;
+    let member = |data: &[u8]| {
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(data).unwrap();
+        z.finish().unwrap()
+    };
+    let mut h = tar::Header::new_gnu();
+    h.set_path("zeros").unwrap();
+    h.set_size(gib << 30);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_cksum();
+    let mut first = h.as_bytes().to_vec();
+    first.resize(1 << 20, 0);
+    let rest = member(&vec![0u8; 1 << 20]);
+    let mut out = member(&first);
+    for _ in 1..(gib << 10) {
+        out.extend_from_slice(&rest);
+    }
+    out
+}
+
+/// Runs `nobase ARGS` with its address space capped at 3 GiB, so an allocation sized
+/// by a hostile header fails loudly instead of passing unnoticed on a large machine,
+/// and with a generous time bound.
+fn bounded(env: &Env, args: &[&str]) -> Run {
+    let mut c = env.cmd(args);
+    // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        c.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 3 << 30,
+                rlim_max: 3 << 30,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let started = Instant::now();
+    let r = run(&mut c);
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "nobase {args:?} took {:?}",
+        started.elapsed()
+    );
+    assert!(!r.stderr.contains("panicked"), "{args:?}: {}", r.stderr);
+    assert!(
+        !r.stderr.contains("memory allocation"),
+        "{args:?}: {}",
+        r.stderr
+    );
+    r
+}
+
+/// Asserts a refusal: exit 3, one `nobase:` line naming the cause, nothing on stdout.
+#[track_caller]
+fn refused(r: &Run, what: &str, why: &str) {
+    assert_eq!(r.code, 3, "{what}: expected a refusal\n{}", r.stderr);
+    let last = r.stderr.trim_end().lines().last().unwrap_or("");
+    assert!(last.starts_with("nobase: "), "{what}: {}", r.stderr);
+    assert_eq!(
+        r.stderr.trim_end().lines().count(),
+        1,
+        "{what}: {}",
+        r.stderr
+    );
+    assert!(
+        last.to_lowercase().contains(&why.to_lowercase()),
+        "{what}: expected {why:?} in\n{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty(), "{what}: {}", r.stdout);
+}
+
+/// The readers: their name and what they write (a bundle, a store tag, a layout).
+const READERS: [&str; 5] = ["check", "tree", "unpack", "pull", "push"];
+
+/// Which readers refuse a case: all of them, or only those that read layers (copies move
+/// blobs verified by digest and do not open them, as skopeo does).
+#[derive(Clone, Copy, PartialEq)]
+enum By {
+    All,
+    LayerReaders,
+}
+
+type Mutate = fn(&Lay, &Path);
+
+#[test]
+fn hostile_layouts_are_refused_by_every_reader_and_touch_nothing() {
+    let env = Env::new();
+    let host = env.path("host");
+    std::fs::create_dir(&host).unwrap();
+    let untouched = host.join("untouched");
+    std::fs::write(&untouched, "keep").unwrap();
+    let cases: Vec<(&str, Mutate, By, &str)> = vec![
+        (
+            "index-digest-is-a-path",
+            |l, _| {
+                let mut i = l.index();
+                i["manifests"][0]["digest"] = "sha256:../../../../etc/passwd".into();
+                l.set_index(&i);
+            },
+            By::All,
+            "digest",
+        ),
+        (
+            "index-digest-short",
+            |l, _| {
+                let mut i = l.index();
+                i["manifests"][0]["digest"] = "sha256:abc".into();
+                l.set_index(&i);
+            },
+            By::All,
+            "64 hex digits",
+        ),
+        (
+            "index-digest-uppercase",
+            |l, _| {
+                let mut i = l.index();
+                let d = i["manifests"][0]["digest"].as_str().unwrap().to_uppercase();
+                i["manifests"][0]["digest"] = d.replace("SHA256", "sha256").into();
+                l.set_index(&i);
+            },
+            By::All,
+            "lowercase",
+        ),
+        (
+            "layer-digest-is-a-path",
+            |l, _| {
+                let mut m = l.manifest();
+                m["layers"][0]["digest"] = "sha256:../../../host/untouched".into();
+                l.set_manifest(&m);
+            },
+            By::All,
+            "digest",
+        ),
+        (
+            "config-digest-other-algorithm",
+            |l, _| {
+                let mut m = l.manifest();
+                m["config"]["digest"] = format!("sha512:{}", "a".repeat(128)).into();
+                l.set_manifest(&m);
+            },
+            By::All,
+            "sha256",
+        ),
+        (
+            "layer-blob-is-a-symlink",
+            |l, host| {
+                l.symlink_blob(&l.layer(), host);
+            },
+            By::All,
+            "layer",
+        ),
+        (
+            "config-blob-is-a-symlink",
+            |l, host| {
+                l.symlink_blob(l.manifest()["config"]["digest"].as_str().unwrap(), host);
+            },
+            By::All,
+            "blob",
+        ),
+        (
+            "index-json-is-a-symlink",
+            |l, host| {
+                let p = l.dir.join("index.json");
+                std::fs::copy(&p, host.join("index.json")).unwrap();
+                std::fs::remove_file(&p).unwrap();
+                std::os::unix::fs::symlink(host.join("index.json"), &p).unwrap();
+            },
+            By::All,
+            "index.json",
+        ),
+        (
+            "manifest-is-also-an-index",
+            |l, _| {
+                let mut m = l.manifest();
+                m["manifests"] = json!([]);
+                l.set_manifest(&m);
+            },
+            By::All,
+            "both an index and a manifest",
+        ),
+        (
+            "manifest-says-another-type",
+            |l, _| {
+                let mut m = l.manifest();
+                m["mediaType"] = "application/vnd.docker.distribution.manifest.v2+json".into();
+                l.set_manifest(&m);
+            },
+            By::All,
+            "referenced as",
+        ),
+        (
+            "manifest-referenced-as-an-index",
+            |l, _| {
+                let mut i = l.index();
+                i["manifests"][0]["mediaType"] = "application/vnd.oci.image.index.v1+json".into();
+                l.set_index(&i);
+            },
+            By::All,
+            "referenced as",
+        ),
+        (
+            "index-referenced-as-a-manifest",
+            |l, _| {
+                let top = l.index()["manifests"][0].clone();
+                let inner = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": [top]});
+                let (d, n) = l.put(inner.to_string().as_bytes());
+                let mut i = l.index();
+                i["manifests"][0]["digest"] = d.into();
+                i["manifests"][0]["size"] = n.into();
+                l.set_index(&i);
+            },
+            By::All,
+            "referenced as",
+        ),
+        (
+            "more-diff-ids-than-layers",
+            |l, _| {
+                let mut c = l.config();
+                let extra = c["rootfs"]["diff_ids"][0].clone();
+                c["rootfs"]["diff_ids"].as_array_mut().unwrap().push(extra);
+                l.set_config(&c);
+            },
+            By::All,
+            "layers",
+        ),
+        (
+            "manifest-longer-than-its-descriptor",
+            |l, _| {
+                let mut i = l.index();
+                let n = i["manifests"][0]["size"].as_u64().unwrap();
+                i["manifests"][0]["size"] = (n - 1).into();
+                l.set_index(&i);
+            },
+            By::All,
+            "longer than",
+        ),
+        (
+            "layer-shorter-than-its-descriptor",
+            |l, _| {
+                let mut m = l.manifest();
+                m["layers"][0]["size"] = (1u64 << 40).into();
+                l.set_manifest(&m);
+            },
+            By::All,
+            "descriptor says",
+        ),
+        (
+            "manifest-of-100-mib",
+            |l, _| {
+                let m = l.manifest();
+                l.set_manifest_bytes(&padded(&m, 100));
+            },
+            By::All,
+            "limit",
+        ),
+        (
+            "config-of-100-mib",
+            |l, _| {
+                let c = l.config();
+                l.set_config_bytes(&padded(&c, 100));
+            },
+            By::All,
+            "limit",
+        ),
+        (
+            "index-json-of-100-mib",
+            |l, _| {
+                let i = l.index();
+                std::fs::write(l.dir.join("index.json"), padded(&i, 100)).unwrap();
+            },
+            By::All,
+            "too large",
+        ),
+        (
+            "diff-id-does-not-match",
+            |l, _| {
+                let mut c = l.config();
+                c["rootfs"]["diff_ids"][0] = format!("sha256:{}", "1".repeat(64)).into();
+                l.set_config(&c);
+            },
+            By::LayerReaders,
+            "diff_id",
+        ),
+        (
+            "layer-is-not-a-layer",
+            |l, _| {
+                let mut m = l.manifest();
+                m["layers"][0]["mediaType"] = "application/vnd.oci.image.config.v1+json".into();
+                l.set_manifest(&m);
+            },
+            By::LayerReaders,
+            "media type",
+        ),
+        (
+            "gzip-bomb-of-2-gib",
+            |l, _| {
+                let (d, n) = l.put(&gzip_bomb(2));
+                let mut m = l.manifest();
+                m["layers"][0] = json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "digest": d, "size": n});
+                l.set_manifest(&m);
+            },
+            By::LayerReaders,
+            "decompression bomb",
+        ),
+    ];
+    let store_before = || env.nobase(&["images", "--json"]).ok().json().to_string();
+    let images = store_before();
+    for (name, mutate, by, why) in cases {
+        let lay = Lay::new(&env, name);
+        // The untouched layout is fine for every reader.
+        if name == "index-digest-is-a-path" {
+            bounded(&env, &["check", &lay.reference()]).ok();
+        }
+        mutate(&lay, &host);
+        for reader in READERS {
+            let bundle = env.path(&format!("bundle-{name}"));
+            let out = env.path(&format!("out-{name}"));
+            let tag = format!("copied-{name}:1");
+            let args: Vec<String> = match reader {
+                "unpack" => vec![
+                    "unpack".into(),
+                    lay.reference(),
+                    bundle.display().to_string(),
+                ],
+                "pull" => vec!["pull".into(), lay.reference(), "-t".into(), tag.clone()],
+                "push" => vec![
+                    "push".into(),
+                    lay.reference(),
+                    format!("oci:{}:copy", out.display()),
+                ],
+                r => vec![r.into(), lay.reference()],
+            };
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let r = bounded(&env, &args);
+            let what = format!("{name} through {reader}");
+            let layer_reader = matches!(reader, "check" | "tree" | "unpack");
+            if by == By::All || layer_reader {
+                refused(&r, &what, why);
+                assert!(!bundle.exists(), "{what}: a bundle was left");
+                assert_eq!(store_before(), images, "{what}: the store changed");
+                if out.join("index.json").exists() {
+                    let i = Lay::json(&out.join("index.json"));
+                    assert_eq!(i["manifests"], json!([]), "{what}: an image was written");
+                }
+            } else {
+                assert_eq!(
+                    r.code, 0,
+                    "{what}: a copy should pass blobs on\n{}",
+                    r.stderr
+                );
+                if reader == "pull" {
+                    env.nobase(&["rmi", &tag]).ok();
+                }
+            }
+            assert_eq!(std::fs::read(&untouched).unwrap(), b"keep", "{what}");
+            let _ = std::fs::remove_dir_all(&bundle);
+        }
+        // Whatever the readers did, the crafted layout is as it was made.
+        let _ = std::fs::remove_dir_all(&lay.dir);
+    }
+    // The host copies the symlinks pointed at were only ever read.
+    assert_eq!(std::fs::read(&untouched).unwrap(), b"keep");
+}
+
+// ---------------------------------------------------------------------------------
+// Corrupt ELF files.
+
+fn le64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+fn put64(b: &mut [u8], at: usize, v: u64) {
+    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// The offset of the first program header of type `p_type` (ELF64 little-endian).
+fn phdr(b: &[u8], p_type: u32) -> usize {
+    let (phoff, phnum) = (le64(b, 32) as usize, u16::from_le_bytes([b[56], b[57]]));
+    (0..phnum as usize)
+        .map(|i| phoff + i * 56)
+        .find(|&at| u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) == p_type)
+        .expect("program header present")
+}
+
+/// Corrupt variants of a dynamically linked hello world, each with the part of the
+/// error message that names its cause.
+fn bad_elves(env: &Env) -> Vec<(PathBuf, &'static str)> {
+    let good = std::fs::read(hello_dynamic()).unwrap();
+    let interp = phdr(&good, 3);
+    let dynamic = phdr(&good, 2);
+    let (doff, dsize) = (le64(&good, dynamic + 8) as usize, le64(&good, dynamic + 32));
+    let mut out = Vec::new();
+    let mut add = |name: &str, bytes: Vec<u8>, why: &'static str| {
+        let p = env.path(name);
+        std::fs::write(&p, bytes).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        out.push((p, why));
+    };
+    // Truncated inside the ELF header, the program headers, PT_INTERP, the dynamic section.
+    for cut in [
+        20,
+        63,
+        64 + 56 * 2 + 7,
+        le64(&good, interp + 8) as usize + 3,
+        doff + 17,
+    ] {
+        add(
+            &format!("cut-at-{cut}"),
+            good[..cut].to_vec(),
+            "outside the file",
+        );
+    }
+    let mut b = good.clone();
+    put64(&mut b, 32, u64::MAX); // e_phoff
+    add("phoff-max", b, "outside the file");
+    let mut b = good.clone();
+    b[56..58].copy_from_slice(&[0xff, 0xff]); // PN_XNUM, section 0 says 0
+    add("pn-xnum", b, "no loadable segment");
+    let mut b = good.clone();
+    b[54..56].copy_from_slice(&[0xff, 0xff]); // e_phentsize
+    add("phentsize", b, "need exactly 56");
+    let mut b = good.clone();
+    let (ioff, ilen) = (
+        le64(&b, interp + 8) as usize,
+        le64(&b, interp + 32) as usize,
+    );
+    b[ioff..ioff + ilen].fill(b'x');
+    add("interp-unterminated", b, "NUL-terminated");
+    let mut b = good.clone();
+    let n = b.len() as u64;
+    put64(&mut b, interp + 8, n + 4096);
+    add("interp-past-eof", b, "outside the file");
+    let mut b = good.clone();
+    for at in (doff..doff + dsize as usize).step_by(16) {
+        if le64(&b, at) == 1 {
+            put64(&mut b, at + 8, u64::MAX >> 1); // DT_NEEDED's name offset
+        }
+    }
+    add("needed-out-of-range", b, "DT_NEEDED");
+    let mut b = good.clone();
+    put64(&mut b, dynamic + 32, u64::MAX); // PT_DYNAMIC's size
+    add("dynamic-huge", b, "outside the file");
+    out
+}
+
+#[test]
+fn corrupt_elf_files_get_one_line_errors_from_inspect_and_build() {
+    let env = Env::new();
+    let elves = bad_elves(&env);
+    // A static program at the start of a sparse 1 TiB file, its section header table
+    // moved into the sparse middle where section 0 claims 2^64-1 sections and a name
+    // table at index 2^32-1: nothing may be read whole, memory stays small (the
+    // address-space cap would stop it) and the program is still described.
+    let huge = env.path("sparse-1tib");
+    {
+        let mut h = std::fs::read(hello_static()).unwrap();
+        put64(&mut h, 40, 1 << 39); // e_shoff, in the sparse middle
+        h[60..62].copy_from_slice(&[0, 0]); // e_shnum 0: section 0's sh_size counts
+        h[62..64].copy_from_slice(&[0xff, 0xff]); // SHN_XINDEX: section 0's sh_link
+        let f = std::fs::File::create(&huge).unwrap();
+        f.set_len(1 << 40).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, &h, 0).unwrap();
+        let mut sec0 = [0xffu8; 64];
+        sec0[..4].fill(0);
+        std::os::unix::fs::FileExt::write_all_at(&f, &sec0, 1 << 39).unwrap();
+    }
+    let r = bounded(&env, &["inspect", "--json", huge.to_str().unwrap()]).ok();
+    assert_eq!(r.json()["type"], "static", "{}", r.stdout);
+    for (path, why) in &elves {
+        let p = path.to_str().unwrap();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        for args in [vec!["inspect", p], vec!["inspect", "--json", p]] {
+            let r = bounded(&env, &args);
+            refused(&r, &format!("inspect {name}"), why);
+            assert!(r.stderr.contains(name), "{}", r.stderr);
+        }
+        let r = bounded(&env, &["build", p, "-t", "bad:1"]);
+        refused(&r, &format!("build {name}"), why);
+        assert!(r.stderr.contains(name), "{}", r.stderr);
+    }
+    assert_eq!(blob_count(&env.store()), 0);
+}
+
+#[test]
+fn corrupt_elf_files_inside_an_image_are_problems_for_check() {
+    let env = Env::new();
+    let elves = bad_elves(&env);
+    let hello = hello_dynamic();
+    let libc = std::fs::canonicalize("/lib/x86_64-linux-gnu/libc.so.6");
+    let loader = std::fs::canonicalize("/lib64/ld-linux-x86-64.so.2");
+    let (Ok(libc), Ok(loader)) = (libc, loader) else {
+        eprintln!("skipping: this machine has no x86-64 glibc");
+        return;
+    };
+    for (i, (bad, _)) in elves.iter().enumerate() {
+        let name = bad.file_name().unwrap().to_str().unwrap();
+        // The corrupt file as the entrypoint, and as the C library of a good program.
+        for (role, layer) in [
+            (
+                "entrypoint",
+                json!([{"name": "app/hello", "from": bad, "mode": 0o755}]),
+            ),
+            (
+                "library",
+                json!([
+                    {"name": "app/hello", "from": hello, "mode": 0o755},
+                    {"name": "lib64/ld-linux-x86-64.so.2", "from": loader, "mode": 0o755},
+                    {"name": "lib/x86_64-linux-gnu/libc.so.6", "from": bad, "mode": 0o755},
+                ]),
+            ),
+        ] {
+            let r = craft_image(
+                &env.path(&format!("img-{i}-{role}")),
+                &json!({"ref": "latest", "config": {"Entrypoint": ["/app/hello"]}, "layers": [layer]}),
+            );
+            let c = bounded(&env, &["check", "--json", &r]);
+            let what = format!("{name} as the {role}");
+            assert_eq!(c.code, 1, "{what}: {}\n{}", c.stdout, c.stderr);
+            let j = c.json();
+            let problems = j["problems"].to_string();
+            let file = if role == "entrypoint" {
+                "/app/hello"
+            } else {
+                "libc.so.6"
+            };
+            assert!(problems.contains(file), "{what}: {problems}");
+        }
+    }
+    // The good library in the same place passes, so the problems above are the files'.
+    let r = craft_image(
+        &env.path("img-good"),
+        &json!({"ref": "latest", "config": {"Entrypoint": ["/app/hello"]}, "layers": [[
+            {"name": "app/hello", "from": hello, "mode": 0o755},
+            {"name": "lib64/ld-linux-x86-64.so.2", "from": loader, "mode": 0o755},
+            {"name": "lib/x86_64-linux-gnu/libc.so.6", "from": libc, "mode": 0o755},
+        ]]}),
+    );
+    bounded(&env, &["check", &r]).ok();
+}
