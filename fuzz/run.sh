@@ -31,6 +31,7 @@ seed() {
            "docker://r.example/a@sha256:$(printf '%064d' 0)" linux/arm64/v8 /app/../x; do
     printf '%s' "$r" > "corpus/refs/$(printf '%s' "$r" | sha256sum | cut -c1-16)"
   done
+  python3 seeds.py corpus
   printf '%s' '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:'"$(printf '%064d' 1)"'","size":2},"layers":[]}' > corpus/documents/manifest
   printf '%s' '{"architecture":"amd64","os":"linux","config":{"Env":["A=b"],"Entrypoint":["/app/x"],"Labels":{"a":"b"}},"rootfs":{"type":"layers","diff_ids":[]},"history":[{"created_by":"x","empty_layer":true}]}' > corpus/documents/config
   printf '%s' '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:'"$(printf '%064d' 2)"'","size":3,"platform":{"architecture":"arm64","os":"linux"}}]}' > corpus/documents/index
@@ -41,17 +42,17 @@ case "${1:-smoke}" in
     seed
     for t in $TARGETS; do
       mkdir -p "corpus/$t"
-      cargo fuzz run -O "$t" "corpus/$t" -- -runs=20000 -seed=1 -rss_limit_mb=1024 -max_len=65536
+      cargo fuzz run -O -a "$t" "corpus/$t" -- -runs=20000 -seed=1 -rss_limit_mb=1024 -max_len=65536
     done ;;
   long)
     seed
     for t in $TARGETS; do
       mkdir -p "corpus/$t"
-      cargo fuzz run -O "$t" "corpus/$t" -- -max_total_time="${2:-3600}" -rss_limit_mb=1024 -max_len=1048576
+      cargo fuzz run -O -a "$t" "corpus/$t" -- -max_total_time="${2:-3600}" -rss_limit_mb=1024 -max_len=1048576
     done ;;
   *)
     seed
     t=$1; shift
     mkdir -p "corpus/$t"
-    cargo fuzz run -O "$t" "corpus/$t" -- "$@" ;;
+    cargo fuzz run -O -a "$t" "corpus/$t" -- "$@" ;;
 esac

@@ -5,9 +5,12 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(s) = std::str::from_utf8(data) else { return };
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(r) = nobase::refs::ImageRef::parse(s) {
-        let again = nobase::refs::ImageRef::parse(&r.to_string()).expect("printed references parse");
+        let again =
+            nobase::refs::ImageRef::parse(&r.to_string()).expect("printed references parse");
         assert_eq!(again, r);
     }
     let _ = nobase::digest::Digest::parse(s);
