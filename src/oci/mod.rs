@@ -432,17 +432,23 @@ impl BlobWriter {
     pub fn commit(mut self) -> Result<(Digest, u64)> {
         let w = self.inner.take().expect("commit runs once");
         let (buf, digest, size) = w.finish();
-        let file = buf
+        let res = buf
             .into_inner()
             .map_err(|e| e.into_error())
-            .io(|| format!("writing {}", self.tmp.display()))?;
-        file.sync_all()
-            .io(|| format!("syncing {}", self.tmp.display()))?;
-        drop(file);
-        // Always replace: the new file was hashed as it was written, while an existing
-        // file of that name may be damaged (same size, other bytes).
-        fsutil::persist(&self.tmp, &self.layout.blob_path(&digest))?;
-        Ok((digest, size))
+            .io(|| format!("writing {}", self.tmp.display()))
+            .and_then(|file| {
+                file.sync_all()
+                    .io(|| format!("syncing {}", self.tmp.display()))?;
+                // Always replace: the new file was hashed as it was written, while an
+                // existing file of that name may be damaged (same size, other bytes).
+                // The file stays open (and locked) until it has its final name: a temp
+                // file without its lock looks like a dead writer's and may be removed.
+                fsutil::persist(&self.tmp, &self.layout.blob_path(&digest))
+            });
+        if res.is_err() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        res.map(|()| (digest, size))
     }
 }
 
