@@ -80,6 +80,24 @@ pub fn fsck(layout: &Layout, repair: bool) -> Result<FsckReport> {
             }
         }
     }
+    // What the tags need, read before the blobs are listed: writers store blobs before
+    // they tag them, so every blob of this snapshot is already in place below (and the
+    // lock keeps garbage collection from removing it), while blobs written after the
+    // listing cannot make a tag read later look incomplete.
+    let mut needed = Vec::new();
+    for m in layout.read_index()?.manifests {
+        r.images += 1;
+        let name = m.ref_name().unwrap_or("(unnamed)").to_string();
+        match read_image(&m, layout) {
+            Ok(img) => needed.push((name, img.blobs())),
+            Err(e) => r.findings.push(Finding {
+                code: "unreadable-image",
+                path: name.clone(),
+                message: format!("{name} cannot be read: {e}"),
+                repaired: false,
+            }),
+        }
+    }
     let dir = layout.root().join("blobs").join("sha256");
     let mut present = BTreeSet::new();
     let mut names: Vec<_> = std::fs::read_dir(&dir)
@@ -99,12 +117,7 @@ pub fn fsck(layout: &Layout, repair: bool) -> Result<FsckReport> {
             });
             continue;
         };
-        let found = fsutil::open_regular_nofollow(&path).and_then(|f| {
-            let mut h = HashReader::new(io::BufReader::with_capacity(1 << 20, f));
-            io::copy(&mut h, &mut io::sink())?;
-            Ok(h.finish())
-        });
-        match found {
+        match hash(&path) {
             Ok((d, n)) if d == expected => {
                 r.blobs += 1;
                 r.bytes += n;
@@ -125,32 +138,32 @@ pub fn fsck(layout: &Layout, repair: bool) -> Result<FsckReport> {
             }
         }
     }
-    for m in layout.read_index()?.manifests {
-        r.images += 1;
-        let name = m.ref_name().unwrap_or("(unnamed)").to_string();
-        match read_image(&m, layout) {
-            Ok(img) => {
-                for d in img.blobs() {
-                    if !present.contains(&d.digest) {
-                        r.findings.push(Finding {
-                            code: "missing-blob",
-                            path: name.clone(),
-                            message: format!(
-                                "{name} needs blob {} ({} bytes), which is missing or corrupt",
-                                d.digest, d.size
-                            ),
-                            repaired: false,
-                        });
-                    }
-                }
+    for (name, blobs) in needed {
+        for d in blobs {
+            // A name replaced while the directory was being listed may have been skipped
+            // by it: look once more before calling the blob missing.
+            let here = present.contains(&d.digest)
+                || hash(&layout.blob_path(&d.digest)).is_ok_and(|(h, _)| h == d.digest);
+            if !here {
+                r.findings.push(Finding {
+                    code: "missing-blob",
+                    path: name.clone(),
+                    message: format!(
+                        "{name} needs blob {} ({} bytes), which is missing or corrupt",
+                        d.digest, d.size
+                    ),
+                    repaired: false,
+                });
             }
-            Err(e) => r.findings.push(Finding {
-                code: "unreadable-image",
-                path: name.clone(),
-                message: format!("{name} cannot be read: {e}"),
-                repaired: false,
-            }),
         }
     }
     Ok(r)
+}
+
+/// The digest and length of a regular file (a symlink or anything else is an error).
+fn hash(path: &std::path::Path) -> io::Result<(Digest, u64)> {
+    let f = fsutil::open_regular_nofollow(path)?;
+    let mut h = HashReader::new(io::BufReader::with_capacity(1 << 20, f));
+    io::copy(&mut h, &mut io::sink())?;
+    Ok(h.finish())
 }
