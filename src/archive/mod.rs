@@ -61,6 +61,9 @@ fn write_atomically(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    // What an earlier, killed write left here goes now (only temp files whose writer is
+    // gone: their lock is free).
+    fsutil::clean_stale_temps(dir);
     let (file, tmp) = fsutil::create_temp(dir)?;
     let result = (|| {
         let mut t = tar::Builder::new(BufWriter::with_capacity(1 << 20, file));
@@ -192,14 +195,26 @@ pub fn write_docker(
             // temp file, hashing it on the way to prove it is the layer the config names.
             let (mut spool, spool_path) = fsutil::create_temp(&dir)?;
             let res = (|| {
-                let mut r = HashReader::new(layer::decompress(blobs.open(layer)?, compression)?);
+                // The spool is capped as every layer reader is, so a small blob cannot
+                // fill the disk beside the archive.
+                let cap = crate::imagefs::walk::Limits::default().layer_cap(layer.size);
+                let mut r = HashReader::new(
+                    layer::decompress(blobs.open(layer)?, compression)?.take(cap + 1),
+                );
                 io::copy(&mut r, &mut spool).map_err(|e| {
                     io_to_error(e, || format!("decompressing layer {}", layer.digest))
                 })?;
                 let (found, size) = r.finish();
+                if size > cap {
+                    return Err(Error::Invalid(format!(
+                        "layer {} expands to more than {cap} bytes, over {}× its compressed size: a decompression bomb, or a layer too sparse for a docker-archive",
+                        layer.digest,
+                        crate::imagefs::walk::Limits::default().max_ratio
+                    )));
+                }
                 if &found != id {
                     return Err(Error::DigestMismatch {
-                        what: format!("layer {} (uncompressed)", layer.digest),
+                        what: format!("layer {} (uncompressed, its diff_id)", layer.digest),
                         expected: id.clone(),
                         found,
                     });

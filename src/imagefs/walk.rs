@@ -40,6 +40,17 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// The most uncompressed bytes a layer whose blob is `compressed` bytes may expand
+    /// to: [`Limits::max_ratio`] times its size, and never less than
+    /// [`Limits::ratio_floor`]. Every reader that decompresses a layer stops there.
+    pub fn layer_cap(&self, compressed: u64) -> u64 {
+        compressed
+            .saturating_mul(self.max_ratio)
+            .max(self.ratio_floor)
+    }
+}
+
 /// What the layers of one image have used of the [`Limits`] so far. Shared between the
 /// threads that read layers in parallel.
 #[derive(Debug, Default)]
@@ -294,10 +305,7 @@ fn walk(
             }),
             budget,
             layer: desc.digest.clone(),
-            layer_cap: desc
-                .size
-                .saturating_mul(limits.max_ratio)
-                .max(limits.ratio_floor),
+            layer_cap: limits.layer_cap(desc.size),
             pos: 0,
             padding: &padding,
         };

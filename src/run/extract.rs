@@ -280,9 +280,12 @@ impl<'a> Extractor<'a> {
             inner: HashReader::new(stream),
             counts: self.counts.clone(),
             max: limits.max_bytes,
-            layer_max: compressed
-                .saturating_mul(limits.max_ratio)
-                .max(limits.ratio_floor),
+            layer_max: crate::imagefs::walk::Limits {
+                max_ratio: limits.max_ratio,
+                ratio_floor: limits.ratio_floor,
+                ..Default::default()
+            }
+            .layer_cap(compressed),
             compressed,
         };
         let mut archive = tar::Archive::new(metered);
