@@ -3,7 +3,7 @@
 //! builds and removals lose no tag.
 
 use crate::util::*;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// A large input that takes a while to compress on one thread.
@@ -182,4 +182,392 @@ fn parallel_builds_and_removals_lose_no_tag() {
     // Every remaining image is whole: garbage collection took nothing still in use.
     let (code, report) = fsck(&env);
     assert_eq!(code, 0, "{report}");
+}
+
+/// Starts `nobase ARGS` and SIGKILLs it after `ms` milliseconds (it may have finished).
+fn kill_after(env: &Env, args: &[&str], ms: u64) {
+    let mut child = env
+        .cmd(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(ms));
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Kill moments: from before the first write to after the last.
+const MOMENTS: [u64; 7] = [0, 5, 20, 50, 120, 300, 800];
+
+/// `fsck --json` of a layout directory: only temp files of killed writers may be found.
+#[track_caller]
+fn only_stale_temps(env: &Env, layout: Option<&std::path::Path>, when: &str) {
+    let mut args = vec!["fsck", "--json"];
+    let dir = layout.map(|l| l.display().to_string());
+    if let Some(d) = &dir {
+        args.push(d);
+    }
+    let r = env.nobase(&args);
+    assert!(r.code == 0 || r.code == 1, "fsck {when}: {}", r.stderr);
+    for f in r.json()["findings"].as_array().unwrap() {
+        assert_eq!(f["code"], "stale-temp", "{when}: {f}");
+    }
+}
+
+/// The tags of a layout (or the store) with their digests.
+fn tags(env: &Env, layout: Option<&std::path::Path>) -> Vec<(String, String)> {
+    let index = layout
+        .map(|l| l.join("index.json"))
+        .unwrap_or_else(|| env.store().join("index.json"));
+    let Ok(bytes) = std::fs::read(index) else {
+        return Vec::new();
+    };
+    let v: serde_json::Value = serde_json::from_slice(&bytes).expect("index.json is whole");
+    v["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["annotations"]["org.opencontainers.image.ref.name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                m["digest"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn temps_in(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// A large image (48 MiB of poorly compressible data) in the store as `big:1`, and a
+/// small one as `keep:1`; returns their digests.
+fn big_and_keep(env: &Env) -> (String, String) {
+    let bin = hello_static();
+    let b = bin.to_str().unwrap();
+    let keep = build_json(env, &[b, "-t", "keep:1"])["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let big = payload(env, 48);
+    let add = format!("{}:/data/payload.bin", big.display());
+    let big = build_json(env, &[b, "--add", &add, "-t", "big:1"])["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (big, keep)
+}
+
+#[test]
+fn sigkill_during_pull_and_push_leaves_whole_images_or_none() {
+    let env = Env::new();
+    let (big, keep) = big_and_keep(&env);
+    // Pulling from a layout into a second store, and from a registry when one is here.
+    let src = env.path("src");
+    env.nobase(&["push", "big:1", &format!("oci:{}:big", src.display())])
+        .ok();
+    let registry = crate::registry::Registry::start(crate::registry::Auth::None);
+    let mut sources = vec![format!("oci:{}:big", src.display())];
+    if let Some(reg) = &registry {
+        let dest = format!("docker://{}/big:1", reg.host());
+        env.nobase(&["push", "big:1", &dest]).ok();
+        sources.push(dest);
+    }
+    let other = Env::new();
+    build_json(&other, &[hello_static().to_str().unwrap(), "-t", "keep:1"]);
+    let keep_other = tags(&other, None);
+    for source in &sources {
+        for ms in MOMENTS {
+            let when = format!("pull {source} killed after {ms} ms");
+            kill_after(&other, &["pull", source, "-t", "pulled:1"], ms);
+            eprintln!("{when}: {} temp files", temps_in(&other.store()));
+            only_stale_temps(&other, None, &when);
+            let now = tags(&other, None);
+            for t in &keep_other {
+                assert!(now.contains(t), "{when}: {t:?} lost");
+            }
+            // Either the image arrived whole (fsck found nothing missing) or not at all.
+            if let Some((_, d)) = now.iter().find(|(n, _)| n == "pulled:1") {
+                assert_eq!(d, &big, "{when}");
+                other.nobase(&["rmi", "pulled:1"]).ok();
+            }
+        }
+        other.nobase(&["pull", source, "-t", "pulled:1"]).ok();
+        assert_eq!(temps_in(&other.store()), 0, "{source}: temps not cleaned");
+        other.nobase(&["fsck"]).ok();
+        other.nobase(&["rmi", "pulled:1"]).ok();
+    }
+    // Pushing into a layout that already holds an image.
+    let dest = env.path("dest");
+    env.nobase(&["push", "keep:1", &format!("oci:{}:keep", dest.display())])
+        .ok();
+    for ms in MOMENTS {
+        let when = format!("push killed after {ms} ms");
+        kill_after(
+            &env,
+            &["push", "big:1", &format!("oci:{}:big", dest.display())],
+            ms,
+        );
+        eprintln!("{when}: {} temp files", temps_in(&dest));
+        only_stale_temps(&env, Some(&dest), &when);
+        let now = tags(&env, Some(&dest));
+        assert!(
+            now.contains(&("keep".into(), keep.clone())),
+            "{when}: {now:?}"
+        );
+        if let Some((_, d)) = now.iter().find(|(n, _)| n == "big") {
+            assert_eq!(d, &big, "{when}");
+        }
+    }
+    env.nobase(&["push", "big:1", &format!("oci:{}:big", dest.display())])
+        .ok();
+    assert_eq!(
+        temps_in(&dest),
+        0,
+        "push did not clean the killed writers' temps"
+    );
+    env.nobase(&["fsck", dest.to_str().unwrap()]).ok();
+    if let Some(d) = skopeo_digest(&format!("oci:{}:big", dest.display())) {
+        assert_eq!(d, big);
+    }
+}
+
+#[test]
+fn sigkill_during_archive_writes_leaves_the_old_archive_or_none() {
+    let env = Env::new();
+    let (big, keep) = big_and_keep(&env);
+    for kind in ["oci-archive", "docker-archive"] {
+        let file = env.path(&format!("out-{kind}.tar"));
+        let dest = match kind {
+            "oci-archive" => format!("oci-archive:{}:img", file.display()),
+            _ => format!("docker-archive:{}:img:1", file.display()),
+        };
+        // No archive yet: a killed write leaves none.
+        for ms in MOMENTS {
+            kill_after(&env, &["push", "big:1", &dest], ms);
+            if file.exists() {
+                // Only a finished write renames its file into place.
+                if let Some(d) = skopeo_digest(&dest) {
+                    assert!(kind == "docker-archive" || d == big, "{kind} after {ms} ms");
+                }
+                std::fs::remove_file(&file).unwrap();
+            }
+        }
+        // An older archive there: a killed write leaves it byte for byte.
+        env.nobase(&["push", "keep:1", &dest]).ok();
+        let old = std::fs::read(&file).unwrap();
+        for ms in MOMENTS {
+            kill_after(&env, &["push", "big:1", &dest], ms);
+            let dir = file.parent().unwrap();
+            eprintln!("{kind} killed after {ms} ms: {} temp files", temps_in(dir));
+            let now = std::fs::read(&file).unwrap();
+            if now != old {
+                // The write finished: the new archive is whole.
+                if let Some(d) = skopeo_digest(&dest) {
+                    assert!(kind == "docker-archive" || d == big, "{kind} after {ms} ms");
+                }
+                env.nobase(&["push", "keep:1", &dest]).ok();
+            } else if let Some(d) = skopeo_digest(&dest) {
+                assert!(
+                    kind == "docker-archive" || d == keep,
+                    "{kind} after {ms} ms"
+                );
+            }
+        }
+        // The next write succeeds and removes what the killed ones left beside it.
+        env.nobase(&["push", "big:1", &dest]).ok();
+        assert_eq!(temps_in(file.parent().unwrap()), 0, "{kind}: temps left");
+        env.nobase(&["check", &dest]).ok();
+    }
+}
+
+#[test]
+fn sigkill_during_garbage_collection_keeps_every_tagged_image() {
+    let env = Env::new();
+    let bin = hello_static();
+    let b = bin.to_str().unwrap();
+    // Many images sharing nothing but the program: many blobs to collect.
+    let mut n = 0;
+    for ms in MOMENTS {
+        for i in 0..6 {
+            let data = env.path(&format!("data-{n}-{i}"));
+            std::fs::write(&data, format!("{n} {i}").repeat(1000)).unwrap();
+            let add = format!("{}:/data/x", data.display());
+            build_json(&env, &[b, "--add", &add, "-t", &format!("gone{i}:{n}")]);
+        }
+        build_json(&env, &[b, "-t", &format!("kept:{n}")]);
+        let kept_before: Vec<_> = tags(&env, None)
+            .into_iter()
+            .filter(|(t, _)| t.starts_with("kept:"))
+            .collect();
+        let gone: Vec<String> = (0..6).map(|i| format!("gone{i}:{n}")).collect();
+        let mut args = vec!["rmi"];
+        args.extend(gone.iter().map(String::as_str));
+        kill_after(&env, &args, ms);
+        let when = format!("rmi killed after {ms} ms");
+        only_stale_temps(&env, None, &when);
+        let now = tags(&env, None);
+        for t in &kept_before {
+            assert!(now.contains(t), "{when}: {t:?} lost");
+        }
+        // Finish what the killed rmi left (some tags may be gone already).
+        for g in &gone {
+            let r = env.nobase(&["rmi", g]);
+            assert!(r.code == 0 || r.stderr.contains("no image"), "{}", r.stderr);
+        }
+        n += 1;
+    }
+    let (code, report) = fsck(&env);
+    assert_eq!(code, 0, "{report}");
+    // Only the kept images' blobs remain: the collection finished after the kills.
+    let blobs = blob_count(&env.store());
+    let r = env.nobase(&["rmi", "kept:0"]).ok();
+    assert!(!r.stderr.contains("deferred"), "{}", r.stderr);
+    assert!(blob_count(&env.store()) <= blobs);
+}
+
+#[test]
+fn parallel_builds_pulls_removals_and_fsck_repairs_lose_nothing() {
+    let env = Env::new();
+    let bin = hello_static();
+    let b = bin.to_str().unwrap();
+    // An image to pull, from a layout another store wrote.
+    let other = Env::new();
+    let data = other.path("data");
+    std::fs::write(&data, "pulled data ".repeat(100_000)).unwrap();
+    let add = format!("{}:/data/x", data.display());
+    let src_digest = build_json(&other, &[b, "--add", &add, "-t", "src:1"])["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let src = other.path("layout");
+    other
+        .nobase(&["push", "src:1", &format!("oci:{}:img", src.display())])
+        .ok();
+    let src = format!("oci:{}:img", src.display());
+    for i in 0..4 {
+        build_json(&env, &[b, "-t", &format!("old:{i}")]);
+    }
+    // A reader that keeps parsing index.json while the writers run: never torn.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let index = env.store().join("index.json");
+    let reader = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut reads = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let bytes = std::fs::read(&index).unwrap();
+                serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .unwrap_or_else(|e| panic!("torn index.json ({e}): {bytes:?}"));
+                reads += 1;
+            }
+            reads
+        })
+    };
+    // Every command that opens the store also sweeps temp files whose writer is gone:
+    // keep doing that while the writers run, so a writer that lets go of its temp file
+    // before renaming it loses it.
+    let sweeper = {
+        let done = done.clone();
+        let store = env.store();
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let o = Command::new(nobase_bin())
+                    .args(["images", "--json"])
+                    .env("NOBASE_STORE", &store)
+                    .output()
+                    .unwrap();
+                assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            }
+        })
+    };
+    let mut children = Vec::new();
+    let mut spawn = |args: Vec<String>| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let child = env
+            .cmd(&a)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        children.push((args, child));
+    };
+    for i in 0..6 {
+        let mut a = vec![
+            "build".to_string(),
+            "-q".into(),
+            b.into(),
+            "-t".into(),
+            format!("new:{i}"),
+        ];
+        if i % 2 == 0 {
+            a.extend(["--add".into(), add.clone()]);
+        }
+        spawn(a);
+        if i < 4 {
+            spawn(vec!["rmi".into(), format!("old:{i}")]);
+        }
+        if i < 3 {
+            spawn(vec![
+                "pull".into(),
+                src.clone(),
+                "-t".into(),
+                format!("pulled:{i}"),
+            ]);
+        }
+        if i < 2 {
+            spawn(vec!["fsck".into(), "--repair".into(), "--json".into()]);
+            spawn(vec!["fsck".into(), "--json".into()]);
+        }
+    }
+    for (args, c) in children {
+        let o = c.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        if args[0] == "fsck" {
+            // Concurrent writers are neither corrupt blobs nor missing ones; a temp file
+            // caught between its creation and its lock is the only thing fsck may see.
+            let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            for f in j["findings"].as_array().unwrap() {
+                assert_eq!(f["code"], "stale-temp", "{args:?}: {f}");
+            }
+        } else {
+            assert!(o.status.success(), "{args:?}: {stderr}");
+        }
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reads = reader.join().unwrap();
+    sweeper.join().unwrap();
+    assert!(reads > 0);
+    let mut names: Vec<String> = tags(&env, None).into_iter().map(|(n, _)| n).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "new:0", "new:1", "new:2", "new:3", "new:4", "new:5", "pulled:0", "pulled:1",
+            "pulled:2"
+        ]
+    );
+    for (n, d) in tags(&env, None) {
+        if n.starts_with("pulled") {
+            assert_eq!(d, src_digest);
+        }
+    }
+    // No live blob was deleted, nothing is left half written.
+    let (code, report) = fsck(&env);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(temps(&env), 0);
+    if let Some(d) = skopeo_digest(&format!("oci:{}:pulled:0", env.store().display())) {
+        assert_eq!(d, src_digest);
+    }
 }

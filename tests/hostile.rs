@@ -208,8 +208,8 @@ fn refused(r: &Run, what: &str, why: &str) {
     assert!(r.stdout.is_empty(), "{what}: {}", r.stdout);
 }
 
-/// The readers: their name and what they write (a bundle, a store tag, a layout).
-const READERS: [&str; 5] = ["check", "tree", "unpack", "pull", "push"];
+/// The readers. `docker-archive` writes one, which needs every layer uncompressed.
+const READERS: [&str; 6] = ["check", "tree", "unpack", "pull", "push", "docker-archive"];
 
 /// Which readers refuse a case: all of them, or only those that read layers (copies move
 /// blobs verified by digest and do not open them, as skopeo does).
@@ -469,17 +469,26 @@ fn hostile_layouts_are_refused_by_every_reader_and_touch_nothing() {
                     lay.reference(),
                     format!("oci:{}:copy", out.display()),
                 ],
+                "docker-archive" => vec![
+                    "push".into(),
+                    lay.reference(),
+                    format!("docker-archive:{}.tar:copy:1", out.display()),
+                ],
                 r => vec![r.into(), lay.reference()],
             };
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let r = bounded(&env, &args);
             let what = format!("{name} through {reader}");
-            let layer_reader = matches!(reader, "check" | "tree" | "unpack");
+            let layer_reader = matches!(reader, "check" | "tree" | "unpack" | "docker-archive");
             if by == By::All || layer_reader {
                 refused(&r, &what, why);
                 assert!(!bundle.exists(), "{what}: a bundle was left");
+                assert!(
+                    !out.with_extension("tar").exists(),
+                    "{what}: an archive was left"
+                );
                 assert_eq!(store_before(), images, "{what}: the store changed");
-                if out.join("index.json").exists() {
+                if reader == "push" && out.join("index.json").exists() {
                     let i = Lay::json(&out.join("index.json"));
                     assert_eq!(i["manifests"], json!([]), "{what}: an image was written");
                 }
