@@ -397,8 +397,7 @@ fn sigkill_during_garbage_collection_keeps_every_tagged_image() {
     let bin = hello_static();
     let b = bin.to_str().unwrap();
     // Many images sharing nothing but the program: many blobs to collect.
-    let mut n = 0;
-    for ms in MOMENTS {
+    for (n, ms) in MOMENTS.into_iter().enumerate() {
         for i in 0..6 {
             let data = env.path(&format!("data-{n}-{i}"));
             std::fs::write(&data, format!("{n} {i}").repeat(1000)).unwrap();
@@ -425,7 +424,6 @@ fn sigkill_during_garbage_collection_keeps_every_tagged_image() {
             let r = env.nobase(&["rmi", g]);
             assert!(r.code == 0 || r.stderr.contains("no image"), "{}", r.stderr);
         }
-        n += 1;
     }
     let (code, report) = fsck(&env);
     assert_eq!(code, 0, "{report}");
