@@ -7,7 +7,6 @@ use anyhow::{Context, Result};
 use nobase::check::{self, Report};
 use nobase::image::Platform;
 use nobase::refs::ImageRef;
-use nobase::source;
 use std::io::{self, Write};
 
 /// Arguments of `nobase check`.
@@ -69,7 +68,7 @@ fn human(out: &mut impl Write, r: &Report) -> io::Result<()> {
 pub fn run(g: &Global, args: Args) -> Result<i32> {
     let reference = ImageRef::parse(&args.image)?;
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
-    let src = source::open(&reference, || g.store())?;
+    let src = g.open_source(&reference)?;
     let image = src.image.select(platform.as_ref())?;
     let report = check::check_image(&src.reference, image, &*src.blobs)
         .with_context(|| format!("checking {}", src.reference))?;

@@ -175,7 +175,6 @@ impl Global {
     /// Opens any reference for reading with the registry flags applied (commands that
     /// read images should use this rather than `source::open`, so `--creds`,
     /// `--cert-dir` and `--insecure` work for `docker://` everywhere).
-    #[allow(dead_code)]
     pub fn open_source(
         &self,
         r: &nobase::refs::ImageRef,
