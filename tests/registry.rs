@@ -1698,3 +1698,250 @@ fn check_reads_an_image_straight_from_a_registry() {
         assert_eq!(r.json()["image"], dest);
     }
 }
+
+/// A fake registry on loopback whose every answer is chosen by `answer(path, port)`,
+/// which writes it whole to the stream; records the paths asked for.
+struct Fake {
+    server: Server,
+    paths: Arc<Mutex<Vec<String>>>,
+}
+
+impl Fake {
+    fn start(answer: fn(&mut TcpStream, &str, u16)) -> Fake {
+        let paths: Arc<Mutex<Vec<String>>> = Arc::default();
+        let seen = paths.clone();
+        let port = Arc::new(std::sync::atomic::AtomicU16::new(0));
+        let port2 = port.clone();
+        let server = Server::start(move |s| {
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let Some((_, path, _)) = read_head(&mut r) else {
+                return;
+            };
+            seen.lock().unwrap().push(path.clone());
+            let mut s = s;
+            answer(&mut s, &path, port2.load(Ordering::Relaxed));
+        });
+        port.store(server.port, Ordering::Relaxed);
+        Fake { server, paths }
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.server.port)
+    }
+
+    fn asked(&self, part: &str) -> bool {
+        self.paths.lock().unwrap().iter().any(|p| p.contains(part))
+    }
+}
+
+/// Writes a status line and headers, then body bytes until the client goes away
+/// (at most 256 MiB): an answer that never ends unless the client caps it.
+fn endless(s: &mut TcpStream, status: u16, headers: &str) {
+    let _ = write!(
+        s,
+        "HTTP/1.1 {status} X\r\nConnection: close\r\n{headers}\r\n"
+    );
+    let chunk = vec![b'x'; 1 << 20];
+    for _ in 0..256 {
+        if s.write_all(&chunk).is_err() {
+            return;
+        }
+    }
+}
+
+fn challenge(s: &mut TcpStream, realm: &str) {
+    respond(
+        s,
+        401,
+        &[(
+            "WWW-Authenticate",
+            format!(r#"Bearer realm="{realm}",service="fake",scope="repository:x:pull""#),
+        )],
+        br#"{"errors":[{"code":"UNAUTHORIZED"}]}"#,
+    );
+}
+
+#[test]
+fn hostile_registry_answers_are_capped_and_bad_realms_refused_without_secrets() {
+    let canary = "Canary-Fake-Pw-9e1d";
+    let creds = format!("{USER}:{canary}");
+    let env = Env::new();
+    // (what, fake registry, text the one-line error must carry, path that must never be
+    // asked for)
+    let cases: Vec<(&str, Fake, &str, Option<&str>)> = vec![
+        (
+            "an endless error body",
+            Fake::start(|s, _, _| endless(s, 400, "Content-Type: application/json\r\n")),
+            "400",
+            None,
+        ),
+        (
+            "an endless token body",
+            Fake::start(|s, path, port| {
+                if path.starts_with("/token") {
+                    endless(s, 200, "Content-Type: application/json\r\n")
+                } else {
+                    challenge(s, &format!("http://127.0.0.1:{port}/token"))
+                }
+            }),
+            "larger than",
+            None,
+        ),
+        (
+            "a realm at the metadata address",
+            Fake::start(|s, _, _| challenge(s, "http://169.254.169.254/latest/meta-data")),
+            "never contacted",
+            None,
+        ),
+        (
+            "a realm at a metadata name",
+            Fake::start(|s, _, _| challenge(s, "http://metadata.google.internal/token")),
+            "never contacted",
+            None,
+        ),
+        (
+            "a realm at the unspecified address (this fake, really)",
+            Fake::start(|s, path, port| {
+                if path.starts_with("/token") {
+                    respond(s, 200, &[], br#"{"token":"t"}"#)
+                } else {
+                    challenge(s, &format!("http://0.0.0.0:{port}/token"))
+                }
+            }),
+            "never contacted",
+            Some("/token"),
+        ),
+        (
+            "a realm on another scheme",
+            Fake::start(|s, _, port| challenge(s, &format!("ftp://127.0.0.1:{port}/token"))),
+            "token",
+            Some("/token"),
+        ),
+        (
+            "a realm that is a local file",
+            Fake::start(|s, _, _| challenge(s, "file:///etc/shadow")),
+            "token",
+            None,
+        ),
+        (
+            "a token server redirecting to the metadata address",
+            Fake::start(|s, path, port| {
+                if path.starts_with("/token") {
+                    respond(
+                        s,
+                        302,
+                        &[("Location", "http://169.254.169.254/latest/meta-data".into())],
+                        b"",
+                    )
+                } else {
+                    challenge(s, &format!("http://127.0.0.1:{port}/token"))
+                }
+            }),
+            // Token answers are never followed anywhere.
+            "302",
+            None,
+        ),
+        (
+            "a token server redirecting to the unspecified address",
+            Fake::start(|s, path, port| {
+                if path.starts_with("/token2") {
+                    respond(s, 200, &[], br#"{"token":"t"}"#)
+                } else if path.starts_with("/token") {
+                    respond(
+                        s,
+                        302,
+                        &[("Location", format!("http://0.0.0.0:{port}/token2"))],
+                        b"",
+                    )
+                } else {
+                    challenge(s, &format!("http://127.0.0.1:{port}/token"))
+                }
+            }),
+            "302",
+            Some("/token2"),
+        ),
+    ];
+    for (what, fake, why, never) in cases {
+        let src = format!("docker://{}/x:1", fake.host());
+        let started = Instant::now();
+        let r = nb(&env, &["pull", &src, "-t", "x:1", "--creds", &creds, "-v"]).code(3);
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{what}: took {:?}",
+            started.elapsed()
+        );
+        let last = r.stderr.trim_end().lines().last().unwrap_or("");
+        assert!(last.starts_with("nobase: "), "{what}: {}", r.stderr);
+        assert!(
+            last.contains(why),
+            "{what}: expected {why:?} in\n{}",
+            r.stderr
+        );
+        // A capped body is cut, not echoed: the error line stays short.
+        assert!(last.len() < 4096, "{what}: {} bytes of error", last.len());
+        for out in [&r.stdout, &r.stderr] {
+            assert!(!out.contains(canary), "{what}: secret printed: {out}");
+            assert!(
+                !out.contains(&b64(creds.as_bytes(), false)),
+                "{what}: {out}"
+            );
+        }
+        if let Some(p) = never {
+            assert!(!fake.asked(p), "{what}: {p} was asked for");
+        }
+    }
+}
+
+#[test]
+fn verbose_transfers_print_no_password_and_no_token() {
+    let env = Env::new();
+    build_image(&env, "hello:1", true);
+    let creds = format!("{USER}:{PASS}");
+    let encoded = b64(creds.as_bytes(), false);
+    let mut registries = Vec::new();
+    if let Some(reg) = Registry::start(Auth::Htpasswd) {
+        registries.push(("basic", reg, None));
+    }
+    if have("openssl") {
+        let tokens = TokenServer::start();
+        if let Some(reg) = Registry::start(Auth::Token {
+            realm: tokens.realm(),
+            cert: tokens.cert.clone(),
+        }) {
+            registries.push(("bearer", reg, Some(tokens)));
+        }
+    }
+    for (kind, reg, _tokens) in &registries {
+        let dest = format!("docker://{}/team/secret:1", reg.host());
+        let other = Env::new();
+        for (e, args) in [
+            (
+                &env,
+                vec!["push", "hello:1", &dest, "--creds", &creds, "-v"],
+            ),
+            (
+                &other,
+                vec!["pull", &dest, "-t", "s:1", "--creds", &creds, "-v"],
+            ),
+            (&other, vec!["check", &dest, "--creds", &creds, "-v"]),
+        ] {
+            let r = nb(e, &args).ok();
+            assert!(
+                r.stderr.contains("GET") || r.stderr.contains("PUT"),
+                "{kind}: -v shows requests"
+            );
+            for out in [&r.stdout, &r.stderr] {
+                assert!(
+                    !out.contains(PASS),
+                    "{kind} {args:?}: password printed: {out}"
+                );
+                assert!(!out.contains(&encoded), "{kind} {args:?}: {out}");
+                // Every JWT starts with the base64 of `{"`.
+                assert!(
+                    !out.contains("eyJ"),
+                    "{kind} {args:?}: a token printed: {out}"
+                );
+            }
+        }
+    }
+}
