@@ -1,11 +1,15 @@
-//! `nobase build BINARY`: flags → a validated [`BuildPlan`] and sinks → the library's
-//! build → every sink publishes the one result.
+//! `nobase build BINARY…`: flags → validated [`BuildPlan`]s (one per executable) and
+//! sinks → the library's build (an image, or an index of one image per platform) →
+//! every sink publishes the one result.
 
 use super::push::Reporter;
 use super::render::{human_size, print_json};
 use super::Global;
 use anyhow::{Context, Result};
-use nobase::build::{self, BuildPlan, Bundle};
+use nobase::build::extras::Extra;
+use nobase::build::multi::{self, SysrootSpec};
+use nobase::build::{self, BuildPlan, Built, Bundle};
+use nobase::image::Platform;
 use nobase::layer::Compression;
 use nobase::oci::Trusted;
 use nobase::refs::{ImageRef, NameTag};
@@ -23,11 +27,14 @@ use std::path::{Path, PathBuf};
   nobase build ./hello -o oci:out:hello -o docker-archive:hello.tar:hello:1
   nobase build ./tool -- --help                Cmd is [\"--help\"]
   nobase build /usr/bin/curl -t curl:1         dynamic: loader and libraries bundled
-  nobase build ./hello-arm64 --sysroot /usr/aarch64-linux-gnu")]
+  nobase build ./hello-arm64 --sysroot /usr/aarch64-linux-gnu
+  nobase build ./server --with all -u nonroot  CA certificates, zoneinfo, users, /tmp
+  nobase build hello-amd64 hello-arm64 --sysroot arm64=/usr/aarch64-linux-gnu -t hello:1
+                                               one image per platform, under one index")]
 pub struct Args {
-    /// The executable to package.
-    #[arg(value_name = "BINARY")]
-    binary: PathBuf,
+    /// The executable to package; several (one per platform) make a multi-platform image.
+    #[arg(value_name = "BINARY", required = true, num_args = 1..)]
+    binaries: Vec<PathBuf>,
     /// Arguments after `--` become the image's Cmd.
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
@@ -71,9 +78,19 @@ pub struct Args {
     #[arg(long, default_value = "auto", value_parser = ["auto", "never"])]
     bundle: String,
     /// Take the loader and libraries from this tree instead of the host's / (cross builds:
-    /// /usr/aarch64-linux-gnu).
-    #[arg(long, value_name = "DIR")]
-    sysroot: Option<PathBuf>,
+    /// /usr/aarch64-linux-gnu); with several executables, PLATFORM=DIR for each platform
+    /// that needs one (arm64=/usr/aarch64-linux-gnu); repeatable.
+    #[arg(long, value_name = "[PLATFORM=]DIR")]
+    sysroot: Vec<String>,
+    /// Add runtime data a scratch image lacks, each in its own layer: certs (CA bundle,
+    /// SSL_CERT_FILE), tzdata (/usr/share/zoneinfo), passwd (root, nobody, nonroot 65532),
+    /// tmp (/tmp 1777), or all; comma-separated, repeatable.
+    #[arg(long = "with", value_name = "WHAT")]
+    with: Vec<String>,
+    /// The platform to declare (os/arch[/variant]) instead of the ELF header's: one per
+    /// executable, in order.
+    #[arg(long = "platform", value_name = "PLATFORM")]
+    platforms: Vec<String>,
     /// Write the image even if resolving the entrypoint inside it fails.
     #[arg(long)]
     no_check: bool,
@@ -93,12 +110,15 @@ pub struct Args {
     json: bool,
 }
 
-/// Turns the arguments into a plan and the sinks to publish to.
+/// Where a build's result goes.
+type Sinks = Vec<Box<dyn Sink>>;
+
+/// Turns the arguments into one plan per executable and the sinks to publish to.
 fn plan(
     g: &Global,
     a: &Args,
     registry: &nobase::registry::Options,
-) -> Result<(BuildPlan, Vec<Box<dyn Sink>>)> {
+) -> Result<(Vec<BuildPlan>, Sinks)> {
     let env = a
         .env
         .iter()
@@ -154,6 +174,50 @@ fn plan(
         None
     };
 
+    let threads = a.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1)
+    });
+    let base = BuildPlan {
+        binary: a.binaries[0].clone(),
+        app_path: a.path.clone(),
+        entrypoint,
+        cmd,
+        env,
+        workdir: a.workdir.clone(),
+        user: a.user.clone(),
+        labels,
+        expose,
+        adds,
+        compression: Compression::parse(&a.compression)?,
+        epoch: a.source_date_epoch,
+        bundle: if a.bundle == "never" {
+            Bundle::Never
+        } else {
+            Bundle::Auto
+        },
+        threads: threads.max(1),
+        sysroot: None,
+        check: !a.no_check,
+        with: Extra::parse_list(&a.with)?,
+        platform: None,
+    };
+    let plans = multi::plans(&multi::Request {
+        base,
+        binaries: a.binaries.clone(),
+        platforms: a
+            .platforms
+            .iter()
+            .map(|p| Platform::parse(p))
+            .collect::<nobase::Result<_>>()?,
+        sysroots: a
+            .sysroot
+            .iter()
+            .map(|s| SysrootSpec::parse(s))
+            .collect::<nobase::Result<_>>()?,
+    })?;
+
     let mut refs = Vec::new();
     for t in &a.tags {
         refs.push(ImageRef::Store(NameTag::parse(t)?));
@@ -162,43 +226,18 @@ fn plan(
         refs.push(ImageRef::parse(o)?);
     }
     if refs.is_empty() {
-        refs.push(ImageRef::Store(default_name(&a.binary)?));
+        // Several executables share one image path: name the image after it.
+        let named = match (plans.len(), &plans[0].app_path) {
+            (1, _) | (_, None) => a.binaries[0].clone(),
+            (_, Some(p)) => PathBuf::from(p),
+        };
+        refs.push(ImageRef::Store(default_name(&named)?));
     }
     let sinks = refs
         .iter()
         .map(|r| sink::for_ref_with(r, || g.store(), registry))
         .collect::<nobase::Result<Vec<_>>>()?;
-
-    let threads = a.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get() as u32)
-            .unwrap_or(1)
-    });
-    Ok((
-        BuildPlan {
-            binary: a.binary.clone(),
-            app_path: a.path.clone(),
-            entrypoint,
-            cmd,
-            env,
-            workdir: a.workdir.clone(),
-            user: a.user.clone(),
-            labels,
-            expose,
-            adds,
-            compression: Compression::parse(&a.compression)?,
-            epoch: a.source_date_epoch,
-            bundle: if a.bundle == "never" {
-                Bundle::Never
-            } else {
-                Bundle::Auto
-            },
-            threads: threads.max(1),
-            sysroot: a.sysroot.clone(),
-            check: !a.no_check,
-        },
-        sinks,
-    ))
+    Ok((plans, sinks))
 }
 
 /// `<basename>:latest`, lowercased, for builds that name no output.
@@ -220,94 +259,178 @@ fn default_name(binary: &Path) -> nobase::Result<NameTag> {
     })
 }
 
+/// The warnings of one platform's build: run-time loads DT_NEEDED does not show.
+fn warnings(b: &Built) -> &[nobase::loader::dlopen::BlindSpot] {
+    b.bundled
+        .as_ref()
+        .map(|b| b.blind_spots.as_slice())
+        .unwrap_or_default()
+}
+
+/// One platform's image in `--json`: its manifest, layers, bundled closure, warnings.
+fn image_json(b: &Built) -> serde_json::Value {
+    json!({
+        "platform": b.image.manifests[0].config.platform().to_string(),
+        "digest": b.image.manifests[0].descriptor.digest.to_string(),
+        "size": b.image.size(),
+        "layers": b.layers.iter().map(|l| json!({
+            "digest": l.layer.descriptor.digest.to_string(),
+            "diff_id": l.layer.diff_id.to_string(),
+            "size": l.layer.descriptor.size,
+            "uncompressed_size": l.layer.uncompressed_size,
+            "created_by": l.created_by,
+            "files": l.files,
+            "file_bytes": l.file_bytes,
+            "reused": l.layer.reused,
+        })).collect::<Vec<_>>(),
+        "bundled": b.bundled.as_ref().map(|b| json!({
+            "loader": b.closure.interpreter_object().map(|o| &o.path),
+            "libraries": b.closure.objects.iter().skip(1)
+                .filter(|o| o.via != nobase::loader::Via::Interpreter)
+                .map(|o| &o.path)
+                .filter(|p| !b.private_sources.contains(p))
+                .collect::<Vec<_>>(),
+            "private": b.private,
+            "ld_so_cache": b.cached,
+        })),
+        "warnings": warnings(b).iter().map(|w| json!({
+            "kind": w.kind,
+            "message": w.message,
+            "add": w.adds.iter().map(|x| format!("{}:{}", x.source, x.dest)).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
 /// Runs `nobase build`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     let reporter = std::sync::Arc::new(Reporter::new(g));
-    let (plan, sinks) = plan(g, &a, &g.registry(reporter.clone())?)?;
+    let (plans, sinks) = plan(g, &a, &g.registry(reporter.clone())?)?;
     // Blobs are written into the store first (it is the blob cache), under a guard that
     // keeps a concurrent `rmi` from collecting them before they are tagged.
     let store = g.store()?;
     let _guard = store.writer_guard()?;
-    let built = build::build(&plan, store.layout())
-        .with_context(|| format!("building {}", plan.binary.display()))?;
+    let built = multi::build_all(&plans, store.layout()).with_context(|| {
+        format!(
+            "building {}",
+            a.binaries
+                .iter()
+                .map(|b| b.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    let img = &built.image;
     let blobs = Trusted(store.layout());
     for s in &sinks {
-        s.publish(&built.image, &blobs)
+        s.publish(img, &blobs)
             .with_context(|| format!("writing {}", s.describe()))?;
         if s.describe().starts_with("docker://") {
             reporter.finish();
             if !a.json {
-                g.note(
-                    reporter
-                        .tally()
-                        .push_summary(&built.image.top.digest.to_string()),
-                );
+                g.note(reporter.tally().push_summary(&img.top.digest.to_string()));
             }
             reporter.reset();
         }
+        if img.index.is_some() && s.describe().starts_with("docker-archive:") {
+            // The format has no index: the archive holds the image this machine runs.
+            if let Ok(p) = img.select(None) {
+                g.note(format!(
+                    "note: {} holds only the {} image (docker-archive has no index; use oci-archive: for every platform)",
+                    s.describe(),
+                    p.config.platform()
+                ));
+            }
+        }
     }
-    let img = &built.image;
-    let platform = img.manifests[0].config.platform().to_string();
-    let warnings = built
-        .bundled
-        .as_ref()
-        .map(|b| b.blind_spots.as_slice())
-        .unwrap_or_default();
+    let platforms: Vec<String> = built
+        .builds
+        .iter()
+        .map(|b| b.image.manifests[0].config.platform().to_string())
+        .collect();
+    let multi = built.builds.len() > 1;
     if !a.json {
-        for w in warnings {
-            g.note(format!("warning: {}", w.message));
-            for add in &w.adds {
-                g.note(format!("  fix: --add {}:{}", add.source, add.dest));
+        for (b, p) in built.builds.iter().zip(&platforms) {
+            let prefix = if multi {
+                format!("{p}: ")
+            } else {
+                String::new()
+            };
+            for w in warnings(b) {
+                g.note(format!("{prefix}warning: {}", w.message));
+                for add in &w.adds {
+                    g.note(format!("  fix: --add {}:{}", add.source, add.dest));
+                }
             }
         }
     }
     if a.json {
-        print_json(&json!({
-            "digest": img.top.digest.to_string(),
-            "platform": platform,
-            "size": img.size(),
-            "outputs": sinks.iter().map(|s| s.describe()).collect::<Vec<_>>(),
-            "layers": built.layers.iter().map(|l| json!({
-                "digest": l.layer.descriptor.digest.to_string(),
-                "diff_id": l.layer.diff_id.to_string(),
-                "size": l.layer.descriptor.size,
-                "uncompressed_size": l.layer.uncompressed_size,
-                "created_by": l.created_by,
-                "files": l.files,
-                "file_bytes": l.file_bytes,
-                "reused": l.layer.reused,
-            })).collect::<Vec<_>>(),
-            "bundled": built.bundled.as_ref().map(|b| json!({
-                "loader": b.closure.interpreter_object().map(|o| &o.path),
-                "libraries": b.closure.objects.iter().skip(1)
-                    .filter(|o| o.via != nobase::loader::Via::Interpreter)
-                    .map(|o| &o.path)
-                    .filter(|p| !b.private_sources.contains(p))
-                    .collect::<Vec<_>>(),
-                "private": b.private,
-                "ld_so_cache": b.cached,
-            })),
-            "warnings": warnings.iter().map(|w| json!({
-                "kind": w.kind,
-                "message": w.message,
-                "add": w.adds.iter().map(|x| format!("{}:{}", x.source, x.dest)).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        }))?;
+        let mut doc = if multi {
+            json!({
+                "platforms": platforms,
+                "images": built.builds.iter().map(image_json).collect::<Vec<_>>(),
+                "warnings": built.builds.iter().flat_map(|b| {
+                    let platform = b.image.manifests[0].config.platform().to_string();
+                    image_json(b)["warnings"].as_array().cloned().unwrap_or_default()
+                        .into_iter()
+                        .map(move |mut w| { w["platform"] = platform.clone().into(); w })
+                }).collect::<Vec<_>>(),
+            })
+        } else {
+            let mut one = image_json(&built.builds[0]);
+            if let Some(o) = one.as_object_mut() {
+                o.remove("digest");
+                o.remove("size");
+            }
+            one
+        };
+        doc["digest"] = img.top.digest.to_string().into();
+        doc["media_type"] = img.top.media_type.clone().into();
+        doc["size"] = img.size().into();
+        doc["outputs"] = sinks
+            .iter()
+            .map(|s| s.describe())
+            .collect::<Vec<_>>()
+            .into();
+        doc["with"] = plans[0]
+            .with
+            .iter()
+            .map(|e| e.name())
+            .collect::<Vec<_>>()
+            .into();
+        print_json(&doc)?;
     } else if g.quiet {
         println!("{}", img.top.digest);
     } else {
-        for l in &built.layers {
-            eprintln!(
-                "layer {}  {} files, {} → {}{}  ({})",
-                l.layer.descriptor.digest.short(),
-                l.files,
-                human_size(l.file_bytes),
-                human_size(l.layer.descriptor.size),
-                if l.layer.reused { ", reused" } else { "" },
-                l.created_by
-            );
+        for (b, p) in built.builds.iter().zip(&platforms) {
+            let prefix = if multi {
+                format!("{p}: ")
+            } else {
+                String::new()
+            };
+            for l in &b.layers {
+                eprintln!(
+                    "{prefix}layer {}  {} files, {} → {}{}  ({})",
+                    l.layer.descriptor.digest.short(),
+                    l.files,
+                    human_size(l.file_bytes),
+                    human_size(l.layer.descriptor.size),
+                    if l.layer.reused { ", reused" } else { "" },
+                    l.created_by
+                );
+            }
+            if multi {
+                eprintln!(
+                    "{p}: image {}",
+                    b.image.manifests[0].descriptor.digest.short()
+                );
+            }
         }
-        println!("{}  {platform}  {}", img.top.digest, human_size(img.size()));
+        let what = if multi {
+            format!("index of {}", platforms.join(", "))
+        } else {
+            platforms[0].clone()
+        };
+        println!("{}  {what}  {}", img.top.digest, human_size(img.size()));
         for s in &sinks {
             println!("  → {}", s.describe());
         }

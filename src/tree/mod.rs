@@ -131,6 +131,14 @@ impl ImageTree {
         self.entries.is_empty()
     }
 
+    /// Number of regular files.
+    pub fn file_count(&self) -> usize {
+        self.entries
+            .values()
+            .filter(|e| matches!(e.node, Node::File { .. }))
+            .count()
+    }
+
     /// Sum of regular file sizes.
     pub fn file_bytes(&self) -> u64 {
         self.entries
