@@ -8,4 +8,5 @@ mod hardening;
 mod inspect;
 mod perf;
 mod registry;
+mod run;
 mod ux;
