@@ -3,9 +3,11 @@
 mod util;
 
 mod closure;
+mod extras;
 mod foundation;
 mod hardening;
 mod inspect;
+mod multiarch;
 mod perf;
 mod registry;
 mod run;
