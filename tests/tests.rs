@@ -3,6 +3,7 @@
 mod util;
 
 mod closure;
+mod docs;
 mod extras;
 mod foundation;
 mod hardening;
