@@ -327,11 +327,84 @@ fn go_program_finds_roots_zones_and_tmp_as_nonroot() {
     assert!(r.stdout.contains("tmp: open /tmp/probe"), "{}", r.stdout);
 }
 
+/// The kinds of a build's `--json` warnings, with the `--with` each names.
+fn warned(j: &serde_json::Value) -> Vec<(String, String)> {
+    j["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["kind"].as_str().unwrap().to_string(),
+                w["with"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_go_tls_client_without_certs_is_warned_with_the_fix() {
+    if !host_has_data() {
+        return;
+    }
+    let Some(probe) = go_probe() else { return };
+    let probe = probe.to_str().unwrap();
+    let env = Env::new();
+    // The build runs check's analysis on what it wrote and says what will fail, and
+    // which --with fixes it.
+    let r = env.nobase(&["build", probe, "-t", "p:1"]).ok();
+    assert!(
+        r.stderr.contains("uses crypto/x509")
+            && r.stderr.contains("no CA certificates")
+            && r.stderr.contains("`nobase build --with certs`"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("  fix: --with certs\n"), "{}", r.stderr);
+    assert!(r.stderr.contains("  fix: --with tzdata\n"), "{}", r.stderr);
+    let j = build_json(&env, &[probe, "-t", "p:1"]);
+    let w = warned(&j);
+    for want in [
+        ("no-ca-certificates", "certs"),
+        ("no-zoneinfo", "tzdata"),
+        ("no-writable-tmp", "tmp"),
+    ] {
+        assert!(w.contains(&(want.0.into(), want.1.into())), "{w:?}");
+    }
+    // `nobase check` says the same, with the same field.
+    let c = env.nobase(&["check", "--json", "p:1"]).ok().json();
+    let certs = c["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == "no-ca-certificates")
+        .expect("check warns too");
+    assert_eq!(certs["with"], "certs");
+    // Each --with takes its warning away; all of them, every warning.
+    let j = build_json(&env, &[probe, "-t", "p:2", "--with", "certs"]);
+    let w = warned(&j);
+    assert!(!w.iter().any(|(k, _)| k == "no-ca-certificates"), "{w:?}");
+    assert!(w.iter().any(|(k, _)| k == "no-zoneinfo"), "{w:?}");
+    let j = build_json(&env, &[probe, "-t", "p:3", "--with", "all"]);
+    assert_eq!(warned(&j), Vec::<(String, String)>::new());
+    let c = env.nobase(&["check", "--json", "p:3"]).ok().json();
+    assert_eq!(c["warnings"], serde_json::json!([]));
+}
+
 #[test]
 fn nonroot_resolves_for_umoci_and_nobase_run_only_with_passwd() {
     let env = Env::new();
     let layout = env.path("l");
     let bin = hello_static();
+    // Without the users, the build's check refuses and names the --with that adds them.
+    let r = env
+        .nobase(&["build", bin.to_str().unwrap(), "-u", "nonroot"])
+        .code(1);
+    assert!(
+        r.stderr.contains("`nobase build --with passwd`"),
+        "{}",
+        r.stderr
+    );
     env.nobase(&[
         "build",
         bin.to_str().unwrap(),

@@ -161,6 +161,29 @@ fn amd64_and_arm64_make_one_index_that_skopeo_and_runtimes_read() {
             .code(1);
         assert!(r.stderr.contains("exec format error"), "{}", r.stderr);
     }
+    // check and tree read this machine's image of the index, or the one --platform names.
+    for (platform, image) in [(None, &images[0]), (Some("linux/arm64"), &images[1])] {
+        let mut args = vec!["check", "--json", "app:1"];
+        args.extend(platform.iter().flat_map(|p| ["--platform", *p]));
+        let c = env.nobase(&args).ok().json();
+        assert_eq!(c["ok"], true, "{c}");
+        let mut args = vec!["tree", "--json", "app:1"];
+        args.extend(platform.iter().flat_map(|p| ["--platform", *p]));
+        let t = env.nobase(&args).ok().json();
+        assert_eq!(t["platform"], image["platform"], "{t}");
+        assert_eq!(t["layers"][0]["digest"], image["layers"][0]["digest"]);
+    }
+    for cmd in ["check", "tree", "run"] {
+        let r = env
+            .nobase(&[cmd, "app:1", "--platform", "linux/s390x"])
+            .code(2);
+        assert!(
+            r.stderr
+                .contains("no linux/s390x variant (it has linux/amd64, linux/arm64)"),
+            "{cmd}: {}",
+            r.stderr
+        );
+    }
     // The arm64 image runs under qemu-user, unpacked by umoci.
     let Some(rootfs) = unpack_platform(&env, "app:1", "linux/arm64", "arm") else {
         return;

@@ -2,6 +2,7 @@
 
 mod util;
 
+mod check;
 mod closure;
 mod docs;
 mod extras;
@@ -12,4 +13,5 @@ mod multiarch;
 mod perf;
 mod registry;
 mod run;
+mod tree;
 mod ux;

@@ -9,10 +9,11 @@ use crate::elf::{self, ElfInfo, Kind};
 use crate::error::{Error, IoContext, Result};
 use crate::image::{
     self, ContainerConfig, Descriptor, EmptyObject, History, Image, ImageConfig, Manifest,
-    Platform, PlatformImage, RootFs,
+    Platform, RootFs,
 };
 use crate::layer::{self, Compression, Layer, LayerOptions};
 use crate::oci::Layout;
+use crate::root::Root;
 use crate::tree::{self, ImageTree};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -60,8 +61,9 @@ pub struct BuildPlan {
     pub bundle: Bundle,
     /// Where the loader and libraries come from (`None`: the host's `/`).
     pub sysroot: Option<PathBuf>,
-    /// Resolve the entrypoint inside the assembled image and refuse to write an image
-    /// whose loader or libraries it cannot find.
+    /// Check the assembled image as `nobase check` would (command, user, permissions,
+    /// format, loader, libraries, symbol versions) and refuse to write one that would not
+    /// start.
     pub check: bool,
     /// Compression workers (fixed, for determinism).
     pub threads: u32,
@@ -95,6 +97,9 @@ pub struct Built {
     pub layers: Vec<LayerReport>,
     /// For a dynamic executable: its closure, where things went, and warnings.
     pub bundled: Option<bundle::Bundled>,
+    /// What `nobase check` says of the image (its warnings: CA certificates, zoneinfo,
+    /// NSS, /tmp…); None when `--no-check` was given and the analysis could not run.
+    pub report: Option<crate::check::Report>,
 }
 
 /// Reads an executable for building: a clear error for anything that is not an ELF
@@ -324,6 +329,10 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
             .collect(),
         other: BTreeMap::new(),
     };
+    let mut stack: Vec<&ImageTree> = extra_layers.iter().map(|x| &x.tree).collect();
+    stack.extend(bundled.as_ref().map(|b| &b.libs));
+    stack.push(&app);
+    let report = self_check(&stack, &app_path, &config, plan.check)?;
     let config_desc = layout.put_bytes(image::MT_OCI_CONFIG, &image::to_bytes(&config))?;
     let manifest = Manifest {
         schema_version: 2,
@@ -336,19 +345,54 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
         layout.put_bytes(image::MT_OCI_MANIFEST, &image::to_bytes(&manifest))?;
     top.platform = Some(platform);
     Ok(Built {
-        image: Image {
-            top: top.clone(),
-            index: None,
-            manifests: vec![PlatformImage {
-                descriptor: top,
-                manifest,
-                config,
-            }],
-        },
+        image: Image::of_manifest(top, manifest, config),
         binary: info,
         layers,
         bundled,
+        report,
     })
+}
+
+/// Runs `f` on the trees of `layers` (bottom first) stacked as the image's layers will
+/// be: each one over those below it.
+fn with_stack<R>(layers: &[&ImageTree], f: &mut dyn FnMut(&dyn Root) -> R) -> R {
+    match layers.split_last() {
+        None => f(&ImageTree::new()),
+        Some((top, [])) => f(*top),
+        Some((top, lower)) => with_stack(lower, &mut |l| {
+            f(&tree::Overlay {
+                upper: *top,
+                lower: l,
+            })
+        }),
+    }
+}
+
+/// The start-up analysis of `nobase check`, run on the trees about to become layers:
+/// with `refuse`, a build never writes an image that would not start. The report's
+/// warnings (CA certificates, zoneinfo, NSS, /tmp) are the build's to show.
+fn self_check(
+    layers: &[&ImageTree],
+    app_path: &str,
+    config: &ImageConfig,
+    refuse: bool,
+) -> Result<Option<crate::check::Report>> {
+    let report = match with_stack(layers, &mut |root| {
+        crate::check::check(root, app_path, config)
+    }) {
+        Ok(r) => r,
+        // --no-check: an image the analysis cannot read is still written.
+        Err(_) if !refuse => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if report.ok || !refuse {
+        return Ok(Some(report));
+    }
+    let problems: Vec<String> = report.problems.into_iter().map(|p| p.message).collect();
+    Err(Error::Refused(format!(
+        "self-check failed: the image would not start: {} (--no-check writes it anyway)",
+        problems.join("; and ")
+    )))
 }
 
 /// Bundles the loader and libraries of a dynamic executable from the host or the

@@ -91,7 +91,8 @@ pub struct Args {
     /// executable, in order.
     #[arg(long = "platform", value_name = "PLATFORM")]
     platforms: Vec<String>,
-    /// Write the image even if resolving the entrypoint inside it fails.
+    /// Write the image even if the self-check (what `nobase check` does) says it would
+    /// not start.
     #[arg(long)]
     no_check: bool,
     /// Creation time and file mtimes, in Unix seconds.
@@ -247,12 +248,43 @@ fn default_name(binary: &Path) -> nobase::Result<NameTag> {
     })
 }
 
-/// The warnings of one platform's build: run-time loads DT_NEEDED does not show.
-fn warnings(b: &Built) -> &[nobase::loader::dlopen::BlindSpot] {
-    b.bundled
-        .as_ref()
-        .map(|b| b.blind_spots.as_slice())
-        .unwrap_or_default()
+/// The warnings of one platform's build, as JSON objects with the same fields for text
+/// output: run-time loads DT_NEEDED does not show (`add`: the `--add` lines that fix
+/// them), what `nobase check` warns about (`with`: the `--with` that fixes it), and,
+/// under `--no-check`, why the image would not start.
+fn warnings(b: &Built) -> Vec<serde_json::Value> {
+    let mut out: Vec<serde_json::Value> = b
+        .bundled
+        .iter()
+        .flat_map(|b| &b.blind_spots)
+        .map(|w| {
+            json!({
+                "kind": w.kind,
+                "message": w.message,
+                "add": w.adds.iter().map(|x| format!("{}:{}", x.source, x.dest)).collect::<Vec<_>>(),
+                "with": null,
+            })
+        })
+        .collect();
+    if let Some(r) = &b.report {
+        out.extend(r.problems.iter().map(|p| {
+            json!({
+                "kind": p.code,
+                "message": format!("the image will not start: {}", p.message),
+                "add": [],
+                "with": null,
+            })
+        }));
+        out.extend(r.warnings.iter().map(|w| {
+            json!({
+                "kind": w.code,
+                "message": w.message,
+                "add": [],
+                "with": w.with,
+            })
+        }));
+    }
+    out
 }
 
 /// One platform's image in `--json`: its manifest, layers, bundled closure, warnings.
@@ -281,11 +313,7 @@ fn image_json(b: &Built) -> serde_json::Value {
             "private": b.private,
             "ld_so_cache": b.cached,
         })),
-        "warnings": warnings(b).iter().map(|w| json!({
-            "kind": w.kind,
-            "message": w.message,
-            "add": w.adds.iter().map(|x| format!("{}:{}", x.source, x.dest)).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
+        "warnings": warnings(b),
     })
 }
 
@@ -344,9 +372,15 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                 String::new()
             };
             for w in warnings(b) {
-                g.note(format!("{prefix}warning: {}", w.message));
-                for add in &w.adds {
-                    g.note(format!("  fix: --add {}:{}", add.source, add.dest));
+                g.note(format!(
+                    "{prefix}warning: {}",
+                    w["message"].as_str().unwrap_or("")
+                ));
+                for add in w["add"].as_array().into_iter().flatten() {
+                    g.note(format!("  fix: --add {}", add.as_str().unwrap_or("")));
+                }
+                if let Some(with) = w["with"].as_str() {
+                    g.note(format!("  fix: --with {with}"));
                 }
             }
         }
@@ -358,7 +392,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                 "images": built.builds.iter().map(image_json).collect::<Vec<_>>(),
                 "warnings": built.builds.iter().flat_map(|b| {
                     let platform = b.image.manifests[0].config.platform().to_string();
-                    image_json(b)["warnings"].as_array().cloned().unwrap_or_default()
+                    warnings(b)
                         .into_iter()
                         .map(move |mut w| { w["platform"] = platform.clone().into(); w })
                 }).collect::<Vec<_>>(),
