@@ -427,6 +427,117 @@ fn arm_variants_come_from_the_binary_and_tell_images_apart() {
     assert!(!tar.exists());
 }
 
+/// A static 32-bit ARM hello world assembled by GNU as for `.arch ARCH` (as writes
+/// `Tag_CPU_arch` into `.ARM.attributes` from it), linked by ld; None without the ARM
+/// binutils.
+fn arm_asm(env: &Env, arch: &str, name: &str) -> Option<PathBuf> {
+    if !(have("arm-linux-gnueabihf-as") && have("arm-linux-gnueabihf-ld")) {
+        return None;
+    }
+    let dir = env.path("asm");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join(format!("{name}.s"));
+    std::fs::write(
+        &src,
+        format!(
+            "    .arch {arch}\n    .syntax unified\n    .text\n    .global _start\n_start:\n\
+             \x20   mov r0, #1\n    ldr r1, =msg\n    mov r2, #12\n    mov r7, #4\n    svc #0\n\
+             \x20   mov r0, #0\n    mov r7, #1\n    svc #0\n    .data\nmsg: .ascii \"hello world\\n\"\n"
+        ),
+    )
+    .unwrap();
+    let obj = dir.join(format!("{name}.o"));
+    let out = dir.join(name);
+    run(Command::new("arm-linux-gnueabihf-as")
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj))
+    .ok();
+    run(Command::new("arm-linux-gnueabihf-ld")
+        .arg(&obj)
+        .arg("-o")
+        .arg(&out))
+    .ok();
+    Some(out)
+}
+
+#[test]
+fn arm_attributes_give_each_image_its_variant() {
+    let env = Env::new();
+    let Some(v5) = arm_asm(&env, "armv5te", "hello-armv5") else {
+        return;
+    };
+    let v6 = arm_asm(&env, "armv6", "hello-armv6").unwrap();
+    let v7 = arm_asm(&env, "armv7-a", "hello-armv7").unwrap();
+    let v8 = arm_asm(&env, "armv8-a", "hello-armv8").unwrap();
+    // readelf agrees on what the attributes say, so the test reads real ones.
+    if have("readelf") {
+        let r = run(Command::new("readelf").arg("-A").arg(&v7)).ok();
+        assert!(r.stdout.contains("Tag_CPU_arch: v7"), "{}", r.stdout);
+    }
+    for (bin, want) in [(&v5, "v5"), (&v6, "v6"), (&v7, "v7"), (&v8, "v8")] {
+        let j = env.nobase(&["inspect", "--json", s(bin)]).ok().json();
+        let info = if j.is_array() { j[0].clone() } else { j };
+        assert_eq!(info["variant"], want, "{info}");
+    }
+    let layout = env.path("l");
+    let oci = format!("oci:{}:arm", layout.display());
+    let mut args = vec![s(&v8), s(&v6), s(&v5), s(&v7)];
+    let amd = named(&env, &hello_static(), "hello-amd64");
+    args.push(s(&amd));
+    args.extend(["-t", "arm:1", "-o", &oci]);
+    let j = build_json(&env, &args);
+    assert_eq!(
+        j["platforms"],
+        serde_json::json!([
+            "linux/amd64",
+            "linux/arm/v5",
+            "linux/arm/v6",
+            "linux/arm/v7",
+            "linux/arm/v8"
+        ])
+    );
+    if let Some(index) = raw(&[&oci]) {
+        assert_eq!(
+            index_platforms(&index),
+            [
+                "linux/amd64",
+                "linux/arm/v5",
+                "linux/arm/v6",
+                "linux/arm/v7",
+                "linux/arm/v8"
+            ]
+        );
+    }
+    // skopeo picks a variant from the index as runtimes do.
+    if have("skopeo") {
+        for v in ["v5", "v8"] {
+            let r = run(Command::new("skopeo").args([
+                "--override-arch",
+                "arm",
+                "--override-variant",
+                v,
+                "inspect",
+                "--config",
+                &oci,
+            ]))
+            .ok();
+            let cfg: Value = serde_json::from_str(&r.stdout).unwrap();
+            assert_eq!(
+                (&cfg["architecture"], &cfg["variant"]),
+                (&"arm".into(), &v.into())
+            );
+        }
+    }
+    // Each ARM image starts under qemu-user.
+    for p in ["linux/arm/v6", "linux/arm/v7"] {
+        let Some(rootfs) = unpack_platform(&env, "arm:1", p, &p.replace('/', "-")) else {
+            return;
+        };
+        qemu_says_hello("qemu-arm-static", &rootfs, false);
+    }
+}
+
 #[test]
 fn archives_and_registries_receive_the_index() {
     if !cross() {
