@@ -10,6 +10,7 @@
 pub mod archive;
 pub mod build;
 pub mod digest;
+pub mod dockerfile;
 pub mod elf;
 pub mod error;
 pub mod fsutil;

@@ -2,6 +2,7 @@
 
 mod util;
 
+mod dockerfile;
 mod foundation;
 mod hardening;
 mod inspect;

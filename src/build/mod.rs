@@ -13,6 +13,9 @@ use crate::tree::{self, ImageTree};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod assemble;
+pub use assemble::{assemble, oci_layer};
+
 /// Docker's default PATH for Linux containers; set unless the user sets PATH.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 

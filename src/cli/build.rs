@@ -1,10 +1,13 @@
 //! `nobase build BINARY`: flags → a validated [`BuildPlan`] and sinks → the library's
 //! build → every sink publishes the one result.
 
+mod dockerfile;
+
 use super::render::{human_size, print_json};
 use super::Global;
 use anyhow::{Context, Result};
-use nobase::build::{self, BuildPlan, Bundle};
+use nobase::build::{self, BuildPlan, Bundle, LayerReport};
+use nobase::image::Image;
 use nobase::layer::Compression;
 use nobase::oci::Trusted;
 use nobase::refs::{ImageRef, NameTag};
@@ -20,11 +23,21 @@ use std::path::{Path, PathBuf};
   nobase build ./hello                         store it as hello:latest
   nobase build ./server -t server:1 -e PORT=8080 --expose 8080
   nobase build ./hello -o oci:out:hello -o docker-archive:hello.tar:hello:1
-  nobase build ./tool -- --help                Cmd is [\"--help\"]")]
+  nobase build ./tool -- --help                Cmd is [\"--help\"]
+  nobase build -f Dockerfile . -t app:1        a Dockerfile, without an engine")]
 pub struct Args {
-    /// The executable to package.
-    #[arg(value_name = "BINARY")]
-    binary: PathBuf,
+    /// The executable to package; with -f, the build context [default: the Dockerfile's directory].
+    #[arg(value_name = "BINARY", required_unless_present = "file")]
+    binary: Option<PathBuf>,
+    /// Build from this Dockerfile instead of one executable (`-` reads it from stdin).
+    #[arg(short = 'f', long = "file", value_name = "DOCKERFILE")]
+    file: Option<PathBuf>,
+    /// A Dockerfile ARG value (KEY=VALUE, or KEY to take it from the environment); repeatable.
+    #[arg(long = "build-arg", value_name = "KEY[=VALUE]", requires = "file")]
+    build_args: Vec<String>,
+    /// The Dockerfile stage to build [default: the last one].
+    #[arg(long, value_name = "STAGE", requires = "file")]
+    target: Option<String>,
     /// Arguments after `--` become the image's Cmd.
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
@@ -83,8 +96,45 @@ pub struct Args {
     json: bool,
 }
 
+/// The sinks `-t` and `-o` name, or the store under `default` when they name none.
+fn sinks(
+    g: &Global,
+    a: &Args,
+    default: impl FnOnce() -> nobase::Result<NameTag>,
+) -> Result<Vec<Box<dyn Sink>>> {
+    let mut refs = Vec::new();
+    for t in &a.tags {
+        refs.push(ImageRef::Store(NameTag::parse(t)?));
+    }
+    for o in &a.outputs {
+        refs.push(ImageRef::parse(o)?);
+    }
+    if refs.is_empty() {
+        refs.push(ImageRef::Store(default()?));
+    }
+    Ok(refs
+        .iter()
+        .map(|r| sink::for_ref(r, || g.store()))
+        .collect::<nobase::Result<Vec<_>>>()?)
+}
+
+/// Compression workers: `--threads`, else one per core.
+fn threads(a: &Args) -> u32 {
+    a.threads
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1)
+        })
+        .max(1)
+}
+
 /// Turns the arguments into a plan and the sinks to publish to.
 fn plan(g: &Global, a: &Args) -> Result<(BuildPlan, Vec<Box<dyn Sink>>)> {
+    let binary = a
+        .binary
+        .clone()
+        .ok_or_else(|| Error::Usage("name the executable to package".into()))?;
     let env = a
         .env
         .iter()
@@ -140,29 +190,10 @@ fn plan(g: &Global, a: &Args) -> Result<(BuildPlan, Vec<Box<dyn Sink>>)> {
         None
     };
 
-    let mut refs = Vec::new();
-    for t in &a.tags {
-        refs.push(ImageRef::Store(NameTag::parse(t)?));
-    }
-    for o in &a.outputs {
-        refs.push(ImageRef::parse(o)?);
-    }
-    if refs.is_empty() {
-        refs.push(ImageRef::Store(default_name(&a.binary)?));
-    }
-    let sinks = refs
-        .iter()
-        .map(|r| sink::for_ref(r, || g.store()))
-        .collect::<nobase::Result<Vec<_>>>()?;
-
-    let threads = a.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get() as u32)
-            .unwrap_or(1)
-    });
+    let sinks = sinks(g, a, || default_name(&binary))?;
     Ok((
         BuildPlan {
-            binary: a.binary.clone(),
+            binary,
             app_path: a.path.clone(),
             entrypoint,
             cmd,
@@ -179,7 +210,7 @@ fn plan(g: &Global, a: &Args) -> Result<(BuildPlan, Vec<Box<dyn Sink>>)> {
             } else {
                 Bundle::Auto
             },
-            threads: threads.max(1),
+            threads: threads(a),
         },
         sinks,
     ))
@@ -206,6 +237,9 @@ fn default_name(binary: &Path) -> nobase::Result<NameTag> {
 
 /// Runs `nobase build`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
+    if a.file.is_some() {
+        return dockerfile::run(g, &a);
+    }
     let (plan, sinks) = plan(g, &a)?;
     // Blobs are written into the store first (it is the blob cache), under a guard that
     // keeps a concurrent `rmi` from collecting them before they are tagged.
@@ -213,20 +247,39 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     let _guard = store.writer_guard()?;
     let built = build::build(&plan, store.layout())
         .with_context(|| format!("building {}", plan.binary.display()))?;
-    let blobs = Trusted(store.layout());
-    for s in &sinks {
-        s.publish(&built.image, &blobs)
+    publish(
+        g,
+        a.json,
+        store.layout(),
+        &built.image,
+        &built.layers,
+        &sinks,
+    )?;
+    Ok(0)
+}
+
+/// Publishes a built image to every sink and reports it (JSON or text).
+fn publish(
+    g: &Global,
+    json: bool,
+    layout: &nobase::oci::Layout,
+    img: &Image,
+    layers: &[LayerReport],
+    sinks: &[Box<dyn Sink>],
+) -> Result<()> {
+    let blobs = Trusted(layout);
+    for s in sinks {
+        s.publish(img, &blobs)
             .with_context(|| format!("writing {}", s.describe()))?;
     }
-    let img = &built.image;
     let platform = img.manifests[0].config.platform().to_string();
-    if a.json {
+    if json {
         print_json(&json!({
             "digest": img.top.digest.to_string(),
             "platform": platform,
             "size": img.size(),
             "outputs": sinks.iter().map(|s| s.describe()).collect::<Vec<_>>(),
-            "layers": built.layers.iter().map(|l| json!({
+            "layers": layers.iter().map(|l| json!({
                 "digest": l.layer.descriptor.digest.to_string(),
                 "diff_id": l.layer.diff_id.to_string(),
                 "size": l.layer.descriptor.size,
@@ -240,7 +293,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     } else if g.quiet {
         println!("{}", img.top.digest);
     } else {
-        for l in &built.layers {
+        for l in layers {
             eprintln!(
                 "layer {}  {} files, {} → {}{}  ({})",
                 l.layer.descriptor.digest.short(),
@@ -252,9 +305,9 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             );
         }
         println!("{}  {platform}  {}", img.top.digest, human_size(img.size()));
-        for s in &sinks {
+        for s in sinks {
             println!("  → {}", s.describe());
         }
     }
-    Ok(0)
+    Ok(())
 }

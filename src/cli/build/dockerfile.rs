@@ -1,0 +1,153 @@
+//! `nobase build -f Dockerfile [CONTEXT]`: the Dockerfile and its context → the
+//! library's Dockerfile build → the same sinks and report as `nobase build BINARY`.
+
+use super::{default_name, publish, sinks, threads, Args};
+use crate::cli::Global;
+use anyhow::{Context as _, Result};
+use nobase::dockerfile::{self, Context, Options};
+use nobase::layer::Compression;
+use nobase::Error;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Flags that describe a single-executable build and have no meaning with `-f`.
+fn refuse_binary_flags(a: &Args) -> nobase::Result<()> {
+    let given = [
+        ("--path", a.path.is_some()),
+        ("--entrypoint", a.entrypoint.is_some()),
+        ("--cmd", !a.cmd.is_empty()),
+        ("-- ARGS", !a.args.is_empty()),
+        ("-e/--env", !a.env.is_empty()),
+        ("-w/--workdir", a.workdir.is_some()),
+        ("-u/--user", a.user.is_some()),
+        ("--expose", !a.expose.is_empty()),
+        ("--add", !a.adds.is_empty()),
+    ];
+    match given.iter().find(|(_, set)| *set) {
+        Some((flag, _)) => Err(Error::Usage(format!(
+            "{flag} describes a build from one executable; with -f the Dockerfile says it (COPY, ENV, WORKDIR, USER, EXPOSE, CMD, ENTRYPOINT)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `--build-arg KEY=VALUE`, or `KEY` alone taking the value from the environment (and
+/// ignored when the environment has none), as `docker build` does.
+fn build_args(list: &[String]) -> nobase::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for s in list {
+        match s.split_once('=') {
+            Some(("", _)) => {
+                return Err(Error::Usage(format!(
+                    "invalid --build-arg {s:?}: use KEY=VALUE or KEY"
+                )))
+            }
+            Some((k, v)) => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            None if s.is_empty() => {
+                return Err(Error::Usage("--build-arg needs KEY=VALUE or KEY".into()))
+            }
+            None => {
+                if let Ok(v) = std::env::var(s) {
+                    out.insert(s.clone(), v);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs `nobase build -f`.
+pub(super) fn run(g: &Global, a: &Args) -> Result<i32> {
+    refuse_binary_flags(a)?;
+    let file = a.file.clone().unwrap_or_default();
+    let from_stdin = file == Path::new("-");
+    let (text, shown, df_path) = if from_stdin {
+        let mut t = String::new();
+        std::io::stdin()
+            .read_to_string(&mut t)
+            .context("reading the Dockerfile from stdin")?;
+        (t, "the Dockerfile from stdin".to_string(), None)
+    } else {
+        let bytes = std::fs::read(&file).map_err(|e| Error::Io {
+            action: format!("reading the Dockerfile {}", file.display()),
+            source: e,
+        })?;
+        let t = String::from_utf8(bytes).map_err(|_| {
+            Error::Invalid(format!(
+                "the Dockerfile {} is not UTF-8 text",
+                file.display()
+            ))
+        })?;
+        (t, file.display().to_string(), Some(file.as_path()))
+    };
+    // The context defaults to the Dockerfile's directory (the current one for stdin).
+    let context: PathBuf = match (&a.binary, df_path) {
+        (Some(c), _) => c.clone(),
+        (None, Some(f)) => match f.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        },
+        (None, None) => PathBuf::from("."),
+    };
+    let ignore = dockerfile::ignore_text(df_path, &context)?;
+    let ctx = Context::new(&context, ignore.as_deref())?;
+    let df = dockerfile::parse(&text).with_context(|| shown.clone())?;
+    let labels = a
+        .labels
+        .iter()
+        .map(|s| nobase::build::parse_key_value(s, "label"))
+        .collect::<nobase::Result<BTreeMap<_, _>>>()?;
+    let opts = Options {
+        build_args: build_args(&a.build_args)?,
+        target: a.target.clone(),
+        labels,
+        compression: Compression::parse(&a.compression)?,
+        epoch: a.source_date_epoch,
+        threads: threads(a),
+    };
+    let sinks = sinks(g, a, || {
+        let dir = std::fs::canonicalize(&context).unwrap_or_else(|_| context.clone());
+        default_name(&dir)
+    })?;
+    let store = g.store()?;
+    let _guard = store.writer_guard()?;
+    let built =
+        dockerfile::build(&df, &ctx, &opts, &store).with_context(|| format!("building {shown}"))?;
+    for w in &built.warnings {
+        g.note(format!("warning: {w}"));
+    }
+    publish(
+        g,
+        a.json,
+        store.layout(),
+        &built.image,
+        &built.layers,
+        &sinks,
+    )?;
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_arg_forms() {
+        std::env::set_var("NOBASE_TEST_BUILD_ARG", "from-env");
+        let got = build_args(&[
+            "A=1".into(),
+            "B=".into(),
+            "NOBASE_TEST_BUILD_ARG".into(),
+            "NOBASE_TEST_UNSET_ARG".into(),
+        ])
+        .unwrap();
+        assert_eq!(got["A"], "1");
+        assert_eq!(got["B"], "");
+        assert_eq!(got["NOBASE_TEST_BUILD_ARG"], "from-env");
+        assert!(!got.contains_key("NOBASE_TEST_UNSET_ARG"));
+        assert!(build_args(&["=x".into()]).is_err());
+    }
+}

@@ -1,0 +1,383 @@
+//! The filesystem of a stage while it is built: the files this build added (one
+//! [`ImageTree`], later layers over earlier ones) over the base image's tree, seen as
+//! one read-only [`Root`]. `COPY --from`, `--chown` names, destinations that go through
+//! symlinks, and the platform guess all read it.
+
+use crate::elf::{FileSource, ReadAt};
+use crate::error::{Error, Result};
+use crate::root::{self, FileType, Meta, ResolveError, Root};
+use crate::tree::{Content, Entry, ImageTree, Node};
+use std::io;
+use std::sync::Arc;
+
+/// A stage's merged view.
+#[derive(Clone, Default)]
+pub struct StageFs {
+    /// The base image's tree (none for `FROM scratch`).
+    pub base: Option<Arc<dyn Root + Send>>,
+    /// What the stage's own layers added, merged.
+    pub upper: ImageTree,
+}
+
+impl std::fmt::Debug for StageFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StageFs")
+            .field("base", &self.base.as_ref().map(|b| b.describe()))
+            .field("upper_entries", &self.upper.entries().count())
+            .finish()
+    }
+}
+
+/// Bytes shared with a tree entry, readable at offsets.
+struct SharedBytes(Arc<[u8]>);
+
+impl ReadAt for SharedBytes {
+    fn size(&self) -> u64 {
+        self.0.len() as u64
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.0[..].read_exact_at(offset, buf)
+    }
+}
+
+fn key(path: &str) -> &str {
+    path.trim_start_matches('/')
+}
+
+/// The metadata of a tree entry, as a [`Root`] reports it.
+pub fn entry_meta(e: &Entry) -> Meta {
+    let (kind, size) = match &e.node {
+        Node::Dir => (FileType::Dir, 0),
+        Node::File { size, .. } => (FileType::File, *size),
+        Node::Symlink(t) => (FileType::Symlink, t.len() as u64),
+    };
+    Meta {
+        kind,
+        mode: e.mode,
+        uid: e.uid,
+        gid: e.gid,
+        size,
+    }
+}
+
+impl StageFs {
+    /// True when the path (normalized, absolute) is hidden from the base by something
+    /// this stage put above it: a non-directory at one of its parents.
+    fn shadowed(&self, path: &str) -> bool {
+        let k = key(path);
+        k.match_indices('/').any(|(i, _)| {
+            self.upper
+                .get(&k[..i])
+                .is_some_and(|e| !matches!(e.node, Node::Dir))
+        })
+    }
+
+    /// The tree entry at a path this stage added, if any.
+    pub fn upper_entry(&self, path: &str) -> Option<&Entry> {
+        self.upper.get(key(path))
+    }
+
+    /// The content of the regular file at `path` (already resolved), for copying it
+    /// into another tree: a stage's own files are shared, a base image's are read.
+    pub fn content(&self, path: &str, spool: &mut super::spool::Spool) -> Result<Content> {
+        if let Some(e) = self.upper_entry(path) {
+            if let Node::File { content, .. } = &e.node {
+                return Ok(content.clone());
+            }
+        }
+        let base = self
+            .base
+            .as_ref()
+            .ok_or_else(|| Error::Invalid(format!("{path} is not a file in the stage")))?;
+        let f = base
+            .open(path)
+            .map_err(|e| Error::Invalid(format!("reading {path} in {}: {e}", base.describe())))?;
+        spool.keep(&*f, path)
+    }
+}
+
+impl Root for StageFs {
+    fn lstat(&self, path: &str) -> Option<Meta> {
+        if path == "/" {
+            return Some(
+                self.base
+                    .as_ref()
+                    .and_then(|b| b.lstat("/"))
+                    .unwrap_or(Meta {
+                        kind: FileType::Dir,
+                        mode: 0o755,
+                        uid: 0,
+                        gid: 0,
+                        size: 0,
+                    }),
+            );
+        }
+        if let Some(e) = self.upper.get(key(path)) {
+            return Some(entry_meta(e));
+        }
+        if self.shadowed(path) {
+            return None;
+        }
+        self.base.as_ref()?.lstat(path)
+    }
+
+    fn readlink(&self, path: &str) -> Option<String> {
+        match self.upper.get(key(path)) {
+            Some(Entry {
+                node: Node::Symlink(t),
+                ..
+            }) => Some(t.clone()),
+            Some(_) => None,
+            None if self.shadowed(path) => None,
+            None => self.base.as_ref()?.readlink(path),
+        }
+    }
+
+    fn open(&self, path: &str) -> io::Result<Box<dyn ReadAt + '_>> {
+        match self.upper.get(key(path)) {
+            Some(Entry {
+                node: Node::File { content, .. },
+                ..
+            }) => match content {
+                Content::Bytes(b) => Ok(Box::new(SharedBytes(b.clone()))),
+                Content::Host { path, .. } => {
+                    let f = crate::fsutil::open_regular_nofollow(path)?;
+                    Ok(Box::new(FileSource::new(f)?))
+                }
+            },
+            Some(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{path} is not a regular file"),
+            )),
+            None if self.shadowed(path) => Err(io::ErrorKind::NotFound.into()),
+            None => match &self.base {
+                Some(b) => b.open(path),
+                None => Err(io::ErrorKind::NotFound.into()),
+            },
+        }
+    }
+
+    fn list(&self, path: &str) -> Option<Vec<String>> {
+        let k = key(path);
+        let mut names = std::collections::BTreeSet::new();
+        let mut found = false;
+        match self.upper.get(k) {
+            Some(Entry {
+                node: Node::Dir, ..
+            }) => found = true,
+            Some(_) => return None,
+            None => {}
+        }
+        if k.is_empty() {
+            found = true;
+        }
+        let prefix = if k.is_empty() {
+            String::new()
+        } else {
+            format!("{k}/")
+        };
+        for (p, _) in self.upper.entries() {
+            if let Some(rest) = p.strip_prefix(&prefix) {
+                if !rest.is_empty() && !rest.contains('/') {
+                    names.insert(rest.to_string());
+                }
+            }
+        }
+        if !self.shadowed(path) {
+            if let Some(b) = self.base.as_ref().and_then(|b| b.list(path)) {
+                found = true;
+                names.extend(b);
+            }
+        }
+        found.then(|| names.into_iter().collect())
+    }
+
+    fn describe(&self) -> String {
+        match &self.base {
+            Some(b) => format!("the stage over {}", b.describe()),
+            None => "the stage".to_string(),
+        }
+    }
+}
+
+/// Where a path lands in `fs` when something is written there: its parent directories
+/// resolved through symlinks inside the image (as Docker does, so `COPY x /bin/` over a
+/// base whose /bin links to /usr/bin writes /usr/bin/x), the last component kept.
+/// Returns a normalized absolute path.
+pub fn resolve_parent(fs: &dyn Root, path: &str) -> std::result::Result<String, ResolveError> {
+    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    let Some((last, parents)) = comps.split_last() else {
+        return Ok("/".to_string());
+    };
+    let mut dir = "/".to_string();
+    for (i, c) in parents.iter().enumerate() {
+        let next = if dir == "/" {
+            format!("/{c}")
+        } else {
+            format!("{dir}/{c}")
+        };
+        match root::resolve(fs, &next) {
+            Ok(real) => {
+                if fs.lstat(&real).map(|m| m.kind) != Some(FileType::Dir) {
+                    return Err(ResolveError::NotDir { at: real });
+                }
+                dir = real;
+            }
+            Err(ResolveError::NotFound { .. }) => {
+                // Missing from here on: the rest is created as written.
+                let rest = parents[i..].join("/");
+                dir = if dir == "/" {
+                    format!("/{rest}")
+                } else {
+                    format!("{dir}/{rest}")
+                };
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(if dir == "/" {
+        format!("/{last}")
+    } else {
+        format!("{dir}/{last}")
+    })
+}
+
+/// A user and group as `--chown` gives them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    /// uid.
+    pub uid: u32,
+    /// gid.
+    pub gid: u32,
+}
+
+/// Resolves `user[:group]` (numbers, or names looked up in the image's `/etc/passwd` and
+/// `/etc/group`). Without a group, the gid is the uid, as the Dockerfile reference says.
+pub fn parse_owner(spec: &str, fs: &dyn Root) -> std::result::Result<Owner, String> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    if user.is_empty() || group == Some("") {
+        return Err(format!("{spec:?} is not USER[:GROUP]"));
+    }
+    let lookup = |file: &str, name: &str, what: &str| -> std::result::Result<u32, String> {
+        let bytes = root::read_file(fs, file, 4 << 20).map_err(|_| {
+            format!("{what} {name:?} is a name, and the image has no {file} to look it up in; use a number")
+        })?;
+        let text = String::from_utf8_lossy(&bytes);
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| {
+                let mut f = l.split(':');
+                (f.next() == Some(name))
+                    .then(|| f.nth(1).and_then(|id| id.trim().parse::<u32>().ok()))
+                    .flatten()
+            })
+            .ok_or_else(|| format!("no {what} {name:?} in the image's {file}"))
+    };
+    let id = |s: &str, file: &str, what: &str| match s.parse::<u32>() {
+        Ok(n) => Ok(n),
+        Err(_) => lookup(file, s, what),
+    };
+    let uid = id(user, "/etc/passwd", "user")?;
+    let gid = match group {
+        Some(g) => id(g, "/etc/group", "group")?,
+        None => uid,
+    };
+    Ok(Owner { uid, gid })
+}
+
+/// Parses `--chmod`: octal permission bits (`755`, `0644`, `4755`).
+pub fn parse_chmod(s: &str) -> std::result::Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| !s.is_empty() && *m <= 0o7777)
+        .ok_or_else(|| format!("--chmod={s:?} is not an octal mode such as 755 or 0644"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fs_with_base() -> StageFs {
+        let mut base = ImageTree::new();
+        base.add_dir("/usr/bin", 0o755).unwrap();
+        base.add_symlink("/bin", "usr/bin").unwrap();
+        base.add_bytes(
+            "/etc/passwd",
+            b"root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n",
+            0o644,
+        )
+        .unwrap();
+        base.add_bytes("/etc/group", b"root:x:0:\nstaff:x:50:\n", 0o644)
+            .unwrap();
+        base.add_bytes("/usr/bin/tool", b"x", 0o755).unwrap();
+        StageFs {
+            base: Some(Arc::new(StageFs {
+                base: None,
+                upper: base,
+            })),
+            upper: ImageTree::new(),
+        }
+    }
+
+    #[test]
+    fn overlay_lookups_and_listing() {
+        let mut fs = fs_with_base();
+        fs.upper.add_bytes("/usr/bin/new", b"y", 0o755).unwrap();
+        assert_eq!(fs.list("/usr/bin").unwrap(), ["new", "tool"]);
+        assert_eq!(root::resolve(&fs, "/bin/tool").unwrap(), "/usr/bin/tool");
+        // A file this stage put at /usr hides everything the base had below it.
+        fs.upper = ImageTree::new();
+        fs.upper.add_bytes("/usr", b"z", 0o644).unwrap();
+        assert!(fs.lstat("/usr/bin/tool").is_none());
+        assert!(fs.list("/usr").is_none());
+    }
+
+    #[test]
+    fn destinations_follow_symlinked_parents() {
+        let fs = fs_with_base();
+        assert_eq!(resolve_parent(&fs, "/bin/x").unwrap(), "/usr/bin/x");
+        assert_eq!(resolve_parent(&fs, "/new/dir/x").unwrap(), "/new/dir/x");
+        assert_eq!(resolve_parent(&fs, "/bin/new/x").unwrap(), "/usr/bin/new/x");
+        assert!(resolve_parent(&fs, "/etc/passwd/x").is_err());
+    }
+
+    #[test]
+    fn owners_resolve_names_and_numbers() {
+        let fs = fs_with_base();
+        for (spec, want) in [
+            ("1000", Ok((1000, 1000))),
+            ("1000:50", Ok((1000, 50))),
+            ("app", Ok((1000, 1000))),
+            ("app:staff", Ok((1000, 50))),
+            ("nobody", Err(())),
+            ("app:nogroup", Err(())),
+            (":1", Err(())),
+        ] {
+            let got = parse_owner(spec, &fs)
+                .map(|o| (o.uid, o.gid))
+                .map_err(|_| ());
+            assert_eq!(got, want, "{spec}");
+        }
+        let empty = StageFs::default();
+        assert!(parse_owner("app", &empty)
+            .unwrap_err()
+            .contains("has no /etc/passwd"));
+        assert_eq!(
+            parse_owner("0:0", &empty).unwrap(),
+            Owner { uid: 0, gid: 0 }
+        );
+    }
+
+    #[test]
+    fn chmod_values() {
+        assert_eq!(parse_chmod("755").unwrap(), 0o755);
+        assert_eq!(parse_chmod("0644").unwrap(), 0o644);
+        assert!(parse_chmod("u+x").is_err());
+        assert!(parse_chmod("99").is_err());
+        assert!(parse_chmod("17777").is_err());
+    }
+}
