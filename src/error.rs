@@ -44,6 +44,10 @@ pub enum Error {
         /// The digest it has.
         found: Digest,
     },
+    /// Talking to a registry failed: unreachable, refused the credentials, answered
+    /// with an error. The message names the registry and never holds a secret.
+    #[error("{0}")]
+    Registry(String),
     /// A digest string is malformed.
     #[error(transparent)]
     Digest(#[from] DigestError),

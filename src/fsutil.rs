@@ -83,16 +83,25 @@ pub fn temp_path(dir: &Path) -> PathBuf {
 /// Creates a new temporary file in `dir`, locked exclusively for as long as it is open
 /// so that [`clean_stale_temps`] can tell a live writer's file from a dead one's.
 pub fn create_temp(dir: &Path) -> Result<(File, PathBuf)> {
-    let path = temp_path(dir);
-    let f = OpenOptions::new()
-        .write(true)
-        .read(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(&path)
-        .io(|| format!("creating a temporary file in {}", dir.display()))?;
-    flock(&f, Lock::Exclusive, true).io(|| format!("locking {}", path.display()))?;
-    Ok((f, path))
+    use std::os::unix::fs::MetadataExt;
+    loop {
+        let path = temp_path(dir);
+        let f = OpenOptions::new()
+            .write(true)
+            .read(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&path)
+            .io(|| format!("creating a temporary file in {}", dir.display()))?;
+        flock(&f, Lock::Exclusive, true).io(|| format!("locking {}", path.display()))?;
+        // Between creating and locking, another process's `clean_stale_temps` may have
+        // taken the free lock and deleted the name: make sure the name is still ours.
+        let mine = f.metadata().io(|| format!("reading {}", path.display()))?;
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.dev() == mine.dev() && m.ino() == mine.ino() => return Ok((f, path)),
+            _ => continue,
+        }
+    }
 }
 
 /// Removes `.nobase-*.tmp` files in `dir` left by killed writers (their lock is free).
@@ -145,4 +154,21 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
 /// filesystems (callers create temps beside their destination).
 pub fn persist(tmp: &Path, dest: &Path) -> Result<()> {
     std::fs::rename(tmp, dest).io(|| format!("moving {} to {}", tmp.display(), dest.display()))
+}
+
+/// Asks the kernel to start writing `[from, to)` of `file` to disk without waiting, so a
+/// later fsync finds most of it done. Advisory: failures are ignored.
+pub fn start_writeback(file: &File, from: u64, to: u64) {
+    if to <= from {
+        return;
+    }
+    // SAFETY: sync_file_range on a valid descriptor with in-range offsets; no memory.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            from as libc::off64_t,
+            (to - from) as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
 }

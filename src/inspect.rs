@@ -113,6 +113,57 @@ pub fn inspect_path(path: &Path) -> Result<FileKind> {
     Ok(classify_head(&head))
 }
 
+/// A host file's loader closure, resolved in a root, with its run-time blind spots.
+pub struct Resolved {
+    /// The closure.
+    pub closure: crate::loader::Closure,
+    /// What dlopen may need beyond it.
+    pub blind_spots: Vec<crate::loader::dlopen::BlindSpot>,
+}
+
+/// Resolves the loader and libraries of the ELF file at host path `path` in the tree at
+/// `root_dir` (`/` for the host). A file inside that tree is resolved where it is; a file
+/// outside it is placed at its own absolute path on top of the tree, so its `$ORIGIN`
+/// names directories of the tree.
+pub fn resolve_in(path: &Path, root_dir: &Path, info: &ElfInfo) -> Result<Resolved> {
+    use crate::root::{HostRoot, Root};
+    let file = std::fs::canonicalize(path).io(|| format!("cannot read {}", path.display()))?;
+    let base = std::fs::canonicalize(root_dir)
+        .io(|| format!("cannot use {} as a root", root_dir.display()))?;
+    let host = HostRoot::new(&base);
+    let opts = crate::loader::Options::default();
+    let in_root = file
+        .strip_prefix(&base)
+        .ok()
+        .and_then(|r| r.to_str())
+        .map(|r| format!("/{r}"));
+    let done = |root: &dyn crate::root::Root, exe: &str| -> Result<Resolved> {
+        let closure = crate::loader::resolve(root, exe, Some(info), &opts)?;
+        let blind_spots = crate::loader::dlopen::blind_spots(root, &closure);
+        Ok(Resolved {
+            closure,
+            blind_spots,
+        })
+    };
+    match in_root {
+        Some(p) => done(&host, &p),
+        None => {
+            let exe = file
+                .to_str()
+                .ok_or_else(|| Error::Invalid(format!("{}: path is not UTF-8", file.display())))?;
+            let mut upper = crate::tree::ImageTree::new();
+            upper.add_host(&file, exe)?;
+            let overlay = crate::tree::Overlay {
+                upper: &upper,
+                lower: &host,
+            };
+            let mut r = done(&overlay, exe)?;
+            r.closure.root = host.describe();
+            Ok(r)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,10 +2,11 @@
 //! branches on its destination, and one function maps references to sinks.
 
 use crate::archive;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::image::Image;
 use crate::oci::{Blobs, Layout};
 use crate::refs::{ImageRef, NameTag};
+use crate::registry;
 use crate::store::Store;
 use std::path::PathBuf;
 
@@ -78,8 +79,18 @@ impl Sink for DockerArchiveSink {
     }
 }
 
-/// The sink for a reference. `store` is opened only for store references.
+/// The sink for a reference. `store` is opened only for store references; registries
+/// are reached with default settings (credentials from Docker's config).
 pub fn for_ref(r: &ImageRef, store: impl FnOnce() -> Result<Store>) -> Result<Box<dyn Sink>> {
+    for_ref_with(r, store, &registry::Options::default())
+}
+
+/// [`for_ref`] with registry settings (credentials, certificates, retries, progress).
+pub fn for_ref_with(
+    r: &ImageRef,
+    store: impl FnOnce() -> Result<Store>,
+    registry: &registry::Options,
+) -> Result<Box<dyn Sink>> {
     let shown = r.to_string();
     Ok(match r {
         ImageRef::Store(name) => Box::new(StoreSink {
@@ -101,10 +112,8 @@ pub fn for_ref(r: &ImageRef, store: impl FnOnce() -> Result<Store>) -> Result<Bo
             name: name.clone(),
             shown,
         }),
-        ImageRef::Registry(_) => {
-            return Err(Error::Usage(format!(
-                "{shown}: writing to registries is not available in this version of nobase"
-            )))
+        ImageRef::Registry(rr) => {
+            Box::new(registry::RegistrySink::new(rr.clone(), registry.clone()))
         }
     })
 }

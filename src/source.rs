@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::image::Image;
 use crate::oci::{read_image, Blobs, Layout};
 use crate::refs::ImageRef;
+use crate::registry;
 use crate::store::Store;
 
 /// An opened image.
@@ -18,8 +19,18 @@ pub struct Source {
     pub blobs: Box<dyn Blobs>,
 }
 
-/// Opens the image a reference names. `store` is called only for store references.
+/// Opens the image a reference names. `store` is called only for store references;
+/// registries are reached with default settings (credentials from Docker's config).
 pub fn open(r: &ImageRef, store: impl FnOnce() -> Result<Store>) -> Result<Source> {
+    open_with(r, store, &registry::Options::default())
+}
+
+/// [`open`] with registry settings (credentials, certificates, retries, progress).
+pub fn open_with(
+    r: &ImageRef,
+    store: impl FnOnce() -> Result<Store>,
+    registry: &registry::Options,
+) -> Result<Source> {
     let reference = r.to_string();
     match r {
         ImageRef::Store(name) => {
@@ -41,10 +52,16 @@ pub fn open(r: &ImageRef, store: impl FnOnce() -> Result<Store>) -> Result<Sourc
                 blobs: Box::new(layout),
             })
         }
-        ImageRef::OciArchive { .. } | ImageRef::DockerArchive { .. } | ImageRef::Registry(_) => {
-            Err(Error::Usage(format!(
-                "{reference}: reading this kind of reference is not available yet"
-            )))
+        ImageRef::Registry(rr) => {
+            let (image, blobs) = registry::open(rr, registry)?;
+            Ok(Source {
+                reference,
+                image,
+                blobs: Box::new(blobs),
+            })
         }
+        ImageRef::OciArchive { .. } | ImageRef::DockerArchive { .. } => Err(Error::Usage(format!(
+            "{reference}: reading this kind of reference is not available yet"
+        ))),
     }
 }

@@ -2,9 +2,11 @@
 
 mod util;
 
+mod closure;
 mod dockerfile;
 mod foundation;
 mod hardening;
 mod inspect;
 mod perf;
+mod registry;
 mod ux;

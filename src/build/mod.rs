@@ -1,6 +1,8 @@
 //! Building an image from executables: plan → image tree → layers → config and manifest.
 //! The result is a value ([`Built`]) whose blobs sit in the store; sinks publish it.
 
+pub mod bundle;
+
 use crate::elf::{self, ElfInfo, Kind};
 use crate::error::{Error, IoContext, Result};
 use crate::image::{
@@ -57,6 +59,11 @@ pub struct BuildPlan {
     pub epoch: u64,
     /// Dynamic executables: bundle or refuse.
     pub bundle: Bundle,
+    /// Where the loader and libraries come from (`None`: the host's `/`).
+    pub sysroot: Option<PathBuf>,
+    /// Resolve the entrypoint inside the assembled image and refuse to write an image
+    /// whose loader or libraries it cannot find.
+    pub check: bool,
     /// Compression workers (fixed, for determinism).
     pub threads: u32,
 }
@@ -83,6 +90,8 @@ pub struct Built {
     pub binary: ElfInfo,
     /// Layers, bottom first.
     pub layers: Vec<LayerReport>,
+    /// For a dynamic executable: its closure, where things went, and warnings.
+    pub bundled: Option<bundle::Bundled>,
 }
 
 /// Reads an executable for building: a clear error for anything that is not an ELF
@@ -177,8 +186,7 @@ pub fn static_rebuild_hint(info: &ElfInfo) -> &'static str {
 /// Builds the image described by `plan`, writing its blobs into `layout`.
 pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
     let info = read_executable(&plan.binary)?;
-    if info.kind == Kind::Dynamic {
-        // Bundling arrives with the loader module; until then both modes refuse.
+    if info.kind == Kind::Dynamic && plan.bundle == Bundle::Never {
         return Err(Error::Refused(explain_dynamic(&plan.binary, &info)));
     }
     let base = plan
@@ -221,14 +229,27 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
         }
     }
 
+    let bundled = if info.kind == Kind::Dynamic {
+        Some(bundle_for(plan, &info, &app_path, &mut app)?)
+    } else {
+        None
+    };
+
     let opts = LayerOptions {
         compression: plan.compression,
         mtime: plan.epoch,
         threads: plan.threads,
     };
     let created = image::rfc3339(plan.epoch);
+    let mut layers = Vec::new();
+    // Libraries below the application: the layer depends only on the closure, so a
+    // rebuilt application with the same libraries reuses its blob.
+    if let Some(b) = &bundled {
+        let l = layer::write_layer(&b.libs, &opts, layout)?;
+        layers.push(bundle::layer_report(b, l));
+    }
     let app_layer = layer::write_layer(&app, &opts, layout)?;
-    let layers = vec![LayerReport {
+    layers.push(LayerReport {
         created_by: format!("nobase build {app_path}"),
         files: app
             .entries()
@@ -236,7 +257,7 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
             .count(),
         file_bytes: app.file_bytes(),
         layer: app_layer,
-    }];
+    });
 
     let platform = Platform {
         architecture: info
@@ -289,6 +310,71 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
         },
         binary: info,
         layers,
+        bundled,
+    })
+}
+
+/// Bundles the loader and libraries of a dynamic executable from the host or the
+/// sysroot, adding the application's private libraries to `app`.
+fn bundle_for(
+    plan: &BuildPlan,
+    info: &ElfInfo,
+    app_path: &str,
+    app: &mut ImageTree,
+) -> Result<bundle::Bundled> {
+    let base = match &plan.sysroot {
+        Some(s) => std::fs::canonicalize(s).io(|| format!("cannot use sysroot {}", s.display()))?,
+        None => PathBuf::from("/"),
+    };
+    if !base.is_dir() {
+        return Err(Error::Usage(format!(
+            "sysroot {} is not a directory",
+            base.display()
+        )));
+    }
+    let source = crate::root::HostRoot::new(&base);
+    // The executable is resolved where it lies when it lies inside the source tree (so
+    // `$ORIGIN` finds its neighbours there); otherwise at its image path.
+    let exe_in_source = std::fs::canonicalize(&plan.binary).ok().and_then(|p| {
+        p.strip_prefix(&base)
+            .ok()
+            .and_then(|r| r.to_str())
+            .map(|r| format!("/{r}"))
+    });
+    let req = bundle::Request {
+        source: &source,
+        exe_in_source,
+        app_path,
+        info,
+        library_path: plan
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "LD_LIBRARY_PATH")
+            .map(|(_, v)| v.clone()),
+        cwd: match &plan.workdir {
+            Some(w) => format!("/{}", tree::normalize(w)?),
+            None => "/".to_string(),
+        },
+        check: plan.check,
+    };
+    bundle::bundle(&req, app).map_err(|e| match e {
+        Error::Refused(m)
+            if info.architecture.as_deref()
+                != Some(image::host_platform().architecture.as_str())
+                && plan.sysroot.is_none() =>
+        {
+            Error::Refused(format!(
+                "{m} ({} is a {} program: give --sysroot with a {} tree, e.g. Debian's /usr/{})",
+                plan.binary.display(),
+                info.machine,
+                info.machine,
+                crate::loader::Arch::of(info)
+                    .triplet()
+                    .unwrap_or("<triplet>")
+            ))
+        }
+        e => e,
     })
 }
 

@@ -3,6 +3,7 @@
 
 mod dockerfile;
 
+use super::push::Reporter;
 use super::render::{human_size, print_json};
 use super::Global;
 use anyhow::{Context, Result};
@@ -24,6 +25,8 @@ use std::path::{Path, PathBuf};
   nobase build ./server -t server:1 -e PORT=8080 --expose 8080
   nobase build ./hello -o oci:out:hello -o docker-archive:hello.tar:hello:1
   nobase build ./tool -- --help                Cmd is [\"--help\"]
+  nobase build /usr/bin/curl -t curl:1         dynamic: loader and libraries bundled
+  nobase build ./hello-arm64 --sysroot /usr/aarch64-linux-gnu
   nobase build -f Dockerfile . -t app:1        a Dockerfile, without an engine")]
 pub struct Args {
     /// The executable to package; with -f, the build context [default: the Dockerfile's directory].
@@ -44,7 +47,7 @@ pub struct Args {
     /// Name it in the local store (NAME[:TAG]); repeatable [default: <basename>:latest when no output is named]
     #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
     tags: Vec<String>,
-    /// Also write it to oci:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE[:NAME:TAG]; repeatable.
+    /// Also write it to oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG]; repeatable.
     #[arg(short = 'o', long = "output", value_name = "REF")]
     outputs: Vec<String>,
     /// Where the executable goes in the image [default: /app/<basename>]
@@ -80,6 +83,13 @@ pub struct Args {
     /// Dynamic executables: bundle their loader and libraries (auto) or refuse (never).
     #[arg(long, default_value = "auto", value_parser = ["auto", "never"])]
     bundle: String,
+    /// Take the loader and libraries from this tree instead of the host's / (cross builds:
+    /// /usr/aarch64-linux-gnu).
+    #[arg(long, value_name = "DIR")]
+    sysroot: Option<PathBuf>,
+    /// Write the image even if resolving the entrypoint inside it fails.
+    #[arg(long)]
+    no_check: bool,
     /// Creation time and file mtimes, in Unix seconds.
     #[arg(
         long,
@@ -100,6 +110,7 @@ pub struct Args {
 fn sinks(
     g: &Global,
     a: &Args,
+    registry: &nobase::registry::Options,
     default: impl FnOnce() -> nobase::Result<NameTag>,
 ) -> Result<Vec<Box<dyn Sink>>> {
     let mut refs = Vec::new();
@@ -114,7 +125,7 @@ fn sinks(
     }
     Ok(refs
         .iter()
-        .map(|r| sink::for_ref(r, || g.store()))
+        .map(|r| sink::for_ref_with(r, || g.store(), registry))
         .collect::<nobase::Result<Vec<_>>>()?)
 }
 
@@ -130,7 +141,11 @@ fn threads(a: &Args) -> u32 {
 }
 
 /// Turns the arguments into a plan and the sinks to publish to.
-fn plan(g: &Global, a: &Args) -> Result<(BuildPlan, Vec<Box<dyn Sink>>)> {
+fn plan(
+    g: &Global,
+    a: &Args,
+    registry: &nobase::registry::Options,
+) -> Result<(BuildPlan, Vec<Box<dyn Sink>>)> {
     let binary = a
         .binary
         .clone()
@@ -190,7 +205,7 @@ fn plan(g: &Global, a: &Args) -> Result<(BuildPlan, Vec<Box<dyn Sink>>)> {
         None
     };
 
-    let sinks = sinks(g, a, || default_name(&binary))?;
+    let sinks = sinks(g, a, registry, || default_name(&binary))?;
     Ok((
         BuildPlan {
             binary,
@@ -211,6 +226,8 @@ fn plan(g: &Global, a: &Args) -> Result<(BuildPlan, Vec<Box<dyn Sink>>)> {
                 Bundle::Auto
             },
             threads: threads(a),
+            sysroot: a.sysroot.clone(),
+            check: !a.no_check,
         },
         sinks,
     ))
@@ -237,44 +254,89 @@ fn default_name(binary: &Path) -> nobase::Result<NameTag> {
 
 /// Runs `nobase build`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
+    let reporter = std::sync::Arc::new(Reporter::new(g));
+    let registry = g.registry(reporter.clone())?;
     if a.file.is_some() {
-        return dockerfile::run(g, &a);
+        return dockerfile::run(g, &a, &reporter, &registry);
     }
-    let (plan, sinks) = plan(g, &a)?;
+    let (plan, sinks) = plan(g, &a, &registry)?;
     // Blobs are written into the store first (it is the blob cache), under a guard that
     // keeps a concurrent `rmi` from collecting them before they are tagged.
     let store = g.store()?;
     let _guard = store.writer_guard()?;
     let built = build::build(&plan, store.layout())
         .with_context(|| format!("building {}", plan.binary.display()))?;
+    let warnings = built
+        .bundled
+        .as_ref()
+        .map(|b| b.blind_spots.as_slice())
+        .unwrap_or_default();
+    if !a.json {
+        for w in warnings {
+            g.note(format!("warning: {}", w.message));
+            for add in &w.adds {
+                g.note(format!("  fix: --add {}:{}", add.source, add.dest));
+            }
+        }
+    }
+    let extra = json!({
+        "bundled": built.bundled.as_ref().map(|b| json!({
+            "loader": b.closure.interpreter_object().map(|o| &o.path),
+            "libraries": b.closure.objects.iter().skip(1)
+                .filter(|o| o.via != nobase::loader::Via::Interpreter)
+                .map(|o| &o.path)
+                .filter(|p| !b.private_sources.contains(p))
+                .collect::<Vec<_>>(),
+            "private": b.private,
+            "ld_so_cache": b.cached,
+        })),
+        "warnings": warnings.iter().map(|w| json!({
+            "kind": w.kind,
+            "message": w.message,
+            "add": w.adds.iter().map(|x| format!("{}:{}", x.source, x.dest)).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    });
     publish(
         g,
-        a.json,
+        &a,
+        &reporter,
         store.layout(),
         &built.image,
         &built.layers,
         &sinks,
+        extra,
     )?;
     Ok(0)
 }
 
-/// Publishes a built image to every sink and reports it (JSON or text).
+/// Publishes a built image to every sink (with a summary of each registry push) and
+/// reports it: JSON (with `extra`'s fields added) or text.
+#[allow(clippy::too_many_arguments)]
 fn publish(
     g: &Global,
-    json: bool,
+    a: &Args,
+    reporter: &Reporter,
     layout: &nobase::oci::Layout,
     img: &Image,
     layers: &[LayerReport],
     sinks: &[Box<dyn Sink>],
+    extra: serde_json::Value,
 ) -> Result<()> {
     let blobs = Trusted(layout);
     for s in sinks {
         s.publish(img, &blobs)
             .with_context(|| format!("writing {}", s.describe()))?;
+        if s.describe().starts_with("docker://") {
+            reporter.finish();
+            if !a.json {
+                g.note(reporter.tally().push_summary(&img.top.digest.to_string()));
+            }
+            reporter.reset();
+        }
     }
     let platform = img.manifests[0].config.platform().to_string();
-    if json {
-        print_json(&json!({
+    if a.json {
+        let mut doc = json!({
             "digest": img.top.digest.to_string(),
             "platform": platform,
             "size": img.size(),
@@ -289,7 +351,11 @@ fn publish(
                 "file_bytes": l.file_bytes,
                 "reused": l.layer.reused,
             })).collect::<Vec<_>>(),
-        }))?;
+        });
+        if let (Some(d), serde_json::Value::Object(x)) = (doc.as_object_mut(), extra) {
+            d.extend(x);
+        }
+        print_json(&doc)?;
     } else if g.quiet {
         println!("{}", img.top.digest);
     } else {

@@ -4,7 +4,8 @@ use super::render::print_json;
 use super::Global;
 use anyhow::Result;
 use nobase::elf::ElfInfo;
-use nobase::inspect::{inspect_path, FileKind};
+use nobase::inspect::{inspect_path, resolve_in, FileKind, Resolved};
+use nobase::loader::{Interpreter, Outcome};
 use serde_json::{json, Value};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// Arguments of `nobase inspect`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  nobase inspect /usr/bin/curl\n  nobase inspect --json ./hello | jq .needed"
+    after_help = "Examples:\n  nobase inspect /usr/bin/curl\n  nobase inspect --json ./hello | jq .needed\n  nobase inspect --root /usr/aarch64-linux-gnu ./hello-arm64"
 )]
 pub struct Args {
     /// Files to inspect.
@@ -21,13 +22,20 @@ pub struct Args {
     /// Print one JSON document (an object for one file, an array for several).
     #[arg(long)]
     json: bool,
+    /// Resolve the loader and libraries in this tree instead of the host (a sysroot, an
+    /// unpacked image).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    root: PathBuf,
 }
 
-fn json_doc(path: &Path, kind: &FileKind) -> Value {
+fn json_doc(path: &Path, kind: &FileKind, resolved: Option<&Resolved>) -> Value {
     let mut v = match kind {
         FileKind::Elf(info) => {
             let mut v = serde_json::to_value(info.as_ref()).expect("serializes");
             v["platform"] = json!(info.platform());
+            if let Some(r) = resolved {
+                v["resolved"] = resolved_json(r);
+            }
             v
         }
         FileKind::Script(s) => json!({"interpreter": s.interpreter, "argument": s.argument}),
@@ -38,10 +46,144 @@ fn json_doc(path: &Path, kind: &FileKind) -> Value {
     v
 }
 
-fn human(out: &mut impl Write, path: &Path, kind: &FileKind) -> io::Result<()> {
+/// The resolved closure as JSON: one entry per DT_NEEDED, breadth-first.
+fn resolved_json(r: &Resolved) -> Value {
+    let c = &r.closure;
+    let interpreter = match &c.interpreter {
+        Some(Interpreter::Found { object }) => {
+            let o = &c.objects[*object];
+            json!({"requested": o.path, "found": true, "path": o.path, "canonical": o.canonical})
+        }
+        Some(Interpreter::Missing { requested, reason }) => {
+            json!({"requested": requested, "found": false, "reason": reason})
+        }
+        None => Value::Null,
+    };
+    let libraries: Vec<Value> = c
+        .needs
+        .iter()
+        .map(|n| {
+            let mut e = json!({"name": n.name, "needed_by": c.objects[n.requester].path});
+            match &n.outcome {
+                Outcome::Found { object, first } => {
+                    let o = &c.objects[*object];
+                    e["found"] = json!(true);
+                    e["path"] = json!(o.path);
+                    e["canonical"] = json!(o.canonical);
+                    e["via"] = json!(o.via.describe());
+                    e["first"] = json!(first);
+                    if !o.hwcaps.is_empty() {
+                        e["hwcaps"] = json!(o.hwcaps);
+                    }
+                }
+                Outcome::NotFound { searched, error } => {
+                    e["found"] = json!(false);
+                    e["searched"] = json!(searched.iter().map(|s| &s.dir).collect::<Vec<_>>());
+                    e["error"] = json!(error);
+                }
+            }
+            if !n.skipped.is_empty() {
+                e["skipped"] = json!(n.skipped);
+            }
+            e
+        })
+        .collect();
+    json!({
+        "root": c.root,
+        "flavor": c.setup.flavor,
+        "complete": c.is_complete(),
+        "interpreter": interpreter,
+        "libraries": libraries,
+        "search": c.setup,
+        "warnings": r.blind_spots.iter().map(|b| json!({
+            "kind": b.kind,
+            "message": b.message,
+            "add": b.adds.iter().map(|a| format!("{}:{}", a.source, a.dest)).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The resolved tree in the manner of lddtree: each library once, under the object
+/// that first needed it.
+fn human_resolved(out: &mut dyn Write, r: &Resolved) -> io::Result<()> {
+    let c = &r.closure;
+    match &c.interpreter {
+        Some(Interpreter::Found { object }) => {
+            let o = &c.objects[*object];
+            writeln!(out, "  {:<10} {} => {}", "loader", o.path, o.canonical)?;
+        }
+        Some(Interpreter::Missing { requested, reason }) => writeln!(
+            out,
+            "  {:<10} {requested} => not found ({reason})",
+            "loader"
+        )?,
+        None => {}
+    }
+    if c.needs.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "  {:<10} in {}, {} rules, without running anything",
+        "libraries",
+        c.root,
+        match c.setup.flavor {
+            nobase::loader::Flavor::Glibc => "glibc",
+            nobase::loader::Flavor::Musl => "musl",
+        }
+    )?;
+    fn walk(
+        out: &mut dyn Write,
+        c: &nobase::loader::Closure,
+        at: usize,
+        depth: usize,
+    ) -> io::Result<()> {
+        for n in c.needs.iter().filter(|n| n.requester == at) {
+            let pad = "    ".repeat(depth + 1);
+            match &n.outcome {
+                Outcome::Found {
+                    object,
+                    first: true,
+                } => {
+                    writeln!(out, "{pad}{} => {}", n.name, c.objects[*object].path)?;
+                    if depth < 64 {
+                        walk(out, c, *object, depth + 1)?;
+                    }
+                }
+                Outcome::Found { .. } => {}
+                Outcome::NotFound { error: Some(e), .. } => {
+                    writeln!(out, "{pad}{} => not found ({e})", n.name)?
+                }
+                Outcome::NotFound { .. } => writeln!(out, "{pad}{} => not found", n.name)?,
+            }
+        }
+        Ok(())
+    }
+    walk(out, c, 0, 0)?;
+    for b in &r.blind_spots {
+        writeln!(out, "  {:<10} {}", "warning", b.message)?;
+        for a in &b.adds {
+            writeln!(out, "  {:<10} fix: --add {}:{}", "", a.source, a.dest)?;
+        }
+    }
+    Ok(())
+}
+
+fn human(
+    out: &mut impl Write,
+    path: &Path,
+    kind: &FileKind,
+    resolved: Option<&Resolved>,
+) -> io::Result<()> {
     let p = path.display();
     match kind {
-        FileKind::Elf(info) => human_elf(out, path, info),
+        FileKind::Elf(info) => {
+            human_elf(out, path, info)?;
+            match resolved {
+                Some(r) => human_resolved(out, r),
+                None => Ok(()),
+            }
+        }
         FileKind::Script(s) => {
             write!(out, "{p}: script, interpreter {:?}", s.interpreter)?;
             if let Some(a) = &s.argument {
@@ -120,10 +262,28 @@ pub fn run(_g: &Global, args: Args) -> Result<i32> {
     for path in &args.files {
         match inspect_path(path) {
             Ok(kind) => {
+                let resolved = match &kind {
+                    FileKind::Elf(info)
+                        if info.interpreter.is_some() || !info.needed.is_empty() =>
+                    {
+                        match resolve_in(path, &args.root, info) {
+                            Ok(r) => Some(r),
+                            Err(e) => {
+                                eprintln!(
+                                    "nobase: {}: cannot resolve its libraries: {e}",
+                                    path.display()
+                                );
+                                code = code.max(e.exit_code());
+                                None
+                            }
+                        }
+                    }
+                    _ => None,
+                };
                 if args.json {
-                    docs.push(json_doc(path, &kind));
+                    docs.push(json_doc(path, &kind, resolved.as_ref()));
                 } else {
-                    human(&mut out, path, &kind)?;
+                    human(&mut out, path, &kind, resolved.as_ref())?;
                 }
             }
             Err(e) => {

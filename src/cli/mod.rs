@@ -6,6 +6,8 @@ mod docs;
 mod fsck;
 mod images;
 mod inspect;
+mod pull;
+mod push;
 mod render;
 
 use clap::{Parser, Subcommand};
@@ -17,6 +19,8 @@ The walk:
   nobase inspect ./hello              what is it? static or dynamic, loader, libraries
   nobase build ./hello -t hello:1     a scratch image in the local store
   nobase images                       what the store holds
+  nobase push hello:1 docker://registry.example.com/team/hello:1
+  nobase pull docker://registry.example.com/team/hello:1
   nobase rmi hello:1                  remove a tag
 
 Images are named NAME[:TAG] (the local store), oci:DIR[:REF], oci-archive:FILE[:REF],
@@ -35,6 +39,34 @@ struct Cli {
     /// Explain more on stderr.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Registry credentials (prefer --creds-file or docker login: arguments are visible to other users)
+    #[arg(
+        long,
+        global = true,
+        value_name = "USER:PASS",
+        help_heading = "Registry options",
+        conflicts_with = "creds_file"
+    )]
+    creds: Option<String>,
+    /// A file whose first line is USER:PASS
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "Registry options"
+    )]
+    creds_file: Option<PathBuf>,
+    /// Extra CA certificates (*.crt) and a client certificate (*.cert + *.key) for the registry
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        help_heading = "Registry options"
+    )]
+    cert_dir: Option<PathBuf>,
+    /// Allow plain HTTP and unverified TLS for a registry that is not on loopback
+    #[arg(long, global = true, help_heading = "Registry options")]
+    insecure: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -43,12 +75,16 @@ struct Cli {
 enum Command {
     /// Say what an executable is and needs, without running it (like file + ldd).
     Inspect(inspect::Args),
-    /// Build a scratch image from a static executable.
+    /// Build a scratch image from an executable (a dynamic one gets its loader and libraries).
     Build(Box<build::Args>),
     /// List the images in the local store.
     Images(images::ListArgs),
     /// Remove tags from the local store and delete blobs nothing uses any more.
     Rmi(images::RmiArgs),
+    /// Copy an image from any reference to any other, typically the store to a registry.
+    Push(push::Args),
+    /// Fetch an image from a registry into the local store.
+    Pull(pull::Args),
     /// Verify every blob of the store (or a layout) and repair what an interrupted write left.
     Fsck(fsck::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -61,8 +97,11 @@ enum Command {
 pub(crate) struct Global {
     store: Option<PathBuf>,
     pub quiet: bool,
-    #[allow(dead_code)]
     pub verbose: u8,
+    creds: Option<String>,
+    creds_file: Option<PathBuf>,
+    cert_dir: Option<PathBuf>,
+    insecure: bool,
 }
 
 impl Global {
@@ -73,6 +112,57 @@ impl Global {
             None => nobase::store::default_path()?,
         };
         nobase::store::Store::open(&path)
+    }
+
+    /// How to talk to registries: the registry flags, plus tuning from the environment
+    /// (`NOBASE_RETRIES`, `NOBASE_RETRY_BASE_MS`, `NOBASE_RETRY_CAP_MS`,
+    /// `NOBASE_CHUNK_SIZE`, `NOBASE_IO_TIMEOUT_MS`), reporting to `events`.
+    pub fn registry(
+        &self,
+        events: std::sync::Arc<dyn nobase::registry::Events>,
+    ) -> nobase::Result<nobase::registry::Options> {
+        use nobase::registry as r;
+        use std::time::Duration;
+        let mut o = r::Options {
+            events,
+            ..r::Options::default()
+        };
+        o.creds = match (&self.creds, &self.creds_file) {
+            (Some(c), _) => Some(r::parse_user_pass(c, "--creds")?),
+            (None, Some(f)) => Some(r::read_creds_file(f)?),
+            (None, None) => None,
+        };
+        o.tls.cert_dir = self.cert_dir.clone();
+        o.tls.insecure = self.insecure;
+        if let Some(n) = env_number("NOBASE_RETRIES")? {
+            o.retry.attempts = (n as u32).max(1);
+        }
+        if let Some(ms) = env_number("NOBASE_RETRY_BASE_MS")? {
+            o.retry.base = Duration::from_millis(ms);
+        }
+        if let Some(ms) = env_number("NOBASE_RETRY_CAP_MS")? {
+            o.retry.cap = Duration::from_millis(ms);
+        }
+        if let Some(ms) = env_number("NOBASE_IO_TIMEOUT_MS")? {
+            o.io_timeout = Duration::from_millis(ms.max(1));
+        }
+        if let Some(n) = env_number("NOBASE_CHUNK_SIZE")? {
+            o.chunk_size = n.max(1);
+            o.monolithic_max = o.monolithic_max.min(n);
+        }
+        Ok(o)
+    }
+
+    /// Opens any reference for reading with the registry flags applied (commands that
+    /// read images should use this rather than `source::open`, so `--creds`,
+    /// `--cert-dir` and `--insecure` work for `docker://` everywhere).
+    #[allow(dead_code)]
+    pub fn open_source(
+        &self,
+        r: &nobase::refs::ImageRef,
+    ) -> nobase::Result<nobase::source::Source> {
+        let events = std::sync::Arc::new(push::Reporter::new(self));
+        nobase::source::open_with(r, || self.store(), &self.registry(events)?)
     }
 
     /// Prints a diagnostic line on stderr unless `-q`.
@@ -96,6 +186,10 @@ pub fn main() -> i32 {
         store: cli.store,
         quiet: cli.quiet,
         verbose: cli.verbose,
+        creds: cli.creds,
+        creds_file: cli.creds_file,
+        cert_dir: cli.cert_dir,
+        insecure: cli.insecure,
     };
     let Some(command) = cli.command else {
         let _ = writeln!(
@@ -110,6 +204,8 @@ pub fn main() -> i32 {
         Command::Build(a) => build::run(&global, *a),
         Command::Images(a) => images::list(&global, a),
         Command::Rmi(a) => images::rmi(&global, a),
+        Command::Push(a) => push::run(&global, a),
+        Command::Pull(a) => pull::run(&global, a),
         Command::Fsck(a) => fsck::run(&global, a),
         Command::Completions(a) => docs::completions(a),
         Command::Man(a) => docs::man(a),
@@ -117,6 +213,17 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code,
         Err(err) => report(&err),
+    }
+}
+
+/// A non-negative number from the environment, if set.
+fn env_number(name: &str) -> nobase::Result<Option<u64>> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .map(Some)
+            .map_err(|_| nobase::Error::Usage(format!("{name}={v:?} is not a whole number"))),
+        _ => Ok(None),
     }
 }
 

@@ -5,11 +5,12 @@
 //! instruction recorded in the config and in the history as an empty layer. The target
 //! stage is assembled into an image whose blobs are all in the store.
 
+use super::bundle::{self, BundleOptions};
 use super::context::{self, Context, Matched};
 use super::fs::{self, Owner, StageFs};
 use super::lex::{self, Vars};
 use super::pattern::{self, Ignore};
-use super::plan::{self, at, Cmdline, Dockerfile, Instr, Op, Stage};
+use super::plan::{self, at, Cause, Cmdline, Dockerfile, Instr, Op, Stage};
 use super::spool::Spool;
 use super::tarball;
 use crate::build::{self, LayerReport, DEFAULT_PATH};
@@ -42,6 +43,10 @@ pub struct Options {
     pub epoch: u64,
     /// Compression workers.
     pub threads: u32,
+    /// How base images are pulled from registries.
+    pub registry: crate::registry::Options,
+    /// Dynamic executables: bundle their loader and libraries, or refuse them.
+    pub bundle: BundleOptions,
 }
 
 /// A finished Dockerfile build.
@@ -117,7 +122,16 @@ pub fn build(df: &Dockerfile, ctx: &Context, opts: &Options, store: &Store) -> R
     b.global_args()?;
     let target = b.target()?;
     b.check_refusals(target)?;
-    let out = b.stage(target)?;
+    let mut out = (*b.stage(target)?).clone();
+    let mut warnings = Vec::new();
+    // Bundling needs the whole image; with a base image, its files are not readable here.
+    if out.fs.base.is_none() {
+        if let Some(added) = bundle::bundle_missing(&out.fs.upper, &out.config, &opts.bundle)? {
+            let layer = place(&out.fs, added.entries, 0, "bundle")?;
+            b.commit_layer(&mut out, layer, added.created_by)?;
+            warnings.extend(added.warnings);
+        }
+    }
     let mut config = out.config.clone();
     if !opts.labels.is_empty() {
         config
@@ -127,7 +141,6 @@ pub fn build(df: &Dockerfile, ctx: &Context, opts: &Options, store: &Store) -> R
             .extend(opts.labels.clone());
     }
     let image = build::assemble(store.layout(), &config, &out.layers)?;
-    let mut warnings = Vec::new();
     let unused: Vec<&String> = opts
         .build_args
         .keys()
@@ -314,12 +327,10 @@ impl Builder<'_> {
                 platform,
             }
         } else if let Some(idx) = self.stage_ref(&base, st.index, false) {
+            // The earlier stage's files stay the upper tree: everything this build
+            // added, over the same base.
             let prev = self.stage(idx)?;
-            let mut out = (*prev).clone();
-            out.fs = StageFs {
-                base: Some(Arc::new(prev.fs.clone())),
-                upper: ImageTree::new(),
-            };
+            let out = (*prev).clone();
             if let (Some(want), Some(have)) = (&platform, &prev.platform) {
                 if !image::platform_matches(have, want) {
                     return Err(at(
@@ -363,9 +374,7 @@ impl Builder<'_> {
         if let Some(img) = self.images.get(&key) {
             return Ok(img.clone());
         }
-        let r = ImageRef::parse(name)?;
-        let store = self.store.clone();
-        let src = source::open(&r, || Ok(store))?;
+        let src = self.open_source(name)?;
         let pi = src.image.select(platform)?.clone();
         for d in &pi.manifest.layers {
             if image::layer_compression(&d.media_type).is_none() {
@@ -403,6 +412,27 @@ impl Builder<'_> {
         });
         self.images.insert(key, out.clone());
         Ok(out)
+    }
+
+    /// Opens an image by the name a Dockerfile gives it: a reference in nobase's
+    /// grammar (the store, `oci:`, archives, `docker://`), and a plain name missing from
+    /// the store is looked for in its registry as Docker would (`alpine` is
+    /// docker.io/library/alpine).
+    fn open_source(&self, name: &str) -> Result<source::Source> {
+        let r = ImageRef::parse(name).or_else(|e| registry_name(name).ok_or(e))?;
+        let store = self.store.clone();
+        match &r {
+            ImageRef::Store(n) if self.store.resolve(n).is_err() => match registry_name(name) {
+                Some(remote) => source::open_with(&remote, || Ok(store), &self.opts.registry)
+                    .map_err(|e| {
+                        e.with_prefix(format!(
+                            "{name} is not in the local store, and pulling {remote} failed: "
+                        ))
+                    }),
+                None => source::open_with(&r, || Ok(store), &self.opts.registry),
+            },
+            _ => source::open_with(&r, || Ok(store), &self.opts.registry),
+        }
     }
 
     fn run_instr(
@@ -1096,6 +1126,25 @@ fn image_root(
     Ok(None)
 }
 
+/// The registry reference Docker would pull for a plain image name: the first component
+/// is the registry host when it looks like one (`localhost`, a dot or a port), else
+/// Docker Hub, where one-word names live under `library/`.
+fn registry_name(name: &str) -> Option<ImageRef> {
+    if name.contains("://") || name.starts_with("oci:") || name.contains("archive:") {
+        return None;
+    }
+    let (first, rest) = name.split_once('/').unwrap_or(("", name));
+    let is_host = first == "localhost" || first.contains('.') || first.contains(':');
+    let full = if !first.is_empty() && is_host {
+        format!("{first}/{rest}")
+    } else if first.is_empty() {
+        format!("docker.io/library/{rest}")
+    } else {
+        format!("docker.io/{name}")
+    };
+    ImageRef::parse(&format!("docker://{full}")).ok()
+}
+
 /// `KEY=VALUE KEY2=VALUE2` for history lines, quoting values with spaces.
 fn pairs_text(pairs: &[(String, String)]) -> String {
     pairs
@@ -1251,6 +1300,31 @@ fn infer_platform(fs: &StageFs, config: &ImageConfig) -> std::result::Result<Pla
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_names_map_to_registries_like_docker() {
+        for (name, want) in [
+            ("alpine", Some("docker://docker.io/library/alpine:latest")),
+            (
+                "alpine:3.20",
+                Some("docker://docker.io/library/alpine:3.20"),
+            ),
+            ("team/app:1", Some("docker://docker.io/team/app:1")),
+            (
+                "localhost:5000/app:1",
+                Some("docker://localhost:5000/app:1"),
+            ),
+            ("ghcr.io/o/app", Some("docker://ghcr.io/o/app:latest")),
+            ("oci:dir:x", None),
+            ("Upper", None),
+        ] {
+            assert_eq!(
+                registry_name(name).map(|r| r.to_string()).as_deref(),
+                want,
+                "{name}"
+            );
+        }
+    }
 
     #[test]
     fn ports_signals_and_shells() {

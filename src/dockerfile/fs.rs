@@ -3,7 +3,7 @@
 //! one read-only [`Root`]. `COPY --from`, `--chown` names, destinations that go through
 //! symlinks, and the platform guess all read it.
 
-use crate::elf::{FileSource, ReadAt};
+use crate::elf::ReadAt;
 use crate::error::{Error, Result};
 use crate::root::{self, FileType, Meta, ResolveError, Root};
 use crate::tree::{Content, Entry, ImageTree, Node};
@@ -28,36 +28,8 @@ impl std::fmt::Debug for StageFs {
     }
 }
 
-/// Bytes shared with a tree entry, readable at offsets.
-struct SharedBytes(Arc<[u8]>);
-
-impl ReadAt for SharedBytes {
-    fn size(&self) -> u64 {
-        self.0.len() as u64
-    }
-    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.0[..].read_exact_at(offset, buf)
-    }
-}
-
 fn key(path: &str) -> &str {
     path.trim_start_matches('/')
-}
-
-/// The metadata of a tree entry, as a [`Root`] reports it.
-pub fn entry_meta(e: &Entry) -> Meta {
-    let (kind, size) = match &e.node {
-        Node::Dir => (FileType::Dir, 0),
-        Node::File { size, .. } => (FileType::File, *size),
-        Node::Symlink(t) => (FileType::Symlink, t.len() as u64),
-    };
-    Meta {
-        kind,
-        mode: e.mode,
-        uid: e.uid,
-        gid: e.gid,
-        size,
-    }
 }
 
 impl StageFs {
@@ -96,24 +68,19 @@ impl StageFs {
     }
 }
 
+/// The stage's own files hide the base's: an entry of `upper` at a path, or a
+/// non-directory above it, hides what the base has there; directories list the union.
 impl Root for StageFs {
     fn lstat(&self, path: &str) -> Option<Meta> {
-        if path == "/" {
-            return Some(
-                self.base
-                    .as_ref()
-                    .and_then(|b| b.lstat("/"))
-                    .unwrap_or(Meta {
-                        kind: FileType::Dir,
-                        mode: 0o755,
-                        uid: 0,
-                        gid: 0,
-                        size: 0,
-                    }),
-            );
+        if key(path).is_empty() {
+            return self
+                .base
+                .as_ref()
+                .and_then(|b| b.lstat("/"))
+                .or_else(|| self.upper.lstat("/"));
         }
-        if let Some(e) = self.upper.get(key(path)) {
-            return Some(entry_meta(e));
+        if self.upper.get(key(path)).is_some() {
+            return self.upper.lstat(path);
         }
         if self.shadowed(path) {
             return None;
@@ -122,80 +89,50 @@ impl Root for StageFs {
     }
 
     fn readlink(&self, path: &str) -> Option<String> {
-        match self.upper.get(key(path)) {
-            Some(Entry {
-                node: Node::Symlink(t),
-                ..
-            }) => Some(t.clone()),
-            Some(_) => None,
-            None if self.shadowed(path) => None,
-            None => self.base.as_ref()?.readlink(path),
+        if self.upper.get(key(path)).is_some() {
+            return self.upper.readlink(path);
         }
+        if self.shadowed(path) {
+            return None;
+        }
+        self.base.as_ref()?.readlink(path)
     }
 
     fn open(&self, path: &str) -> io::Result<Box<dyn ReadAt + '_>> {
-        match self.upper.get(key(path)) {
-            Some(Entry {
-                node: Node::File { content, .. },
-                ..
-            }) => match content {
-                Content::Bytes(b) => Ok(Box::new(SharedBytes(b.clone()))),
-                Content::Host { path, .. } => {
-                    let f = crate::fsutil::open_regular_nofollow(path)?;
-                    Ok(Box::new(FileSource::new(f)?))
-                }
-            },
-            Some(_) => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{path} is not a regular file"),
-            )),
-            None if self.shadowed(path) => Err(io::ErrorKind::NotFound.into()),
-            None => match &self.base {
-                Some(b) => b.open(path),
-                None => Err(io::ErrorKind::NotFound.into()),
-            },
+        if self.upper.get(key(path)).is_some() {
+            return self.upper.open(path);
+        }
+        match &self.base {
+            Some(b) if !self.shadowed(path) => b.open(path),
+            _ => Err(io::ErrorKind::NotFound.into()),
         }
     }
 
     fn list(&self, path: &str) -> Option<Vec<String>> {
-        let k = key(path);
-        let mut names = std::collections::BTreeSet::new();
-        let mut found = false;
-        match self.upper.get(k) {
+        let mine = match self.upper.get(key(path)) {
             Some(Entry {
                 node: Node::Dir, ..
-            }) => found = true,
+            }) => self.upper.list(path),
             Some(_) => return None,
-            None => {}
-        }
-        if k.is_empty() {
-            found = true;
-        }
-        let prefix = if k.is_empty() {
-            String::new()
-        } else {
-            format!("{k}/")
+            None if key(path).is_empty() => self.upper.list(path),
+            None => None,
         };
-        for (p, _) in self.upper.entries() {
-            if let Some(rest) = p.strip_prefix(&prefix) {
-                if !rest.is_empty() && !rest.contains('/') {
-                    names.insert(rest.to_string());
-                }
-            }
+        let below = match &self.base {
+            Some(b) if !self.shadowed(path) => b.list(path),
+            _ => None,
+        };
+        if mine.is_none() && below.is_none() {
+            return None;
         }
-        if !self.shadowed(path) {
-            if let Some(b) = self.base.as_ref().and_then(|b| b.list(path)) {
-                found = true;
-                names.extend(b);
-            }
-        }
-        found.then(|| names.into_iter().collect())
+        let all: std::collections::BTreeSet<String> =
+            mine.into_iter().chain(below).flatten().collect();
+        Some(all.into_iter().collect())
     }
 
     fn describe(&self) -> String {
         match &self.base {
             Some(b) => format!("the stage over {}", b.describe()),
-            None => "the stage".to_string(),
+            None => "the image".to_string(),
         }
     }
 }

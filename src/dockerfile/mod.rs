@@ -7,6 +7,7 @@
 //! build [`Context`] and returns the image, whose blobs are in the store, for sinks to
 //! publish.
 
+mod bundle;
 mod context;
 mod exec;
 mod fs;
@@ -16,6 +17,7 @@ mod plan;
 mod spool;
 mod tarball;
 
+pub use bundle::BundleOptions;
 pub use context::Context;
 pub use exec::{build, Built, Options};
 pub use plan::{parse, Dockerfile, RUN_REFUSAL};

@@ -226,6 +226,11 @@ pub fn oci_arch(e_machine: u16, class: u8, little_endian: bool) -> Option<&'stat
     machine_names(e_machine, class == 64, little_endian).1
 }
 
+/// The human name of an ELF machine (`x86-64`, `ARM aarch64`).
+pub fn machine_name(e_machine: u16, is64: bool, little_endian: bool) -> &'static str {
+    machine_names(e_machine, is64, little_endian).0
+}
+
 /// True when `bytes` begins with the ELF magic.
 pub fn has_magic(bytes: &[u8]) -> bool {
     bytes.starts_with(b"\x7fELF")

@@ -420,6 +420,20 @@ impl Image {
         }
     }
 
+    /// The image narrowed to the one platform [`Image::select`] picks: its manifest
+    /// becomes the top (an image that already is one manifest is returned as it is).
+    pub fn single(&self, platform: Option<&Platform>) -> Result<Image> {
+        let chosen = self.select(platform)?;
+        if self.index.is_none() {
+            return Ok(self.clone());
+        }
+        Ok(Image {
+            top: chosen.descriptor.clone(),
+            index: None,
+            manifests: vec![chosen.clone()],
+        })
+    }
+
     fn platforms(&self) -> String {
         self.manifests
             .iter()

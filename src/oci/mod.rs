@@ -184,6 +184,7 @@ impl Layout {
             inner: Some(HashWriter::new(BufWriter::with_capacity(1 << 20, file))),
             tmp,
             layout: self.clone(),
+            written_back: 0,
         })
     }
 
@@ -416,6 +417,7 @@ pub struct BlobWriter {
     inner: Option<HashWriter<BufWriter<File>>>,
     tmp: PathBuf,
     layout: Layout,
+    written_back: u64,
 }
 
 impl BlobWriter {
@@ -437,9 +439,20 @@ impl BlobWriter {
     }
 }
 
+/// Start writeback of a blob every this many bytes, so the fsync at commit has little
+/// left to wait for.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.as_mut().expect("not committed").write(buf)
+        let w = self.inner.as_mut().expect("not committed");
+        let n = w.write(buf)?;
+        let on_disk = w.count() - w.get_mut().buffer().len() as u64;
+        if on_disk - self.written_back >= WRITEBACK_STEP {
+            fsutil::start_writeback(w.get_mut().get_ref(), self.written_back, on_disk);
+            self.written_back = on_disk;
+        }
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.as_mut().expect("not committed").flush()

@@ -30,6 +30,13 @@ impl NameTag {
             ))
         })?;
         validate_tag(tag).map_err(|why| Error::Usage(format!("invalid tag in {s:?}: {why}")))?;
+        // `oci:latest` means the layout directory `latest`, so these names could never be
+        // referred to again.
+        if matches!(name, "oci" | "oci-archive" | "docker-archive") {
+            return Err(Error::Usage(format!(
+                "invalid image name {s:?}: {name} is a transport name (as in {name}:PATH); choose another name"
+            )));
+        }
         Ok(NameTag {
             name: name.to_string(),
             tag: tag.to_string(),
@@ -291,6 +298,9 @@ mod tests {
                 Some("docker://r.example/hello:2"),
             ),
             ("Hello", None),
+            // Found by fuzzing: a store image named like a transport could not round-trip.
+            ("oci", None),
+            ("oci-archive:", None),
             ("hello:", None),
             ("hello:-x", None),
             ("/abs", None),

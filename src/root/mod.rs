@@ -95,16 +95,39 @@ fn parent(path: &str) -> String {
 /// Resolves `path` inside `root`, following every symlink (including the last
 /// component), and returns the canonical path of what it names, which exists.
 pub fn resolve(root: &dyn Root, path: &str) -> Result<String, ResolveError> {
-    resolve_inner(root, path, true)
+    resolve_inner(root, path, true, None)
 }
 
 /// Like [`resolve`], but a final symlink is not followed: returns the canonical path of
 /// the entry itself (its parent directories resolved). The entry must exist.
 pub fn resolve_nofollow(root: &dyn Root, path: &str) -> Result<String, ResolveError> {
-    resolve_inner(root, path, false)
+    resolve_inner(root, path, false, None)
 }
 
-fn resolve_inner(root: &dyn Root, path: &str, follow_last: bool) -> Result<String, ResolveError> {
+/// One symlink followed while resolving a path: the link's own canonical path and its
+/// target as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    /// Where the link is (its parent directories already resolved).
+    pub path: String,
+    /// What it points to, as written in the link.
+    pub target: String,
+}
+
+/// Like [`resolve`], and also returns every symlink followed on the way, in order, so a
+/// copy of the tree can recreate the same chain (`/lib64` → `usr/lib64`, …).
+pub fn resolve_links(root: &dyn Root, path: &str) -> Result<(String, Vec<Link>), ResolveError> {
+    let mut links = Vec::new();
+    let real = resolve_inner(root, path, true, Some(&mut links))?;
+    Ok((real, links))
+}
+
+fn resolve_inner(
+    root: &dyn Root,
+    path: &str,
+    follow_last: bool,
+    mut links: Option<&mut Vec<Link>>,
+) -> Result<String, ResolveError> {
     // Components still to walk, last one at the end (we pop from the front via reverse).
     let mut todo: Vec<String> = path
         .split('/')
@@ -137,6 +160,12 @@ fn resolve_inner(root: &dyn Root, path: &str, follow_last: bool) -> Result<Strin
                 let target = root
                     .readlink(&next)
                     .ok_or_else(|| ResolveError::NotFound { at: next.clone() })?;
+                if let Some(l) = links.as_deref_mut() {
+                    l.push(Link {
+                        path: next.clone(),
+                        target: target.clone(),
+                    });
+                }
                 if target.starts_with('/') {
                     cur = "/".to_string();
                 }
@@ -297,6 +326,15 @@ mod tests {
             })
         );
         assert_eq!(read_file(&r, "/lib64/rel", 10).unwrap(), b"x");
+        let (real, links) = resolve_links(&r, "/lib64/abs").unwrap();
+        assert_eq!(real, want);
+        assert_eq!(
+            links,
+            [Link {
+                path: "/lib64/abs".into(),
+                target: "/lib/x86_64-linux-gnu/libc.so.6".into()
+            }]
+        );
         assert!(read_file(&r, "/lib64", 10).is_err());
     }
 }

@@ -1,6 +1,10 @@
 //! The filesystem of an image being built: image path → entry, with parents created and
 //! metadata normalized, so the layer writer has nothing left to decide.
 
+mod root;
+
+pub use root::Overlay;
+
 use crate::error::{Error, IoContext, Result};
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -160,6 +164,17 @@ impl ImageTree {
     /// The entry at a normalized path.
     pub fn get(&self, path: &str) -> Option<&Entry> {
         self.entries.get(path)
+    }
+
+    /// Paths that start with `prefix` (no leading `/`), in order.
+    pub fn entries_under<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a String> + 'a {
+        self.entries
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .map(|(k, _)| k)
+            .take_while(move |k| k.starts_with(prefix))
     }
 
     /// True when there are no entries.

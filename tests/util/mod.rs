@@ -154,20 +154,25 @@ fn compile(name: &str, compiler: &str, flags: &[&str]) -> PathBuf {
     let dir = fixtures_dir();
     let out = dir.join(name);
     // Unique names, then a rename: parallel test processes never see half a file.
-    let tag = format!("{name}-{}", std::process::id());
-    let src = dir.join(format!("{tag}.c"));
-    let tmp = dir.join(format!("{tag}.tmp"));
-    std::fs::write(&src, HELLO_C).unwrap();
+    let tmp = dir.join(format!("{name}-{}.tmp", std::process::id()));
+    cc(compiler, HELLO_C, &tmp, flags);
+    std::fs::rename(&tmp, &out).unwrap();
+    out
+}
+
+/// Compiles C source `src` to `out` with `compiler` and `flags` (after the source, so
+/// `-l` options work); panics with the compiler's message on failure.
+pub fn cc(compiler: &str, src: &str, out: &Path, flags: &[&str]) {
+    let c = out.with_extension("src.c");
+    std::fs::write(&c, src).unwrap();
     let r = run(Command::new(compiler)
-        .args(flags)
         .arg("-O2")
         .arg("-o")
-        .arg(&tmp)
-        .arg(&src));
+        .arg(out)
+        .arg(&c)
+        .args(flags));
     assert_eq!(r.code, 0, "{compiler} failed: {}", r.stderr);
-    std::fs::rename(&tmp, &out).unwrap();
-    let _ = std::fs::remove_file(&src);
-    out
+    let _ = std::fs::remove_file(&c);
 }
 
 macro_rules! fixture {
@@ -275,6 +280,22 @@ pub fn runc_run(env: &Env, layout_ref: &str, extra_args: Option<&[&str]>) -> Opt
         .args(["delete", "-f", &name])
         .output();
     Some(r)
+}
+
+/// `umoci unpack` of a layout reference into `env`; returns the bundle directory (its
+/// `rootfs` holds the image's files). None (after saying why) without umoci.
+pub fn umoci_unpack(env: &Env, layout_ref: &str) -> Option<PathBuf> {
+    if !have("umoci") {
+        return None;
+    }
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let bundle = env.path(&format!("unpacked-{n}"));
+    run(Command::new("umoci")
+        .args(["unpack", "--image", layout_ref])
+        .arg(&bundle))
+    .ok();
+    Some(bundle)
 }
 
 /// `skopeo inspect --raw` of a reference, hashed: the manifest digest skopeo sees.

@@ -2,9 +2,11 @@
 //! library's Dockerfile build → the same sinks and report as `nobase build BINARY`.
 
 use super::{default_name, publish, sinks, threads, Args};
+use crate::cli::push::Reporter;
 use crate::cli::Global;
 use anyhow::{Context as _, Result};
-use nobase::dockerfile::{self, Context, Options};
+use nobase::build::Bundle;
+use nobase::dockerfile::{self, BundleOptions, Context, Options};
 use nobase::layer::Compression;
 use nobase::Error;
 use std::collections::BTreeMap;
@@ -60,7 +62,12 @@ fn build_args(list: &[String]) -> nobase::Result<BTreeMap<String, String>> {
 }
 
 /// Runs `nobase build -f`.
-pub(super) fn run(g: &Global, a: &Args) -> Result<i32> {
+pub(super) fn run(
+    g: &Global,
+    a: &Args,
+    reporter: &Reporter,
+    registry: &nobase::registry::Options,
+) -> Result<i32> {
     refuse_binary_flags(a)?;
     let file = a.file.clone().unwrap_or_default();
     let from_stdin = file == Path::new("-");
@@ -107,8 +114,18 @@ pub(super) fn run(g: &Global, a: &Args) -> Result<i32> {
         compression: Compression::parse(&a.compression)?,
         epoch: a.source_date_epoch,
         threads: threads(a),
+        registry: registry.clone(),
+        bundle: BundleOptions {
+            bundle: if a.bundle == "never" {
+                Bundle::Never
+            } else {
+                Bundle::Auto
+            },
+            sysroot: a.sysroot.clone(),
+            check: !a.no_check,
+        },
     };
-    let sinks = sinks(g, a, || {
+    let sinks = sinks(g, a, registry, || {
         let dir = std::fs::canonicalize(&context).unwrap_or_else(|_| context.clone());
         default_name(&dir)
     })?;
@@ -116,16 +133,21 @@ pub(super) fn run(g: &Global, a: &Args) -> Result<i32> {
     let _guard = store.writer_guard()?;
     let built =
         dockerfile::build(&df, &ctx, &opts, &store).with_context(|| format!("building {shown}"))?;
-    for w in &built.warnings {
-        g.note(format!("warning: {w}"));
+    if !a.json {
+        for w in &built.warnings {
+            g.note(format!("warning: {w}"));
+        }
     }
+    let extra = serde_json::json!({ "warnings": built.warnings });
     publish(
         g,
-        a.json,
+        a,
+        reporter,
         store.layout(),
         &built.image,
         &built.layers,
         &sinks,
+        extra,
     )?;
     Ok(0)
 }

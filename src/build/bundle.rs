@@ -1,0 +1,458 @@
+//! Bundling a dynamic executable: resolve its loader and libraries in the source root
+//! (the host or a `--sysroot`) with the loader's own rules, place each file where the
+//! image's loader will look for it, and prove it by resolving the entrypoint again inside
+//! the assembled image before anything is written.
+//!
+//! Placement:
+//! * system files (the loader, libraries found through RPATH/RUNPATH directories that do
+//!   not depend on `$ORIGIN`, the cache, the default directories) keep their path, and
+//!   every symlink on the way to them is recreated (`/lib64` → `usr/lib64`, the SONAME
+//!   link → the versioned file), so each path exists exactly as ld.so asks for it. They
+//!   make the library layer, which depends only on the closure: a rebuilt application
+//!   with the same libraries reuses that layer's blob.
+//! * libraries found through an `$ORIGIN` path of the application go next to the
+//!   application in the image (`$ORIGIN/../lib` of `/opt/app/bin/x` is `/opt/app/lib`),
+//!   in the application layer: they belong to it.
+//! * files the user added with `--add` are already in the application layer.
+
+use crate::build::LayerReport;
+use crate::elf::ElfInfo;
+use crate::error::{Error, Result};
+use crate::loader::{self, cache, dlopen::BlindSpot, Closure, Flavor, Interpreter, Outcome, Via};
+use crate::root::{self, HostRoot, Root};
+use crate::tree::{self, Entry, ImageTree, Node, Overlay};
+use std::collections::BTreeSet;
+
+/// What bundling produced.
+#[derive(Clone, Debug)]
+pub struct Bundled {
+    /// The library layer's files.
+    pub libs: ImageTree,
+    /// The closure as resolved in the source root.
+    pub closure: Closure,
+    /// Run-time loads DT_NEEDED does not show; `--add` sources are host paths.
+    pub blind_spots: Vec<BlindSpot>,
+    /// Libraries only the source root's ld.so.cache (or ld.so.conf) found, listed in the
+    /// image's generated `/etc/ld.so.cache`.
+    pub cached: Vec<String>,
+    /// Libraries placed in the application layer (found through `$ORIGIN`), by image path.
+    pub private: Vec<String>,
+    /// The same libraries by their path in the source.
+    pub private_sources: Vec<String>,
+    /// How many libraries the library layer holds (besides the loader).
+    pub system_libraries: usize,
+}
+
+/// Inputs of bundling.
+pub struct Request<'a> {
+    /// The source tree (host `/` or a sysroot).
+    pub source: &'a HostRoot,
+    /// Where the executable is in the source tree, when it is in it; otherwise it is
+    /// resolved at its image path inside the application tree.
+    pub exe_in_source: Option<String>,
+    /// The executable's image path.
+    pub app_path: &'a str,
+    /// Its ELF facts.
+    pub info: &'a ElfInfo,
+    /// `LD_LIBRARY_PATH` the image sets.
+    pub library_path: Option<String>,
+    /// The image's working directory.
+    pub cwd: String,
+    /// Prove the result by resolving it inside the image.
+    pub check: bool,
+}
+
+/// Resolves and places the closure. `app` is the application tree (the binary and the
+/// `--add` files); libraries that belong to the application are added to it.
+pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
+    let opts = loader::Options {
+        library_path: req.library_path.clone(),
+        conf_without_cache: true,
+        cwd: req.cwd.clone(),
+    };
+    let exe_path = req
+        .exe_in_source
+        .clone()
+        .unwrap_or_else(|| req.app_path.to_string());
+    let overlay = Overlay {
+        upper: &*app,
+        lower: req.source,
+    };
+    let closure = loader::resolve(&overlay, &exe_path, Some(req.info), &opts)?;
+    if !closure.is_complete() {
+        return Err(Error::Refused(format!(
+            "{} cannot be bundled from {}: {}. Install what is missing there, add it with \
+             --add SRC:DEST, or resolve against another tree with --sysroot DIR",
+            req.app_path,
+            req.source.describe(),
+            missing_pieces(&closure, req.source)
+        )));
+    }
+    let mut blind_spots = loader::dlopen::blind_spots(&overlay, &closure);
+    for b in &mut blind_spots {
+        for a in &mut b.adds {
+            a.source = req.source.host_path(&a.source).display().to_string();
+        }
+    }
+    let arch = loader::Arch::of(req.info);
+
+    // Image path of every object, and whether it lives in the application layer.
+    let n = closure.objects.len();
+    let mut image_path = vec![String::new(); n];
+    let mut in_app = vec![false; n];
+    image_path[0] = req.app_path.to_string();
+    in_app[0] = true;
+    let mut libs = ImageTree::new();
+    let mut private_files: Vec<(String, String)> = Vec::new();
+    let mut private_sources = Vec::new();
+    let mut cached = Vec::new();
+    let mut cache_entries: Vec<(String, String)> = Vec::new();
+    let mut musl_path_used = false;
+    let mut system_libraries = 0;
+    let image_defaults: BTreeSet<String> = closure
+        .setup
+        .default_dirs
+        .iter()
+        .map(|d| tree::normalize(d).unwrap_or_default())
+        .collect();
+
+    for i in 1..n {
+        let o = &closure.objects[i];
+        let opened = absolute(&o.path, &opts.cwd);
+        if overlay.from_upper(&o.canonical) {
+            // Added by the user: already in the application layer.
+            image_path[i] = opened;
+            in_app[i] = true;
+            continue;
+        }
+        let origin_owner = match &o.via {
+            Via::Rpath { owner, entry } | Via::Runpath { owner, entry }
+                if in_app[*owner] && has_origin(entry) =>
+            {
+                Some((*owner, entry))
+            }
+            _ => None,
+        };
+        if let Some((owner, entry)) = origin_owner {
+            let host_dir = expand(&closure, entry, &host_origin(&closure, owner, &opts.cwd));
+            let image_dir = expand(&closure, entry, &parent(&image_path[owner]));
+            let (Some(host_dir), Some(image_dir)) = (host_dir, image_dir) else {
+                return Err(Error::Refused(format!(
+                    "cannot place {}: its {} entry {entry} does not expand",
+                    o.path,
+                    o.via.describe()
+                )));
+            };
+            let place = |p: &str| -> Result<String> {
+                let rel = p
+                    .strip_prefix(host_dir.trim_end_matches('/'))
+                    .unwrap_or(p.rsplit('/').next().unwrap_or(p));
+                lexical(&format!(
+                    "{}/{}",
+                    image_dir.trim_end_matches('/'),
+                    rel.trim_start_matches('/')
+                ))
+            };
+            image_path[i] = place(&o.path)?;
+            in_app[i] = true;
+            private_sources.push(o.path.clone());
+            private_files.push((image_path[i].clone(), o.canonical.clone()));
+            for h in &o.hwcaps {
+                let real = root::resolve(req.source, h).map_err(|e| resolve_err(h, e))?;
+                private_files.push((place(h)?, real));
+            }
+            continue;
+        }
+        // A system file: same path, same symlinks.
+        image_path[i] = opened.clone();
+        if o.via != Via::Interpreter {
+            system_libraries += 1;
+        }
+        add_with_links(&mut libs, req.source, &opened, o.via == Via::Interpreter)?;
+        for h in &o.hwcaps {
+            add_with_links(&mut libs, req.source, &absolute(h, &opts.cwd), false)?;
+        }
+        match &o.via {
+            Via::Cache | Via::Conf { .. } => {
+                let dir = tree::normalize(&parent(&opened)).unwrap_or_default();
+                if !image_defaults.contains(&dir) {
+                    cached.push(opened.clone());
+                    for name in o.names.iter().filter(|n| !n.contains('/')) {
+                        cache_entries.push((name.clone(), opened.clone()));
+                    }
+                }
+            }
+            Via::MuslPath { .. } => musl_path_used = true,
+            _ => {}
+        }
+    }
+
+    // Libraries the source found only through its ld.so.cache or ld.so.conf, in
+    // directories the image's loader does not search by default. Two ways to make them
+    // findable: move each into a default directory, or give the image an ld.so.cache
+    // that lists them. We write the cache: every file keeps the path it has in the
+    // source (so `$ORIGIN` inside those libraries, absolute references to them, and
+    // `nobase inspect` on the unpacked image all agree with the source), and it is the
+    // very mechanism the source used to find them. The cache is the new format glibc
+    // has read since 2.32 (and written by default since), sorted as ldconfig sorts it.
+    if !cache_entries.is_empty() && closure.setup.flavor == Flavor::Glibc {
+        let bytes = cache::write(&cache_entries, arch.cache_flags(), arch.little_endian);
+        libs.add_bytes("/etc/ld.so.cache", &bytes, 0o644)?;
+    }
+    // musl: the source's path file named the directory; the image gets the same file.
+    if musl_path_used {
+        if let Some(f) = &closure.setup.musl_path_file {
+            let bytes = root::read_file(req.source, f, 1 << 20).map_err(|e| Error::Io {
+                action: format!("reading {f} in {}", req.source.describe()),
+                source: e,
+            })?;
+            libs.add_bytes(f, &bytes, 0o644)?;
+        }
+    }
+    let mut private = Vec::new();
+    for (dest, real) in private_files {
+        app.add_host(&req.source.host_path(&real), &dest)?;
+        private.push(dest);
+    }
+
+    if req.check {
+        self_check(&closure, &image_path, &libs, app, req, &opts)?;
+    }
+    Ok(Bundled {
+        libs,
+        closure,
+        blind_spots,
+        cached,
+        private,
+        private_sources,
+        system_libraries,
+    })
+}
+
+/// Resolves the entrypoint inside the assembled image (library layer under the
+/// application layer) with the image's own loader rules — no ld.so.conf, only what the
+/// image holds — and refuses unless it finds the loader and every library, each the file
+/// that was placed for it.
+fn self_check(
+    closure: &Closure,
+    image_path: &[String],
+    libs: &ImageTree,
+    app: &ImageTree,
+    req: &Request,
+    opts: &loader::Options,
+) -> Result<()> {
+    let mut merged = libs.clone();
+    merged.merge(app.clone())?;
+    let strict = loader::Options {
+        conf_without_cache: false,
+        ..opts.clone()
+    };
+    let image = loader::resolve(&merged, req.app_path, Some(req.info), &strict)?;
+    if !image.is_complete() {
+        return Err(Error::Refused(format!(
+            "self-check failed: inside the image {} would not start: {} (an --add may hide \
+             a bundled file; --no-check writes the image anyway)",
+            req.app_path,
+            missing_pieces(&image, &merged)
+        )));
+    }
+    // Each library must be the file placed for it, not another one that happens to
+    // match the name.
+    let want: BTreeSet<String> = image_path[1..closure.objects.len()]
+        .iter()
+        .map(|p| root::resolve(&merged, p).unwrap_or_else(|_| p.clone()))
+        .collect();
+    let got: BTreeSet<String> = image.objects[1..]
+        .iter()
+        .map(|o| o.canonical.clone())
+        .collect();
+    if want != got {
+        let extra: Vec<&String> = got.difference(&want).collect();
+        let lost: Vec<&String> = want.difference(&got).collect();
+        return Err(Error::Refused(format!(
+            "self-check failed: inside the image the loader would use {} instead of {} (--no-check writes the image anyway)",
+            list_or_none(&extra),
+            list_or_none(&lost)
+        )));
+    }
+    Ok(())
+}
+
+fn list_or_none(v: &[&String]) -> String {
+    if v.is_empty() {
+        "nothing".to_string()
+    } else {
+        v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Every missing piece of a closure, with what was searched.
+fn missing_pieces(c: &Closure, root: &dyn Root) -> String {
+    let mut parts = Vec::new();
+    if let Some(Interpreter::Missing { requested, reason }) = &c.interpreter {
+        parts.push(format!(
+            "its loader {requested} is not usable in {}: {reason}",
+            root.describe()
+        ));
+    }
+    for need in c.missing() {
+        let by = &c.objects[need.requester].path;
+        let Outcome::NotFound { searched, error } = &need.outcome else {
+            continue;
+        };
+        let mut s = match error {
+            Some(e) => format!("{} (needed by {by}) cannot be loaded: {e}", need.name),
+            None => format!("{} (needed by {by}) is not found", need.name),
+        };
+        if !searched.is_empty() {
+            let dirs: Vec<String> = searched
+                .iter()
+                .map(|d| match &d.via {
+                    Via::Default | Via::Cache => d.dir.clone(),
+                    v => format!("{} ({})", d.dir, v.describe()),
+                })
+                .collect();
+            s.push_str(&format!("; searched {}", dirs.join(", ")));
+        }
+        for k in &need.skipped {
+            s.push_str(&format!("; skipped {}: {}", k.path, k.reason));
+        }
+        parts.push(s);
+    }
+    parts.join("; ")
+}
+
+/// Adds the file at `path` in `source` to `tree`, with every symlink on the way.
+fn add_with_links(
+    tree: &mut ImageTree,
+    source: &HostRoot,
+    path: &str,
+    executable: bool,
+) -> Result<()> {
+    let (real, links) = root::resolve_links(source, path).map_err(|e| resolve_err(path, e))?;
+    for l in links {
+        tree.add_symlink(&l.path, &l.target)?;
+    }
+    tree.add_host(&source.host_path(&real), &real)?;
+    if executable {
+        // The kernel maps the loader only if it may execute it.
+        if let Some(e) = tree.get(real.trim_start_matches('/')).cloned() {
+            if matches!(e.node, Node::File { .. }) {
+                tree.insert(&real, Entry { mode: 0o755, ..e })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn resolve_err(path: &str, e: root::ResolveError) -> Error {
+    Error::Invalid(format!("{path} disappeared while bundling: {e}"))
+}
+
+fn has_origin(entry: &str) -> bool {
+    entry.contains("$ORIGIN") || entry.contains("${ORIGIN}")
+}
+
+/// `$ORIGIN` of an object in the source, as the loader computes it.
+fn host_origin(c: &Closure, i: usize, cwd: &str) -> String {
+    let o = &c.objects[i];
+    if o.via == Via::Executable {
+        parent(&o.canonical)
+    } else {
+        parent(&absolute(&o.path, cwd))
+    }
+}
+
+fn expand(c: &Closure, entry: &str, origin: &str) -> Option<String> {
+    match c.setup.flavor {
+        Flavor::Glibc => {
+            loader::expand_glibc(entry, origin, &c.setup.lib, c.setup.platform.as_deref())
+        }
+        Flavor::Musl => Some(
+            entry
+                .replace("${ORIGIN}", origin)
+                .replace("$ORIGIN", origin),
+        ),
+    }
+}
+
+fn parent(p: &str) -> String {
+    match p.rfind('/') {
+        Some(0) => "/".to_string(),
+        Some(i) => p[..i].to_string(),
+        None => ".".to_string(),
+    }
+}
+
+fn absolute(p: &str, cwd: &str) -> String {
+    if p.starts_with('/') {
+        p.to_string()
+    } else {
+        format!("{}/{p}", cwd.trim_end_matches('/'))
+    }
+}
+
+/// Normalizes `..` and `.` lexically: inside the image every directory on these paths is
+/// one nobase creates, so lexical and physical resolution agree.
+fn lexical(p: &str) -> Result<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    if parts.is_empty() {
+        return Err(Error::Refused(format!(
+            "{p} names the image root, not a file"
+        )));
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+/// The history line and counts of the library layer.
+pub fn layer_report(b: &Bundled, layer: crate::layer::Layer) -> LayerReport {
+    let files = b
+        .libs
+        .entries()
+        .filter(|(_, e)| matches!(e.node, Node::File { .. }))
+        .count();
+    let loader = b
+        .closure
+        .interpreter_object()
+        .map(|o| o.path.as_str())
+        .unwrap_or("(none)");
+    LayerReport {
+        created_by: format!(
+            "nobase bundle: loader {loader} and {} {}",
+            b.system_libraries,
+            if b.system_libraries == 1 {
+                "library"
+            } else {
+                "libraries"
+            }
+        ),
+        files,
+        file_bytes: b.libs.file_bytes(),
+        layer,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lexical;
+
+    #[test]
+    fn lexical_paths() {
+        assert_eq!(
+            lexical("/opt/app/bin/../lib/x.so").unwrap(),
+            "/opt/app/lib/x.so"
+        );
+        assert_eq!(lexical("/app/./../lib/x").unwrap(), "/lib/x");
+        assert_eq!(lexical("/../../x").unwrap(), "/x");
+        assert!(lexical("/..").is_err());
+    }
+}

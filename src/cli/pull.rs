@@ -1,0 +1,116 @@
+//! `nobase pull docker://HOST/REPO[:TAG|@DIGEST] [-t NAME:TAG]`: an image from a
+//! registry into the local store, every blob verified as it streams in, layers fetched
+//! in parallel.
+
+use super::push::Reporter;
+use super::render::{human_size, print_json};
+use super::Global;
+use anyhow::{Context, Result};
+use nobase::image::Platform;
+use nobase::refs::{ImageRef, NameTag};
+use nobase::{source, Error};
+use serde_json::json;
+use std::sync::Arc;
+
+/// Arguments of `nobase pull`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  nobase pull docker://registry.example.com/team/hello:1          stored as registry.example.com/team/hello:1
+  nobase pull docker://localhost:5000/hello@sha256:… -t hello:1
+  nobase pull docker://registry.example.com/tool:2 --platform linux/arm64")]
+pub struct Args {
+    /// The image: docker://HOST/REPO[:TAG|@DIGEST] (or any reference nobase reads).
+    #[arg(value_name = "SRC")]
+    source: String,
+    /// Name it in the store [default: HOST/REPO:TAG of the source]
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    tag: Option<String>,
+    /// From a multi-platform image, take this platform's (os/arch[/variant]) [default: this machine's]
+    #[arg(long, value_name = "PLATFORM", conflicts_with = "all_platforms")]
+    platform: Option<String>,
+    /// Keep every platform of a multi-platform image (the index as the registry has it).
+    #[arg(long)]
+    all_platforms: bool,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `nobase pull`.
+pub fn run(g: &Global, a: Args) -> Result<i32> {
+    let src = ImageRef::parse(&a.source)?;
+    let name = match (&a.tag, &src) {
+        (Some(t), _) => NameTag::parse(t)?,
+        (None, ImageRef::Registry(r)) => match &r.tag {
+            Some(tag) => NameTag::parse(&format!("{}/{}:{tag}", r.host, r.repository))?,
+            None => {
+                return Err(Error::Usage(format!(
+                    "{src} names no tag; give the store name with -t NAME[:TAG]"
+                ))
+                .into())
+            }
+        },
+        (None, _) => {
+            return Err(
+                Error::Usage(format!("give the store name for {src} with -t NAME[:TAG]")).into(),
+            )
+        }
+    };
+    let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
+    let reporter = Arc::new(Reporter::new(g));
+    let opts = g.registry(reporter.clone())?;
+    let opened =
+        source::open_with(&src, || g.store(), &opts).with_context(|| format!("reading {src}"))?;
+    let image = if a.all_platforms {
+        opened.image
+    } else {
+        opened.image.single(platform.as_ref())?
+    };
+    let store = g.store()?;
+    let _guard = store.writer_guard()?;
+    let layout = store.layout();
+    let blobs = image.blobs();
+    let present = blobs.iter().filter(|d| layout.has_blob(d)).count();
+    let pull = || -> nobase::Result<()> {
+        // Layers (the big ones) in parallel; the small documents follow in `publish`.
+        let documents: Vec<_> = image
+            .manifests
+            .iter()
+            .flat_map(|m| [&m.manifest.config.digest, &m.descriptor.digest])
+            .collect();
+        let layers: Vec<_> = blobs
+            .iter()
+            .filter(|d| !documents.contains(&&d.digest))
+            .collect();
+        nobase::registry::parallel(&layers, opts.jobs, |d| {
+            layout.copy_blob(d, opened.blobs.as_ref())
+        })?;
+        layout.publish(&image, opened.blobs.as_ref(), Some(&name.to_string()))
+    };
+    pull().with_context(|| format!("pulling {src}"))?;
+    reporter.finish();
+    let t = reporter.tally();
+    let digest = image.top.digest.to_string();
+    if a.json {
+        print_json(&json!({
+            "source": src.to_string(),
+            "name": name.to_string(),
+            "digest": digest,
+            "blobs": { "downloaded": blobs.len() - present, "present": present },
+            "bytes_downloaded": t.bytes_down,
+        }))?;
+    } else {
+        g.note(format!(
+            "pulled {} blobs ({} already present), {} received, manifest {digest}",
+            blobs.len(),
+            present,
+            human_size(t.bytes_down)
+        ));
+        if g.quiet {
+            println!("{digest}");
+        } else {
+            println!("{digest}  {name}");
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,290 @@
+//! `nobase push SRC DEST`: any reference to any reference (typically the store to a
+//! registry), and the transfer reporter that `push`, `pull` and `build -o docker://`
+//! share: a summary line on stderr, per-blob progress on a terminal, each request
+//! with `-v`.
+
+use super::render::{human_size, print_json};
+use super::Global;
+use anyhow::{Context, Result};
+use nobase::image::{Descriptor, Platform};
+use nobase::refs::ImageRef;
+use nobase::registry::{BlobOutcome, Events, Transfer};
+use nobase::{sink, source};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Arguments of `nobase push`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  nobase push hello:1 docker://registry.example.com/team/hello:1
+  nobase push oci:out:hello docker://localhost:5000/hello:1
+  nobase push docker://registry.example.com/a:1 docker://registry.example.com/b:1   (blobs are mounted, not copied)
+  nobase push hello:1 docker-archive:hello.tar:hello:1
+
+Credentials come from --creds/--creds-file, else Docker's config.json (docker login).")]
+pub struct Args {
+    /// The image to send: NAME[:TAG], oci:DIR[:REF], docker://HOST/REPO[:TAG|@DIGEST]…
+    #[arg(value_name = "SRC")]
+    source: String,
+    /// Where to: docker://HOST/REPO[:TAG], or any other reference.
+    #[arg(value_name = "DEST")]
+    destination: String,
+    /// Send only this platform's image of a multi-platform one (os/arch[/variant]).
+    #[arg(long, value_name = "PLATFORM")]
+    platform: Option<String>,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `nobase push`.
+pub fn run(g: &Global, a: Args) -> Result<i32> {
+    let src = ImageRef::parse(&a.source)?;
+    let dest = ImageRef::parse(&a.destination)?;
+    let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
+    let reporter = Arc::new(Reporter::new(g));
+    let opts = g.registry(reporter.clone())?;
+    let shown_dest = match &dest {
+        ImageRef::Registry(r) => r.to_string(),
+        other => other.to_string(),
+    };
+    let sink = sink::for_ref_with(&dest, || g.store(), &opts)?;
+    let opened =
+        source::open_with(&src, || g.store(), &opts).with_context(|| format!("reading {src}"))?;
+    let image = match &platform {
+        Some(p) => opened.image.single(Some(p))?,
+        None => opened.image,
+    };
+    // Blobs written into the store must not be collected by a concurrent `rmi` before
+    // the tag that keeps them exists.
+    let _guard = match &dest {
+        ImageRef::Store(_) => Some(g.store()?.writer_guard()?),
+        _ => None,
+    };
+    sink.publish(&image, opened.blobs.as_ref())
+        .with_context(|| format!("push to {shown_dest}"))?;
+    reporter.finish();
+    let t = reporter.tally();
+    if a.json {
+        print_json(&json!({
+            "source": src.to_string(),
+            "destination": dest.to_string(),
+            "digest": image.top.digest.to_string(),
+            "blobs": {
+                "uploaded": t.uploaded,
+                "mounted": t.mounted,
+                "existing": t.existing,
+            },
+            "bytes_uploaded": t.bytes_up,
+        }))?;
+    } else {
+        if matches!(dest, ImageRef::Registry(_)) {
+            g.note(t.push_summary(&image.top.digest.to_string()));
+        }
+        if g.quiet {
+            println!("{}", image.top.digest);
+        } else {
+            println!("{}  → {}", image.top.digest, sink.describe());
+        }
+    }
+    Ok(0)
+}
+
+/// Counts of what moved.
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
+    pub uploaded: usize,
+    pub mounted: usize,
+    pub existing: usize,
+    pub downloaded: usize,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+}
+
+impl Tally {
+    /// `pushed 3 blobs (1 uploaded, 1 mounted, 1 existing skipped), 12.4 MiB sent, manifest sha256:…`
+    pub fn push_summary(&self, digest: &str) -> String {
+        format!(
+            "pushed {} blobs ({} uploaded, {} mounted, {} existing skipped), {} sent, manifest {digest}",
+            self.uploaded + self.mounted + self.existing,
+            self.uploaded,
+            self.mounted,
+            self.existing,
+            human_size(self.bytes_up)
+        )
+    }
+}
+
+/// One blob's bar on a terminal.
+struct Bar {
+    label: String,
+    done: u64,
+    total: u64,
+    started: Instant,
+    finished: Option<String>,
+}
+
+/// Reports transfers: counts for the summary, `-v` request lines, retry notices, and
+/// live per-blob progress when stderr is a terminal (redrawn at most ten times a
+/// second; never when output is captured, so logs stay clean).
+pub struct Reporter {
+    quiet: bool,
+    verbose: bool,
+    live: bool,
+    tally: Mutex<Tally>,
+    bars: Mutex<(BTreeMap<String, Bar>, usize, Instant)>,
+}
+
+impl Reporter {
+    /// A reporter following the global `-q`/`-v`.
+    pub fn new(g: &Global) -> Reporter {
+        Reporter {
+            quiet: g.quiet,
+            verbose: g.verbose > 0,
+            live: !g.quiet && g.verbose == 0 && std::io::stderr().is_terminal(),
+            tally: Mutex::new(Tally::default()),
+            bars: Mutex::new((BTreeMap::new(), 0, Instant::now())),
+        }
+    }
+
+    /// The counts so far.
+    pub fn tally(&self) -> Tally {
+        self.tally.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Starts counting afresh (between outputs of one build).
+    pub fn reset(&self) {
+        *self.tally.lock().unwrap_or_else(|p| p.into_inner()) = Tally::default();
+    }
+
+    /// Draws the final state of the bars and forgets them.
+    pub fn finish(&self) {
+        self.redraw(true);
+        let mut b = self.bars.lock().unwrap_or_else(|p| p.into_inner());
+        b.0.clear();
+        b.1 = 0;
+    }
+
+    fn redraw(&self, force: bool) {
+        if !self.live {
+            return;
+        }
+        let mut guard = self.bars.lock().unwrap_or_else(|p| p.into_inner());
+        let (bars, drawn, last) = &mut *guard;
+        if !force && last.elapsed() < Duration::from_millis(100) {
+            return;
+        }
+        *last = Instant::now();
+        let mut out = String::new();
+        if *drawn > 0 {
+            // Back to the first bar's line.
+            out.push_str(&format!("\x1b[{}A", *drawn));
+        }
+        for bar in bars.values() {
+            let line = match &bar.finished {
+                Some(f) => format!("{}  {f}", bar.label),
+                None => {
+                    let secs = bar.started.elapsed().as_secs_f64().max(0.001);
+                    let rate = (bar.done as f64 / secs) as u64;
+                    let pct = (bar.done * 100).checked_div(bar.total).unwrap_or(100);
+                    format!(
+                        "{}  {:>3}%  {} / {}  {}/s",
+                        bar.label,
+                        pct,
+                        human_size(bar.done),
+                        human_size(bar.total),
+                        human_size(rate)
+                    )
+                }
+            };
+            out.push_str(&format!("\r\x1b[2K{line}\n"));
+        }
+        *drawn = bars.len();
+        let _ = std::io::stderr().write_all(out.as_bytes());
+    }
+
+    fn set_bar(&self, desc: &Descriptor, update: impl FnOnce(&mut Bar)) {
+        if !self.live {
+            return;
+        }
+        {
+            let mut guard = self.bars.lock().unwrap_or_else(|p| p.into_inner());
+            let bar = guard
+                .0
+                .entry(desc.digest.to_string())
+                .or_insert_with(|| Bar {
+                    label: format!("sha256:{}", desc.digest.short()),
+                    done: 0,
+                    total: desc.size,
+                    started: Instant::now(),
+                    finished: None,
+                });
+            update(bar);
+        }
+        self.redraw(false);
+    }
+}
+
+impl Events for Reporter {
+    fn trace(&self, line: &str) {
+        if self.verbose {
+            eprintln!("nobase: {line}");
+        }
+    }
+
+    fn retrying(&self, what: &str, why: &str, wait: Duration, attempt: u32, of: u32) {
+        if !self.quiet {
+            eprintln!(
+                "nobase: {what}: {why}; retrying in {:.1}s (attempt {} of {of})",
+                wait.as_secs_f64(),
+                attempt + 1
+            );
+        }
+    }
+
+    fn blob_start(&self, desc: &Descriptor, _way: Transfer) {
+        self.set_bar(desc, |_| {});
+    }
+
+    fn blob_progress(&self, desc: &Descriptor, done: u64) {
+        self.set_bar(desc, |b| b.done = done);
+    }
+
+    fn blob_done(&self, desc: &Descriptor, outcome: BlobOutcome) {
+        let label = {
+            let mut t = self.tally.lock().unwrap_or_else(|p| p.into_inner());
+            match &outcome {
+                BlobOutcome::Uploaded { bytes } => {
+                    t.uploaded += 1;
+                    t.bytes_up += bytes;
+                    "uploaded".to_string()
+                }
+                BlobOutcome::Mounted { from } => {
+                    t.mounted += 1;
+                    format!("mounted from {from}")
+                }
+                BlobOutcome::Existing => {
+                    t.existing += 1;
+                    "already there".to_string()
+                }
+                BlobOutcome::Downloaded { bytes } => {
+                    t.downloaded += 1;
+                    t.bytes_down += bytes;
+                    "downloaded".to_string()
+                }
+            }
+        };
+        self.trace(&format!("blob {}: {label}", desc.digest));
+        self.set_bar(desc, |b| {
+            b.done = b.total;
+            b.finished = Some(format!("{label} ({})", human_size(b.total)));
+        });
+    }
+
+    fn manifest_pushed(&self, desc: &Descriptor, reference: &str) {
+        self.trace(&format!("manifest {} stored as {reference}", desc.digest));
+    }
+}

@@ -1,0 +1,465 @@
+//! What DT_NEEDED does not say: libraries and data a program loads at run time with
+//! `dlopen`, recognised from its imports and strings, each reported with the `--add`
+//! lines that put it in the image. These are warnings, not proof: a program may never
+//! take the code path that loads them.
+//!
+//! * glibc NSS — `getpwnam`, `getaddrinfo`, `getgrnam`… read `/etc/nsswitch.conf` and
+//!   dlopen `libnss_<service>.so.2` for every service it names (except `files` and `dns`,
+//!   built into glibc since 2.34);
+//! * `iconv_open` — glibc loads conversion modules from its `gconv` directory;
+//! * `pthread_cancel` — glibc dlopens `libgcc_s.so.1` to unwind the cancelled thread;
+//! * `.so` names that appear as whole strings in the executable — likely dlopen arguments.
+
+use super::{Closure, Flavor};
+use crate::root::{self, FileType, Root};
+use std::collections::BTreeSet;
+
+/// Largest nsswitch.conf read.
+const MAX_CONF: u64 = 1 << 20;
+/// Longest string considered a library name.
+const MAX_NAME: usize = 255;
+/// Most library-name strings reported.
+const MAX_STRINGS: usize = 20;
+
+/// A file to add to the image: `--add SOURCE:DEST`, both as paths inside the root the
+/// closure was resolved in (the caller prefixes a sysroot to the source).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Add {
+    /// Where it is in the root (canonical).
+    pub source: String,
+    /// Where it goes in the image.
+    pub dest: String,
+}
+
+/// One run-time dependency that DT_NEEDED does not show.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BlindSpot {
+    /// `nss`, `iconv`, `libgcc_s` or `dlopen-string`.
+    pub kind: &'static str,
+    /// What was seen and what it means.
+    pub message: String,
+    /// The additions that supply it (may be empty when the root does not have them).
+    pub adds: Vec<Add>,
+}
+
+const NSS: &[(&str, &str)] = &[
+    ("getpwnam", "passwd"),
+    ("getpwnam_r", "passwd"),
+    ("getpwuid", "passwd"),
+    ("getpwuid_r", "passwd"),
+    ("getpwent", "passwd"),
+    ("getpwent_r", "passwd"),
+    ("getgrnam", "group"),
+    ("getgrnam_r", "group"),
+    ("getgrgid", "group"),
+    ("getgrgid_r", "group"),
+    ("getgrent", "group"),
+    ("getgrouplist", "group"),
+    ("initgroups", "group"),
+    ("getspnam", "shadow"),
+    ("getspnam_r", "shadow"),
+    ("getaddrinfo", "hosts"),
+    ("getnameinfo", "hosts"),
+    ("gethostbyname", "hosts"),
+    ("gethostbyname_r", "hosts"),
+    ("gethostbyname2", "hosts"),
+    ("gethostbyname2_r", "hosts"),
+    ("gethostbyaddr", "hosts"),
+    ("gethostbyaddr_r", "hosts"),
+    ("getservbyname", "services"),
+    ("getservbyname_r", "services"),
+    ("getservbyport", "services"),
+    ("getservbyport_r", "services"),
+    ("getprotobyname", "protocols"),
+    ("getprotobyname_r", "protocols"),
+    ("getprotobynumber", "protocols"),
+    ("getnetbyname", "networks"),
+    ("getnetbyaddr", "networks"),
+];
+
+/// The run-time loads a closure's objects are likely to make, for a glibc or musl
+/// program resolved in `root`.
+pub fn blind_spots(root: &dyn Root, closure: &Closure) -> Vec<BlindSpot> {
+    let mut out = Vec::new();
+    if closure.setup.flavor == Flavor::Glibc {
+        nss(root, closure, &mut out);
+        iconv(root, closure, &mut out);
+        libgcc_s(root, closure, &mut out);
+    }
+    strings(root, closure, &mut out);
+    out
+}
+
+/// Objects other than the C library and the loader, which define these functions.
+fn importers(closure: &Closure) -> impl Iterator<Item = &super::Object> {
+    closure.objects.iter().filter(|o| {
+        let s = o.info.soname.as_deref().unwrap_or("");
+        !(s.starts_with("libc.so") || s.starts_with("ld-") || s.starts_with("libpthread.so"))
+    })
+}
+
+fn add_found(root: &dyn Root, closure: &Closure, name: &str) -> Option<Add> {
+    let (path, canonical) = closure.search(root, 0, name).ok()?;
+    Some(Add {
+        source: canonical,
+        dest: lookup_dest(root, &path),
+    })
+}
+
+/// Where to add a file the loader looks up as `path`: under the name it is looked up by
+/// (`libz.so.1`, not the versioned file it links to), in its directory with symlinks
+/// resolved — an added `/lib/…` would put a directory where the image has the `/lib`
+/// symlink, hiding everything behind it.
+fn lookup_dest(root: &dyn Root, path: &str) -> String {
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let dir = if dir.is_empty() { "/" } else { dir };
+    match root::resolve(root, dir) {
+        Ok(d) if d == "/" => format!("/{name}"),
+        Ok(d) => format!("{d}/{name}"),
+        Err(_) => path.to_string(),
+    }
+}
+
+fn already_has(closure: &Closure, name: &str) -> bool {
+    closure
+        .objects
+        .iter()
+        .any(|o| o.names.iter().any(|n| n == name) || o.info.soname.as_deref() == Some(name))
+}
+
+fn glibc_minor(closure: &Closure) -> Option<u32> {
+    closure
+        .objects
+        .iter()
+        .find(|o| o.info.soname.as_deref() == Some("libc.so.6"))?
+        .info
+        .version_defs
+        .iter()
+        .filter_map(|v| v.strip_prefix("GLIBC_2.")?.split('.').next()?.parse().ok())
+        .max()
+}
+
+fn nss(root: &dyn Root, closure: &Closure, out: &mut Vec<BlindSpot>) {
+    let mut funcs: Vec<&str> = Vec::new();
+    let mut dbs: BTreeSet<&str> = BTreeSet::new();
+    for o in importers(closure) {
+        for (f, db) in NSS {
+            if o.info
+                .imports
+                .binary_search_by(|i| i.as_str().cmp(f))
+                .is_ok()
+            {
+                if !funcs.contains(f) {
+                    funcs.push(f);
+                }
+                dbs.insert(db);
+            }
+        }
+    }
+    if funcs.is_empty() {
+        return;
+    }
+    let conf = root::read_file(root, "/etc/nsswitch.conf", MAX_CONF).ok();
+    let mut services: BTreeSet<String> = BTreeSet::new();
+    match &conf {
+        Some(bytes) => {
+            for line in String::from_utf8_lossy(bytes).lines() {
+                let line = line.split('#').next().unwrap_or("");
+                let Some((db, rest)) = line.split_once(':') else {
+                    continue;
+                };
+                if !dbs.contains(db.trim()) {
+                    continue;
+                }
+                let mut in_action = false;
+                for w in rest.split_whitespace() {
+                    if w.starts_with('[') {
+                        in_action = true;
+                    }
+                    if !in_action {
+                        services.insert(w.to_string());
+                    }
+                    if w.ends_with(']') {
+                        in_action = false;
+                    }
+                }
+            }
+        }
+        // glibc's defaults without the file.
+        None => {
+            services.insert("files".into());
+            if dbs.contains("hosts") {
+                services.insert("dns".into());
+            }
+        }
+    }
+    let builtin: &[&str] = if glibc_minor(closure).is_some_and(|m| m >= 34) {
+        &["files", "dns"]
+    } else {
+        &[]
+    };
+    let mut adds = Vec::new();
+    if conf.is_some() {
+        adds.push(Add {
+            source: "/etc/nsswitch.conf".into(),
+            dest: "/etc/nsswitch.conf".into(),
+        });
+    }
+    let mut absent = Vec::new();
+    for s in &services {
+        if builtin.contains(&s.as_str()) {
+            continue;
+        }
+        let lib = format!("libnss_{s}.so.2");
+        if already_has(closure, &lib) {
+            continue;
+        }
+        match add_found(root, closure, &lib) {
+            Some(a) => adds.push(a),
+            None => absent.push(lib),
+        }
+    }
+    let shown: Vec<&str> = funcs.iter().take(4).copied().collect();
+    let mut message = format!(
+        "uses glibc NSS ({}{}): it reads /etc/nsswitch.conf and dlopens libnss_<service>.so.2 for the {} database{}",
+        shown.join(", "),
+        if funcs.len() > shown.len() { ", …" } else { "" },
+        dbs.iter().copied().collect::<Vec<_>>().join(", "),
+        if dbs.len() == 1 { "" } else { "s" },
+    );
+    if !builtin.is_empty() {
+        message.push_str(" (files and dns are built into this glibc)");
+    }
+    if adds.len() > 1 {
+        message.push_str("; a module needs its own libraries too (`nobase inspect` lists them)");
+    }
+    if !absent.is_empty() {
+        message.push_str(&format!(
+            "; {} {} not in {}, so those services are skipped",
+            absent.join(", "),
+            if absent.len() == 1 { "is" } else { "are" },
+            closure.root
+        ));
+    }
+    out.push(BlindSpot {
+        kind: "nss",
+        message,
+        adds,
+    });
+}
+
+fn iconv(root: &dyn Root, closure: &Closure, out: &mut Vec<BlindSpot>) {
+    let Some(o) = importers(closure).find(|o| {
+        o.info
+            .imports
+            .binary_search_by(|i| i.as_str().cmp("iconv_open"))
+            .is_ok()
+    }) else {
+        return;
+    };
+    let mut seen = BTreeSet::new();
+    let mut adds = Vec::new();
+    for d in &closure.setup.default_dirs {
+        let dir = format!("{}/gconv", d.trim_end_matches('/'));
+        let Ok(real) = root::resolve(root, &dir) else {
+            continue;
+        };
+        let is_dir = root.lstat(&real).is_some_and(|m| m.kind == FileType::Dir);
+        if is_dir
+            && seen.insert(real.clone())
+            && root::resolve(root, &format!("{real}/gconv-modules")).is_ok()
+        {
+            adds.push(Add {
+                source: real.clone(),
+                dest: real,
+            });
+        }
+    }
+    out.push(BlindSpot {
+        kind: "iconv",
+        message: format!(
+            "{} calls iconv_open: glibc dlopens gconv modules for every character set beyond UTF-8, ASCII and Latin-1",
+            o.path
+        ),
+        adds,
+    });
+}
+
+fn libgcc_s(root: &dyn Root, closure: &Closure, out: &mut Vec<BlindSpot>) {
+    const NAME: &str = "libgcc_s.so.1";
+    if already_has(closure, NAME) {
+        return;
+    }
+    let Some((o, f)) = importers(closure).find_map(|o| {
+        ["pthread_cancel"]
+            .into_iter()
+            .find(|f| {
+                o.info
+                    .imports
+                    .binary_search_by(|i| i.as_str().cmp(f))
+                    .is_ok()
+            })
+            .map(|f| (o, f))
+    }) else {
+        return;
+    };
+    let adds: Vec<Add> = add_found(root, closure, NAME).into_iter().collect();
+    out.push(BlindSpot {
+        kind: "libgcc_s",
+        message: format!(
+            "{} calls {f}: glibc dlopens {NAME} to unwind the thread, and aborts (\"libgcc_s.so.1 must be installed for pthread_cancel to work\") without it{}",
+            o.path,
+            if adds.is_empty() { format!("; {NAME} is not in {}", closure.root) } else { String::new() }
+        ),
+        adds,
+    });
+}
+
+/// True for a whole string that looks like a shared library name or path:
+/// `libfoo.so`, `libfoo.so.1.2`, `/usr/lib/foo.so`.
+fn looks_like_library(s: &[u8]) -> bool {
+    if s.len() < 4 || s.len() > MAX_NAME || !s.iter().all(|c| (0x21..0x7f).contains(c)) {
+        return false;
+    }
+    let base = match s.iter().rposition(|&c| c == b'/') {
+        Some(i) => {
+            if s[0] != b'/' {
+                return false;
+            }
+            &s[i + 1..]
+        }
+        None => s,
+    };
+    if !base
+        .iter()
+        .all(|c| c.is_ascii_alphanumeric() || b"_+.-".contains(c))
+    {
+        return false;
+    }
+    let text = String::from_utf8_lossy(base);
+    let Some(i) = text.find(".so") else {
+        return false;
+    };
+    let (stem, tail) = (&text[..i], &text[i + 3..]);
+    !stem.is_empty()
+        && stem.bytes().any(|c| c.is_ascii_alphabetic())
+        && (tail.is_empty()
+            || (tail.starts_with('.')
+                && tail[1..]
+                    .split('.')
+                    .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))))
+}
+
+/// Whole NUL-terminated strings in a file that look like library names, in order.
+fn library_strings(root: &dyn Root, canonical: &str) -> Vec<String> {
+    let Ok(f) = root.open(canonical) else {
+        return Vec::new();
+    };
+    let mut found: Vec<String> = Vec::new();
+    let mut cur: Vec<u8> = Vec::new();
+    let mut too_long = false;
+    let mut buf = vec![0u8; 1 << 20];
+    let size = f.size();
+    let mut off = 0u64;
+    while off < size {
+        let n = ((size - off) as usize).min(buf.len());
+        if f.read_exact_at(off, &mut buf[..n]).is_err() {
+            break;
+        }
+        for &c in &buf[..n] {
+            if c == 0 {
+                if !too_long && looks_like_library(&cur) {
+                    let s = String::from_utf8_lossy(&cur).into_owned();
+                    if !found.contains(&s) {
+                        found.push(s);
+                    }
+                }
+                cur.clear();
+                too_long = false;
+            } else if !too_long {
+                cur.push(c);
+                if cur.len() > MAX_NAME {
+                    too_long = true;
+                    cur.clear();
+                }
+            }
+        }
+        off += n as u64;
+    }
+    found
+}
+
+fn strings(root: &dyn Root, closure: &Closure, out: &mut Vec<BlindSpot>) {
+    let exe = closure.executable();
+    let mut known: BTreeSet<&str> = BTreeSet::new();
+    for o in &closure.objects {
+        known.extend(o.names.iter().map(String::as_str));
+        known.extend(o.info.soname.as_deref());
+        known.insert(o.path.as_str());
+        known.insert(o.path.rsplit('/').next().unwrap_or(""));
+    }
+    for n in &closure.needs {
+        known.insert(n.name.as_str());
+    }
+    let mut reported = 0;
+    for s in library_strings(root, &exe.canonical) {
+        if known.contains(s.as_str())
+            || (closure.setup.flavor == Flavor::Musl && super::musl_is_self(&s))
+        {
+            continue;
+        }
+        if reported == MAX_STRINGS {
+            break;
+        }
+        reported += 1;
+        let found = if s.starts_with('/') {
+            root::resolve(root, &s).ok().map(|c| Add {
+                source: c,
+                dest: lookup_dest(root, &s),
+            })
+        } else {
+            add_found(root, closure, &s)
+        };
+        let message = match &found {
+            Some(_) => format!(
+                "{} contains the string \"{s}\": if it dlopens it, the image needs it (and its libraries)",
+                exe.path
+            ),
+            None => format!(
+                "{} contains the string \"{s}\", a library name that is not in {}; if the program dlopens it, that will fail",
+                exe.path, closure.root
+            ),
+        };
+        out.push(BlindSpot {
+            kind: "dlopen-string",
+            message,
+            adds: found.into_iter().collect(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_library;
+
+    #[test]
+    fn library_like_strings() {
+        for (s, want) in [
+            ("libfoo.so", true),
+            ("libfoo.so.1", true),
+            ("libfoo.so.1.2.3", true),
+            ("libGL.so.1", true),
+            ("/usr/lib/x86_64-linux-gnu/libnss_dns.so.2", true),
+            ("libfoo.so.%d", false),
+            ("lib%s.so", false),
+            ("libfoo.so.1a", false),
+            ("foo.socket", false),
+            (".so", false),
+            ("relative/libx.so", false),
+            ("libfoo.so ", false),
+            ("1.so", false),
+        ] {
+            assert_eq!(looks_like_library(s.as_bytes()), want, "{s}");
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! Registry credentials and challenges: where a user's credentials come from
+//! (`--creds`, `--creds-file`, Docker's `config.json` with `auths`, `credHelpers`,
+//! `credsStore` and identity tokens), what a registry's `WWW-Authenticate` asks for, and
+//! token scopes. The HTTP exchanges themselves are in `client`.
+
+use crate::error::{Error, Result};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A secret string: its `Debug` never shows it, so no `{:?}` of an options struct can
+/// leak it into a message.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// Credentials for one registry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Creds {
+    /// A user name and password (or personal access token).
+    Basic {
+        /// User name.
+        user: String,
+        /// Password.
+        pass: Secret,
+    },
+    /// An identity (refresh) token from `docker login` with an OAuth2 registry.
+    IdentityToken(Secret),
+}
+
+impl Creds {
+    /// The secret strings in these credentials, for scrubbing messages.
+    pub fn secrets(&self) -> Vec<String> {
+        match self {
+            Creds::Basic { pass, .. } => vec![pass.0.clone()],
+            Creds::IdentityToken(t) => vec![t.0.clone()],
+        }
+    }
+}
+
+/// Credentials the user gave on the command line, with where they came from.
+#[derive(Clone, Debug)]
+pub struct GivenCreds {
+    /// The credentials.
+    pub creds: Creds,
+    /// `--creds` or `--creds-file /path`, for messages.
+    pub origin: String,
+}
+
+/// Parses `USER:PASS` (the password may contain `:`).
+pub fn parse_user_pass(s: &str, origin: &str) -> Result<GivenCreds> {
+    let s = s.trim_end_matches(['\r', '\n']);
+    match s.split_once(':') {
+        Some((user, pass)) if !user.is_empty() && !pass.is_empty() => Ok(GivenCreds {
+            creds: Creds::Basic {
+                user: user.to_string(),
+                pass: Secret(pass.to_string()),
+            },
+            origin: origin.to_string(),
+        }),
+        // The value itself is never echoed: it is (part of) a password.
+        _ => Err(Error::Usage(format!(
+            "{origin}: expected USER:PASSWORD with both parts non-empty"
+        ))),
+    }
+}
+
+/// Reads `--creds-file FILE`: its first line is `USER:PASS`. A file keeps the password
+/// out of the process list and shell history.
+pub fn read_creds_file(path: &Path) -> Result<GivenCreds> {
+    let origin = format!("--creds-file {}", path.display());
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Usage(format!("{origin}: cannot read it: {e}")))?;
+    parse_user_pass(text.lines().next().unwrap_or(""), &origin)
+}
+
+/// Docker's client config file: `$DOCKER_CONFIG/config.json`, else
+/// `~/.docker/config.json`.
+pub fn docker_config_path() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(d).join("config.json"));
+    }
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|h| PathBuf::from(h).join(".docker").join("config.json"))
+}
+
+/// The key Docker files a registry's credentials under (`docker login HOST`); Docker
+/// Hub's is historic.
+pub fn config_key(host: &str) -> String {
+    match host {
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" => {
+            "https://index.docker.io/v1/".to_string()
+        }
+        h => h.to_string(),
+    }
+}
+
+/// Credentials found (or not) for a registry, and a phrase saying where from.
+#[derive(Clone, Debug)]
+pub struct Found {
+    /// The credentials, if any.
+    pub creds: Option<Creds>,
+    /// Where they came from (`in /root/.docker/config.json`, `given with --creds`), or
+    /// why there are none (`/root/.docker/config.json does not exist`).
+    pub origin: String,
+}
+
+impl Found {
+    /// The advice for a registry that refused: which credentials to check, or how to
+    /// give some.
+    pub fn advice(&self, host: &str) -> String {
+        match self.creds {
+            Some(_) => format!("check the credentials for {host} {}", self.origin),
+            None => format!(
+                "{host} needs credentials and none were found ({}); log in with `docker login {host}`, or pass --creds or --creds-file",
+                self.origin
+            ),
+        }
+    }
+}
+
+/// Looks `host` up in Docker's config. Credential helpers run only here, and only when
+/// a registry asked for authentication.
+pub fn lookup(host: &str, given: Option<&GivenCreds>) -> Result<Found> {
+    if let Some(g) = given {
+        return Ok(Found {
+            creds: Some(g.creds.clone()),
+            origin: format!("given with {}", g.origin),
+        });
+    }
+    let Some(path) = docker_config_path() else {
+        return Ok(Found {
+            creds: None,
+            origin: "neither HOME nor DOCKER_CONFIG is set to find config.json".into(),
+        });
+    };
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Found {
+                creds: None,
+                origin: format!("{} does not exist", path.display()),
+            })
+        }
+        Err(e) => {
+            return Err(Error::Registry(format!(
+                "reading credentials from {}: {e}",
+                path.display()
+            )))
+        }
+    };
+    use docker_credential::{CredentialRetrievalError as E, DockerCredential};
+    let key = config_key(host);
+    let shown = path.display();
+    match docker_credential::get_credential_from_reader(std::io::BufReader::new(file), &key) {
+        Ok(DockerCredential::UsernamePassword(user, pass)) => Ok(Found {
+            creds: Some(Creds::Basic {
+                user,
+                pass: Secret(pass),
+            }),
+            origin: format!("in {shown}"),
+        }),
+        Ok(DockerCredential::IdentityToken(t)) => Ok(Found {
+            creds: Some(Creds::IdentityToken(Secret(t))),
+            origin: format!("in {shown} (identity token)"),
+        }),
+        Err(E::NoCredentialConfigured) => Ok(Found {
+            creds: None,
+            origin: format!("{shown} has no entry for {key}"),
+        }),
+        // The helper's own output is not repeated: a failing helper may print what
+        // it was given.
+        Err(E::HelperFailure { helper, .. }) => Err(Error::Registry(format!(
+            "the credential helper {helper} named in {shown} failed for {key}; run `{helper} get` to see why"
+        ))),
+        Err(E::HelperCommunicationError) => Err(Error::Registry(format!(
+            "could not run the credential helper named in {shown} for {key}; is docker-credential-… on PATH?"
+        ))),
+        Err(E::ConfigReadError) => Err(Error::Registry(format!(
+            "{shown} is not a valid Docker config file"
+        ))),
+        Err(e) => Err(Error::Registry(format!(
+            "credentials for {key} in {shown}: {e}"
+        ))),
+    }
+}
+
+/// Token scopes for one series of requests: `repository:NAME:ACTIONS`, sorted and
+/// deduplicated so equal sets share a cached token.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scopes(Vec<String>);
+
+impl Scopes {
+    /// Pull access to one repository.
+    pub fn pull(repo: &str) -> Scopes {
+        Scopes(vec![format!("repository:{repo}:pull")])
+    }
+
+    /// Push and pull access to `repo`, and pull access to each repository blobs may
+    /// be mounted from (the registry checks both sides of a mount).
+    pub fn push(repo: &str, mount_from: &[String]) -> Scopes {
+        let mut s = Scopes(vec![format!("repository:{repo}:pull,push")]);
+        for m in mount_from {
+            if m != repo {
+                s.add(&format!("repository:{m}:pull"));
+            }
+        }
+        s
+    }
+
+    /// Adds a scope (as a registry's challenge names it).
+    pub fn add(&mut self, scope: &str) {
+        if !self.0.iter().any(|s| s == scope) {
+            self.0.push(scope.to_string());
+            self.0.sort();
+        }
+    }
+
+    /// The scopes, for the token request.
+    pub fn list(&self) -> &[String] {
+        &self.0
+    }
+
+    /// A cache key.
+    pub fn key(&self) -> String {
+        self.0.join(" ")
+    }
+}
+
+/// What a registry asked for in `WWW-Authenticate`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Challenge {
+    /// Credentials on every request.
+    Basic,
+    /// A token from `realm`.
+    Bearer {
+        /// The token endpoint.
+        realm: String,
+        /// The `service` parameter.
+        service: Option<String>,
+        /// The scope the failed request needed, if the registry said.
+        scope: Option<String>,
+        /// `insufficient_scope`, `invalid_token`…
+        error: Option<String>,
+    },
+}
+
+/// Parses the `WWW-Authenticate` headers of a response; Bearer is preferred when a
+/// registry offers both.
+pub fn parse_challenges<'a>(headers: impl Iterator<Item = &'a str>) -> Option<Challenge> {
+    let mut basic = false;
+    for h in headers {
+        let Ok(list) = http_auth::parse_challenges(h) else {
+            continue;
+        };
+        for c in list {
+            let param = |name: &str| {
+                c.params
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.to_unescaped())
+            };
+            if c.scheme.eq_ignore_ascii_case("bearer") {
+                if let Some(realm) = param("realm") {
+                    return Some(Challenge::Bearer {
+                        realm,
+                        service: param("service"),
+                        scope: param("scope"),
+                        error: param("error"),
+                    });
+                }
+            } else if c.scheme.eq_ignore_ascii_case("basic") {
+                basic = true;
+            }
+        }
+    }
+    basic.then_some(Challenge::Basic)
+}
+
+/// A token server's answer.
+#[derive(serde::Deserialize)]
+pub struct TokenResponse {
+    /// Docker's field.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// OAuth2's field (the same token).
+    #[serde(default)]
+    pub access_token: Option<String>,
+    /// Lifetime in seconds (60 when absent, as the spec says).
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+}
+
+impl TokenResponse {
+    /// The token, whichever field carries it.
+    pub fn token(self) -> Option<(String, u64)> {
+        let t = self.token.or(self.access_token).filter(|t| !t.is_empty())?;
+        Some((t, self.expires_in.unwrap_or(60).max(1)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_parse() {
+        let c = parse_challenges(
+            [r#"Bearer realm="https://auth.example/token",service="reg",scope="repository:a/b:pull,push",error="insufficient_scope""#]
+                .into_iter(),
+        );
+        assert_eq!(
+            c,
+            Some(Challenge::Bearer {
+                realm: "https://auth.example/token".into(),
+                service: Some("reg".into()),
+                scope: Some("repository:a/b:pull,push".into()),
+                error: Some("insufficient_scope".into()),
+            })
+        );
+        assert_eq!(
+            parse_challenges([r#"Basic realm="Registry Realm""#].into_iter()),
+            Some(Challenge::Basic)
+        );
+        assert_eq!(parse_challenges(["garbage ,,"].into_iter()), None);
+        assert_eq!(parse_challenges(std::iter::empty()), None);
+    }
+
+    #[test]
+    fn user_pass_parses_without_echoing() {
+        let g = parse_user_pass("u:p:w\n", "--creds").unwrap();
+        assert_eq!(
+            g.creds,
+            Creds::Basic {
+                user: "u".into(),
+                pass: Secret("p:w".into())
+            }
+        );
+        for bad in ["nopass", ":p", "u:"] {
+            let e = parse_user_pass(bad, "--creds").unwrap_err().to_string();
+            assert!(!e.contains(bad) || bad.len() < 3, "{e}");
+        }
+        assert!(!format!("{g:?}").contains("p:w"));
+    }
+
+    #[test]
+    fn scopes_dedupe_and_sort() {
+        let mut s = Scopes::push("b", &["a".into(), "b".into()]);
+        s.add("repository:a:pull");
+        assert_eq!(s.key(), "repository:a:pull repository:b:pull,push");
+    }
+
+    #[test]
+    fn docker_config_lookup() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("config.json");
+        // "u:secret" and an identity token for another host.
+        std::fs::write(
+            &cfg,
+            r#"{"auths":{"127.0.0.1:5000":{"auth":"dTpzZWNyZXQ="},"r.example":{"auth":"dTo=","identitytoken":"idt"}}}"#,
+        )
+        .unwrap();
+        let read = |host: &str| {
+            let f = std::fs::File::open(&cfg).unwrap();
+            docker_credential::get_credential_from_reader(f, &config_key(host))
+        };
+        assert_eq!(
+            read("127.0.0.1:5000").unwrap(),
+            docker_credential::DockerCredential::UsernamePassword("u".into(), "secret".into())
+        );
+        assert_eq!(
+            read("r.example").unwrap(),
+            docker_credential::DockerCredential::IdentityToken("idt".into())
+        );
+        assert!(read("other").is_err());
+    }
+}

@@ -1,0 +1,584 @@
+//! The HTTP layer under the registry client: the ureq agent (TLS roots, `--cert-dir`,
+//! timeouts), URL handling (which hosts may get credentials, which addresses are never
+//! contacted), redaction of URLs for messages, and the retry policy (backoff,
+//! `Retry-After`).
+
+use crate::error::{Error, Result};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How often and how long to retry a request that failed for a passing reason
+/// (connection reset, timeout, 5xx, 429).
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (at least 1).
+    pub attempts: u32,
+    /// The first wait; each later one doubles.
+    pub base: Duration,
+    /// No single wait is longer, whatever the backoff or `Retry-After` says.
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        // Five tries over about 15 s ride out a registry restart or a load balancer
+        // shuffle; longer outages are better reported than waited out.
+        RetryPolicy {
+            attempts: 5,
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempt + 1` (`attempt` counts from 1): exponential with
+    /// ±25 % jitter (so parallel uploads do not retry in lockstep), or what the server
+    /// asked for with `Retry-After`, never more than the cap.
+    pub fn wait(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(ra) = retry_after {
+            return ra.min(self.cap);
+        }
+        let exp = self
+            .base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let jitter = {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            0.75 + f64::from(nanos % 1000) / 2000.0
+        };
+        exp.mul_f64(jitter).min(self.cap)
+    }
+}
+
+/// Parses `Retry-After`: delay seconds or an HTTP date. A date in the past means now;
+/// anything unparseable is ignored (the normal backoff applies).
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = parse_http_date(v)?;
+    let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    Some(Duration::from_secs(at.saturating_sub(now)))
+}
+
+/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) to Unix seconds.
+fn parse_http_date(s: &str) -> Option<u64> {
+    let rest = s.split_once(", ")?.1;
+    let parts: Vec<&str> = rest.split(' ').collect();
+    let [day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let m = MONTHS.iter().position(|x| x == month)? as i64 + 1;
+    let d: i64 = day.parse().ok()?;
+    let y: i64 = year.parse().ok()?;
+    let hms: Vec<u64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, mi, se] = hms.as_slice() else {
+        return None;
+    };
+    if !(1..=31).contains(&d) || *h > 23 || *mi > 59 || *se > 60 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days)
+        .ok()
+        .map(|days| days * 86_400 + h * 3600 + mi * 60 + se)
+}
+
+/// What kind of address a host names, for deciding where credentials and requests may go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostClass {
+    /// `localhost`, 127.0.0.0/8, `::1`.
+    Loopback,
+    /// RFC 1918, CGNAT, unique-local IPv6.
+    Private,
+    /// Link-local (169.254.0.0/16 holds cloud metadata services), unspecified
+    /// (`0.0.0.0`, `::`) or a metadata host name: never contacted.
+    Forbidden,
+    /// Anything else (a public address or a DNS name).
+    Public,
+}
+
+/// Splits `host[:port]` / `[v6]:port` and returns the host part without brackets.
+pub fn host_only(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match authority.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => authority,
+    }
+}
+
+/// Classifies a host (with or without port).
+pub fn classify(authority: &str) -> HostClass {
+    let host = host_only(authority).to_ascii_lowercase();
+    let host = host.trim_end_matches('.');
+    if host == "localhost" || host.ends_with(".localhost") {
+        return HostClass::Loopback;
+    }
+    if host == "metadata.google.internal" || host == "metadata" || host.is_empty() {
+        return HostClass::Forbidden;
+    }
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => classify_v4(v4),
+        Ok(IpAddr::V6(v6)) => classify_v6(v6),
+        Err(_) => HostClass::Public,
+    }
+}
+
+fn classify_v4(ip: Ipv4Addr) -> HostClass {
+    let o = ip.octets();
+    if ip.is_loopback() {
+        HostClass::Loopback
+    } else if ip.is_link_local() || ip.is_unspecified() || ip.is_broadcast() {
+        HostClass::Forbidden
+    } else if ip.is_private() || (o[0] == 100 && (64..128).contains(&o[1])) {
+        HostClass::Private
+    } else {
+        HostClass::Public
+    }
+}
+
+fn classify_v6(ip: Ipv6Addr) -> HostClass {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return classify_v4(v4);
+    }
+    let first = ip.segments()[0];
+    if ip.is_loopback() {
+        HostClass::Loopback
+    } else if ip.is_unspecified() || (first & 0xffc0) == 0xfe80 {
+        HostClass::Forbidden
+    } else if (first & 0xfe00) == 0xfc00 {
+        HostClass::Private
+    } else {
+        HostClass::Public
+    }
+}
+
+/// A parsed absolute `http(s)://authority/path?query` URL (only what the client needs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Url {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// `host[:port]`, lowercased.
+    pub authority: String,
+    /// Path and query, starting with `/`.
+    pub rest: String,
+}
+
+impl Url {
+    /// Parses an absolute http(s) URL; URLs with user info are refused (a credential
+    /// in a URL would end up in messages).
+    pub fn parse(s: &str) -> Result<Url> {
+        let bad = |why: &str| Error::Registry(format!("invalid URL {}: {why}", redact(s)));
+        let (scheme, after) = s.split_once("://").ok_or_else(|| bad("not absolute"))?;
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme != "http" && scheme != "https" {
+            return Err(bad("only http and https are allowed"));
+        }
+        let (authority, rest) = match after.find(['/', '?']) {
+            Some(i) => (&after[..i], &after[i..]),
+            None => (after, "/"),
+        };
+        if authority.is_empty() || authority.contains('@') {
+            return Err(bad("no host, or a user name in it"));
+        }
+        let rest = if rest.starts_with('?') {
+            format!("/{rest}")
+        } else {
+            rest.to_string()
+        };
+        if rest.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(bad("it has spaces or control characters"));
+        }
+        Ok(Url {
+            authority: normalize_authority(authority, &scheme),
+            scheme,
+            rest,
+        })
+    }
+
+    /// Resolves a `Location` header against this URL (absolute, or absolute path).
+    pub fn join(&self, location: &str) -> Result<Url> {
+        if location.contains("://") {
+            Url::parse(location)
+        } else if let Some(path) = location.strip_prefix('/') {
+            if path.starts_with('/') {
+                // `//host/path`: scheme-relative.
+                Url::parse(&format!("{}:{location}", self.scheme))
+            } else {
+                Ok(Url {
+                    rest: location.to_string(),
+                    ..self.clone()
+                })
+            }
+        } else {
+            Err(Error::Registry(format!(
+                "the registry answered with an unusable Location {:?}",
+                redact(location)
+            )))
+        }
+    }
+
+    /// True when both name the same scheme, host and port.
+    pub fn same_origin(&self, other: &Url) -> bool {
+        self.scheme == other.scheme && self.authority == other.authority
+    }
+
+    /// This URL with `key=value` added to its query (value percent-encoded).
+    pub fn with_query(&self, key: &str, value: &str) -> Url {
+        let sep = if self.rest.contains('?') { '&' } else { '?' };
+        Url {
+            rest: format!("{}{sep}{key}={}", self.rest, encode_query(value)),
+            ..self.clone()
+        }
+    }
+}
+
+impl std::fmt::Display for Url {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}{}", self.scheme, self.authority, self.rest)
+    }
+}
+
+/// Drops a default port so `host:443` and `host` compare equal.
+fn normalize_authority(authority: &str, scheme: &str) -> String {
+    let a = authority.to_ascii_lowercase();
+    let default = if scheme == "https" { ":443" } else { ":80" };
+    match a.strip_suffix(default) {
+        Some(h) if !h.is_empty() && !h.ends_with(':') => h.to_string(),
+        _ => a,
+    }
+}
+
+/// Percent-encodes a query value (unreserved characters stay).
+pub fn encode_query(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A URL as it may be shown: no user info, and only query parameters known to carry
+/// nothing secret. Upload locations carry signed `_state` tokens and storage redirects
+/// carry signatures (`X-Amz-Signature`), so every other value becomes `…`.
+pub fn redact(url: &str) -> String {
+    const SHOWN: [&str; 7] = ["digest", "mount", "from", "n", "last", "service", "scope"];
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let base = match base.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('/') {
+            Some((auth, path)) => format!(
+                "{scheme}://{}/{path}",
+                auth.rsplit_once('@').map_or(auth, |(_, h)| h)
+            ),
+            None => format!(
+                "{scheme}://{}",
+                rest.rsplit_once('@').map_or(rest, |(_, h)| h)
+            ),
+        },
+        None => base.to_string(),
+    };
+    match query {
+        None => base,
+        Some(q) => {
+            let parts: Vec<String> = q
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, v)) if SHOWN.contains(&k) => format!("{k}={v}"),
+                    Some((k, _)) => format!("{k}=…"),
+                    None => kv.to_string(),
+                })
+                .collect();
+            format!("{base}?{}", parts.join("&"))
+        }
+    }
+}
+
+/// Where nobase finds CA certificates and client certificates for a registry.
+#[derive(Clone, Debug, Default)]
+pub struct TlsOptions {
+    /// `--cert-dir`: `*.crt` files are extra CAs, `*.cert` + `*.key` a client certificate.
+    /// Without it, `/etc/containers/certs.d/HOST` and `/etc/docker/certs.d/HOST` are
+    /// used when they exist, as podman and docker do.
+    pub cert_dir: Option<PathBuf>,
+    /// Skip certificate verification (`--insecure`).
+    pub insecure: bool,
+}
+
+/// Files that hold the system's CA bundle on common distributions; `SSL_CERT_FILE`
+/// comes first, as OpenSSL-based tools honour it.
+const SYSTEM_BUNDLES: [&str; 5] = [
+    "/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu, Alpine, Arch
+    "/etc/pki/tls/certs/ca-bundle.crt",   // Fedora, RHEL
+    "/etc/ssl/ca-bundle.pem",             // openSUSE
+    "/etc/pki/tls/cacert.pem",            // OpenELEC
+    "/etc/ssl/cert.pem",                  // Alpine, macOS
+];
+
+fn read_certs(path: &Path, out: &mut Vec<ureq::tls::Certificate<'static>>) -> Result<usize> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::Registry(format!("reading certificates {}: {e}", path.display())))?;
+    let before = out.len();
+    for item in ureq::tls::parse_pem(&bytes) {
+        if let Ok(ureq::tls::PemItem::Certificate(c)) = item {
+            out.push(c);
+        }
+    }
+    Ok(out.len() - before)
+}
+
+/// Builds the TLS configuration for `host`: the system's roots (the Mozilla set that
+/// ureq bundles only when the system has no bundle), plus the cert directory's CAs and
+/// client certificate.
+fn tls_config(host: &str, opts: &TlsOptions) -> Result<ureq::tls::TlsConfig> {
+    use ureq::tls::{ClientCert, PrivateKey, RootCerts, TlsConfig};
+    let mut roots = Vec::new();
+    let env_bundle = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+    let mut system = false;
+    for p in env_bundle
+        .into_iter()
+        .chain(SYSTEM_BUNDLES.iter().map(PathBuf::from))
+    {
+        if p.is_file() && read_certs(&p, &mut roots).unwrap_or(0) > 0 {
+            system = true;
+            break;
+        }
+    }
+    let dirs: Vec<PathBuf> = match &opts.cert_dir {
+        Some(d) => vec![d.clone()],
+        None => ["/etc/containers/certs.d", "/etc/docker/certs.d"]
+            .iter()
+            .map(|b| Path::new(b).join(host))
+            .filter(|d| d.is_dir())
+            .collect(),
+    };
+    let mut client = None;
+    for dir in &dirs {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| Error::Registry(format!("reading the cert dir {}: {e}", dir.display())))?;
+        let mut names: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        names.sort();
+        for p in &names {
+            match p.extension().and_then(|e| e.to_str()) {
+                Some("crt") => {
+                    read_certs(p, &mut roots)?;
+                }
+                Some("cert") => {
+                    let key = p.with_extension("key");
+                    let mut chain = Vec::new();
+                    read_certs(p, &mut chain)?;
+                    let key_pem = std::fs::read(&key).map_err(|e| {
+                        Error::Registry(format!(
+                            "{} has no matching key {}: {e}",
+                            p.display(),
+                            key.display()
+                        ))
+                    })?;
+                    let key = PrivateKey::from_pem(&key_pem).map_err(|_| {
+                        Error::Registry(format!("{} holds no usable private key", key.display()))
+                    })?;
+                    client = Some(ClientCert::new_with_certs(&chain, key));
+                }
+                _ => {}
+            }
+        }
+    }
+    // Without a system bundle, the cert dir's CAs alone decide (a user who names a
+    // private CA on such a machine wants exactly that); with neither, Mozilla's set.
+    let root_certs = if system || !roots.is_empty() {
+        RootCerts::new_with_certs(&roots)
+    } else {
+        RootCerts::WebPki
+    };
+    Ok(TlsConfig::builder()
+        .root_certs(root_certs)
+        .client_cert(client)
+        .disable_verification(opts.insecure)
+        .build())
+}
+
+/// Builds the HTTP agent for one registry. Redirects are not followed by ureq: the
+/// client follows them itself, to decide per hop whether credentials go along.
+/// Statuses are answers, not errors. Per-read and per-write timeouts (not a total one)
+/// let a 700 MB blob take as long as it needs while a stalled connection fails.
+/// A loopback registry is reached directly: an `HTTPS_PROXY` from the environment is
+/// for the outside world (Go's clients skip it for loopback too).
+pub fn agent(host: &str, tls: &TlsOptions, io_timeout: Duration) -> Result<ureq::Agent> {
+    let mut builder = ureq::Agent::config_builder();
+    if classify(host) == HostClass::Loopback {
+        builder = builder.proxy(None);
+    }
+    let config = builder
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .user_agent(concat!("nobase/", env!("CARGO_PKG_VERSION")))
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_per_read(Some(io_timeout))
+        .timeout_per_write(Some(io_timeout))
+        .tls_config(tls_config(host, tls)?)
+        .build();
+    Ok(ureq::Agent::new_with_config(config))
+}
+
+/// True for I/O errors worth retrying: the connection, not the request, failed.
+pub fn io_retryable(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionReset
+            | ConnectionAborted
+            | ConnectionRefused
+            | BrokenPipe
+            | UnexpectedEof
+            | TimedOut
+            | Interrupted
+            | WouldBlock
+            | NotConnected
+    ) || e
+        .get_ref()
+        .and_then(|i| i.downcast_ref::<ureq::Error>())
+        .is_some_and(ureq_retryable)
+}
+
+/// True for ureq errors worth retrying.
+pub fn ureq_retryable(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::Io(io) => io_retryable(io),
+        ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed | ureq::Error::Protocol(_) => true,
+        _ => false,
+    }
+}
+
+/// A ureq error in words that never include a URL (ureq's own messages can).
+pub fn describe_ureq(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Io(io) => io.to_string(),
+        ureq::Error::Timeout(t) => format!("timed out ({t})"),
+        ureq::Error::HostNotFound => "host not found".into(),
+        ureq::Error::ConnectionFailed => "connection failed".into(),
+        ureq::Error::Protocol(p) => format!("HTTP protocol error: {p}"),
+        ureq::Error::Tls(t) => format!("TLS: {t}"),
+        ureq::Error::Rustls(r) => format!("TLS: {r}"),
+        ureq::Error::BadUri(_) => "invalid URL".into(),
+        ureq::Error::InvalidProxyUrl => "invalid proxy URL in the environment".into(),
+        ureq::Error::BodyExceedsLimit(n) => format!("response larger than {n} bytes"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_classified() {
+        for (h, want) in [
+            ("localhost:5000", HostClass::Loopback),
+            ("127.0.0.1:5000", HostClass::Loopback),
+            ("127.9.9.9", HostClass::Loopback),
+            ("[::1]:5000", HostClass::Loopback),
+            ("169.254.169.254", HostClass::Forbidden),
+            ("[fe80::1]:80", HostClass::Forbidden),
+            ("0.0.0.0:80", HostClass::Forbidden),
+            ("[::]", HostClass::Forbidden),
+            ("metadata.google.internal", HostClass::Forbidden),
+            ("10.1.2.3", HostClass::Private),
+            ("192.168.0.1:5000", HostClass::Private),
+            ("[::ffff:10.0.0.1]", HostClass::Private),
+            ("ghcr.io", HostClass::Public),
+            ("8.8.8.8", HostClass::Public),
+        ] {
+            assert_eq!(classify(h), want, "{h}");
+        }
+    }
+
+    #[test]
+    fn urls_parse_join_and_compare() {
+        let u = Url::parse("https://Reg.example:443/v2/").unwrap();
+        assert_eq!(u.authority, "reg.example");
+        let loc = u.join("/v2/a/blobs/uploads/x?_state=s").unwrap();
+        assert!(loc.same_origin(&u));
+        assert_eq!(
+            loc.to_string(),
+            "https://reg.example/v2/a/blobs/uploads/x?_state=s"
+        );
+        let other = u
+            .join("https://s3.example/bucket?X-Amz-Signature=1")
+            .unwrap();
+        assert!(!other.same_origin(&u));
+        assert!(!u.join("http://reg.example/v2/").unwrap().same_origin(&u));
+        assert!(Url::parse("https://user:pw@reg.example/").is_err());
+        assert!(Url::parse("file:///etc/passwd").is_err());
+        assert!(u.join("relative").is_err());
+        assert_eq!(
+            loc.with_query("digest", "sha256:ab").rest,
+            "/v2/a/blobs/uploads/x?_state=s&digest=sha256%3Aab"
+        );
+    }
+
+    #[test]
+    fn redaction_keeps_only_harmless_parts() {
+        assert_eq!(
+            redact("https://u:secret@h/p?_state=abc&digest=sha256:1"),
+            "https://h/p?_state=…&digest=sha256:1"
+        );
+        assert_eq!(
+            redact("https://s3/x?X-Amz-Signature=zzz"),
+            "https://s3/x?X-Amz-Signature=…"
+        );
+        assert_eq!(redact("http://h/v2/"), "http://h/v2/");
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:47 GMT", now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-1", now), None);
+        let p = RetryPolicy {
+            attempts: 5,
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(1),
+        };
+        assert_eq!(
+            p.wait(1, Some(Duration::from_secs(3600))),
+            Duration::from_secs(1)
+        );
+        assert!(p.wait(1, None) <= Duration::from_millis(125));
+        assert!(p.wait(10, None) <= Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,886 @@
+//! Dynamic executables: the loader and library closure found the way ld.so finds it,
+//! bundled into scratch images that runc starts, and the same closure shown by
+//! `nobase inspect`, compared with lddtree and ldconfig.
+
+use crate::util::*;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Builds `bin` into `oci:<env>/out:<name>` with extra arguments; returns the JSON summary.
+fn build(env: &Env, bin: &Path, name: &str, extra: &[&str]) -> Value {
+    let out = format!("oci:{}:{name}", env.path("out").display());
+    let mut args = vec!["build", bin.to_str().unwrap(), "-o", &out, "--json"];
+    args.extend_from_slice(extra);
+    env.nobase(&args).ok().json()
+}
+
+fn layout_ref(env: &Env, name: &str) -> String {
+    format!("{}:{name}", env.path("out").display())
+}
+
+/// `lddtree -l`: the binary, its interpreter and every library path it resolves.
+/// Debian's lddtree needs pyelftools, which a python3 on PATH may lack: prefer the
+/// system interpreter.
+fn lddtree(bin: &Path) -> Option<BTreeSet<String>> {
+    if !have("lddtree") {
+        return None;
+    }
+    let python = Path::new("/usr/bin/python3");
+    let script =
+        String::from_utf8_lossy(&Command::new("which").arg("lddtree").output().ok()?.stdout)
+            .trim()
+            .to_string();
+    let mut cmd = if python.exists() {
+        let mut c = Command::new(python);
+        c.arg(&script);
+        c
+    } else {
+        Command::new("lddtree")
+    };
+    let r = run(cmd.arg("-l").arg(bin));
+    assert_eq!(r.code, 0, "lddtree -l {}: {}", bin.display(), r.stderr);
+    Some(r.stdout.lines().skip(1).map(str::to_string).collect())
+}
+
+/// The interpreter and library paths `nobase inspect --json` resolves.
+fn inspect_paths(env: &Env, bin: &Path) -> (BTreeSet<String>, Value) {
+    let j = env
+        .nobase(&["inspect", "--json", bin.to_str().unwrap()])
+        .ok()
+        .json();
+    let r = &j["resolved"];
+    assert_eq!(r["complete"], true, "{r:#}");
+    let mut paths: BTreeSet<String> = r["libraries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["found"] == true)
+        .map(|l| l["path"].as_str().unwrap().to_string())
+        .collect();
+    paths.insert(r["interpreter"]["path"].as_str().unwrap().to_string());
+    (paths, j)
+}
+
+/// Regular files of an unpacked rootfs, as image paths.
+fn regular_files(rootfs: &Path) -> BTreeSet<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeSet<String>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                walk(base, &e.path(), out);
+            } else if ft.is_file() {
+                out.insert(format!(
+                    "/{}",
+                    e.path().strip_prefix(base).unwrap().display()
+                ));
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(rootfs, rootfs, &mut out);
+    out
+}
+
+fn realpaths(paths: &BTreeSet<String>) -> BTreeSet<String> {
+    paths
+        .iter()
+        .map(|p| std::fs::canonicalize(p).unwrap().display().to_string())
+        .collect()
+}
+
+#[test]
+fn dynamic_hello_world_starts() {
+    let env = Env::new();
+    let j = build(&env, &hello_dynamic(), "hello", &[]);
+    let layers = j["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2, "{j:#}");
+    assert!(
+        layers[0]["created_by"]
+            .as_str()
+            .unwrap()
+            .contains("/lib64/ld-linux-x86-64.so.2"),
+        "{j:#}"
+    );
+    assert_eq!(
+        j["bundled"]["libraries"],
+        serde_json::json!(["/lib/x86_64-linux-gnu/libc.so.6"])
+    );
+    if let Some(r) = runc_run(&env, &layout_ref(&env, "hello"), None) {
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.stdout, "hello world\n");
+    }
+    // The loader path and its symlink chain exist exactly as PT_INTERP asks.
+    if let Some(b) = umoci_unpack(&env, &layout_ref(&env, "hello")) {
+        let rootfs = b.join("rootfs");
+        // Resolved inside the rootfs: its links are absolute, meaning the image root.
+        let img_real = nobase::root::resolve(
+            &nobase::root::HostRoot::new(&rootfs),
+            "/lib64/ld-linux-x86-64.so.2",
+        )
+        .expect("no loader at its PT_INTERP path");
+        let host_real = std::fs::canonicalize("/lib64/ld-linux-x86-64.so.2").unwrap();
+        assert_eq!(img_real, host_real.display().to_string());
+    }
+}
+
+#[test]
+fn real_binaries_start_with_only_their_closure() {
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("/usr/bin/node", &["-e", "console.log(1)"], "1\n"),
+        ("curl", &["--version"], "curl "),
+        ("git", &["--version"], "git version"),
+        ("openssl", &["version"], "OpenSSL"),
+        (
+            "/usr/bin/docker-registry",
+            &["--version"],
+            "docker/distribution",
+        ),
+        ("skopeo", &["--version"], "skopeo version"),
+    ];
+    for (name, args, want) in cases {
+        let Some(bin) = find_program(name) else {
+            eprintln!("skipping {name}: not installed on this machine");
+            continue;
+        };
+        let env = Env::new();
+        let tag = bin.file_name().unwrap().to_str().unwrap().to_string();
+        // Uncompressed: these layers are large, and umoci does not read zstd.
+        let j = build(&env, &bin, &tag, &["--compression", "none"]);
+        assert_eq!(j["layers"].as_array().unwrap().len(), 2, "{j:#}");
+        let Some(bundle) = umoci_unpack(&env, &layout_ref(&env, &tag)) else {
+            return;
+        };
+        // Only the program, its loader and libraries (each once, at its real path).
+        if let Some(tree) = lddtree(&bin) {
+            let mut want_files = realpaths(
+                &tree
+                    .iter()
+                    .filter(|p| **p != bin.display().to_string())
+                    .cloned()
+                    .collect(),
+            );
+            want_files.remove(&std::fs::canonicalize(&bin).unwrap().display().to_string());
+            want_files.insert(format!("/app/{tag}"));
+            assert_eq!(regular_files(&bundle.join("rootfs")), want_files, "{name}");
+        }
+        if let Some(r) = runc_run(&env, &layout_ref(&env, &tag), Some(args)) {
+            assert_eq!(r.code, 0, "{name}: {}", r.stderr);
+            assert!(r.stdout.contains(want), "{name}: {}", r.stdout);
+        }
+    }
+}
+
+/// A program by absolute path or on PATH.
+fn find_program(name: &str) -> Option<PathBuf> {
+    if name.starts_with('/') {
+        return Path::new(name).is_file().then(|| PathBuf::from(name));
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+#[test]
+fn inspect_matches_lddtree() {
+    let env = Env::new();
+    let mut bins = vec![hello_dynamic()];
+    for name in [
+        "/usr/bin/node",
+        "curl",
+        "git",
+        "openssl",
+        "/usr/bin/docker-registry",
+        "skopeo",
+    ] {
+        match find_program(name) {
+            Some(p) => bins.push(p),
+            None => eprintln!("skipping {name}: not installed on this machine"),
+        }
+    }
+    for bin in bins {
+        let Some(theirs) = lddtree(&bin) else {
+            return;
+        };
+        let (mine, j) = inspect_paths(&env, &bin);
+        assert_eq!(mine, theirs, "{}", bin.display());
+        // The human form names the same files.
+        let human = env.nobase(&["inspect", bin.to_str().unwrap()]).ok().stdout;
+        for l in j["resolved"]["libraries"].as_array().unwrap() {
+            if l["first"] == true {
+                let line = format!(
+                    "{} => {}",
+                    l["name"].as_str().unwrap(),
+                    l["path"].as_str().unwrap()
+                );
+                assert!(human.contains(&line), "{line} missing from:\n{human}");
+            }
+        }
+    }
+}
+
+const GREET_C: &str = "const char *greet(void) { return \"hello from libgreet\"; }\n";
+const MAIN_GREET_C: &str =
+    "#include <stdio.h>\nconst char *greet(void);\nint main(void) { puts(greet()); return 0; }\n";
+
+/// `<dir>/opt/app/bin/hello` with RUNPATH `$ORIGIN/../lib` and its private library
+/// `<dir>/opt/app/lib/libgreet.so.1` (a symlink to the versioned file).
+fn private_app(dir: &Path) -> PathBuf {
+    let lib = dir.join("opt/app/lib");
+    let bin = dir.join("opt/app/bin");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::create_dir_all(&bin).unwrap();
+    cc(
+        "gcc",
+        GREET_C,
+        &lib.join("libgreet.so.1.0.0"),
+        &["-shared", "-fPIC", "-Wl,-soname,libgreet.so.1"],
+    );
+    std::os::unix::fs::symlink("libgreet.so.1.0.0", lib.join("libgreet.so.1")).unwrap();
+    let exe = bin.join("hello");
+    cc(
+        "gcc",
+        MAIN_GREET_C,
+        &exe,
+        &[
+            &format!("-L{}", lib.display()),
+            "-l:libgreet.so.1",
+            "-Wl,-rpath,$ORIGIN/../lib",
+            "-Wl,--enable-new-dtags",
+        ],
+    );
+    exe
+}
+
+#[test]
+fn runpath_origin_private_library_starts_and_missing_is_refused() {
+    let env = Env::new();
+    let exe = private_app(&env.path("tree"));
+    let j = build(&env, &exe, "app", &["--path", "/opt/app/bin/hello"]);
+    assert_eq!(
+        j["bundled"]["private"],
+        serde_json::json!(["/opt/app/lib/libgreet.so.1"])
+    );
+    assert_eq!(
+        j["bundled"]["libraries"],
+        serde_json::json!(["/lib/x86_64-linux-gnu/libc.so.6"])
+    );
+    if let Some(r) = runc_run(&env, &layout_ref(&env, "app"), None) {
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.stdout, "hello from libgreet\n");
+    }
+    // inspect shows where RUNPATH found it.
+    let ij = env
+        .nobase(&["inspect", "--json", exe.to_str().unwrap()])
+        .ok()
+        .json();
+    let greet = &ij["resolved"]["libraries"][0];
+    assert_eq!(greet["name"], "libgreet.so.1");
+    assert_eq!(greet["via"], "RUNPATH $ORIGIN/../lib");
+
+    // Without the library: refused, naming it and where it was looked for; nothing written.
+    std::fs::remove_file(env.path("tree/opt/app/lib/libgreet.so.1.0.0")).unwrap();
+    let r = env
+        .nobase(&[
+            "build",
+            exe.to_str().unwrap(),
+            "--path",
+            "/opt/app/bin/hello",
+            "-o",
+            "oci:missing",
+        ])
+        .code(1);
+    assert!(r.stderr.contains("libgreet.so.1"), "{}", r.stderr);
+    assert!(r.stderr.contains("RUNPATH $ORIGIN/../lib"), "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(!env.path("missing").exists());
+}
+
+#[test]
+fn musl_dynamic_hello_starts() {
+    if !have("musl-gcc") {
+        return;
+    }
+    let env = Env::new();
+    let j = build(&env, &hello_musl(), "musl", &[]);
+    assert!(
+        j["layers"][0]["created_by"]
+            .as_str()
+            .unwrap()
+            .contains("ld-musl-"),
+        "{j:#}"
+    );
+    if let Some(r) = runc_run(&env, &layout_ref(&env, "musl"), None) {
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.stdout, "hello world\n");
+    }
+    // libc.so is musl's loader itself: resolved to it, not searched.
+    let ij = env
+        .nobase(&["inspect", "--json", hello_musl().to_str().unwrap()])
+        .ok()
+        .json();
+    let r = &ij["resolved"];
+    assert_eq!(r["flavor"], "musl");
+    assert_eq!(r["libraries"][0]["name"], "libc.so");
+    assert_eq!(r["libraries"][0]["path"], r["interpreter"]["path"]);
+}
+
+#[test]
+fn rebuilt_app_reuses_the_library_layer_blob() {
+    let env = Env::new();
+    let a = env.path("a");
+    let b = env.path("b");
+    cc(
+        "gcc",
+        "#include <stdio.h>\nint main(void) { puts(\"one\"); return 0; }\n",
+        &a,
+        &[],
+    );
+    cc(
+        "gcc",
+        "#include <stdio.h>\nint main(void) { puts(\"two\"); return 0; }\n",
+        &b,
+        &[],
+    );
+    let ja = build(&env, &a, "v1", &["--path", "/app/x"]);
+    let jb = build(&env, &b, "v2", &["--path", "/app/x"]);
+    let digests = |j: &Value| -> Vec<String> {
+        j["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["digest"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (da, db) = (digests(&ja), digests(&jb));
+    assert_eq!(da[0], db[0], "library layer differs");
+    assert_ne!(da[1], db[1], "application layer should differ");
+    // The manifests skopeo reads say the same.
+    if let (Some(ma), Some(mb)) = (
+        skopeo_inspect(&[&format!("oci:{}", layout_ref(&env, "v1"))]),
+        skopeo_inspect(&[&format!("oci:{}", layout_ref(&env, "v2"))]),
+    ) {
+        assert_eq!(ma["Layers"][0], mb["Layers"][0]);
+        assert_ne!(ma["Layers"][1], mb["Layers"][1]);
+    }
+    if let Some(r) = runc_run(&env, &layout_ref(&env, "v2"), None) {
+        assert_eq!(r.stdout, "two\n", "{}", r.stderr);
+    }
+}
+
+/// A sysroot holding the host's loader and libc, plus a vendor library in a directory
+/// only its /etc/ld.so.conf names.
+fn vendor_sysroot(env: &Env) -> (PathBuf, PathBuf) {
+    let root = env.path("sysroot");
+    let libdir = root.join("lib/x86_64-linux-gnu");
+    std::fs::create_dir_all(&libdir).unwrap();
+    std::fs::create_dir_all(root.join("lib64")).unwrap();
+    std::fs::create_dir_all(root.join("etc/ld.so.conf.d")).unwrap();
+    std::fs::create_dir_all(root.join("opt/vendor/lib")).unwrap();
+    for f in ["ld-linux-x86-64.so.2", "libc.so.6"] {
+        std::fs::copy(format!("/lib/x86_64-linux-gnu/{f}"), libdir.join(f)).unwrap();
+    }
+    std::os::unix::fs::symlink(
+        "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+        root.join("lib64/ld-linux-x86-64.so.2"),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/ld.so.conf"),
+        "include /etc/ld.so.conf.d/*.conf\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/ld.so.conf.d/vendor.conf"),
+        "# vendor\n/opt/vendor/lib\n",
+    )
+    .unwrap();
+    cc(
+        "gcc",
+        "const char *vendor(void) { return \"vendor library via ld.so.conf\"; }\n",
+        &root.join("opt/vendor/lib/libvendor.so.1"),
+        &["-shared", "-fPIC", "-Wl,-soname,libvendor.so.1"],
+    );
+    let exe = env.path("uses-vendor");
+    cc(
+        "gcc",
+        "#include <stdio.h>\nconst char *vendor(void);\nint main(void) { puts(vendor()); return 0; }\n",
+        &exe,
+        &[&format!("{}", root.join("opt/vendor/lib/libvendor.so.1").display())],
+    );
+    (root, exe)
+}
+
+#[test]
+fn library_found_only_through_ld_so_conf_gets_an_image_cache() {
+    let env = Env::new();
+    let (root, exe) = vendor_sysroot(&env);
+    let sysroot = root.to_str().unwrap();
+    // First without a cache in the sysroot (its ld.so.conf speaks), then with the cache
+    // the real ldconfig writes from it.
+    for with_cache in [false, true] {
+        if with_cache {
+            if !have("ldconfig") {
+                return;
+            }
+            run(Command::new("ldconfig").arg("-r").arg(&root)).ok();
+            assert!(root.join("etc/ld.so.cache").exists());
+        }
+        let name = if with_cache { "cached" } else { "conf" };
+        let j = build(&env, &exe, name, &["--sysroot", sysroot]);
+        assert_eq!(
+            j["bundled"]["ld_so_cache"],
+            serde_json::json!(["/opt/vendor/lib/libvendor.so.1"]),
+            "{j:#}"
+        );
+        if let Some(r) = runc_run(&env, &layout_ref(&env, name), None) {
+            assert_eq!(r.code, 0, "{}", r.stderr);
+            assert_eq!(r.stdout, "vendor library via ld.so.conf\n");
+        }
+        // The generated cache is one the real ldconfig reads.
+        if let Some(b) = umoci_unpack(&env, &layout_ref(&env, name)) {
+            let cache = b.join("rootfs/etc/ld.so.cache");
+            let r = run(Command::new("ldconfig").arg("-p").arg("-C").arg(&cache));
+            assert_eq!(r.code, 0, "{}", r.stderr);
+            assert!(
+                r.stdout
+                    .contains("libvendor.so.1 (libc6,x86-64) => /opt/vendor/lib/libvendor.so.1"),
+                "{}",
+                r.stdout
+            );
+        }
+    }
+}
+
+#[test]
+fn host_ld_so_cache_reads_as_ldconfig_prints_it() {
+    let Ok(bytes) = std::fs::read("/etc/ld.so.cache") else {
+        eprintln!("skipping: this machine has no /etc/ld.so.cache");
+        return;
+    };
+    if !have("ldconfig") {
+        return;
+    }
+    let c = nobase::loader::cache::parse(&bytes, cfg!(target_endian = "little")).unwrap();
+    let r = run(Command::new("ldconfig").arg("-p"));
+    let mut theirs = Vec::new();
+    // After the count line, one line per entry; newer ldconfig ends with a
+    // "Cache generated by" line.
+    for line in r.stdout.lines().skip(1) {
+        let Some((left, path)) = line.trim().split_once(" => ") else {
+            continue;
+        };
+        let name = left.split(" (").next().unwrap();
+        theirs.push((name.to_string(), path.to_string()));
+    }
+    let mine: Vec<(String, String)> = c
+        .entries
+        .iter()
+        .map(|e| (e.key.clone(), e.value.clone()))
+        .collect();
+    assert_eq!(mine, theirs);
+    // ldconfig's order is the one our writer produces (descending libcmp).
+    for w in c.entries.windows(2) {
+        assert_ne!(
+            nobase::loader::cache::libcmp(&w[0].key, &w[1].key),
+            std::cmp::Ordering::Less,
+            "{} before {}",
+            w[0].key,
+            w[1].key
+        );
+    }
+}
+
+#[test]
+fn wrong_machine_candidates_are_skipped_like_ld_so() {
+    if !have("aarch64-linux-gnu-gcc") {
+        return;
+    }
+    let env = Env::new();
+    let arm = env.path("dirs/arm");
+    let x86 = env.path("dirs/x86");
+    std::fs::create_dir_all(&arm).unwrap();
+    std::fs::create_dir_all(&x86).unwrap();
+    cc(
+        "aarch64-linux-gnu-gcc",
+        GREET_C,
+        &arm.join("libgreet.so.1"),
+        &["-shared", "-fPIC", "-Wl,-soname,libgreet.so.1"],
+    );
+    cc(
+        "gcc",
+        GREET_C,
+        &x86.join("libgreet.so.1"),
+        &["-shared", "-fPIC", "-Wl,-soname,libgreet.so.1"],
+    );
+    let exe = env.path("hello");
+    let rpath = format!("-Wl,-rpath,{}:{}", arm.display(), x86.display());
+    cc(
+        "gcc",
+        MAIN_GREET_C,
+        &exe,
+        &[
+            &format!("{}", x86.join("libgreet.so.1").display()),
+            &rpath,
+            "-Wl,--disable-new-dtags",
+        ],
+    );
+    let ij = env
+        .nobase(&["inspect", "--json", exe.to_str().unwrap()])
+        .ok()
+        .json();
+    let greet = &ij["resolved"]["libraries"][0];
+    assert_eq!(
+        greet["path"],
+        format!("{}/libgreet.so.1", x86.display()),
+        "{greet:#}"
+    );
+    assert_eq!(
+        greet["skipped"][0]["path"],
+        format!("{}/libgreet.so.1", arm.display())
+    );
+    assert!(greet["skipped"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("aarch64"));
+    // Put the arm64 library in the image too: the real loader must pass over it.
+    let add = format!("{}:{}/", arm.join("libgreet.so.1").display(), arm.display());
+    build(&env, &exe, "skip", &["--add", &add]);
+    if let Some(r) = runc_run(&env, &layout_ref(&env, "skip"), None) {
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.stdout, "hello from libgreet\n");
+    }
+}
+
+#[test]
+fn self_check_refuses_an_image_whose_libraries_are_hidden() {
+    if !std::fs::symlink_metadata("/lib").is_ok_and(|m| m.file_type().is_symlink()) {
+        eprintln!("skipping: /lib is not a symlink on this machine (no merged /usr)");
+        return;
+    }
+    // A file added under /lib makes /lib a directory in the application layer, which
+    // hides the /lib -> usr/lib symlink of the library layer: the loader is gone.
+    let env = Env::new();
+    std::fs::write(env.path("note"), b"x").unwrap();
+    let add = format!("{}:/lib/note", env.path("note").display());
+    let bin = hello_dynamic();
+    let r = env
+        .nobase(&[
+            "build",
+            bin.to_str().unwrap(),
+            "--add",
+            &add,
+            "-o",
+            "oci:bad",
+        ])
+        .code(1);
+    assert!(r.stderr.contains("self-check failed"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("/lib64/ld-linux-x86-64.so.2"),
+        "{}",
+        r.stderr
+    );
+    assert!(!env.path("bad").exists());
+    env.nobase(&[
+        "build",
+        bin.to_str().unwrap(),
+        "--add",
+        &add,
+        "-o",
+        "oci:bad:x",
+        "--no-check",
+    ])
+    .ok();
+    if let Some(r) = runc_run(&env, &format!("{}:x", env.path("bad").display()), None) {
+        // What the self-check predicted: it does not start.
+        assert_ne!(r.code, 0, "{}", r.stdout);
+    }
+}
+
+#[test]
+fn cross_architecture_build_from_a_sysroot() {
+    let sysroot = Path::new("/usr/aarch64-linux-gnu");
+    if !have("aarch64-linux-gnu-gcc") || !sysroot.join("lib/libc.so.6").exists() {
+        return;
+    }
+    let env = Env::new();
+    let exe = env.path("hello-arm64");
+    cc(
+        "aarch64-linux-gnu-gcc",
+        "#include <stdio.h>\nint main(void) { puts(\"hello arm64\"); return 0; }\n",
+        &exe,
+        &[],
+    );
+    // Against the host it cannot resolve, and says which sysroot to use.
+    let r = env
+        .nobase(&["build", exe.to_str().unwrap(), "-o", "oci:x"])
+        .code(1);
+    assert!(r.stderr.contains("--sysroot"), "{}", r.stderr);
+    assert!(r.stderr.contains("aarch64-linux-gnu"), "{}", r.stderr);
+    let ij = env
+        .nobase(&[
+            "inspect",
+            "--json",
+            "--root",
+            "/usr/aarch64-linux-gnu",
+            exe.to_str().unwrap(),
+        ])
+        .ok()
+        .json();
+    assert_eq!(ij["resolved"]["complete"], true, "{ij:#}");
+    assert_eq!(ij["resolved"]["libraries"][0]["path"], "/lib/libc.so.6");
+    let j = build(&env, &exe, "arm", &["--sysroot", "/usr/aarch64-linux-gnu"]);
+    assert_eq!(j["platform"], "linux/arm64");
+    if !have("qemu-aarch64-static") {
+        return;
+    }
+    if let Some(b) = umoci_unpack(&env, &layout_ref(&env, "arm")) {
+        let rootfs = b.join("rootfs");
+        let r = run(Command::new("qemu-aarch64-static")
+            .arg("-L")
+            .arg(&rootfs)
+            .arg(rootfs.join("app/hello-arm64")));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.stdout, "hello arm64\n");
+    }
+}
+
+#[test]
+fn dlopen_blind_spots_come_with_the_add_that_fixes_them() {
+    let env = Env::new();
+    let exe = env.path("plugin");
+    cc(
+        "gcc",
+        "#include <dlfcn.h>\n#include <stdio.h>\n#include <pwd.h>\n\
+         int main(int argc, char **argv) {\n\
+           if (argc > 1) { struct passwd *p = getpwnam(\"root\"); (void)p; }\n\
+           void *h = dlopen(\"libz.so.1\", RTLD_NOW);\n\
+           if (!h) { printf(\"dlopen failed: %s\\n\", dlerror()); return 1; }\n\
+           puts(\"dlopen ok\"); return 0;\n}\n",
+        &exe,
+        &["-ldl"],
+    );
+    let j = build(&env, &exe, "without", &[]);
+    let warnings = j["warnings"].as_array().unwrap();
+    let kinds: Vec<&str> = warnings
+        .iter()
+        .map(|w| w["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"nss"), "{j:#}");
+    let zlib = warnings
+        .iter()
+        .find(|w| w["kind"] == "dlopen-string")
+        .unwrap_or_else(|| panic!("no dlopen warning: {j:#}"));
+    assert!(zlib["message"].as_str().unwrap().contains("libz.so.1"));
+    let add = zlib["add"][0].as_str().unwrap().to_string();
+    if let Some(r) = runc_run(&env, &layout_ref(&env, "without"), None) {
+        assert_eq!(r.code, 1);
+        assert!(r.stdout.contains("dlopen failed"), "{}", r.stdout);
+    }
+    // The suggested --add makes the dlopen succeed.
+    build(&env, &exe, "with", &["--add", &add]);
+    if let Some(r) = runc_run(&env, &layout_ref(&env, "with"), None) {
+        assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+        assert_eq!(r.stdout, "dlopen ok\n");
+    }
+    // The human form prints the same advice on stderr.
+    let r = env
+        .nobase(&["build", exe.to_str().unwrap(), "-o", "oci:again"])
+        .ok();
+    assert!(
+        r.stderr.contains(&format!("fix: --add {add}")),
+        "{}",
+        r.stderr
+    );
+}
+
+/// `ld.so --list PROG`: glibc's own loader resolving a program without running it.
+/// Returns name → path (or "not found").
+fn real_loader_list(prog: &Path) -> Option<std::collections::BTreeMap<String, String>> {
+    let ld = Path::new("/lib64/ld-linux-x86-64.so.2");
+    if !ld.exists() {
+        eprintln!("skipping: no x86-64 glibc loader on this machine");
+        return None;
+    }
+    let r = run(Command::new(ld).arg("--list").arg(prog));
+    let mut out = std::collections::BTreeMap::new();
+    // A library of a library that cannot be found stops the listing with the loader's
+    // own error: record that name as not found, alone.
+    if let Some(rest) = r
+        .stderr
+        .split("error while loading shared libraries: ")
+        .nth(1)
+    {
+        let name = rest
+            .split(": cannot open shared object file")
+            .next()
+            .unwrap();
+        out.insert(name.to_string(), "not found".to_string());
+        return Some(out);
+    }
+    for line in r.stdout.lines() {
+        let line = line.trim();
+        if let Some((name, rest)) = line.split_once(" => ") {
+            let path = rest.split(" (").next().unwrap().trim().to_string();
+            out.insert(name.to_string(), path);
+        } else if line.starts_with('/') {
+            // A DT_NEEDED path is listed as itself; so is the loader, which we skip.
+            let path = line.split(" (").next().unwrap().to_string();
+            if Path::new(&path) != ld {
+                out.insert(path.clone(), path);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// nobase's answer in the same form: name → path (first resolution of each name).
+fn nobase_list(env: &Env, prog: &Path) -> std::collections::BTreeMap<String, String> {
+    let j = env
+        .nobase(&["inspect", "--json", prog.to_str().unwrap()])
+        .ok()
+        .json();
+    let mut out = std::collections::BTreeMap::new();
+    for l in j["resolved"]["libraries"].as_array().unwrap() {
+        let path = if l["found"] == true {
+            l["path"].as_str().unwrap().to_string()
+        } else {
+            "not found".to_string()
+        };
+        out.entry(l["name"].as_str().unwrap().to_string())
+            .or_insert(path);
+    }
+    out
+}
+
+#[test]
+fn search_rules_agree_with_the_real_loader() {
+    let env = Env::new();
+    let d = env.path("rules");
+    // Every library named on the command line becomes a DT_NEEDED, used or not.
+    let link = |src: &str, out: &Path, flags: &[&str]| {
+        let mut all = vec!["-Wl,--no-as-needed"];
+        all.extend_from_slice(flags);
+        cc("gcc", src, out, &all);
+    };
+    let lib = |name: &str, dir: &Path, extra: &[&str]| {
+        std::fs::create_dir_all(dir).unwrap();
+        let soname = format!("-Wl,-soname,{name}");
+        let mut flags = vec!["-shared", "-fPIC", soname.as_str()];
+        flags.extend_from_slice(extra);
+        let body = format!(
+            "int f_{}(void) {{ return 1; }}\n",
+            name.replace(['.', '-'], "_")
+        );
+        link(&body, &dir.join(name), &flags);
+    };
+    let main = "int main(void) { return 0; }\n";
+    // libb lives only in X; liba (in Y) needs it.
+    let x = d.join("x");
+    let y = d.join("y");
+    lib("libb.so", &x, &[]);
+    let libb = x.join("libb.so").display().to_string();
+    lib("liba.so", &y, &[&libb]);
+    let liba = y.join("liba.so").display().to_string();
+    let rp = format!("-Wl,-rpath,{}:{}", y.display(), x.display());
+    // DT_RPATH of the executable is inherited: liba finds libb through it.
+    let rpath_exe = d.join("rpath");
+    link(main, &rpath_exe, &[&liba, &rp, "-Wl,--disable-new-dtags"]);
+    // DT_RUNPATH is not: liba's own lookup of libb fails.
+    let runpath_exe = d.join("runpath");
+    link(main, &runpath_exe, &[&liba, &rp, "-Wl,--enable-new-dtags"]);
+    // $LIB and $ORIGIN in RPATH.
+    let libdir = d.join("lib/x86_64-linux-gnu");
+    lib("libl.so", &libdir, &[]);
+    let dst_exe = d.join("dst");
+    let libl = libdir.join("libl.so").display().to_string();
+    link(
+        main,
+        &dst_exe,
+        &[
+            &libl,
+            "-Wl,-rpath,$ORIGIN/nowhere:$ORIGIN/$LIB",
+            "-Wl,--disable-new-dtags",
+        ],
+    );
+    // A NEEDED name with a slash (a library linked by path, without SONAME).
+    let p = d.join("bypath");
+    std::fs::create_dir_all(&p).unwrap();
+    link(
+        "int f_p(void) { return 2; }\n",
+        &p.join("libp.so"),
+        &["-shared", "-fPIC"],
+    );
+    let path_exe = d.join("path");
+    let libp = p.join("libp.so").display().to_string();
+    link(main, &path_exe, &[&libp]);
+
+    let mut compared = 0;
+    for exe in [&rpath_exe, &runpath_exe, &dst_exe, &path_exe] {
+        let Some(theirs) = real_loader_list(exe) else {
+            return;
+        };
+        let mut mine = nobase_list(&env, exe);
+        // ld.so lists itself without a name.
+        mine.remove("ld-linux-x86-64.so.2");
+        if theirs.values().any(|v| v == "not found") && theirs.len() == 1 {
+            mine.retain(|_, v| v == "not found");
+        }
+        assert_eq!(mine, theirs, "{}", exe.display());
+        compared += 1;
+    }
+    assert_eq!(compared, 4);
+    // The verdicts the comparison covered.
+    assert_eq!(nobase_list(&env, &runpath_exe)["libb.so"], "not found");
+    assert_eq!(
+        nobase_list(&env, &rpath_exe)["libb.so"],
+        x.join("libb.so").display().to_string()
+    );
+}
+
+#[test]
+fn glibc_hwcaps_variants_are_bundled_beside_the_baseline() {
+    let env = Env::new();
+    let dir = env.path("h");
+    let v2 = dir.join("glibc-hwcaps/x86-64-v2");
+    std::fs::create_dir_all(&v2).unwrap();
+    let src = |s: &str| format!("const char *which(void) {{ return \"{s}\"; }}\n");
+    let flags = ["-shared", "-fPIC", "-Wl,-soname,libh.so.1"];
+    cc("gcc", &src("baseline"), &dir.join("libh.so.1"), &flags);
+    cc("gcc", &src("x86-64-v2"), &v2.join("libh.so.1"), &flags);
+    let exe = env.path("hw");
+    cc(
+        "gcc",
+        "#include <stdio.h>\nconst char *which(void);\nint main(void) { puts(which()); return 0; }\n",
+        &exe,
+        &[&format!("{}", dir.join("libh.so.1").display()), &format!("-Wl,-rpath,{}", dir.display())],
+    );
+    let j = env
+        .nobase(&["inspect", "--json", exe.to_str().unwrap()])
+        .ok()
+        .json();
+    let h = &j["resolved"]["libraries"][0];
+    assert_eq!(h["path"], dir.join("libh.so.1").display().to_string());
+    assert_eq!(
+        h["hwcaps"],
+        serde_json::json!([v2.join("libh.so.1").display().to_string()])
+    );
+    build(&env, &exe, "hw", &[]);
+    let Some(b) = umoci_unpack(&env, &layout_ref(&env, "hw")) else {
+        return;
+    };
+    let files = regular_files(&b.join("rootfs"));
+    for f in [dir.join("libh.so.1"), v2.join("libh.so.1")] {
+        assert!(
+            files.contains(&f.display().to_string()),
+            "{f:?} not in {files:?}"
+        );
+    }
+    // What the loader picks in the container is what it picks on this host.
+    let here = run(&mut Command::new(&exe)).stdout;
+    if let Some(r) = runc_run(&env, &layout_ref(&env, "hw"), None) {
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.stdout, here);
+    }
+}

@@ -1,0 +1,1675 @@
+//! Registries: push, pull and read over the distribution API, judged by a real
+//! `docker-registry` (distribution 2.8) on loopback and by skopeo. Basic auth
+//! (htpasswd) and Bearer tokens (a token server in this file, signing JWTs with a key
+//! made by openssl), a fault-injecting proxy between nobase and the registry, and
+//! secrets that must never be printed. Everything listens on 127.0.0.1 only.
+
+use crate::util::*;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const USER: &str = "tester";
+const PASS: &str = "s3cret-Pa55";
+
+// ---------------------------------------------------------------------------------
+// A real registry on a free loopback port.
+
+enum Auth {
+    None,
+    Htpasswd,
+    Token { realm: String, cert: PathBuf },
+}
+
+struct Registry {
+    port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One GET over a fresh connection; the status code, or None if nothing answered.
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).ok()?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+impl Registry {
+    /// Starts `docker-registry` with its own storage and config; None (after saying
+    /// why) when it is not installed.
+    fn start(auth: Auth) -> Option<Registry> {
+        Registry::start_with(auth, None)
+    }
+
+    /// The same, serving TLS with `(certificate, key)`.
+    fn start_with(auth: Auth, tls: Option<(&Path, &Path)>) -> Option<Registry> {
+        if !have("docker-registry") || (matches!(auth, Auth::Htpasswd) && !have("htpasswd")) {
+            return None;
+        }
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let port = free_port();
+            let auth_yaml = match &auth {
+                Auth::None => String::new(),
+                Auth::Htpasswd => {
+                    let out = run(Command::new("htpasswd").args(["-Bbn", USER, PASS])).ok();
+                    std::fs::write(dir.path().join("htpasswd"), out.stdout).unwrap();
+                    format!(
+                        "auth: {{htpasswd: {{realm: test, path: {}}}}}\n",
+                        dir.path().join("htpasswd").display()
+                    )
+                }
+                Auth::Token { realm, cert } => format!(
+                    "auth: {{token: {{realm: \"{realm}\", service: test-registry, issuer: test-issuer, rootcertbundle: {}}}}}\n",
+                    cert.display()
+                ),
+            };
+            let tls_yaml = tls
+                .map(|(c, k)| {
+                    format!(
+                        ", tls: {{certificate: {}, key: {}}}",
+                        c.display(),
+                        k.display()
+                    )
+                })
+                .unwrap_or_default();
+            let cfg = format!(
+                "version: 0.1\nlog: {{level: info}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: 127.0.0.1:{port}{tls_yaml}}}\n{auth_yaml}",
+                dir.path().join("data").display()
+            );
+            std::fs::write(dir.path().join("config.yml"), cfg).unwrap();
+            let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+            let mut child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(dir.path().join("config.yml"))
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("docker-registry starts");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // the port was taken after all: try another
+                }
+                if http_status(port, "/v2/").is_some() {
+                    return Some(Registry {
+                        port,
+                        child,
+                        _dir: dir,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("docker-registry did not start");
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// HTTP plumbing shared by the proxy and the token server.
+
+struct Request {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Method, path and headers of a request.
+type Head = (String, String, Vec<(String, String)>);
+
+/// Reads a request's head; None at end of stream or on garbage (a TLS hello).
+fn read_head(r: &mut BufReader<TcpStream>) -> Option<Head> {
+    let mut line = String::new();
+    if r.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let path = parts.next()?.to_string();
+    if !parts.next()?.starts_with("HTTP/1") {
+        return None;
+    }
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':')?;
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+        if headers.len() > 100 {
+            return None;
+        }
+    }
+    Some((method, path, headers))
+}
+
+fn content_length(headers: &[(String, String)]) -> usize {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn respond(s: &mut TcpStream, status: u16, headers: &[(&str, String)], body: &[u8]) {
+    let mut head = format!(
+        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = s.write_all(head.as_bytes());
+    let _ = s.write_all(body);
+    let _ = s.flush();
+}
+
+/// Runs `handle` for each connection on a loopback listener until dropped.
+struct Server {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(handle: impl Fn(TcpStream) + Send + Sync + 'static) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let handle = Arc::new(handle);
+        let thread = std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        let _ = s.set_nonblocking(false);
+                        let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+                        let h = handle.clone();
+                        std::thread::spawn(move || h(s));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Server {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// A fault-injecting, request-counting proxy.
+
+/// What the proxy does with one request.
+#[derive(Clone, Debug)]
+enum Fault {
+    Forward,
+    /// Answer this status (with headers) instead of forwarding.
+    Status(u16, Vec<(&'static str, String)>),
+    /// Read half the request body, then close: the registry sees nothing.
+    DropRequest,
+    /// Forward, but pass on only this many body bytes of the answer, then close.
+    CutResponse(usize),
+    /// Answer 307 to this URL.
+    Redirect(String),
+}
+
+/// A request as the proxy saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    path: String,
+    body_len: usize,
+    range: Option<String>,
+    content_range: Option<String>,
+    authorization: bool,
+}
+
+type Plan = dyn Fn(&Seen, usize) -> Fault + Send + Sync;
+
+struct Proxy {
+    server: Server,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Proxy {
+    /// A proxy to `upstream`; `plan(request, index)` picks each request's fate; with
+    /// `auth`, requests are forwarded with that Authorization header instead of theirs.
+    fn start(
+        upstream: u16,
+        auth: Option<String>,
+        plan: impl Fn(&Seen, usize) -> Fault + Send + Sync + 'static,
+    ) -> Proxy {
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let seen2 = seen.clone();
+        let plan: Arc<Plan> = Arc::new(plan);
+        let server = Server::start(move |s| proxy_one(s, upstream, &auth, &seen2, &*plan));
+        Proxy { server, seen }
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.server.port)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn count(&self, method: &str, path_part: &str) -> usize {
+        self.seen()
+            .iter()
+            .filter(|s| s.method == method && s.path.contains(path_part))
+            .count()
+    }
+}
+
+fn proxy_one(
+    client: TcpStream,
+    upstream: u16,
+    auth: &Option<String>,
+    seen: &Mutex<Vec<Seen>>,
+    plan: &Plan,
+) {
+    let mut out = client.try_clone().unwrap();
+    let mut r = BufReader::new(client);
+    let Some((method, path, headers)) = read_head(&mut r) else {
+        return;
+    };
+    let len = content_length(&headers);
+    let find = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
+    let s = Seen {
+        method: method.clone(),
+        path: path.clone(),
+        body_len: len,
+        range: find("range"),
+        content_range: find("content-range"),
+        authorization: find("authorization").is_some(),
+    };
+    let index = {
+        let mut v = seen.lock().unwrap();
+        v.push(s.clone());
+        v.len() - 1
+    };
+    let fault = plan(&s, index);
+    if let Fault::DropRequest = fault {
+        let mut half = vec![0u8; len / 2];
+        let _ = r.read_exact(&mut half);
+        let _ = out.shutdown(Shutdown::Both);
+        return;
+    }
+    let mut body = vec![0u8; len];
+    if r.read_exact(&mut body).is_err() {
+        return;
+    }
+    match fault {
+        Fault::Status(code, hs) => respond(&mut out, code, &hs, b""),
+        Fault::Redirect(to) => respond(&mut out, 307, &[("Location", to)], b""),
+        Fault::Forward | Fault::CutResponse(_) | Fault::DropRequest => {
+            let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                return;
+            };
+            let mut head = format!("{method} {path} HTTP/1.1\r\n");
+            for (k, v) in &headers {
+                let k_l = k.to_ascii_lowercase();
+                if k_l == "connection" || (auth.is_some() && k_l == "authorization") {
+                    continue;
+                }
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            if let Some(a) = auth {
+                head.push_str(&format!("Authorization: {a}\r\n"));
+            }
+            head.push_str("Connection: close\r\n\r\n");
+            if up.write_all(head.as_bytes()).is_err() || up.write_all(&body).is_err() {
+                return;
+            }
+            let mut resp = Vec::new();
+            let _ = up.read_to_end(&mut resp);
+            // The answer goes back with "Connection: close", so the client never reuses
+            // a connection the proxy is about to drop.
+            let Some(end) = resp.windows(4).position(|w| w == b"\r\n\r\n") else {
+                return;
+            };
+            let head = String::from_utf8_lossy(&resp[..end]).into_owned();
+            let mut lines = head.split("\r\n");
+            let mut new_head = format!("{}\r\n", lines.next().unwrap_or(""));
+            for l in lines {
+                let k = l.split(':').next().unwrap_or("").to_ascii_lowercase();
+                if k != "connection" && k != "keep-alive" {
+                    new_head.push_str(l);
+                    new_head.push_str("\r\n");
+                }
+            }
+            new_head.push_str("Connection: close\r\n\r\n");
+            let body = &resp[end + 4..];
+            let body = match fault {
+                Fault::CutResponse(n) => &body[..n.min(body.len())],
+                _ => body,
+            };
+            let _ = out.write_all(new_head.as_bytes());
+            let _ = out.write_all(body);
+            let _ = out.flush();
+        }
+    }
+    let _ = out.shutdown(Shutdown::Both);
+}
+
+// ---------------------------------------------------------------------------------
+// A token server: Basic credentials (or a refresh token) in, RS256 JWTs out.
+
+fn b64(bytes: &[u8], url: bool) -> String {
+    const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let t = if url { URL } else { STD };
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..=c.len() {
+            out.push(t[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    if !url {
+        while out.len() % 4 != 0 {
+            out.push('=');
+        }
+    }
+    out
+}
+
+fn unb64(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' | b'-' => 62,
+        _ => 63,
+    };
+    let clean: Vec<u8> = s.bytes().filter(|&c| c != b'=').collect();
+    let mut out = Vec::new();
+    for c in clean.chunks(4) {
+        let mut n = 0u32;
+        for (i, &b) in c.iter().enumerate() {
+            n |= (val(b) as u32) << (18 - 6 * i);
+        }
+        for i in 0..c.len().saturating_sub(1) {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    out
+}
+
+fn unpercent(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap_or(b'?'));
+            i += 3;
+        } else {
+            out.push(if b[i] == b'+' { b' ' } else { b[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn query_pairs(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (unpercent(k), unpercent(v)))
+        .collect()
+}
+
+struct TokenServer {
+    server: Server,
+    cert: PathBuf,
+    requests: Arc<Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+const REFRESH_TOKEN: &str = "refresh-Token-8d1e";
+
+impl TokenServer {
+    fn start() -> TokenServer {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key.pem");
+        let cert = dir.path().join("cert.pem");
+        run(Command::new("openssl").args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test-issuer",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            cert.to_str().unwrap(),
+        ]))
+        .ok();
+        let der = Command::new("openssl")
+            .args(["x509", "-in", cert.to_str().unwrap(), "-outform", "DER"])
+            .output()
+            .unwrap()
+            .stdout;
+        assert!(!der.is_empty(), "openssl x509 wrote no certificate");
+        let x5c = b64(&der, false);
+        let requests: Arc<Mutex<Vec<String>>> = Arc::default();
+        let req2 = requests.clone();
+        let key2 = key.clone();
+        let server = Server::start(move |s| token_one(s, &key2, &x5c, &req2));
+        TokenServer {
+            server,
+            cert,
+            requests,
+            _dir: dir,
+        }
+    }
+
+    fn realm(&self) -> String {
+        format!("http://127.0.0.1:{}/token", self.server.port)
+    }
+}
+
+fn token_one(s: TcpStream, key: &Path, x5c: &str, log: &Mutex<Vec<String>>) {
+    let mut out = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    let Some((method, path, headers)) = read_head(&mut r) else {
+        return;
+    };
+    let mut body = vec![0u8; content_length(&headers).min(1 << 20)];
+    if r.read_exact(&mut body).is_err() {
+        return;
+    }
+    let req = Request {
+        method,
+        path,
+        headers,
+        body,
+    };
+    log.lock()
+        .unwrap()
+        .push(format!("{} {}", req.method, req.path));
+    let params = match req.method.as_str() {
+        "GET" => query_pairs(req.path.split_once('?').map_or("", |(_, q)| q)),
+        _ => query_pairs(&String::from_utf8_lossy(&req.body)),
+    };
+    let get = |k: &str| {
+        params
+            .iter()
+            .find(|(kk, _)| kk == k)
+            .map(|(_, v)| v.clone())
+    };
+    // Who is asking: Basic credentials, a refresh token, or nobody.
+    let user = if req.method == "POST" {
+        match (
+            get("grant_type").as_deref(),
+            get("refresh_token").as_deref(),
+        ) {
+            (Some("refresh_token"), Some(REFRESH_TOKEN)) => Some(USER.to_string()),
+            _ => return respond(&mut out, 401, &[], br#"{"error":"invalid_grant"}"#),
+        }
+    } else {
+        match req.header("authorization") {
+            Some(a) => {
+                let decoded =
+                    String::from_utf8_lossy(&unb64(a.strip_prefix("Basic ").unwrap_or("")))
+                        .into_owned();
+                if decoded != format!("{USER}:{PASS}") {
+                    return respond(&mut out, 401, &[], br#"{"details":"wrong credentials"}"#);
+                }
+                Some(USER.to_string())
+            }
+            None => None,
+        }
+    };
+    // Scopes: "repository:NAME:ACTIONS", one per parameter (GET) or space-separated (POST).
+    let scopes: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| k == "scope")
+        .flat_map(|(_, v)| v.split(' ').map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    let access: Vec<serde_json::Value> = scopes
+        .iter()
+        .filter_map(|s| {
+            let mut p = s.splitn(3, ':');
+            let (kind, name, actions) = (p.next()?, p.next()?, p.next()?);
+            // Anonymous users get nothing; the test user gets what it asks for.
+            let actions: Vec<&str> = if user.is_some() {
+                actions.split(',').collect()
+            } else {
+                vec![]
+            };
+            Some(serde_json::json!({"type": kind, "name": name, "actions": actions}))
+        })
+        .collect();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [x5c]});
+    let claims = serde_json::json!({
+        "iss": "test-issuer", "sub": user.clone().unwrap_or_default(), "aud": "test-registry",
+        "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", rand_u32()),
+        "access": access,
+    });
+    let signing_input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes(), true),
+        b64(claims.to_string().as_bytes(), true)
+    );
+    let mut child = Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign", key.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(signing_input.as_bytes())
+        .unwrap();
+    let sig = child.wait_with_output().unwrap().stdout;
+    let token = format!("{signing_input}.{}", b64(&sig, true));
+    let body = if req.method == "POST" {
+        serde_json::json!({"access_token": token, "expires_in": 300})
+    } else {
+        serde_json::json!({"token": token, "expires_in": 300})
+    };
+    respond(
+        &mut out,
+        200,
+        &[("Content-Type", "application/json".into())],
+        body.to_string().as_bytes(),
+    );
+}
+
+fn rand_u32() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+}
+
+// ---------------------------------------------------------------------------------
+// Helpers for the tests.
+
+/// A store image built from the static hello world (and, with `big`, a few MiB of
+/// incompressible data so chunked uploads happen); returns its digest.
+fn build_image(env: &Env, tag: &str, big: bool) -> String {
+    let bin = hello_static();
+    let mut args = vec![
+        "build".to_string(),
+        "--json".into(),
+        bin.display().to_string(),
+        "-t".into(),
+        tag.into(),
+    ];
+    if big {
+        let p = env.path("big.bin");
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let data: Vec<u8> = (0..3 * 1024 * 1024 + 12345)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        std::fs::write(&p, data).unwrap();
+        args.push("--add".into());
+        args.push(format!("{}:/data/big.bin", p.display()));
+    }
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    env.nobase(&a).ok().json()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// `nobase` with a private mount-hint cache, fast retries and no inherited
+/// Docker config.
+fn nb(env: &Env, args: &[&str]) -> Run {
+    nb_env(env, args, &[])
+}
+
+/// [`nb`] with more environment (later settings win).
+fn nb_env(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> Run {
+    let mut c = env.cmd(args);
+    c.env("XDG_CACHE_HOME", env.path("cache"))
+        .env("DOCKER_CONFIG", env.path("docker"))
+        .env("NOBASE_RETRY_BASE_MS", "20")
+        .env("NOBASE_RETRY_CAP_MS", "1500");
+    for (k, v) in vars {
+        c.env(k, v);
+    }
+    run(&mut c)
+}
+
+fn skopeo_registry_digest(reference: &str, creds: Option<&str>) -> Option<String> {
+    if !have("skopeo") {
+        return None;
+    }
+    let mut c = Command::new("skopeo");
+    c.args(["inspect", "--raw", "--tls-verify=false"]);
+    if let Some(cr) = creds {
+        c.args(["--creds", cr]);
+    }
+    let o = c.arg(reference).output().unwrap();
+    assert!(
+        o.status.success(),
+        "skopeo inspect {reference}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Some(sha256_hex(&o.stdout))
+}
+
+/// skopeo copies the image out of the registry (checking every blob's digest) into a
+/// layout and reports its manifest digest there.
+fn skopeo_copy_digest(env: &Env, reference: &str, creds: Option<&str>) -> Option<String> {
+    if !have("skopeo") {
+        return None;
+    }
+    let dir = env.path(&format!("skopeo-copy-{}", rand_u32()));
+    let mut c = Command::new("skopeo");
+    c.args(["copy", "--src-tls-verify=false"]);
+    if let Some(cr) = creds {
+        c.args(["--src-creds", cr]);
+    }
+    let r = run(c.arg(reference).arg(format!("oci:{}:x", dir.display())));
+    assert_eq!(r.code, 0, "skopeo copy: {}", r.stderr);
+    skopeo_digest(&format!("oci:{}:x", dir.display()))
+}
+
+fn creds_file(env: &Env) -> String {
+    let p = env.path("creds");
+    std::fs::write(&p, format!("{USER}:{PASS}\n")).unwrap();
+    p.display().to_string()
+}
+
+// ---------------------------------------------------------------------------------
+// The tests.
+
+#[test]
+fn basic_auth_push_then_skopeo_pull_and_read_agree() {
+    let Some(reg) = Registry::start(Auth::Htpasswd) else {
+        return;
+    };
+    let env = Env::new();
+    let digest = build_image(&env, "hello:1", false);
+    let proxy = Proxy::start(reg.port, None, |_, _| Fault::Forward);
+    let creds = creds_file(&env);
+    let dest = format!("docker://{}/team/hello:1", proxy.host());
+    let r = nb(&env, &["push", "hello:1", &dest, "--creds-file", &creds]).ok();
+    assert!(r.stdout.contains(&digest), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("pushed 2 blobs (2 uploaded, 0 mounted, 0 existing skipped)"),
+        "{}",
+        r.stderr
+    );
+    let uploads = proxy.count("PUT", "/blobs/uploads/");
+    assert_eq!(uploads, 2, "{:?}", proxy.seen());
+
+    // skopeo sees the same manifest, straight from the registry.
+    let creds_arg = format!("{USER}:{PASS}");
+    if let Some(d) = skopeo_registry_digest(
+        &format!("docker://{}/team/hello:1", reg.host()),
+        Some(&creds_arg),
+    ) {
+        assert_eq!(d, digest);
+    }
+
+    // Again: nothing is uploaded, HEAD finds every blob.
+    let before = proxy.seen().len();
+    let r = nb(&env, &["push", "hello:1", &dest, "--creds-file", &creds]).ok();
+    assert!(
+        r.stderr
+            .contains("(0 uploaded, 0 mounted, 2 existing skipped)"),
+        "{}",
+        r.stderr
+    );
+    let again: Vec<Seen> = proxy.seen()[before..].to_vec();
+    assert!(
+        !again.iter().any(|s| s.path.contains("/blobs/uploads/")),
+        "second push uploaded: {again:?}"
+    );
+
+    // To another repository: the blobs are mounted, not uploaded.
+    let before = proxy.seen().len();
+    let other = format!("docker://{}/team/other:2", proxy.host());
+    let r = nb(&env, &["push", "hello:1", &other, "--creds-file", &creds]).ok();
+    assert!(
+        r.stderr
+            .contains("(0 uploaded, 2 mounted, 0 existing skipped)"),
+        "{}",
+        r.stderr
+    );
+    let third: Vec<Seen> = proxy.seen()[before..].to_vec();
+    assert_eq!(
+        third
+            .iter()
+            .filter(|s| s.method == "POST" && s.path.contains("mount="))
+            .count(),
+        2,
+        "{third:?}"
+    );
+    assert!(
+        !third
+            .iter()
+            .any(|s| s.method == "PUT" && s.path.contains("/blobs/uploads/")),
+        "{third:?}"
+    );
+    assert!(!third.iter().any(|s| s.method == "PATCH"), "{third:?}");
+
+    // Pull into a fresh store: same digest, readable by skopeo there.
+    let env2 = Env::new();
+    let src = format!("docker://{}/team/other:2", reg.host());
+    let r = nb(
+        &env2,
+        &["pull", &src, "-t", "pulled:1", "--creds", &creds_arg],
+    )
+    .ok();
+    assert!(r.stdout.contains(&digest), "{}", r.stdout);
+    if let Some(d) = skopeo_digest(&format!("oci:{}:pulled:1", env2.store().display())) {
+        assert_eq!(d, digest);
+    }
+    // The default name is HOST/REPO:TAG.
+    nb(&env2, &["pull", &src, "--creds", &creds_arg]).ok();
+    let images = nb(&env2, &["images", "--json"]).ok().json();
+    let names: Vec<String> = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            format!(
+                "{}:{}",
+                i["name"].as_str().unwrap(),
+                i["tag"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        names.contains(&format!("{}/team/other:2", reg.host())),
+        "{names:?}"
+    );
+
+    // docker:// as a source anywhere an image is read: registry → layout.
+    let out = env2.path("out");
+    nb(
+        &env2,
+        &[
+            "push",
+            &src,
+            &format!("oci:{}:copy", out.display()),
+            "--creds",
+            &creds_arg,
+        ],
+    )
+    .ok();
+    if let Some(d) = skopeo_digest(&format!("oci:{}:copy", out.display())) {
+        assert_eq!(d, digest);
+    }
+    // And as a build output.
+    let built = nb(
+        &env2,
+        &[
+            "build",
+            "--json",
+            hello_static().to_str().unwrap(),
+            "-o",
+            &format!("docker://{}/team/built:1", reg.host()),
+            "--creds",
+            &creds_arg,
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(built["digest"].as_str().unwrap(), digest);
+    if let Some(d) = skopeo_registry_digest(
+        &format!("docker://{}/team/built:1", reg.host()),
+        Some(&creds_arg),
+    ) {
+        assert_eq!(d, digest);
+    }
+}
+
+#[test]
+fn credentials_come_from_docker_config_and_wrong_ones_fail_without_leaking() {
+    let Some(reg) = Registry::start(Auth::Htpasswd) else {
+        return;
+    };
+    let env = Env::new();
+    build_image(&env, "hello:1", false);
+    let canary = "Canary-Pw-7f3a9c1e";
+    let dest = format!("docker://{}/team/hello:1", reg.host());
+    let docker = env.path("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    let config = docker.join("config.json");
+
+    // Right credentials in config.json.
+    let auth = b64(format!("{USER}:{PASS}").as_bytes(), false);
+    std::fs::write(
+        &config,
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.host()),
+    )
+    .unwrap();
+    nb(&env, &["push", "hello:1", &dest]).ok();
+
+    // Wrong ones: in config.json, with --creds, with --creds-file, each also with -v.
+    let bad = b64(format!("{USER}:{canary}").as_bytes(), false);
+    std::fs::write(
+        &config,
+        format!(r#"{{"auths":{{"{}":{{"auth":"{bad}"}}}}}}"#, reg.host()),
+    )
+    .unwrap();
+    let bad_file = env.path("bad-creds");
+    std::fs::write(&bad_file, format!("{USER}:{canary}\n")).unwrap();
+    let bad_creds = format!("{USER}:{canary}");
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (vec![], config.display().to_string()),
+        (vec!["--creds", &bad_creds], "--creds".into()),
+        (
+            vec!["--creds-file", bad_file.to_str().unwrap()],
+            "--creds-file".into(),
+        ),
+    ];
+    for (extra, origin) in &cases {
+        for verbose in [false, true] {
+            let mut args = vec!["push", "hello:1", &dest];
+            args.extend(extra.iter().copied());
+            if verbose {
+                args.push("-v");
+            }
+            let r = nb(&env, &args).code(3);
+            for out in [&r.stdout, &r.stderr] {
+                assert!(!out.contains(canary), "secret printed: {out}");
+                assert!(!out.contains(&bad), "encoded secret printed: {out}");
+            }
+            assert!(
+                r.stderr.contains(&format!(
+                    "push to {}/team/hello:1: unauthorized: check the credentials for {}",
+                    reg.host(),
+                    reg.host()
+                )),
+                "{}",
+                r.stderr
+            );
+            assert!(r.stderr.contains(origin.as_str()), "{}", r.stderr);
+        }
+    }
+    // No credentials at all: says how to give some.
+    std::fs::remove_file(&config).unwrap();
+    let r = nb(&env, &["push", "hello:1", &dest]).code(3);
+    assert!(
+        r.stderr.contains("needs credentials and none were found"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn bearer_tokens_push_pull_mount_and_identity_tokens() {
+    if !have("openssl") {
+        return;
+    }
+    let tokens = TokenServer::start();
+    let Some(reg) = Registry::start(Auth::Token {
+        realm: tokens.realm(),
+        cert: tokens.cert.clone(),
+    }) else {
+        return;
+    };
+    let env = Env::new();
+    let digest = build_image(&env, "hello:1", false);
+    let creds = format!("{USER}:{PASS}");
+    let dest = format!("docker://{}/team/hello:1", reg.host());
+    let r = nb(&env, &["push", "hello:1", &dest, "--creds", &creds]).ok();
+    assert!(r.stderr.contains("2 uploaded"), "{}", r.stderr);
+    assert!(!tokens.requests.lock().unwrap().is_empty());
+    // The token asked for push and pull on the repository.
+    assert!(
+        tokens
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.contains("scope=repository%3Ateam%2Fhello%3Apull%2Cpush")),
+        "{:?}",
+        tokens.requests.lock().unwrap()
+    );
+    if let Some(d) = skopeo_registry_digest(&dest, Some(&creds)) {
+        assert_eq!(d, digest);
+    }
+    // A mount needs pull access to the source repository in the same token.
+    let other = format!("docker://{}/other/copy:1", reg.host());
+    let r = nb(&env, &["push", "hello:1", &other, "--creds", &creds]).ok();
+    assert!(r.stderr.contains("2 mounted"), "{}", r.stderr);
+
+    // Pull with an identity token from config.json (the OAuth2 refresh grant).
+    let env2 = Env::new();
+    let docker = env2.path("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::write(
+        docker.join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{}","identitytoken":"{REFRESH_TOKEN}"}}}}}}"#,
+            reg.host(),
+            b64(b"<token>:", false)
+        ),
+    )
+    .unwrap();
+    let r = nb(&env2, &["pull", &other, "-t", "p:1", "-v"]).ok();
+    assert!(r.stdout.contains(&digest));
+    assert!(!r.stderr.contains(REFRESH_TOKEN), "{}", r.stderr);
+    assert!(tokens
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|r| r.starts_with("POST")));
+
+    // A wrong password is refused by the token server, clearly, without the secret.
+    let canary = "Canary-Token-Pw-42x";
+    let r = nb(
+        &env,
+        &[
+            "push",
+            "hello:1",
+            &dest,
+            "--creds",
+            &format!("{USER}:{canary}"),
+            "-v",
+        ],
+    )
+    .code(3);
+    assert!(r.stderr.contains("unauthorized"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains(canary) && !r.stdout.contains(canary),
+        "{}",
+        r.stderr
+    );
+    // Anonymous: the token carries no access, so the registry refuses.
+    let r = nb(
+        &env,
+        &[
+            "push",
+            "hello:1",
+            &format!("docker://{}/team/anon:1", reg.host()),
+        ],
+    )
+    .code(3);
+    assert!(
+        r.stderr.contains("needs credentials and none were found"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn pushes_and_pulls_survive_dropped_connections_500s_and_429s() {
+    let Some(reg) = Registry::start(Auth::None) else {
+        return;
+    };
+    let env = Env::new();
+    let digest = build_image(&env, "big:1", true);
+    // The plan: each kind of fault once, early, on the requests that matter.
+    let fired: Arc<Mutex<BTreeMap<&'static str, usize>>> = Arc::default();
+    let f2 = fired.clone();
+    let cut_paths: Arc<Mutex<std::collections::BTreeSet<String>>> = Arc::default();
+    let proxy = Proxy::start(reg.port, None, move |s, _| {
+        let mut fired = f2.lock().unwrap();
+        let mut cut = cut_paths.lock().unwrap();
+        let mut once = |name: &'static str, fault: Fault| {
+            let n = fired.entry(name).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                fault
+            } else {
+                Fault::Forward
+            }
+        };
+        match s.method.as_str() {
+            "HEAD" => once("head-503", Fault::Status(503, vec![])),
+            "POST" => once("post-500", Fault::Status(500, vec![])),
+            // The second PATCH dies halfway through its body.
+            "PATCH"
+                if s.content_range
+                    .as_deref()
+                    .is_some_and(|r| !r.starts_with("0-")) =>
+            {
+                once("patch-drop", Fault::DropRequest)
+            }
+            "PATCH" => once(
+                "patch-429",
+                Fault::Status(429, vec![("Retry-After", "1".into())]),
+            ),
+            "PUT" if s.path.contains("/manifests/") => {
+                once("manifest-502", Fault::Status(502, vec![]))
+            }
+            // Each blob's first download breaks off after 100 kB (small ones arrive
+            // whole).
+            "GET" if s.path.contains("/blobs/sha256:") && s.range.is_none() => {
+                if cut.insert(s.path.clone()) {
+                    Fault::CutResponse(100_000)
+                } else {
+                    Fault::Forward
+                }
+            }
+            _ => Fault::Forward,
+        }
+    });
+    let dest = format!("docker://{}/faults/big:1", proxy.host());
+    let r = nb_env(
+        &env,
+        &["push", "big:1", &dest],
+        &[("NOBASE_CHUNK_SIZE", "1048576")],
+    )
+    .ok();
+    assert!(r.stderr.contains("retrying"), "{}", r.stderr);
+    {
+        let fired = fired.lock().unwrap();
+        for f in [
+            "head-503",
+            "post-500",
+            "patch-drop",
+            "patch-429",
+            "manifest-502",
+        ] {
+            assert!(
+                fired.get(f).copied().unwrap_or(0) >= 1,
+                "fault {f} never fired: {fired:?}"
+            );
+        }
+    }
+    // The dropped PATCH was resumed from the registry's offset, not restarted: the
+    // upload status was asked for, and the big blob went up less than twice.
+    let seen = proxy.seen();
+    assert!(
+        seen.iter()
+            .any(|s| s.method == "GET" && s.path.contains("/blobs/uploads/")),
+        "{seen:?}"
+    );
+    let patched: usize = seen
+        .iter()
+        .filter(|s| s.method == "PATCH")
+        .map(|s| s.body_len)
+        .sum();
+    assert!(patched < 2 * 3 * 1024 * 1024, "{patched} bytes patched");
+    // skopeo reads a correct image, every blob checked, straight from the registry.
+    let direct = format!("docker://{}/faults/big:1", reg.host());
+    if let Some(d) = skopeo_copy_digest(&env, &direct, None) {
+        assert_eq!(d, digest);
+    }
+    // A pull whose blob download breaks off resumes with a Range request.
+    let env2 = Env::new();
+    let r = nb(&env2, &["pull", &dest, "-t", "big:1"]).ok();
+    assert!(r.stdout.contains(&digest), "{}", r.stdout);
+    assert!(
+        proxy.seen().iter().any(|s| s.range.is_some()),
+        "no Range request: {:?}",
+        proxy.seen()
+    );
+    if let Some(d) = skopeo_digest(&format!("oci:{}:big:1", env2.store().display())) {
+        assert_eq!(d, digest);
+    }
+}
+
+#[test]
+fn endless_faults_fail_cleanly_after_bounded_retries() {
+    let Some(reg) = Registry::start(Auth::None) else {
+        return;
+    };
+    let env = Env::new();
+    build_image(&env, "hello:1", false);
+    let proxy = Proxy::start(reg.port, None, |s, _| {
+        if s.path == "/v2/" {
+            Fault::Forward
+        } else if s.method == "HEAD" {
+            Fault::Status(503, vec![("Retry-After", "3600".into())])
+        } else {
+            Fault::DropRequest
+        }
+    });
+    let dest = format!("docker://{}/endless/hello:1", proxy.host());
+    let start = Instant::now();
+    let fast = [
+        ("NOBASE_RETRIES", "3"),
+        ("NOBASE_RETRY_BASE_MS", "10"),
+        ("NOBASE_RETRY_CAP_MS", "200"),
+    ];
+    let r = nb_env(&env, &["push", "hello:1", &dest], &fast).code(3);
+    assert!(
+        r.stderr.contains("still failing after 3 attempts"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("HTTP 503"), "{}", r.stderr);
+    // Retry-After: 3600 was capped; the whole thing took seconds, not an hour.
+    assert!(start.elapsed() < Duration::from_secs(60));
+    let heads = proxy.count("HEAD", "/blobs/");
+    assert!((3..=6).contains(&heads), "{heads} HEADs");
+    // Dropped connections on a pull give up too.
+    let dropper = Proxy::start(reg.port, None, |s, _| {
+        if s.path == "/v2/" {
+            Fault::Forward
+        } else {
+            Fault::Status(500, vec![])
+        }
+    });
+    let src = format!("docker://{}/endless/hello:1", dropper.host());
+    let r = nb_env(&env, &["pull", &src, "-t", "x:1"], &fast).code(3);
+    assert!(
+        r.stderr.contains("still failing after 3 attempts"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn blob_redirects_to_another_host_carry_no_credentials() {
+    let Some(reg) = Registry::start(Auth::Htpasswd) else {
+        return;
+    };
+    let env = Env::new();
+    let digest = build_image(&env, "hello:1", false);
+    let creds = format!("{USER}:{PASS}");
+    nb(
+        &env,
+        &[
+            "push",
+            "hello:1",
+            &format!("docker://{}/team/hello:1", reg.host()),
+            "--creds",
+            &creds,
+        ],
+    )
+    .ok();
+    // "Storage": another origin that serves blobs (it authenticates upstream itself).
+    let storage = Proxy::start(
+        reg.port,
+        Some(format!("Basic {}", b64(creds.as_bytes(), false))),
+        |_, _| Fault::Forward,
+    );
+    let storage_host = storage.host();
+    let front = Proxy::start(reg.port, None, move |s, _| {
+        if s.method == "GET" && s.path.contains("/blobs/sha256:") {
+            Fault::Redirect(format!("http://{storage_host}{}", s.path))
+        } else {
+            Fault::Forward
+        }
+    });
+    let env2 = Env::new();
+    let r = nb(
+        &env2,
+        &[
+            "pull",
+            &format!("docker://{}/team/hello:1", front.host()),
+            "-t",
+            "r:1",
+            "--creds",
+            &creds,
+        ],
+    )
+    .ok();
+    assert!(r.stdout.contains(&digest));
+    let at_storage = storage.seen();
+    assert!(!at_storage.is_empty(), "the redirect was not followed");
+    assert!(
+        at_storage.iter().all(|s| !s.authorization),
+        "credentials went to storage: {at_storage:?}"
+    );
+    assert!(
+        front.seen().iter().any(|s| s.authorization),
+        "the registry itself got none"
+    );
+}
+
+/// Writes `bytes` as a blob of the layout `dir`; returns its digest.
+fn put_blob(dir: &Path, bytes: &[u8]) -> String {
+    let d = sha256_hex(bytes);
+    let p = dir
+        .join("blobs/sha256")
+        .join(d.trim_start_matches("sha256:"));
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, bytes).unwrap();
+    d
+}
+
+#[test]
+fn multi_platform_indexes_push_and_pull_by_platform() {
+    let Some(reg) = Registry::start(Auth::None) else {
+        return;
+    };
+    let env = Env::new();
+    build_image(&env, "hello:1", false);
+    // A two-platform index made by hand from the built image: the same layer, an
+    // arm64 config beside the amd64 one (nobase only moves bytes here).
+    let store = env.store();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(store.join("index.json")).unwrap()).unwrap();
+    let top = &index["manifests"][0];
+    let blob = |d: &str| {
+        std::fs::read(
+            store
+                .join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let amd_manifest_bytes = blob(top["digest"].as_str().unwrap());
+    let amd_manifest: serde_json::Value = serde_json::from_slice(&amd_manifest_bytes).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&blob(amd_manifest["config"]["digest"].as_str().unwrap())).unwrap();
+    let dir = env.path("multi");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let layer = amd_manifest["layers"][0]["digest"].as_str().unwrap();
+    put_blob(&dir, &blob(layer));
+    put_blob(
+        &dir,
+        &blob(amd_manifest["config"]["digest"].as_str().unwrap()),
+    );
+    let amd_digest = put_blob(&dir, &amd_manifest_bytes);
+    config["architecture"] = "arm64".into();
+    let arm_config = serde_json::to_vec(&config).unwrap();
+    let arm_config_digest = put_blob(&dir, &arm_config);
+    let mut arm_manifest = amd_manifest.clone();
+    arm_manifest["config"]["digest"] = arm_config_digest.clone().into();
+    arm_manifest["config"]["size"] = arm_config.len().into();
+    let arm_manifest_bytes = serde_json::to_vec(&arm_manifest).unwrap();
+    let arm_digest = put_blob(&dir, &arm_manifest_bytes);
+    let mt = "application/vnd.oci.image.manifest.v1+json";
+    let idx = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": mt, "digest": amd_digest, "size": amd_manifest_bytes.len(), "platform": {"architecture": "amd64", "os": "linux"}},
+            {"mediaType": mt, "digest": arm_digest, "size": arm_manifest_bytes.len(), "platform": {"architecture": "arm64", "os": "linux"}},
+        ]
+    });
+    let idx_bytes = serde_json::to_vec(&idx).unwrap();
+    let idx_digest = put_blob(&dir, &idx_bytes);
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [
+            {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": idx_digest, "size": idx_bytes.len(),
+             "annotations": {"org.opencontainers.image.ref.name": "multi"}}]}))
+        .unwrap(),
+    )
+    .unwrap();
+
+    let dest = format!("docker://{}/team/multi:1", reg.host());
+    let r = nb(
+        &env,
+        &["push", &format!("oci:{}:multi", dir.display()), &dest],
+    )
+    .ok();
+    // Three blobs: the shared layer and two configs.
+    assert!(
+        r.stderr.contains("pushed 3 blobs (3 uploaded"),
+        "{}",
+        r.stderr
+    );
+    if let Some(d) = skopeo_registry_digest(&dest, None) {
+        assert_eq!(d, idx_digest);
+    }
+    if have("skopeo") {
+        let o = run(Command::new("skopeo").args([
+            "--override-arch",
+            "arm64",
+            "inspect",
+            "--tls-verify=false",
+            &dest,
+        ]));
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        assert!(
+            o.stdout.contains("\"Architecture\": \"arm64\""),
+            "{}",
+            o.stdout
+        );
+    }
+    // Pull: this machine's platform by default, one by --platform, or all of it.
+    let env2 = Env::new();
+    let host_arch = nb(&env2, &["pull", &dest, "-t", "m:host"]).ok();
+    let want = if std::env::consts::ARCH == "aarch64" {
+        &arm_digest
+    } else {
+        &amd_digest
+    };
+    assert!(
+        host_arch.stdout.contains(want.as_str()),
+        "{}",
+        host_arch.stdout
+    );
+    let arm = nb(
+        &env2,
+        &["pull", &dest, "-t", "m:arm", "--platform", "linux/arm64"],
+    )
+    .ok();
+    assert!(arm.stdout.contains(&arm_digest), "{}", arm.stdout);
+    let all = nb(&env2, &["pull", &dest, "-t", "m:all", "--all-platforms"]).ok();
+    assert!(all.stdout.contains(&idx_digest), "{}", all.stdout);
+    if let Some(d) = skopeo_digest(&format!("oci:{}:m:all", env2.store().display())) {
+        assert_eq!(d, idx_digest);
+    }
+    let none = nb(
+        &env2,
+        &["pull", &dest, "-t", "m:s390x", "--platform", "linux/s390x"],
+    )
+    .code(2);
+    assert!(
+        none.stderr.contains("no linux/s390x variant"),
+        "{}",
+        none.stderr
+    );
+    // Pushing the index again re-sends nothing: blobs and child manifests exist.
+    let r = nb(
+        &env,
+        &["push", &format!("oci:{}:multi", dir.display()), &dest, "-v"],
+    )
+    .ok();
+    assert!(
+        r.stderr
+            .contains("(0 uploaded, 0 mounted, 3 existing skipped)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        r.stderr.matches("PUT http").count(),
+        1,
+        "only the index by tag: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn docker_v2_manifests_copy_and_failed_mounts_fall_back_to_upload() {
+    let Some(reg) = Registry::start(Auth::None) else {
+        return;
+    };
+    if !have("skopeo") {
+        return;
+    }
+    let env = Env::new();
+    build_image(&env, "hello:1", false);
+    // skopeo writes a Docker v2 schema 2 image; nobase reads it, keeps it byte for
+    // byte, and copies it within the registry.
+    let v2 = format!("docker://{}/docker/v2:1", reg.host());
+    let r = run(Command::new("skopeo").args([
+        "copy",
+        "--format",
+        "v2s2",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:hello:1", env.store().display()),
+        &v2,
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v2_digest = skopeo_registry_digest(&v2, None).unwrap();
+    let pulled = nb(&env, &["pull", &v2, "-t", "v2:1"]).ok();
+    assert!(pulled.stdout.contains(&v2_digest), "{}", pulled.stdout);
+    let raw = std::fs::read(
+        env.store()
+            .join("blobs/sha256")
+            .join(v2_digest.trim_start_matches("sha256:")),
+    )
+    .unwrap();
+    assert!(String::from_utf8_lossy(&raw)
+        .contains("application/vnd.docker.distribution.manifest.v2+json"));
+    let copy = format!("docker://{}/docker/copy:1", reg.host());
+    let j = nb(&env, &["push", &v2, &copy, "--json"]).ok().json();
+    assert_eq!(j["digest"].as_str(), Some(v2_digest.as_str()));
+    assert_eq!(j["blobs"]["mounted"], 2, "{j}");
+    assert_eq!(skopeo_registry_digest(&copy, None).unwrap(), v2_digest);
+
+    // A mount hint naming a repository that lacks the blobs: the registry answers the
+    // mount with 202 and an upload session, which the upload then uses.
+    let proxy = Proxy::start(reg.port, None, |_, _| Fault::Forward);
+    let manifest: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let digests: Vec<String> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain([&manifest["config"]])
+        .map(|d| d["digest"].as_str().unwrap().to_string())
+        .collect();
+    let hints = env.path("cache/nobase/registry-blobs.json");
+    std::fs::create_dir_all(hints.parent().unwrap()).unwrap();
+    let entries: Vec<(String, String, String)> = digests
+        .iter()
+        .map(|d| (proxy.host(), "nowhere/empty".to_string(), d.clone()))
+        .collect();
+    std::fs::write(
+        &hints,
+        serde_json::to_vec(&serde_json::json!({ "entries": entries })).unwrap(),
+    )
+    .unwrap();
+    let dest = format!("docker://{}/fresh/repo:1", proxy.host());
+    let r = nb(&env, &["push", "v2:1", &dest]).ok();
+    assert!(r.stderr.contains("(2 uploaded, 0 mounted"), "{}", r.stderr);
+    let seen = proxy.seen();
+    let mounts = seen
+        .iter()
+        .filter(|s| s.method == "POST" && s.path.contains("mount="))
+        .count();
+    let plain_posts = seen
+        .iter()
+        .filter(|s| s.method == "POST" && !s.path.contains("mount="))
+        .count();
+    assert_eq!((mounts, plain_posts), (2, 0), "{seen:?}");
+    assert_eq!(
+        skopeo_registry_digest(&format!("docker://{}/fresh/repo:1", reg.host()), None).unwrap(),
+        v2_digest
+    );
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, made with openssl.
+/// Returns (dir holding ca.crt only, server cert, server key).
+fn make_tls(env: &Env) -> (PathBuf, PathBuf, PathBuf) {
+    let d = env.path("tls");
+    let certs = env.path("certs.d");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::create_dir_all(&certs).unwrap();
+    let p = |n: &str| d.join(n).display().to_string();
+    let ok = |args: &[&str]| {
+        let r = run(Command::new("openssl").args(args));
+        assert_eq!(r.code, 0, "openssl {args:?}: {}", r.stderr);
+    };
+    ok(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=nobase test CA",
+        "-keyout",
+        &p("ca.key"),
+        "-out",
+        &p("ca.crt"),
+    ]);
+    ok(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        &p("server.key"),
+        "-out",
+        &p("server.csr"),
+    ]);
+    std::fs::write(
+        d.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    ok(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("server.csr"),
+        "-CA",
+        &p("ca.crt"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p("ext.cnf"),
+        "-out",
+        &p("server.crt"),
+    ]);
+    std::fs::copy(d.join("ca.crt"), certs.join("ca.crt")).unwrap();
+    (certs, d.join("server.crt"), d.join("server.key"))
+}
+
+#[test]
+fn tls_registries_need_their_ca_and_token_realms_may_not_downgrade() {
+    if !have("openssl") {
+        return;
+    }
+    let env = Env::new();
+    let (certs, crt, key) = make_tls(&env);
+    let Some(reg) = Registry::start_with(Auth::None, Some((&crt, &key))) else {
+        return;
+    };
+    let digest = build_image(&env, "hello:1", false);
+    let dest = format!("docker://{}/tls/hello:1", reg.host());
+    let cert_dir = certs.display().to_string();
+    // With the CA from --cert-dir: HTTPS, verified.
+    let r = nb(
+        &env,
+        &["push", "hello:1", &dest, "--cert-dir", &cert_dir, "-v"],
+    )
+    .ok();
+    assert!(
+        r.stderr
+            .contains(&format!("GET https://{}/v2/ → 200", reg.host())),
+        "{}",
+        r.stderr
+    );
+    if have("skopeo") {
+        let o =
+            run(Command::new("skopeo").args(["inspect", "--raw", "--cert-dir", &cert_dir, &dest]));
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        assert_eq!(sha256_hex(o.stdout.as_bytes()), digest);
+    }
+    // Without it the certificate is unknown, and plain HTTP gets nowhere either.
+    let r = nb(&env, &["pull", &dest, "-t", "x:1"]).code(3);
+    assert!(r.stderr.contains("certificate"), "{}", r.stderr);
+    // --insecure skips verification.
+    nb(&env, &["pull", &dest, "-t", "x:1", "--insecure"]).ok();
+
+    // A TLS registry whose token server is on plain HTTP: refused before any
+    // credential is sent there.
+    let tokens = TokenServer::start();
+    let Some(treg) = Registry::start_with(
+        Auth::Token {
+            realm: tokens.realm(),
+            cert: tokens.cert.clone(),
+        },
+        Some((&crt, &key)),
+    ) else {
+        return;
+    };
+    let tdest = format!("docker://{}/tls/hello:1", treg.host());
+    let r = nb(
+        &env,
+        &[
+            "push",
+            "hello:1",
+            &tdest,
+            "--cert-dir",
+            &cert_dir,
+            "--creds",
+            &format!("{USER}:{PASS}"),
+        ],
+    )
+    .code(3);
+    assert!(
+        r.stderr.contains("downgrades HTTPS to plain HTTP"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        tokens.requests.lock().unwrap().is_empty(),
+        "the token server was contacted"
+    );
+}
