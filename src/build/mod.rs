@@ -6,8 +6,7 @@ pub mod bundle;
 use crate::elf::{self, ElfInfo, Kind};
 use crate::error::{Error, IoContext, Result};
 use crate::image::{
-    self, ContainerConfig, Descriptor, EmptyObject, History, Image, ImageConfig, Manifest,
-    Platform, PlatformImage, RootFs,
+    self, ContainerConfig, EmptyObject, History, Image, ImageConfig, Platform, RootFs,
 };
 use crate::layer::{self, Compression, Layer, LayerOptions};
 use crate::oci::Layout;
@@ -287,27 +286,9 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
             .collect(),
         other: BTreeMap::new(),
     };
-    let config_desc = layout.put_bytes(image::MT_OCI_CONFIG, &image::to_bytes(&config))?;
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(image::MT_OCI_MANIFEST.into()),
-        config: config_desc,
-        layers: layers.iter().map(|l| l.layer.descriptor.clone()).collect(),
-        annotations: BTreeMap::new(),
-    };
-    let mut top: Descriptor =
-        layout.put_bytes(image::MT_OCI_MANIFEST, &image::to_bytes(&manifest))?;
-    top.platform = Some(platform);
+    let descriptors: Vec<_> = layers.iter().map(|l| l.layer.descriptor.clone()).collect();
     Ok(Built {
-        image: Image {
-            top: top.clone(),
-            index: None,
-            manifests: vec![PlatformImage {
-                descriptor: top,
-                manifest,
-                config,
-            }],
-        },
+        image: assemble(layout, &config, &descriptors)?,
         binary: info,
         layers,
         bundled,
