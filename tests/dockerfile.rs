@@ -64,17 +64,13 @@ fn layer_digests(reference: &str) -> Option<Vec<String>> {
     )
 }
 
-/// The image unpacked by umoci; None (after saying why) without umoci or root.
+/// The image's files unpacked by umoci (as root, so owners are kept); None (after
+/// saying why) without umoci or root.
 fn unpack(env: &Env, name: &str) -> Option<PathBuf> {
-    if !(have("umoci") && is_root()) {
+    if !is_root() {
         return None;
     }
-    let bundle = env.path(&format!("unpacked-{}", name.replace(':', "-")));
-    run(Command::new("umoci")
-        .args(["unpack", "--image", &store_ref(env, name)])
-        .arg(&bundle))
-    .ok();
-    Some(bundle.join("rootfs"))
+    umoci_unpack(env, &store_ref(env, name)).map(|b| b.join("rootfs"))
 }
 
 #[test]
@@ -613,4 +609,74 @@ fn every_output_form_of_build_works_with_a_dockerfile() {
         ])
         .code(2);
     assert!(r.stderr.contains("-e/--env"), "{}", r.stderr);
+}
+
+#[test]
+fn dynamic_executables_copied_in_are_bundled_and_checked() {
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        "FROM scratch\nCOPY hello-dynamic /app/hello\nENTRYPOINT [\"/app/hello\"]\n",
+        &[],
+    );
+    std::fs::copy(hello_dynamic(), ctx.join("hello-dynamic")).unwrap();
+    let j = build_df(&env, &ctx, &["-t", "dyn:1"]);
+    let layers = j["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2, "{j}");
+    let bundle_line = layers[1]["created_by"].as_str().unwrap();
+    assert!(
+        bundle_line.starts_with("nobase bundle /app/hello: loader /lib64/ld-linux-x86-64.so.2"),
+        "{bundle_line}"
+    );
+    if let Some(r) = runc_run(&env, &store_ref(&env, "dyn:1"), None) {
+        assert_eq!(r.code, 0, "runc: {}", r.stderr);
+        assert_eq!(r.stdout, "hello world\n");
+    }
+    // --bundle never refuses it, naming what it needs.
+    let df = ctx.join("Dockerfile");
+    let r = env
+        .nobase(&["build", "-f", df.to_str().unwrap(), "--bundle", "never"])
+        .code(1);
+    assert!(
+        r.stderr.contains("/app/hello is dynamically linked") && r.stderr.contains("libc.so.6"),
+        "{}",
+        r.stderr
+    );
+    // A static program needs nothing: no bundle layer.
+    std::fs::write(&df, "FROM scratch\nCOPY a.out /app/hello\n").unwrap();
+    assert_eq!(
+        build_df(&env, &ctx, &[])["layers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn from_a_registry_by_plain_name_or_docker_url() {
+    let Some(reg) = crate::registry::Registry::start(crate::registry::Auth::None) else {
+        return;
+    };
+    let env = Env::new();
+    let bin = hello_static();
+    let pushed = format!("docker://{}/team/base:1", reg.host());
+    let j = build_json(&env, &[bin.to_str().unwrap(), "-o", &pushed]);
+    let base: Vec<String> = j["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect();
+    for from in [format!("{}/team/base:1", reg.host()), pushed.clone()] {
+        let ctx = context(&env, &format!("FROM {from}\nENV FROM_REGISTRY=1\n"), &[]);
+        let j = build_df(&env, &ctx, &["-t", "pulled:1"]);
+        assert!(j["layers"].as_array().unwrap().is_empty(), "{j}");
+        if let Some(got) = layer_digests(&format!("oci:{}", store_ref(&env, "pulled:1"))) {
+            assert_eq!(got, base, "FROM {from}: the registry's blobs are reused");
+        }
+        if let Some(r) = runc_run(&env, &store_ref(&env, "pulled:1"), None) {
+            assert_eq!(r.stdout, "hello world\n", "{}", r.stderr);
+        }
+    }
 }

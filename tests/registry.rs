@@ -20,13 +20,13 @@ const PASS: &str = "s3cret-Pa55";
 // ---------------------------------------------------------------------------------
 // A real registry on a free loopback port.
 
-enum Auth {
+pub(crate) enum Auth {
     None,
     Htpasswd,
     Token { realm: String, cert: PathBuf },
 }
 
-struct Registry {
+pub(crate) struct Registry {
     port: u16,
     child: Child,
     _dir: tempfile::TempDir,
@@ -57,7 +57,7 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
 impl Registry {
     /// Starts `docker-registry` with its own storage and config; None (after saying
     /// why) when it is not installed.
-    fn start(auth: Auth) -> Option<Registry> {
+    pub(crate) fn start(auth: Auth) -> Option<Registry> {
         Registry::start_with(auth, None)
     }
 
@@ -127,7 +127,7 @@ impl Registry {
         panic!("docker-registry did not start");
     }
 
-    fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 }
