@@ -70,7 +70,12 @@ struct StageOut {
     reports: Vec<LayerReport>,
     /// Known once the base says so (or at the end for scratch).
     platform: Option<Platform>,
+    /// The base image's files cannot be read (its layers are reused all the same).
+    opaque: bool,
 }
+
+/// Why a base image's files are out of reach.
+const OPAQUE: &str = "reading the files of a base image needs nobase's image reader, which this version does not have yet";
 
 /// Variables visible to an instruction: `ENV` first, then the `ARG`s in scope.
 struct StageVars<'a> {
@@ -124,8 +129,8 @@ pub fn build(df: &Dockerfile, ctx: &Context, opts: &Options, store: &Store) -> R
     b.check_refusals(target)?;
     let mut out = (*b.stage(target)?).clone();
     let mut warnings = Vec::new();
-    // Bundling needs the whole image; with a base image, its files are not readable here.
-    if out.fs.base.is_none() {
+    // Bundling judges the whole image, so the base's files must be readable.
+    if !out.opaque {
         if let Some(added) = bundle::bundle_missing(&out.fs.upper, &out.config, &opts.bundle)? {
             let layer = place(&out.fs, added.entries, 0, "bundle")?;
             b.commit_layer(&mut out, layer, added.created_by)?;
@@ -325,6 +330,7 @@ impl Builder<'_> {
                 fs: StageFs::default(),
                 reports: Vec::new(),
                 platform,
+                opaque: false,
             }
         } else if let Some(idx) = self.stage_ref(&base, st.index, false) {
             // The earlier stage's files stay the upper tree: everything this build
@@ -394,6 +400,7 @@ impl Builder<'_> {
             }
         }
         let fs_base = image_root(name, &pi, &*src.blobs)?;
+        let opaque = fs_base.is_none();
         let mut config = pi.config.clone();
         config.config.other.remove("OnBuild");
         let env = config.config.env.get_or_insert_with(Vec::new);
@@ -402,6 +409,7 @@ impl Builder<'_> {
         }
         let out = Arc::new(StageOut {
             platform: Some(config.platform()),
+            opaque,
             config,
             layers: pi.manifest.layers.clone(),
             fs: StageFs {
@@ -734,6 +742,14 @@ impl Builder<'_> {
             }),
         };
 
+        if let (Some(f), Some(src)) = (&from, &from_fs) {
+            // A stage's own files are readable even over an opaque base; an image's
+            // are not.
+            if src.opaque && src.fs.upper.is_empty() {
+                return Err(at(line, kw, format!("--from={f}: {OPAQUE}")));
+            }
+        }
+
         // What the sources name.
         enum Item {
             Ctx(Matched),
@@ -786,9 +802,14 @@ impl Builder<'_> {
                             }
                         }
                         Some(src) => {
-                            for (path, name, is_dir) in
-                                fs_matches(&src.fs, &p).map_err(|e| at(line, kw, e))?
-                            {
+                            let found = fs_matches(&src.fs, &p).map_err(|e| {
+                                if src.opaque {
+                                    at(line, kw, format!("{e} ({OPAQUE})"))
+                                } else {
+                                    at(line, kw, e)
+                                }
+                            })?;
+                            for (path, name, is_dir) in found {
                                 items.push(Item::Fs {
                                     src: src.clone(),
                                     path,
@@ -950,8 +971,14 @@ impl Builder<'_> {
             );
         }
         if let Some(spec) = &chown {
-            let Owner { uid, gid } = fs::parse_owner(spec, &out.fs)
-                .map_err(|e| at(line, kw, format!("--chown={spec}: {e}")))?;
+            let Owner { uid, gid } = fs::parse_owner(spec, &out.fs).map_err(|e| {
+                let why = if out.opaque && !spec.split(':').all(|p| p.parse::<u32>().is_ok()) {
+                    format!("{OPAQUE}, so names cannot be looked up; use numeric ids")
+                } else {
+                    e
+                };
+                at(line, kw, format!("--chown={spec}: {why}"))
+            })?;
             for (_, e) in &mut entries {
                 e.uid = uid;
                 e.gid = gid;
