@@ -9,12 +9,14 @@ use std::io;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An I/O operation failed; `action` names it with its path (`reading /x`).
-    #[error("{action}: {source}")]
+    // The OS error is part of the message rather than a `source`, so that chains printed
+    // with `{:#}` do not repeat it.
+    #[error("{action}: {cause}")]
     Io {
         /// What was being done, with the object (`writing /store/index.json`).
         action: String,
         /// The OS error.
-        source: io::Error,
+        cause: io::Error,
     },
     /// An ELF file could not be read.
     #[error("{path}: {source}")]
@@ -80,9 +82,9 @@ pub trait IoContext<T> {
 
 impl<T> IoContext<T> for io::Result<T> {
     fn io<F: FnOnce() -> String>(self, action: F) -> Result<T> {
-        self.map_err(|source| Error::Io {
+        self.map_err(|cause| Error::Io {
             action: action(),
-            source,
+            cause,
         })
     }
 }

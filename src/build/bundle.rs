@@ -18,7 +18,10 @@
 use crate::build::LayerReport;
 use crate::elf::ElfInfo;
 use crate::error::{Error, Result};
-use crate::loader::{self, cache, dlopen::BlindSpot, Closure, Flavor, Interpreter, Outcome, Via};
+use crate::loader::{
+    self, absolute, cache, dirname as parent, dlopen::BlindSpot, Closure, Flavor, Interpreter,
+    Outcome, Via,
+};
 use crate::root::{self, HostRoot, Root};
 use crate::tree::{self, Entry, ImageTree, Node, Overlay};
 use std::collections::BTreeSet;
@@ -174,8 +177,11 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
         }
         match &o.via {
             Via::Cache | Via::Conf { .. } => {
+                // The default directories find it only under the name it is asked by.
                 let dir = tree::normalize(&parent(&opened)).unwrap_or_default();
-                if !image_defaults.contains(&dir) {
+                let file = opened.rsplit('/').next().unwrap_or("");
+                let renamed = o.names.iter().any(|n| !n.contains('/') && n != file);
+                if !image_defaults.contains(&dir) || renamed {
                     cached.push(opened.clone());
                     for name in o.names.iter().filter(|n| !n.contains('/')) {
                         cache_entries.push((name.clone(), opened.clone()));
@@ -204,7 +210,7 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
         if let Some(f) = &closure.setup.musl_path_file {
             let bytes = root::read_file(req.source, f, 1 << 20).map_err(|e| Error::Io {
                 action: format!("reading {f} in {}", req.source.describe()),
-                source: e,
+                cause: e,
             })?;
             libs.add_bytes(f, &bytes, 0o644)?;
         }
@@ -373,22 +379,6 @@ fn expand(c: &Closure, entry: &str, origin: &str) -> Option<String> {
                 .replace("${ORIGIN}", origin)
                 .replace("$ORIGIN", origin),
         ),
-    }
-}
-
-fn parent(p: &str) -> String {
-    match p.rfind('/') {
-        Some(0) => "/".to_string(),
-        Some(i) => p[..i].to_string(),
-        None => ".".to_string(),
-    }
-}
-
-fn absolute(p: &str, cwd: &str) -> String {
-    if p.starts_with('/') {
-        p.to_string()
-    } else {
-        format!("{}/{p}", cwd.trim_end_matches('/'))
     }
 }
 

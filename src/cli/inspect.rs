@@ -256,6 +256,13 @@ fn human_elf(out: &mut impl Write, path: &Path, info: &ElfInfo) -> io::Result<()
 
 /// Runs `nobase inspect`.
 pub fn run(_g: &Global, args: Args) -> Result<i32> {
+    if !args.root.is_dir() {
+        return Err(nobase::Error::Usage(format!(
+            "--root {} is not a directory; give the tree to resolve libraries in",
+            args.root.display()
+        ))
+        .into());
+    }
     let mut docs = Vec::new();
     let mut code = 0;
     let mut out = io::stdout().lock();

@@ -102,22 +102,22 @@ pub fn libcmp(a: &str, b: &str) -> Ordering {
     0u8.cmp(&b.get(j).copied().unwrap_or(0))
 }
 
+/// `N` bytes at `at`, in big-endian order whatever the file's (so one `from_be_bytes`
+/// reads both).
+fn be_bytes<const N: usize>(b: &[u8], at: usize, le: bool) -> Option<[u8; N]> {
+    let mut s: [u8; N] = b.get(at..at.checked_add(N)?)?.try_into().ok()?;
+    if le {
+        s.reverse();
+    }
+    Some(s)
+}
+
 fn u32_at(b: &[u8], at: usize, le: bool) -> Option<u32> {
-    let s: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
-    Some(if le {
-        u32::from_le_bytes(s)
-    } else {
-        u32::from_be_bytes(s)
-    })
+    be_bytes(b, at, le).map(u32::from_be_bytes)
 }
 
 fn u64_at(b: &[u8], at: usize, le: bool) -> Option<u64> {
-    let s: [u8; 8] = b.get(at..at + 8)?.try_into().ok()?;
-    Some(if le {
-        u64::from_le_bytes(s)
-    } else {
-        u64::from_be_bytes(s)
-    })
+    be_bytes(b, at, le).map(u64::from_be_bytes)
 }
 
 fn cstr(b: &[u8], at: usize) -> Option<String> {
@@ -159,19 +159,9 @@ pub fn parse(bytes: &[u8], native_little_endian: bool) -> Result<LdCache, String
         }
     }
     let strings = &bytes[end_of_entries..];
-    let mut entries = Vec::with_capacity(nlibs);
-    for i in 0..nlibs {
-        let at = OLD_HEADER + i * OLD_ENTRY;
-        let flags = u32_at(bytes, at, le).ok_or("truncated entry")? as i32;
-        let key = u32_at(bytes, at + 4, le).ok_or("truncated entry")? as usize;
-        let value = u32_at(bytes, at + 8, le).ok_or("truncated entry")? as usize;
-        entries.push(Entry {
-            flags,
-            key: cstr(strings, key).ok_or("an entry's name lies outside the file")?,
-            value: cstr(strings, value).ok_or("an entry's path lies outside the file")?,
-            hwcap: 0,
-        });
-    }
+    let entries = (0..nlibs)
+        .map(|i| entry(bytes, OLD_HEADER + i * OLD_ENTRY, le, strings))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(LdCache {
         format: Format::Old,
         little_endian: le,
@@ -196,18 +186,23 @@ fn parse_new(b: &[u8], native_le: bool) -> Result<(bool, Vec<Entry>), String> {
     let mut entries = Vec::with_capacity(nlibs);
     for i in 0..nlibs {
         let at = NEW_HEADER + i * NEW_ENTRY;
-        let flags = u32_at(b, at, le).ok_or("truncated entry")? as i32;
-        let key = u32_at(b, at + 4, le).ok_or("truncated entry")? as usize;
-        let value = u32_at(b, at + 8, le).ok_or("truncated entry")? as usize;
-        let hwcap = u64_at(b, at + 16, le).ok_or("truncated entry")?;
-        entries.push(Entry {
-            flags,
-            key: cstr(b, key).ok_or("an entry's name lies outside the file")?,
-            value: cstr(b, value).ok_or("an entry's path lies outside the file")?,
-            hwcap,
-        });
+        let mut e = entry(b, at, le, b)?;
+        e.hwcap = u64_at(b, at + 16, le).ok_or("truncated entry")?;
+        entries.push(e);
     }
     Ok((le, entries))
+}
+
+/// The `flags`, `key` and `value` fields every entry starts with; string offsets count
+/// from `strings`.
+fn entry(b: &[u8], at: usize, le: bool, strings: &[u8]) -> Result<Entry, String> {
+    let field = |k: usize| u32_at(b, at + 4 * k, le).ok_or("truncated entry");
+    Ok(Entry {
+        flags: field(0)? as i32,
+        key: cstr(strings, field(1)? as usize).ok_or("an entry's name lies outside the file")?,
+        value: cstr(strings, field(2)? as usize).ok_or("an entry's path lies outside the file")?,
+        hwcap: 0,
+    })
 }
 
 impl LdCache {

@@ -72,6 +72,8 @@ use arch::{Header, Verdict};
 const MAX_SCAN: u64 = 64 << 20;
 /// The most objects one closure may load (a hostile root cannot make it grow unbounded).
 const MAX_OBJECTS: usize = 4096;
+/// The most DT_NEEDED entries resolved in one closure (real programs have hundreds).
+const MAX_NEEDS: usize = 1 << 16;
 
 /// Which loader's rules apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -415,8 +417,22 @@ pub fn resolve(
 
     let mut needs = Vec::new();
     let mut i = 0;
-    while i < objects.len() {
+    'objects: while i < objects.len() {
         for name in objects[i].info.needed.clone() {
+            if needs.len() == MAX_NEEDS {
+                needs.push(Need {
+                    requester: i,
+                    name,
+                    outcome: Outcome::NotFound {
+                        searched: Vec::new(),
+                        error: Some(format!(
+                            "more than {MAX_NEEDS} DT_NEEDED entries; giving up"
+                        )),
+                    },
+                    skipped: Vec::new(),
+                });
+                break 'objects;
+            }
             let need = resolve_one(root, &setup, &mut objects, opts, arch, i, &name);
             needs.push(need);
         }
@@ -741,7 +757,8 @@ fn basename(p: &str) -> &str {
     p.rsplit('/').next().unwrap_or(p)
 }
 
-fn dirname(p: &str) -> String {
+/// The directory part of a path (`/` for `/x`, `.` for a bare name).
+pub(crate) fn dirname(p: &str) -> String {
     match p.rfind('/') {
         Some(0) => "/".to_string(),
         Some(i) => p[..i].to_string(),
@@ -749,7 +766,8 @@ fn dirname(p: &str) -> String {
     }
 }
 
-fn absolute(p: &str, cwd: &str) -> String {
+/// `p` made absolute against the working directory `cwd`.
+pub(crate) fn absolute(p: &str, cwd: &str) -> String {
     if p.starts_with('/') {
         p.to_string()
     } else {
@@ -953,6 +971,36 @@ impl Searcher<'_> {
         }
     }
 
+    /// glibc: tries directories in order; `None` when none has the name.
+    fn in_dirs(
+        &self,
+        dirs: impl IntoIterator<Item = (String, Via)>,
+        name: &str,
+        searched: &mut Vec<Searched>,
+        skipped: &mut Vec<Skipped>,
+    ) -> Option<Search> {
+        for (dir, via) in dirs {
+            searched.push(Searched {
+                dir: dir.clone(),
+                via: via.clone(),
+            });
+            match self.in_dir(&dir, name, skipped) {
+                InDir::Found(path, canonical, hwcaps) => {
+                    return Some(Search::Found(Candidate {
+                        path,
+                        canonical,
+                        via,
+                        hwcaps,
+                        searched: std::mem::take(searched),
+                    }))
+                }
+                InDir::Fatal(e) => return Some(Search::Fatal(std::mem::take(searched), e)),
+                InDir::Absent => {}
+            }
+        }
+        None
+    }
+
     fn search(&self, requester: usize, name: &str, skipped: &mut Vec<Skipped>) -> Search {
         match self.setup.flavor {
             Flavor::Glibc => self.search_glibc(requester, name, skipped),
@@ -1065,24 +1113,8 @@ impl Searcher<'_> {
                 ));
             }
         }
-        for (dir, via) in dirs {
-            searched.push(Searched {
-                dir: dir.clone(),
-                via: via.clone(),
-            });
-            match self.in_dir(&dir, name, skipped) {
-                InDir::Found(path, canonical, hwcaps) => {
-                    return Search::Found(Candidate {
-                        path,
-                        canonical,
-                        via,
-                        hwcaps,
-                        searched,
-                    })
-                }
-                InDir::Fatal(e) => return Search::Fatal(searched, e),
-                InDir::Absent => {}
-            }
+        if let Some(done) = self.in_dirs(dirs, name, &mut searched, skipped) {
+            return done;
         }
         if let Some(c) = &self.setup.ld_cache {
             searched.push(Searched {
@@ -1123,26 +1155,8 @@ impl Searcher<'_> {
             .default_dirs
             .iter()
             .map(|d| (d.clone(), Via::Default));
-        for (dir, via) in conf.chain(defaults) {
-            searched.push(Searched {
-                dir: dir.clone(),
-                via: via.clone(),
-            });
-            match self.in_dir(&dir, name, skipped) {
-                InDir::Found(path, canonical, hwcaps) => {
-                    return Search::Found(Candidate {
-                        path,
-                        canonical,
-                        via,
-                        hwcaps,
-                        searched,
-                    })
-                }
-                InDir::Fatal(e) => return Search::Fatal(searched, e),
-                InDir::Absent => {}
-            }
-        }
-        Search::NotFound(searched)
+        self.in_dirs(conf.chain(defaults), name, &mut searched, skipped)
+            .unwrap_or(Search::NotFound(searched))
     }
 
     fn search_musl(&self, requester: usize, name: &str, skipped: &mut Vec<Skipped>) -> Search {
@@ -1296,6 +1310,69 @@ mod tests {
             builtin_dirs(b"\0/lib64/\0/usr/lib64/\0").unwrap(),
             ["/lib64", "/usr/lib64"]
         );
+    }
+
+    #[test]
+    fn loops_and_broken_candidates_are_reported_not_followed() {
+        let Ok(me) = std::fs::read("/proc/self/exe") else {
+            return;
+        };
+        let info = elf::parse(&me).unwrap();
+        if info.interpreter.is_none() || info.needed.is_empty() {
+            return; // a static test binary: nothing to resolve
+        }
+        let first = info.needed[0].clone();
+        let mut t = crate::tree::ImageTree::new();
+        t.add_bytes("/app/x", &me, 0o755).unwrap();
+        // Every directory the loader could use loops, except one holding a linker script
+        // where the first library should be.
+        let interp = info.interpreter.clone().unwrap();
+        let top = interp
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        t.add_symlink(&top, &top).unwrap();
+        for d in Arch::of(&info).fallback_dirs() {
+            if !d.starts_with(&format!("/{top}")) {
+                t.add_dir(&d, 0o755).unwrap();
+            }
+        }
+        let last = Arch::of(&info).fallback_dirs().pop().unwrap();
+        t.add_bytes(
+            &format!("{last}/{first}"),
+            b"/* GNU ld script */ GROUP ( x )",
+            0o644,
+        )
+        .unwrap();
+        let c = resolve(&t, "/app/x", Some(&info), &Options::default()).unwrap();
+        match &c.interpreter {
+            Some(Interpreter::Missing { reason, .. }) => {
+                assert!(reason.contains("too many levels"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!c.is_complete());
+        assert!(c.setup.default_dirs_from.contains("built-in table"));
+        let n = c.needs.iter().find(|n| n.name == first).unwrap();
+        match &n.outcome {
+            Outcome::NotFound { error: Some(e), .. } => {
+                assert!(e.contains("invalid ELF header"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+        for n in c.needs.iter().filter(|n| n.name != first) {
+            match &n.outcome {
+                Outcome::NotFound {
+                    searched,
+                    error: None,
+                } => {
+                    assert_eq!(searched.len(), Arch::of(&info).fallback_dirs().len())
+                }
+                other => panic!("{}: {other:?}", n.name),
+            }
+        }
     }
 
     #[test]

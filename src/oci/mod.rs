@@ -58,7 +58,7 @@ pub fn io_to_error(e: io::Error, action: impl FnOnce() -> String) -> Error {
     }
     Error::Io {
         action: action(),
-        source: e,
+        cause: e,
     }
 }
 

@@ -243,11 +243,7 @@ pub fn runc_run(env: &Env, layout_ref: &str, extra_args: Option<&[&str]>) -> Opt
     }
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let bundle = env.path(&format!("bundle-{n}"));
-    run(Command::new("umoci")
-        .args(["unpack", "--image", layout_ref])
-        .arg(&bundle))
-    .ok();
+    let bundle = umoci_unpack(env, layout_ref)?;
     let cfg_path = bundle.join("config.json");
     let mut cfg: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
