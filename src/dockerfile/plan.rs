@@ -172,9 +172,9 @@ impl Cause for Error {
             Error::Refused(m) => Error::Refused(prefix + &m),
             Error::Usage(m) => Error::Usage(prefix + &m),
             Error::Invalid(m) => Error::Invalid(prefix + &m),
-            Error::Io { action, source } => Error::Io {
+            Error::Io { action, cause } => Error::Io {
                 action: prefix + &action,
-                source,
+                cause,
             },
             other => Error::Invalid(format!("{prefix}{other}")),
         }

@@ -80,7 +80,7 @@ pub(super) fn run(
     } else {
         let bytes = std::fs::read(&file).map_err(|e| Error::Io {
             action: format!("reading the Dockerfile {}", file.display()),
-            source: e,
+            cause: e,
         })?;
         let t = String::from_utf8(bytes).map_err(|_| {
             Error::Invalid(format!(
