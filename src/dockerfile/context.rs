@@ -237,30 +237,14 @@ impl Context {
             let is_dir = matches!(entry.node, tree::Node::Dir);
             let ignored = self.ignored(&child_shown) || exclude.excluded(&child_below);
             let target = format!("{}/{name}", dest.trim_end_matches('/'));
-            if ignored {
-                // An exception further down can still bring files back.
-                if is_dir && (self.ignore.has_exceptions() || exclude.has_exceptions()) {
-                    self.walk(
-                        &join_rel(real, &name),
-                        &child_shown,
-                        &child_below,
-                        &target,
-                        exclude,
-                        out,
-                    )?;
-                }
-                continue;
+            if !ignored {
+                out.push((target.clone(), entry));
             }
-            out.push((target.clone(), entry));
-            if is_dir {
-                self.walk(
-                    &join_rel(real, &name),
-                    &child_shown,
-                    &child_below,
-                    &target,
-                    exclude,
-                    out,
-                )?;
+            // Below an ignored directory, an exception can still bring files back.
+            let exceptions = self.ignore.has_exceptions() || exclude.has_exceptions();
+            if is_dir && (!ignored || exceptions) {
+                let real = join_rel(real, &name);
+                self.walk(&real, &child_shown, &child_below, &target, exclude, out)?;
             }
         }
         Ok(())

@@ -79,8 +79,23 @@ const OPAQUE: &str = "reading the files of a base image needs nobase's image rea
 
 /// Variables visible to an instruction: `ENV` first, then the `ARG`s in scope.
 struct StageVars<'a> {
-    env: &'a [String],
+    env: Vec<String>,
     args: &'a BTreeMap<String, String>,
+}
+
+impl<'a> StageVars<'a> {
+    /// The variables at this point of a stage: its config's `ENV` and its `ARG`s.
+    fn new(config: &ImageConfig, args: &'a BTreeMap<String, String>) -> StageVars<'a> {
+        StageVars {
+            env: config.config.env.clone().unwrap_or_default(),
+            args,
+        }
+    }
+
+    /// One word processed with these variables; errors point at the instruction.
+    fn word(&self, s: &str, esc: char, line: usize, kw: &str) -> Result<String> {
+        lex::word(s, esc, self).map_err(|e| at(line, kw, e))
+    }
 }
 
 impl Vars for StageVars<'_> {
@@ -453,12 +468,8 @@ impl Builder<'_> {
     ) -> Result<()> {
         let esc = self.escape();
         let (line, kw) = (ins.line, ins.keyword);
-        let env_now = out.config.config.env.clone().unwrap_or_default();
-        let vars = StageVars {
-            env: &env_now,
-            args,
-        };
-        let word = |s: &str| lex::word(s, esc, &vars).map_err(|e| at(line, kw, e));
+        let vars = StageVars::new(&out.config, args);
+        let word = |s: &str| vars.word(s, esc, line, kw);
         let history: String = match &ins.op {
             Op::Refused(why) => return Err(Error::Refused(format!("line {line}: {why}"))),
             Op::Arg(pairs) => {
@@ -697,12 +708,8 @@ impl Builder<'_> {
     ) -> Result<()> {
         let esc = self.escape();
         let (line, kw) = (ins.line, ins.keyword);
-        let env_now = out.config.config.env.clone().unwrap_or_default();
-        let vars = StageVars {
-            env: &env_now,
-            args,
-        };
-        let word = |s: &str| lex::word(s, esc, &vars).map_err(|e| at(line, kw, e));
+        let vars = StageVars::new(&out.config, args);
+        let word = |s: &str| vars.word(s, esc, line, kw);
         let from = c.from.as_deref().map(word).transpose()?;
         let chown = c.chown.as_deref().map(word).transpose()?;
         let chmod = c
@@ -1125,16 +1132,13 @@ fn walk_fs(
         };
         let rel = context::join_rel(below, &name);
         let target = format!("{}/{name}", dest.trim_end_matches('/'));
-        let e = fs_entry(fs, &path, spool)?;
-        let is_dir = matches!(e.node, Node::Dir);
-        if exclude.excluded(&rel) {
-            if is_dir && exclude.has_exceptions() {
-                walk_fs(fs, &path, &rel, &target, exclude, spool, out)?;
-            }
-            continue;
+        let is_dir = fs.lstat(&path).map(|m| m.kind) == Some(FileType::Dir);
+        let excluded = exclude.excluded(&rel);
+        if !excluded {
+            out.push((target.clone(), fs_entry(fs, &path, spool)?));
         }
-        out.push((target.clone(), e));
-        if is_dir {
+        // Below an excluded directory, an exception can still bring files back.
+        if is_dir && (!excluded || exclude.has_exceptions()) {
             walk_fs(fs, &path, &rel, &target, exclude, spool, out)?;
         }
     }

@@ -237,17 +237,10 @@ impl Ignore {
 /// Cleans a path the way Go's `filepath.Clean` does, then drops a leading `/`: `.` and
 /// empty components go, `..` removes the previous component (and stops at the root).
 pub fn clean(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    parts.join("/")
+    // The only failure is a path that cleans to the root itself.
+    crate::build::bundle::lexical(p)
+        .map(|s| s.trim_start_matches('/').to_string())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
