@@ -1067,7 +1067,8 @@ fn fs_matches(fs: &StageFs, src: &str) -> std::result::Result<Vec<(String, Strin
     let mut out = Vec::new();
     for rel in rels {
         let path = format!("/{rel}");
-        let real = root::resolve(fs, &path).map_err(|e| format!("{src}: {path}: {e}"))?;
+        let real = root::resolve(fs, &path)
+            .map_err(|e| format!("{src}: not in the source stage or image ({e})"))?;
         let meta = fs
             .lstat(&real)
             .ok_or_else(|| format!("{src}: {real} does not exist"))?;
