@@ -680,3 +680,61 @@ fn from_a_registry_by_plain_name_or_docker_url() {
         }
     }
 }
+
+#[test]
+fn shell_forms_and_inherited_cmd_follow_docker() {
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        "FROM scratch AS base\nCMD echo \"$HOME\" \\\n    there\n\nFROM base\nSHELL [\"/busybox\", \"sh\", \"-c\"]\nENTRYPOINT exec /app/x\nHEALTHCHECK NONE\n",
+        &[],
+    );
+    build_df(&env, &ctx, &["-t", "sh:1", "--target", "base"]);
+    build_df(&env, &ctx, &["-t", "sh:2"]);
+    let Some(base) = raw_config(&env, "sh:1") else {
+        return;
+    };
+    assert_eq!(
+        base["config"]["Cmd"],
+        json!(["/bin/sh", "-c", "echo \"$HOME\"     there"])
+    );
+    let c = raw_config(&env, "sh:2").unwrap();
+    assert_eq!(
+        c["config"]["Entrypoint"],
+        json!(["/busybox", "sh", "-c", "exec /app/x"])
+    );
+    assert!(
+        c["config"]["Cmd"].is_null(),
+        "ENTRYPOINT drops the inherited CMD: {c}"
+    );
+    assert_eq!(c["config"]["Shell"], json!(["/busybox", "sh", "-c"]));
+    assert_eq!(c["config"]["Healthcheck"], json!({"Test": ["NONE"]}));
+}
+
+#[test]
+fn a_dockerfile_specific_ignore_file_wins() {
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        "FROM scratch\nCOPY . /ctx/\n",
+        &[(".dockerignore", "a.txt\n"), ("a.txt", "a"), ("b.txt", "b")],
+    );
+    // <Dockerfile>.dockerignore beside the Dockerfile replaces the context's.
+    let df = env.path("app.Dockerfile");
+    std::fs::copy(ctx.join("Dockerfile"), &df).unwrap();
+    std::fs::write(env.path("app.Dockerfile.dockerignore"), "b.txt\n").unwrap();
+    build_json(
+        &env,
+        &[
+            "-f",
+            df.to_str().unwrap(),
+            ctx.to_str().unwrap(),
+            "-t",
+            "i:1",
+        ],
+    );
+    if let Some(rootfs) = unpack(&env, "i:1") {
+        assert!(rootfs.join("ctx/a.txt").is_file());
+        assert!(!rootfs.join("ctx/b.txt").exists());
+    }
+}

@@ -147,7 +147,7 @@ pub fn build(df: &Dockerfile, ctx: &Context, opts: &Options, store: &Store) -> R
     // Bundling judges the whole image, so the base's files must be readable.
     if !out.opaque {
         if let Some(added) = bundle::bundle_missing(&out.fs.upper, &out.config, &opts.bundle)? {
-            let layer = place(&out.fs, added.entries, 0, "bundle")?;
+            let layer = place(&out.fs, added.entries, df.stages[target].line, "FROM")?;
             b.commit_layer(&mut out, layer, added.created_by)?;
             warnings.extend(added.warnings);
         }
