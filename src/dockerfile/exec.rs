@@ -205,24 +205,16 @@ impl Builder<'_> {
         }
         for ins in &self.df.global_args {
             let Op::Arg(pairs) = &ins.op else { continue };
-            for (name, default) in pairs {
+            let word = |d: &str| {
+                lex::word(d, self.df.escape, &self.global).map_err(|e| at(ins.line, "ARG", e))
+            };
+            let set = arg_values(pairs, &self.opts.build_args, &BTreeMap::new(), &word)?;
+            for (name, value) in set {
                 self.used_args.insert(name.clone());
-                let value = match (self.opts.build_args.get(name), default) {
-                    (Some(v), _) => Some(v.clone()),
-                    (None, Some(d)) => Some(
-                        lex::word(d, self.df.escape, &self.global)
-                            .map_err(|e| at(ins.line, "ARG", e))?,
-                    ),
-                    (None, None) => None,
-                };
                 match value {
-                    Some(v) => {
-                        self.global.insert(name.clone(), v);
-                    }
-                    None => {
-                        self.global.remove(name);
-                    }
-                }
+                    Some(v) => self.global.insert(name, v),
+                    None => self.global.remove(&name),
+                };
             }
         }
         Ok(())
@@ -473,17 +465,9 @@ impl Builder<'_> {
         let history: String = match &ins.op {
             Op::Refused(why) => return Err(Error::Refused(format!("line {line}: {why}"))),
             Op::Arg(pairs) => {
-                let mut set = Vec::new();
-                for (name, default) in pairs {
-                    self.used_args.insert(name.clone());
-                    let value = match (self.opts.build_args.get(name), default) {
-                        (Some(v), _) => Some(v.clone()),
-                        (None, Some(d)) => Some(word(d)?),
-                        (None, None) => self.global.get(name).cloned(),
-                    };
-                    set.push((name.clone(), value));
-                }
+                let set = arg_values(pairs, &self.opts.build_args, &self.global, &word)?;
                 for (name, value) in set {
+                    self.used_args.insert(name.clone());
                     match value {
                         Some(v) => args.insert(name, v),
                         None => args.remove(&name),
@@ -1156,6 +1140,28 @@ fn image_root(
     // The merged-layer reader (imagefs) is not in this tree yet: until it is, a base
     // image's files are not visible to the build.
     Ok(None)
+}
+
+/// The values an `ARG` instruction gives its names, all computed before any is set (as
+/// Docker expands an instruction whole): a `--build-arg`, else the default (substituted
+/// by `word`), else the value `inherited` has (a global `ARG` declared again in a stage).
+fn arg_values(
+    pairs: &[(String, Option<String>)],
+    build_args: &BTreeMap<String, String>,
+    inherited: &BTreeMap<String, String>,
+    word: &dyn Fn(&str) -> Result<String>,
+) -> Result<Vec<(String, Option<String>)>> {
+    pairs
+        .iter()
+        .map(|(name, default)| {
+            let value = match (build_args.get(name), default) {
+                (Some(v), _) => Some(v.clone()),
+                (None, Some(d)) => Some(word(d)?),
+                (None, None) => inherited.get(name).cloned(),
+            };
+            Ok((name.clone(), value))
+        })
+        .collect()
 }
 
 /// The registry reference Docker would pull for a plain image name: the first component
