@@ -22,6 +22,7 @@ pub mod oci;
 pub mod refs;
 pub mod registry;
 pub mod root;
+pub mod run;
 pub mod sink;
 pub mod source;
 pub mod store;

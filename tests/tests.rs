@@ -9,4 +9,5 @@ mod hardening;
 mod inspect;
 mod perf;
 mod registry;
+mod run;
 mod ux;

@@ -404,6 +404,21 @@ pub fn parse_port(s: &str) -> Result<String> {
     Ok(format!("{port}/{proto}"))
 }
 
+/// Parses an `--entrypoint` value: a JSON array of strings, or one program path.
+pub fn parse_entrypoint(e: &str) -> Result<Vec<String>> {
+    if e.trim_start().starts_with('[') {
+        serde_json::from_str::<Vec<String>>(e).map_err(|err| {
+            Error::Usage(format!(
+                "invalid --entrypoint {e:?}: not a JSON array of strings ({err})"
+            ))
+        })
+    } else if e.is_empty() {
+        Err(Error::Usage("--entrypoint needs a program".into()))
+    } else {
+        Ok(vec![e.to_string()])
+    }
+}
+
 /// Parses `KEY=VALUE` (env, labels).
 pub fn parse_key_value(s: &str, what: &str) -> Result<(String, String)> {
     match s.split_once('=') {

@@ -180,19 +180,7 @@ fn plan(
     let entrypoint = a
         .entrypoint
         .as_deref()
-        .map(|e| {
-            if e.trim_start().starts_with('[') {
-                serde_json::from_str::<Vec<String>>(e).map_err(|err| {
-                    Error::Usage(format!(
-                        "invalid --entrypoint {e:?}: not a JSON array of strings ({err})"
-                    ))
-                })
-            } else if e.is_empty() {
-                Err(Error::Usage("--entrypoint needs a program".into()))
-            } else {
-                Ok(vec![e.to_string()])
-            }
-        })
+        .map(build::parse_entrypoint)
         .transpose()?;
     if !a.cmd.is_empty() && !a.args.is_empty() {
         return Err(Error::Usage("give Cmd either with --cmd or after --, not both".into()).into());

@@ -9,6 +9,8 @@ mod inspect;
 mod pull;
 mod push;
 mod render;
+mod run;
+mod unpack;
 
 use clap::{Parser, Subcommand};
 use std::io::{self, Write};
@@ -18,6 +20,7 @@ const WALK: &str = "\
 The walk:
   nobase inspect ./hello              what is it? static or dynamic, loader, libraries
   nobase build ./hello -t hello:1     a scratch image in the local store
+  nobase run hello:1                  start it with runc (the program's exit code is nobase's)
   nobase images                       what the store holds
   nobase push hello:1 docker://registry.example.com/team/hello:1
   nobase pull docker://registry.example.com/team/hello:1
@@ -81,6 +84,10 @@ enum Command {
     Images(images::ListArgs),
     /// Remove tags from the local store and delete blobs nothing uses any more.
     Rmi(images::RmiArgs),
+    /// Start an image with the system's OCI runtime (runc or crun); exits with the program's code.
+    Run(Box<run::Args>),
+    /// Write an image as an OCI runtime bundle (config.json + rootfs) for runc or crun.
+    Unpack(Box<unpack::Args>),
     /// Copy an image from any reference to any other, typically the store to a registry.
     Push(push::Args),
     /// Fetch an image from a registry into the local store.
@@ -105,13 +112,17 @@ pub(crate) struct Global {
 }
 
 impl Global {
+    /// The local store's directory (not created).
+    pub fn store_path(&self) -> nobase::Result<PathBuf> {
+        match &self.store {
+            Some(p) => Ok(p.clone()),
+            None => nobase::store::default_path(),
+        }
+    }
+
     /// Opens the local store (creating it on first use).
     pub fn store(&self) -> nobase::Result<nobase::store::Store> {
-        let path = match &self.store {
-            Some(p) => p.clone(),
-            None => nobase::store::default_path()?,
-        };
-        nobase::store::Store::open(&path)
+        nobase::store::Store::open(&self.store_path()?)
     }
 
     /// How to talk to registries: the registry flags, plus tuning from the environment
@@ -204,6 +215,8 @@ pub fn main() -> i32 {
         Command::Build(a) => build::run(&global, *a),
         Command::Images(a) => images::list(&global, a),
         Command::Rmi(a) => images::rmi(&global, a),
+        Command::Run(a) => run::run(&global, *a),
+        Command::Unpack(a) => unpack::run(&global, *a),
         Command::Push(a) => push::run(&global, a),
         Command::Pull(a) => pull::run(&global, a),
         Command::Fsck(a) => fsck::run(&global, a),

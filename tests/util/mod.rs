@@ -360,3 +360,128 @@ pub fn blob_count(layout: &Path) -> usize {
         .map(|r| r.count())
         .unwrap_or(0)
 }
+
+/// Writes an image layout with Python's `tarfile` (independent of nobase's writer), for
+/// hostile and hand-made images. `spec` is JSON: `{"ref": "NAME", "config": {...the
+/// config's "config" object...}, "gzip": bool, "layers": [[entry, …], …]}` with entries
+/// `{"name", "type": file|dir|symlink|link|fifo|char, "data", "from" (host file),
+/// "zeros" (size), "mode", "uid", "gid", "target"}`. Returns `oci:DIR:REF`.
+pub fn craft_image(dir: &Path, spec: &serde_json::Value) -> String {
+    let script = dir.with_extension("craft.py");
+    let input = dir.with_extension("craft.json");
+    std::fs::write(&script, CRAFT_PY).unwrap();
+    let mut spec = spec.clone();
+    spec["dir"] = dir.display().to_string().into();
+    std::fs::write(&input, serde_json::to_vec(&spec).unwrap()).unwrap();
+    let r = run(Command::new("python3").arg(&script).arg(&input));
+    assert_eq!(r.code, 0, "crafting {}: {}", dir.display(), r.stderr);
+    format!(
+        "oci:{}:{}",
+        dir.display(),
+        spec["ref"].as_str().unwrap_or("latest")
+    )
+}
+
+const CRAFT_PY: &str = r#"
+import gzip, hashlib, json, os, sys, tarfile
+spec = json.load(open(sys.argv[1]))
+out = spec["dir"]
+os.makedirs(out + "/blobs/sha256", exist_ok=True)
+
+def store(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    os.replace(path, out + "/blobs/sha256/" + h.hexdigest())
+    return "sha256:" + h.hexdigest(), os.path.getsize(out + "/blobs/sha256/" + h.hexdigest())
+
+def put(data):
+    tmp = out + "/tmp-doc"
+    open(tmp, "wb").write(data)
+    return store(tmp)
+
+class Hashing:
+    def __init__(self, inner):
+        self.inner, self.h = inner, hashlib.sha256()
+    def write(self, b):
+        self.h.update(b)
+        return self.inner.write(b)
+    def tell(self):
+        return 0
+
+class Zeros:
+    def __init__(self, n):
+        self.n = n
+    def read(self, k=-1):
+        k = self.n if k < 0 else min(k, self.n)
+        self.n -= k
+        return b"\0" * k
+
+layers, diff_ids = [], []
+for entries in spec["layers"]:
+    tmp = out + "/tmp-layer"
+    raw = open(tmp, "wb")
+    sink = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) if spec.get("gzip") else raw
+    hw = Hashing(sink)
+    t = tarfile.open(fileobj=hw, mode="w", format=tarfile.PAX_FORMAT)
+    for e in entries:
+        ti = tarfile.TarInfo(e["name"])
+        ti.mode = e.get("mode", 0o644)
+        ti.uid, ti.gid, ti.mtime = e.get("uid", 0), e.get("gid", 0), 0
+        kind, fobj = e.get("type", "file"), None
+        if kind == "file":
+            if "from" in e:
+                data = open(e["from"], "rb").read()
+                ti.size, fobj = len(data), __import__("io").BytesIO(data)
+            elif "zeros" in e:
+                ti.size, fobj = e["zeros"], Zeros(e["zeros"])
+            else:
+                data = e.get("data", "").encode()
+                ti.size, fobj = len(data), __import__("io").BytesIO(data)
+        elif kind == "dir":
+            ti.type = tarfile.DIRTYPE
+        elif kind == "symlink":
+            ti.type, ti.linkname = tarfile.SYMTYPE, e["target"]
+        elif kind == "link":
+            ti.type, ti.linkname = tarfile.LNKTYPE, e["target"]
+        elif kind == "fifo":
+            ti.type = tarfile.FIFOTYPE
+        elif kind == "char":
+            ti.type, ti.devmajor, ti.devminor = tarfile.CHRTYPE, 1, 3
+        t.addfile(ti, fobj)
+    t.close()
+    if sink is not raw:
+        sink.close()
+    raw.close()
+    diff_ids.append("sha256:" + hw.h.hexdigest())
+    digest, size = store(tmp)
+    mt = "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if spec.get("gzip") else "")
+    layers.append({"mediaType": mt, "digest": digest, "size": size})
+
+config = {"architecture": "amd64", "os": "linux", "config": spec.get("config", {}),
+          "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+cd, cs = put(json.dumps(config).encode())
+manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+            "layers": layers}
+md, ms = put(json.dumps(manifest).encode())
+index = {"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+         "digest": md, "size": ms, "annotations": {"org.opencontainers.image.ref.name": spec.get("ref", "latest")}}]}
+open(out + "/index.json", "w").write(json.dumps(index))
+open(out + "/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
+"#;
+
+/// busybox (static) from busybox-static, or None with a message.
+pub fn busybox() -> Option<PathBuf> {
+    let p = PathBuf::from("/bin/busybox");
+    if p.is_file() {
+        Some(p)
+    } else {
+        if std::env::var_os("NOBASE_TEST_REQUIRE_TOOLS").is_some() {
+            panic!("/bin/busybox is required (NOBASE_TEST_REQUIRE_TOOLS is set); install busybox-static");
+        }
+        eprintln!("skipping: /bin/busybox is not installed (busybox-static)");
+        None
+    }
+}

@@ -1,0 +1,202 @@
+//! `nobase run IMAGE [-- ARGS…]`: flags → run options → the library unpacks a fresh
+//! bundle, checks it, runs it with runc (or crun, or `--runtime`) and cleans up; the
+//! program's exit code becomes nobase's. Also the container flags `unpack` shares.
+
+use super::Global;
+use anyhow::{Context, Result};
+use nobase::image::Platform;
+use nobase::refs::ImageRef;
+use nobase::run::{Limits, ProcessOptions, RunOptions, Runtime, UnpackOptions};
+use nobase::{build, Error};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What the container is: flags shared by `run` and `unpack`.
+#[derive(clap::Args, Debug)]
+pub struct ContainerArgs {
+    /// Arguments after `--` replace the image's Cmd.
+    #[arg(last = true, value_name = "ARGS")]
+    args: Vec<String>,
+    /// The program to start instead of the image's Entrypoint (a path, or a JSON array;
+    /// "" clears it). As in Docker, the image's Cmd is dropped too.
+    #[arg(long, value_name = "CMD")]
+    entrypoint: Option<String>,
+    /// Set an environment variable (KEY=VALUE, or KEY to pass this shell's value); repeatable.
+    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
+    env: Vec<String>,
+    /// Working directory in the container (made if missing).
+    #[arg(short = 'w', long, value_name = "DIR")]
+    workdir: Option<String>,
+    /// User: uid[:gid], or names from the image's /etc/passwd and /etc/group.
+    #[arg(short = 'u', long, value_name = "USER")]
+    user: Option<String>,
+    /// Platform to pick from a multi-platform image (os/arch[/variant]) [default: this machine's]
+    #[arg(long, value_name = "PLATFORM")]
+    platform: Option<String>,
+    /// Network: none (a private namespace with only loopback) or host.
+    #[arg(long, default_value = "none", value_parser = ["none", "host"])]
+    network: String,
+    /// Keep setuid/setgid bits on files (dropped by default) and let them take effect.
+    #[arg(long)]
+    keep_setuid: bool,
+    /// Create the image's device nodes (root only; skipped by default).
+    #[arg(long)]
+    devices: bool,
+    /// Refuse images that unpack to more than this many bytes (suffixes K, M, G, T).
+    #[arg(long, value_name = "SIZE", default_value = "64G")]
+    max_size: String,
+}
+
+/// `64G` → bytes.
+fn parse_size(s: &str) -> nobase::Result<u64> {
+    let (num, shift) = match s.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&s[..s.len() - 1], 10),
+        Some('M') => (&s[..s.len() - 1], 20),
+        Some('G') => (&s[..s.len() - 1], 30),
+        Some('T') => (&s[..s.len() - 1], 40),
+        _ => (s, 0),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1u64 << shift))
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "invalid size {s:?}: a number of bytes, optionally with K, M, G or T"
+            ))
+        })
+}
+
+/// A terminal is asked for only when stdin is one — and stdout too, so that
+/// `nobase run img > file` gets the program's bytes, not a terminal's CRLF line ends.
+fn interactive() -> bool {
+    // SAFETY: isatty has no preconditions.
+    unsafe { libc::isatty(0) == 1 && libc::isatty(1) == 1 }
+}
+
+impl ContainerArgs {
+    /// The validated unpack options.
+    pub fn options(&self) -> nobase::Result<UnpackOptions> {
+        let mut env = Vec::new();
+        for e in &self.env {
+            if e.contains('=') {
+                env.push(build::parse_key_value(e, "environment variable")?);
+            } else if let Ok(v) = std::env::var(e) {
+                // `-e KEY` passes this shell's value, and nothing when it has none (Docker).
+                env.push((e.clone(), v));
+            }
+        }
+        let entrypoint = match self.entrypoint.as_deref() {
+            Some("") => Some(Vec::new()),
+            Some(e) => Some(build::parse_entrypoint(e)?),
+            None => None,
+        };
+        Ok(UnpackOptions {
+            platform: self.platform.as_deref().map(Platform::parse).transpose()?,
+            process: ProcessOptions {
+                entrypoint,
+                args: (!self.args.is_empty()).then(|| self.args.clone()),
+                env,
+                workdir: self.workdir.clone(),
+                user: self.user.clone(),
+            },
+            network_host: self.network == "host",
+            keep_setuid: self.keep_setuid,
+            devices: self.devices,
+            limits: Limits {
+                max_bytes: parse_size(&self.max_size)?,
+                ..Limits::default()
+            },
+            terminal: interactive(),
+        })
+    }
+}
+
+/// Arguments of `nobase run`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  nobase run hello:1                       prints what the image's program prints
+  nobase run hello:1 -- --help             arguments after -- replace the image's Cmd
+  nobase run -e PORT=8080 -u 1000 server:1
+  nobase run --entrypoint /bin/sh tools:1 -- -c 'echo hi'
+
+The program's exit code is nobase's. Each run unpacks a fresh bundle next to the store
+(STORE/../bundles/run-*) and removes it afterwards (--keep keeps it).")]
+pub struct Args {
+    /// The image (NAME[:TAG] in the store, oci:DIR[:REF], …).
+    #[arg(value_name = "IMAGE")]
+    image: String,
+    #[command(flatten)]
+    container: ContainerArgs,
+    /// The OCI runtime: a name on PATH or a path [default: runc, else crun]
+    #[arg(long, value_name = "RUNTIME")]
+    runtime: Option<String>,
+    /// Keep the bundle afterwards (its path is printed on stderr).
+    #[arg(long, conflicts_with = "rm")]
+    keep: bool,
+    /// Remove the bundle afterwards (the default).
+    #[arg(long)]
+    rm: bool,
+    /// Start without checking first that the program is there and may be executed.
+    #[arg(long)]
+    no_check: bool,
+    /// Seconds a container may take to stop after SIGTERM or SIGINT before it is killed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    stop_timeout: u64,
+}
+
+/// The directory run bundles go in: `bundles` beside the store.
+fn bundles_dir(store_root: &Path) -> PathBuf {
+    store_root
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join("bundles")
+}
+
+/// Runs `nobase run`.
+pub fn run(g: &Global, a: Args) -> Result<i32> {
+    let reference = ImageRef::parse(&a.image)?;
+    let unpack = a.container.options()?;
+    let runtime = Runtime::find(a.runtime.as_deref())?;
+    let bundles = bundles_dir(&g.store_path()?);
+    // With the registry flags, so --creds and --insecure work for docker:// too.
+    let src = g
+        .open_source(&reference)
+        .with_context(|| format!("opening {reference}"))?;
+    let opts = RunOptions {
+        unpack,
+        runtime,
+        bundles,
+        keep: a.keep,
+        check: !a.no_check,
+        stop_timeout: Duration::from_secs(a.stop_timeout),
+    };
+    let outcome = nobase::run::run(&src.image, &*src.blobs, &opts, &|m| {
+        g.note(format!("nobase: {m}"))
+    })
+    .with_context(|| format!("running {reference}"))?;
+    if let Some(dir) = &outcome.kept {
+        g.note(format!(
+            "nobase: bundle kept at {} (start it again with: {} run --bundle {} NAME)",
+            dir.display(),
+            opts.runtime.name(),
+            dir.display()
+        ));
+    }
+    Ok(outcome.code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("10").unwrap(), 10);
+        assert_eq!(parse_size("10k").unwrap(), 10 << 10);
+        assert_eq!(parse_size("64G").unwrap(), 64 << 30);
+        for bad in ["", "G", "x", "99999999999T", "-1"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! `nobase unpack IMAGE DIR`: the image as an OCI runtime bundle (`DIR/config.json` and
+//! `DIR/rootfs`) that `runc run --bundle DIR NAME` starts.
+
+use super::render::human_size;
+use super::run::ContainerArgs;
+use super::Global;
+use anyhow::{Context, Result};
+use nobase::refs::ImageRef;
+use std::path::PathBuf;
+
+/// Arguments of `nobase unpack`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  nobase unpack hello:1 bundle && runc run --bundle bundle hello
+  nobase unpack -u 1000 -e DEBUG=1 server:1 bundle -- --port 8080
+
+Layers are extracted safely against hostile images: nothing is written outside
+DIR/rootfs, device nodes are skipped (--devices) and setuid bits dropped (--keep-setuid).
+Not as root, the bundle is rootless: a user namespace maps your uid to root inside.")]
+pub struct Args {
+    /// The image (NAME[:TAG] in the store, oci:DIR[:REF], …).
+    #[arg(value_name = "IMAGE")]
+    image: String,
+    /// The bundle directory (created; must not hold a bundle already).
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    #[command(flatten)]
+    container: ContainerArgs,
+}
+
+/// Runs `nobase unpack`.
+pub fn run(g: &Global, a: Args) -> Result<i32> {
+    let reference = ImageRef::parse(&a.image)?;
+    let opts = a.container.options()?;
+    // With the registry flags, so --creds and --insecure work for docker:// too.
+    let src = g
+        .open_source(&reference)
+        .with_context(|| format!("opening {reference}"))?;
+    let u = nobase::run::unpack(&src.image, &*src.blobs, &a.dir, &opts)
+        .with_context(|| format!("unpacking {reference} into {}", a.dir.display()))?;
+    for n in &u.notes {
+        g.note(format!("nobase: {n}"));
+    }
+    if !g.quiet {
+        println!(
+            "{}  {}  {} entries, {} → {}",
+            u.manifest,
+            u.platform,
+            u.stats.entries,
+            human_size(u.stats.bytes),
+            a.dir.display()
+        );
+        println!(
+            "  start it with: runc run --bundle {} NAME",
+            a.dir.display()
+        );
+    }
+    Ok(0)
+}

@@ -1,0 +1,338 @@
+//! Running images without an engine: an image becomes an OCI runtime bundle
+//! (`config.json` + `rootfs/`, [`unpack`]) that runc or crun start ([`run`]).
+//!
+//! Unpacking is safe against hostile layers (see `extract` and `inroot`): no entry is
+//! written outside `rootfs`. Bundles for `nobase run` are fresh each time, under
+//! `BUNDLES/run-ID` (the CLI uses the directory beside the store), and removed
+//! afterwards: a cached rootfs would carry what one run wrote into the next.
+
+mod extract;
+mod inroot;
+mod preflight;
+mod runtime;
+mod signals;
+pub mod spec;
+pub mod user;
+
+pub use extract::{classify, clean_path, EntryName, ExtractStats, Limits};
+pub use runtime::{clean_stale, RunBundle, Runtime};
+
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::image::{self, Image, Platform};
+use crate::oci::Blobs;
+use crate::root::HostRoot;
+use extract::{ExtractOptions, Extractor};
+use spec::{Spec, SpecInputs};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What the run changes about the image's process.
+#[derive(Clone, Debug, Default)]
+pub struct ProcessOptions {
+    /// Replaces the Entrypoint (and, as in Docker, drops the image's Cmd).
+    pub entrypoint: Option<Vec<String>>,
+    /// Replaces the Cmd.
+    pub args: Option<Vec<String>>,
+    /// Set or override environment variables.
+    pub env: Vec<(String, String)>,
+    /// Working directory.
+    pub workdir: Option<String>,
+    /// User (`uid[:gid]` or names from the image's passwd and group files).
+    pub user: Option<String>,
+}
+
+/// How an image is unpacked into a bundle.
+#[derive(Clone, Debug, Default)]
+pub struct UnpackOptions {
+    /// The platform to pick from a multi-platform image (default: this machine's).
+    pub platform: Option<Platform>,
+    /// Process overrides.
+    pub process: ProcessOptions,
+    /// Share the host's network namespace instead of a private one (loopback only).
+    pub network_host: bool,
+    /// Keep setuid/setgid bits (and let them work: no `noNewPrivileges`).
+    pub keep_setuid: bool,
+    /// Create device nodes (root only).
+    pub devices: bool,
+    /// Caps against decompression bombs.
+    pub limits: Limits,
+    /// Ask the runtime for a terminal.
+    pub terminal: bool,
+}
+
+/// A written bundle.
+#[derive(Clone, Debug)]
+pub struct Unpacked {
+    /// The config.json written.
+    pub spec: Spec,
+    /// What extraction did.
+    pub stats: ExtractStats,
+    /// The platform unpacked.
+    pub platform: Platform,
+    /// The manifest's digest.
+    pub manifest: Digest,
+    /// Rootless: the host uid and gid mapped into the container.
+    pub rootless: Option<(u32, u32)>,
+    /// Things the user should know (dropped setuid bits, skipped devices…).
+    pub notes: Vec<String>,
+}
+
+fn euid_egid() -> (u32, u32) {
+    // SAFETY: geteuid/getegid have no preconditions.
+    unsafe { (libc::geteuid(), libc::getegid()) }
+}
+
+/// Unpacks `image` into the bundle directory `dir` (created if missing; it must not
+/// hold a `rootfs` or `config.json` yet). On failure, what was written is removed; a
+/// SIGINT or SIGTERM stops the work, cleans up, and then ends the process by that signal.
+pub fn unpack(
+    image: &Image,
+    blobs: &dyn Blobs,
+    dir: &Path,
+    opts: &UnpackOptions,
+) -> Result<Unpacked> {
+    let rootfs = dir.join("rootfs");
+    let config = dir.join("config.json");
+    if rootfs.symlink_metadata().is_ok() || config.symlink_metadata().is_ok() {
+        return Err(Error::Usage(format!(
+            "{} already holds a bundle (rootfs or config.json); unpack into a new directory",
+            dir.display()
+        )));
+    }
+    let created_dir = !dir.exists();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .io(|| format!("creating {}", dir.display()))?;
+    let guard = signals::install().io(|| "installing signal handlers".to_string())?;
+    let result = unpack_into(image, blobs, &rootfs, &config, opts);
+    if result.is_err() {
+        let _ = inroot::remove_tree(&rootfs);
+        let _ = std::fs::remove_file(&config);
+        if created_dir {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+    guard.reraise();
+    result
+}
+
+fn unpack_into(
+    image: &Image,
+    blobs: &dyn Blobs,
+    rootfs: &Path,
+    config_path: &Path,
+    opts: &UnpackOptions,
+) -> Result<Unpacked> {
+    let chosen = image.select(opts.platform.as_ref())?;
+    let m = &chosen.manifest;
+    let diff_ids = &chosen.config.rootfs.diff_ids;
+    if diff_ids.len() != m.layers.len() {
+        return Err(Error::Invalid(format!(
+            "the image's config lists {} layer diff_ids but its manifest {} layers",
+            diff_ids.len(),
+            m.layers.len()
+        )));
+    }
+    let (euid, egid) = euid_egid();
+    let rootless = (euid != 0).then_some((euid, egid));
+
+    std::fs::create_dir(rootfs).io(|| format!("creating {}", rootfs.display()))?;
+    std::fs::set_permissions(rootfs, std::fs::Permissions::from_mode(0o755))
+        .io(|| format!("setting the mode of {}", rootfs.display()))?;
+    let mut ex = Extractor::new(
+        rootfs,
+        ExtractOptions {
+            owners: rootless.is_none(),
+            keep_setuid: opts.keep_setuid,
+            devices: opts.devices,
+            limits: opts.limits,
+        },
+        &|| signals::pending().is_some(),
+    )?;
+    for (i, (layer, diff_id)) in m.layers.iter().zip(diff_ids).enumerate() {
+        let what = format!("layer {} ({})", i + 1, layer.digest);
+        let compression = image::layer_compression(&layer.media_type).ok_or_else(|| {
+            Error::Invalid(format!(
+                "{what} has media type {} which nobase cannot unpack",
+                layer.media_type
+            ))
+        })?;
+        let stream = crate::layer::decompress(blobs.open(layer)?, compression)?;
+        ex.apply_layer(stream, Some(diff_id), &what)?;
+    }
+    let stats = ex.finish()?;
+
+    let c = &chosen.config.config;
+    let user_spec = opts
+        .process
+        .user
+        .clone()
+        .or_else(|| c.user.clone())
+        .unwrap_or_default();
+    let user = user::resolve(&HostRoot::new(rootfs), &user_spec)?;
+    let mut notes = Vec::new();
+    if rootless.is_some() {
+        if (user.uid, user.gid) != (0, 0) {
+            return Err(Error::Refused(format!(
+                "the container would run as {}:{}, but without root nobase can map only your own \
+                 user, as root in the container: run nobase as root, or run the container as root (-u 0)",
+                user.uid, user.gid
+            )));
+        }
+        if !user.additional_gids.is_empty() {
+            notes.push(format!(
+                "rootless: supplementary groups {:?} cannot be mapped and are dropped",
+                user.additional_gids
+            ));
+        }
+    }
+    let spec = spec::build(&SpecInputs {
+        config: c,
+        process: &opts.process,
+        user: &user,
+        terminal: opts.terminal,
+        network_host: opts.network_host,
+        rootless,
+        allow_new_privileges: opts.keep_setuid,
+        hostname: format!("nobase-{}", chosen.descriptor.digest.short()),
+    })?;
+    // The working directory exists before the runtime needs it (0755 if made here, as
+    // Docker makes a missing WORKDIR).
+    let cwd = clean_path(spec.process.cwd.as_bytes())
+        .map_err(|m| Error::Usage(format!("working directory {}: {m}", spec.process.cwd)))?;
+    let root = inroot::InRoot::open(rootfs).io(|| format!("opening {}", rootfs.display()))?;
+    root.dir(&cwd, true).io(|| {
+        format!(
+            "creating the working directory {} in the image",
+            spec.process.cwd
+        )
+    })?;
+
+    if stats.skipped_devices > 0 {
+        notes.push(format!(
+            "{} device nodes not created (they need root and --devices; /dev is a tmpfs anyway)",
+            stats.skipped_devices
+        ));
+    }
+    if stats.setuid_dropped > 0 {
+        notes.push(format!(
+            "setuid/setgid bits dropped from {} files (--keep-setuid keeps them)",
+            stats.setuid_dropped
+        ));
+    }
+    let json = serde_json::to_vec_pretty(&spec)
+        .map_err(|e| Error::Invalid(format!("serializing config.json: {e}")))?;
+    std::fs::write(config_path, json).io(|| format!("writing {}", config_path.display()))?;
+    Ok(Unpacked {
+        spec,
+        stats,
+        platform: chosen.config.platform(),
+        manifest: chosen.descriptor.digest.clone(),
+        rootless,
+        notes,
+    })
+}
+
+/// How an image is run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// How it is unpacked.
+    pub unpack: UnpackOptions,
+    /// The runtime.
+    pub runtime: Runtime,
+    /// Where run bundles are made.
+    pub bundles: PathBuf,
+    /// Keep the bundle afterwards.
+    pub keep: bool,
+    /// Check before starting (off with `--no-check`).
+    pub check: bool,
+    /// How long a container may take to stop after a stop signal before it is killed.
+    pub stop_timeout: Duration,
+}
+
+/// What a run ended with.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    /// The program's exit code (128+N for signal N), nobase's own exit code.
+    pub code: i32,
+    /// The bundle, when kept.
+    pub kept: Option<PathBuf>,
+    /// The container's name.
+    pub name: String,
+}
+
+/// Unpacks `image` into a fresh bundle, checks it, runs it with the runtime, deletes
+/// the container and (unless kept) the bundle. `note` receives messages for stderr.
+pub fn run(
+    image: &Image,
+    blobs: &dyn Blobs,
+    opts: &RunOptions,
+    note: &dyn Fn(&str),
+) -> Result<RunOutcome> {
+    let stale = clean_stale(&opts.bundles, &opts.runtime);
+    if stale > 0 {
+        note(&format!(
+            "removed {stale} bundle(s) left by an earlier nobase run that did not finish"
+        ));
+    }
+    // From here on nobase outlives its container: stop signals are caught.
+    let guard = signals::install().io(|| "installing signal handlers".to_string())?;
+    let bundle = RunBundle::create(&opts.bundles)?;
+    let name = bundle.name.clone();
+    let result = (|| -> Result<i32> {
+        let unpacked = unpack(image, blobs, &bundle.dir, &opts.unpack)?;
+        for n in &unpacked.notes {
+            note(n);
+        }
+        if opts.check {
+            // CHECK(issue 4): when `nobase check` (src/check) lands, call its analysis
+            // of the image here (with the run's user and program) and refuse with its
+            // problems; the preflight below covers what only the unpacked bundle shows.
+            preflight::check(
+                &bundle.dir.join("rootfs"),
+                &unpacked.spec,
+                &unpacked.platform,
+                unpacked.rootless,
+            )?;
+        }
+        if let Some(sig) = signals::pending() {
+            return Ok(128 + sig);
+        }
+        opts.runtime.run(
+            &bundle.state(),
+            &bundle.dir,
+            &bundle.name,
+            opts.stop_timeout,
+        )
+    })();
+    // The container goes whatever happened (a no-op when the runtime already did it).
+    opts.runtime.delete(&bundle.state(), &bundle.name);
+    let interrupted = signals::pending();
+    let kept = if opts.keep {
+        Some(bundle.keep())
+    } else {
+        let dir = bundle.dir.clone();
+        if let Err(e) = bundle.remove() {
+            // The program's exit code matters more than a leftover directory.
+            note(&format!(
+                "could not remove the bundle {}: {e}",
+                dir.display()
+            ));
+        }
+        None
+    };
+    drop(guard);
+    let code = match (result, interrupted) {
+        (Ok(code), _) => code,
+        (Err(_), Some(sig)) => {
+            note("interrupted before the container started");
+            128 + sig
+        }
+        (Err(e), None) => return Err(e),
+    };
+    Ok(RunOutcome { code, kept, name })
+}

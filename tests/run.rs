@@ -1,0 +1,719 @@
+//! `nobase run` and `nobase unpack`, judged by runc itself: programs start and print,
+//! exit codes, arguments, env, workdir and users reach them, signals stop them and leave
+//! no container behind; hostile layers crafted with Python's tarfile write nothing
+//! outside the bundle (checked on sentinel paths on the host).
+
+use crate::util::*;
+use serde_json::json;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// runc and root, or a skip message.
+fn can_run() -> bool {
+    have("runc") && is_root()
+}
+
+fn build(env: &Env, args: &[&str]) {
+    let mut a = vec!["build"];
+    a.extend_from_slice(args);
+    env.nobase(&a).ok();
+}
+
+/// busybox as `bb:1` in the env's store, entrypoint /app/busybox.
+fn busybox_image(env: &Env) -> bool {
+    let Some(bb) = busybox() else { return false };
+    build(env, &[bb.to_str().unwrap(), "-t", "bb:1"]);
+    true
+}
+
+/// A host path under /tmp unique to this test process and `tag`, absent at the start.
+fn sentinel(tag: &str) -> PathBuf {
+    let p = PathBuf::from(format!("/tmp/nobase-sentinel-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    let _ = std::fs::remove_dir_all(&p);
+    p
+}
+
+#[test]
+fn stored_hello_runs_and_its_exit_code_is_ours() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    build(&env, &[hello_static().to_str().unwrap(), "-t", "hello:1"]);
+    let r = env.nobase(&["run", "hello:1"]).code(0);
+    assert_eq!(r.stdout, "hello world\n");
+    // The fixture exits 7 when given any argument: `--` arguments reach it.
+    let r = env.nobase(&["run", "hello:1", "--", "x"]).code(7);
+    assert_eq!(r.stdout, "hello world\n");
+    // A Cmd from the build is replaced by the arguments after --, and used without them.
+    build(
+        &env,
+        &[
+            hello_static().to_str().unwrap(),
+            "-t",
+            "hello:cmd",
+            "--",
+            "an-arg",
+        ],
+    );
+    env.nobase(&["run", "hello:cmd"]).code(7);
+    // Nothing is left behind: no bundle, no lock.
+    let left: Vec<_> = std::fs::read_dir(env.path("bundles"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn arguments_env_workdir_and_user_reach_the_program() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    if !busybox_image(&env) {
+        return;
+    }
+    let r = env
+        .nobase(&["run", "bb:1", "--", "echo", "a", "b c"])
+        .code(0);
+    assert_eq!(r.stdout, "a b c\n");
+    let r = env
+        .nobase(&[
+            "run",
+            "-e",
+            "GREETING=hi there",
+            "-w",
+            "/data/work",
+            "-u",
+            "1000:1001",
+            "bb:1",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$GREETING\"; pwd; id -u; id -g; echo $HOME",
+        ])
+        .code(0);
+    assert_eq!(r.stdout, "hi there\n/data/work\n1000\n1001\n/\n");
+    // --entrypoint replaces the program (and drops the image's Cmd).
+    let r = env
+        .nobase(&[
+            "run",
+            "--entrypoint",
+            "/app/busybox",
+            "bb:1",
+            "--",
+            "basename",
+            "/x/y",
+        ])
+        .code(0);
+    assert_eq!(r.stdout, "y\n");
+    let r = env
+        .nobase(&["run", "bb:1", "--", "sh", "-c", "exit 42"])
+        .code(42);
+    assert!(!r.stderr.contains("nobase:"), "{}", r.stderr);
+    // A private network has only loopback; --network host sees the host's interfaces.
+    let r = env
+        .nobase(&["run", "bb:1", "--", "ls", "/sys/class/net"])
+        .code(0);
+    assert_eq!(r.stdout, "lo\n");
+    let mut host: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    host.sort();
+    let r = env
+        .nobase(&[
+            "run",
+            "--network",
+            "host",
+            "bb:1",
+            "--",
+            "ls",
+            "/sys/class/net",
+        ])
+        .code(0);
+    assert_eq!(r.stdout.lines().collect::<Vec<_>>(), host);
+}
+
+#[test]
+fn a_user_without_permission_is_refused_as_runc_would_fail() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    let bin = hello_static();
+    let layout = craft_image(
+        &env.path("private"),
+        &json!({"ref": "private", "config": {"User": "1000", "Entrypoint": ["/app/hello"]},
+        "layers": [[
+            {"name": "app", "type": "dir", "mode": 0o755},
+            {"name": "app/hello", "from": bin, "mode": 0o700},
+        ]]}),
+    );
+    let r = env.nobase(&["run", &layout]).code(1);
+    assert!(
+        r.stderr.contains("not executable by user 1000")
+            && r.stderr.contains("permission denied")
+            && r.stderr.contains("0700"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stdout, "");
+    // Without the check, runc itself refuses, in the words the check quoted.
+    let r = env.nobase(&["run", "--no-check", &layout]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("permission denied"), "{}", r.stderr);
+    // Its owner may run it.
+    let r = env.nobase(&["run", "-u", "0", &layout]).code(0);
+    assert_eq!(r.stdout, "hello world\n");
+    // A missing program is named before runc is asked.
+    let r = env
+        .nobase(&["run", "--entrypoint", "/app/nothere", &layout])
+        .code(1);
+    assert!(
+        r.stderr.contains("no such file or directory"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn unpacked_bundles_run_under_plain_runc() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    build(&env, &[hello_static().to_str().unwrap(), "-t", "hello:1"]);
+    env.nobase(&["unpack", "hello:1", "bundle"]).ok();
+    let r = runc(&env, &env.path("bundle"));
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "hello world\n"),
+        "{}",
+        r.stderr
+    );
+    // An existing bundle is not overwritten.
+    env.nobase(&["unpack", "hello:1", "bundle"]).code(2);
+
+    if !busybox_image(&env) {
+        return;
+    }
+    env.nobase(&[
+        "unpack",
+        "-u",
+        "1000",
+        "-w",
+        "/work",
+        "-e",
+        "A=1",
+        "bb:1",
+        "bb",
+        "--",
+        "sh",
+        "-c",
+        "echo $A; id -u; pwd",
+    ])
+    .ok();
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.path("bb/config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["process"]["terminal"], false, "stdin is not a terminal");
+    let r = runc(&env, &env.path("bb"));
+    assert_eq!(r.stdout, "1\n1000\n/work\n", "{}", r.stderr);
+}
+
+/// `runc run` of a bundle with a private state dir, then delete.
+fn runc(env: &Env, bundle: &Path) -> Run {
+    let state = env.path("runc-state");
+    let name = format!("nobase-test-{}", std::process::id());
+    let r = run(Command::new("runc")
+        .arg("--root")
+        .arg(&state)
+        .args(["run", "--bundle"])
+        .arg(bundle)
+        .arg(&name)
+        .stdin(Stdio::null()));
+    let _ = Command::new("runc")
+        .arg("--root")
+        .arg(&state)
+        .args(["delete", "-f", &name])
+        .output();
+    r
+}
+
+/// Waits for a run's container to be running; returns its state dir.
+fn wait_running(env: &Env, deadline: Instant) -> PathBuf {
+    loop {
+        assert!(Instant::now() < deadline, "the container never started");
+        if let Ok(rd) = std::fs::read_dir(env.path("bundles")) {
+            for e in rd.flatten() {
+                let state = e.path().join("state");
+                if state.is_dir() {
+                    let o = Command::new("runc")
+                        .arg("--root")
+                        .arg(&state)
+                        .arg("list")
+                        .output();
+                    if let Ok(o) = o {
+                        if String::from_utf8_lossy(&o.stdout).contains("running") {
+                            return state;
+                        }
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Starts `nobase run ARGS` in the background, waits until its container runs, sends
+/// SIGTERM to nobase only, and returns nobase's exit code and the state dir.
+fn terminate(env: &Env, args: &[&str]) -> (i32, PathBuf) {
+    let mut child = env
+        .cmd(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let state = wait_running(env, deadline);
+    let rc = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(rc.success());
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("nobase run did not end after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    (status.code().unwrap_or(-1), state)
+}
+
+fn assert_no_container_left(env: &Env, state: &Path, marker: &str) {
+    // The bundle and its runtime state are gone…
+    let left: Vec<_> = std::fs::read_dir(env.path("bundles"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(left.is_empty(), "bundles left: {left:?}");
+    // …so `runc list` has nothing to show (it recreates its --root: remove that again)…
+    let o = Command::new("runc")
+        .arg("--root")
+        .arg(state)
+        .arg("list")
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&o.stdout);
+    assert!(listed.lines().nth(1).is_none(), "runc list: {listed}");
+    let _ = std::fs::remove_dir_all(state.parent().unwrap());
+    // …and no process of the container survives.
+    for p in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(p.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            assert!(!cmd.contains(marker), "still running: {cmd}");
+        }
+    }
+}
+
+#[test]
+fn sigterm_reaches_the_program_and_leaves_no_container() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    if !busybox_image(&env) {
+        return;
+    }
+    // A program that handles SIGTERM gets it and its exit code comes back.
+    let marker = format!("sleep 7{}1", std::process::id());
+    let script = format!("trap 'exit 3' TERM; {marker} & wait");
+    let (code, state) = terminate(&env, &["run", "bb:1", "--", "sh", "-c", &script]);
+    assert_eq!(code, 3);
+    assert_no_container_left(&env, &state, &marker);
+}
+
+#[test]
+fn a_pid_1_that_ignores_sigterm_is_killed_after_the_stop_timeout() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    if !busybox_image(&env) {
+        return;
+    }
+    // PID 1 without a handler ignores SIGTERM: after --stop-timeout it is killed.
+    let secs = format!("7{}2", std::process::id());
+    let (code, state) = terminate(
+        &env,
+        &["run", "--stop-timeout", "1", "bb:1", "--", "sleep", &secs],
+    );
+    assert_eq!(code, 128 + 9);
+    assert_no_container_left(&env, &state, &format!("sleep {secs}"));
+}
+
+/// Unpacks a crafted image; returns the run (success or refusal both fine: what
+/// matters is what happened on the host).
+fn unpack_crafted(env: &Env, name: &str, layers: serde_json::Value) -> (Run, PathBuf) {
+    let layout = craft_image(
+        &env.path(&format!("img-{name}")),
+        &json!({"ref": name, "config": {"Entrypoint": ["/x"]}, "layers": layers}),
+    );
+    let bundle = env.path(&format!("bundle-{name}"));
+    let r = env.nobase(&["unpack", &layout, bundle.to_str().unwrap()]);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    assert!(r.code == 0 || r.code == 3, "{name}: {}", r.stderr);
+    (r, bundle.join("rootfs"))
+}
+
+#[test]
+fn hostile_layers_write_nothing_outside_the_bundle() {
+    let env = Env::new();
+    let passwd_before = std::fs::read("/etc/passwd").unwrap();
+
+    // `../../…` climbs out: refused, nothing written, no partial bundle left.
+    let climb = sentinel("climb");
+    let up = "../".repeat(30);
+    let (r, rootfs) = unpack_crafted(
+        &env,
+        "climb",
+        json!([[{"name": format!("{up}{}", &climb.display().to_string()[1..]), "data": "x"}]]),
+    );
+    assert_eq!(r.code, 3);
+    assert!(r.stderr.contains("climbs out of the root"), "{}", r.stderr);
+    assert!(!climb.exists());
+    assert!(!rootfs.parent().unwrap().exists(), "partial bundle left");
+
+    // An absolute name lands inside the root.
+    let abs = sentinel("abs");
+    let (r, rootfs) = unpack_crafted(&env, "abs", json!([[{"name": abs, "data": "x"}]]));
+    r.code(0);
+    assert!(!abs.exists());
+    assert!(rootfs.join(abs.strip_prefix("/").unwrap()).is_file());
+
+    // A symlink to /tmp, then a file under it, in the same layer.
+    let via = sentinel("via-link");
+    let (r, rootfs) = unpack_crafted(
+        &env,
+        "via-link",
+        json!([[
+            {"name": "pwn", "type": "symlink", "target": "/tmp"},
+            {"name": format!("pwn/{}", via.file_name().unwrap().to_str().unwrap()), "data": "x"},
+        ]]),
+    );
+    r.code(0);
+    assert!(!via.exists());
+    assert!(rootfs.join("tmp").join(via.file_name().unwrap()).is_file());
+
+    // A relative symlink climbing out in one layer, written through in the next.
+    let cross = sentinel("cross-layer");
+    let (r, _) = unpack_crafted(
+        &env,
+        "cross",
+        json!([
+            [{"name": "esc", "type": "symlink", "target": format!("{up}tmp")}],
+            [{"name": format!("esc/{}", cross.file_name().unwrap().to_str().unwrap()), "data": "x"}],
+        ]),
+    );
+    r.code(0);
+    assert!(!cross.exists());
+
+    // A symlink to a host directory, then a directory entry of the same name with
+    // another mode: the link is replaced, the host directory keeps its mode.
+    let hostdir = sentinel("dir-mode");
+    std::fs::create_dir(&hostdir).unwrap();
+    std::fs::set_permissions(&hostdir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (r, rootfs) = unpack_crafted(
+        &env,
+        "dir-mode",
+        json!([
+            [{"name": "d", "type": "symlink", "target": hostdir}],
+            [{"name": "d", "type": "dir", "mode": 0o777}, {"name": "d/f", "data": "x"}],
+        ]),
+    );
+    r.code(0);
+    let mode = std::fs::metadata(&hostdir).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o700);
+    assert_eq!(std::fs::read_dir(&hostdir).unwrap().count(), 0);
+    assert!(rootfs.join("d/f").is_file());
+
+    // Whiteouts and opaque markers through a symlink to the host's /tmp: the host file
+    // survives.
+    let victim = sentinel("victim");
+    std::fs::write(&victim, "keep me").unwrap();
+    let vname = victim.file_name().unwrap().to_str().unwrap();
+    let (r, _) = unpack_crafted(
+        &env,
+        "whiteout",
+        json!([
+            [{"name": "lnk", "type": "symlink", "target": "/tmp"}],
+            [{"name": format!("lnk/.wh.{vname}")}, {"name": "lnk/.wh..wh..opq"}],
+        ]),
+    );
+    r.code(0);
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+    let (r, _) = unpack_crafted(
+        &env,
+        "wh-up",
+        json!([[{"name": format!("../.wh.{vname}")}]]),
+    );
+    r.code(3);
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+
+    // A hard link to /etc/passwd (absent in the image), then a write through its name.
+    let (r, _) = unpack_crafted(
+        &env,
+        "hardlink",
+        json!([
+            [{"name": "pw", "type": "link", "target": "/etc/passwd"}],
+            [{"name": "pw", "data": "pwned"}],
+        ]),
+    );
+    let r = r.code(3);
+    assert!(r.stderr.contains("not in the image"), "{}", r.stderr);
+    // With the image's own /etc/passwd, the link points at that one.
+    let (r, rootfs) = unpack_crafted(
+        &env,
+        "hardlink-inside",
+        json!([
+            [{"name": "etc/passwd", "data": "root:x:0:0::/:/x\n"},
+             {"name": "pw", "type": "link", "target": "../../../etc/passwd"}],
+        ]),
+    );
+    r.code(3); // `..` above the root in a link target is refused too
+    let _ = rootfs;
+    let (r, rootfs) = unpack_crafted(
+        &env,
+        "hardlink-abs",
+        json!([
+            [{"name": "etc/passwd", "data": "root:x:0:0::/:/x\n"},
+             {"name": "pw", "type": "link", "target": "/etc/passwd"}],
+            [{"name": "pw", "data": "pwned"}],
+        ]),
+    );
+    r.code(0);
+    assert_eq!(
+        std::fs::read(rootfs.join("etc/passwd")).unwrap(),
+        b"root:x:0:0::/:/x\n"
+    );
+    assert_eq!(std::fs::read(rootfs.join("pw")).unwrap(), b"pwned");
+    assert_eq!(std::fs::read("/etc/passwd").unwrap(), passwd_before);
+
+    for p in [&climb, &abs, &via, &cross] {
+        assert!(!p.exists(), "{} was written", p.display());
+    }
+    let _ = std::fs::remove_dir_all(&hostdir);
+    let _ = std::fs::remove_file(&victim);
+}
+
+#[test]
+fn whiteouts_modes_devices_and_bombs() {
+    let env = Env::new();
+    let (r, rootfs) = unpack_crafted(
+        &env,
+        "layers",
+        json!([
+            [
+                {"name": "a/x", "data": "1"}, {"name": "a/y", "data": "2"},
+                {"name": "b/z", "data": "3"}, {"name": "b/sub/deep", "data": "4"},
+                {"name": "suid", "data": "s", "mode": 0o4755},
+                {"name": "ro", "type": "dir", "mode": 0o555},
+                {"name": "ro/f", "data": "f"},
+                {"name": "null", "type": "char", "mode": 0o666},
+                {"name": "fifo", "type": "fifo"},
+            ],
+            [
+                // The opaque marker comes after an entry of its own layer: order does
+                // not matter, only lower layers are hidden.
+                {"name": "b/new", "data": "5"}, {"name": "b/.wh..wh..opq"},
+                {"name": "a/.wh.x"},
+            ],
+        ]),
+    );
+    let r = r.code(0);
+    assert!(!rootfs.join("a/x").exists());
+    assert!(rootfs.join("a/y").is_file());
+    assert!(!rootfs.join("b/z").exists());
+    assert!(!rootfs.join("b/sub").exists());
+    assert!(rootfs.join("b/new").is_file());
+    let mode = |p: &str| {
+        std::fs::symlink_metadata(rootfs.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(mode("suid"), 0o755, "setuid dropped");
+    assert_eq!(mode("ro"), 0o555);
+    assert!(
+        !rootfs.join("null").exists(),
+        "devices skipped without --devices"
+    );
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(rootfs.join("fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert!(r.stderr.contains("setuid"), "{}", r.stderr);
+
+    // --devices creates them (as root).
+    if is_root() {
+        let layout = craft_image(
+            &env.path("img-dev"),
+            &json!({"ref": "d", "config": {"Entrypoint": ["/x"]},
+                "layers": [[{"name": "null", "type": "char", "mode": 0o666}]]}),
+        );
+        env.nobase(&["unpack", "--devices", &layout, "dev-bundle"])
+            .ok();
+        let m = std::fs::symlink_metadata(env.path("dev-bundle/rootfs/null")).unwrap();
+        assert!(m.file_type().is_char_device());
+        use std::os::unix::fs::MetadataExt;
+        // Linux's encoding of device 1:3 (/dev/null).
+        assert_eq!(m.rdev(), (1 << 8) | 3);
+    }
+
+    // --keep-setuid keeps it.
+    let layout = craft_image(
+        &env.path("img-suid"),
+        &json!({"ref": "s", "config": {"Entrypoint": ["/x"]},
+            "layers": [[{"name": "suid", "data": "s", "mode": 0o4755}]]}),
+    );
+    env.nobase(&["unpack", "--keep-setuid", &layout, "suid-bundle"])
+        .ok();
+    let m = std::fs::metadata(env.path("suid-bundle/rootfs/suid")).unwrap();
+    assert_eq!(m.permissions().mode() & 0o7777, 0o4755);
+
+    // A small gzip blob that inflates far beyond --max-size is stopped at the cap.
+    let layout = craft_image(
+        &env.path("img-bomb"),
+        &json!({"ref": "bomb", "gzip": true, "config": {"Entrypoint": ["/x"]},
+            "layers": [[{"name": "zeros", "zeros": 200u64 << 20}]]}),
+    );
+    let blob_bytes = du(&env.path("img-bomb"));
+    assert!(blob_bytes < 4 << 20, "the bomb is {blob_bytes} bytes");
+    let r = env
+        .nobase(&["unpack", "--max-size", "20M", &layout, "bomb"])
+        .code(3);
+    assert!(r.stderr.contains("decompression bomb"), "{}", r.stderr);
+    assert!(!env.path("bomb").exists());
+}
+
+#[test]
+fn usage_errors_are_clear() {
+    let env = Env::new();
+    build(&env, &[hello_static().to_str().unwrap(), "-t", "hello:1"]);
+    let r = env
+        .nobase(&["run", "--runtime", "/nonexistent/runc", "hello:1"])
+        .code(2);
+    assert!(r.stderr.contains("--runtime"), "{}", r.stderr);
+    let r = env
+        .nobase(&["unpack", "-w", "relative", "hello:1", "b"])
+        .code(2);
+    assert!(r.stderr.contains("not absolute"), "{}", r.stderr);
+    assert!(!env.path("b").exists());
+    let r = env
+        .nobase(&["unpack", "-u", "nobody", "hello:1", "b"])
+        .code(3);
+    assert!(r.stderr.contains("/etc/passwd"), "{}", r.stderr);
+    let r = env.nobase(&["unpack", "nothere:1", "b"]).code(3);
+    assert!(r.stderr.contains("nobase images"), "{}", r.stderr);
+}
+
+#[test]
+fn without_root_bundles_are_rootless() {
+    if !(can_run() && have("setpriv")) {
+        return;
+    }
+    let env = Env::new();
+    if !busybox_image(&env) {
+        return;
+    }
+    // A directory the unprivileged user owns, and that user running nobase.
+    let home = env.path("nobody");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let st = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&home)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let as_nobody = |args: &[&str]| {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(nobase_bin())
+            .args(["--store", &format!("{}/store", home.display())])
+            .args(args)
+            .env("HOME", &home)
+            .current_dir(&home)
+            .stdin(Stdio::null());
+        run(&mut c)
+    };
+    if as_nobody(&["--version"]).code != 0 {
+        eprintln!("skipping: the nobase binary is not reachable by an unprivileged user here");
+        return;
+    }
+    // The store is root's; the unprivileged user reads it through an oci: layout copy.
+    let copy = home.join("layout");
+    let st = Command::new("cp")
+        .arg("-r")
+        .arg(env.store())
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let st = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let image = format!("oci:{}:bb:1", copy.display());
+    let bundle = home.join("bundle");
+    let r = as_nobody(&["unpack", &image, bundle.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["linux"]["uidMappings"][0]["hostID"], 65534);
+    assert_eq!(cfg["linux"]["uidMappings"][0]["containerID"], 0);
+    let r = as_nobody(&[
+        "run",
+        "-w",
+        "/work",
+        &image,
+        "--",
+        "sh",
+        "-c",
+        "id -u; pwd; echo ok > /f",
+    ]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "0\n/work\n"),
+        "{}",
+        r.stderr
+    );
+    // Another user than root cannot be mapped without privileges: said plainly.
+    let r = as_nobody(&["run", "-u", "1000", &image, "--", "id"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("run nobase as root"), "{}", r.stderr);
+}
