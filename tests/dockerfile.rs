@@ -140,7 +140,7 @@ CMD ["--serve"]
 "#,
         &[],
     );
-    build_df(
+    let j = build_df(
         &env,
         &ctx,
         &[
@@ -148,10 +148,14 @@ CMD ["--serve"]
             "cfg:1",
             "--build-arg",
             "VERSION=2.0",
+            "--build-arg",
+            "UNUSED=1",
             "--label",
             "extra=yes",
         ],
     );
+    assert_eq!(j["warnings"][0]["kind"], "unused-build-arg", "{j}");
+    assert!(j["warnings"][0]["message"].as_str().unwrap().contains("UNUSED"));
     let Some(c) = raw_config(&env, "cfg:1") else {
         return;
     };

@@ -33,7 +33,7 @@ pub struct Added {
     /// The layer's history line.
     pub created_by: String,
     /// Things to tell the user.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<super::exec::Warning>,
 }
 
 /// The dynamic ELF executables in `files`, by image path.
@@ -143,10 +143,13 @@ pub fn bundle_missing(
             }
         ));
         for w in b.blind_spots {
-            added.warnings.push(format!(
-                "{path}: {} (copy what it needs into the image with COPY)",
-                w.message
-            ));
+            added.warnings.push(super::exec::Warning {
+                kind: w.kind,
+                message: format!(
+                    "{path}: {} (copy what it needs into the image with COPY)",
+                    w.message
+                ),
+            });
         }
     }
     if lines.is_empty() {

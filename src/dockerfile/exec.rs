@@ -49,6 +49,15 @@ pub struct Options {
     pub bundle: BundleOptions,
 }
 
+/// Something the user should know that did not stop the build.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Warning {
+    /// `unused-build-arg`, or a bundling blind spot (`nss`, `dlopen-string`…).
+    pub kind: &'static str,
+    /// What and why, and what to do.
+    pub message: String,
+}
+
 /// A finished Dockerfile build.
 #[derive(Clone, Debug)]
 pub struct Built {
@@ -57,7 +66,7 @@ pub struct Built {
     /// The layers this build wrote (base image layers are not listed).
     pub layers: Vec<LayerReport>,
     /// Things the user should know that did not stop the build.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// The state of a stage: its config (with the diff_ids and history so far), its layer
@@ -167,14 +176,17 @@ pub fn build(df: &Dockerfile, ctx: &Context, opts: &Options, store: &Store) -> R
         .filter(|k| !b.used_args.contains(*k))
         .collect();
     if !unused.is_empty() {
-        warnings.push(format!(
-            "build arguments not declared with ARG, so not used: {}",
-            unused
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        warnings.push(Warning {
+            kind: "unused-build-arg",
+            message: format!(
+                "build arguments not declared with ARG, so not used: {}",
+                unused
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
     }
     Ok(Built {
         image,

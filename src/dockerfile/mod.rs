@@ -19,7 +19,7 @@ mod tarball;
 
 pub use bundle::BundleOptions;
 pub use context::Context;
-pub use exec::{build, Built, Options};
+pub use exec::{build, Built, Options, Warning};
 pub use plan::{parse, Dockerfile, RUN_REFUSAL};
 
 use crate::error::{IoContext, Result};

@@ -135,7 +135,7 @@ pub(super) fn run(
         dockerfile::build(&df, &ctx, &opts, &store).with_context(|| format!("building {shown}"))?;
     if !a.json {
         for w in &built.warnings {
-            g.note(format!("warning: {w}"));
+            g.note(format!("warning: {}", w.message));
         }
     }
     let extra = serde_json::json!({ "warnings": built.warnings });
