@@ -16,30 +16,57 @@ pub struct Shebang {
     pub argument: Option<String>,
 }
 
-/// Parses a `#!` line the way Linux's binfmt_script does (spaces and tabs separate the
-/// interpreter from its one argument; the line ends at `\n`; `\r` is not special).
+/// The bytes of a file the kernel looks at for `#!` (BINPRM_BUF_SIZE).
+pub const SHEBANG_BUF: usize = 256;
+
+/// Parses a `#!` line exactly as Linux's binfmt_script does: only the first
+/// [`SHEBANG_BUF`] bytes count; the line ends at `\n` (or a NUL); spaces and tabs
+/// separate the interpreter from its one argument; `\r` is not special. `None` when the
+/// kernel would refuse the file with ENOEXEC: no `#!`, no interpreter, or an interpreter
+/// path cut off by the buffer's end.
 pub fn parse_shebang(head: &[u8]) -> Option<Shebang> {
-    let rest = head.strip_prefix(b"#!")?;
-    let line = match rest.iter().position(|&b| b == b'\n') {
-        Some(i) => &rest[..i],
-        None => rest,
-    };
-    let line = String::from_utf8_lossy(line);
-    let line = line.trim_start_matches([' ', '\t']);
-    let line = line.trim_end_matches([' ', '\t']);
-    if line.is_empty() {
+    let mut buf = [0u8; SHEBANG_BUF];
+    let n = head.len().min(SHEBANG_BUF);
+    buf[..n].copy_from_slice(&head[..n]);
+    if !buf.starts_with(b"#!") {
         return None;
     }
-    let (interp, arg) = match line.find([' ', '\t']) {
-        Some(i) => (
-            &line[..i],
-            Some(line[i..].trim_start_matches([' ', '\t']).to_string()),
-        ),
-        None => (line, None),
+    let sp = |c: u8| c == b' ' || c == b'\t';
+    let last = SHEBANG_BUF - 1;
+    // strnchr: the search for the newline stops at a NUL.
+    let newline = buf
+        .iter()
+        .take_while(|&&c| c != 0)
+        .position(|&c| c == b'\n');
+    let mut end = match newline {
+        Some(i) => i,
+        None => {
+            // No newline: accept only if the interpreter path visibly ends (a space, tab
+            // or NUL follows it) within the buffer; otherwise it may be truncated.
+            let first = (2..=last).find(|&i| !sp(buf[i]))?;
+            (first..=last).find(|&i| sp(buf[i]) || buf[i] == 0)?;
+            last
+        }
+    };
+    while end > 2 && sp(buf[end - 1]) {
+        end -= 1;
+    }
+    let name = (2..end).find(|&i| !sp(buf[i]))?;
+    let sep = (name..=end).find(|&i| sp(buf[i]) || buf[i] == 0);
+    let text = |a: usize, b: usize| {
+        let b = (a..b).find(|&i| buf[i] == 0).unwrap_or(b);
+        String::from_utf8_lossy(&buf[a..b]).into_owned()
+    };
+    let argument = match sep {
+        Some(s) if buf[s] != 0 => (s..=end)
+            .find(|&i| !sp(buf[i]))
+            .filter(|&i| i < end)
+            .map(|i| text(i, end)),
+        _ => None,
     };
     Some(Shebang {
-        interpreter: interp.to_string(),
-        argument: arg.filter(|a| !a.is_empty()),
+        interpreter: text(name, sep.unwrap_or(end).min(end)),
+        argument: argument.filter(|a| !a.is_empty()),
     })
 }
 
@@ -177,7 +204,23 @@ mod tests {
         assert_eq!(e.interpreter, "/usr/bin/env");
         assert_eq!(e.argument.as_deref(), Some("python3 -u"));
         assert!(s(b"#!\n").is_none());
+        assert!(s(b"#!  \t\n").is_none());
         assert!(s(b"echo hi").is_none());
+        // A NUL ends the line, and the interpreter path.
+        assert_eq!(s(b"#!/bin/sh\0 -x\n").unwrap().interpreter, "/bin/sh");
+        assert_eq!(
+            s(b"#!/bin/sh -e\0x\n").unwrap().argument.as_deref(),
+            Some("-e")
+        );
+        // No newline in the first 256 bytes: an interpreter path that runs to the end may
+        // be truncated (ENOEXEC); one followed by a space is fine, its argument cut.
+        let long = [b"#!/".as_slice(), &[b'a'; 300]].concat();
+        assert!(s(&long).is_none());
+        let cut = [b"#!/bin/sh ".as_slice(), &[b'x'; 300]].concat();
+        let c = s(&cut).unwrap();
+        assert_eq!(c.interpreter, "/bin/sh");
+        assert_eq!(c.argument.unwrap().len(), 255 - 10);
+        assert_eq!(s(b"#!/bin/sh").unwrap().interpreter, "/bin/sh");
     }
 
     #[test]

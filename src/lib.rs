@@ -9,12 +9,15 @@
 
 pub mod archive;
 pub mod build;
+pub mod check;
 pub mod digest;
 pub mod dockerfile;
 pub mod elf;
 pub mod error;
+pub mod explore;
 pub mod fsutil;
 pub mod image;
+pub mod imagefs;
 pub mod inspect;
 pub mod layer;
 pub mod loader;

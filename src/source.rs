@@ -2,7 +2,8 @@
 //! configs, and a [`Blobs`] to stream its layers from. Sinks take the same pair, so
 //! `push` and `pull` are "open a source, publish to a sink".
 
-use crate::error::{Error, Result};
+use crate::archive;
+use crate::error::Result;
 use crate::image::Image;
 use crate::oci::{read_image, Blobs, Layout};
 use crate::refs::ImageRef;
@@ -52,6 +53,25 @@ pub fn open_with(
                 blobs: Box::new(layout),
             })
         }
+        ImageRef::OciArchive {
+            file,
+            reference: rn,
+        } => {
+            let (image, blobs) = archive::open_oci_archive(file, rn.as_deref())?;
+            Ok(Source {
+                reference,
+                image,
+                blobs: Box::new(blobs),
+            })
+        }
+        ImageRef::DockerArchive { file, name } => {
+            let (image, blobs) = archive::open_docker_archive(file, name.as_ref())?;
+            Ok(Source {
+                reference,
+                image,
+                blobs: Box::new(blobs),
+            })
+        }
         ImageRef::Registry(rr) => {
             let (image, blobs) = registry::open(rr, registry)?;
             Ok(Source {
@@ -60,8 +80,5 @@ pub fn open_with(
                 blobs: Box::new(blobs),
             })
         }
-        ImageRef::OciArchive { .. } | ImageRef::DockerArchive { .. } => Err(Error::Usage(format!(
-            "{reference}: reading this kind of reference is not available yet"
-        ))),
     }
 }

@@ -1673,3 +1673,28 @@ fn tls_registries_need_their_ca_and_token_realms_may_not_downgrade() {
         "the token server was contacted"
     );
 }
+
+#[test]
+fn check_reads_an_image_straight_from_a_registry() {
+    let Some(reg) = Registry::start(Auth::None) else {
+        return;
+    };
+    let env = Env::new();
+    // One image that starts, one that cannot (an unknown user, written with --no-check).
+    build_image(&env, "good:1", false);
+    let bin = hello_static();
+    let bin = bin.to_str().unwrap();
+    nb(
+        &env,
+        &["build", bin, "-t", "bad:1", "-u", "nobody", "--no-check"],
+    )
+    .ok();
+    for (tag, ok) in [("good:1", true), ("bad:1", false)] {
+        let dest = format!("docker://{}/check/{tag}", reg.host());
+        nb(&env, &["push", tag, &dest]).ok();
+        let r = nb(&env, &["check", "--json", &dest]);
+        assert_eq!(r.code, if ok { 0 } else { 1 }, "{tag}: {}", r.stderr);
+        assert_eq!(r.json()["ok"], ok);
+        assert_eq!(r.json()["image"], dest);
+    }
+}

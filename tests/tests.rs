@@ -2,12 +2,15 @@
 
 mod util;
 
+mod check;
 mod closure;
 mod dockerfile;
+mod docs;
 mod foundation;
 mod hardening;
 mod inspect;
 mod perf;
 mod registry;
 mod run;
+mod tree;
 mod ux;

@@ -1,6 +1,11 @@
 //! Image archives: `oci-archive:` (a tar of an OCI layout) and `docker-archive:` (the
 //! `docker save` / `docker load` format). Written to a temp file beside the destination
-//! and renamed at the end, so a failed write never leaves a half archive.
+//! and renamed at the end, so a failed write never leaves a half archive. Reading them
+//! in place is in `read`.
+
+mod read;
+
+pub use read::{open_docker_archive, open_oci_archive, DockerArchive, OciArchive};
 
 use crate::digest::HashReader;
 use crate::error::{Error, IoContext, Result};

@@ -3,7 +3,7 @@
 //! [`Image`] value that sinks can publish. Every builder ends here.
 
 use crate::error::Result;
-use crate::image::{self, Descriptor, Image, ImageConfig, Manifest, PlatformImage};
+use crate::image::{self, Descriptor, Image, ImageConfig, Manifest};
 use crate::oci::Layout;
 use std::collections::BTreeMap;
 
@@ -36,13 +36,5 @@ pub fn assemble(layout: &Layout, config: &ImageConfig, layers: &[Descriptor]) ->
     };
     let mut top = layout.put_bytes(image::MT_OCI_MANIFEST, &image::to_bytes(&manifest))?;
     top.platform = Some(config.platform());
-    Ok(Image {
-        top: top.clone(),
-        index: None,
-        manifests: vec![PlatformImage {
-            descriptor: top,
-            manifest,
-            config: config.clone(),
-        }],
-    })
+    Ok(Image::of_manifest(top, manifest, config.clone()))
 }

@@ -10,6 +10,7 @@ use crate::image::{
 };
 use crate::layer::{self, Compression, Layer, LayerOptions};
 use crate::oci::Layout;
+use crate::root::Root;
 use crate::tree::{self, ImageTree};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -60,8 +61,9 @@ pub struct BuildPlan {
     pub bundle: Bundle,
     /// Where the loader and libraries come from (`None`: the host's `/`).
     pub sysroot: Option<PathBuf>,
-    /// Resolve the entrypoint inside the assembled image and refuse to write an image
-    /// whose loader or libraries it cannot find.
+    /// Check the assembled image as `nobase check` would (command, user, permissions,
+    /// format, loader, libraries, symbol versions) and refuse to write one that would not
+    /// start.
     pub check: bool,
     /// Compression workers (fixed, for determinism).
     pub threads: u32,
@@ -286,6 +288,9 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
             .collect(),
         other: BTreeMap::new(),
     };
+    if plan.check {
+        self_check(&app, bundled.as_ref().map(|b| &b.libs), &app_path, &config)?;
+    }
     let descriptors: Vec<_> = layers.iter().map(|l| l.layer.descriptor.clone()).collect();
     Ok(Built {
         image: assemble(layout, &config, &descriptors)?,
@@ -293,6 +298,36 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
         layers,
         bundled,
     })
+}
+
+/// The start-up check of `nobase check`, run on the trees about to become layers (the
+/// application over the libraries): a build never writes an image that would not start.
+fn self_check(
+    app: &ImageTree,
+    libs: Option<&ImageTree>,
+    app_path: &str,
+    config: &ImageConfig,
+) -> Result<()> {
+    let empty = ImageTree::new();
+    let root = tree::Overlay {
+        upper: app,
+        lower: libs.unwrap_or(&empty),
+    };
+    check_before_writing(&root, app_path, config)
+}
+
+/// Refuses an image that `nobase check` says would not start, naming every problem;
+/// `root` is its filesystem as it will be. Every builder runs this before writing.
+pub fn check_before_writing(root: &dyn Root, name: &str, config: &ImageConfig) -> Result<()> {
+    let report = crate::check::check(root, name, config)?;
+    if report.ok {
+        return Ok(());
+    }
+    let problems: Vec<String> = report.problems.into_iter().map(|p| p.message).collect();
+    Err(Error::Refused(format!(
+        "self-check failed: the image would not start: {} (--no-check writes it anyway)",
+        problems.join("; and ")
+    )))
 }
 
 /// Bundles the loader and libraries of a dynamic executable from the host or the

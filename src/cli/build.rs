@@ -87,7 +87,8 @@ pub struct Args {
     /// /usr/aarch64-linux-gnu).
     #[arg(long, value_name = "DIR")]
     sysroot: Option<PathBuf>,
-    /// Write the image even if resolving the entrypoint inside it fails.
+    /// Write the image even if the self-check (what `nobase check` does) says it would
+    /// not start.
     #[arg(long)]
     no_check: bool,
     /// Creation time and file mtimes, in Unix seconds.

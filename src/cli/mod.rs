@@ -2,6 +2,7 @@
 //! exit codes. Nothing below this module sees clap.
 
 mod build;
+mod check;
 mod docs;
 mod fsck;
 mod images;
@@ -10,6 +11,7 @@ mod pull;
 mod push;
 mod render;
 mod run;
+mod tree;
 mod unpack;
 
 use clap::{Parser, Subcommand};
@@ -20,7 +22,9 @@ const WALK: &str = "\
 The walk:
   nobase inspect ./hello              what is it? static or dynamic, loader, libraries
   nobase build ./hello -t hello:1     a scratch image in the local store
+  nobase check hello:1                will it start? names the missing piece if not
   nobase run hello:1                  start it with runc (the program's exit code is nobase's)
+  nobase tree hello:1                 what is inside, layer by layer (like dive)
   nobase images                       what the store holds
   nobase push hello:1 docker://registry.example.com/team/hello:1
   nobase pull docker://registry.example.com/team/hello:1
@@ -80,6 +84,10 @@ enum Command {
     Inspect(inspect::Args),
     /// Build a scratch image from an executable (a dynamic one gets its loader and libraries).
     Build(Box<build::Args>),
+    /// Say whether an image will start, and name what is missing if not.
+    Check(check::Args),
+    /// Show what each layer adds, changes and removes, and the space it wastes (like dive).
+    Tree(tree::Args),
     /// List the images in the local store.
     Images(images::ListArgs),
     /// Remove tags from the local store and delete blobs nothing uses any more.
@@ -213,6 +221,8 @@ pub fn main() -> i32 {
     let result = match command {
         Command::Inspect(a) => inspect::run(&global, a),
         Command::Build(a) => build::run(&global, *a),
+        Command::Check(a) => check::run(&global, a),
+        Command::Tree(a) => tree::run(&global, a),
         Command::Images(a) => images::list(&global, a),
         Command::Rmi(a) => images::rmi(&global, a),
         Command::Run(a) => run::run(&global, *a),

@@ -1,9 +1,12 @@
-//! Dynamic executables a Dockerfile copied into an image with no base: each is resolved
-//! inside the image with the image's own loader rules, and one whose loader or libraries
-//! are missing there gets them from the host (or `--sysroot`) exactly as
+//! Dynamic executables a Dockerfile copied into an image: each is resolved inside the
+//! image with the image's own loader rules. In an image with no base, one whose loader
+//! or libraries are missing gets them from the host (or `--sysroot`) exactly as
 //! `nobase build BINARY` bundles them — the same closure, placement and self-check — in
-//! one layer on top. `--bundle never` refuses such an executable instead.
+//! one layer on top; `--bundle never` refuses it instead. Over a base image nothing is
+//! mixed in from the host: the base provides its libraries, and the start-up check says
+//! what it lacks.
 
+use super::fs::StageFs;
 use crate::build::{self, bundle, Bundle};
 use crate::elf::{self, ElfInfo, Kind};
 use crate::error::{Error, IoContext, Result};
@@ -58,15 +61,16 @@ fn dynamic_executables(files: &ImageTree) -> Vec<(String, ElfInfo)> {
     out
 }
 
-/// Bundles what the dynamic executables in `files` (the whole image) miss. Returns
-/// `None` when nothing is missing.
+/// Bundles what the dynamic executables the build added to `fs` miss. Returns `None`
+/// when nothing is missing (or the image has a base).
 pub fn bundle_missing(
-    files: &ImageTree,
+    fs: &StageFs,
     config: &ImageConfig,
     opts: &BundleOptions,
 ) -> Result<Option<Added>> {
+    let files = &fs.upper;
     let exes = dynamic_executables(files);
-    if exes.is_empty() {
+    if exes.is_empty() || fs.base.is_some() {
         return Ok(None);
     }
     let env = config.config.env.as_deref().unwrap_or_default();

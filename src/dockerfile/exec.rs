@@ -17,8 +17,8 @@ use crate::build::{self, LayerReport, DEFAULT_PATH};
 use crate::elf;
 use crate::error::{Error, Result};
 use crate::image::{self, Descriptor, EmptyObject, History, Image, ImageConfig, Platform};
+use crate::imagefs::{self, ImageFs, Keep};
 use crate::layer::{self, Compression, LayerOptions};
-use crate::oci::Blobs;
 use crate::refs::ImageRef;
 use crate::root::{self, FileType, Root};
 use crate::source;
@@ -79,12 +79,7 @@ struct StageOut {
     reports: Vec<LayerReport>,
     /// Known once the base says so (or at the end for scratch).
     platform: Option<Platform>,
-    /// The base image's files cannot be read (its layers are reused all the same).
-    opaque: bool,
 }
-
-/// Why a base image's files are out of reach.
-const OPAQUE: &str = "reading the files of a base image needs nobase's image reader, which this version does not have yet";
 
 /// Variables visible to an instruction: `ENV` first, then the `ARG`s in scope.
 struct StageVars<'a> {
@@ -131,6 +126,8 @@ struct Builder<'a> {
     used_args: BTreeSet<String>,
     done: Vec<Option<Arc<StageOut>>>,
     images: BTreeMap<String, Arc<StageOut>>,
+    /// Stages some `COPY --from` reads.
+    copied_from: BTreeSet<usize>,
     created: String,
 }
 
@@ -146,6 +143,7 @@ pub fn build(df: &Dockerfile, ctx: &Context, opts: &Options, store: &Store) -> R
         used_args: BTreeSet::new(),
         done: vec![None; df.stages.len()],
         images: BTreeMap::new(),
+        copied_from: BTreeSet::new(),
         created: image::rfc3339(opts.epoch),
     };
     b.global_args()?;
@@ -153,13 +151,10 @@ pub fn build(df: &Dockerfile, ctx: &Context, opts: &Options, store: &Store) -> R
     b.check_refusals(target)?;
     let mut out = (*b.stage(target)?).clone();
     let mut warnings = Vec::new();
-    // Bundling judges the whole image, so the base's files must be readable.
-    if !out.opaque {
-        if let Some(added) = bundle::bundle_missing(&out.fs.upper, &out.config, &opts.bundle)? {
-            let layer = place(&out.fs, added.entries, df.stages[target].line, "FROM")?;
-            b.commit_layer(&mut out, layer, added.created_by)?;
-            warnings.extend(added.warnings);
-        }
+    if let Some(added) = bundle::bundle_missing(&out.fs, &out.config, &opts.bundle)? {
+        let layer = place(&out.fs, added.entries, df.stages[target].line, "FROM")?;
+        b.commit_layer(&mut out, layer, added.created_by)?;
+        warnings.extend(added.warnings);
     }
     let mut config = out.config.clone();
     if !opts.labels.is_empty() {
@@ -168,6 +163,23 @@ pub fn build(df: &Dockerfile, ctx: &Context, opts: &Options, store: &Store) -> R
             .labels
             .get_or_insert_with(BTreeMap::new)
             .extend(opts.labels.clone());
+    }
+    // The same start-up check as `nobase build BINARY`, on the image as it will be. An
+    // image with no command at all is a base or data image: nothing to start, nothing
+    // to check.
+    let c = &config.config;
+    let has_command = c
+        .entrypoint
+        .iter()
+        .chain(c.cmd.iter())
+        .any(|v| !v.is_empty());
+    if !has_command {
+        warnings.push(Warning {
+            kind: "no-command",
+            message: "the image has no ENTRYPOINT or CMD, so it starts nothing and was not checked (fine for a base or data image)".into(),
+        });
+    } else if opts.bundle.check {
+        build::check_before_writing(&out.fs, "the image", &config)?;
     }
     let image = build::assemble(store.layout(), &config, &out.layers)?;
     let unused: Vec<&String> = opts
@@ -276,9 +288,9 @@ impl Builder<'_> {
             })
     }
 
-    /// Refuses, before any work, an instruction nobase will not run in a stage the target
-    /// needs.
-    fn check_refusals(&self, target: usize) -> Result<()> {
+    /// Finds the stages the target needs (noting those `COPY --from` reads) and refuses,
+    /// before any work, an instruction nobase will not run in one of them.
+    fn check_refusals(&mut self, target: usize) -> Result<()> {
         let mut need = BTreeSet::new();
         let mut todo = vec![target];
         while let Some(i) = todo.pop() {
@@ -296,7 +308,10 @@ impl Builder<'_> {
                         .as_deref()
                         .map(|f| lex::word(f, self.escape(), &self.global))
                     {
-                        todo.extend(self.stage_ref(&f, i, true));
+                        if let Some(j) = self.stage_ref(&f, i, true) {
+                            self.copied_from.insert(j);
+                            todo.push(j);
+                        }
                     }
                 }
             }
@@ -349,7 +364,6 @@ impl Builder<'_> {
                 fs: StageFs::default(),
                 reports: Vec::new(),
                 platform,
-                opaque: false,
             }
         } else if let Some(idx) = self.stage_ref(&base, st.index, false) {
             // The earlier stage's files stay the upper tree: everything this build
@@ -367,8 +381,15 @@ impl Builder<'_> {
             }
             out
         } else {
+            // A stage others copy from needs every byte of its base; otherwise what a
+            // start-up check reads is enough.
+            let keep = if self.copied_from.contains(&st.index) {
+                Keep::All
+            } else {
+                Keep::Programs
+            };
             let img = self
-                .open_image(&base, platform.as_ref())
+                .open_image(&base, platform.as_ref(), keep)
                 .map_err(|e| at(st.line, "FROM", e))?;
             (*img).clone()
         };
@@ -391,9 +412,14 @@ impl Builder<'_> {
 
     /// Opens an image for `FROM` or `COPY --from`: its layer blobs are copied into the
     /// store (they are reused as they are), its config is inherited.
-    fn open_image(&mut self, name: &str, platform: Option<&Platform>) -> Result<Arc<StageOut>> {
+    fn open_image(
+        &mut self,
+        name: &str,
+        platform: Option<&Platform>,
+        keep: Keep,
+    ) -> Result<Arc<StageOut>> {
         let key = format!(
-            "{name}\0{}",
+            "{name}\0{}\0{keep:?}",
             platform.map(|p| p.to_string()).unwrap_or_default()
         );
         if let Some(img) = self.images.get(&key) {
@@ -418,8 +444,11 @@ impl Builder<'_> {
                 )));
             }
         }
-        let fs_base = image_root(name, &pi, &*src.blobs)?;
-        let opaque = fs_base.is_none();
+        let opts = imagefs::Options {
+            keep,
+            ..imagefs::Options::default()
+        };
+        let files = ImageFs::load(name, &pi, &*src.blobs, &opts)?;
         let mut config = pi.config.clone();
         config.config.other.remove("OnBuild");
         let env = config.config.env.get_or_insert_with(Vec::new);
@@ -428,11 +457,10 @@ impl Builder<'_> {
         }
         let out = Arc::new(StageOut {
             platform: Some(config.platform()),
-            opaque,
             config,
             layers: pi.manifest.layers.clone(),
             fs: StageFs {
-                base: fs_base,
+                base: Some(Arc::new(files)),
                 upper: ImageTree::new(),
             },
             reports: Vec::new(),
@@ -741,17 +769,11 @@ impl Builder<'_> {
             None => None,
             Some(f) => Some(match self.stage_ref(f, st.index, true) {
                 Some(i) => self.stage(i)?,
-                None => self.open_image(f, None).map_err(|e| at(line, kw, e))?,
+                None => self
+                    .open_image(f, None, Keep::All)
+                    .map_err(|e| at(line, kw, e))?,
             }),
         };
-
-        if let (Some(f), Some(src)) = (&from, &from_fs) {
-            // A stage's own files are readable even over an opaque base; an image's
-            // are not.
-            if src.opaque && src.fs.upper.is_empty() {
-                return Err(at(line, kw, format!("--from={f}: {OPAQUE}")));
-            }
-        }
 
         // What the sources name.
         enum Item {
@@ -805,13 +827,7 @@ impl Builder<'_> {
                             }
                         }
                         Some(src) => {
-                            let found = fs_matches(&src.fs, &p).map_err(|e| {
-                                if src.opaque {
-                                    at(line, kw, format!("{e} ({OPAQUE})"))
-                                } else {
-                                    at(line, kw, e)
-                                }
-                            })?;
+                            let found = fs_matches(&src.fs, &p).map_err(|e| at(line, kw, e))?;
                             for (path, name, is_dir) in found {
                                 items.push(Item::Fs {
                                     src: src.clone(),
@@ -974,14 +990,8 @@ impl Builder<'_> {
             );
         }
         if let Some(spec) = &chown {
-            let Owner { uid, gid } = fs::parse_owner(spec, &out.fs).map_err(|e| {
-                let why = if out.opaque && !spec.split(':').all(|p| p.parse::<u32>().is_ok()) {
-                    format!("{OPAQUE}, so names cannot be looked up; use numeric ids")
-                } else {
-                    e
-                };
-                at(line, kw, format!("--chown={spec}: {why}"))
-            })?;
+            let Owner { uid, gid } = fs::parse_owner(spec, &out.fs)
+                .map_err(|e| at(line, kw, format!("--chown={spec}: {e}")))?;
             for (_, e) in &mut entries {
                 e.uid = uid;
                 e.gid = gid;
@@ -1140,18 +1150,6 @@ fn walk_fs(
         }
     }
     Ok(())
-}
-
-/// The base image's files as a [`Root`], for `COPY --from`, `--chown` names and
-/// destinations that go through its symlinks.
-fn image_root(
-    _name: &str,
-    _image: &image::PlatformImage,
-    _blobs: &dyn Blobs,
-) -> Result<Option<Arc<dyn Root + Send>>> {
-    // The merged-layer reader (imagefs) is not in this tree yet: until it is, a base
-    // image's files are not visible to the build.
-    Ok(None)
 }
 
 /// The values an `ARG` instruction gives its names, all computed before any is set (as

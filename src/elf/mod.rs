@@ -149,6 +149,10 @@ pub struct ElfInfo {
     pub compiler: Option<String>,
     /// Go build information, for Go binaries.
     pub go: Option<go::GoInfo>,
+    /// Where the file data of the last PT_LOAD segment ends: a file shorter than this is
+    /// truncated, and the kernel cannot map it.
+    #[serde(skip)]
+    pub load_end: u64,
 }
 
 impl ElfInfo {
@@ -511,6 +515,12 @@ pub fn parse(src: &dyn ReadAt) -> Result<ElfInfo> {
         stripped: !sections.iter().any(|s| s.sh_type == SHT_SYMTAB),
         compiler: read_compiler(&r, &sections),
         go: None,
+        load_end: segments
+            .iter()
+            .filter(|s| s.p_type == PT_LOAD)
+            .map(|s| s.offset.saturating_add(s.filesz))
+            .max()
+            .unwrap_or(0),
     };
 
     let mut flags_1 = 0;

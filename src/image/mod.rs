@@ -365,6 +365,19 @@ pub struct Image {
 }
 
 impl Image {
+    /// A one-platform image: its manifest (whose descriptor is `top`) and config.
+    pub fn of_manifest(top: Descriptor, manifest: Manifest, config: ImageConfig) -> Image {
+        Image {
+            top: top.clone(),
+            index: None,
+            manifests: vec![PlatformImage {
+                descriptor: top,
+                manifest,
+                config,
+            }],
+        }
+    }
+
     /// Every blob the image references, in the order a sink must write them: layers and
     /// config before their manifest, manifests before the index. No duplicates.
     pub fn blobs(&self) -> Vec<Descriptor> {

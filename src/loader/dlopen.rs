@@ -42,7 +42,8 @@ pub struct BlindSpot {
     pub adds: Vec<Add>,
 }
 
-const NSS: &[(&str, &str)] = &[
+/// glibc functions that go through NSS, with the database each reads.
+pub const NSS: &[(&str, &str)] = &[
     ("getpwnam", "passwd"),
     ("getpwnam_r", "passwd"),
     ("getpwuid", "passwd"),

@@ -292,26 +292,39 @@ impl Layout {
 
     /// Finds the index entry named `ref_name`, or the only entry when `None`.
     pub fn resolve(&self, ref_name: Option<&str>) -> Result<Descriptor> {
-        let index = self.read_index()?;
-        match ref_name {
-            Some(r) => index
-                .manifests
-                .into_iter()
-                .find(|m| m.ref_name() == Some(r))
-                .ok_or_else(|| {
-                    Error::Invalid(format!("{} has no image named {r:?}", self.root.display()))
-                }),
-            None => {
-                if index.manifests.len() == 1 {
-                    Ok(index.manifests.into_iter().next().expect("one entry"))
-                } else {
-                    Err(Error::Usage(format!(
-                        "{} holds {} images; name one as oci:{}:REF",
-                        self.root.display(),
-                        index.manifests.len(),
-                        self.root.display()
-                    )))
-                }
+        let place = self.root.display().to_string();
+        select_ref(
+            self.read_index()?,
+            ref_name,
+            &place,
+            &format!("oci:{place}"),
+        )
+    }
+}
+
+/// Finds the entry of `index` named `ref_name`, or its only entry when `None`. `place`
+/// names the layout or archive in messages; `prefix` is how a user names one of its
+/// images (`oci:DIR`, `oci-archive:FILE`).
+pub fn select_ref(
+    index: Index,
+    ref_name: Option<&str>,
+    place: &str,
+    prefix: &str,
+) -> Result<Descriptor> {
+    match ref_name {
+        Some(r) => index
+            .manifests
+            .into_iter()
+            .find(|m| m.ref_name() == Some(r))
+            .ok_or_else(|| Error::Invalid(format!("{place} has no image named {r:?}"))),
+        None => {
+            if index.manifests.len() == 1 {
+                Ok(index.manifests.into_iter().next().expect("one entry"))
+            } else {
+                Err(Error::Usage(format!(
+                    "{place} holds {} images; name one as {prefix}:REF",
+                    index.manifests.len()
+                )))
             }
         }
     }

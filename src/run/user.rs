@@ -88,10 +88,33 @@ fn numeric(s: &str) -> Option<u32> {
     s.parse().ok()
 }
 
+/// Why a `User` does not resolve (runc refuses to start such a container).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UserError {
+    /// A user name the image's `/etc/passwd` does not define (or it has none).
+    #[error("user {0:?} is not in the image's /etc/passwd; give a numeric user (-u 1000 or -u 1000:1000)")]
+    UnknownUser(String),
+    /// A group name the image's `/etc/group` does not define (or it has none).
+    #[error(
+        "group {group:?} is not in the image's /etc/group; give a numeric group (-u {user}:1000)"
+    )]
+    UnknownGroup {
+        /// The group as written.
+        group: String,
+        /// The user part of the spec.
+        user: String,
+    },
+}
+
 /// Resolves `spec` (`""` means root) in `root`. A name that the image does not define is
 /// an error; a numeric id needs no entry. Supplementary groups are added, as runc does,
 /// when no group is given explicitly.
 pub fn resolve(root: &dyn Root, spec: &str) -> Result<ResolvedUser> {
+    lookup(root, spec).map_err(|e| Error::Invalid(e.to_string()))
+}
+
+/// [`resolve`], telling an unknown user from an unknown group (for `nobase check`).
+pub fn lookup(root: &dyn Root, spec: &str) -> std::result::Result<ResolvedUser, UserError> {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
@@ -100,11 +123,12 @@ pub fn resolve(root: &dyn Root, spec: &str) -> Result<ResolvedUser> {
     let entry = match numeric(user) {
         Some(uid) => users.iter().find(|e| e.uid == uid),
         None if user.is_empty() => users.iter().find(|e| e.uid == 0),
-        None => Some(users.iter().find(|e| e.name == user).ok_or_else(|| {
-            Error::Invalid(format!(
-                "user {user:?} is not in the image's /etc/passwd; give a numeric user (-u 1000 or -u 1000:1000)"
-            ))
-        })?),
+        None => Some(
+            users
+                .iter()
+                .find(|e| e.name == user)
+                .ok_or_else(|| UserError::UnknownUser(user.to_string()))?,
+        ),
     };
     let uid = match (numeric(user), entry) {
         (Some(uid), _) => uid,
@@ -120,10 +144,9 @@ pub fn resolve(root: &dyn Root, spec: &str) -> Result<ResolvedUser> {
                 .iter()
                 .find(|e| e.name == g)
                 .map(|e| e.gid)
-                .ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "group {g:?} is not in the image's /etc/group; give a numeric group (-u {user}:1000)"
-                    ))
+                .ok_or_else(|| UserError::UnknownGroup {
+                    group: g.to_string(),
+                    user: user.to_string(),
                 })?,
         },
     };

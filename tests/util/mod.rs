@@ -194,6 +194,12 @@ fixture!(
 fixture!(hello_dynamic, "hello-dynamic", "gcc", &[]);
 fixture!(hello_musl, "hello-musl", "musl-gcc", &[]);
 fixture!(
+    hello_arm64_static,
+    "hello-arm64-static",
+    "aarch64-linux-gnu-gcc",
+    &["-static"]
+);
+fixture!(
     hello_musl_static,
     "hello-musl-static",
     "musl-gcc",
@@ -238,12 +244,37 @@ pub fn hello_go() -> Option<PathBuf> {
 /// Unpacks `image` (an `oci` layout ref `DIR:REF`) with umoci and runs it with runc.
 /// Returns None (after saying why) when the tools or root are missing.
 pub fn runc_run(env: &Env, layout_ref: &str, extra_args: Option<&[&str]>) -> Option<Run> {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let work = env.path(&format!("run-{n}"));
+    let r = start(&work, layout_ref, extra_args)?;
+    assert!(
+        work.join("bundle/config.json").exists(),
+        "umoci unpack failed: {}",
+        r.stderr
+    );
+    Some(r)
+}
+
+/// Starts the image `layout_ref` (`DIR:TAG`) as a user would: `umoci unpack` (as root,
+/// not rootless) into `work/bundle`, then `runc run` with no terminal and a private state
+/// directory. A failed unpack (an unknown user…) is returned as the result: the image did
+/// not start. None (after saying why) when the tools or root are missing.
+pub fn runc_start(work: &Path, layout_ref: &str) -> Option<Run> {
+    start(work, layout_ref, None)
+}
+
+fn start(work: &Path, layout_ref: &str, extra_args: Option<&[&str]>) -> Option<Run> {
     if !(have("umoci") && have("runc") && is_root()) {
         return None;
     }
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let bundle = umoci_unpack(env, layout_ref)?;
+    let bundle = work.join("bundle");
+    let unpack = run(Command::new("umoci")
+        .args(["unpack", "--image", layout_ref])
+        .arg(&bundle));
+    if unpack.code != 0 {
+        return Some(unpack);
+    }
     let cfg_path = bundle.join("config.json");
     let mut cfg: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
@@ -257,12 +288,13 @@ pub fn runc_run(env: &Env, layout_ref: &str, extra_args: Option<&[&str]>) -> Opt
         cfg["process"]["args"] = a.into();
     }
     std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let name = format!(
-        "nobase-test-{}-{n}-{}",
+        "nobase-test-{}-{}",
         std::process::id(),
-        env.dir.path().file_name().unwrap().to_string_lossy()
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     );
-    let state = env.path("runc-state");
+    let state = work.join("runc-state");
     let r = run(Command::new("runc")
         .arg("--root")
         .arg(&state)

@@ -1,0 +1,189 @@
+//! What will likely fail after the program starts, from what its ELF objects say they
+//! use and what the image lacks: CA certificates for TLS, zoneinfo for Go's
+//! `time.LoadLocation`, `nsswitch.conf` for glibc's name service, a writable `/tmp`.
+
+use super::{Checker, WarningCode};
+use crate::elf::ElfInfo;
+use crate::error::Result;
+use crate::loader::dlopen::NSS;
+use crate::root::{self, FileType, Root};
+
+/// Where Go's crypto/x509, OpenSSL, GnuTLS and curl look for CA certificates.
+const CA_FILES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/pki/tls/cacert.pem",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+/// Directories of hashed certificates (OpenSSL's `-CApath`, Go's cert dirs).
+const CA_DIRS: &[&str] = &["/etc/ssl/certs", "/etc/pki/tls/certs"];
+/// Libraries whose presence means TLS with system roots.
+const TLS_LIBS: &[&str] = &["libssl.so", "libcrypto.so", "libcurl", "libgnutls"];
+/// Where Go's time package looks for zoneinfo.
+const ZONEINFO_DIRS: &[&str] = &[
+    "/usr/share/zoneinfo",
+    "/usr/share/lib/zoneinfo",
+    "/usr/lib/locale/TZ",
+    "/etc/zoneinfo",
+];
+/// Go function names that say what a Go program uses (from its pclntab, which even
+/// stripped Go binaries keep).
+const GO_X509: &[u8] = b"crypto/x509.loadSystemRoots";
+const GO_X509_FALLBACK: &[u8] = b"x509roots/fallback";
+const GO_LOAD_LOCATION: &[u8] = b"time.LoadLocation";
+const GO_TZDATA: &[u8] = b"time/tzdata";
+/// What static glibc links in when it uses NSS.
+const GLIBC_NSS: &[u8] = b"/etc/nsswitch.conf";
+
+fn exists(root: &dyn Root, path: &str, kind: FileType) -> bool {
+    root::resolve(root, path)
+        .ok()
+        .and_then(|p| root.lstat(&p))
+        .is_some_and(|m| m.kind == kind)
+}
+
+/// Which of `needles` occur in the file at canonical `path`, read in chunks with an overlap so a needle
+/// across a chunk boundary is found.
+fn scan(root: &dyn Root, path: &str, needles: &[&[u8]]) -> Result<Vec<bool>> {
+    const CHUNK: u64 = 8 << 20;
+    let f = root.open(path).map_err(|e| super::io_err(e, path, root))?;
+    let overlap = needles.iter().map(|n| n.len()).max().unwrap_or(1) as u64;
+    let finders: Vec<_> = needles.iter().map(memchr::memmem::Finder::new).collect();
+    let mut found = vec![false; needles.len()];
+    let mut buf = Vec::new();
+    let mut at = 0u64;
+    let size = f.size();
+    while at < size && !found.iter().all(|&b| b) {
+        let len = CHUNK.min(size - at);
+        buf.resize(len as usize, 0);
+        f.read_exact_at(at, &mut buf)
+            .map_err(|e| super::io_err(e, path, root))?;
+        for (hit, finder) in found.iter_mut().zip(&finders) {
+            *hit = *hit || finder.find(&buf).is_some();
+        }
+        if at + len >= size {
+            break;
+        }
+        at += len.saturating_sub(overlap).max(1);
+    }
+    Ok(found)
+}
+
+fn is_glibc(info: &ElfInfo) -> bool {
+    info.interpreter
+        .as_deref()
+        .is_some_and(|i| i.contains("ld-linux"))
+        || info.needed.iter().any(|n| n == "libc.so.6")
+}
+
+/// Adds every warning that applies.
+pub(super) fn all(ck: &mut Checker) -> Result<()> {
+    tmp(ck);
+    let mut tls = None;
+    let mut zoneinfo = None;
+    let mut nss = None;
+    for super::Loaded { shown, path, info } in ck.programs.clone() {
+        if info.is_go() {
+            let hits = scan(
+                ck.root,
+                &path,
+                &[GO_X509, GO_X509_FALLBACK, GO_LOAD_LOCATION, GO_TZDATA],
+            )?;
+            if hits[0] && !hits[1] {
+                tls.get_or_insert(format!("{shown} is a Go program that uses crypto/x509"));
+            }
+            if hits[2] && !hits[3] {
+                zoneinfo.get_or_insert(shown.clone());
+            }
+        } else {
+            if let Some(lib) = info
+                .needed
+                .iter()
+                .find(|n| TLS_LIBS.iter().any(|t| n.starts_with(t)))
+            {
+                tls.get_or_insert(format!("{shown} links {lib}"));
+            }
+            if is_glibc(&info) {
+                if let Some(f) = info
+                    .imports
+                    .iter()
+                    .find(|i| NSS.iter().any(|(f, _)| f == i))
+                {
+                    nss.get_or_insert(format!("{shown} calls {f}"));
+                }
+            } else if info.kind.is_static() && scan(ck.root, &path, &[GLIBC_NSS])?[0] {
+                nss.get_or_insert(format!(
+                    "{shown} is statically linked with glibc's name service code"
+                ));
+            }
+        }
+    }
+    if let Some(why) = tls {
+        let env_ok = ck
+            .getenv("SSL_CERT_FILE")
+            .is_some_and(|p| exists(ck.root, p, FileType::File))
+            || ck
+                .getenv("SSL_CERT_DIR")
+                .is_some_and(|p| exists(ck.root, p, FileType::Dir));
+        let have = env_ok
+            || CA_FILES.iter().any(|p| exists(ck.root, p, FileType::File))
+            || CA_DIRS
+                .iter()
+                .any(|d| ck.root.list(d).is_some_and(|l| !l.is_empty()));
+        if !have {
+            ck.warning(
+                WarningCode::NoCaCertificates,
+                format!("{why}, so it will likely make TLS connections, but the image has no CA certificates (none at /etc/ssl/certs/ca-certificates.crt or the other usual paths), so every certificate check will fail; add a CA bundle (e.g. nobase build --add /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt)"),
+            );
+        }
+    }
+    if let Some(path) = zoneinfo {
+        let env_ok = ck.getenv("ZONEINFO").is_some_and(|p| {
+            exists(ck.root, p, FileType::File) || exists(ck.root, p, FileType::Dir)
+        });
+        if !env_ok
+            && !ZONEINFO_DIRS
+                .iter()
+                .any(|d| exists(ck.root, d, FileType::Dir))
+        {
+            ck.warning(
+                WarningCode::NoZoneinfo,
+                format!("{path} is a Go program that calls time.LoadLocation, but the image has no zoneinfo (/usr/share/zoneinfo), so every time zone but UTC fails to load; add /usr/share/zoneinfo or build with -tags timetzdata (import _ \"time/tzdata\")"),
+            );
+        }
+    }
+    if let Some(why) = nss {
+        if !exists(ck.root, "/etc/nsswitch.conf", FileType::File) {
+            ck.warning(
+                WarningCode::NoNsswitch,
+                format!("{why}, which looks users, groups or hosts up through glibc's NSS, but the image has no /etc/nsswitch.conf (and a static glibc program also needs the libnss_* libraries it loads), so lookups fall back to built-in defaults or fail; add /etc/nsswitch.conf (e.g. `passwd: files` and `hosts: files dns`)"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A `/tmp` the process's user may create files in.
+fn tmp(ck: &mut Checker) {
+    let meta = root::resolve(ck.root, "/tmp")
+        .ok()
+        .and_then(|p| ck.root.lstat(&p));
+    let why = match meta {
+        None => "the image has no /tmp".to_string(),
+        Some(m) if m.kind != FileType::Dir => "/tmp in the image is not a directory".to_string(),
+        Some(m) if !ck.id.allows(&m, 2) || !ck.id.allows(&m, 1) => format!(
+            "/tmp (mode {:04o}, owner {}:{}) is not writable by {}",
+            m.mode,
+            m.uid,
+            m.gid,
+            ck.id.describe()
+        ),
+        Some(_) => return,
+    };
+    ck.warning(
+        WarningCode::NoWritableTmp,
+        format!("{why}, so programs that create temporary files will fail; add an empty /tmp with mode 1777"),
+    );
+}

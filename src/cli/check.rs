@@ -1,0 +1,82 @@
+//! `nobase check IMAGE`: will this image start? Exit 0 yes, 1 no (with each problem
+//! named), 3 when the image could not be read.
+
+use super::render::print_json;
+use super::Global;
+use anyhow::{Context, Result};
+use nobase::check::{self, Report};
+use nobase::image::Platform;
+use nobase::refs::ImageRef;
+use nobase::source;
+use std::io::{self, Write};
+
+/// Arguments of `nobase check`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Exit status: 0 it will start, 1 it will not (each problem is named), 3 the image could
+not be read.
+
+Examples:
+  nobase check hello:1
+  nobase check --json oci-archive:hello.tar | jq .problems")]
+pub struct Args {
+    /// The image: NAME[:TAG], oci:DIR[:REF], oci-archive:FILE[:REF] or
+    /// docker-archive:FILE[:NAME:TAG].
+    #[arg(value_name = "IMAGE")]
+    image: String,
+    /// Print one JSON document: {ok, image, command, problems, warnings}.
+    #[arg(long)]
+    json: bool,
+    /// Which platform of a multi-platform image to check (os/arch[/variant]).
+    #[arg(long, value_name = "PLATFORM")]
+    platform: Option<String>,
+}
+
+fn human(out: &mut impl Write, r: &Report) -> io::Result<()> {
+    let command = r
+        .command
+        .iter()
+        .map(|a| format!("{a:?}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if r.ok {
+        writeln!(out, "{}: will start: {command}", r.image)?;
+    } else {
+        writeln!(out, "{}: will NOT start: {command}", r.image)?;
+        for p in &r.problems {
+            let code = serde_json::to_value(p.code).unwrap_or_default();
+            writeln!(
+                out,
+                "  {}: {}",
+                code.as_str().unwrap_or("problem"),
+                p.message
+            )?;
+        }
+    }
+    for w in &r.warnings {
+        let code = serde_json::to_value(w.code).unwrap_or_default();
+        writeln!(
+            out,
+            "  warning {}: {}",
+            code.as_str().unwrap_or("warning"),
+            w.message
+        )?;
+    }
+    Ok(())
+}
+
+/// Runs `nobase check`.
+pub fn run(g: &Global, args: Args) -> Result<i32> {
+    let reference = ImageRef::parse(&args.image)?;
+    let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
+    let src = source::open(&reference, || g.store())?;
+    let image = src.image.select(platform.as_ref())?;
+    let report = check::check_image(&src.reference, image, &*src.blobs)
+        .with_context(|| format!("checking {}", src.reference))?;
+    if args.json {
+        print_json(&report)?;
+    } else if !g.quiet {
+        human(&mut io::stdout().lock(), &report)?;
+    }
+    Ok(if report.ok { 0 } else { 1 })
+}

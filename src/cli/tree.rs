@@ -1,0 +1,589 @@
+//! `nobase tree IMAGE`: what each layer adds, changes and removes, the merged final tree,
+//! and dive's efficiency and waste figures; `--ci` turns them into gates (exit 1 when a
+//! rule fails).
+
+use super::render::{human_size, print_json, print_table};
+use super::Global;
+use anyhow::{Context, Result};
+use nobase::explore::ci::{self, Gates, RuleResult};
+use nobase::explore::{self, Analysis, Change, FileInfo, Kind, LayerFile, MergedFile};
+use nobase::image::Platform;
+use nobase::imagefs::walk::Limits;
+use nobase::refs::ImageRef;
+use nobase::Error;
+use std::io::{self, IsTerminal, Write};
+
+/// Arguments of `nobase tree`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Each layer's entries are marked + added, ~ modified, = unchanged (stored again, identical)
+or - removed, against the layers below; the merged tree names the layer each file comes
+from. Efficiency and wasted bytes are dive's: a path stored by several layers counts
+whole as waste, and efficiency is the smallest version of each path over all versions
+stored. Identical files at different paths count as waste too.
+
+Exit status: 0 done (in --ci mode: every rule passed), 1 a --ci rule failed (named on
+stderr), 2 usage error, 3 the image could not be read.
+
+Examples:
+  nobase tree hello:1
+  nobase tree --layer 2 oci:./layout:app
+  nobase tree --json docker-archive:app.tar | jq .wasted_bytes
+  nobase tree --ci --lowest-efficiency 0.95 --highest-wasted-bytes 20MB app:1")]
+pub struct Args {
+    /// The image: NAME[:TAG], oci:DIR[:REF], oci-archive:FILE[:REF],
+    /// docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG].
+    #[arg(value_name = "IMAGE")]
+    image: String,
+    /// Show only this layer: its number (1 is the bottom layer) or a digest prefix.
+    #[arg(long, value_name = "N")]
+    layer: Option<String>,
+    /// Print one JSON document: {image, layers: [{digest, size, uncompressed_size,
+    /// created_by, files}], merged, total_bytes, wasted_bytes, efficiency, largest, …}.
+    #[arg(long)]
+    json: bool,
+    /// CI mode: print the summary and check the rules given (without any: dive's
+    /// defaults, --lowest-efficiency 0.9 --highest-user-wasted-percent 0.1); exit 1
+    /// when one fails.
+    #[arg(long)]
+    ci: bool,
+    /// Rule: fail when efficiency (0..1) is below F.
+    #[arg(long, value_name = "F", requires = "ci", value_parser = efficiency_arg)]
+    lowest_efficiency: Option<f64>,
+    /// Rule: fail when more than SIZE bytes are wasted (3000000, 20MB = 20 000 000 as in
+    /// dive, 1.5GiB).
+    #[arg(long, value_name = "SIZE", requires = "ci", value_parser = ci::parse_bytes)]
+    highest_wasted_bytes: Option<u64>,
+    /// Rule: fail when wasted bytes exceed this fraction of the bytes added after the
+    /// first layer (0.1, or 10%).
+    #[arg(long, value_name = "F", requires = "ci", value_parser = share_arg)]
+    highest_user_wasted_percent: Option<f64>,
+    /// Which platform of a multi-platform image to show (os/arch[/variant]).
+    #[arg(long, value_name = "PLATFORM")]
+    platform: Option<String>,
+}
+
+fn efficiency_arg(s: &str) -> Result<f64, String> {
+    ci::parse_fraction(s, Some(1.0))
+}
+
+fn share_arg(s: &str) -> Result<f64, String> {
+    ci::parse_fraction(s, None)
+}
+
+/// The `--json` document: the analysis, and the rules' outcome in CI mode.
+#[derive(serde::Serialize)]
+struct Doc<'a> {
+    #[serde(flatten)]
+    analysis: &'a Analysis,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ci: Option<CiDoc<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct CiDoc<'a> {
+    passed: bool,
+    rules: &'a [RuleResult],
+}
+
+/// Runs `nobase tree`.
+pub fn run(g: &Global, args: Args) -> Result<i32> {
+    let reference = ImageRef::parse(&args.image)?;
+    let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
+    let src = g.open_source(&reference)?;
+    let image = src.image.select(platform.as_ref())?;
+    let mut analysis = explore::analyze(&src.reference, image, &*src.blobs, Limits::default())
+        .with_context(|| format!("reading {}", src.reference))?;
+    let only = match &args.layer {
+        Some(sel) => Some(pick_layer(&analysis, sel)?),
+        None => None,
+    };
+    let rules = if args.ci {
+        let given = Gates {
+            lowest_efficiency: args.lowest_efficiency,
+            highest_wasted_bytes: args.highest_wasted_bytes,
+            highest_user_wasted_percent: args.highest_user_wasted_percent,
+        };
+        let gates = if given.is_empty() {
+            Gates::dive_defaults()
+        } else {
+            given
+        };
+        Some(ci::evaluate(&analysis, &gates))
+    } else {
+        None
+    };
+    let passed = rules
+        .as_ref()
+        .is_none_or(|r| r.iter().all(|rule| rule.passed));
+    if args.json {
+        if let Some(i) = only {
+            analysis.layers.retain(|l| l.index == i);
+        }
+        print_json(&Doc {
+            analysis: &analysis,
+            ci: rules.as_deref().map(|rules| CiDoc { passed, rules }),
+        })?;
+    } else if !g.quiet {
+        let color =
+            io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let mut out = io::stdout().lock();
+        if rules.is_none() {
+            for l in &analysis.layers {
+                if only.is_none_or(|i| i == l.index) {
+                    layer(&mut out, &analysis, l, color)?;
+                }
+            }
+            if only.is_none() {
+                merged(&mut out, &analysis, color)?;
+            }
+        }
+        drop(out);
+        summary(&analysis)?;
+        if let Some(rules) = &rules {
+            ci_report(rules, passed, color)?;
+        }
+    }
+    for w in &analysis.warnings {
+        g.note(format_args!("nobase: warning: {w}"));
+    }
+    if let Some(rules) = &rules {
+        for r in rules.iter().filter(|r| !r.passed) {
+            eprintln!("nobase: CI rule {} failed: {}", r.rule, r.message);
+        }
+    }
+    Ok(if passed { 0 } else { 1 })
+}
+
+/// The layer `--layer` names: a number from 1, or a unique digest prefix.
+fn pick_layer(a: &Analysis, sel: &str) -> Result<usize> {
+    let n = a.layers.len();
+    if let Ok(i) = sel.parse::<usize>() {
+        if (1..=n).contains(&i) {
+            return Ok(i);
+        }
+        return Err(Error::Usage(format!(
+            "--layer {i}: the image has layers 1 to {n} (1 is the bottom layer)"
+        ))
+        .into());
+    }
+    let hex = sel.strip_prefix("sha256:").unwrap_or(sel);
+    let hits: Vec<usize> = a
+        .layers
+        .iter()
+        .filter(|l| !hex.is_empty() && l.digest.hex().starts_with(hex))
+        .map(|l| l.index)
+        .collect();
+    match hits[..] {
+        [i] => Ok(i),
+        [] => Err(Error::Usage(format!(
+            "--layer {sel}: no layer has that number or digest (the image has layers 1 to {n})"
+        ))
+        .into()),
+        _ => Err(Error::Usage(format!(
+            "--layer {sel}: several layers' digests start with it; give more digits"
+        ))
+        .into()),
+    }
+}
+
+/// `drwxr-xr-x`, as `ls -l` shows a mode.
+fn perm_string(kind: Kind, mode: u32) -> String {
+    let mut s = String::with_capacity(10);
+    s.push(match kind {
+        Kind::Dir => 'd',
+        Kind::Symlink => 'l',
+        Kind::File | Kind::Hardlink => '-',
+        Kind::Other => '?',
+    });
+    let special = [(0o4000, 's', 'S'), (0o2000, 's', 'S'), (0o1000, 't', 'T')];
+    for (who, (bit, set_x, set_no_x)) in special.iter().enumerate() {
+        let shift = 6 - 3 * who as u32;
+        let bits = (mode >> shift) & 7;
+        s.push(if bits & 4 != 0 { 'r' } else { '-' });
+        s.push(if bits & 2 != 0 { 'w' } else { '-' });
+        s.push(match (bits & 1 != 0, mode & bit != 0) {
+            (true, true) => *set_x,
+            (false, true) => *set_no_x,
+            (true, false) => 'x',
+            (false, false) => '-',
+        });
+    }
+    s
+}
+
+/// One line of a drawn tree: the branch drawing and name, the item it shows (`None`
+/// for a directory only implied by the paths below it), and the bytes under it.
+struct Line {
+    drawing: String,
+    item: Option<usize>,
+    total: u64,
+}
+
+/// Draws paths (in [`explore::tree_order`]) as a tree with `├──`/`└──` branches,
+/// adding the directories they imply, handing each line to `emit` as it is drawn. A
+/// directory's total is the sum of `size` of the items under it for which `counted`
+/// holds.
+fn draw<T>(
+    items: &[T],
+    path: impl Fn(&T) -> &str,
+    size: impl Fn(&T) -> u64,
+    counted: impl Fn(&T) -> bool,
+    mut emit: impl FnMut(Line) -> io::Result<()>,
+) -> io::Result<()> {
+    struct Node {
+        name: String,
+        item: Option<usize>,
+        children: Vec<usize>,
+        total: u64,
+    }
+    let mut nodes = vec![Node {
+        name: String::new(),
+        item: None,
+        children: Vec::new(),
+        total: 0,
+    }];
+    for (i, it) in items.iter().enumerate() {
+        let comps: Vec<&str> = path(it).split('/').filter(|c| !c.is_empty()).collect();
+        let mut at = 0;
+        for (depth, comp) in comps.iter().enumerate() {
+            let last = depth + 1 == comps.len();
+            // Items come in tree order, so an existing child can only be the newest.
+            let existing = nodes[at]
+                .children
+                .last()
+                .copied()
+                .filter(|&c| nodes[c].name == *comp && !(last && nodes[c].item.is_some()));
+            at = match existing {
+                Some(c) => c,
+                None => {
+                    nodes.push(Node {
+                        name: comp.to_string(),
+                        item: None,
+                        children: Vec::new(),
+                        total: 0,
+                    });
+                    let id = nodes.len() - 1;
+                    nodes[at].children.push(id);
+                    id
+                }
+            };
+            if last {
+                nodes[at].item = Some(i);
+            }
+        }
+    }
+    // Children always come after their parent in the arena, so one backward pass sums.
+    for id in (0..nodes.len()).rev() {
+        let own = nodes[id]
+            .item
+            .map(|i| &items[i])
+            .filter(|it| counted(it))
+            .map_or(0, &size);
+        let below: u64 = nodes[id].children.iter().map(|&c| nodes[c].total).sum();
+        nodes[id].total = own + below;
+    }
+    // Depth first, drawing each line as it is reached; `lasts[d]` says whether the
+    // ancestor at depth d was the last of its siblings (no more `│` below it).
+    let mut lasts: Vec<bool> = Vec::new();
+    let mut stack: Vec<(usize, usize, bool)> = nodes[0]
+        .children
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(k, &c)| (c, 0, k == 0))
+        .collect();
+    while let Some((id, depth, last)) = stack.pop() {
+        lasts.truncate(depth);
+        let mut drawing: String = lasts
+            .iter()
+            .map(|&l| if l { "    " } else { "│   " })
+            .collect();
+        drawing.push_str(if last { "└── " } else { "├── " });
+        drawing.push_str(&nodes[id].name);
+        emit(Line {
+            drawing,
+            item: nodes[id].item,
+            total: nodes[id].total,
+        })?;
+        lasts.push(last);
+        for (k, &c) in nodes[id].children.iter().rev().enumerate() {
+            stack.push((c, depth + 1, k == 0));
+        }
+    }
+    Ok(())
+}
+
+const RESET: &str = "\x1b[0m";
+
+fn paint(color: bool, code: &str, text: &str) -> String {
+    if color {
+        format!("\x1b[{code}m{text}{RESET}")
+    } else {
+        text.to_string()
+    }
+}
+
+/// Draws `items` as a tree, each row led by the cell (and colour) `lead` gives it, then
+/// permissions, owner, size (a directory's: the bytes under it) and the branch.
+fn tree_rows<T>(
+    out: &mut impl Write,
+    items: &[T],
+    info: impl Fn(&T) -> &FileInfo,
+    lead: impl Fn(&T) -> (&'static str, String),
+    removed: impl Fn(&T) -> bool,
+    color: bool,
+) -> io::Result<()> {
+    // Widths are known before drawing (sizes are at most 8 characters: `1023 KiB`), so
+    // each line is written as it is drawn, however many entries the tree has.
+    let owner = |f: &FileInfo| format!("{}:{}", f.uid, f.gid);
+    let lead_w = items.iter().map(|it| lead(it).1.len()).max().unwrap_or(1);
+    let owner_w = items
+        .iter()
+        .map(|it| owner(info(it)).len())
+        .max()
+        .unwrap_or(0);
+    let (perm_w, size_w) = (10, 8);
+    draw(
+        items,
+        |it| &info(it).path,
+        |it| info(it).size,
+        |it| !removed(it),
+        |line| {
+            let Some(it) = line.item.map(|i| &items[i]) else {
+                // A directory only implied by the paths below it.
+                let size = human_size(line.total);
+                return writeln!(
+                    out,
+                    "  {:lead_w$} {:perm_w$} {:owner_w$} {size:>size_w$}  {}",
+                    "", "", "", line.drawing
+                );
+            };
+            let f = info(it);
+            let (code, first) = lead(it);
+            let (perm, own) = if removed(it) {
+                (String::new(), String::new())
+            } else {
+                (perm_string(f.kind, f.mode), owner(f))
+            };
+            let size = match f.kind {
+                Kind::Dir if !removed(it) => line.total,
+                _ => f.size,
+            };
+            let drawing = match (f.kind, &f.target) {
+                (Kind::Symlink, Some(t)) => format!("{} -> {t}", line.drawing),
+                (Kind::Hardlink, Some(t)) => format!("{} => {t}", line.drawing),
+                _ => line.drawing,
+            };
+            let text = format!(
+                "  {first:lead_w$} {perm:perm_w$} {own:owner_w$} {:>size_w$}  {drawing}",
+                human_size(size)
+            );
+            writeln!(out, "{}", paint(color && !code.is_empty(), code, &text))
+        },
+    )?;
+    writeln!(out)
+}
+
+fn layer(out: &mut impl Write, a: &Analysis, l: &explore::Layer, color: bool) -> io::Result<()> {
+    let head = format!(
+        "Layer {}/{}  {}  {} ({} uncompressed, {} in files)",
+        l.index,
+        a.layers.len(),
+        l.digest,
+        human_size(l.size),
+        human_size(l.uncompressed_size),
+        human_size(l.file_bytes),
+    );
+    writeln!(out, "{}", paint(color, "1", &head))?;
+    if let Some(c) = &l.created_by {
+        writeln!(out, "  created by: {}", c.trim())?;
+    }
+    let mark = |f: &LayerFile| {
+        let (mark, code) = match f.change {
+            Change::Added => ("+", "32"),
+            Change::Modified => ("~", "33"),
+            Change::Unchanged => ("=", "2"),
+            Change::Removed => ("-", "31"),
+        };
+        (code, mark.to_string())
+    };
+    let removed = |f: &LayerFile| f.change == Change::Removed;
+    tree_rows(out, &l.files, |f| &f.info, mark, removed, color)
+}
+
+fn merged(out: &mut impl Write, a: &Analysis, color: bool) -> io::Result<()> {
+    let head = format!(
+        "Merged tree  {} in {} files",
+        human_size(a.final_bytes),
+        a.merged.iter().filter(|f| f.info.kind != Kind::Dir).count()
+    );
+    writeln!(out, "{}", paint(color, "1", &head))?;
+    let lead = |f: &MergedFile| ("", format!("L{}", f.layer));
+    tree_rows(out, &a.merged, |f| &f.info, lead, |_| false, color)
+}
+
+fn percent(f: f64) -> String {
+    format!("{:.1} %", f * 100.0)
+}
+
+fn summary(a: &Analysis) -> io::Result<()> {
+    let compressed: u64 = a.layers.iter().map(|l| l.size).sum();
+    print_table(&[
+        vec!["Image".to_string(), format!("{} ({})", a.image, a.platform)],
+        vec![
+            "Total size".into(),
+            format!(
+                "{} of files in {} layers ({} compressed); final tree {}",
+                human_size(a.total_bytes),
+                a.layers.len(),
+                human_size(compressed),
+                human_size(a.final_bytes)
+            ),
+        ],
+        vec![
+            "Wasted".into(),
+            format!(
+                "{} ({} overwritten or removed, {} in duplicate files)",
+                human_size(a.wasted_bytes),
+                human_size(a.wasted.overwritten_or_removed),
+                human_size(a.wasted.duplicates)
+            ),
+        ],
+        vec![
+            "User wasted".into(),
+            format!(
+                "{} of the {} added after the first layer",
+                percent(a.user_wasted_percent),
+                human_size(a.user_bytes)
+            ),
+        ],
+        vec!["Efficiency".into(), percent(a.efficiency)],
+    ])?;
+    let mut out = io::stdout().lock();
+    let largest = a.largest.iter().map(|f| {
+        let text = format!("{}  (layer {})", f.path, f.layer);
+        (human_size(f.size), text)
+    });
+    list(&mut out, "Largest files", largest)?;
+    let stored = a.inefficient.iter().map(|f| {
+        let text = format!("{}  ({} layers)", f.path, f.count);
+        (human_size(f.bytes), text)
+    });
+    list(&mut out, "Stored by more than one layer", stored)?;
+    let identical = a.duplicates.iter().map(|d| {
+        let size = format!("{} ×{}", human_size(d.size), d.paths.len());
+        (size, d.paths.join(" "))
+    });
+    list(&mut out, "Identical files", identical)
+}
+
+/// A titled list of (size, text) rows, sizes right-aligned; nothing when it is empty.
+fn list(
+    out: &mut impl Write,
+    title: &str,
+    items: impl Iterator<Item = (String, String)>,
+) -> io::Result<()> {
+    let rows: Vec<(String, String)> = items.collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "{title}:")?;
+    let w = rows
+        .iter()
+        .map(|(s, _)| s.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (size, text) in rows {
+        writeln!(out, "  {size:>w$}  {text}")?;
+    }
+    Ok(())
+}
+
+fn ci_report(rules: &[RuleResult], passed: bool, color: bool) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out)?;
+    let failed = rules.iter().filter(|r| !r.passed).count();
+    for r in rules {
+        let verdict = if r.passed {
+            paint(color, "32", "PASS")
+        } else {
+            paint(color, "1;31", "FAIL")
+        };
+        writeln!(out, "  {verdict}  {}: {}", r.rule, r.message)?;
+    }
+    let result = if passed {
+        paint(color, "32", "PASS")
+    } else {
+        paint(color, "1;31", "FAIL")
+    };
+    writeln!(
+        out,
+        "Result: {result} ({} of {} rules failed)",
+        failed,
+        rules.len()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_read_like_ls() {
+        let cases = [
+            (Kind::Dir, 0o755, "drwxr-xr-x"),
+            (Kind::File, 0o644, "-rw-r--r--"),
+            (Kind::File, 0o4755, "-rwsr-xr-x"),
+            (Kind::File, 0o2644, "-rw-r-Sr--"),
+            (Kind::Dir, 0o1777, "drwxrwxrwt"),
+            (Kind::Symlink, 0o777, "lrwxrwxrwx"),
+            (Kind::Other, 0o600, "?rw-------"),
+        ];
+        for (kind, mode, want) in cases {
+            assert_eq!(perm_string(kind, mode), want, "{mode:o}");
+        }
+    }
+
+    #[test]
+    fn trees_draw_with_implied_directories_and_totals() {
+        let items = [("/a/b", 5u64), ("/a/c/d", 7), ("/e", 1)];
+        let mut got = Vec::new();
+        draw(
+            &items,
+            |i| i.0,
+            |i| i.1,
+            |_| true,
+            |l| {
+                got.push((l.drawing, l.item, l.total));
+                Ok(())
+            },
+        )
+        .unwrap();
+        let want = vec![
+            ("├── a".to_string(), None, 12),
+            ("│   ├── b".into(), Some(0), 5),
+            ("│   └── c".into(), None, 7),
+            ("│       └── d".into(), Some(1), 7),
+            ("└── e".into(), Some(2), 1),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_same_path_twice_draws_twice() {
+        let mut items = Vec::new();
+        draw(
+            &["/v/x", "/v/x"],
+            |i| i,
+            |_| 1,
+            |_| true,
+            |l| {
+                items.push(l.item);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(items, vec![None, Some(0), Some(1)]);
+    }
+}

@@ -1,0 +1,183 @@
+//! The documentation cannot rot: every ```sh block of README.md, GUIDE.md and FAQ.md runs
+//! here, in order, in one sandbox per file (HOME, the store and a registry of its own),
+//! with the built nobase first on PATH. A line ending in `# exits N` must exit with N;
+//! every other command must succeed. Blocks fenced as `console` or `text` are shown, not
+//! run (the README's quick start is what CI itself runs: scripts/setup, scripts/test,
+//! scripts/demo).
+
+use crate::util::*;
+use std::path::Path;
+use std::process::Command;
+
+/// The ```sh blocks of a markdown file, with their first line numbers.
+fn sh_blocks(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut cur: Option<(usize, String)> = None;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim_start();
+        match &mut cur {
+            None if t.starts_with("```sh") || t.starts_with("```bash") => {
+                cur = Some((i + 2, String::new()))
+            }
+            Some(_) if t.starts_with("```") => out.push(cur.take().expect("in a block")),
+            Some((_, body)) => {
+                body.push_str(line);
+                body.push('\n');
+            }
+            None => {}
+        }
+    }
+    out
+}
+
+/// Rewrites `cmd  # exits N` lines into a call that checks the exit code.
+fn script(block: &str) -> String {
+    let mut s = String::from(
+        "set -euo pipefail\n\
+         expect_exit() { local want=$1 cmd=$2 rc; set +e; eval \"$cmd\"; rc=$?; set -e;\n\
+           if [ \"$rc\" -ne \"$want\" ]; then echo \"expected exit $want, got $rc: $cmd\" >&2; exit 1; fi; }\n",
+    );
+    for line in block.lines() {
+        if let Some((cmd, n)) = line.rsplit_once("# exits ") {
+            if let Ok(n) = n.trim().parse::<i32>() {
+                s.push_str(&format!(
+                    "expect_exit {n} '{}'\n",
+                    cmd.trim().replace('\'', "'\\''")
+                ));
+                continue;
+            }
+        }
+        s.push_str(line);
+        s.push('\n');
+    }
+    s
+}
+
+fn run_doc(file: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return;
+    };
+    let blocks = sh_blocks(&text);
+    if blocks.is_empty() {
+        return;
+    }
+    let env = Env::new();
+    let home = env.path("home");
+    let bin = env.path("bin");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(nobase_bin(), bin.join("nobase")).unwrap();
+    std::fs::write(
+        env.path("hello.c"),
+        "#include <stdio.h>\nint main(void) { puts(\"hello world\"); return 0; }\n",
+    )
+    .unwrap();
+    let path_var = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let registry = if text.contains("$REGISTRY") {
+        start_registry(&env)
+    } else {
+        None
+    };
+    for (line, block) in blocks {
+        let mut c = Command::new("bash");
+        c.arg("-c")
+            .arg(script(&block))
+            .current_dir(env.dir.path())
+            .env("HOME", &home)
+            .env("PATH", &path_var)
+            .env_remove("NOBASE_STORE")
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("SOURCE_DATE_EPOCH");
+        if let Some(r) = &registry {
+            c.env("REGISTRY", &r.addr);
+        }
+        let r = run(&mut c);
+        assert_eq!(
+            r.code, 0,
+            "{file}:{line}: the block failed\n--- block\n{block}--- stdout\n{}--- stderr\n{}",
+            r.stdout, r.stderr
+        );
+    }
+}
+
+/// A docker-registry on a free loopback port for the examples that push and pull.
+struct Registry {
+    addr: String,
+    child: std::process::Child,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_registry(env: &Env) -> Option<Registry> {
+    if !have("docker-registry") {
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = env.path("registry.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {}}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n",
+            env.path("registry-data").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let addr = format!("127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            return Some(Registry { addr, child });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("docker-registry did not start on {addr}");
+}
+
+#[test]
+fn readme_examples_run() {
+    run_doc("README.md");
+}
+
+#[test]
+fn guide_examples_run() {
+    run_doc("GUIDE.md");
+}
+
+#[test]
+fn faq_examples_run() {
+    run_doc("FAQ.md");
+}
+
+#[test]
+fn exit_code_annotations_are_enforced() {
+    let s = script("false # exits 1\ntrue\n");
+    let r = run(Command::new("bash").arg("-c").arg(&s));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let s = script("true # exits 1\n");
+    let r = run(Command::new("bash").arg("-c").arg(&s));
+    assert_eq!(r.code, 1, "an unmet expectation must fail");
+    assert_eq!(
+        sh_blocks("a\n```sh\nx\ny\n```\n```console\nz\n```\n"),
+        vec![(3, "x\ny\n".to_string())]
+    );
+}

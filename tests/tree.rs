@@ -1,0 +1,574 @@
+//! `nobase tree` on images nobase did not make: a three-layer umoci image (overwrite,
+//! whiteout, an empty-layer config step), judged against `umoci unpack`'s rootfs and
+//! skopeo's view of the layers; the same image through oci-archive, docker-archive, a
+//! registry and the store;
+//! the CI gates; hostile layers; and a 700 MB layer read with flat memory.
+
+use crate::check::{craft, refuses_hostile_layers};
+use crate::registry::{Auth, Registry};
+use crate::util::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[track_caller]
+fn ok(cmd: &mut Command) {
+    let r = run(cmd);
+    assert_eq!(r.code, 0, "{cmd:?}:\n{}{}", r.stdout, r.stderr);
+}
+
+/// Bytes that do not compress and differ per seed (xorshift), so no two files of the
+/// image are identical unless a test makes them so.
+fn noise(seed: u32, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 4);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn write(path: &Path, bytes: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A new empty image made by umoci in `env`; returns its reference (`DIR:latest`).
+fn umoci_new(env: &Env) -> String {
+    let layout = env.path("oci");
+    let image = format!("{}:latest", layout.display());
+    ok(Command::new("umoci")
+        .arg("init")
+        .arg("--layout")
+        .arg(&layout));
+    ok(Command::new("umoci").args(["new", "--image", &image]));
+    image
+}
+
+/// `umoci insert` of a directory at `/`, with a history entry saying `created_by`.
+fn umoci_insert(image: &str, dir: &Path, created_by: &str) {
+    ok(Command::new("umoci")
+        .args([
+            "insert",
+            "--image",
+            image,
+            "--history.created_by",
+            created_by,
+        ])
+        .arg(dir)
+        .arg("/"));
+}
+
+const BIG: usize = 3_000_000;
+const KEEP: usize = 400_000;
+const GONE: usize = 100_000;
+const COPY: usize = 50_000;
+
+/// The three-layer image: layer 1 adds /app (a 3 MB file among others), a config step
+/// makes no layer, layer 2 overwrites the 3 MB file with a small one, layer 3 deletes
+/// /app/gone by whiteout. Returns the umoci reference (`DIR:latest`).
+fn three_layers(env: &Env) -> String {
+    let image = umoci_new(env);
+    let l1 = env.path("l1");
+    write(&l1.join("app/big"), &noise(1, BIG));
+    write(&l1.join("app/keep"), &noise(2, KEEP));
+    write(&l1.join("app/gone"), &noise(3, GONE));
+    write(&l1.join("app/copy1"), &noise(4, COPY));
+    write(&l1.join("app/copy2"), &noise(4, COPY));
+    write(&l1.join("etc/motd"), b"hello\n");
+    umoci_insert(&image, &l1, "COPY app /app");
+    ok(Command::new("umoci").args([
+        "config",
+        "--image",
+        &image,
+        "--history.created_by",
+        "ENTRYPOINT [\"/app/keep\"]",
+        "--config.entrypoint",
+        "/app/keep",
+    ]));
+    let l2 = env.path("l2");
+    write(&l2.join("app/big"), b"small now\n");
+    umoci_insert(&image, &l2, "RUN shrink /app/big");
+    ok(Command::new("umoci").args([
+        "insert",
+        "--image",
+        &image,
+        "--history.created_by",
+        "RUN rm /app/gone",
+        "--whiteout",
+        "/app/gone",
+    ]));
+    image
+}
+
+/// Files (not directories) under `root` with their sizes, as `/path`.
+fn files_under(root: &Path, prefix: &str, out: &mut BTreeMap<String, u64>) {
+    for e in std::fs::read_dir(root).unwrap().flatten() {
+        let path = format!("{prefix}/{}", e.file_name().to_string_lossy());
+        let m = e.metadata().unwrap();
+        if m.is_dir() {
+            files_under(&e.path(), &path, out);
+        } else {
+            out.insert(path, m.len());
+        }
+    }
+}
+
+/// `path → change` of one layer of `tree --json`.
+fn changes(layer: &Value) -> BTreeMap<String, String> {
+    layer["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["change"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The human output's lines between the header starting with `head` and the next blank
+/// line.
+fn section<'a>(out: &'a str, head: &str) -> Vec<&'a str> {
+    out.lines()
+        .skip_while(|l| !l.starts_with(head))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect()
+}
+
+/// True when a line of `lines` starts (after its indent) with `first` and draws `name`
+/// as the last thing on it.
+fn has_line(lines: &[&str], first: &str, name: &str) -> bool {
+    lines
+        .iter()
+        .any(|l| l.trim_start().starts_with(first) && l.ends_with(&format!("── {name}")))
+}
+
+#[test]
+fn tree_shows_each_layer_and_the_waste_of_an_umoci_image() {
+    if !(have("umoci") && have("skopeo")) {
+        return;
+    }
+    let env = Env::new();
+    let image = three_layers(&env);
+    let reference = format!("oci:{image}");
+
+    // Human output: every file under its layer with its mark, the merged tree with the
+    // layer each file comes from.
+    let human = env.nobase(&["tree", &reference]).ok().stdout;
+    let l1 = section(&human, "Layer 1/3");
+    for name in [
+        "app", "big", "keep", "gone", "copy1", "copy2", "etc", "motd",
+    ] {
+        assert!(has_line(&l1, "+ ", name), "layer 1 {name}:\n{human}");
+    }
+    assert!(human.contains("created by: COPY app /app"), "{human}");
+    let l2 = section(&human, "Layer 2/3");
+    assert!(has_line(&l2, "~ ", "big"), "{human}");
+    assert!(human.contains("created by: RUN shrink /app/big"), "{human}");
+    let l3 = section(&human, "Layer 3/3");
+    assert!(has_line(&l3, "- ", "gone"), "{human}");
+    assert!(!l3.iter().any(|l| l.ends_with("── big")), "{human}");
+    let merged = section(&human, "Merged tree");
+    for (layer, name) in [
+        ("L2", "big"),
+        ("L1", "keep"),
+        ("L1", "copy1"),
+        ("L1", "motd"),
+    ] {
+        assert!(has_line(&merged, layer, name), "merged {name}:\n{human}");
+    }
+    assert!(!merged.iter().any(|l| l.ends_with("── gone")), "{human}");
+    assert!(human.contains("Efficiency"), "{human}");
+    // Colours only on a terminal (script gives it one), and never with NO_COLOR.
+    assert!(!human.contains('\x1b'), "{human}");
+    if have("script") {
+        let line = format!("{} tree {reference}", nobase_bin().display());
+        let tty = |no_color: bool| {
+            let mut c = Command::new("script");
+            c.args(["-qec", &line, "/dev/null"]);
+            if no_color {
+                c.env("NO_COLOR", "1");
+            } else {
+                c.env_remove("NO_COLOR");
+            }
+            run(&mut c).stdout
+        };
+        assert!(
+            tty(false).contains("\x1b[32m  + "),
+            "no colour on a terminal"
+        );
+        assert!(!tty(true).contains('\x1b'), "colour despite NO_COLOR");
+    }
+
+    // JSON: the same marks, the history mapped past the empty-layer config step.
+    let j = env.nobase(&["tree", "--json", &reference]).ok().json();
+    let layers = j["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3);
+    let c = |i: usize, p: &str| changes(&layers[i]).get(p).cloned();
+    assert_eq!(c(0, "/app/big").as_deref(), Some("added"));
+    assert_eq!(c(0, "/etc/motd").as_deref(), Some("added"));
+    assert_eq!(c(1, "/app/big").as_deref(), Some("modified"));
+    assert_eq!(c(2, "/app/gone").as_deref(), Some("removed"));
+    assert_eq!(changes(&layers[1]).get("/app/keep"), None);
+    let created: Vec<&str> = layers
+        .iter()
+        .map(|l| l["created_by"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        created,
+        ["COPY app /app", "RUN shrink /app/big", "RUN rm /app/gone"]
+    );
+    let removed = layers[2]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/app/gone")
+        .unwrap();
+    assert_eq!(removed["size"], GONE as u64);
+
+    // Layers as skopeo sees them: digests and compressed sizes.
+    let raw = run(Command::new("skopeo").args(["inspect", "--raw", &reference]));
+    let manifest: Value = serde_json::from_str(&raw.stdout).unwrap();
+    for (mine, theirs) in layers.iter().zip(manifest["layers"].as_array().unwrap()) {
+        assert_eq!(mine["digest"], theirs["digest"]);
+        assert_eq!(mine["size"], theirs["size"]);
+        let (tar, data) = (&mine["uncompressed_size"], &mine["file_bytes"]);
+        assert!(tar.as_u64().unwrap() > data.as_u64().unwrap(), "{mine}");
+    }
+
+    // The merged tree is what umoci unpacks: the same files, the same sizes.
+    let bundle = umoci_unpack(&env, &image).unwrap();
+    let mut unpacked = BTreeMap::new();
+    files_under(&bundle.join("rootfs"), "", &mut unpacked);
+    let mine: BTreeMap<String, u64> = j["merged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] != "dir")
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["size"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(mine, unpacked);
+    let from: BTreeMap<&str, u64> = j["merged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["path"].as_str().unwrap(), f["layer"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(from["/app/big"], 2);
+    assert_eq!(from["/app/keep"], 1);
+
+    // ~3 MB wasted: the overwritten 3 MB file (with its small successor, as dive
+    // counts), the removed file, and one extra copy of the duplicated file.
+    let small = "small now\n".len() as u64;
+    let wasted = j["wasted_bytes"].as_u64().unwrap();
+    assert_eq!(
+        j["wasted"]["overwritten_or_removed"].as_u64().unwrap(),
+        BIG as u64 + small + GONE as u64
+    );
+    assert_eq!(j["wasted"]["duplicates"].as_u64().unwrap(), COPY as u64);
+    assert!((3_000_000..3_300_000).contains(&wasted), "{wasted}");
+    // dive's efficiency: the smallest version of each path over all versions stored.
+    let total = (BIG + KEEP + GONE + 2 * COPY + 6) as u64 + small;
+    assert_eq!(j["total_bytes"].as_u64().unwrap(), total);
+    let min = (KEEP + 2 * COPY + 6) as u64 + small;
+    let eff = j["efficiency"].as_f64().unwrap();
+    assert!((eff - min as f64 / total as f64).abs() < 1e-9, "{eff}");
+    assert!(eff < 0.9 && eff > 0.1, "{eff}");
+    assert_eq!(j["largest"][0]["path"], "/app/keep");
+    let dups = &j["duplicates"][0]["paths"];
+    assert_eq!(dups, &serde_json::json!(["/app/copy1", "/app/copy2"]));
+
+    // --layer shows one layer; numbers outside the image are usage errors.
+    let one = env
+        .nobase(&["tree", "--layer", "2", &reference])
+        .ok()
+        .stdout;
+    assert!(
+        one.contains("Layer 2/3") && !one.contains("Layer 1/3"),
+        "{one}"
+    );
+    assert!(!one.contains("Merged tree"), "{one}");
+    let digest = layers[2]["digest"].as_str().unwrap();
+    let by_digest = env
+        .nobase(&["tree", "--json", "--layer", &digest[..19], &reference])
+        .ok()
+        .json();
+    assert_eq!(by_digest["layers"].as_array().unwrap().len(), 1);
+    assert_eq!(by_digest["layers"][0]["index"], 3);
+    let r = env.nobase(&["tree", "--layer", "4", &reference]).code(2);
+    assert!(r.stderr.contains("layers 1 to 3"), "{}", r.stderr);
+
+    // The CI gates.
+    for (args, code, rule) in [
+        (&["--lowest-efficiency", "0.95"][..], 1, "lowest-efficiency"),
+        (&["--lowest-efficiency", "0.1"][..], 0, ""),
+        (
+            &["--highest-wasted-bytes", "1MB"][..],
+            1,
+            "highest-wasted-bytes",
+        ),
+        (&["--highest-wasted-bytes", "20MB"][..], 0, ""),
+        (
+            &["--highest-wasted-bytes", "3000000"][..],
+            1,
+            "highest-wasted-bytes",
+        ),
+        (
+            &["--highest-user-wasted-percent", "0.5"][..],
+            1,
+            "highest-user-wasted-percent",
+        ),
+        (
+            &[
+                "--lowest-efficiency",
+                "0.1",
+                "--highest-wasted-bytes",
+                "2MiB",
+            ][..],
+            1,
+            "highest-wasted-bytes",
+        ),
+        // No rule: dive's defaults (efficiency 0.9 fails here).
+        (&[][..], 1, "lowest-efficiency"),
+    ] {
+        let mut a = vec!["tree", "--ci"];
+        a.extend_from_slice(args);
+        a.push(&reference);
+        let r = env.nobase(&a).code(code);
+        if code == 1 {
+            assert!(
+                r.stderr.contains(&format!("CI rule {rule} failed")),
+                "{args:?}: {}",
+                r.stderr
+            );
+            assert!(r.stdout.contains(&format!("FAIL  {rule}")), "{}", r.stdout);
+        } else {
+            assert!(r.stdout.contains("Result: PASS"), "{}", r.stdout);
+        }
+    }
+    let r = env
+        .nobase(&[
+            "tree",
+            "--json",
+            "--ci",
+            "--lowest-efficiency",
+            "0.95",
+            &reference,
+        ])
+        .code(1);
+    let ci = &r.json()["ci"];
+    assert_eq!(ci["passed"], false);
+    assert_eq!(ci["rules"][0]["rule"], "lowest-efficiency");
+    for bad in [
+        &["--lowest-efficiency", "0.5"][..],
+        &["--ci", "--lowest-efficiency", "1.5"][..],
+        &["--ci", "--highest-wasted-bytes", "lots"][..],
+    ] {
+        let mut a = vec!["tree"];
+        a.extend_from_slice(bad);
+        a.push(&reference);
+        env.nobase(&a).code(2);
+    }
+}
+
+/// The numbers of `tree --json` that do not depend on how the layers are stored.
+fn numbers(j: &Value) -> Value {
+    let layers: Vec<Value> = j["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "uncompressed_size": l["uncompressed_size"],
+                "file_bytes": l["file_bytes"],
+                "created_by": l["created_by"],
+                "files": l["files"],
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "layers": layers,
+        "merged": j["merged"],
+        "total_bytes": j["total_bytes"],
+        "wasted_bytes": j["wasted_bytes"],
+        "efficiency": j["efficiency"],
+        "largest": j["largest"],
+    })
+}
+
+#[test]
+fn archives_of_the_image_give_the_same_numbers() {
+    if !(have("umoci") && have("skopeo")) {
+        return;
+    }
+    let env = Env::new();
+    let image = three_layers(&env);
+    let want = numbers(
+        &env.nobase(&["tree", "--json", &format!("oci:{image}")])
+            .ok()
+            .json(),
+    );
+    let oci_archive = env.path("img-oci.tar");
+    let docker_archive = env.path("img-docker.tar");
+    ok(Command::new("skopeo").args([
+        "copy",
+        "--quiet",
+        &format!("oci:{image}"),
+        &format!("oci-archive:{}:v1", oci_archive.display()),
+    ]));
+    ok(Command::new("skopeo").args([
+        "copy",
+        "--quiet",
+        &format!("oci:{image}"),
+        &format!("docker-archive:{}:app:1", docker_archive.display()),
+    ]));
+    let mut references = vec![
+        format!("oci-archive:{}", oci_archive.display()),
+        format!("docker-archive:{}", docker_archive.display()),
+    ];
+    // A registry on loopback (plain HTTP), and the local store after a pull from it.
+    let registry = Registry::start(Auth::None);
+    if let Some(reg) = &registry {
+        let remote = format!("docker://{}/tree/app:1", reg.host());
+        ok(Command::new("skopeo").args([
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+            &format!("oci:{image}"),
+            &remote,
+        ]));
+        env.nobase(&["pull", "-q", &remote, "-t", "app:1"]).ok();
+        references.push(remote);
+        references.push("app:1".into());
+    }
+    for reference in references {
+        let got = env.nobase(&["tree", "--json", &reference]).ok().json();
+        assert_eq!(numbers(&got), want, "{reference}");
+        let r = env.nobase(&["tree", "--ci", "--lowest-efficiency", "0.95", &reference]);
+        assert_eq!(r.code, 1, "{reference}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn hostile_layers_are_listed_where_written_or_refused_and_never_followed() {
+    if !have("python3") {
+        return;
+    }
+    let env = Env::new();
+    let victim = env.path("victim");
+    std::fs::write(&victim, "untouched").unwrap();
+    let v = victim.to_str().unwrap().to_string();
+    // A name no host has: if anything were followed out of the image, it would appear.
+    let sentinel = format!("nobase-tree-sentinel-{}", std::process::id());
+    refuses_hostile_layers(&env, "tree", &v);
+    let dir = craft(
+        &env,
+        "contained",
+        serde_json::json!({"layers": [
+            [{"name": "escape", "type": "symlink", "link": "../../../../../../"},
+             {"name": "abs", "type": "symlink", "link": "/"},
+             {"name": "hostvictim", "type": "symlink", "link": v},
+             {"name": "/etc/abs-name", "data": "absolute"}],
+            [{"name": format!("escape/tmp/{sentinel}"), "data": "e"},
+             {"name": format!("/abs/tmp/{sentinel}-2"), "data": "a"},
+             {"name": "hostvictim", "data": "overwritten"},
+             {"name": v.clone(), "data": "overwritten too"},
+             {"name": "escape/.wh.etc", "data": ""}],
+        ]}),
+    );
+    let reference = format!("oci:{}:latest", dir.display());
+    let r = env.nobase(&["tree", "--json", &reference]).ok();
+    let j = r.json();
+    let merged: BTreeMap<String, Value> = j["merged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["path"].as_str().unwrap().to_string(), f.clone()))
+        .collect();
+    // Listed where the layers write them, inside the image.
+    assert_eq!(merged["/etc/abs-name"]["kind"], "file");
+    assert!(
+        merged.contains_key(&format!("/escape/tmp/{sentinel}")),
+        "{merged:?}"
+    );
+    assert!(
+        merged.contains_key(&format!("/abs/tmp/{sentinel}-2")),
+        "{merged:?}"
+    );
+    assert!(merged.contains_key(&v), "{merged:?}");
+    assert_eq!(merged["/hostvictim"]["kind"], "file");
+    // The whiteout through a symlink deletes nothing of the image's /etc.
+    assert!(merged.contains_key("/etc/abs-name"));
+    let warnings = j["warnings"].to_string();
+    assert!(
+        warnings.contains("is written below /escape, which is a symlink"),
+        "{warnings}"
+    );
+    assert!(warnings.contains("not followed"), "{warnings}");
+    // The human output lists them too, and the warnings go to stderr.
+    let r = env.nobase(&["tree", &reference]).ok();
+    assert!(r.stdout.contains(&sentinel), "{}", r.stdout);
+    assert!(r.stderr.contains("warning"), "{}", r.stderr);
+    // Nothing outside the image was touched or created.
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+    for p in [
+        PathBuf::from("/tmp").join(&sentinel),
+        PathBuf::from("/tmp").join(format!("{sentinel}-2")),
+        std::env::temp_dir().join(&sentinel),
+    ] {
+        assert!(!p.exists(), "{} was created", p.display());
+    }
+}
+
+#[test]
+fn a_700_mb_layer_is_summarized_with_flat_memory() {
+    if !(have("umoci") && have("time")) {
+        return;
+    }
+    let env = Env::new();
+    let image = umoci_new(&env);
+    // 700 MB of zeros (a sparse file: cheap to make, quick to gzip) and some noise.
+    let stage = env.path("big");
+    const SIZE: u64 = 700_000_000;
+    std::fs::create_dir_all(stage.join("data")).unwrap();
+    std::fs::File::create(stage.join("data/zeros"))
+        .unwrap()
+        .set_len(SIZE)
+        .unwrap();
+    write(&stage.join("data/noise"), &noise(9, 1 << 20));
+    umoci_insert(&image, &stage, "COPY data /data");
+    let r = run(Command::new("/usr/bin/time")
+        .args(["-f", "peak-rss-kib=%M"])
+        .arg(nobase_bin())
+        .args(["tree", "--json", &format!("oci:{image}")]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let j: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(j["total_bytes"].as_u64().unwrap(), SIZE + (1 << 20));
+    assert_eq!(j["largest"][0]["path"], "/data/zeros");
+    assert_eq!(j["efficiency"], 1.0);
+    let rss_kib: u64 = r
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("peak-rss-kib="))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS in {}", r.stderr));
+    // Far below the input: file contents are streamed and hashed, never held.
+    assert!(
+        rss_kib < 100 * 1024,
+        "peak RSS {rss_kib} KiB for a {SIZE}-byte layer"
+    );
+}
