@@ -6,6 +6,7 @@
 use crate::elf::ReadAt;
 use crate::error::{Error, Result};
 use crate::root::{self, FileType, Meta, ResolveError, Root};
+use crate::run::user::UserError;
 use crate::tree::{Content, Entry, ImageTree, Node};
 use std::io;
 use std::sync::Arc;
@@ -199,30 +200,18 @@ pub fn parse_owner(spec: &str, fs: &dyn Root) -> std::result::Result<Owner, Stri
     if user.is_empty() || group == Some("") {
         return Err(format!("{spec:?} is not USER[:GROUP]"));
     }
-    let lookup = |file: &str, name: &str, what: &str| -> std::result::Result<u32, String> {
-        let bytes = root::read_file(fs, file, 4 << 20).map_err(|_| {
-            format!("{what} {name:?} is a name, and the image has no {file} to look it up in; use a number")
-        })?;
-        let text = String::from_utf8_lossy(&bytes);
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .find_map(|l| {
-                let mut f = l.split(':');
-                (f.next() == Some(name))
-                    .then(|| f.nth(1).and_then(|id| id.trim().parse::<u32>().ok()))
-                    .flatten()
-            })
-            .ok_or_else(|| format!("no {what} {name:?} in the image's {file}"))
-    };
-    let id = |s: &str, file: &str, what: &str| match s.parse::<u32>() {
-        Ok(n) => Ok(n),
-        Err(_) => lookup(file, s, what),
-    };
-    let uid = id(user, "/etc/passwd", "user")?;
-    let gid = match group {
-        Some(g) => id(g, "/etc/group", "group")?,
-        None => uid,
-    };
+    // Names are looked up with the runtime's rules (run::user); only the default group
+    // differs: the Dockerfile reference makes it the uid.
+    let found = crate::run::user::lookup(fs, spec).map_err(|e| match e {
+        UserError::UnknownUser(u) => {
+            format!("no user {u:?} in the image's /etc/passwd (or it has none); use a number")
+        }
+        UserError::UnknownGroup { group, .. } => {
+            format!("no group {group:?} in the image's /etc/group (or it has none); use a number")
+        }
+    })?;
+    let uid = found.uid;
+    let gid = if group.is_some() { found.gid } else { uid };
     Ok(Owner { uid, gid })
 }
 
@@ -302,7 +291,7 @@ mod tests {
         let empty = StageFs::default();
         assert!(parse_owner("app", &empty)
             .unwrap_err()
-            .contains("has no /etc/passwd"));
+            .contains("no user \"app\""));
         assert_eq!(
             parse_owner("0:0", &empty).unwrap(),
             Owner { uid: 0, gid: 0 }
