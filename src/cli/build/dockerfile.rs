@@ -61,6 +61,32 @@ fn build_args(list: &[String]) -> nobase::Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
+/// Largest Dockerfile read (real ones are kilobytes).
+const MAX_DOCKERFILE: u64 = 16 << 20;
+
+/// The Dockerfile's text, from a file or stdin, bounded and UTF-8.
+fn read_dockerfile(path: Option<&Path>, shown: &str) -> nobase::Result<String> {
+    let mut bytes = Vec::new();
+    let res = match path {
+        Some(p) => {
+            std::fs::File::open(p).and_then(|f| f.take(MAX_DOCKERFILE + 1).read_to_end(&mut bytes))
+        }
+        None => std::io::stdin()
+            .take(MAX_DOCKERFILE + 1)
+            .read_to_end(&mut bytes),
+    };
+    res.map_err(|e| Error::Io {
+        action: format!("reading {shown}"),
+        cause: e,
+    })?;
+    if bytes.len() as u64 > MAX_DOCKERFILE {
+        return Err(Error::Invalid(format!(
+            "{shown} is larger than {MAX_DOCKERFILE} bytes; that is not a Dockerfile"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| Error::Invalid(format!("{shown} is not UTF-8 text")))
+}
+
 /// Runs `nobase build -f`.
 pub(super) fn run(
     g: &Global,
@@ -71,25 +97,12 @@ pub(super) fn run(
     refuse_binary_flags(a)?;
     let file = a.file.clone().unwrap_or_default();
     let from_stdin = file == Path::new("-");
-    let (text, shown, df_path) = if from_stdin {
-        let mut t = String::new();
-        std::io::stdin()
-            .read_to_string(&mut t)
-            .context("reading the Dockerfile from stdin")?;
-        (t, "the Dockerfile from stdin".to_string(), None)
+    let (shown, df_path) = if from_stdin {
+        ("the Dockerfile from stdin".to_string(), None)
     } else {
-        let bytes = std::fs::read(&file).map_err(|e| Error::Io {
-            action: format!("reading the Dockerfile {}", file.display()),
-            cause: e,
-        })?;
-        let t = String::from_utf8(bytes).map_err(|_| {
-            Error::Invalid(format!(
-                "the Dockerfile {} is not UTF-8 text",
-                file.display()
-            ))
-        })?;
-        (t, file.display().to_string(), Some(file.as_path()))
+        (file.display().to_string(), Some(file.as_path()))
     };
+    let text = read_dockerfile(df_path, &shown)?;
     // The context defaults to the Dockerfile's directory (the current one for stdin).
     let context: PathBuf = match (&a.binary, df_path) {
         (Some(c), _) => c.clone(),
