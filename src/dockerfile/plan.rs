@@ -708,6 +708,77 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_text_never_panics() {
+        // Fragments that poke at every parser path, combined pseudo-randomly.
+        const PIECES: &[&str] = &[
+            "FROM ",
+            "scratch",
+            " AS x",
+            "\n",
+            "COPY ",
+            "ADD ",
+            "--from=",
+            "--chown=",
+            "a b",
+            "\"",
+            "'",
+            "\\",
+            "`",
+            "${",
+            "}",
+            "$",
+            ":-",
+            ":+",
+            "[",
+            "]",
+            "\"x\",",
+            "ENV ",
+            "ARG ",
+            "LABEL ",
+            "=",
+            "HEALTHCHECK ",
+            "--interval=",
+            "1.5s",
+            "CMD ",
+            "NONE",
+            "<<EOF",
+            "EOF",
+            "# escape=`\n",
+            "RUN ",
+            "ONBUILD ",
+            "\u{feff}",
+            "é",
+            "\r\n",
+            "WORKDIR ",
+            "..",
+            "/",
+            "EXPOSE ",
+            "1-2/udp",
+            "SHELL ",
+            "\t",
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let empty = std::collections::BTreeMap::new();
+        for _ in 0..3000 {
+            let mut text = String::new();
+            for _ in 0..(x % 24) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                text.push_str(PIECES[(x % PIECES.len() as u64) as usize]);
+            }
+            let _ = parse(&text);
+            let _ = lex::word(&text, '\\', &empty);
+            let _ = lex::words(&text, '`', &empty);
+            let _ = lex::name_values(&text, '\\', true);
+            let _ = lex::expand_text(&text, '\\', &empty);
+            let _ = lex::join_continuations(&text, '\\');
+            let _ = super::super::pattern::Pattern::new(&text, true).map(|p| p.matches(&text));
+            let _ = parse_duration(&text);
+        }
+    }
+
+    #[test]
     fn durations() {
         for (s, want) in [
             ("0", Some(0)),
