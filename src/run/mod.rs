@@ -289,14 +289,12 @@ pub fn run(
             note(n);
         }
         if opts.check {
-            // CHECK(issue 4): when `nobase check` (src/check) lands, call its analysis
-            // of the image here (with the run's user and program) and refuse with its
-            // problems; the preflight below covers what only the unpacked bundle shows.
+            let chosen = image.select(opts.unpack.platform.as_ref())?;
             preflight::check(
                 &bundle.dir.join("rootfs"),
-                &unpacked.spec,
-                &unpacked.platform,
-                unpacked.rootless,
+                &unpacked,
+                &chosen.config,
+                opts.unpack.process.user.as_deref(),
             )?;
         }
         if let Some(sig) = signals::pending() {
