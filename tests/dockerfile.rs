@@ -311,6 +311,16 @@ fn from_another_nobase_image_inherits_its_layers_and_config() {
     build_df(&env, &ctx, &["-t", "grandchild:1"]);
     let g = layer_digests(&format!("oci:{}", store_ref(&env, "grandchild:1"))).unwrap();
     assert_eq!(g, child);
+    // And from an oci-archive.
+    build_df(&env, &ctx, &["-t", "g:2", "-o", "oci-archive:g.tar:g"]);
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM oci-archive:{}:g\n", env.path("g.tar").display()),
+    )
+    .unwrap();
+    build_df(&env, &ctx, &["-t", "from-archive:1"]);
+    let a = layer_digests(&format!("oci:{}", store_ref(&env, "from-archive:1"))).unwrap();
+    assert_eq!(a, child);
 }
 
 #[test]
