@@ -6,14 +6,17 @@ pub mod bundle;
 use crate::elf::{self, ElfInfo, Kind};
 use crate::error::{Error, IoContext, Result};
 use crate::image::{
-    self, ContainerConfig, Descriptor, EmptyObject, History, Image, ImageConfig, Manifest,
-    Platform, RootFs,
+    self, ContainerConfig, EmptyObject, History, Image, ImageConfig, Platform, RootFs,
 };
 use crate::layer::{self, Compression, Layer, LayerOptions};
 use crate::oci::Layout;
+use crate::root::Root;
 use crate::tree::{self, ImageTree};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+mod assemble;
+pub use assemble::{assemble, oci_layer};
 
 /// Docker's default PATH for Linux containers; set unless the user sets PATH.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -288,19 +291,9 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
     if plan.check {
         self_check(&app, bundled.as_ref().map(|b| &b.libs), &app_path, &config)?;
     }
-    let config_desc = layout.put_bytes(image::MT_OCI_CONFIG, &image::to_bytes(&config))?;
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(image::MT_OCI_MANIFEST.into()),
-        config: config_desc,
-        layers: layers.iter().map(|l| l.layer.descriptor.clone()).collect(),
-        annotations: BTreeMap::new(),
-    };
-    let mut top: Descriptor =
-        layout.put_bytes(image::MT_OCI_MANIFEST, &image::to_bytes(&manifest))?;
-    top.platform = Some(platform);
+    let descriptors: Vec<_> = layers.iter().map(|l| l.layer.descriptor.clone()).collect();
     Ok(Built {
-        image: Image::of_manifest(top, manifest, config),
+        image: assemble(layout, &config, &descriptors)?,
         binary: info,
         layers,
         bundled,
@@ -320,7 +313,13 @@ fn self_check(
         upper: app,
         lower: libs.unwrap_or(&empty),
     };
-    let report = crate::check::check(&root, app_path, config)?;
+    check_before_writing(&root, app_path, config)
+}
+
+/// Refuses an image that `nobase check` says would not start, naming every problem;
+/// `root` is its filesystem as it will be. Every builder runs this before writing.
+pub fn check_before_writing(root: &dyn Root, name: &str, config: &ImageConfig) -> Result<()> {
+    let report = crate::check::check(root, name, config)?;
     if report.ok {
         return Ok(());
     }

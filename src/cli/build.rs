@@ -1,11 +1,14 @@
 //! `nobase build BINARY`: flags → a validated [`BuildPlan`] and sinks → the library's
 //! build → every sink publishes the one result.
 
+mod dockerfile;
+
 use super::push::Reporter;
 use super::render::{human_size, print_json};
 use super::Global;
 use anyhow::{Context, Result};
-use nobase::build::{self, BuildPlan, Bundle};
+use nobase::build::{self, BuildPlan, Bundle, LayerReport};
+use nobase::image::Image;
 use nobase::layer::Compression;
 use nobase::oci::Trusted;
 use nobase::refs::{ImageRef, NameTag};
@@ -23,11 +26,21 @@ use std::path::{Path, PathBuf};
   nobase build ./hello -o oci:out:hello -o docker-archive:hello.tar:hello:1
   nobase build ./tool -- --help                Cmd is [\"--help\"]
   nobase build /usr/bin/curl -t curl:1         dynamic: loader and libraries bundled
-  nobase build ./hello-arm64 --sysroot /usr/aarch64-linux-gnu")]
+  nobase build ./hello-arm64 --sysroot /usr/aarch64-linux-gnu
+  nobase build -f Dockerfile . -t app:1        a Dockerfile, without an engine")]
 pub struct Args {
-    /// The executable to package.
-    #[arg(value_name = "BINARY")]
-    binary: PathBuf,
+    /// The executable to package; with -f, the build context [default: the Dockerfile's directory].
+    #[arg(value_name = "BINARY", required_unless_present = "file")]
+    binary: Option<PathBuf>,
+    /// Build from this Dockerfile instead of one executable (`-` reads it from stdin).
+    #[arg(short = 'f', long = "file", value_name = "DOCKERFILE")]
+    file: Option<PathBuf>,
+    /// A Dockerfile ARG value (KEY=VALUE, or KEY to take it from the environment); repeatable.
+    #[arg(long = "build-arg", value_name = "KEY[=VALUE]", requires = "file")]
+    build_args: Vec<String>,
+    /// The Dockerfile stage to build [default: the last one].
+    #[arg(long, value_name = "STAGE", requires = "file")]
+    target: Option<String>,
     /// Arguments after `--` become the image's Cmd.
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
@@ -94,12 +107,50 @@ pub struct Args {
     json: bool,
 }
 
+/// The sinks `-t` and `-o` name, or the store under `default` when they name none.
+fn sinks(
+    g: &Global,
+    a: &Args,
+    registry: &nobase::registry::Options,
+    default: impl FnOnce() -> nobase::Result<NameTag>,
+) -> Result<Vec<Box<dyn Sink>>> {
+    let mut refs = Vec::new();
+    for t in &a.tags {
+        refs.push(ImageRef::Store(NameTag::parse(t)?));
+    }
+    for o in &a.outputs {
+        refs.push(ImageRef::parse(o)?);
+    }
+    if refs.is_empty() {
+        refs.push(ImageRef::Store(default()?));
+    }
+    Ok(refs
+        .iter()
+        .map(|r| sink::for_ref_with(r, || g.store(), registry))
+        .collect::<nobase::Result<Vec<_>>>()?)
+}
+
+/// Compression workers: `--threads`, else one per core.
+fn threads(a: &Args) -> u32 {
+    a.threads
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1)
+        })
+        .max(1)
+}
+
 /// Turns the arguments into a plan and the sinks to publish to.
 fn plan(
     g: &Global,
     a: &Args,
     registry: &nobase::registry::Options,
 ) -> Result<(BuildPlan, Vec<Box<dyn Sink>>)> {
+    let binary = a
+        .binary
+        .clone()
+        .ok_or_else(|| Error::Usage("name the executable to package".into()))?;
     let env = a
         .env
         .iter()
@@ -143,29 +194,10 @@ fn plan(
         None
     };
 
-    let mut refs = Vec::new();
-    for t in &a.tags {
-        refs.push(ImageRef::Store(NameTag::parse(t)?));
-    }
-    for o in &a.outputs {
-        refs.push(ImageRef::parse(o)?);
-    }
-    if refs.is_empty() {
-        refs.push(ImageRef::Store(default_name(&a.binary)?));
-    }
-    let sinks = refs
-        .iter()
-        .map(|r| sink::for_ref_with(r, || g.store(), registry))
-        .collect::<nobase::Result<Vec<_>>>()?;
-
-    let threads = a.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get() as u32)
-            .unwrap_or(1)
-    });
+    let sinks = sinks(g, a, registry, || default_name(&binary))?;
     Ok((
         BuildPlan {
-            binary: a.binary.clone(),
+            binary,
             app_path: a.path.clone(),
             entrypoint,
             cmd,
@@ -182,7 +214,7 @@ fn plan(
             } else {
                 Bundle::Auto
             },
-            threads: threads.max(1),
+            threads: threads(a),
             sysroot: a.sysroot.clone(),
             check: !a.no_check,
         },
@@ -212,31 +244,17 @@ fn default_name(binary: &Path) -> nobase::Result<NameTag> {
 /// Runs `nobase build`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     let reporter = std::sync::Arc::new(Reporter::new(g));
-    let (plan, sinks) = plan(g, &a, &g.registry(reporter.clone())?)?;
+    let registry = g.registry(reporter.clone())?;
+    if a.file.is_some() {
+        return dockerfile::run(g, &a, &reporter, &registry);
+    }
+    let (plan, sinks) = plan(g, &a, &registry)?;
     // Blobs are written into the store first (it is the blob cache), under a guard that
     // keeps a concurrent `rmi` from collecting them before they are tagged.
     let store = g.store()?;
     let _guard = store.writer_guard()?;
     let built = build::build(&plan, store.layout())
         .with_context(|| format!("building {}", plan.binary.display()))?;
-    let blobs = Trusted(store.layout());
-    for s in &sinks {
-        s.publish(&built.image, &blobs)
-            .with_context(|| format!("writing {}", s.describe()))?;
-        if s.describe().starts_with("docker://") {
-            reporter.finish();
-            if !a.json {
-                g.note(
-                    reporter
-                        .tally()
-                        .push_summary(&built.image.top.digest.to_string()),
-                );
-            }
-            reporter.reset();
-        }
-    }
-    let img = &built.image;
-    let platform = img.manifests[0].config.platform().to_string();
     let warnings = built
         .bundled
         .as_ref()
@@ -250,13 +268,69 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             }
         }
     }
+    let extra = json!({
+        "bundled": built.bundled.as_ref().map(|b| json!({
+            "loader": b.closure.interpreter_object().map(|o| &o.path),
+            "libraries": b.closure.objects.iter().skip(1)
+                .filter(|o| o.via != nobase::loader::Via::Interpreter)
+                .map(|o| &o.path)
+                .filter(|p| !b.private_sources.contains(p))
+                .collect::<Vec<_>>(),
+            "private": b.private,
+            "ld_so_cache": b.cached,
+        })),
+        "warnings": warnings.iter().map(|w| json!({
+            "kind": w.kind,
+            "message": w.message,
+            "add": w.adds.iter().map(|x| format!("{}:{}", x.source, x.dest)).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    });
+    publish(
+        g,
+        &a,
+        &reporter,
+        store.layout(),
+        &built.image,
+        &built.layers,
+        &sinks,
+        extra,
+    )?;
+    Ok(0)
+}
+
+/// Publishes a built image to every sink (with a summary of each registry push) and
+/// reports it: JSON (with `extra`'s fields added) or text.
+#[allow(clippy::too_many_arguments)]
+fn publish(
+    g: &Global,
+    a: &Args,
+    reporter: &Reporter,
+    layout: &nobase::oci::Layout,
+    img: &Image,
+    layers: &[LayerReport],
+    sinks: &[Box<dyn Sink>],
+    extra: serde_json::Value,
+) -> Result<()> {
+    let blobs = Trusted(layout);
+    for s in sinks {
+        s.publish(img, &blobs)
+            .with_context(|| format!("writing {}", s.describe()))?;
+        if s.describe().starts_with("docker://") {
+            reporter.finish();
+            if !a.json {
+                g.note(reporter.tally().push_summary(&img.top.digest.to_string()));
+            }
+            reporter.reset();
+        }
+    }
+    let platform = img.manifests[0].config.platform().to_string();
     if a.json {
-        print_json(&json!({
+        let mut doc = json!({
             "digest": img.top.digest.to_string(),
             "platform": platform,
             "size": img.size(),
             "outputs": sinks.iter().map(|s| s.describe()).collect::<Vec<_>>(),
-            "layers": built.layers.iter().map(|l| json!({
+            "layers": layers.iter().map(|l| json!({
                 "digest": l.layer.descriptor.digest.to_string(),
                 "diff_id": l.layer.diff_id.to_string(),
                 "size": l.layer.descriptor.size,
@@ -266,26 +340,15 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                 "file_bytes": l.file_bytes,
                 "reused": l.layer.reused,
             })).collect::<Vec<_>>(),
-            "bundled": built.bundled.as_ref().map(|b| json!({
-                "loader": b.closure.interpreter_object().map(|o| &o.path),
-                "libraries": b.closure.objects.iter().skip(1)
-                    .filter(|o| o.via != nobase::loader::Via::Interpreter)
-                    .map(|o| &o.path)
-                    .filter(|p| !b.private_sources.contains(p))
-                    .collect::<Vec<_>>(),
-                "private": b.private,
-                "ld_so_cache": b.cached,
-            })),
-            "warnings": warnings.iter().map(|w| json!({
-                "kind": w.kind,
-                "message": w.message,
-                "add": w.adds.iter().map(|x| format!("{}:{}", x.source, x.dest)).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        }))?;
+        });
+        if let (Some(d), serde_json::Value::Object(x)) = (doc.as_object_mut(), extra) {
+            d.extend(x);
+        }
+        print_json(&doc)?;
     } else if g.quiet {
         println!("{}", img.top.digest);
     } else {
-        for l in &built.layers {
+        for l in layers {
             eprintln!(
                 "layer {}  {} files, {} → {}{}  ({})",
                 l.layer.descriptor.digest.short(),
@@ -297,9 +360,9 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             );
         }
         println!("{}  {platform}  {}", img.top.digest, human_size(img.size()));
-        for s in &sinks {
+        for s in sinks {
             println!("  → {}", s.describe());
         }
     }
-    Ok(0)
+    Ok(())
 }
