@@ -4,6 +4,7 @@ mod util;
 
 mod check;
 mod closure;
+mod dockerfile;
 mod docs;
 mod extras;
 mod foundation;

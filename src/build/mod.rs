@@ -8,8 +8,7 @@ pub mod multi;
 use crate::elf::{self, ElfInfo, Kind};
 use crate::error::{Error, IoContext, Result};
 use crate::image::{
-    self, ContainerConfig, Descriptor, EmptyObject, History, Image, ImageConfig, Manifest,
-    Platform, RootFs,
+    self, ContainerConfig, EmptyObject, History, Image, ImageConfig, Platform, RootFs,
 };
 use crate::layer::{self, Compression, Layer, LayerOptions};
 use crate::oci::Layout;
@@ -17,6 +16,9 @@ use crate::root::Root;
 use crate::tree::{self, ImageTree};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+mod assemble;
+pub use assemble::{assemble, oci_layer};
 
 /// Docker's default PATH for Linux containers; set unless the user sets PATH.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -333,19 +335,9 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
     stack.extend(bundled.as_ref().map(|b| &b.libs));
     stack.push(&app);
     let report = self_check(&stack, &app_path, &config, plan.check)?;
-    let config_desc = layout.put_bytes(image::MT_OCI_CONFIG, &image::to_bytes(&config))?;
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(image::MT_OCI_MANIFEST.into()),
-        config: config_desc,
-        layers: layers.iter().map(|l| l.layer.descriptor.clone()).collect(),
-        annotations: BTreeMap::new(),
-    };
-    let mut top: Descriptor =
-        layout.put_bytes(image::MT_OCI_MANIFEST, &image::to_bytes(&manifest))?;
-    top.platform = Some(platform);
+    let descriptors: Vec<_> = layers.iter().map(|l| l.layer.descriptor.clone()).collect();
     Ok(Built {
-        image: Image::of_manifest(top, manifest, config),
+        image: assemble(layout, &config, &descriptors)?,
         binary: info,
         layers,
         bundled,
@@ -385,10 +377,24 @@ fn self_check(
         Err(_) if !refuse => return Ok(None),
         Err(e) => return Err(e),
     };
-    if report.ok || !refuse {
-        return Ok(Some(report));
+    if refuse {
+        refuse_if_broken(&report)?;
     }
-    let problems: Vec<String> = report.problems.into_iter().map(|p| p.message).collect();
+    Ok(Some(report))
+}
+
+/// Refuses an image that `nobase check` says would not start, naming every problem;
+/// `root` is its filesystem as it will be. Every builder runs this before writing.
+pub fn check_before_writing(root: &dyn Root, name: &str, config: &ImageConfig) -> Result<()> {
+    refuse_if_broken(&crate::check::check(root, name, config)?)
+}
+
+/// The refusal for a report that says the image would not start.
+fn refuse_if_broken(report: &crate::check::Report) -> Result<()> {
+    if report.ok {
+        return Ok(());
+    }
+    let problems: Vec<&str> = report.problems.iter().map(|p| p.message.as_str()).collect();
     Err(Error::Refused(format!(
         "self-check failed: the image would not start: {} (--no-check writes it anyway)",
         problems.join("; and ")

@@ -2,14 +2,16 @@
 //! sinks → the library's build (an image, or an index of one image per platform) →
 //! every sink publishes the one result.
 
+mod dockerfile;
+
 use super::push::Reporter;
 use super::render::{human_size, print_json};
 use super::Global;
 use anyhow::{Context, Result};
 use nobase::build::extras::Extra;
 use nobase::build::multi::{self, SysrootSpec};
-use nobase::build::{self, BuildPlan, Built, Bundle};
-use nobase::image::Platform;
+use nobase::build::{self, BuildPlan, Built, Bundle, LayerReport};
+use nobase::image::{Image, Platform};
 use nobase::layer::Compression;
 use nobase::oci::Trusted;
 use nobase::refs::{ImageRef, NameTag};
@@ -30,11 +32,22 @@ use std::path::{Path, PathBuf};
   nobase build ./hello-arm64 --sysroot /usr/aarch64-linux-gnu
   nobase build ./server --with all -u nonroot  CA certificates, zoneinfo, users, /tmp
   nobase build hello-amd64 hello-arm64 --sysroot arm64=/usr/aarch64-linux-gnu -t hello:1
-                                               one image per platform, under one index")]
+                                               one image per platform, under one index
+  nobase build -f Dockerfile . -t app:1        a Dockerfile, without an engine")]
 pub struct Args {
-    /// The executable to package; several (one per platform) make a multi-platform image.
-    #[arg(value_name = "BINARY", required = true, num_args = 1..)]
+    /// The executable to package; several (one per platform) make a multi-platform image;
+    /// with -f, the build context [default: the Dockerfile's directory].
+    #[arg(value_name = "BINARY", required_unless_present = "file", num_args = 1..)]
     binaries: Vec<PathBuf>,
+    /// Build from this Dockerfile instead of one executable (`-` reads it from stdin).
+    #[arg(short = 'f', long = "file", value_name = "DOCKERFILE")]
+    file: Option<PathBuf>,
+    /// A Dockerfile ARG value (KEY=VALUE, or KEY to take it from the environment); repeatable.
+    #[arg(long = "build-arg", value_name = "KEY[=VALUE]", requires = "file")]
+    build_args: Vec<String>,
+    /// The Dockerfile stage to build [default: the last one].
+    #[arg(long, value_name = "STAGE", requires = "file")]
+    target: Option<String>,
     /// Arguments after `--` become the image's Cmd.
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
@@ -111,6 +124,59 @@ pub struct Args {
     json: bool,
 }
 
+/// The sinks `-t` and `-o` name, or the store under `default` when they name none.
+fn sinks(
+    g: &Global,
+    a: &Args,
+    registry: &nobase::registry::Options,
+    default: impl FnOnce() -> nobase::Result<NameTag>,
+) -> Result<Vec<Box<dyn Sink>>> {
+    let mut refs = Vec::new();
+    for t in &a.tags {
+        refs.push(ImageRef::Store(NameTag::parse(t)?));
+    }
+    for o in &a.outputs {
+        refs.push(ImageRef::parse(o)?);
+    }
+    if refs.is_empty() {
+        refs.push(ImageRef::Store(default()?));
+    }
+    Ok(refs
+        .iter()
+        .map(|r| sink::for_ref_with(r, || g.store(), registry))
+        .collect::<nobase::Result<Vec<_>>>()?)
+}
+
+/// Compression workers: `--threads`, else one per core.
+fn threads(a: &Args) -> u32 {
+    a.threads
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1)
+        })
+        .max(1)
+}
+
+/// The one `--sysroot` of a build that has no per-platform choice (`-f`).
+fn single_sysroot(a: &Args) -> nobase::Result<Option<PathBuf>> {
+    let specs = a
+        .sysroot
+        .iter()
+        .map(|s| SysrootSpec::parse(s))
+        .collect::<nobase::Result<Vec<_>>>()?;
+    match specs.as_slice() {
+        [] => Ok(None),
+        [SysrootSpec {
+            platform: None,
+            dir,
+        }] => Ok(Some(dir.clone())),
+        _ => Err(Error::Usage(
+            "this build takes one --sysroot DIR, without a platform".into(),
+        )),
+    }
+}
+
 /// Where a build's result goes.
 type Sinks = Vec<Box<dyn Sink>>;
 
@@ -120,6 +186,11 @@ fn plan(
     a: &Args,
     registry: &nobase::registry::Options,
 ) -> Result<(Vec<BuildPlan>, Sinks)> {
+    let binary = a
+        .binaries
+        .first()
+        .cloned()
+        .ok_or_else(|| Error::Usage("name the executable to package".into()))?;
     let env = a
         .env
         .iter()
@@ -163,13 +234,8 @@ fn plan(
         None
     };
 
-    let threads = a.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get() as u32)
-            .unwrap_or(1)
-    });
     let base = BuildPlan {
-        binary: a.binaries[0].clone(),
+        binary: binary.clone(),
         app_path: a.path.clone(),
         entrypoint,
         cmd,
@@ -186,7 +252,7 @@ fn plan(
         } else {
             Bundle::Auto
         },
-        threads: threads.max(1),
+        threads: threads(a),
         sysroot: None,
         check: !a.no_check,
         with: Extra::parse_list(&a.with)?,
@@ -206,26 +272,12 @@ fn plan(
             .map(|s| SysrootSpec::parse(s))
             .collect::<nobase::Result<_>>()?,
     })?;
-
-    let mut refs = Vec::new();
-    for t in &a.tags {
-        refs.push(ImageRef::Store(NameTag::parse(t)?));
-    }
-    for o in &a.outputs {
-        refs.push(ImageRef::parse(o)?);
-    }
-    if refs.is_empty() {
-        // Several executables share one image path: name the image after it.
-        let named = match (plans.len(), &plans[0].app_path) {
-            (1, _) | (_, None) => a.binaries[0].clone(),
-            (_, Some(p)) => PathBuf::from(p),
-        };
-        refs.push(ImageRef::Store(default_name(&named)?));
-    }
-    let sinks = refs
-        .iter()
-        .map(|r| sink::for_ref_with(r, || g.store(), registry))
-        .collect::<nobase::Result<Vec<_>>>()?;
+    // Several executables share one image path: name the image after it.
+    let named = match (plans.len(), &plans[0].app_path) {
+        (1, _) | (_, None) => binary,
+        (_, Some(p)) => PathBuf::from(p),
+    };
+    let sinks = sinks(g, a, registry, || default_name(&named))?;
     Ok((plans, sinks))
 }
 
@@ -287,40 +339,24 @@ fn warnings(b: &Built) -> Vec<serde_json::Value> {
     out
 }
 
-/// One platform's image in `--json`: its manifest, layers, bundled closure, warnings.
-fn image_json(b: &Built) -> serde_json::Value {
-    json!({
-        "platform": b.image.manifests[0].config.platform().to_string(),
-        "digest": b.image.manifests[0].descriptor.digest.to_string(),
-        "size": b.image.size(),
-        "layers": b.layers.iter().map(|l| json!({
-            "digest": l.layer.descriptor.digest.to_string(),
-            "diff_id": l.layer.diff_id.to_string(),
-            "size": l.layer.descriptor.size,
-            "uncompressed_size": l.layer.uncompressed_size,
-            "created_by": l.created_by,
-            "files": l.files,
-            "file_bytes": l.file_bytes,
-            "reused": l.layer.reused,
-        })).collect::<Vec<_>>(),
-        "bundled": b.bundled.as_ref().map(|b| json!({
-            "loader": b.closure.interpreter_object().map(|o| &o.path),
-            "libraries": b.closure.objects.iter().skip(1)
-                .filter(|o| o.via != nobase::loader::Via::Interpreter)
-                .map(|o| &o.path)
-                .filter(|p| !b.private_sources.contains(p))
-                .collect::<Vec<_>>(),
-            "private": b.private,
-            "ld_so_cache": b.cached,
-        })),
-        "warnings": warnings(b),
-    })
+/// One platform's image of a build, for the report.
+struct Part<'a> {
+    /// Its manifest and config.
+    image: &'a nobase::image::PlatformImage,
+    /// Its layers.
+    layers: &'a [LayerReport],
+    /// Fields its JSON object gets besides platform, digest, size and layers.
+    extra: serde_json::Value,
 }
 
 /// Runs `nobase build`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     let reporter = std::sync::Arc::new(Reporter::new(g));
-    let (plans, sinks) = plan(g, &a, &g.registry(reporter.clone())?)?;
+    let registry = g.registry(reporter.clone())?;
+    if a.file.is_some() {
+        return dockerfile::run(g, &a, &reporter, &registry);
+    }
+    let (plans, sinks) = plan(g, &a, &registry)?;
     // Blobs are written into the store first (it is the blob cache), under a guard that
     // keeps a concurrent `rmi` from collecting them before they are tagged.
     let store = g.store()?;
@@ -335,9 +371,103 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                 .join(", ")
         )
     })?;
-    let img = &built.image;
-    let blobs = Trusted(store.layout());
-    for s in &sinks {
+    let multi = built.builds.len() > 1;
+    if !a.json {
+        for b in &built.builds {
+            let prefix = if multi {
+                format!("{}: ", b.image.manifests[0].config.platform())
+            } else {
+                String::new()
+            };
+            for w in warnings(b) {
+                g.note(format!(
+                    "{prefix}warning: {}",
+                    w["message"].as_str().unwrap_or("")
+                ));
+                for add in w["add"].as_array().into_iter().flatten() {
+                    g.note(format!("  fix: --add {}", add.as_str().unwrap_or("")));
+                }
+                if let Some(with) = w["with"].as_str() {
+                    g.note(format!("  fix: --with {with}"));
+                }
+            }
+        }
+    }
+    let parts: Vec<Part> = built
+        .builds
+        .iter()
+        .map(|b| Part {
+            image: &b.image.manifests[0],
+            layers: &b.layers,
+            extra: json!({
+                "bundled": b.bundled.as_ref().map(|b| json!({
+                    "loader": b.closure.interpreter_object().map(|o| &o.path),
+                    "libraries": b.closure.objects.iter().skip(1)
+                        .filter(|o| o.via != nobase::loader::Via::Interpreter)
+                        .map(|o| &o.path)
+                        .filter(|p| !b.private_sources.contains(p))
+                        .collect::<Vec<_>>(),
+                    "private": b.private,
+                    "ld_so_cache": b.cached,
+                })),
+                "warnings": warnings(b),
+            }),
+        })
+        .collect();
+    let extra = json!({
+        "with": plans[0].with.iter().map(|e| e.name()).collect::<Vec<_>>(),
+    });
+    publish_parts(
+        g,
+        &a,
+        &reporter,
+        store.layout(),
+        &built.image,
+        &parts,
+        &sinks,
+        extra,
+    )?;
+    Ok(0)
+}
+
+/// Publishes a built single-platform image to every sink (with a summary of each
+/// registry push) and reports it: JSON (with `extra`'s fields added) or text.
+#[allow(clippy::too_many_arguments)]
+fn publish(
+    g: &Global,
+    a: &Args,
+    reporter: &Reporter,
+    layout: &nobase::oci::Layout,
+    img: &Image,
+    layers: &[LayerReport],
+    sinks: &[Box<dyn Sink>],
+    extra: serde_json::Value,
+) -> Result<()> {
+    let part = Part {
+        image: &img.manifests[0],
+        layers,
+        extra,
+    };
+    publish_parts(g, a, reporter, layout, img, &[part], sinks, json!({}))
+}
+
+/// Publishes an image (one platform's, or an index of `parts`) to every sink and
+/// reports it. JSON: one platform's fields at the top level, or for an index
+/// `platforms`, `images` (one object per platform) and every platform's `warnings`;
+/// `extra`'s fields are added at the top level either way.
+#[allow(clippy::too_many_arguments)]
+fn publish_parts(
+    g: &Global,
+    a: &Args,
+    reporter: &Reporter,
+    layout: &nobase::oci::Layout,
+    img: &Image,
+    parts: &[Part],
+    sinks: &[Box<dyn Sink>],
+    extra: serde_json::Value,
+) -> Result<()> {
+    let blobs = Trusted(layout);
+    for s in sinks {
         s.publish(img, &blobs)
             .with_context(|| format!("writing {}", s.describe()))?;
         if s.describe().starts_with("docker://") {
@@ -358,52 +488,60 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             }
         }
     }
-    let platforms: Vec<String> = built
-        .builds
+    let platforms: Vec<String> = parts
         .iter()
-        .map(|b| b.image.manifests[0].config.platform().to_string())
+        .map(|p| p.image.config.platform().to_string())
         .collect();
-    let multi = built.builds.len() > 1;
-    if !a.json {
-        for (b, p) in built.builds.iter().zip(&platforms) {
-            let prefix = if multi {
-                format!("{p}: ")
-            } else {
-                String::new()
-            };
-            for w in warnings(b) {
-                g.note(format!(
-                    "{prefix}warning: {}",
-                    w["message"].as_str().unwrap_or("")
-                ));
-                for add in w["add"].as_array().into_iter().flatten() {
-                    g.note(format!("  fix: --add {}", add.as_str().unwrap_or("")));
-                }
-                if let Some(with) = w["with"].as_str() {
-                    g.note(format!("  fix: --with {with}"));
-                }
-            }
-        }
-    }
+    let multi = parts.len() > 1;
     if a.json {
+        let part_json = |p: &Part| {
+            let mut o = json!({
+                "platform": p.image.config.platform().to_string(),
+                "layers": p.layers.iter().map(|l| json!({
+                    "digest": l.layer.descriptor.digest.to_string(),
+                    "diff_id": l.layer.diff_id.to_string(),
+                    "size": l.layer.descriptor.size,
+                    "uncompressed_size": l.layer.uncompressed_size,
+                    "created_by": l.created_by,
+                    "files": l.files,
+                    "file_bytes": l.file_bytes,
+                    "reused": l.layer.reused,
+                })).collect::<Vec<_>>(),
+            });
+            merge(&mut o, &p.extra);
+            o
+        };
         let mut doc = if multi {
-            json!({
-                "platforms": platforms,
-                "images": built.builds.iter().map(image_json).collect::<Vec<_>>(),
-                "warnings": built.builds.iter().flat_map(|b| {
-                    let platform = b.image.manifests[0].config.platform().to_string();
-                    warnings(b)
+            let images: Vec<serde_json::Value> = parts
+                .iter()
+                .map(|p| {
+                    let mut o = part_json(p);
+                    o["digest"] = p.image.descriptor.digest.to_string().into();
+                    o["size"] = (p.image.manifest.config.size
+                        + p.image.descriptor.size
+                        + p.image.manifest.layers.iter().map(|l| l.size).sum::<u64>())
+                    .into();
+                    o
+                })
+                .collect();
+            let warnings: Vec<serde_json::Value> = images
+                .iter()
+                .flat_map(|i| {
+                    let platform = i["platform"].clone();
+                    i["warnings"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
                         .into_iter()
-                        .map(move |mut w| { w["platform"] = platform.clone().into(); w })
-                }).collect::<Vec<_>>(),
-            })
+                        .map(move |mut w| {
+                            w["platform"] = platform.clone();
+                            w
+                        })
+                })
+                .collect();
+            json!({"platforms": platforms, "images": images, "warnings": warnings})
         } else {
-            let mut one = image_json(&built.builds[0]);
-            if let Some(o) = one.as_object_mut() {
-                o.remove("digest");
-                o.remove("size");
-            }
-            one
+            part_json(&parts[0])
         };
         doc["digest"] = img.top.digest.to_string().into();
         doc["media_type"] = img.top.media_type.clone().into();
@@ -413,23 +551,18 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             .map(|s| s.describe())
             .collect::<Vec<_>>()
             .into();
-        doc["with"] = plans[0]
-            .with
-            .iter()
-            .map(|e| e.name())
-            .collect::<Vec<_>>()
-            .into();
+        merge(&mut doc, &extra);
         print_json(&doc)?;
     } else if g.quiet {
         println!("{}", img.top.digest);
     } else {
-        for (b, p) in built.builds.iter().zip(&platforms) {
+        for (p, platform) in parts.iter().zip(&platforms) {
             let prefix = if multi {
-                format!("{p}: ")
+                format!("{platform}: ")
             } else {
                 String::new()
             };
-            for l in &b.layers {
+            for l in p.layers {
                 eprintln!(
                     "{prefix}layer {}  {} files, {} → {}{}  ({})",
                     l.layer.descriptor.digest.short(),
@@ -441,10 +574,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                 );
             }
             if multi {
-                eprintln!(
-                    "{p}: image {}",
-                    b.image.manifests[0].descriptor.digest.short()
-                );
+                eprintln!("{prefix}image {}", p.image.descriptor.digest.short());
             }
         }
         let what = if multi {
@@ -453,9 +583,16 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             platforms[0].clone()
         };
         println!("{}  {what}  {}", img.top.digest, human_size(img.size()));
-        for s in &sinks {
+        for s in sinks {
             println!("  → {}", s.describe());
         }
     }
-    Ok(0)
+    Ok(())
+}
+
+/// Adds the fields of the JSON object `from` to the object `into`.
+fn merge(into: &mut serde_json::Value, from: &serde_json::Value) {
+    if let (Some(d), Some(x)) = (into.as_object_mut(), from.as_object()) {
+        d.extend(x.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
 }
