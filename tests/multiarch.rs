@@ -29,6 +29,14 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// Static hello worlds for amd64 and arm64 named `hello-amd64` and `hello-arm64`.
+fn static_pair(env: &Env) -> (PathBuf, PathBuf) {
+    (
+        named(env, &hello_static(), "hello-amd64"),
+        named(env, &hello_arm64_static(), "hello-arm64"),
+    )
+}
+
 /// `skopeo inspect --raw` parsed.
 fn raw(args: &[&str]) -> Option<Value> {
     if !have("skopeo") {
@@ -106,8 +114,7 @@ fn amd64_and_arm64_make_one_index_that_skopeo_and_runtimes_read() {
         return;
     }
     let env = Env::new();
-    let amd = named(&env, &hello_static(), "hello-amd64");
-    let arm = named(&env, &hello_arm64_static(), "hello-arm64");
+    let (amd, arm) = static_pair(&env);
     let layout = env.path("l");
     let oci = format!("oci:{}:app", layout.display());
     let j = build_json(&env, &[s(&amd), s(&arm), "-t", "app:1", "-o", &oci]);
@@ -286,8 +293,7 @@ fn the_index_is_reproducible_whatever_the_order_or_store() {
         return;
     }
     let env = Env::new();
-    let amd = named(&env, &hello_static(), "hello-amd64");
-    let arm = named(&env, &hello_arm64_static(), "hello-arm64");
+    let (amd, arm) = static_pair(&env);
     let a = build_json(&env, &[s(&amd), s(&arm), "-t", "a:1"]);
     let env2 = Env::new();
     let b = build_json(&env2, &[s(&arm), s(&amd), "-t", "b:1"]);
@@ -544,8 +550,7 @@ fn archives_and_registries_receive_the_index() {
         return;
     }
     let env = Env::new();
-    let amd = named(&env, &hello_static(), "hello-amd64");
-    let arm = named(&env, &hello_arm64_static(), "hello-arm64");
+    let (amd, arm) = static_pair(&env);
     let oa = env.path("o.tar");
     let da = env.path("d.tar");
     let reg = Registry::start(Auth::None);
