@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Seed corpora for the layer, extract and ldcache fuzz targets: small hostile and
 ordinary layers (in the targets' split format) and ld.so.cache files of each format.
-Usage: seeds.py CORPUS_DIR (writes CORPUS_DIR/{layer,extract,ldcache})."""
+Usage: seeds.py CORPUS_DIR (writes CORPUS_DIR/{layer,extract,ldcache,dockerfile})."""
 import hashlib, io, os, shutil, struct, sys, tarfile
 
 out = sys.argv[1]
-for t in ("layer", "extract", "ldcache"):
+for t in ("layer", "extract", "ldcache", "dockerfile"):
     os.makedirs(os.path.join(out, t), exist_ok=True)
 
 def tar(entries, fmt=tarfile.PAX_FORMAT):
@@ -81,6 +81,27 @@ seeds["pax-size"] = layered(x.tobuf(tarfile.USTAR_FORMAT) + block(rec) + inner.t
 for name, data in seeds.items():
     for t in ("layer", "extract"):
         open(os.path.join(out, t, name), "wb").write(data)
+
+# Dockerfiles (text, a NUL, then the context's x.tar): every instruction kind, stages,
+# here-documents, variables, and ADD of the hostile archives above.
+dockerfiles = {
+    "minimal": "FROM scratch\nCOPY a /a\nCMD [\"/a\"]\n",
+    "config": "# escape=`\nARG V=1\nFROM scratch AS base\nENV A=$V B=\"two words\"\nLABEL x=y\nEXPOSE 80/tcp 53/udp\n"
+              "VOLUME /data\nWORKDIR /w\nUSER 1000:1000\nSTOPSIGNAL SIGTERM\nHEALTHCHECK --interval=5s CMD [\"/a\"]\n"
+              "SHELL [\"/bin/sh\", \"-c\"]\nENTRYPOINT /a `\n  arg\nMAINTAINER me\n",
+    "stages": "FROM scratch AS build\nCOPY --chmod=0755 --chown=1:1 a dir/ /out/\nFROM scratch\n"
+              "COPY --from=build /out/* /bin/\nCOPY --from=0 --exclude=*.md / /copy/\n",
+    "heredoc": "FROM scratch\nCOPY <<EOF /etc/motd\nhello ${X:-there}\nEOF\nCOPY <<'E1' <<E2 /d/\n$raw\nE1\nx\nE2\n",
+    "run-refused": "FROM scratch\nRUN echo no\nONBUILD COPY a /a\n",
+    "add-remote": "FROM scratch\nADD https://example.com/x /x\nADD git@example.com:x.git /g\n",
+    "symlinks": "FROM scratch\nCOPY dir/up /up\nCOPY dir /dir\nWORKDIR ../../..\nCOPY a ../../../escape\n",
+}
+for name, text in dockerfiles.items():
+    open(os.path.join(out, "dockerfile", name), "wb").write(text.encode() + b"\0")
+for name in ("plain", "dotdot", "symlink-escape", "hardlinks", "whiteouts", "gnu-long", "pax-size", "devices"):
+    tarbytes = seeds[name][1:] if seeds[name][0] == 1 else seeds[name][3:]
+    text = "FROM scratch\nADD x.tar /d/\nADD x.tar /\nCOPY x.tar /raw\n"
+    open(os.path.join(out, "dockerfile", "add-" + name), "wb").write(text.encode() + b"\0" + tarbytes)
 
 # ld.so.cache: the host's, one of each format made here, and truncations.
 def new_cache(entries, le=True):

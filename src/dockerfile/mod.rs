@@ -20,7 +20,7 @@ mod tarball;
 pub use bundle::BundleOptions;
 pub use context::Context;
 pub use exec::{build, Built, Options, Warning};
-pub use plan::{parse, Dockerfile, RUN_REFUSAL};
+pub use plan::{parse, Dockerfile, Op, RUN_REFUSAL};
 
 use crate::error::{IoContext, Result};
 use std::path::Path;
