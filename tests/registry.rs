@@ -1707,7 +1707,7 @@ struct Fake {
 }
 
 impl Fake {
-    fn start(answer: fn(&mut TcpStream, &str, u16)) -> Fake {
+    fn start(answer: impl Fn(&mut TcpStream, &str, u16) + Send + Sync + 'static) -> Fake {
         let paths: Arc<Mutex<Vec<String>>> = Arc::default();
         let seen = paths.clone();
         let port = Arc::new(std::sync::atomic::AtomicU16::new(0));
@@ -1943,5 +1943,156 @@ fn verbose_transfers_print_no_password_and_no_token() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn content_that_does_not_match_its_digest_is_refused_and_nothing_is_stored() {
+    type Tamper = fn(&str, &mut Vec<u8>);
+    let env = Env::new();
+    build_image(&env, "hello:1", true);
+    let layout = env.path("layout");
+    nb(
+        &env,
+        &["push", "hello:1", &format!("oci:{}:img", layout.display())],
+    )
+    .ok();
+    let read = |d: &str| {
+        std::fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let top = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let manifest: serde_json::Value = serde_json::from_slice(&read(&top)).unwrap();
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let blobs: Arc<BTreeMap<String, Vec<u8>>> = Arc::new(
+        std::fs::read_dir(layout.join("blobs/sha256"))
+            .unwrap()
+            .flatten()
+            .map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                (format!("sha256:{name}"), std::fs::read(e.path()).unwrap())
+            })
+            .collect(),
+    );
+    // A registry serving the image from memory, changed by `tamper(path, bytes)`.
+    let serve = |tamper: Tamper, top: String, blobs: Arc<BTreeMap<String, Vec<u8>>>| {
+        Fake::start(move |s, path, _| {
+            if path == "/v2/" {
+                return respond(s, 200, &[], b"{}");
+            }
+            let Some((kind, reference)) =
+                path.strip_prefix("/v2/x/").and_then(|p| p.split_once('/'))
+            else {
+                return respond(s, 404, &[], b"");
+            };
+            let digest = if reference.starts_with("sha256:") {
+                reference
+            } else {
+                top.as_str()
+            };
+            let Some(bytes) = blobs.get(digest) else {
+                return respond(s, 404, &[], b"");
+            };
+            let mut bytes = bytes.clone();
+            tamper(path, &mut bytes);
+            let mut headers = vec![(
+                "Docker-Content-Digest",
+                format!("sha256:{}", "0".repeat(64)),
+            )];
+            if kind == "manifests" {
+                headers.push((
+                    "Content-Type",
+                    "application/vnd.oci.image.manifest.v1+json".into(),
+                ));
+            }
+            respond(s, 200, &headers, &bytes);
+        })
+    };
+    // A registry that lies only in Docker-Content-Digest: the computed digest wins.
+    let honest = serve(|_, _| {}, top.clone(), blobs.clone());
+    let other = Env::new();
+    let r = nb(
+        &other,
+        &[
+            "pull",
+            &format!("docker://{}/x:1", honest.host()),
+            "-t",
+            "ok:1",
+        ],
+    )
+    .ok();
+    assert!(r.stdout.contains(&top), "{}", r.stdout);
+    other.nobase(&["fsck"]).ok();
+    // Changed bytes: a manifest fetched by digest, a layer at the same size, a layer one
+    // byte longer. Each is refused; the store gains no tag and no blob.
+    let cases: Vec<(&str, Tamper, String)> = vec![
+        (
+            "a manifest by digest",
+            |path, b| {
+                if path.contains("/manifests/") {
+                    b.insert(b.len() - 1, b' ');
+                }
+            },
+            format!("docker://{}/x@{top}", "HOST"),
+        ),
+        (
+            "a layer at the same size",
+            |path, b| {
+                if path.contains("/blobs/") && b.len() > 1 << 20 {
+                    let n = b.len() / 2;
+                    b[n] ^= 1;
+                }
+            },
+            "docker://HOST/x:1".into(),
+        ),
+        (
+            "a layer one byte longer",
+            |path, b| {
+                if path.contains("/blobs/") && b.len() > 1 << 20 {
+                    b.push(0);
+                }
+            },
+            "docker://HOST/x:1".into(),
+        ),
+    ];
+    for (what, tamper, src) in cases {
+        let fake = serve(tamper, top.clone(), blobs.clone());
+        let store = Env::new();
+        let blobs_before = blob_count(&store.store());
+        let src = src.replace("HOST", &fake.host());
+        let r = nb(&store, &["pull", &src, "-t", "bad:1"]).code(3);
+        assert!(
+            r.stderr.contains("digest mismatch") || r.stderr.contains("longer than"),
+            "{what}: {}",
+            r.stderr
+        );
+        let images = store.nobase(&["images", "--json"]).ok().json();
+        assert_eq!(images, serde_json::json!([]), "{what}");
+        assert_eq!(
+            blob_count(&store.store()),
+            blobs_before,
+            "{what}: a blob was kept"
+        );
+        assert!(
+            !store
+                .store()
+                .join("blobs/sha256")
+                .join(layer.trim_start_matches("sha256:"))
+                .exists(),
+            "{what}"
+        );
+        store.nobase(&["fsck"]).ok();
     }
 }
