@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn hex(bytes: &[u8]) -> String {
@@ -686,4 +687,196 @@ fn corrupt_elf_files_inside_an_image_are_problems_for_check() {
         ]]}),
     );
     bounded(&env, &["check", &r]).ok();
+}
+
+// ---------------------------------------------------------------------------------
+// Tar streams that tar readers have disagreed about.
+
+/// One 512-byte header block (and its data, padded) of any type, unvalidated.
+fn block(kind: tar::EntryType, name: &str, size_field: u64, data: &[u8]) -> Vec<u8> {
+    let mut h = tar::Header::new_ustar();
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_entry_type(kind);
+    h.set_size(size_field);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_cksum();
+    let mut out = h.as_bytes().to_vec();
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out
+}
+
+/// A PAX record `key=value` with its length prefix.
+fn pax(key: &str, value: &str) -> Vec<u8> {
+    let body = format!(" {key}={value}\n");
+    let mut n = body.len() + 1;
+    while format!("{n}{body}").len() != n {
+        n += 1;
+    }
+    format!("{n}{body}").into_bytes()
+}
+
+/// The files GNU tar lists in `layer` (name and size), sorted.
+fn gnu_tar_list(env: &Env, layer: &[u8]) -> Vec<(String, u64)> {
+    let p = env.path("listed.tar");
+    std::fs::write(&p, layer).unwrap();
+    let r = run(Command::new("tar")
+        .arg("--numeric-owner")
+        .arg("-tvf")
+        .arg(&p))
+    .ok();
+    let mut out: Vec<(String, u64)> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with('-'))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[5..].join(" "), f[2].parse().unwrap())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn tar_headers_readers_disagree_on_read_as_gnu_tar_or_are_refused() {
+    let env = Env::new();
+    let end = vec![0u8; 1024];
+    let xheader = |records: &[u8]| {
+        block(
+            tar::EntryType::XHeader,
+            "././@PaxHeader",
+            records.len() as u64,
+            records,
+        )
+    };
+    let layers: Vec<(&str, Vec<u8>)> = vec![
+        (
+            // CVE-2025-62518: the ustar size says 0, the PAX size 512; a reader using
+            // the ustar size would take the next 512 bytes for a header ("smuggled").
+            "pax-size-over-ustar-size",
+            [
+                xheader(&pax("size", "512")),
+                block(tar::EntryType::Regular, "inner", 0, &[]),
+                block(tar::EntryType::Regular, "smuggled", 5, b"")[..512].to_vec(),
+                block(tar::EntryType::Regular, "after", 5, b"after"),
+                end.clone(),
+            ]
+            .concat(),
+        ),
+        (
+            // A PAX path and then a GNU long name for the same entry: GNU tar takes
+            // the PAX path, Go's archive/tar (runtimes) and the tar crate the GNU name.
+            "pax-path-then-gnu-longname",
+            [
+                xheader(&pax("path", "from-pax")),
+                block(
+                    tar::EntryType::GNULongName,
+                    "././@LongLink",
+                    9,
+                    b"from-gnu\0",
+                ),
+                block(tar::EntryType::Regular, "short", 3, b"abc"),
+                block(tar::EntryType::Regular, "last", 1, b"z"),
+                end.clone(),
+            ]
+            .concat(),
+        ),
+        (
+            "gnu-longname-then-pax-path",
+            [
+                block(
+                    tar::EntryType::GNULongName,
+                    "././@LongLink",
+                    9,
+                    b"from-gnu\0",
+                ),
+                xheader(&pax("path", "from-pax")),
+                block(tar::EntryType::Regular, "short", 3, b"abc"),
+                block(tar::EntryType::Regular, "last", 1, b"z"),
+                end.clone(),
+            ]
+            .concat(),
+        ),
+        (
+            "pax-linkpath-then-gnu-longlink",
+            [
+                block(tar::EntryType::Regular, "target", 1, b"t"),
+                xheader(&pax("linkpath", "target")),
+                block(tar::EntryType::GNULongLink, "././@LongLink", 6, b"other\0"),
+                block(tar::EntryType::Symlink, "link", 0, &[]),
+                end.clone(),
+            ]
+            .concat(),
+        ),
+    ];
+    for (name, layer) in layers {
+        let gnu = gnu_tar_list(&env, &layer);
+        let lay = Lay::new(&env, name);
+        let (d, n) = lay.put(&layer);
+        let mut m = lay.manifest();
+        m["layers"][0] =
+            json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": n});
+        lay.set_manifest(&m);
+        let mut c = lay.config();
+        c["rootfs"]["diff_ids"][0] = d.clone().into();
+        lay.set_config(&c);
+        if name != "pax-size-over-ustar-size" {
+            // Where readers disagree, every reader of nobase refuses.
+            let bundle = env.path(&format!("refused-{name}"));
+            let b = bundle.display().to_string();
+            let reference = lay.reference();
+            for args in [
+                vec!["check", &reference],
+                vec!["tree", &reference],
+                vec!["unpack", &reference, &b],
+            ] {
+                let r = bounded(&env, &args);
+                refused(
+                    &r,
+                    &format!("{name} through {}", args[0]),
+                    "resolve differently",
+                );
+                assert!(!bundle.exists());
+            }
+            continue;
+        }
+        let r = bounded(&env, &["tree", "--json", &lay.reference()]).ok();
+        let mut ours: Vec<(String, u64)> = r.json()["merged"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["kind"] == "file")
+            .map(|f| {
+                (
+                    f["path"]
+                        .as_str()
+                        .unwrap()
+                        .trim_start_matches('/')
+                        .to_string(),
+                    f["size"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        ours.sort();
+        assert_eq!(ours, gnu, "{name}: nobase tree and GNU tar disagree");
+        assert!(
+            !ours.iter().any(|(p, _)| p == "smuggled"),
+            "{name}: {ours:?}"
+        );
+        // The extractor agrees with the reader.
+        let bundle = env.path(&format!("bundle-{name}"));
+        bounded(
+            &env,
+            &["unpack", &lay.reference(), bundle.to_str().unwrap()],
+        )
+        .ok();
+        for (p, size) in &gnu {
+            let m = std::fs::metadata(bundle.join("rootfs").join(p)).unwrap();
+            assert_eq!(m.len(), *size, "{name}: {p}");
+        }
+    }
 }

@@ -76,7 +76,14 @@ impl TarIndex {
         {
             let mut archive = tar::Archive::new(&file);
             for entry in archive.entries_with_seek().io(ctx)? {
-                let entry = entry.io(ctx)?;
+                let mut entry = entry.io(ctx)?;
+                if let Some(why) = crate::imagefs::walk::name_ambiguity(&mut entry) {
+                    return Err(Error::Invalid(format!(
+                        "{}: member {:?} {why}; the archive is corrupt or hostile",
+                        path.display(),
+                        String::from_utf8_lossy(&entry.path_bytes())
+                    )));
+                }
                 if members.len() >= MAX_MEMBERS {
                     return Err(Error::Invalid(format!(
                         "{} has more than {MAX_MEMBERS} members; it is not an image archive",

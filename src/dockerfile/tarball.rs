@@ -160,6 +160,12 @@ pub fn extract(
             )));
         }
         let mut entry = entry.io(|| format!("reading {shown}"))?;
+        if let Some(why) = crate::imagefs::walk::name_ambiguity(&mut entry) {
+            return Err(Error::Invalid(format!(
+                "{shown}: entry {:?} {why}; nobase refuses the archive",
+                String::from_utf8_lossy(&entry.path_bytes())
+            )));
+        }
         let header = entry.header().clone();
         let Some(name) = entry_name(&entry.path_bytes(), &shown)? else {
             continue;

@@ -323,6 +323,13 @@ fn walk(
                 let mut entry =
                     entry.map_err(|e| io_to_error(e, ctx("decompressing and reading")))?;
                 budget.add_entry(&desc.digest)?;
+                if let Some(why) = name_ambiguity(&mut entry) {
+                    return Err(Error::Invalid(format!(
+                        "layer {}: entry {:?} {why}; the layer is corrupt or hostile, so nobase refuses to read it",
+                        desc.digest,
+                        String::from_utf8_lossy(&entry.path_bytes())
+                    )));
+                }
                 let data_end = entry.raw_file_position().saturating_add(entry.size());
                 padding.set((data_end, data_end.saturating_add(511) & !511));
                 if let Some(e) = describe(&entry, &desc.digest)? {
@@ -420,6 +427,38 @@ impl Read for ReadAhead {
         self.pos += n;
         Ok(n)
     }
+}
+
+/// Why readers would disagree on an entry's name, if they would: its PAX records give a
+/// `path` (or `linkpath`) other than the one it is read with, because a GNU long name
+/// overrode it. Go's archive/tar (which runtimes unpack with) and the tar crate take the
+/// GNU name, GNU tar the PAX one; such an entry lands in different places for
+/// different readers, so every nobase tar reader refuses it.
+pub fn name_ambiguity<R: Read>(entry: &mut tar::Entry<'_, R>) -> Option<String> {
+    let mut pax: Vec<(&'static str, Vec<u8>)> = Vec::new();
+    if let Ok(Some(exts)) = entry.pax_extensions() {
+        for ext in exts.flatten() {
+            match ext.key_bytes() {
+                b"path" => pax.push(("path", ext.value_bytes().to_vec())),
+                b"linkpath" => pax.push(("linkpath", ext.value_bytes().to_vec())),
+                _ => {}
+            }
+        }
+    }
+    for (key, value) in pax {
+        let used = match key {
+            "path" => Some(entry.path_bytes().into_owned()),
+            _ => entry.link_name_bytes().map(|b| b.into_owned()),
+        };
+        if used.as_deref() != Some(value.as_slice()) {
+            return Some(format!(
+                "has a PAX {key} {:?} and a GNU long name {:?}, which tar readers resolve differently",
+                String::from_utf8_lossy(&value),
+                String::from_utf8_lossy(used.as_deref().unwrap_or_default())
+            ));
+        }
+    }
+    None
 }
 
 /// Turns a tar entry into an [`Entry`], or `None` for entries that carry no file (PAX

@@ -367,6 +367,7 @@ impl<'a> Extractor<'a> {
     }
 
     fn entry<R: Read>(&mut self, e: &mut tar::Entry<'_, R>, what: &str) -> Result<()> {
+        let ambiguity = crate::imagefs::walk::name_ambiguity(e);
         let raw = e.path_bytes().into_owned();
         let bad = |msg: String| {
             Error::Invalid(format!(
@@ -374,6 +375,9 @@ impl<'a> Extractor<'a> {
                 String::from_utf8_lossy(&raw)
             ))
         };
+        if let Some(why) = ambiguity {
+            return Err(bad(why));
+        }
         match classify(&raw).map_err(bad)? {
             EntryName::Ignored => Ok(()),
             EntryName::Whiteout { dir, name } => {
