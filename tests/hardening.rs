@@ -49,25 +49,19 @@ fn sigkill_during_builds_corrupts_nothing() {
     let big = payload(&env, 48);
     let add = format!("{}:/data/payload.bin", big.display());
     for (i, ms) in [0u64, 15, 40, 100, 250, 600].into_iter().enumerate() {
-        let mut child = env
-            .cmd(&[
-                "build",
-                "-q",
-                b,
-                "--add",
-                &add,
-                "--threads",
-                "1",
-                "-t",
-                &format!("killed:{i}"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(ms));
-        let _ = child.kill();
-        let _ = child.wait();
+        let tag = format!("killed:{i}");
+        let args = [
+            "build",
+            "-q",
+            b,
+            "--add",
+            &add,
+            "--threads",
+            "1",
+            "-t",
+            &tag,
+        ];
+        kill_after(&env, &args, ms);
         // Whatever the moment: no corrupt blob, no torn index, the earlier tag intact.
         let (_, report) = fsck(&env);
         for f in report["findings"].as_array().unwrap() {

@@ -2,14 +2,16 @@
 //! `index.json` that are symlinks to host files, documents that are two kinds at once,
 //! sizes past the caps, diff_ids that do not match, decompression bombs — go through
 //! every reader (`check`, `tree`, `unpack`, `pull` and `push` copying between layouts);
-//! corrupt ELF files go through `inspect`, `build` and, inside an image, `check`. Each is
-//! refused with a one-line error (or contained), nothing panics, memory and time stay
-//! bounded, and nothing outside the reader's own output is touched.
+//! tar streams that tar readers disagree on go through `tree` and `unpack` beside GNU
+//! tar; corrupt ELF files go through `elf::parse`, `inspect`, `build` and, inside an
+//! image, `check`. Each is refused with a one-line error (or contained), nothing panics,
+//! memory and time stay bounded, and nothing outside the reader's own output is touched.
 //!
 //! Hostile *layers* (names, links, whiteouts) are in `check`, `tree` and `run`'s tests
 //! (`refuses_hostile_layers`, `hostile_layers_write_nothing_outside_the_bundle`).
 
 use crate::util::*;
+use nobase::elf;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use std::os::unix::process::CommandExt;
@@ -531,6 +533,347 @@ fn phdr(b: &[u8], p_type: u32) -> usize {
         .map(|i| phoff + i * 56)
         .find(|&at| u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) == p_type)
         .expect("program header present")
+}
+
+/// The first `len` bytes of a buffer, without copying it for every cut.
+struct Cut<'a>(&'a [u8], usize);
+
+impl elf::ReadAt for Cut<'_> {
+    fn size(&self) -> u64 {
+        self.1 as u64
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.0[..self.1].read_exact_at(offset, buf)
+    }
+}
+
+/// A file that claims to be enormous (a sparse file, a lying reader): its first bytes
+/// are `head`, everything after reads as `fill`.
+struct Huge {
+    head: Vec<u8>,
+    fill: u8,
+}
+
+impl elf::ReadAt for Huge {
+    fn size(&self) -> u64 {
+        1 << 62
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = usize::try_from(offset)
+                .ok()
+                .and_then(|o| self.head.get(o + i))
+                .copied()
+                .unwrap_or(self.fill);
+        }
+        Ok(())
+    }
+}
+
+/// A small real program: a dynamically linked x86-64 PIE with 3, DT_NEEDED,
+/// version needs and section headers at its end (coreutils' `true`), or None.
+fn exe() -> Option<Vec<u8>> {
+    let b = std::fs::read("/bin/true")
+        .ok()
+        .filter(|b| b.len() > 64 && b.starts_with(b"\x7fELF\x02\x01") && b[18] == 62);
+    if b.is_none() {
+        eprintln!("skipping: /bin/true is not an x86-64 ELF here");
+    }
+    b
+}
+
+/// File offsets of the dynamic entries with tag `tag`.
+fn dyn_entries(b: &[u8], tag: u64) -> Vec<usize> {
+    let ph = phdr(b, 2);
+    let (off, size) = (le64(b, ph + 8) as usize, le64(b, ph + 32) as usize);
+    (off..off + size)
+        .step_by(16)
+        .take_while(|&at| le64(b, at) != 0)
+        .filter(|&at| le64(b, at) == tag)
+        .collect()
+}
+
+#[test]
+fn every_truncation_of_the_headers_and_tables_is_an_error() {
+    let Some(exe) = exe() else { return };
+    let full = elf::parse(&exe).expect("/bin/true parses");
+    assert_eq!(full.class, 64);
+    assert!(full.interpreter.is_some() && !full.needed.is_empty());
+    // Everything the reader needs lies in these regions: cut anywhere inside one (or
+    // before its end) and the file cannot be read — an error naming the cause.
+    let interp = phdr(&exe, 3);
+    let dynamic = phdr(&exe, 2);
+    let phend = le64(&exe, 32) as usize + 56 * u16::from_le_bytes([exe[56], exe[57]]) as usize;
+    let needed_end = [interp, dynamic]
+        .iter()
+        .map(|&ph| (le64(&exe, ph + 8) + le64(&exe, ph + 32)) as usize)
+        .max()
+        .unwrap()
+        .max(phend);
+    let regions = [
+        (0, phend + 4096),
+        (le64(&exe, interp + 8) as usize, needed_end),
+        (le64(&exe, dynamic + 8) as usize, needed_end),
+    ];
+    let cuts: std::collections::BTreeSet<usize> = regions
+        .iter()
+        .flat_map(|&(start, end)| start..end.min(exe.len()))
+        .collect();
+    assert!(cuts.len() > 8192, "{}", cuts.len());
+    for &cut in &cuts {
+        {
+            match elf::parse(&Cut(&exe, cut)) {
+                Err(e) if cut < needed_end => {
+                    let msg = e.to_string();
+                    assert!(
+                        msg.contains("outside the file")
+                            || msg.contains("not an ELF")
+                            || msg.contains("NUL-terminated")
+                            || msg.contains("DT_STRTAB")
+                            || msg.contains("string table"),
+                        "cut at {cut}: {msg}"
+                    );
+                }
+                Ok(_) if cut < needed_end => panic!("cut at {cut} of {needed_end} parsed"),
+                _ => {}
+            }
+        }
+    }
+    // The section headers sit at the end: without them the facts they carry are
+    // lost, nothing else.
+    let shoff = le64(&exe, 40) as usize;
+    for cut in shoff..exe.len() {
+        let info = elf::parse(&Cut(&exe, cut)).expect("sections are optional");
+        assert_eq!(info.needed, full.needed);
+    }
+}
+
+/// Where the patched structures are: program headers of 3 and 2,
+/// section header 0.
+struct At {
+    interp: usize,
+    dynamic: usize,
+    sh: usize,
+}
+
+#[test]
+fn corrupt_headers_are_errors_not_panics() {
+    let Some(exe) = exe() else { return };
+    let at = At {
+        interp: phdr(&exe, 3),
+        dynamic: phdr(&exe, 2),
+        sh: le64(&exe, 40) as usize,
+    };
+    type Patch = fn(&mut Vec<u8>, &At);
+    // (what, patch, Some(error text) when it must fail)
+    let cases: &[(&str, Patch, Option<&str>)] = &[
+        (
+            "e_phoff = 2^64-1",
+            |b, _| put64(b, 32, u64::MAX),
+            Some("outside"),
+        ),
+        (
+            "e_phoff past the end",
+            |b, _| {
+                let n = b.len() as u64;
+                put64(b, 32, n)
+            },
+            Some("outside"),
+        ),
+        ("e_shoff = 2^64-1", |b, _| put64(b, 40, u64::MAX), None),
+        (
+            "e_phentsize too small",
+            |b, _| b[54] = 8,
+            Some("need exactly 56"),
+        ),
+        (
+            "e_phentsize 0xffff",
+            |b, _| b[54..56].copy_from_slice(&[0xff, 0xff]),
+            Some("need exactly"),
+        ),
+        (
+            "PN_XNUM, section 0 says 2^32-1",
+            |b, a| {
+                b[56..58].copy_from_slice(&[0xff, 0xff]);
+                b[a.sh + 44..a.sh + 48].copy_from_slice(&u32::MAX.to_le_bytes());
+            },
+            Some("outside"),
+        ),
+        (
+            "PN_XNUM without section headers",
+            |b, _| {
+                b[56..58].copy_from_slice(&[0xff, 0xff]);
+                put64(b, 40, 0);
+            },
+            Some("outside"),
+        ),
+        (
+            "e_shnum 0, section 0 says 2^64-1 sections",
+            |b, a| {
+                b[60..62].copy_from_slice(&[0, 0]);
+                put64(b, a.sh + 32, u64::MAX);
+            },
+            None,
+        ),
+        (
+            "SHN_XINDEX, section 0 points at no section",
+            |b, a| {
+                b[62..64].copy_from_slice(&[0xff, 0xff]);
+                b[a.sh + 40..a.sh + 44].copy_from_slice(&u32::MAX.to_le_bytes());
+            },
+            None,
+        ),
+        (
+            "e_shstrndx out of range",
+            |b, _| b[62..64].copy_from_slice(&[0xfe, 0xff]),
+            None,
+        ),
+        (
+            "section sizes much larger than the file",
+            |b, a| {
+                let n = u16::from_le_bytes([b[60], b[61]]) as usize;
+                for i in 1..n {
+                    put64(b, a.sh + i * 64 + 32, u64::MAX - i as u64);
+                }
+            },
+            None,
+        ),
+        (
+            "3 unterminated",
+            |b, a| {
+                let (off, len) = (
+                    le64(b, a.interp + 8) as usize,
+                    le64(b, a.interp + 32) as usize,
+                );
+                b[off..off + len].fill(b'x');
+            },
+            Some("NUL-terminated"),
+        ),
+        (
+            "3 past EOF",
+            |b, a| {
+                let n = b.len() as u64;
+                put64(b, a.interp + 8, n + 100)
+            },
+            Some("outside"),
+        ),
+        (
+            "3 at 2^64-16",
+            |b, a| put64(b, a.interp + 8, u64::MAX - 15),
+            Some("outside"),
+        ),
+        (
+            "3 of 2^64-1 bytes",
+            |b, a| put64(b, a.interp + 32, u64::MAX),
+            None,
+        ),
+        (
+            "2 past EOF",
+            |b, a| put64(b, a.dynamic + 8, u64::MAX - 8),
+            Some("outside"),
+        ),
+        (
+            "2 of 2^64-1 bytes",
+            |b, a| put64(b, a.dynamic + 32, u64::MAX),
+            Some("outside"),
+        ),
+        (
+            "DT_NEEDED offsets out of range",
+            |b, _| {
+                for at in dyn_entries(b, 1) {
+                    put64(b, at + 8, u64::MAX - 1);
+                }
+            },
+            Some("DT_NEEDED"),
+        ),
+        (
+            "DT_STRSZ of 2^64-1",
+            |b, _| {
+                for at in dyn_entries(b, 10) {
+                    put64(b, at + 8, u64::MAX);
+                }
+            },
+            Some("outside"),
+        ),
+        (
+            "DT_STRTAB unmapped",
+            |b, _| {
+                for at in dyn_entries(b, 5) {
+                    put64(b, at + 8, u64::MAX);
+                }
+            },
+            Some("DT_STRTAB"),
+        ),
+        (
+            "DT_VERNEED count 2^64-1 at the string table",
+            |b, _| {
+                for at in dyn_entries(b, 0x6fff_ffff) {
+                    put64(b, at + 8, u64::MAX);
+                }
+            },
+            None,
+        ),
+        (
+            "every 1 at the top of the address space",
+            |b, _| {
+                let (phoff, phnum) = (le64(b, 32) as usize, u16::from_le_bytes([b[56], b[57]]));
+                for i in 0..phnum as usize {
+                    let at = phoff + i * 56;
+                    if u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) == 1 {
+                        put64(b, at + 8, u64::MAX - 16);
+                        put64(b, at + 32, u64::MAX);
+                    }
+                }
+            },
+            None,
+        ),
+    ];
+    for (what, patch, want) in cases {
+        let mut b = exe.clone();
+        patch(&mut b, &at);
+        let started = std::time::Instant::now();
+        let res = elf::parse(&b);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{what}: slow"
+        );
+        match (res, want) {
+            (Err(e), Some(w)) => assert!(e.to_string().contains(w), "{what}: {e}"),
+            (Ok(_), Some(w)) => panic!("{what}: parsed, expected an error about {w}"),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn huge_claimed_sizes_cost_no_memory() {
+    // An ELF header over a file that claims 4 EiB: tables may lie inside the "file"
+    // yet never be read whole past the cap.
+    let mut h = vec![0u8; 64];
+    h[..4].copy_from_slice(b"\x7fELF");
+    (h[4], h[5], h[16], h[18]) = (2, 1, 2, 62);
+    put64(&mut h, 32, 64); // e_phoff
+    put64(&mut h, 40, 1 << 40); // e_shoff
+    h[54] = 56;
+    h[56..58].copy_from_slice(&[0xff, 0xff]); // PN_XNUM
+    h[58] = 64;
+    for fill in [0u8, 0xff, 0x41] {
+        let src = Huge {
+            head: h.clone(),
+            fill,
+        };
+        // Section 0 (all `fill`) gives the real counts: 0 or 2^32-1 program headers.
+        match elf::parse(&src) {
+            Ok(_) => {}
+            Err(e) => assert!(
+                matches!(
+                    e,
+                    elf::ElfError::Invalid(_) | elf::ElfError::OutOfBounds { .. }
+                ),
+                "{e}"
+            ),
+        }
+    }
 }
 
 /// Corrupt variants of a dynamically linked hello world, each with the part of the

@@ -5,21 +5,22 @@
 //! store. No panic, and the build writes nothing outside its store.
 #![no_main]
 
+#[path = "common/mod.rs"]
+mod common;
+
 use libfuzzer_sys::fuzz_target;
 use nobase::build::Bundle;
 use nobase::dockerfile::{self, BundleOptions, Context, Dockerfile, Op, Options};
 use nobase::layer::Compression;
 use nobase::store::Store;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// True when building needs nothing but the context: no base image, no `--from` image
 /// (those would be looked up in registries).
 fn local_only(df: &Dockerfile) -> bool {
     let stage = |name: &str, before: usize| {
-        df.stages[..before].iter().any(|s| {
-            s.name.as_deref() == Some(&name.to_lowercase()) || s.index.to_string() == name
-        })
+        df.stages[..before]
+            .iter()
+            .any(|s| s.name.as_deref() == Some(&name.to_lowercase()) || s.index.to_string() == name)
     };
     df.stages.iter().enumerate().all(|(i, s)| {
         (s.base.eq_ignore_ascii_case("scratch") || stage(&s.base, i))
@@ -28,15 +29,6 @@ fn local_only(df: &Dockerfile) -> bool {
                 _ => true,
             })
     })
-}
-
-fn sandbox() -> PathBuf {
-    static N: AtomicU64 = AtomicU64::new(0);
-    std::env::temp_dir().join(format!(
-        "nobase-fuzz-dockerfile-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -51,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
     if !local_only(&df) {
         return;
     }
-    let base = sandbox();
+    let base = common::sandbox("dockerfile");
     let ctx_dir = base.join("ctx");
     std::fs::create_dir_all(ctx_dir.join("dir")).unwrap();
     std::fs::write(ctx_dir.join("x.tar"), archive).unwrap();
@@ -81,7 +73,10 @@ fuzz_target!(|data: &[u8]| {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert!(names.len() <= 2, "the build wrote beside its store: {names:?}");
+    assert!(
+        names.len() <= 2,
+        "the build wrote beside its store: {names:?}"
+    );
     assert_eq!(std::fs::read(ctx_dir.join("a")).unwrap(), b"a\n");
     std::fs::remove_dir_all(&base).unwrap();
 });

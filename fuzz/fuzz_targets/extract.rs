@@ -8,23 +8,12 @@ mod common;
 
 use libfuzzer_sys::fuzz_target;
 use nobase::run::extract::{ExtractOptions, Extractor, Limits};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Where escapes aimed at absolute host paths in the seeds would land.
 const CANARY: &str = "/tmp/nobase-fuzz-escape";
 
-fn sandbox() -> PathBuf {
-    static N: AtomicU64 = AtomicU64::new(0);
-    std::env::temp_dir().join(format!(
-        "nobase-fuzz-extract-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ))
-}
-
 fuzz_target!(|data: &[u8]| {
-    let base = sandbox();
+    let base = common::sandbox("extract");
     let root = base.join("root");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(base.join("sentinel"), b"keep").unwrap();

@@ -7,6 +7,18 @@ use nobase::digest::Digest;
 use nobase::image::{self, ContainerConfig, Descriptor, ImageConfig, Manifest, PlatformImage};
 use nobase::oci::{Blobs, VerifyReader};
 use std::io::Read;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A directory name under `$TMPDIR` no other input or process uses.
+pub fn sandbox(target: &str) -> PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    std::env::temp_dir().join(format!(
+        "nobase-fuzz-{target}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+}
 
 /// Splits fuzz input into layers. The first byte's low two bits give the number of
 /// layers (0 and 1 both mean one); every layer but the last is prefixed with its length
