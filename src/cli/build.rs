@@ -92,6 +92,8 @@ pub struct Args {
     /// Print a JSON summary instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub registry: super::RegistryArgs,
 }
 
 /// Turns the arguments into a plan and the sinks to publish to.

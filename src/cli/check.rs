@@ -7,7 +7,6 @@ use anyhow::{Context, Result};
 use nobase::check::{self, Report};
 use nobase::image::Platform;
 use nobase::refs::ImageRef;
-use nobase::source;
 use std::io::{self, Write};
 
 /// Arguments of `nobase check`.
@@ -30,6 +29,8 @@ pub struct Args {
     /// Which platform of a multi-platform image to check (os/arch[/variant]).
     #[arg(long, value_name = "PLATFORM")]
     platform: Option<String>,
+    #[command(flatten)]
+    pub registry: super::RegistryArgs,
 }
 
 fn human(out: &mut impl Write, r: &Report) -> io::Result<()> {
@@ -69,7 +70,8 @@ fn human(out: &mut impl Write, r: &Report) -> io::Result<()> {
 pub fn run(g: &Global, args: Args) -> Result<i32> {
     let reference = ImageRef::parse(&args.image)?;
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
-    let src = source::open(&reference, || g.store())?;
+    // With the registry flags, so --creds and --insecure work for docker:// too.
+    let src = g.open_source(&reference)?;
     let image = src.image.select(platform.as_ref())?;
     let report = check::check_image(&src.reference, image, &*src.blobs)
         .with_context(|| format!("checking {}", src.reference))?;

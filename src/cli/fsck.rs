@@ -8,6 +8,14 @@ use std::path::PathBuf;
 
 /// Arguments of `nobase fsck`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Exit status: 0 every blob verified, 1 problems remain (each named), 3 the layout could
+not be read.
+
+Examples:
+  nobase fsck
+  nobase fsck --repair              after a killed build or pull
+  nobase fsck ./layout --json | jq .findings")]
 pub struct Args {
     /// An OCI layout directory to check [default: the local store]
     #[arg(value_name = "DIR")]

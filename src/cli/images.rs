@@ -9,6 +9,13 @@ use serde_json::json;
 
 /// Arguments of `nobase images`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = "\
+With -q, only NAME:TAG, one a line (for scripts: nobase images -q | xargs nobase rmi).
+
+Examples:
+  nobase images
+  nobase images --json | jq -r '.[].digest'
+  NOBASE_STORE=/srv/images nobase images")]
 pub struct ListArgs {
     /// Print a JSON array instead of a table.
     #[arg(long)]
@@ -17,6 +24,14 @@ pub struct ListArgs {
 
 /// Arguments of `nobase rmi`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Blobs that no remaining tag uses are deleted at once (-v names each); `nobase fsck`
+verifies what is left.
+
+Examples:
+  nobase rmi hello:1
+  nobase rmi hello            the tag latest
+  nobase images -q | grep ^test- | xargs nobase rmi")]
 pub struct RmiArgs {
     /// Tags to remove (NAME[:TAG], default tag latest).
     #[arg(required = true, value_name = "NAME[:TAG]")]

@@ -34,6 +34,8 @@ pub struct Args {
     /// Print a JSON summary on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub registry: super::RegistryArgs,
 }
 
 /// Runs `nobase pull`.

@@ -38,6 +38,8 @@ pub struct Args {
     /// Print a JSON summary on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub registry: super::RegistryArgs,
 }
 
 /// Runs `nobase push`.

@@ -142,6 +142,8 @@ pub struct Args {
     /// Seconds a container may take to stop after SIGTERM or SIGINT before it is killed.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     stop_timeout: u64,
+    #[command(flatten)]
+    pub registry: super::RegistryArgs,
 }
 
 /// The directory run bundles go in: `bundles` beside the store.

@@ -61,6 +61,8 @@ pub struct Args {
     /// Which platform of a multi-platform image to show (os/arch[/variant]).
     #[arg(long, value_name = "PLATFORM")]
     platform: Option<String>,
+    #[command(flatten)]
+    pub registry: super::RegistryArgs,
 }
 
 fn efficiency_arg(s: &str) -> Result<f64, String> {

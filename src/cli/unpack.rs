@@ -26,6 +26,8 @@ pub struct Args {
     dir: PathBuf,
     #[command(flatten)]
     container: ContainerArgs,
+    #[command(flatten)]
+    pub registry: super::RegistryArgs,
 }
 
 /// Runs `nobase unpack`.
