@@ -4,6 +4,7 @@
 use super::push::Reporter;
 use super::render::{human_size, print_json};
 use super::Global;
+use super::{progress, summary};
 use anyhow::{Context, Result};
 use nobase::build::{self, BuildPlan, Bundle};
 use nobase::layer::Compression;
@@ -219,8 +220,11 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     // keeps a concurrent `rmi` from collecting them before they are tagged.
     let store = g.store()?;
     let _guard = store.writer_guard()?;
-    let built = build::build(&plan, store.layout())
-        .with_context(|| format!("building {}", plan.binary.display()))?;
+    let built = {
+        let _line = progress::Line::start(g, a.json, format!("building {}", plan.binary.display()));
+        build::build(&plan, store.layout())
+            .with_context(|| format!("building {}", plan.binary.display()))?
+    };
     let blobs = Trusted(store.layout());
     for s in &sinks {
         s.publish(&built.image, &blobs)
@@ -245,6 +249,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         .map(|b| b.blind_spots.as_slice())
         .unwrap_or_default();
     if !a.json {
+        summary::print(g, &built, store.layout(), "")?;
         for w in warnings {
             g.note(format!("warning: {}", w.message));
             for add in &w.adds {
@@ -287,17 +292,6 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     } else if g.quiet {
         println!("{}", img.top.digest);
     } else {
-        for l in &built.layers {
-            eprintln!(
-                "layer {}  {} files, {} → {}{}  ({})",
-                l.layer.descriptor.digest.short(),
-                l.files,
-                human_size(l.file_bytes),
-                human_size(l.layer.descriptor.size),
-                if l.layer.reused { ", reused" } else { "" },
-                l.created_by
-            );
-        }
         println!("{}  {platform}  {}", img.top.digest, human_size(img.size()));
         for s in &sinks {
             println!("  → {}", s.describe());

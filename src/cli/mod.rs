@@ -7,10 +7,12 @@ mod docs;
 mod fsck;
 mod images;
 mod inspect;
+mod progress;
 mod pull;
 mod push;
 mod render;
 mod run;
+mod summary;
 mod tree;
 mod unpack;
 
@@ -202,7 +204,8 @@ impl Global {
         &self,
         r: &nobase::refs::ImageRef,
     ) -> nobase::Result<nobase::source::Source> {
-        let events = std::sync::Arc::new(push::Reporter::new(self));
+        // Reading is shown by the progress line of the command, not per-blob bars.
+        let events = std::sync::Arc::new(push::Reporter::new(self).without_bars());
         nobase::source::open_with(r, || self.store(), &self.registry(events)?)
     }
 

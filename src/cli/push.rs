@@ -3,6 +3,7 @@
 //! share: a summary line on stderr, per-blob progress on a terminal, each request
 //! with `-v`.
 
+use super::progress::format_line;
 use super::render::{human_size, print_json};
 use super::Global;
 use anyhow::{Context, Result};
@@ -152,6 +153,12 @@ impl Reporter {
         }
     }
 
+    /// The same, drawing no per-blob bars (the command draws its own progress line).
+    pub fn without_bars(mut self) -> Reporter {
+        self.live = false;
+        self
+    }
+
     /// The counts so far.
     pub fn tally(&self) -> Tally {
         self.tally.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -188,19 +195,7 @@ impl Reporter {
         for bar in bars.values() {
             let line = match &bar.finished {
                 Some(f) => format!("{}  {f}", bar.label),
-                None => {
-                    let secs = bar.started.elapsed().as_secs_f64().max(0.001);
-                    let rate = (bar.done as f64 / secs) as u64;
-                    let pct = (bar.done * 100).checked_div(bar.total).unwrap_or(100);
-                    format!(
-                        "{}  {:>3}%  {} / {}  {}/s",
-                        bar.label,
-                        pct,
-                        human_size(bar.done),
-                        human_size(bar.total),
-                        human_size(rate)
-                    )
-                }
+                None => format_line(&bar.label, bar.done, bar.total, bar.started.elapsed()),
             };
             out.push_str(&format!("\r\x1b[2K{line}\n"));
         }

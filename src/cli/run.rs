@@ -2,6 +2,7 @@
 //! bundle, checks it, runs it with runc (or crun, or `--runtime`) and cleans up; the
 //! program's exit code becomes nobase's. Also the container flags `unpack` shares.
 
+use super::progress;
 use super::Global;
 use anyhow::{Context, Result};
 use nobase::image::Platform;
@@ -155,6 +156,14 @@ fn bundles_dir(store_root: &Path) -> PathBuf {
         .join("bundles")
 }
 
+/// The platform's image `opts` will pick, if there is one (for the progress total).
+pub fn chosen<'a>(
+    image: &'a nobase::image::Image,
+    opts: &UnpackOptions,
+) -> Option<&'a nobase::image::PlatformImage> {
+    image.select(opts.platform.as_ref()).ok()
+}
+
 /// Runs `nobase run`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     let reference = ImageRef::parse(&a.image)?;
@@ -173,10 +182,19 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         check: !a.no_check,
         stop_timeout: Duration::from_secs(a.stop_timeout),
     };
-    let outcome = nobase::run::run(&src.image, &*src.blobs, &opts, &|m| {
+    // The line erases itself once every layer is read, before the program starts.
+    let line = progress::reading(
+        g,
+        false,
+        &reference.to_string(),
+        chosen(&src.image, &opts.unpack),
+    );
+    let blobs = progress::Counted(&*src.blobs);
+    let outcome = nobase::run::run(&src.image, &blobs, &opts, &|m| {
         g.note(format!("nobase: {m}"))
     })
     .with_context(|| format!("running {reference}"))?;
+    drop(line);
     if let Some(dir) = &outcome.kept {
         g.note(format!(
             "nobase: bundle kept at {} (start it again with: {} run --bundle {} NAME)",
