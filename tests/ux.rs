@@ -72,3 +72,43 @@ fn man_pages_generate() {
         assert!(text.contains(".TH"), "{page}");
     }
 }
+
+/// Dogfooding: `scripts/self-image` builds nobase as a static executable and packages it
+/// with itself into a scratch image; runc starts that image, and the nobase inside
+/// answers `--version` and inspects itself. The static release build lives in
+/// target/self and is reused between runs (a cold one costs minutes on two cores; CI's
+/// scripts/demo then reuses it instead of building nobase again).
+#[test]
+fn nobase_ships_as_its_own_scratch_image() {
+    // Check for what starting the image needs before paying for the release build.
+    if !(have("umoci") && have("runc") && is_root()) {
+        return;
+    }
+    let env = Env::new();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/self-image");
+    let r = run(Command::new(&script)
+        .args(["-t", "nobase:dev"])
+        .env("NOBASE_STORE", env.store())
+        .env_remove("SOURCE_DATE_EPOCH"));
+    assert_eq!(r.code, 0, "scripts/self-image failed:\n{}", r.stderr);
+    // Static: one layer, no bundled loader or libraries.
+    let j = env.nobase(&["tree", "--json", "nobase:dev"]).ok().json();
+    assert_eq!(j["layers"].as_array().map(Vec::len), Some(1), "{j}");
+    env.nobase(&["check", "nobase:dev"]).ok();
+
+    let image = format!("{}:nobase:dev", env.store().display());
+    let v = runc_run(&env, &image, Some(&["--version"])).expect("runc");
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    assert_eq!(
+        v.stdout.trim(),
+        format!("nobase {}", env!("CARGO_PKG_VERSION"))
+    );
+    let i = runc_run(&env, &image, Some(&["inspect", "/app/nobase"])).expect("runc");
+    assert_eq!(i.code, 0, "{}", i.stderr);
+    assert!(
+        i.stdout.starts_with("/app/nobase: ELF 64-bit LSB static")
+            && i.stdout.contains("starts on its own in FROM scratch"),
+        "{}",
+        i.stdout
+    );
+}
