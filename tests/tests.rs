@@ -5,6 +5,7 @@ mod util;
 mod check;
 mod closure;
 mod docs;
+mod errors;
 mod foundation;
 mod hardening;
 mod inspect;

@@ -46,6 +46,9 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                 if f.repaired { " (removed)" } else { "" }
             );
         }
+        if g.quiet {
+            return Ok(if report.clean() { 0 } else { 1 });
+        }
         println!(
             "{}: {} blobs ({}) verified, {} images, {} problems{}",
             layout.root().display(),

@@ -51,8 +51,8 @@ struct Cli {
     /// Print only errors and what a script needs (a digest, a name); no progress.
     #[arg(short, long, global = true, help_heading = "Global options")]
     quiet: bool,
-    /// Explain each step on stderr (libraries and why, layers and files, checks passed,
-    /// registry requests).
+    /// Explain more: libraries and why, layers and their files, checks passed, registry
+    /// requests.
     #[arg(
         short,
         long,

@@ -34,6 +34,13 @@ pub struct Args {
 /// Runs `nobase unpack`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     let reference = ImageRef::parse(&a.image)?;
+    if a.dir.exists() && !a.dir.is_dir() {
+        return Err(nobase::Error::Usage(format!(
+            "{} exists and is not a directory; give a new directory for the bundle",
+            a.dir.display()
+        ))
+        .into());
+    }
     let opts = a.container.options()?;
     // With the registry flags, so --creds and --insecure work for docker:// too.
     let src = g

@@ -125,12 +125,25 @@ pub struct Layout {
 impl Layout {
     /// Opens an existing layout.
     pub fn open(root: &Path) -> Result<Layout> {
-        let meta = std::fs::metadata(root.join(LAYOUT_FILE)).io(|| {
-            format!(
-                "{} is not an OCI image layout (no readable {LAYOUT_FILE} file)",
-                root.display()
-            )
-        })?;
+        let meta = match std::fs::metadata(root.join(LAYOUT_FILE)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let what = if root.is_dir() {
+                    format!("it has no {LAYOUT_FILE} file")
+                } else {
+                    "it does not exist".to_string()
+                };
+                return Err(Error::Invalid(format!(
+                    "{} is not an OCI image layout: {what}; give a layout directory (with {LAYOUT_FILE}, index.json and blobs/, as nobase, skopeo and umoci write them)",
+                    root.display()
+                )));
+            }
+            other => other.io(|| {
+                format!(
+                    "{} is not an OCI image layout (no readable {LAYOUT_FILE} file)",
+                    root.display()
+                )
+            })?,
+        };
         if !meta.is_file() {
             return Err(Error::Invalid(format!(
                 "{}/{LAYOUT_FILE} is not a file",
