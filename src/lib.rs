@@ -11,6 +11,7 @@ pub mod archive;
 pub mod build;
 pub mod check;
 pub mod digest;
+pub mod dockerfile;
 pub mod elf;
 pub mod error;
 pub mod explore;

@@ -4,11 +4,14 @@ mod util;
 
 mod check;
 mod closure;
+mod dockerfile;
 mod docs;
 mod errors;
+mod extras;
 mod foundation;
 mod hardening;
 mod inspect;
+mod multiarch;
 mod perf;
 mod registry;
 mod run;

@@ -141,7 +141,24 @@ pub fn write_docker(
 ) -> Result<()> {
     let pi = match image.manifests.as_slice() {
         [one] => one,
-        _ => image.select(None)?,
+        // The format has no index: it can hold only the image this machine would run.
+        _ => image.select(None).map_err(|_| {
+            Error::Refused(format!(
+                "a docker-archive holds one platform's image (the format has no index), and \
+                 this multi-platform image has none for this machine ({}; it has {}): write \
+                 oci-archive:{} instead, or choose one with `nobase push IMAGE \
+                 docker-archive:{} --platform P`",
+                image::host_platform(),
+                image
+                    .manifests
+                    .iter()
+                    .map(|m| m.config.platform().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                dest.display(),
+                dest.display()
+            ))
+        })?,
     };
     let cfg = &pi.manifest.config;
     let config_name = format!("{}.json", cfg.digest.hex());

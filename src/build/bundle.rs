@@ -384,7 +384,7 @@ fn expand(c: &Closure, entry: &str, origin: &str) -> Option<String> {
 
 /// Normalizes `..` and `.` lexically: inside the image every directory on these paths is
 /// one nobase creates, so lexical and physical resolution agree.
-fn lexical(p: &str) -> Result<String> {
+pub(crate) fn lexical(p: &str) -> Result<String> {
     let mut parts: Vec<&str> = Vec::new();
     for c in p.split('/') {
         match c {

@@ -2,18 +2,23 @@
 //! The result is a value ([`Built`]) whose blobs sit in the store; sinks publish it.
 
 pub mod bundle;
+pub mod extras;
+pub mod multi;
 
 use crate::elf::{self, ElfInfo, Kind};
 use crate::error::{Error, IoContext, Result};
 use crate::image::{
-    self, ContainerConfig, Descriptor, EmptyObject, History, Image, ImageConfig, Manifest,
-    Platform, RootFs,
+    self, ContainerConfig, EmptyObject, History, Image, ImageConfig, Platform, RootFs,
 };
 use crate::layer::{self, Compression, Layer, LayerOptions};
 use crate::oci::Layout;
+use crate::root::Root;
 use crate::tree::{self, ImageTree};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+mod assemble;
+pub use assemble::{assemble, oci_layer};
 
 /// Docker's default PATH for Linux containers; set unless the user sets PATH.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -64,6 +69,10 @@ pub struct BuildPlan {
     pub check: bool,
     /// Compression workers (fixed, for determinism).
     pub threads: u32,
+    /// Runtime data to add, each in its own layer below the libraries (`--with`).
+    pub with: Vec<extras::Extra>,
+    /// The platform to declare instead of the one the ELF header says (`--platform`).
+    pub platform: Option<Platform>,
 }
 
 /// A layer and what went into it.
@@ -90,6 +99,9 @@ pub struct Built {
     pub layers: Vec<LayerReport>,
     /// For a dynamic executable: its closure, where things went, and warnings.
     pub bundled: Option<bundle::Bundled>,
+    /// What `nobase check` says of the image (its warnings: CA certificates, zoneinfo,
+    /// NSS, /tmp…); None when `--no-check` was given and the analysis could not run.
+    pub report: Option<crate::check::Report>,
 }
 
 /// Reads an executable for building: a clear error for anything that is not an ELF
@@ -127,15 +139,40 @@ pub fn read_executable(path: &Path) -> Result<ElfInfo> {
             info.kind.describe()
         )));
     }
-    if info.architecture.is_none() {
-        return Err(Error::Invalid(format!(
-            "{} is for {} ({}-bit), which has no OCI architecture name",
+    Ok(info)
+}
+
+/// The platform an executable's image declares: what its ELF header says (machine,
+/// class, ARM variant), or `wanted` (`--platform`), which may name a variant or an
+/// architecture the header does not, but not contradict its architecture.
+pub fn platform_of(path: &Path, info: &ElfInfo, wanted: Option<&Platform>) -> Result<Platform> {
+    match (wanted, &info.architecture) {
+        (Some(w), Some(arch)) if &w.architecture != arch => Err(Error::Usage(format!(
+            "--platform {w} does not fit {}: it is a {} program ({}); an image declaring \
+             {} would fail with `exec format error`",
+            path.display(),
+            info.machine,
+            info.platform().unwrap_or_default(),
+            w.architecture
+        ))),
+        (Some(w), _) if w.os != "linux" => Err(Error::Usage(format!(
+            "--platform {w}: nobase builds Linux images; use linux/{}",
+            w.architecture
+        ))),
+        (Some(w), _) => Ok(w.clone()),
+        (None, Some(arch)) => Ok(Platform {
+            architecture: arch.clone(),
+            os: "linux".into(),
+            variant: info.variant.clone(),
+        }),
+        (None, None) => Err(Error::Invalid(format!(
+            "{} is for {} ({}-bit), which has no OCI architecture name; name the platform \
+             with --platform os/arch[/variant] if you know it",
             path.display(),
             info.machine,
             info.class
-        )));
+        ))),
     }
-    Ok(info)
 }
 
 /// The precise reason a dynamic executable cannot go into `FROM scratch` alone, and the
@@ -185,6 +222,7 @@ pub fn static_rebuild_hint(info: &ElfInfo) -> &'static str {
 /// Builds the image described by `plan`, writing its blobs into `layout`.
 pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
     let info = read_executable(&plan.binary)?;
+    let platform = platform_of(&plan.binary, &info, plan.platform.as_ref())?;
     if info.kind == Kind::Dynamic && plan.bundle == Bundle::Never {
         return Err(Error::Refused(explain_dynamic(&plan.binary, &info)));
     }
@@ -233,6 +271,15 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
     } else {
         None
     };
+    let extra_layers = if plan.with.is_empty() {
+        Vec::new()
+    } else {
+        let sources = extras_sources(plan)?;
+        plan.with
+            .iter()
+            .map(|e| extras::make(*e, &sources))
+            .collect::<Result<Vec<_>>>()?
+    };
 
     let opts = LayerOptions {
         compression: plan.compression,
@@ -241,6 +288,16 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
     };
     let created = image::rfc3339(plan.epoch);
     let mut layers = Vec::new();
+    // Runtime data at the bottom: it depends on nothing else in the image, so every
+    // image built with the same --with shares these blobs.
+    for x in &extra_layers {
+        layers.push(LayerReport {
+            created_by: format!("nobase build {}", x.extra.flag()),
+            files: x.tree.file_count(),
+            file_bytes: x.tree.file_bytes(),
+            layer: layer::write_layer(&x.tree, &opts, layout)?,
+        });
+    }
     // Libraries below the application: the layer depends only on the closure, so a
     // rebuilt application with the same libraries reuses its blob.
     if let Some(b) = &bundled {
@@ -250,28 +307,17 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
     let app_layer = layer::write_layer(&app, &opts, layout)?;
     layers.push(LayerReport {
         created_by: format!("nobase build {app_path}"),
-        files: app
-            .entries()
-            .filter(|(_, e)| matches!(e.node, tree::Node::File { .. }))
-            .count(),
+        files: app.file_count(),
         file_bytes: app.file_bytes(),
         layer: app_layer,
     });
 
-    let platform = Platform {
-        architecture: info
-            .architecture
-            .clone()
-            .expect("checked in read_executable"),
-        os: "linux".into(),
-        variant: info.variant.clone(),
-    };
     let config = ImageConfig {
         created: Some(created.clone()),
         architecture: platform.architecture.clone(),
         os: platform.os.clone(),
         variant: platform.variant.clone(),
-        config: container_config(plan, &app_path)?,
+        config: container_config(plan, &app_path, &extra_layers)?,
         rootfs: RootFs {
             kind: "layers".into(),
             diff_ids: layers.iter().map(|l| l.layer.diff_id.clone()).collect(),
@@ -286,46 +332,70 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
             .collect(),
         other: BTreeMap::new(),
     };
-    if plan.check {
-        self_check(&app, bundled.as_ref().map(|b| &b.libs), &app_path, &config)?;
-    }
-    let config_desc = layout.put_bytes(image::MT_OCI_CONFIG, &image::to_bytes(&config))?;
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(image::MT_OCI_MANIFEST.into()),
-        config: config_desc,
-        layers: layers.iter().map(|l| l.layer.descriptor.clone()).collect(),
-        annotations: BTreeMap::new(),
-    };
-    let mut top: Descriptor =
-        layout.put_bytes(image::MT_OCI_MANIFEST, &image::to_bytes(&manifest))?;
-    top.platform = Some(platform);
+    let mut stack: Vec<&ImageTree> = extra_layers.iter().map(|x| &x.tree).collect();
+    stack.extend(bundled.as_ref().map(|b| &b.libs));
+    stack.push(&app);
+    let report = self_check(&stack, &app_path, &config, plan.check)?;
+    let descriptors: Vec<_> = layers.iter().map(|l| l.layer.descriptor.clone()).collect();
     Ok(Built {
-        image: Image::of_manifest(top, manifest, config),
+        image: assemble(layout, &config, &descriptors)?,
         binary: info,
         layers,
         bundled,
+        report,
     })
 }
 
-/// The start-up check of `nobase check`, run on the trees about to become layers (the
-/// application over the libraries): a build never writes an image that would not start.
+/// Runs `f` on the trees of `layers` (bottom first) stacked as the image's layers will
+/// be: each one over those below it.
+fn with_stack<R>(layers: &[&ImageTree], f: &mut dyn FnMut(&dyn Root) -> R) -> R {
+    match layers.split_last() {
+        None => f(&ImageTree::new()),
+        Some((top, [])) => f(*top),
+        Some((top, lower)) => with_stack(lower, &mut |l| {
+            f(&tree::Overlay {
+                upper: *top,
+                lower: l,
+            })
+        }),
+    }
+}
+
+/// The start-up analysis of `nobase check`, run on the trees about to become layers:
+/// with `refuse`, a build never writes an image that would not start. The report's
+/// warnings (CA certificates, zoneinfo, NSS, /tmp) are the build's to show.
 fn self_check(
-    app: &ImageTree,
-    libs: Option<&ImageTree>,
+    layers: &[&ImageTree],
     app_path: &str,
     config: &ImageConfig,
-) -> Result<()> {
-    let empty = ImageTree::new();
-    let root = tree::Overlay {
-        upper: app,
-        lower: libs.unwrap_or(&empty),
+    refuse: bool,
+) -> Result<Option<crate::check::Report>> {
+    let report = match with_stack(layers, &mut |root| {
+        crate::check::check(root, app_path, config)
+    }) {
+        Ok(r) => r,
+        // --no-check: an image the analysis cannot read is still written.
+        Err(_) if !refuse => return Ok(None),
+        Err(e) => return Err(e),
     };
-    let report = crate::check::check(&root, app_path, config)?;
+    if refuse {
+        refuse_if_broken(&report)?;
+    }
+    Ok(Some(report))
+}
+
+/// Refuses an image that `nobase check` says would not start, naming every problem;
+/// `root` is its filesystem as it will be. Every builder runs this before writing.
+pub fn check_before_writing(root: &dyn Root, name: &str, config: &ImageConfig) -> Result<()> {
+    refuse_if_broken(&crate::check::check(root, name, config)?)
+}
+
+/// The refusal for a report that says the image would not start.
+fn refuse_if_broken(report: &crate::check::Report) -> Result<()> {
     if report.ok {
         return Ok(());
     }
-    let problems: Vec<String> = report.problems.into_iter().map(|p| p.message).collect();
+    let problems: Vec<&str> = report.problems.iter().map(|p| p.message.as_str()).collect();
     Err(Error::Refused(format!(
         "self-check failed: the image would not start: {} (--no-check writes it anyway)",
         problems.join("; and ")
@@ -383,23 +453,46 @@ fn bundle_for(
                 && plan.sysroot.is_none() =>
         {
             Error::Refused(format!(
-                "{m} ({} is a {} program: give --sysroot with a {} tree, e.g. Debian's /usr/{})",
+                "{m} ({} is a {} program: give --sysroot with a {} tree, e.g. Debian's /usr/{}; \
+                 with several executables, --sysroot {}=DIR)",
                 plan.binary.display(),
                 info.machine,
                 info.machine,
                 crate::loader::Arch::of(info)
                     .triplet()
-                    .unwrap_or("<triplet>")
+                    .unwrap_or("<triplet>"),
+                info.architecture.as_deref().unwrap_or("ARCH")
             ))
         }
         e => e,
     })
 }
 
-fn container_config(plan: &BuildPlan, app_path: &str) -> Result<ContainerConfig> {
+/// Where `--with` data comes from: the sysroot first (when given), then the host.
+fn extras_sources(plan: &BuildPlan) -> Result<Vec<crate::root::HostRoot>> {
+    let mut out = Vec::new();
+    if let Some(s) = &plan.sysroot {
+        out.push(crate::root::HostRoot::new(
+            std::fs::canonicalize(s).io(|| format!("cannot use sysroot {}", s.display()))?,
+        ));
+    }
+    out.push(crate::root::HostRoot::new("/"));
+    Ok(out)
+}
+
+fn container_config(
+    plan: &BuildPlan,
+    app_path: &str,
+    extra_layers: &[extras::ExtraLayer],
+) -> Result<ContainerConfig> {
     let mut env: Vec<String> = Vec::new();
     if !plan.env.iter().any(|(k, _)| k == "PATH") {
         env.push(format!("PATH={DEFAULT_PATH}"));
+    }
+    for (k, v) in extra_layers.iter().flat_map(|x| &x.env) {
+        if !plan.env.iter().any(|(u, _)| u == k) {
+            env.push(format!("{k}={v}"));
+        }
     }
     env.extend(plan.env.iter().map(|(k, v)| format!("{k}={v}")));
     let ports = plan

@@ -11,6 +11,7 @@ mod warn;
 
 pub use user::{Identity, UserError};
 
+use crate::build::extras::Extra;
 use crate::elf::{self, ElfInfo};
 use crate::error::{Error, Result};
 use crate::image::{ImageConfig, Platform, PlatformImage};
@@ -74,6 +75,19 @@ pub enum WarningCode {
     NoWritableTmp,
 }
 
+impl WarningCode {
+    /// The `nobase build --with` that fixes it, when one does.
+    pub fn with(self) -> Option<Extra> {
+        match self {
+            WarningCode::MissingWorkdir => None,
+            WarningCode::NoCaCertificates => Some(Extra::Certs),
+            WarningCode::NoZoneinfo => Some(Extra::Tzdata),
+            WarningCode::NoNsswitch => Some(Extra::Passwd),
+            WarningCode::NoWritableTmp => Some(Extra::Tmp),
+        }
+    }
+}
+
 /// One reason the image will not start.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {
@@ -92,6 +106,9 @@ pub struct Warning {
     pub code: WarningCode,
     /// What and why, and what to do.
     pub message: String,
+    /// The `nobase build --with` that fixes it (`certs`), when one does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub with: Option<Extra>,
 }
 
 /// The answer for one image.
@@ -239,7 +256,11 @@ impl Checker<'_> {
     }
 
     pub(crate) fn warning(&mut self, code: WarningCode, message: String) {
-        self.warnings.push(Warning { code, message });
+        self.warnings.push(Warning {
+            code,
+            message,
+            with: code.with(),
+        });
     }
 
     /// The value of `key` in the config's Env (the first one wins, as in Go's runtime).
@@ -340,11 +361,19 @@ impl Checker<'_> {
                 self.pass(format!("runs as {}", id.describe()));
                 self.id = id
             }
-            Err(UserError::UnknownUser(u)) => self.problem(
-                Code::UnknownUser,
-                Some("/etc/passwd"),
-                format!("the image runs as user {u:?}, which its /etc/passwd does not list (or it has no /etc/passwd), so the runtime cannot start it (no matching entries in passwd file); use a numeric uid (User 1000:1000) or add the user to /etc/passwd"),
-            ),
+            Err(UserError::UnknownUser(u)) => {
+                // The users `--with passwd` writes: say so rather than "add the user".
+                let fix = if ["nonroot", "nobody", "root"].contains(&u.as_str()) {
+                    format!("build with `nobase build {}`, which writes root, nobody and nonroot (65532), or use a numeric uid", Extra::Passwd.flag())
+                } else {
+                    "use a numeric uid (User 1000:1000) or add the user to /etc/passwd".to_string()
+                };
+                self.problem(
+                    Code::UnknownUser,
+                    Some("/etc/passwd"),
+                    format!("the image runs as user {u:?}, which its /etc/passwd does not list (or it has no /etc/passwd), so the runtime cannot start it (no matching entries in passwd file); {fix}"),
+                )
+            }
             Err(UserError::UnknownGroup { group: g, .. }) => self.problem(
                 Code::UnknownGroup,
                 Some("/etc/group"),

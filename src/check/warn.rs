@@ -3,6 +3,7 @@
 //! `time.LoadLocation`, `nsswitch.conf` for glibc's name service, a writable `/tmp`.
 
 use super::{Checker, WarningCode};
+use crate::build::extras::Extra;
 use crate::elf::ElfInfo;
 use crate::error::Result;
 use crate::loader::dlopen::NSS;
@@ -135,7 +136,7 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
         if !have {
             ck.warning(
                 WarningCode::NoCaCertificates,
-                format!("{why}, so it will likely make TLS connections, but the image has no CA certificates (none at /etc/ssl/certs/ca-certificates.crt or the other usual paths), so every certificate check will fail; add a CA bundle (e.g. nobase build --add /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt)"),
+                format!("{why}, so it will likely make TLS connections, but the image has no CA certificates (none at /etc/ssl/certs/ca-certificates.crt or the other usual paths), so every certificate check will fail; add them with `nobase build {}` (the host's CA bundle, at the paths Go and OpenSSL read, and SSL_CERT_FILE)", Extra::Certs.flag()),
             );
         }
     }
@@ -150,7 +151,7 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
         {
             ck.warning(
                 WarningCode::NoZoneinfo,
-                format!("{path} is a Go program that calls time.LoadLocation, but the image has no zoneinfo (/usr/share/zoneinfo), so every time zone but UTC fails to load; add /usr/share/zoneinfo or build with -tags timetzdata (import _ \"time/tzdata\")"),
+                format!("{path} is a Go program that calls time.LoadLocation, but the image has no zoneinfo (/usr/share/zoneinfo), so every time zone but UTC fails to load; add it with `nobase build {}`, or build the program with -tags timetzdata (import _ \"time/tzdata\")", Extra::Tzdata.flag()),
             );
         }
     }
@@ -158,7 +159,7 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
         if !exists(ck.root, "/etc/nsswitch.conf", FileType::File) {
             ck.warning(
                 WarningCode::NoNsswitch,
-                format!("{why}, which looks users, groups or hosts up through glibc's NSS, but the image has no /etc/nsswitch.conf (and a static glibc program also needs the libnss_* libraries it loads), so lookups fall back to built-in defaults or fail; add /etc/nsswitch.conf (e.g. `passwd: files` and `hosts: files dns`)"),
+                format!("{why}, which looks users, groups or hosts up through glibc's NSS, but the image has no /etc/nsswitch.conf (and a static glibc program also needs the libnss_* libraries it loads), so lookups fall back to built-in defaults or fail; add it with `nobase build {}` (nsswitch.conf with `passwd: files` and `hosts: files dns`, /etc/passwd and /etc/group)", Extra::Passwd.flag()),
             );
         }
     }
@@ -184,6 +185,9 @@ fn tmp(ck: &mut Checker) {
     };
     ck.warning(
         WarningCode::NoWritableTmp,
-        format!("{why}, so programs that create temporary files will fail; add an empty /tmp with mode 1777"),
+        format!(
+            "{why}, so programs that create temporary files will fail; add one with `nobase build {}` (an empty /tmp with mode 1777)",
+            Extra::Tmp.flag()
+        ),
     );
 }

@@ -1,12 +1,18 @@
-//! `nobase build BINARY`: flags → a validated [`BuildPlan`] and sinks → the library's
-//! build → every sink publishes the one result.
+//! `nobase build BINARY…`: flags → validated [`BuildPlan`]s (one per executable) and
+//! sinks → the library's build (an image, or an index of one image per platform) →
+//! every sink publishes the one result.
+
+mod dockerfile;
 
 use super::push::Reporter;
 use super::render::{human_size, print_json};
 use super::Global;
 use super::{progress, summary};
 use anyhow::{Context, Result};
-use nobase::build::{self, BuildPlan, Bundle};
+use nobase::build::extras::Extra;
+use nobase::build::multi::{self, SysrootSpec};
+use nobase::build::{self, BuildPlan, Built, Bundle, LayerReport};
+use nobase::image::{Image, Platform};
 use nobase::layer::Compression;
 use nobase::oci::Trusted;
 use nobase::refs::{ImageRef, NameTag};
@@ -24,11 +30,25 @@ use std::path::{Path, PathBuf};
   nobase build ./hello -o oci:out:hello -o docker-archive:hello.tar:hello:1
   nobase build ./tool -- --help                Cmd is [\"--help\"]
   nobase build /usr/bin/curl -t curl:1         dynamic: loader and libraries bundled
-  nobase build ./hello-arm64 --sysroot /usr/aarch64-linux-gnu")]
+  nobase build ./hello-arm64 --sysroot /usr/aarch64-linux-gnu
+  nobase build ./server --with all -u nonroot  CA certificates, zoneinfo, users, /tmp
+  nobase build hello-amd64 hello-arm64 --sysroot arm64=/usr/aarch64-linux-gnu -t hello:1
+                                               one image per platform, under one index
+  nobase build -f Dockerfile . -t app:1        a Dockerfile, without an engine")]
 pub struct Args {
-    /// The executable to package.
-    #[arg(value_name = "BINARY")]
-    binary: PathBuf,
+    /// The executable to package; several (one per platform) make a multi-platform image;
+    /// with -f, the build context [default: the Dockerfile's directory].
+    #[arg(value_name = "BINARY", required_unless_present = "file", num_args = 1..)]
+    binaries: Vec<PathBuf>,
+    /// Build from this Dockerfile instead of one executable (`-` reads it from stdin).
+    #[arg(short = 'f', long = "file", value_name = "DOCKERFILE")]
+    file: Option<PathBuf>,
+    /// A Dockerfile ARG value (KEY=VALUE, or KEY to take it from the environment); repeatable.
+    #[arg(long = "build-arg", value_name = "KEY[=VALUE]", requires = "file")]
+    build_args: Vec<String>,
+    /// The Dockerfile stage to build [default: the last one].
+    #[arg(long, value_name = "STAGE", requires = "file")]
+    target: Option<String>,
     /// Arguments after `--` become the image's Cmd.
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
@@ -72,9 +92,19 @@ pub struct Args {
     #[arg(long, default_value = "auto", value_parser = ["auto", "never"])]
     bundle: String,
     /// Take the loader and libraries from this tree instead of the host's / (cross builds:
-    /// /usr/aarch64-linux-gnu).
-    #[arg(long, value_name = "DIR")]
-    sysroot: Option<PathBuf>,
+    /// /usr/aarch64-linux-gnu); with several executables, PLATFORM=DIR for each platform
+    /// that needs one (arm64=/usr/aarch64-linux-gnu); repeatable.
+    #[arg(long, value_name = "[PLATFORM=]DIR")]
+    sysroot: Vec<String>,
+    /// Add runtime data a scratch image lacks, each in its own layer: certs (CA bundle,
+    /// SSL_CERT_FILE), tzdata (/usr/share/zoneinfo), passwd (root, nobody, nonroot 65532),
+    /// tmp (/tmp 1777), or all; comma-separated, repeatable.
+    #[arg(long = "with", value_name = "WHAT")]
+    with: Vec<String>,
+    /// The platform to declare (os/arch[/variant]) instead of the ELF header's: one per
+    /// executable, in order.
+    #[arg(long = "platform", value_name = "PLATFORM")]
+    platforms: Vec<String>,
     /// Write the image even if the self-check (what `nobase check` does) says it would
     /// not start.
     #[arg(long)]
@@ -97,12 +127,73 @@ pub struct Args {
     pub registry: super::RegistryArgs,
 }
 
-/// Turns the arguments into a plan and the sinks to publish to.
+/// The sinks `-t` and `-o` name, or the store under `default` when they name none.
+fn sinks(
+    g: &Global,
+    a: &Args,
+    registry: &nobase::registry::Options,
+    default: impl FnOnce() -> nobase::Result<NameTag>,
+) -> Result<Vec<Box<dyn Sink>>> {
+    let mut refs = Vec::new();
+    for t in &a.tags {
+        refs.push(ImageRef::Store(NameTag::parse(t)?));
+    }
+    for o in &a.outputs {
+        refs.push(ImageRef::parse(o)?);
+    }
+    if refs.is_empty() {
+        refs.push(ImageRef::Store(default()?));
+    }
+    Ok(refs
+        .iter()
+        .map(|r| sink::for_ref_with(r, || g.store(), registry))
+        .collect::<nobase::Result<Vec<_>>>()?)
+}
+
+/// Compression workers: `--threads`, else one per core.
+fn threads(a: &Args) -> u32 {
+    a.threads
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1)
+        })
+        .max(1)
+}
+
+/// The one `--sysroot` of a build that has no per-platform choice (`-f`).
+fn single_sysroot(a: &Args) -> nobase::Result<Option<PathBuf>> {
+    let specs = a
+        .sysroot
+        .iter()
+        .map(|s| SysrootSpec::parse(s))
+        .collect::<nobase::Result<Vec<_>>>()?;
+    match specs.as_slice() {
+        [] => Ok(None),
+        [SysrootSpec {
+            platform: None,
+            dir,
+        }] => Ok(Some(dir.clone())),
+        _ => Err(Error::Usage(
+            "this build takes one --sysroot DIR, without a platform".into(),
+        )),
+    }
+}
+
+/// Where a build's result goes.
+type Sinks = Vec<Box<dyn Sink>>;
+
+/// Turns the arguments into one plan per executable and the sinks to publish to.
 fn plan(
     g: &Global,
     a: &Args,
     registry: &nobase::registry::Options,
-) -> Result<(BuildPlan, Vec<Box<dyn Sink>>)> {
+) -> Result<(Vec<BuildPlan>, Sinks)> {
+    let binary = a
+        .binaries
+        .first()
+        .cloned()
+        .ok_or_else(|| Error::Usage("name the executable to package".into()))?;
     let env = a
         .env
         .iter()
@@ -122,11 +213,6 @@ fn plan(
         .adds
         .iter()
         .map(|s| match s.rsplit_once(':') {
-            Some((src, _)) if !src.is_empty() && std::fs::symlink_metadata(src).is_err() => {
-                Err(Error::Usage(format!(
-                    "--add {s}: {src} does not exist on this machine; give an existing file or directory as SRC"
-                )))
-            }
             Some((src, dest)) if !src.is_empty() && dest.starts_with('/') => {
                 Ok((PathBuf::from(src), dest.to_string()))
             }
@@ -151,51 +237,51 @@ fn plan(
         None
     };
 
-    let mut refs = Vec::new();
-    for t in &a.tags {
-        refs.push(ImageRef::Store(NameTag::parse(t)?));
-    }
-    for o in &a.outputs {
-        refs.push(ImageRef::parse(o)?);
-    }
-    if refs.is_empty() {
-        refs.push(ImageRef::Store(default_name(&a.binary)?));
-    }
-    let sinks = refs
-        .iter()
-        .map(|r| sink::for_ref_with(r, || g.store(), registry))
-        .collect::<nobase::Result<Vec<_>>>()?;
-
-    let threads = a.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get() as u32)
-            .unwrap_or(1)
-    });
-    Ok((
-        BuildPlan {
-            binary: a.binary.clone(),
-            app_path: a.path.clone(),
-            entrypoint,
-            cmd,
-            env,
-            workdir: a.workdir.clone(),
-            user: a.user.clone(),
-            labels,
-            expose,
-            adds,
-            compression: Compression::parse(&a.compression)?,
-            epoch: a.source_date_epoch,
-            bundle: if a.bundle == "never" {
-                Bundle::Never
-            } else {
-                Bundle::Auto
-            },
-            threads: threads.max(1),
-            sysroot: a.sysroot.clone(),
-            check: !a.no_check,
+    let base = BuildPlan {
+        binary: binary.clone(),
+        app_path: a.path.clone(),
+        entrypoint,
+        cmd,
+        env,
+        workdir: a.workdir.clone(),
+        user: a.user.clone(),
+        labels,
+        expose,
+        adds,
+        compression: Compression::parse(&a.compression)?,
+        epoch: a.source_date_epoch,
+        bundle: if a.bundle == "never" {
+            Bundle::Never
+        } else {
+            Bundle::Auto
         },
-        sinks,
-    ))
+        threads: threads(a),
+        sysroot: None,
+        check: !a.no_check,
+        with: Extra::parse_list(&a.with)?,
+        platform: None,
+    };
+    let plans = multi::plans(&multi::Request {
+        base,
+        binaries: a.binaries.clone(),
+        platforms: a
+            .platforms
+            .iter()
+            .map(|p| Platform::parse(p))
+            .collect::<nobase::Result<_>>()?,
+        sysroots: a
+            .sysroot
+            .iter()
+            .map(|s| SysrootSpec::parse(s))
+            .collect::<nobase::Result<_>>()?,
+    })?;
+    // Several executables share one image path: name the image after it.
+    let named = match (plans.len(), &plans[0].app_path) {
+        (1, _) | (_, None) => binary,
+        (_, Some(p)) => PathBuf::from(p),
+    };
+    let sinks = sinks(g, a, registry, || default_name(&named))?;
+    Ok((plans, sinks))
 }
 
 /// `<basename>:latest`, lowercased, for builds that name no output.
@@ -217,90 +303,275 @@ fn default_name(binary: &Path) -> nobase::Result<NameTag> {
     })
 }
 
+/// The warnings of one platform's build, as JSON objects with the same fields for text
+/// output: run-time loads DT_NEEDED does not show (`add`: the `--add` lines that fix
+/// them), what `nobase check` warns about (`with`: the `--with` that fixes it), and,
+/// under `--no-check`, why the image would not start.
+fn warnings(b: &Built) -> Vec<serde_json::Value> {
+    let mut out: Vec<serde_json::Value> = b
+        .bundled
+        .iter()
+        .flat_map(|b| &b.blind_spots)
+        .map(|w| {
+            json!({
+                "kind": w.kind,
+                "message": w.message,
+                "add": w.adds.iter().map(|x| format!("{}:{}", x.source, x.dest)).collect::<Vec<_>>(),
+                "with": null,
+            })
+        })
+        .collect();
+    if let Some(r) = &b.report {
+        out.extend(r.problems.iter().map(|p| {
+            json!({
+                "kind": p.code,
+                "message": format!("the image will not start: {}", p.message),
+                "add": [],
+                "with": null,
+            })
+        }));
+        out.extend(r.warnings.iter().map(|w| {
+            json!({
+                "kind": w.code,
+                "message": w.message,
+                "add": [],
+                "with": w.with,
+            })
+        }));
+    }
+    out
+}
+
+/// One platform's image of a build, for the report.
+struct Part<'a> {
+    /// Its manifest and config.
+    image: &'a nobase::image::PlatformImage,
+    /// Its layers.
+    layers: &'a [LayerReport],
+    /// The loader and libraries bundled for it (the summary says who needed each).
+    bundled: Option<&'a nobase::build::bundle::Bundled>,
+    /// Fields its JSON object gets besides platform, digest, size and layers.
+    extra: serde_json::Value,
+}
+
 /// Runs `nobase build`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     let reporter = std::sync::Arc::new(Reporter::new(g));
-    let (plan, sinks) = plan(g, &a, &g.registry(reporter.clone())?)?;
+    let registry = g.registry(reporter.clone())?;
+    if a.file.is_some() {
+        return dockerfile::run(g, &a, &reporter, &registry);
+    }
+    let (plans, sinks) = plan(g, &a, &registry)?;
     // Blobs are written into the store first (it is the blob cache), under a guard that
     // keeps a concurrent `rmi` from collecting them before they are tagged.
     let store = g.store()?;
     let _guard = store.writer_guard()?;
+    let shown = a
+        .binaries
+        .iter()
+        .map(|b| b.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     let built = {
-        let _line = progress::Line::start(g, a.json, format!("building {}", plan.binary.display()));
-        build::build(&plan, store.layout())
-            .with_context(|| format!("building {}", plan.binary.display()))?
+        let _line = progress::Line::start(g, a.json, format!("building {shown}"));
+        multi::build_all(&plans, store.layout()).with_context(|| format!("building {shown}"))?
     };
-    let blobs = Trusted(store.layout());
-    for s in &sinks {
-        s.publish(&built.image, &blobs)
+    let parts: Vec<Part> = built
+        .builds
+        .iter()
+        .map(|b| Part {
+            image: &b.image.manifests[0],
+            layers: &b.layers,
+            bundled: b.bundled.as_ref(),
+            extra: json!({
+                "bundled": b.bundled.as_ref().map(|b| json!({
+                    "loader": b.closure.interpreter_object().map(|o| &o.path),
+                    "libraries": b.closure.objects.iter().skip(1)
+                        .filter(|o| o.via != nobase::loader::Via::Interpreter)
+                        .map(|o| &o.path)
+                        .filter(|p| !b.private_sources.contains(p))
+                        .collect::<Vec<_>>(),
+                    "private": b.private,
+                    "ld_so_cache": b.cached,
+                })),
+                "warnings": warnings(b),
+            }),
+        })
+        .collect();
+    let extra = json!({
+        "with": plans[0].with.iter().map(|e| e.name()).collect::<Vec<_>>(),
+    });
+    publish_parts(
+        g,
+        &a,
+        &reporter,
+        store.layout(),
+        &built.image,
+        &parts,
+        &sinks,
+        extra,
+    )?;
+    Ok(0)
+}
+
+/// Publishes a built single-platform image to every sink (with a summary of each
+/// registry push) and reports it: JSON (with `extra`'s fields added) or text.
+#[allow(clippy::too_many_arguments)]
+fn publish(
+    g: &Global,
+    a: &Args,
+    reporter: &Reporter,
+    layout: &nobase::oci::Layout,
+    img: &Image,
+    layers: &[LayerReport],
+    sinks: &[Box<dyn Sink>],
+    extra: serde_json::Value,
+) -> Result<()> {
+    let part = Part {
+        image: &img.manifests[0],
+        layers,
+        bundled: None,
+        extra,
+    };
+    publish_parts(g, a, reporter, layout, img, &[part], sinks, json!({}))
+}
+
+/// Publishes an image (one platform's, or an index of `parts`) to every sink and
+/// reports it. JSON: one platform's fields at the top level, or for an index
+/// `platforms`, `images` (one object per platform) and every platform's `warnings`;
+/// `extra`'s fields are added at the top level either way.
+#[allow(clippy::too_many_arguments)]
+fn publish_parts(
+    g: &Global,
+    a: &Args,
+    reporter: &Reporter,
+    layout: &nobase::oci::Layout,
+    img: &Image,
+    parts: &[Part],
+    sinks: &[Box<dyn Sink>],
+    extra: serde_json::Value,
+) -> Result<()> {
+    let blobs = Trusted(layout);
+    for s in sinks {
+        s.publish(img, &blobs)
             .with_context(|| format!("writing {}", s.describe()))?;
         if s.describe().starts_with("docker://") {
             reporter.finish();
             if !a.json {
-                g.note(
-                    reporter
-                        .tally()
-                        .push_summary(&built.image.top.digest.to_string()),
-                );
+                g.note(reporter.tally().push_summary(&img.top.digest.to_string()));
             }
             reporter.reset();
         }
-    }
-    let img = &built.image;
-    let platform = img.manifests[0].config.platform().to_string();
-    let warnings = built
-        .bundled
-        .as_ref()
-        .map(|b| b.blind_spots.as_slice())
-        .unwrap_or_default();
-    if !a.json {
-        summary::print(g, &built, store.layout(), "")?;
-        for w in warnings {
-            g.note(format!("warning: {}", w.message));
-            for add in &w.adds {
-                g.note(format!("  fix: --add {}:{}", add.source, add.dest));
+        if img.index.is_some() && s.describe().starts_with("docker-archive:") {
+            // The format has no index: the archive holds the image this machine runs.
+            if let Ok(p) = img.select(None) {
+                g.note(format!(
+                    "note: {} holds only the {} image (docker-archive has no index; use oci-archive: for every platform)",
+                    s.describe(),
+                    p.config.platform()
+                ));
             }
         }
     }
+    let platforms: Vec<String> = parts
+        .iter()
+        .map(|p| p.image.config.platform().to_string())
+        .collect();
+    let multi = parts.len() > 1;
     if a.json {
-        print_json(&json!({
-            "digest": img.top.digest.to_string(),
-            "platform": platform,
-            "size": img.size(),
-            "outputs": sinks.iter().map(|s| s.describe()).collect::<Vec<_>>(),
-            "layers": built.layers.iter().map(|l| json!({
-                "digest": l.layer.descriptor.digest.to_string(),
-                "diff_id": l.layer.diff_id.to_string(),
-                "size": l.layer.descriptor.size,
-                "uncompressed_size": l.layer.uncompressed_size,
-                "created_by": l.created_by,
-                "files": l.files,
-                "file_bytes": l.file_bytes,
-                "reused": l.layer.reused,
-            })).collect::<Vec<_>>(),
-            "bundled": built.bundled.as_ref().map(|b| json!({
-                "loader": b.closure.interpreter_object().map(|o| &o.path),
-                "libraries": b.closure.objects.iter().skip(1)
-                    .filter(|o| o.via != nobase::loader::Via::Interpreter)
-                    .map(|o| &o.path)
-                    .filter(|p| !b.private_sources.contains(p))
-                    .collect::<Vec<_>>(),
-                "private": b.private,
-                "ld_so_cache": b.cached,
-            })),
-            "warnings": warnings.iter().map(|w| json!({
-                "kind": w.kind,
-                "message": w.message,
-                "add": w.adds.iter().map(|x| format!("{}:{}", x.source, x.dest)).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        }))?;
+        let part_json = |p: &Part| {
+            let mut o = json!({
+                "platform": p.image.config.platform().to_string(),
+                "layers": p.layers.iter().map(|l| json!({
+                    "digest": l.layer.descriptor.digest.to_string(),
+                    "diff_id": l.layer.diff_id.to_string(),
+                    "size": l.layer.descriptor.size,
+                    "uncompressed_size": l.layer.uncompressed_size,
+                    "created_by": l.created_by,
+                    "files": l.files,
+                    "file_bytes": l.file_bytes,
+                    "reused": l.layer.reused,
+                })).collect::<Vec<_>>(),
+            });
+            merge(&mut o, &p.extra);
+            o
+        };
+        let mut doc = if multi {
+            let images: Vec<serde_json::Value> = parts
+                .iter()
+                .map(|p| {
+                    let mut o = part_json(p);
+                    o["digest"] = p.image.descriptor.digest.to_string().into();
+                    o["size"] = (p.image.manifest.config.size
+                        + p.image.descriptor.size
+                        + p.image.manifest.layers.iter().map(|l| l.size).sum::<u64>())
+                    .into();
+                    o
+                })
+                .collect();
+            let warnings: Vec<serde_json::Value> = images
+                .iter()
+                .flat_map(|i| {
+                    let platform = i["platform"].clone();
+                    i["warnings"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(move |mut w| {
+                            w["platform"] = platform.clone();
+                            w
+                        })
+                })
+                .collect();
+            json!({"platforms": platforms, "images": images, "warnings": warnings})
+        } else {
+            part_json(&parts[0])
+        };
+        doc["digest"] = img.top.digest.to_string().into();
+        doc["media_type"] = img.top.media_type.clone().into();
+        doc["size"] = img.size().into();
+        doc["outputs"] = sinks
+            .iter()
+            .map(|s| s.describe())
+            .collect::<Vec<_>>()
+            .into();
+        merge(&mut doc, &extra);
+        print_json(&doc)?;
     } else if g.quiet {
         println!("{}", img.top.digest);
     } else {
-        println!("{}  {platform}  {}", img.top.digest, human_size(img.size()));
-        for s in &sinks {
+        for (p, platform) in parts.iter().zip(&platforms) {
+            let prefix = if multi {
+                format!("{platform}: ")
+            } else {
+                String::new()
+            };
+            summary::print(g, p.layers, p.bundled, layout, &prefix)?;
+            if multi {
+                g.note(format!(
+                    "{prefix}image sha256:{}",
+                    p.image.descriptor.digest.short()
+                ));
+            }
+            summary::warnings(g, &p.extra["warnings"], &prefix);
+        }
+        let what = if multi {
+            format!("index of {}", platforms.join(", "))
+        } else {
+            platforms[0].clone()
+        };
+        println!("{}  {what}  {}", img.top.digest, human_size(img.size()));
+        for s in sinks {
             println!("  → {}", s.describe());
         }
     }
-    Ok(0)
+    Ok(())
+}
+
+/// Adds the fields of the JSON object `from` to the object `into`.
+fn merge(into: &mut serde_json::Value, from: &serde_json::Value) {
+    if let (Some(d), Some(x)) = (into.as_object_mut(), from.as_object()) {
+        d.extend(x.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
 }

@@ -6,7 +6,7 @@
 use super::render::human_size;
 use super::Global;
 use nobase::build::bundle::Bundled;
-use nobase::build::{Built, LayerReport};
+use nobase::build::LayerReport;
 use nobase::imagefs::walk::{self, Budget, EntryKind, Limits};
 use nobase::loader::{Outcome, Via};
 use nobase::oci::Blobs;
@@ -15,17 +15,24 @@ use std::collections::BTreeMap;
 /// Lines longer than this are wrapped (the bundled-library list).
 const WIDTH: usize = 100;
 
-/// Prints the summary of one platform's build; `prefix` leads every line (the platform
-/// of a multi-platform build).
-pub fn print(g: &Global, b: &Built, blobs: &dyn Blobs, prefix: &str) -> anyhow::Result<()> {
+/// Prints the summary of one platform's image: its layers (blobs in `blobs`) and what
+/// was bundled for it; `prefix` leads every line (the platform of a multi-platform
+/// build).
+pub fn print(
+    g: &Global,
+    layers: &[LayerReport],
+    bundled: Option<&Bundled>,
+    blobs: &dyn Blobs,
+    prefix: &str,
+) -> anyhow::Result<()> {
     if g.quiet {
         return Ok(());
     }
-    let n = b.layers.len();
-    let why = b.bundled.as_ref().map(reasons).unwrap_or_default();
-    for (i, l) in b.layers.iter().enumerate() {
+    let n = layers.len();
+    let why = bundled.map(reasons).unwrap_or_default();
+    for (i, l) in layers.iter().enumerate() {
         eprintln!("{prefix}{}", layer_line(i + 1, n, l));
-        if let Some(bundled) = b.bundled.as_ref().filter(|_| is_bundle_layer(l)) {
+        if let Some(bundled) = bundled.filter(|_| is_bundle_layer(l)) {
             for (requester, libs) in needed_groups(bundled) {
                 for line in wrap(&libs, &format!("  {requester} needs "), WIDTH) {
                     eprintln!("{prefix}{line}");
@@ -37,6 +44,25 @@ pub fn print(g: &Global, b: &Built, blobs: &dyn Blobs, prefix: &str) -> anyhow::
         }
     }
     Ok(())
+}
+
+/// Prints a build's warnings (`[{message, add: ["SRC:DEST"], with}]`) with their fixes.
+pub fn warnings(g: &Global, list: &serde_json::Value, prefix: &str) {
+    for w in list.as_array().into_iter().flatten() {
+        g.note(format!(
+            "{prefix}warning: {}",
+            w["message"].as_str().unwrap_or("")
+        ));
+        for add in w["add"].as_array().into_iter().flatten() {
+            g.note(format!(
+                "{prefix}  fix: --add {}",
+                add.as_str().unwrap_or("")
+            ));
+        }
+        if let Some(with) = w["with"].as_str() {
+            g.note(format!("{prefix}  fix: --with {with}"));
+        }
+    }
 }
 
 /// `layer 1/2  sha256:7d20c717a5c3  961 KiB  2 files, 2.0 MiB  (nobase bundle: …)`

@@ -7,6 +7,7 @@
 //! the headers and tables it needs with positioned reads, so memory is a few KiB whatever
 //! the file's size, and every offset and count from the file is checked here before use.
 
+pub mod arm;
 pub mod go;
 mod source;
 
@@ -207,7 +208,7 @@ fn machine_names(
         (62, true, true) => ("x86-64", Some("amd64"), None),
         (3, false, true) => ("Intel 80386", Some("386"), None),
         (183, true, true) => ("ARM aarch64", Some("arm64"), None),
-        (40, false, true) => ("ARM", Some("arm"), Some("v7")),
+        (40, false, true) => ("ARM", Some("arm"), Some(arm::DEFAULT_VARIANT)),
         (21, true, true) => ("64-bit PowerPC", Some("ppc64le"), None),
         (21, true, false) => ("64-bit PowerPC", Some("ppc64"), None),
         (22, true, false) => ("IBM S/390", Some("s390x"), None),
@@ -564,6 +565,16 @@ pub fn parse(src: &dyn ReadAt) -> Result<ElfInfo> {
         _ => Kind::Other,
     };
     info.go = go::read(&r, &segments, &sections);
+    if e_machine == 40 && info.architecture.is_some() {
+        // Go records GOARM in its build info and writes no attributes section.
+        let goarm = info.go.as_ref().and_then(|g| g.settings.get("GOARM"));
+        if let Some(v) = goarm
+            .and_then(|g| arm::variant_of_goarm(g))
+            .or_else(|| arm::variant(&r, &sections))
+        {
+            info.variant = Some(v.to_string());
+        }
+    }
     Ok(info)
 }
 

@@ -17,7 +17,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 /// Bumped whenever the bytes a tree turns into could change (tar framing, headers).
-const FORMAT: &str = "nobase-layer-v2";
+const FORMAT: &str = "nobase-layer-v3";
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Entry {
@@ -44,7 +44,7 @@ impl LayerCache {
         let mut h = HashWriter::new(std::io::sink());
         let comp = match opts.compression {
             Compression::Gzip => format!("libdeflate-gzip-{GZIP_LEVEL}"),
-            Compression::Zstd => format!("zstd-{ZSTD_LEVEL}"),
+            Compression::Zstd => format!("zstd-frames-{ZSTD_LEVEL}"),
             Compression::None => "none".to_string(),
         };
         // Writing to a sink through a hasher cannot fail.

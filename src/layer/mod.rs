@@ -2,11 +2,11 @@
 //! compressed, hashed again (blob digest) and written to a temp file in one pass, then
 //! renamed to its digest. Nothing from the host's clock, umask or owner reaches the bytes.
 
+mod blocks;
 mod cache;
-mod pgzip;
 
+pub use blocks::{Codec, ParallelBlocks};
 pub use cache::LayerCache;
-pub use pgzip::ParallelGzip;
 
 use crate::digest::{BackgroundHashWriter, Digest, HashWriter};
 use crate::error::{Error, IoContext, Result};
@@ -85,32 +85,30 @@ pub struct Layer {
 /// Compression stage of the pipeline.
 enum Compressor<W: Write> {
     None(W),
-    Gzip(ParallelGzip<W>),
-    Zstd(zstd::stream::write::Encoder<'static, W>),
+    Blocks(ParallelBlocks<W>),
 }
 
 impl<W: Write> Compressor<W> {
     fn new(inner: W, opts: &LayerOptions) -> io::Result<Self> {
         Ok(match opts.compression {
             Compression::None => Compressor::None(inner),
-            Compression::Gzip => {
-                Compressor::Gzip(ParallelGzip::new(inner, GZIP_LEVEL, opts.threads)?)
-            }
-            Compression::Zstd => {
-                let mut e = zstd::stream::write::Encoder::new(inner, ZSTD_LEVEL)?;
-                // zstd's output differs between 0 workers and ≥1, not between 1 and N:
-                // always use ≥1 so every machine makes the same bytes.
-                e.multithread(opts.threads.max(1))?;
-                Compressor::Zstd(e)
-            }
+            Compression::Gzip => Compressor::Blocks(ParallelBlocks::new(
+                inner,
+                Codec::Gzip(GZIP_LEVEL),
+                opts.threads,
+            )?),
+            Compression::Zstd => Compressor::Blocks(ParallelBlocks::new(
+                inner,
+                Codec::Zstd(ZSTD_LEVEL),
+                opts.threads,
+            )?),
         })
     }
 
     fn finish(self) -> io::Result<W> {
         match self {
             Compressor::None(w) => Ok(w),
-            Compressor::Gzip(e) => e.finish(),
-            Compressor::Zstd(e) => e.finish(),
+            Compressor::Blocks(e) => e.finish(),
         }
     }
 }
@@ -119,15 +117,13 @@ impl<W: Write> Write for Compressor<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Compressor::None(w) => w.write(buf),
-            Compressor::Gzip(e) => e.write(buf),
-            Compressor::Zstd(e) => e.write(buf),
+            Compressor::Blocks(e) => e.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Compressor::None(w) => w.flush(),
-            Compressor::Gzip(e) => e.flush(),
-            Compressor::Zstd(e) => e.flush(),
+            Compressor::Blocks(e) => e.flush(),
         }
     }
 }

@@ -93,6 +93,57 @@ pub fn normalized_mode(host_mode: u32) -> u32 {
     }
 }
 
+/// The entry for one host file, directory (itself, not its contents) or symlink, with
+/// normalized metadata: modes 0755/0644 (directories 0755), owner root, symlinks kept.
+pub fn host_entry(src: &Path) -> Result<Entry> {
+    let meta = std::fs::symlink_metadata(src).io(|| format!("reading {}", src.display()))?;
+    let ft = meta.file_type();
+    let node = if ft.is_symlink() {
+        let target = std::fs::read_link(src).io(|| format!("reading link {}", src.display()))?;
+        let target = target.to_str().ok_or_else(|| {
+            Error::Invalid(format!("{}: link target is not UTF-8", src.display()))
+        })?;
+        if target.is_empty() || target.contains('\0') {
+            return Err(Error::Invalid(format!(
+                "{}: link target is empty or has a NUL byte",
+                src.display()
+            )));
+        }
+        return Ok(Entry {
+            node: Node::Symlink(target.to_string()),
+            mode: 0o777,
+            uid: 0,
+            gid: 0,
+        });
+    } else if ft.is_dir() {
+        return Ok(Entry {
+            node: Node::Dir,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        });
+    } else if ft.is_file() {
+        Node::File {
+            content: Content::Host {
+                path: src.to_path_buf(),
+                inode: (meta.nlink() > 1).then(|| (meta.dev(), meta.ino())),
+            },
+            size: meta.len(),
+        }
+    } else {
+        return Err(Error::Usage(format!(
+            "{} is not a regular file, directory or symlink (devices, FIFOs and sockets cannot be added)",
+            src.display()
+        )));
+    };
+    Ok(Entry {
+        node,
+        mode: normalized_mode(meta.permissions().mode()),
+        uid: 0,
+        gid: 0,
+    })
+}
+
 /// An image filesystem (one layer's worth).
 #[derive(Clone, Debug, Default)]
 pub struct ImageTree {
@@ -129,6 +180,14 @@ impl ImageTree {
     /// True when there are no entries.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Number of regular files.
+    pub fn file_count(&self) -> usize {
+        self.entries
+            .values()
+            .filter(|e| matches!(e.node, Node::File { .. }))
+            .count()
     }
 
     /// Sum of regular file sizes.
@@ -245,57 +304,29 @@ impl ImageTree {
     /// Adds a host file, directory (recursively, in sorted order) or symlink at `dest`.
     /// Modes are normalized; ownership is root; symlinks are kept as links.
     pub fn add_host(&mut self, src: &Path, dest: &str) -> Result<()> {
-        let meta = std::fs::symlink_metadata(src).io(|| format!("reading {}", src.display()))?;
-        let ft = meta.file_type();
-        if ft.is_symlink() {
-            let target =
-                std::fs::read_link(src).io(|| format!("reading link {}", src.display()))?;
-            let target = target.to_str().ok_or_else(|| {
-                Error::Invalid(format!("{}: link target is not UTF-8", src.display()))
-            })?;
-            self.add_symlink(dest, target)
-        } else if ft.is_dir() {
-            self.add_dir(dest, 0o755)?;
-            let mut names: Vec<_> = std::fs::read_dir(src)
-                .io(|| format!("listing {}", src.display()))?
-                .map(|e| e.map(|e| e.file_name()))
-                .collect::<std::io::Result<_>>()
-                .io(|| format!("listing {}", src.display()))?;
-            names.sort();
-            let dest = normalize(dest)?;
-            for name in names {
-                let Some(n) = name.to_str() else {
-                    return Err(Error::Invalid(format!(
-                        "{}: file name {:?} is not UTF-8",
-                        src.display(),
-                        name
-                    )));
-                };
-                self.add_host(&src.join(&name), &format!("{dest}/{n}"))?;
-            }
-            Ok(())
-        } else if ft.is_file() {
-            self.insert(
-                dest,
-                Entry {
-                    node: Node::File {
-                        content: Content::Host {
-                            path: src.to_path_buf(),
-                            inode: (meta.nlink() > 1).then(|| (meta.dev(), meta.ino())),
-                        },
-                        size: meta.len(),
-                    },
-                    mode: normalized_mode(meta.permissions().mode()),
-                    uid: 0,
-                    gid: 0,
-                },
-            )
-        } else {
-            Err(Error::Usage(format!(
-                "{} is not a regular file, directory or symlink (devices, FIFOs and sockets cannot be added)",
-                src.display()
-            )))
+        let entry = host_entry(src)?;
+        if !matches!(entry.node, Node::Dir) {
+            return self.insert(dest, entry);
         }
+        self.insert(dest, entry)?;
+        let mut names: Vec<_> = std::fs::read_dir(src)
+            .io(|| format!("listing {}", src.display()))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<_>>()
+            .io(|| format!("listing {}", src.display()))?;
+        names.sort();
+        let dest = normalize(dest)?;
+        for name in names {
+            let Some(n) = name.to_str() else {
+                return Err(Error::Invalid(format!(
+                    "{}: file name {:?} is not UTF-8",
+                    src.display(),
+                    name
+                )));
+            };
+            self.add_host(&src.join(&name), &format!("{dest}/{n}"))?;
+        }
+        Ok(())
     }
 
     /// Moves every entry of `other` into this tree (later wins).

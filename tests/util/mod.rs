@@ -206,39 +206,54 @@ fixture!(
     &["-static"]
 );
 
+fixture!(
+    hello_arm64_dynamic,
+    "hello-arm64-dynamic",
+    "aarch64-linux-gnu-gcc",
+    &[]
+);
+
 /// A static Go program built with the Go toolchain (None, with a message, without Go).
 pub fn hello_go() -> Option<PathBuf> {
     static P: OnceLock<Option<PathBuf>> = OnceLock::new();
     P.get_or_init(|| {
-        if !have("go") {
-            return None;
-        }
-        let dir = fixtures_dir().join(format!("go-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("go.mod"), "module example.com/hello\n\ngo 1.19\n").unwrap();
-        std::fs::write(
-            dir.join("main.go"),
+        go_program(
+            "hello-go",
             "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello world\") }\n",
+            &[],
         )
-        .unwrap();
-        let out = fixtures_dir().join("hello-go");
-        let tmp = dir.join("hello-go");
-        let r = run(Command::new("go")
-            .args(["build", "-o"])
-            .arg(&tmp)
-            .arg(".")
-            .current_dir(&dir)
-            .env("CGO_ENABLED", "0")
-            .env("GOFLAGS", "-mod=mod")
-            .env("GOCACHE", fixtures_dir().join("gocache"))
-            .env("GOPATH", fixtures_dir().join("gopath"))
-            .env("HOME", &dir));
-        assert_eq!(r.code, 0, "go build failed: {}", r.stderr);
-        std::fs::rename(&tmp, &out).unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
-        Some(out)
     })
     .clone()
+}
+
+/// Builds the Go source `main_go` as the fixture `name` with CGO_ENABLED=0 and the
+/// extra environment `vars` (GOARCH, GOARM…). None (with a message) without Go. Callers
+/// keep the result in a `OnceLock`, so each fixture is built once per test run.
+pub fn go_program(name: &str, main_go: &str, vars: &[(&str, &str)]) -> Option<PathBuf> {
+    if !have("go") {
+        return None;
+    }
+    let dir = fixtures_dir().join(format!("go-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("go.mod"), "module example.com/hello\n\ngo 1.19\n").unwrap();
+    std::fs::write(dir.join("main.go"), main_go).unwrap();
+    let out = fixtures_dir().join(name);
+    let tmp = dir.join(name);
+    let r = run(Command::new("go")
+        .args(["build", "-o"])
+        .arg(&tmp)
+        .arg(".")
+        .current_dir(&dir)
+        .env("CGO_ENABLED", "0")
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOCACHE", fixtures_dir().join("gocache"))
+        .env("GOPATH", fixtures_dir().join("gopath"))
+        .env("HOME", &dir)
+        .envs(vars.iter().copied()));
+    assert_eq!(r.code, 0, "go build {name} failed: {}", r.stderr);
+    std::fs::rename(&tmp, &out).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    Some(out)
 }
 
 /// Unpacks `image` (an `oci` layout ref `DIR:REF`) with umoci and runs it with runc.

@@ -1,0 +1,164 @@
+//! Dynamic executables a Dockerfile copied into an image: each is resolved inside the
+//! image with the image's own loader rules. In an image with no base, one whose loader
+//! or libraries are missing gets them from the host (or `--sysroot`) exactly as
+//! `nobase build BINARY` bundles them — the same closure, placement and self-check — in
+//! one layer on top; `--bundle never` refuses it instead. Over a base image nothing is
+//! mixed in from the host: the base provides its libraries, and the start-up check says
+//! what it lacks.
+
+use super::fs::StageFs;
+use crate::build::{self, bundle, Bundle};
+use crate::elf::{self, ElfInfo, Kind};
+use crate::error::{Error, IoContext, Result};
+use crate::image::ImageConfig;
+use crate::loader;
+use crate::root::{HostRoot, Root};
+use crate::tree::{Entry, ImageTree, Node};
+use std::path::{Path, PathBuf};
+
+/// How dynamic executables are treated.
+#[derive(Clone, Debug)]
+pub struct BundleOptions {
+    /// Bundle (auto) or refuse (never).
+    pub bundle: Bundle,
+    /// Where loaders and libraries come from (`None`: the host's `/`).
+    pub sysroot: Option<PathBuf>,
+    /// Prove the bundle by resolving each executable again inside the image.
+    pub check: bool,
+}
+
+/// What bundling adds: the entries of one layer, its history line, and warnings
+/// (libraries a program may `dlopen` that no closure shows).
+#[derive(Debug, Default)]
+pub struct Added {
+    /// The new files, at their image paths.
+    pub entries: Vec<(String, Entry)>,
+    /// The layer's history line.
+    pub created_by: String,
+    /// Things to tell the user.
+    pub warnings: Vec<super::exec::Warning>,
+}
+
+/// The dynamic ELF executables in `files`, by image path.
+fn dynamic_executables(files: &ImageTree) -> Vec<(String, ElfInfo)> {
+    let mut out = Vec::new();
+    for (path, e) in files.entries() {
+        if !matches!(e.node, Node::File { size, .. } if size >= 64) {
+            continue;
+        }
+        let p = format!("/{path}");
+        let Ok(f) = files.open(&p) else { continue };
+        let mut magic = [0u8; 4];
+        if f.read_exact_at(0, &mut magic).is_err() || &magic != b"\x7fELF" {
+            continue;
+        }
+        if let Ok(info) = elf::parse(&*f) {
+            if info.kind == Kind::Dynamic {
+                out.push((p, info));
+            }
+        }
+    }
+    out
+}
+
+/// Bundles what the dynamic executables the build added to `fs` miss. Returns `None`
+/// when nothing is missing (or the image has a base).
+pub fn bundle_missing(
+    fs: &StageFs,
+    config: &ImageConfig,
+    opts: &BundleOptions,
+) -> Result<Option<Added>> {
+    let files = &fs.upper;
+    let exes = dynamic_executables(files);
+    if exes.is_empty() || fs.base.is_some() {
+        return Ok(None);
+    }
+    let env = config.config.env.as_deref().unwrap_or_default();
+    let library_path = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("LD_LIBRARY_PATH="))
+        .map(str::to_string);
+    let cwd = config
+        .config
+        .working_dir
+        .clone()
+        .filter(|w| w.starts_with('/'))
+        .unwrap_or_else(|| "/".to_string());
+    let strict = loader::Options {
+        library_path: library_path.clone(),
+        conf_without_cache: false,
+        cwd: cwd.clone(),
+    };
+    let base = match &opts.sysroot {
+        Some(s) => std::fs::canonicalize(s).io(|| format!("cannot use sysroot {}", s.display()))?,
+        None => PathBuf::from("/"),
+    };
+    let source = HostRoot::new(&base);
+    // The image as it grows: what was copied, plus what each bundle adds.
+    let mut image = files.clone();
+    let mut added = Added::default();
+    let mut lines = Vec::new();
+    for (path, info) in exes {
+        let inside = loader::resolve(&image, &path, Some(&info), &strict)?;
+        if inside.is_complete() {
+            continue;
+        }
+        if opts.bundle == Bundle::Never {
+            return Err(Error::Refused(build::explain_dynamic(
+                Path::new(&path),
+                &info,
+            )));
+        }
+        let before = image.clone();
+        let req = bundle::Request {
+            source: &source,
+            exe_in_source: None,
+            app_path: &path,
+            info: &info,
+            library_path: library_path.clone(),
+            cwd: cwd.clone(),
+            check: opts.check,
+        };
+        let b = bundle::bundle(&req, &mut image)?;
+        // Private libraries went into `image` (the application tree); the system ones
+        // are in `b.libs`.
+        for (p, e) in image.entries() {
+            if before.get(p).is_none() {
+                added.entries.push((format!("/{p}"), e.clone()));
+            }
+        }
+        for (p, e) in b.libs.entries() {
+            added.entries.push((format!("/{p}"), e.clone()));
+        }
+        image.merge(b.libs.clone())?;
+        let loader_path = b
+            .closure
+            .interpreter_object()
+            .map(|o| o.path.clone())
+            .unwrap_or_else(|| "(none)".into());
+        lines.push(format!(
+            "{path}: loader {loader_path} and {} {}",
+            b.system_libraries,
+            if b.system_libraries == 1 {
+                "library"
+            } else {
+                "libraries"
+            }
+        ));
+        for w in b.blind_spots {
+            added.warnings.push(super::exec::Warning {
+                kind: w.kind,
+                message: format!(
+                    "{path}: {} (copy what it needs into the image with COPY)",
+                    w.message
+                ),
+            });
+        }
+    }
+    if lines.is_empty() {
+        return Ok(None);
+    }
+    added.created_by = format!("nobase bundle {}", lines.join("; "));
+    Ok(Some(added))
+}

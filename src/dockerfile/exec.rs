@@ -1,0 +1,1486 @@
+//! Running a plan: each stage starts from `scratch`, an earlier stage or an image (whose
+//! layer blobs are reused as they are and whose config is inherited), and its
+//! instructions run in order — variables substituted against the stage's `ARG`s and
+//! `ENV` at that point, each file-adding instruction written as one layer, each other
+//! instruction recorded in the config and in the history as an empty layer. The target
+//! stage is assembled into an image whose blobs are all in the store.
+
+use super::bundle::{self, BundleOptions};
+use super::context::{self, Context, Matched};
+use super::fs::{self, Owner, StageFs};
+use super::lex::{self, Vars};
+use super::pattern::{self, Ignore};
+use super::plan::{self, at, Cause, Cmdline, Dockerfile, Instr, Op, Stage};
+use super::spool::Spool;
+use super::tarball;
+use crate::build::{self, LayerReport, DEFAULT_PATH};
+use crate::elf;
+use crate::error::{Error, Result};
+use crate::image::{self, Descriptor, EmptyObject, History, Image, ImageConfig, Platform};
+use crate::imagefs::{self, ImageFs, Keep};
+use crate::layer::{self, Compression, LayerOptions};
+use crate::refs::ImageRef;
+use crate::root::{self, FileType, Root};
+use crate::source;
+use crate::store::Store;
+use crate::tree::{self, Entry, ImageTree, Node};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// How to build, besides the Dockerfile and its context.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// `--build-arg KEY=VALUE`.
+    pub build_args: BTreeMap<String, String>,
+    /// `--target STAGE` (default: the last stage).
+    pub target: Option<String>,
+    /// `--label KEY=VALUE`, added to the final image.
+    pub labels: BTreeMap<String, String>,
+    /// Layer compression.
+    pub compression: Compression,
+    /// `SOURCE_DATE_EPOCH`: the created time and every mtime of new layers.
+    pub epoch: u64,
+    /// Compression workers.
+    pub threads: u32,
+    /// How base images are pulled from registries.
+    pub registry: crate::registry::Options,
+    /// Dynamic executables: bundle their loader and libraries, or refuse them.
+    pub bundle: BundleOptions,
+}
+
+/// Something the user should know that did not stop the build.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Warning {
+    /// `unused-build-arg`, or a bundling blind spot (`nss`, `dlopen-string`…).
+    pub kind: &'static str,
+    /// What and why, and what to do.
+    pub message: String,
+}
+
+/// A finished Dockerfile build.
+#[derive(Clone, Debug)]
+pub struct Built {
+    /// The image; its blobs are in the store.
+    pub image: Image,
+    /// The layers this build wrote (base image layers are not listed).
+    pub layers: Vec<LayerReport>,
+    /// Things the user should know that did not stop the build.
+    pub warnings: Vec<Warning>,
+}
+
+/// The state of a stage: its config (with the diff_ids and history so far), its layer
+/// descriptors, and its filesystem.
+#[derive(Clone)]
+struct StageOut {
+    config: ImageConfig,
+    layers: Vec<Descriptor>,
+    fs: StageFs,
+    reports: Vec<LayerReport>,
+    /// Known once the base says so (or at the end for scratch).
+    platform: Option<Platform>,
+}
+
+/// Variables visible to an instruction: `ENV` first, then the `ARG`s in scope.
+struct StageVars<'a> {
+    env: Vec<String>,
+    args: &'a BTreeMap<String, String>,
+}
+
+impl<'a> StageVars<'a> {
+    /// The variables at this point of a stage: its config's `ENV` and its `ARG`s.
+    fn new(config: &ImageConfig, args: &'a BTreeMap<String, String>) -> StageVars<'a> {
+        StageVars {
+            env: config.config.env.clone().unwrap_or_default(),
+            args,
+        }
+    }
+
+    /// One word processed with these variables; errors point at the instruction.
+    fn word(&self, s: &str, esc: char, line: usize, kw: &str) -> Result<String> {
+        lex::word(s, esc, self).map_err(|e| at(line, kw, e))
+    }
+}
+
+impl Vars for StageVars<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.env
+            .iter()
+            .rev()
+            .find_map(|kv| {
+                kv.split_once('=')
+                    .filter(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            })
+            .or_else(|| self.args.get(name).cloned())
+    }
+}
+
+struct Builder<'a> {
+    df: &'a Dockerfile,
+    ctx: &'a Context,
+    opts: &'a Options,
+    store: &'a Store,
+    spool: Spool,
+    global: BTreeMap<String, String>,
+    used_args: BTreeSet<String>,
+    done: Vec<Option<Arc<StageOut>>>,
+    images: BTreeMap<String, Arc<StageOut>>,
+    /// Stages some `COPY --from` reads.
+    copied_from: BTreeSet<usize>,
+    created: String,
+}
+
+/// Builds the target stage of `df` with files from `ctx`, writing blobs into `store`.
+pub fn build(df: &Dockerfile, ctx: &Context, opts: &Options, store: &Store) -> Result<Built> {
+    let mut b = Builder {
+        df,
+        ctx,
+        opts,
+        store,
+        spool: Spool::new(store.layout().root().to_path_buf()),
+        global: BTreeMap::new(),
+        used_args: BTreeSet::new(),
+        done: vec![None; df.stages.len()],
+        images: BTreeMap::new(),
+        copied_from: BTreeSet::new(),
+        created: image::rfc3339(opts.epoch),
+    };
+    b.global_args()?;
+    let target = b.target()?;
+    b.check_refusals(target)?;
+    let mut out = (*b.stage(target)?).clone();
+    let mut warnings = Vec::new();
+    if let Some(added) = bundle::bundle_missing(&out.fs, &out.config, &opts.bundle)? {
+        let layer = place(&out.fs, added.entries, df.stages[target].line, "FROM")?;
+        b.commit_layer(&mut out, layer, added.created_by)?;
+        warnings.extend(added.warnings);
+    }
+    let mut config = out.config.clone();
+    if !opts.labels.is_empty() {
+        config
+            .config
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .extend(opts.labels.clone());
+    }
+    // The same start-up check as `nobase build BINARY`, on the image as it will be. An
+    // image with no command at all is a base or data image: nothing to start, nothing
+    // to check.
+    let c = &config.config;
+    let has_command = c
+        .entrypoint
+        .iter()
+        .chain(c.cmd.iter())
+        .any(|v| !v.is_empty());
+    if !has_command {
+        warnings.push(Warning {
+            kind: "no-command",
+            message: "the image has no ENTRYPOINT or CMD, so it starts nothing and was not checked (fine for a base or data image)".into(),
+        });
+    } else if opts.bundle.check {
+        build::check_before_writing(&out.fs, "the image", &config)?;
+    }
+    let image = build::assemble(store.layout(), &config, &out.layers)?;
+    let unused: Vec<&String> = opts
+        .build_args
+        .keys()
+        .filter(|k| !b.used_args.contains(*k))
+        .collect();
+    if !unused.is_empty() {
+        warnings.push(Warning {
+            kind: "unused-build-arg",
+            message: format!(
+                "build arguments not declared with ARG, so not used: {}",
+                unused
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    Ok(Built {
+        image,
+        layers: out.reports.clone(),
+        warnings,
+    })
+}
+
+impl Builder<'_> {
+    fn escape(&self) -> char {
+        self.df.escape
+    }
+
+    /// The `ARG`s before the first `FROM`, plus Docker's automatic platform arguments.
+    fn global_args(&mut self) -> Result<()> {
+        let host = image::host_platform();
+        let plat = host.to_string();
+        for prefix in ["TARGET", "BUILD"] {
+            self.global
+                .insert(format!("{prefix}PLATFORM"), plat.clone());
+            self.global.insert(format!("{prefix}OS"), host.os.clone());
+            self.global
+                .insert(format!("{prefix}ARCH"), host.architecture.clone());
+            self.global.insert(
+                format!("{prefix}VARIANT"),
+                host.variant.clone().unwrap_or_default(),
+            );
+        }
+        for ins in &self.df.global_args {
+            let Op::Arg(pairs) = &ins.op else { continue };
+            let word = |d: &str| {
+                lex::word(d, self.df.escape, &self.global).map_err(|e| at(ins.line, "ARG", e))
+            };
+            let set = arg_values(pairs, &self.opts.build_args, &BTreeMap::new(), &word)?;
+            for (name, value) in set {
+                self.used_args.insert(name.clone());
+                match value {
+                    Some(v) => self.global.insert(name, v),
+                    None => self.global.remove(&name),
+                };
+            }
+        }
+        Ok(())
+    }
+
+    fn target(&self) -> Result<usize> {
+        match &self.opts.target {
+            None => Ok(self.df.stages.len() - 1),
+            Some(t) => {
+                let lower = t.to_ascii_lowercase();
+                self.df
+                    .stages
+                    .iter()
+                    .find(|s| s.name.as_deref() == Some(lower.as_str()))
+                    .map(|s| s.index)
+                    .ok_or_else(|| {
+                        let names: Vec<_> = self
+                            .df
+                            .stages
+                            .iter()
+                            .filter_map(|s| s.name.clone())
+                            .collect();
+                        Error::Usage(format!(
+                            "--target {t}: no stage is named that (the Dockerfile names {})",
+                            if names.is_empty() {
+                                "none".to_string()
+                            } else {
+                                names.join(", ")
+                            }
+                        ))
+                    })
+            }
+        }
+    }
+
+    /// The earlier stage a name refers to (`AS` name, or an index for `--from`).
+    fn stage_ref(&self, name: &str, before: usize, numeric: bool) -> Option<usize> {
+        let lower = name.to_ascii_lowercase();
+        self.df.stages[..before]
+            .iter()
+            .find(|s| s.name.as_deref() == Some(lower.as_str()))
+            .map(|s| s.index)
+            .or_else(|| {
+                name.parse::<usize>()
+                    .ok()
+                    .filter(|&i| numeric && i < before)
+            })
+    }
+
+    /// Finds the stages the target needs (noting those `COPY --from` reads) and refuses,
+    /// before any work, an instruction nobase will not run in one of them.
+    fn check_refusals(&mut self, target: usize) -> Result<()> {
+        let mut need = BTreeSet::new();
+        let mut todo = vec![target];
+        while let Some(i) = todo.pop() {
+            if !need.insert(i) {
+                continue;
+            }
+            let st = &self.df.stages[i];
+            if let Ok(base) = lex::word(&st.base, self.escape(), &self.global) {
+                todo.extend(self.stage_ref(&base, i, false));
+            }
+            for ins in &st.instrs {
+                if let Op::Copy(c) = &ins.op {
+                    if let Some(Ok(f)) = c
+                        .from
+                        .as_deref()
+                        .map(|f| lex::word(f, self.escape(), &self.global))
+                    {
+                        if let Some(j) = self.stage_ref(&f, i, true) {
+                            self.copied_from.insert(j);
+                            todo.push(j);
+                        }
+                    }
+                }
+            }
+        }
+        for i in need {
+            for ins in &self.df.stages[i].instrs {
+                if let Op::Refused(why) = &ins.op {
+                    return Err(Error::Refused(format!("line {}: {why}", ins.line)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The result of stage `i`, built on first use.
+    fn stage(&mut self, i: usize) -> Result<Arc<StageOut>> {
+        if let Some(s) = &self.done[i] {
+            return Ok(s.clone());
+        }
+        let st = &self.df.stages[i];
+        let out = Arc::new(self.run_stage(st)?);
+        self.done[i] = Some(out.clone());
+        Ok(out)
+    }
+
+    fn run_stage(&mut self, st: &Stage) -> Result<StageOut> {
+        let base =
+            lex::word(&st.base, self.escape(), &self.global).map_err(|e| at(st.line, "FROM", e))?;
+        if base.is_empty() {
+            return Err(at(st.line, "FROM", format!("{:?} names no image", st.base)));
+        }
+        let platform = match &st.platform {
+            None => None,
+            Some(p) => {
+                let p = lex::word(p, self.escape(), &self.global)
+                    .map_err(|e| at(st.line, "FROM", e))?;
+                Some(Platform::parse(&p).map_err(|e| at(st.line, "FROM", e))?)
+            }
+        };
+        let mut out = if base.eq_ignore_ascii_case("scratch") {
+            StageOut {
+                config: ImageConfig {
+                    config: image::ContainerConfig {
+                        env: Some(vec![format!("PATH={DEFAULT_PATH}")]),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                layers: Vec::new(),
+                fs: StageFs::default(),
+                reports: Vec::new(),
+                platform,
+            }
+        } else if let Some(idx) = self.stage_ref(&base, st.index, false) {
+            // The earlier stage's files stay the upper tree: everything this build
+            // added, over the same base.
+            let prev = self.stage(idx)?;
+            let out = (*prev).clone();
+            if let (Some(want), Some(have)) = (&platform, &prev.platform) {
+                if !image::platform_matches(have, want) {
+                    return Err(at(
+                        st.line,
+                        "FROM",
+                        format!("stage {base} is for {have}, not {want}"),
+                    ));
+                }
+            }
+            out
+        } else {
+            // A stage others copy from needs every byte of its base; otherwise what a
+            // start-up check reads is enough.
+            let keep = if self.copied_from.contains(&st.index) {
+                Keep::All
+            } else {
+                Keep::Programs
+            };
+            let img = self
+                .open_image(&base, platform.as_ref(), keep)
+                .map_err(|e| at(st.line, "FROM", e))?;
+            (*img).clone()
+        };
+        let mut args: BTreeMap<String, String> = BTreeMap::new();
+        let mut cmd_set = false;
+        for ins in &st.instrs {
+            self.run_instr(&mut out, &mut args, &mut cmd_set, st, ins)?;
+        }
+        if out.platform.is_none() {
+            out.platform =
+                Some(infer_platform(&out.fs, &out.config).map_err(|e| at(st.line, "FROM", e))?);
+        }
+        let p = out.platform.clone().expect("set above");
+        out.config.architecture = p.architecture;
+        out.config.os = p.os;
+        out.config.variant = p.variant;
+        out.config.created = Some(self.created.clone());
+        Ok(out)
+    }
+
+    /// Opens an image for `FROM` or `COPY --from`: its layer blobs are copied into the
+    /// store (they are reused as they are), its config is inherited.
+    fn open_image(
+        &mut self,
+        name: &str,
+        platform: Option<&Platform>,
+        keep: Keep,
+    ) -> Result<Arc<StageOut>> {
+        let key = format!(
+            "{name}\0{}\0{keep:?}",
+            platform.map(|p| p.to_string()).unwrap_or_default()
+        );
+        if let Some(img) = self.images.get(&key) {
+            return Ok(img.clone());
+        }
+        let src = self.open_source(name)?;
+        let pi = src.image.select(platform)?.clone();
+        for d in &pi.manifest.layers {
+            if image::layer_compression(&d.media_type).is_none() {
+                return Err(Error::Invalid(format!(
+                    "{name}: layer {} has media type {:?}, which nobase cannot reuse",
+                    d.digest, d.media_type
+                )));
+            }
+            self.store.layout().copy_blob(d, &*src.blobs)?;
+        }
+        if let Some(Value::Array(triggers)) = pi.config.config.other.get("OnBuild") {
+            if !triggers.is_empty() {
+                return Err(Error::Refused(format!(
+                    "{name} has ONBUILD triggers ({}), which nobase does not run; build FROM an image without them",
+                    triggers.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; ")
+                )));
+            }
+        }
+        let opts = imagefs::Options {
+            keep,
+            ..imagefs::Options::default()
+        };
+        let files = ImageFs::load(name, &pi, &*src.blobs, &opts)?;
+        let mut config = pi.config.clone();
+        config.config.other.remove("OnBuild");
+        let env = config.config.env.get_or_insert_with(Vec::new);
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(0, format!("PATH={DEFAULT_PATH}"));
+        }
+        let out = Arc::new(StageOut {
+            platform: Some(config.platform()),
+            config,
+            layers: pi.manifest.layers.clone(),
+            fs: StageFs {
+                base: Some(Arc::new(files)),
+                upper: ImageTree::new(),
+            },
+            reports: Vec::new(),
+        });
+        self.images.insert(key, out.clone());
+        Ok(out)
+    }
+
+    /// Opens an image by the name a Dockerfile gives it: a reference in nobase's
+    /// grammar (the store, `oci:`, archives, `docker://`), and a plain name missing from
+    /// the store is looked for in its registry as Docker would (`alpine` is
+    /// docker.io/library/alpine).
+    fn open_source(&self, name: &str) -> Result<source::Source> {
+        let r = ImageRef::parse(name).or_else(|e| registry_name(name).ok_or(e))?;
+        let store = self.store.clone();
+        match &r {
+            ImageRef::Store(n) if self.store.resolve(n).is_err() => match registry_name(name) {
+                Some(remote) => source::open_with(&remote, || Ok(store), &self.opts.registry)
+                    .map_err(|e| {
+                        e.with_prefix(format!(
+                            "{name} is not in the local store, and pulling {remote} failed: "
+                        ))
+                    }),
+                None => source::open_with(&r, || Ok(store), &self.opts.registry),
+            },
+            _ => source::open_with(&r, || Ok(store), &self.opts.registry),
+        }
+    }
+
+    fn run_instr(
+        &mut self,
+        out: &mut StageOut,
+        args: &mut BTreeMap<String, String>,
+        cmd_set: &mut bool,
+        st: &Stage,
+        ins: &Instr,
+    ) -> Result<()> {
+        let esc = self.escape();
+        let (line, kw) = (ins.line, ins.keyword);
+        let vars = StageVars::new(&out.config, args);
+        let word = |s: &str| vars.word(s, esc, line, kw);
+        let history: String = match &ins.op {
+            Op::Refused(why) => return Err(Error::Refused(format!("line {line}: {why}"))),
+            Op::Arg(pairs) => {
+                let set = arg_values(pairs, &self.opts.build_args, &self.global, &word)?;
+                for (name, value) in set {
+                    self.used_args.insert(name.clone());
+                    match value {
+                        Some(v) => args.insert(name, v),
+                        None => args.remove(&name),
+                    };
+                }
+                // ARG values are not recorded: build arguments may carry secrets.
+                return Ok(());
+            }
+            Op::Env(pairs) => {
+                let mut set = Vec::new();
+                for (k, v) in pairs {
+                    let k = word(k)?;
+                    if k.is_empty() || k.contains('=') {
+                        return Err(at(line, kw, format!("{k:?} is not a variable name")));
+                    }
+                    set.push((k, word(v)?));
+                }
+                let env = out.config.config.env.get_or_insert_with(Vec::new);
+                for (k, v) in &set {
+                    let kv = format!("{k}={v}");
+                    match env
+                        .iter_mut()
+                        .find(|e| e.split_once('=').map(|p| p.0) == Some(k))
+                    {
+                        Some(e) => *e = kv,
+                        None => env.push(kv),
+                    }
+                }
+                format!("ENV {}", pairs_text(&set))
+            }
+            Op::Label(pairs) => {
+                let mut set = Vec::new();
+                for (k, v) in pairs {
+                    let k = word(k)?;
+                    if k.is_empty() {
+                        return Err(at(line, kw, "a label needs a name"));
+                    }
+                    set.push((k, word(v)?));
+                }
+                let labels = out.config.config.labels.get_or_insert_with(BTreeMap::new);
+                for (k, v) in &set {
+                    labels.insert(k.clone(), v.clone());
+                }
+                format!("LABEL {}", pairs_text(&set))
+            }
+            Op::Copy(c) => {
+                let c = c.clone();
+                return self.copy(out, &*args, st, ins, &c);
+            }
+            Op::Workdir(w) => {
+                let w = word(w)?;
+                if w.is_empty() {
+                    return Err(at(line, kw, "needs a directory"));
+                }
+                let base = out
+                    .config
+                    .config
+                    .working_dir
+                    .clone()
+                    .unwrap_or_else(|| "/".into());
+                let joined = if w.starts_with('/') {
+                    w
+                } else {
+                    format!("{base}/{w}")
+                };
+                let dir = format!("/{}", pattern::clean(&joined));
+                out.config.config.working_dir = Some(dir.clone());
+                let exists = root::resolve(&out.fs, &dir)
+                    .ok()
+                    .and_then(|r| out.fs.lstat(&r))
+                    .is_some_and(|m| m.kind == FileType::Dir);
+                let created_by = format!("WORKDIR {dir}");
+                if dir != "/" && !exists {
+                    // Docker creates the directory, as a layer of its own.
+                    let entry = Entry {
+                        node: Node::Dir,
+                        mode: 0o755,
+                        uid: 0,
+                        gid: 0,
+                    };
+                    let layer = place(&out.fs, vec![(dir, entry)], line, kw)?;
+                    return self.commit_layer(out, layer, created_by);
+                }
+                created_by
+            }
+            Op::User(u) => {
+                let u = word(u)?;
+                if u.is_empty() {
+                    return Err(at(line, kw, "needs a user (name or uid[:gid])"));
+                }
+                out.config.config.user = Some(u.clone());
+                format!("USER {u}")
+            }
+            Op::Expose(ports) => {
+                let mut all = Vec::new();
+                for p in ports {
+                    for w in lex::words(p, esc, &vars).map_err(|e| at(line, kw, e))? {
+                        all.extend(expand_ports(&w).map_err(|e| at(line, kw, e))?);
+                    }
+                }
+                let map = out
+                    .config
+                    .config
+                    .exposed_ports
+                    .get_or_insert_with(BTreeMap::new);
+                for p in &all {
+                    map.insert(p.clone(), EmptyObject {});
+                }
+                format!("EXPOSE {}", all.join(" "))
+            }
+            Op::Volume(vols) => {
+                let mut all = Vec::new();
+                for v in vols {
+                    let v = word(v)?;
+                    if v.trim().is_empty() {
+                        return Err(at(line, kw, "a volume path cannot be empty"));
+                    }
+                    all.push(v);
+                }
+                let map = out.config.config.volumes.get_or_insert_with(BTreeMap::new);
+                for v in &all {
+                    map.insert(v.clone(), EmptyObject {});
+                }
+                format!("VOLUME {}", json!(all))
+            }
+            Op::StopSignal(s) => {
+                let s = word(s)?;
+                if !valid_signal(&s) {
+                    return Err(at(
+                        line,
+                        kw,
+                        format!("{s:?} is not a signal (use a name like SIGTERM or a number)"),
+                    ));
+                }
+                out.config.config.stop_signal = Some(s.clone());
+                format!("STOPSIGNAL {s}")
+            }
+            Op::Cmd(c) => {
+                let argv = to_argv(c, &out.config);
+                out.config.config.cmd = Some(argv.clone());
+                *cmd_set = true;
+                format!("CMD {}", json!(argv))
+            }
+            Op::Entrypoint(c) => {
+                let argv = to_argv(c, &out.config);
+                out.config.config.entrypoint = Some(argv.clone());
+                // Docker: a new ENTRYPOINT drops the CMD inherited from the base.
+                if !*cmd_set {
+                    out.config.config.cmd = None;
+                }
+                format!("ENTRYPOINT {}", json!(argv))
+            }
+            Op::Shell(sh) => {
+                out.config.config.other.insert("Shell".into(), json!(sh));
+                format!("SHELL {}", json!(sh))
+            }
+            Op::Healthcheck(h) => {
+                let v = healthcheck_json(h.as_ref());
+                out.config
+                    .config
+                    .other
+                    .insert("Healthcheck".into(), v.clone());
+                format!("HEALTHCHECK {v}")
+            }
+            Op::Maintainer(m) => {
+                out.config.other.insert("author".into(), json!(m));
+                format!("MAINTAINER {m}")
+            }
+        };
+        out.config.history.push(History {
+            created: Some(self.created.clone()),
+            created_by: Some(history),
+            comment: None,
+            empty_layer: true,
+        });
+        Ok(())
+    }
+
+    /// Writes a layer and records it in the stage.
+    fn commit_layer(
+        &mut self,
+        out: &mut StageOut,
+        tree: ImageTree,
+        created_by: String,
+    ) -> Result<()> {
+        let lopts = LayerOptions {
+            compression: self.opts.compression,
+            mtime: self.opts.epoch,
+            threads: self.opts.threads,
+        };
+        let l = layer::write_layer(&tree, &lopts, self.store.layout())?;
+        out.layers.push(l.descriptor.clone());
+        out.config.rootfs.diff_ids.push(l.diff_id.clone());
+        out.config.history.push(History {
+            created: Some(self.created.clone()),
+            created_by: Some(created_by.clone()),
+            comment: None,
+            empty_layer: false,
+        });
+        out.reports.push(LayerReport {
+            created_by,
+            files: tree
+                .entries()
+                .filter(|(_, e)| matches!(e.node, Node::File { .. }))
+                .count(),
+            file_bytes: tree.file_bytes(),
+            layer: l,
+        });
+        for (p, e) in tree.entries() {
+            out.fs.upper.insert(p, e.clone())?;
+        }
+        Ok(())
+    }
+
+    fn copy(
+        &mut self,
+        out: &mut StageOut,
+        args: &BTreeMap<String, String>,
+        st: &Stage,
+        ins: &Instr,
+        c: &plan::Copy,
+    ) -> Result<()> {
+        let esc = self.escape();
+        let (line, kw) = (ins.line, ins.keyword);
+        let vars = StageVars::new(&out.config, args);
+        let word = |s: &str| vars.word(s, esc, line, kw);
+        let from = c.from.as_deref().map(word).transpose()?;
+        let chown = c.chown.as_deref().map(word).transpose()?;
+        let chmod = c
+            .chmod
+            .as_deref()
+            .map(word)
+            .transpose()?
+            .map(|m| fs::parse_chmod(&m).map_err(|e| at(line, kw, e)))
+            .transpose()?;
+        let excludes = c
+            .excludes
+            .iter()
+            .map(|e| word(e))
+            .collect::<Result<Vec<_>>>()?;
+        let exclude = Ignore::parse(&excludes.join("\n")).map_err(|e| at(line, kw, e))?;
+        let dest_raw = word(&c.dest)?;
+        let mut shown = vec![kw.to_string()];
+        if let Some(f) = &from {
+            shown.push(format!("--from={f}"));
+        }
+        if let Some(o) = &chown {
+            shown.push(format!("--chown={o}"));
+        }
+        if let Some(m) = chmod {
+            shown.push(format!("--chmod={m:o}"));
+        }
+        for e in &excludes {
+            shown.push(format!("--exclude={e}"));
+        }
+
+        // Where the sources come from.
+        let from_fs: Option<Arc<StageOut>> = match &from {
+            None => None,
+            Some(f) => Some(match self.stage_ref(f, st.index, true) {
+                Some(i) => self.stage(i)?,
+                None => self
+                    .open_image(f, None, Keep::All)
+                    .map_err(|e| at(line, kw, e))?,
+            }),
+        };
+
+        // What the sources name.
+        enum Item {
+            Ctx(Matched),
+            Tar(Matched, tarball::Packing),
+            Fs {
+                src: Arc<StageOut>,
+                path: String,
+                name: String,
+                is_dir: bool,
+            },
+            Text {
+                name: String,
+                text: String,
+            },
+        }
+        let mut items = Vec::new();
+        for s in &c.sources {
+            match s {
+                plan::Source::HereDoc { name, text, expand } => {
+                    let text = if *expand {
+                        lex::expand_text(text, esc, &vars).map_err(|e| at(line, kw, e))?
+                    } else {
+                        text.clone()
+                    };
+                    shown.push(format!("<<{name}"));
+                    items.push(Item::Text {
+                        name: name.clone(),
+                        text,
+                    });
+                }
+                plan::Source::Path(p) => {
+                    let p = word(p)?;
+                    if c.add && plan::is_remote(&p) {
+                        return Err(plan::remote_refusal(line, &p));
+                    }
+                    shown.push(p.clone());
+                    match &from_fs {
+                        None => {
+                            for m in self.ctx.matches(&p).map_err(|e| at(line, kw, e))? {
+                                let packing = if c.add && !m.is_dir {
+                                    tarball::detect(&self.ctx.host(&m.real))
+                                        .map_err(|e| at(line, kw, e))?
+                                } else {
+                                    None
+                                };
+                                items.push(match packing {
+                                    Some(pk) => Item::Tar(m, pk),
+                                    None => Item::Ctx(m),
+                                });
+                            }
+                        }
+                        Some(src) => {
+                            let found = fs_matches(&src.fs, &p).map_err(|e| at(line, kw, e))?;
+                            for (path, name, is_dir) in found {
+                                items.push(Item::Fs {
+                                    src: src.clone(),
+                                    path,
+                                    name,
+                                    is_dir,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        shown.push(dest_raw.clone());
+
+        // Docker's destination rules.
+        let workdir = out
+            .config
+            .config
+            .working_dir
+            .clone()
+            .unwrap_or_else(|| "/".into());
+        let dir_syntax = dest_raw.ends_with('/')
+            || dest_raw == "."
+            || dest_raw.ends_with("/.")
+            || dest_raw.is_empty();
+        if items.len() > 1 && !dir_syntax {
+            return Err(at(
+                line,
+                kw,
+                format!(
+                    "the sources name {} files, so the destination {dest_raw:?} must be a directory ending in /",
+                    items.len()
+                ),
+            ));
+        }
+        let joined = if dest_raw.starts_with('/') {
+            dest_raw.clone()
+        } else {
+            format!("{workdir}/{dest_raw}")
+        };
+        let dest = format!("/{}", pattern::clean(&joined));
+        let dest_exists_dir = root::resolve(&out.fs, &dest)
+            .ok()
+            .and_then(|r| out.fs.lstat(&r))
+            .is_some_and(|m| m.kind == FileType::Dir);
+        let dest_is_dir = dir_syntax || dest_exists_dir;
+        let into = |name: &str| {
+            if dest == "/" {
+                format!("/{name}")
+            } else {
+                format!("{dest}/{name}")
+            }
+        };
+
+        // The entries, at their final image paths.
+        let mut entries: Vec<(String, Entry)> = Vec::new();
+        let mut dest_dir_needed = false;
+        for item in items {
+            match item {
+                Item::Ctx(m) if m.is_dir => {
+                    dest_dir_needed = true;
+                    entries.extend(
+                        self.ctx
+                            .entries(&m, &dest, &exclude)
+                            .map_err(|e| at(line, kw, e))?,
+                    );
+                }
+                Item::Ctx(m) => {
+                    let target = if dest_is_dir {
+                        into(m.name())
+                    } else {
+                        dest.clone()
+                    };
+                    entries.extend(
+                        self.ctx
+                            .entries(&m, &target, &exclude)
+                            .map_err(|e| at(line, kw, e))?,
+                    );
+                }
+                Item::Tar(m, packing) => {
+                    dest_dir_needed = true;
+                    entries.extend(
+                        tarball::extract(&self.ctx.host(&m.real), packing, &dest, &mut self.spool)
+                            .map_err(|e| at(line, kw, e))?,
+                    );
+                }
+                Item::Text { name, text } => {
+                    let target = if dest_is_dir {
+                        into(&name)
+                    } else {
+                        dest.clone()
+                    };
+                    let bytes = text.into_bytes();
+                    entries.push((
+                        target,
+                        Entry {
+                            node: Node::File {
+                                size: bytes.len() as u64,
+                                content: tree::Content::Bytes(Arc::from(bytes)),
+                            },
+                            mode: 0o644,
+                            uid: 0,
+                            gid: 0,
+                        },
+                    ));
+                }
+                Item::Fs {
+                    src,
+                    path,
+                    name,
+                    is_dir,
+                } => {
+                    if is_dir {
+                        dest_dir_needed = true;
+                        walk_fs(
+                            &src.fs,
+                            &path,
+                            "",
+                            &dest,
+                            &exclude,
+                            &mut self.spool,
+                            &mut entries,
+                        )
+                        .map_err(|e| at(line, kw, e))?;
+                    } else {
+                        let target = if dest_is_dir {
+                            into(&name)
+                        } else {
+                            dest.clone()
+                        };
+                        let e = fs_entry(&src.fs, &path, &mut self.spool)
+                            .map_err(|e| at(line, kw, e))?;
+                        entries.push((target, e));
+                    }
+                }
+            }
+        }
+        if let Some(mode) = chmod {
+            for (_, e) in &mut entries {
+                if !matches!(e.node, Node::Symlink(_)) {
+                    e.mode = mode;
+                }
+            }
+        }
+        // The destination directory, when this instruction creates it: 0755 (--chmod is
+        // for what is copied), owned like the copied files.
+        if (dest_dir_needed || dir_syntax) && !dest_exists_dir && dest != "/" {
+            entries.insert(
+                0,
+                (
+                    dest.clone(),
+                    Entry {
+                        node: Node::Dir,
+                        mode: 0o755,
+                        uid: 0,
+                        gid: 0,
+                    },
+                ),
+            );
+        }
+        if let Some(spec) = &chown {
+            let Owner { uid, gid } = fs::parse_owner(spec, &out.fs)
+                .map_err(|e| at(line, kw, format!("--chown={spec}: {e}")))?;
+            for (_, e) in &mut entries {
+                e.uid = uid;
+                e.gid = gid;
+            }
+        }
+        let layer = place(&out.fs, entries, line, kw)?;
+        self.commit_layer(out, layer, shown.join(" "))
+    }
+}
+
+/// Puts entries into a new layer tree: each lands where the stage's filesystem resolves
+/// it, the directories above it carry their metadata from the stage (so `COPY x /tmp/`
+/// keeps /tmp's mode), and a directory entry that meets a symlink to a directory follows
+/// it instead of replacing the link.
+fn place(fs: &StageFs, entries: Vec<(String, Entry)>, line: usize, kw: &str) -> Result<ImageTree> {
+    let mut layer = ImageTree::new();
+    for (path, mut entry) in entries {
+        let mut real = fs::resolve_parent(fs, &path)
+            .map_err(|e| at(line, kw, format!("cannot write {path}: {e}")))?;
+        if matches!(entry.node, Node::Dir) && real != "/" {
+            if let Some(m) = fs.lstat(&real) {
+                if m.kind == FileType::Symlink {
+                    if let Ok(t) = root::resolve(fs, &real) {
+                        if fs.lstat(&t).map(|m| m.kind) == Some(FileType::Dir) {
+                            // The link stays; its directory keeps its own metadata.
+                            real = t;
+                            if let Some(m) = fs.lstat(&real) {
+                                entry = Entry {
+                                    node: Node::Dir,
+                                    mode: m.mode,
+                                    uid: m.uid,
+                                    gid: m.gid,
+                                };
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if real == "/" {
+            continue;
+        }
+        // Parents that exist in the stage keep their owner and mode.
+        let key = real.trim_start_matches('/');
+        for (i, _) in key.match_indices('/') {
+            let parent = &key[..i];
+            if layer.get(parent).is_some() {
+                continue;
+            }
+            if let Some(m) = fs
+                .lstat(&format!("/{parent}"))
+                .filter(|m| m.kind == FileType::Dir)
+            {
+                layer.insert(
+                    parent,
+                    Entry {
+                        node: Node::Dir,
+                        mode: m.mode,
+                        uid: m.uid,
+                        gid: m.gid,
+                    },
+                )?;
+            }
+        }
+        layer.insert(&real, entry).map_err(|e| at(line, kw, e))?;
+    }
+    Ok(layer)
+}
+
+/// Image paths a `COPY --from` source names in a stage or image (root-relative,
+/// wildcards expanded, symlinks followed inside it): (real path, name, is_dir).
+fn fs_matches(fs: &StageFs, src: &str) -> std::result::Result<Vec<(String, String, bool)>, String> {
+    let cleaned = pattern::clean(src);
+    let rels = if pattern::has_wildcards(&cleaned) {
+        context::expand(&cleaned, &|d| fs.list(&format!("/{d}")))?
+    } else {
+        vec![cleaned.clone()]
+    };
+    let mut out = Vec::new();
+    for rel in rels {
+        let path = format!("/{rel}");
+        let real = root::resolve(fs, &path)
+            .map_err(|e| format!("{src}: not in the source stage or image ({e})"))?;
+        let meta = fs
+            .lstat(&real)
+            .ok_or_else(|| format!("{src}: {real} does not exist"))?;
+        let name = rel.rsplit('/').next().unwrap_or("").to_string();
+        out.push((real, name, meta.kind == FileType::Dir));
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "{src}: nothing matches in the source stage or image"
+        ));
+    }
+    Ok(out)
+}
+
+/// The entry for one non-directory path of a stage or image, owner and mode kept.
+fn fs_entry(fs: &StageFs, path: &str, spool: &mut Spool) -> Result<Entry> {
+    let m = fs
+        .lstat(path)
+        .ok_or_else(|| Error::Invalid(format!("{path} does not exist")))?;
+    let node = match m.kind {
+        FileType::Dir => Node::Dir,
+        FileType::Symlink => Node::Symlink(
+            fs.readlink(path)
+                .ok_or_else(|| Error::Invalid(format!("cannot read the link {path}")))?,
+        ),
+        FileType::File => Node::File {
+            content: fs.content(path, spool)?,
+            size: m.size,
+        },
+        FileType::Other => {
+            return Err(Error::Invalid(format!(
+                "{path} is a device, FIFO or socket, which cannot be copied into a layer"
+            )))
+        }
+    };
+    Ok(Entry {
+        node,
+        mode: m.mode & 0o7777,
+        uid: m.uid,
+        gid: m.gid,
+    })
+}
+
+/// A directory of a stage or image, walked in sorted order into entries under `dest`.
+fn walk_fs(
+    fs: &StageFs,
+    dir: &str,
+    below: &str,
+    dest: &str,
+    exclude: &Ignore,
+    spool: &mut Spool,
+    out: &mut Vec<(String, Entry)>,
+) -> Result<()> {
+    let names = fs
+        .list(dir)
+        .ok_or_else(|| Error::Invalid(format!("cannot list {dir}")))?;
+    for name in names {
+        let path = if dir == "/" {
+            format!("/{name}")
+        } else {
+            format!("{dir}/{name}")
+        };
+        let rel = context::join_rel(below, &name);
+        let target = format!("{}/{name}", dest.trim_end_matches('/'));
+        let is_dir = fs.lstat(&path).map(|m| m.kind) == Some(FileType::Dir);
+        let excluded = exclude.excluded(&rel);
+        if !excluded {
+            out.push((target.clone(), fs_entry(fs, &path, spool)?));
+        }
+        // Below an excluded directory, an exception can still bring files back.
+        if is_dir && (!excluded || exclude.has_exceptions()) {
+            walk_fs(fs, &path, &rel, &target, exclude, spool, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// The values an `ARG` instruction gives its names, all computed before any is set (as
+/// Docker expands an instruction whole): a `--build-arg`, else the default (substituted
+/// by `word`), else the value `inherited` has (a global `ARG` declared again in a stage).
+fn arg_values(
+    pairs: &[(String, Option<String>)],
+    build_args: &BTreeMap<String, String>,
+    inherited: &BTreeMap<String, String>,
+    word: &dyn Fn(&str) -> Result<String>,
+) -> Result<Vec<(String, Option<String>)>> {
+    pairs
+        .iter()
+        .map(|(name, default)| {
+            let value = match (build_args.get(name), default) {
+                (Some(v), _) => Some(v.clone()),
+                (None, Some(d)) => Some(word(d)?),
+                (None, None) => inherited.get(name).cloned(),
+            };
+            Ok((name.clone(), value))
+        })
+        .collect()
+}
+
+/// The registry reference Docker would pull for a plain image name: the first component
+/// is the registry host when it looks like one (`localhost`, a dot or a port), else
+/// Docker Hub, where one-word names live under `library/`.
+fn registry_name(name: &str) -> Option<ImageRef> {
+    if name.contains("://") || name.starts_with("oci:") || name.contains("archive:") {
+        return None;
+    }
+    let (first, rest) = name.split_once('/').unwrap_or(("", name));
+    let is_host = first == "localhost" || first.contains('.') || first.contains(':');
+    let full = if !first.is_empty() && is_host {
+        format!("{first}/{rest}")
+    } else if first.is_empty() {
+        format!("docker.io/library/{rest}")
+    } else {
+        format!("docker.io/{name}")
+    };
+    ImageRef::parse(&format!("docker://{full}")).ok()
+}
+
+/// `KEY=VALUE KEY2=VALUE2` for history lines, quoting values with spaces.
+fn pairs_text(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            if v.is_empty() || v.contains(char::is_whitespace) || v.contains('"') {
+                format!("{k}={}", json!(v))
+            } else {
+                format!("{k}={v}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The argv of an exec or shell form: the shell form runs under the stage's `SHELL`
+/// (default `/bin/sh -c`), exactly as Docker writes it.
+fn to_argv(c: &Cmdline, config: &ImageConfig) -> Vec<String> {
+    match c {
+        Cmdline::Exec(v) => v.clone(),
+        Cmdline::Shell(s) => {
+            let mut argv = shell_of(config);
+            argv.push(s.clone());
+            argv
+        }
+    }
+}
+
+fn shell_of(config: &ImageConfig) -> Vec<String> {
+    config
+        .config
+        .other
+        .get("Shell")
+        .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+}
+
+/// Docker's `Healthcheck` object: `Test` and the non-zero durations (nanoseconds).
+fn healthcheck_json(h: Option<&plan::Healthcheck>) -> Value {
+    let Some(h) = h else {
+        return json!({ "Test": ["NONE"] });
+    };
+    let test: Vec<String> = match &h.test {
+        Cmdline::Exec(v) => std::iter::once("CMD".to_string())
+            .chain(v.iter().cloned())
+            .collect(),
+        Cmdline::Shell(s) => vec!["CMD-SHELL".to_string(), s.clone()],
+    };
+    let mut m = serde_json::Map::new();
+    m.insert("Test".into(), json!(test));
+    for (k, v) in [
+        ("Interval", h.interval),
+        ("Timeout", h.timeout),
+        ("StartPeriod", h.start_period),
+        ("StartInterval", h.start_interval),
+        ("Retries", h.retries),
+    ] {
+        if v != 0 {
+            m.insert(k.into(), json!(v));
+        }
+    }
+    Value::Object(m)
+}
+
+/// `80`, `80/udp`, `8000-8002/tcp` → `80/tcp`…, one entry per port as Docker does.
+fn expand_ports(spec: &str) -> std::result::Result<Vec<String>, String> {
+    let (ports, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
+    let proto = proto.to_ascii_lowercase();
+    let (lo, hi) = match ports.split_once('-') {
+        Some((a, b)) => (a, b),
+        None => (ports, ports),
+    };
+    let bad = || format!("invalid port {spec:?}: use PORT[/tcp|udp|sctp] or FIRST-LAST[/PROTO]");
+    let lo: u16 = lo.parse().map_err(|_| bad())?;
+    let hi: u16 = hi.parse().map_err(|_| bad())?;
+    if lo == 0 || hi < lo {
+        return Err(bad());
+    }
+    (lo..=hi)
+        .map(|p| build::parse_port(&format!("{p}/{proto}")).map_err(|_| bad()))
+        .collect()
+}
+
+/// A signal name Linux knows (with or without `SIG`, `RTMIN+n`…) or a number.
+fn valid_signal(s: &str) -> bool {
+    if let Ok(n) = s.parse::<u32>() {
+        return (1..=64).contains(&n);
+    }
+    let name = s.strip_prefix("SIG").unwrap_or(s);
+    const NAMES: &[&str] = &[
+        "ABRT", "ALRM", "BUS", "CHLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL",
+        "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP",
+        "TSTP", "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ", "RTMIN",
+        "RTMAX",
+    ];
+    if NAMES.contains(&name) {
+        return true;
+    }
+    ["RTMIN+", "RTMAX-"].iter().any(|p| {
+        name.strip_prefix(p)
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| (1..=30).contains(&n))
+    })
+}
+
+/// The platform of a `FROM scratch` stage: that of its program (the entrypoint, else the
+/// first word of Cmd) when it is an ELF file in the stage, else the one platform all of
+/// its ELF executables share, else the machine's.
+fn infer_platform(fs: &StageFs, config: &ImageConfig) -> std::result::Result<Platform, String> {
+    let of = |path: &str| -> Option<Platform> {
+        let real = root::resolve(fs, path).ok()?;
+        let f = fs.open(&real).ok()?;
+        let info = elf::parse(&*f).ok()?;
+        if !info.kind.is_executable() {
+            return None;
+        }
+        Some(Platform {
+            architecture: info.architecture?,
+            os: "linux".into(),
+            variant: info.variant,
+        })
+    };
+    let c = &config.config;
+    let program = c
+        .entrypoint
+        .as_ref()
+        .filter(|e| !e.is_empty())
+        .or(c.cmd.as_ref())
+        .and_then(|v| v.first())
+        .filter(|p| p.starts_with('/'));
+    if let Some(p) = program.and_then(|p| of(p)) {
+        return Ok(p);
+    }
+    let mut found = BTreeSet::new();
+    for (path, e) in fs.upper.entries() {
+        if let Node::File { size, .. } = e.node {
+            if size >= 64 {
+                found.extend(of(&format!("/{path}")));
+            }
+        }
+    }
+    match found.len() {
+        0 => Ok(image::host_platform()),
+        1 => Ok(found.into_iter().next().expect("one")),
+        _ => Err(format!(
+            "the stage holds executables for several platforms ({}); say which with FROM --platform=OS/ARCH scratch",
+            found.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_names_map_to_registries_like_docker() {
+        for (name, want) in [
+            ("alpine", Some("docker://docker.io/library/alpine:latest")),
+            (
+                "alpine:3.20",
+                Some("docker://docker.io/library/alpine:3.20"),
+            ),
+            ("team/app:1", Some("docker://docker.io/team/app:1")),
+            (
+                "localhost:5000/app:1",
+                Some("docker://localhost:5000/app:1"),
+            ),
+            ("ghcr.io/o/app", Some("docker://ghcr.io/o/app:latest")),
+            ("oci:dir:x", None),
+            ("Upper", None),
+        ] {
+            assert_eq!(
+                registry_name(name).map(|r| r.to_string()).as_deref(),
+                want,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn ports_signals_and_shells() {
+        assert_eq!(expand_ports("80").unwrap(), ["80/tcp"]);
+        assert_eq!(expand_ports("53/UDP").unwrap(), ["53/udp"]);
+        assert_eq!(
+            expand_ports("8000-8002").unwrap(),
+            ["8000/tcp", "8001/tcp", "8002/tcp"]
+        );
+        for bad in ["0", "x", "9-8", "80/http", "70000"] {
+            assert!(expand_ports(bad).is_err(), "{bad}");
+        }
+        for s in ["SIGTERM", "TERM", "9", "SIGRTMIN+3"] {
+            assert!(valid_signal(s), "{s}");
+        }
+        for s in ["SIGFOO", "0", "99", ""] {
+            assert!(!valid_signal(s), "{s}");
+        }
+        let mut cfg = ImageConfig::default();
+        assert_eq!(
+            to_argv(&Cmdline::Shell("echo hi".into()), &cfg),
+            ["/bin/sh", "-c", "echo hi"]
+        );
+        cfg.config
+            .other
+            .insert("Shell".into(), json!(["/bin/bash", "-o", "pipefail", "-c"]));
+        assert_eq!(
+            to_argv(&Cmdline::Shell("x".into()), &cfg),
+            ["/bin/bash", "-o", "pipefail", "-c", "x"]
+        );
+    }
+
+    #[test]
+    fn healthcheck_is_dockers_object() {
+        let h = plan::Healthcheck {
+            test: Cmdline::Shell("curl -f localhost".into()),
+            interval: 30_000_000_000,
+            timeout: 0,
+            start_period: 0,
+            start_interval: 0,
+            retries: 3,
+        };
+        let v = healthcheck_json(Some(&h));
+        assert_eq!(
+            v,
+            json!({"Test": ["CMD-SHELL", "curl -f localhost"], "Interval": 30_000_000_000u64, "Retries": 3})
+        );
+        assert_eq!(healthcheck_json(None), json!({"Test": ["NONE"]}));
+    }
+
+    #[test]
+    fn placement_keeps_parent_metadata_and_follows_dir_links() {
+        let mut base = ImageTree::new();
+        base.add_dir("/usr/bin", 0o755).unwrap();
+        base.add_symlink("/bin", "usr/bin").unwrap();
+        base.insert(
+            "/tmp",
+            Entry {
+                node: Node::Dir,
+                mode: 0o1777,
+                uid: 0,
+                gid: 0,
+            },
+        )
+        .unwrap();
+        let fs = StageFs {
+            base: Some(Arc::new(StageFs {
+                base: None,
+                upper: base,
+            })),
+            upper: ImageTree::new(),
+        };
+        let file = |s: &[u8]| Entry {
+            node: Node::File {
+                size: s.len() as u64,
+                content: tree::Content::Bytes(Arc::from(s)),
+            },
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        };
+        let dir = Entry {
+            node: Node::Dir,
+            mode: 0o700,
+            uid: 0,
+            gid: 0,
+        };
+        let layer = place(
+            &fs,
+            vec![
+                ("/tmp/x".into(), file(b"x")),
+                ("/bin".into(), dir.clone()),
+                ("/bin/tool".into(), file(b"t")),
+            ],
+            1,
+            "COPY",
+        )
+        .unwrap();
+        let got: Vec<_> = layer.entries().map(|(p, e)| (p.clone(), e.mode)).collect();
+        assert_eq!(
+            got,
+            [
+                ("tmp".to_string(), 0o1777),
+                ("tmp/x".to_string(), 0o644),
+                ("usr".to_string(), 0o755),
+                ("usr/bin".to_string(), 0o755),
+                ("usr/bin/tool".to_string(), 0o644),
+            ]
+        );
+    }
+}

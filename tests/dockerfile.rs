@@ -1,0 +1,845 @@
+//! Dockerfiles without an engine: `nobase build -f`, judged by umoci + runc (does it
+//! start?), skopeo (what is in the config and manifest?) and python's tarfile (hostile
+//! archives).
+
+use crate::util::*;
+use serde_json::json;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A build context `ctx/` in the env with a static hello world as `a.out`, the given
+/// Dockerfile and extra files.
+fn context(env: &Env, dockerfile: &str, files: &[(&str, &str)]) -> PathBuf {
+    let ctx = env.path("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::copy(hello_static(), ctx.join("a.out")).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+    for (name, content) in files {
+        let p = ctx.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    ctx
+}
+
+/// `nobase build --json -f CTX/Dockerfile CTX ARGS…`, asserted successful.
+fn build_df(env: &Env, ctx: &Path, args: &[&str]) -> serde_json::Value {
+    let df = ctx.join("Dockerfile");
+    let mut a = vec!["-f", df.to_str().unwrap(), ctx.to_str().unwrap()];
+    a.extend_from_slice(args);
+    build_json(env, &a)
+}
+
+fn store_ref(env: &Env, name: &str) -> String {
+    format!("{}:{name}", env.store().display())
+}
+
+/// The image's config as skopeo reads it (raw, so Docker-only fields such as
+/// Healthcheck are there too).
+fn raw_config(env: &Env, name: &str) -> Option<serde_json::Value> {
+    if !have("skopeo") {
+        return None;
+    }
+    let r = run(Command::new("skopeo").args([
+        "inspect",
+        "--config",
+        "--raw",
+        &format!("oci:{}", store_ref(env, name)),
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    Some(serde_json::from_str(&r.stdout).unwrap())
+}
+
+/// The layer digests skopeo sees in the manifest.
+fn layer_digests(reference: &str) -> Option<Vec<String>> {
+    let m = skopeo_inspect(&["--raw", reference])?;
+    Some(
+        m["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["digest"].as_str().unwrap().to_string())
+            .collect(),
+    )
+}
+
+/// The image's files unpacked by umoci (as root, so owners are kept); None (after
+/// saying why) without umoci or root.
+fn unpack(env: &Env, name: &str) -> Option<PathBuf> {
+    if !is_root() {
+        return None;
+    }
+    umoci_unpack(env, &store_ref(env, name)).map(|b| b.join("rootfs"))
+}
+
+#[test]
+fn the_seed_dockerfile_builds_and_runs_hello_world() {
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        "FROM scratch\nWORKDIR /app\nCOPY a.out .\nCMD [\"/app/a.out\"]\n",
+        &[],
+    );
+    // The context defaults to the Dockerfile's directory.
+    let df = ctx.join("Dockerfile");
+    let j = build_json(&env, &["-f", df.to_str().unwrap(), "-t", "hello:1"]);
+    assert_eq!(j["platform"], "linux/amd64");
+    let layers = j["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2, "WORKDIR and COPY each make a layer: {j}");
+    assert_eq!(layers[1]["created_by"], "COPY a.out .");
+    if let Some(r) = runc_run(&env, &store_ref(&env, "hello:1"), None) {
+        assert_eq!(r.code, 0, "runc: {}", r.stderr);
+        assert_eq!(r.stdout, "hello world\n");
+    }
+    if let Some(c) = raw_config(&env, "hello:1") {
+        assert_eq!(c["config"]["Cmd"], json!(["/app/a.out"]));
+        assert_eq!(c["config"]["WorkingDir"], "/app");
+        let history: Vec<_> = c["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| (h["created_by"].as_str().unwrap(), h["empty_layer"] == true))
+            .collect();
+        assert_eq!(
+            history,
+            [
+                ("WORKDIR /app", false),
+                ("COPY a.out .", false),
+                ("CMD [\"/app/a.out\"]", true)
+            ]
+        );
+    }
+}
+
+#[test]
+fn config_instructions_land_in_the_config() {
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        r#"ARG BASE_VERSION=0.9
+FROM scratch
+ARG VERSION=1.0
+ARG NAME
+LABEL org.opencontainers.image.version=$VERSION \
+      "com.example.name"="${NAME:-unnamed}" \
+      description="two words"
+ENV APP_HOME=/srv/app \
+    GREETING="hello there" \
+    MODE=${MODE:-prod}
+ENV LEGACY some  value
+COPY --chmod=0555 a.out $APP_HOME/bin/hello
+WORKDIR $APP_HOME
+USER 1000:1000
+EXPOSE 8080 9000-9001/udp
+VOLUME ["/data"]
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=30s --timeout=5s --retries=2 CMD ["/srv/app/bin/hello", "-h"]
+ENTRYPOINT ["/srv/app/bin/hello"]
+CMD ["--serve"]
+"#,
+        &[],
+    );
+    let j = build_df(
+        &env,
+        &ctx,
+        &[
+            "-t",
+            "cfg:1",
+            "--build-arg",
+            "VERSION=2.0",
+            "--build-arg",
+            "UNUSED=1",
+            "--label",
+            "extra=yes",
+        ],
+    );
+    assert_eq!(j["warnings"][0]["kind"], "unused-build-arg", "{j}");
+    assert!(j["warnings"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("UNUSED"));
+    let Some(c) = raw_config(&env, "cfg:1") else {
+        return;
+    };
+    let cfg = &c["config"];
+    assert_eq!(cfg["Labels"]["org.opencontainers.image.version"], "2.0");
+    assert_eq!(cfg["Labels"]["com.example.name"], "unnamed");
+    assert_eq!(cfg["Labels"]["description"], "two words");
+    assert_eq!(cfg["Labels"]["extra"], "yes");
+    let envs: Vec<&str> = cfg["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for want in [
+        "APP_HOME=/srv/app",
+        "GREETING=hello there",
+        "MODE=prod",
+        "LEGACY=some  value",
+    ] {
+        assert!(envs.contains(&want), "{want} not in {envs:?}");
+    }
+    assert!(envs.iter().any(|e| e.starts_with("PATH=")));
+    assert_eq!(cfg["User"], "1000:1000");
+    assert_eq!(cfg["WorkingDir"], "/srv/app");
+    assert_eq!(
+        cfg["ExposedPorts"],
+        json!({"8080/tcp": {}, "9000/udp": {}, "9001/udp": {}})
+    );
+    assert_eq!(cfg["Volumes"], json!({"/data": {}}));
+    assert_eq!(cfg["StopSignal"], "SIGINT");
+    assert_eq!(cfg["Entrypoint"], json!(["/srv/app/bin/hello"]));
+    assert_eq!(cfg["Cmd"], json!(["--serve"]));
+    assert_eq!(
+        cfg["Healthcheck"],
+        json!({"Test": ["CMD", "/srv/app/bin/hello", "-h"], "Interval": 30_000_000_000u64,
+               "Timeout": 5_000_000_000u64, "Retries": 2})
+    );
+    // --chmod reached the file, and the program runs as uid 1000 from there.
+    if let Some(rootfs) = unpack(&env, "cfg:1") {
+        let m = std::fs::metadata(rootfs.join("srv/app/bin/hello")).unwrap();
+        assert_eq!(m.mode() & 0o7777, 0o555);
+    }
+}
+
+#[test]
+fn a_multi_stage_build_copies_a_binary_between_scratch_stages() {
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        "FROM scratch AS build\nCOPY a.out /out/hello\n\nFROM scratch\nCOPY --from=build /out/hello /hello\nENTRYPOINT [\"/hello\"]\n",
+        &[],
+    );
+    let j = build_df(&env, &ctx, &["-t", "multi:1"]);
+    let layers = j["layers"].as_array().unwrap();
+    assert_eq!(
+        layers.len(),
+        1,
+        "only the final stage's layer is in it: {j}"
+    );
+    if let Some(r) = runc_run(&env, &store_ref(&env, "multi:1"), None) {
+        assert_eq!(r.stdout, "hello world\n", "{}", r.stderr);
+    }
+    if let Some(rootfs) = unpack(&env, "multi:1") {
+        assert!(rootfs.join("hello").is_file());
+        assert!(
+            !rootfs.join("out").exists(),
+            "the build stage's files stay out"
+        );
+    }
+    // --target builds the named stage, and COPY --from works by index too.
+    let t = build_df(&env, &ctx, &["-t", "stage:1", "--target", "build"]);
+    assert_eq!(t["layers"][0]["created_by"], "COPY a.out /out/hello");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch AS build\nCOPY a.out /out/hello\nFROM scratch\nCOPY --from=0 /out/* /bin/\nENTRYPOINT [\"/bin/hello\"]\n",
+    )
+    .unwrap();
+    build_df(&env, &ctx, &["-t", "multi:2"]);
+    if let Some(r) = runc_run(&env, &store_ref(&env, "multi:2"), None) {
+        assert_eq!(r.stdout, "hello world\n", "{}", r.stderr);
+    }
+    let bad = env.nobase(&[
+        "build",
+        "-f",
+        ctx.join("Dockerfile").to_str().unwrap(),
+        "--target",
+        "nope",
+    ]);
+    assert!(bad.code(2).stderr.contains("--target nope"));
+}
+
+#[test]
+fn from_another_nobase_image_inherits_its_layers_and_config() {
+    let env = Env::new();
+    let bin = hello_static();
+    build_json(
+        &env,
+        &[
+            bin.to_str().unwrap(),
+            "-t",
+            "base:1",
+            "-e",
+            "FROM_BASE=1",
+            "-l",
+            "base=yes",
+        ],
+    );
+    let ctx = context(
+        &env,
+        "FROM base:1\nENV EXTRA=2\nCOPY extra.txt /etc/extra.txt\n",
+        &[("extra.txt", "extra\n")],
+    );
+    build_df(&env, &ctx, &["-t", "child:1", "-o", "oci:out:child"]);
+    let Some(base) = layer_digests(&format!("oci:{}", store_ref(&env, "base:1"))) else {
+        return;
+    };
+    let child = layer_digests(&format!("oci:{}", store_ref(&env, "child:1"))).unwrap();
+    assert_eq!(child.len(), base.len() + 1);
+    assert_eq!(
+        child[..base.len()],
+        base[..],
+        "the base's blobs are reused as they are"
+    );
+    let c = raw_config(&env, "child:1").unwrap();
+    assert_eq!(c["config"]["Entrypoint"], json!(["/app/hello-static"]));
+    assert_eq!(c["config"]["Labels"]["base"], "yes");
+    let envs = c["config"]["Env"].to_string();
+    assert!(
+        envs.contains("FROM_BASE=1") && envs.contains("EXTRA=2"),
+        "{envs}"
+    );
+    assert_eq!(
+        c["history"][0]["created_by"],
+        "nobase build /app/hello-static"
+    );
+    // The export is a complete image: it runs.
+    if let Some(r) = runc_run(&env, &format!("{}:child", env.path("out").display()), None) {
+        assert_eq!(r.stdout, "hello world\n", "{}", r.stderr);
+    }
+    // FROM an oci: layout works the same way.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM oci:{}:child\nCMD [\"x\"]\n",
+            env.path("out").display()
+        ),
+    )
+    .unwrap();
+    build_df(&env, &ctx, &["-t", "grandchild:1"]);
+    let g = layer_digests(&format!("oci:{}", store_ref(&env, "grandchild:1"))).unwrap();
+    assert_eq!(g, child);
+    // And from an oci-archive.
+    build_df(&env, &ctx, &["-t", "g:2", "-o", "oci-archive:g.tar:g"]);
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM oci-archive:{}:g\n", env.path("g.tar").display()),
+    )
+    .unwrap();
+    build_df(&env, &ctx, &["-t", "from-archive:1"]);
+    let a = layer_digests(&format!("oci:{}", store_ref(&env, "from-archive:1"))).unwrap();
+    assert_eq!(a, child);
+}
+
+#[test]
+fn run_and_other_os_instructions_are_refused_with_their_line() {
+    let env = Env::new();
+    let ctx = context(&env, "FROM scratch\nCOPY a.out /a.out\nRUN make\n", &[]);
+    let df = ctx.join("Dockerfile");
+    let r = env.nobase(&["build", "-f", df.to_str().unwrap()]).code(1);
+    assert!(
+        r.stderr.contains(
+            "line 3: RUN needs a shell and an OS in the image; nobase builds images without one — compile the program beforehand, or COPY it in"
+        ),
+        "{}",
+        r.stderr
+    );
+    for (text, code, want) in [
+        ("FROM scratch\nONBUILD COPY a b\n", 1, "line 2: ONBUILD"),
+        (
+            "FROM scratch\nADD https://example.com/x /x\n",
+            1,
+            "line 2: ADD https://example.com/x: nobase does not fetch",
+        ),
+        (
+            "FROM scratch\n\nFROB x\n",
+            2,
+            "line 3: unknown instruction 'FROB'",
+        ),
+        (
+            "FROM scratch\nCOPY a.out\n",
+            2,
+            "line 2: COPY instruction requires at least two arguments",
+        ),
+        ("FROM scratch\nENV A=1 B\n", 2, "line 2: ENV:"),
+        (
+            "FROM scratch\nCOPY missing /x\n",
+            2,
+            "line 2: COPY: missing: not found",
+        ),
+        (
+            "FROM scratch\nUSER ${X:?must be set}\n",
+            2,
+            "line 2: USER: X: must be set",
+        ),
+    ] {
+        std::fs::write(&df, text).unwrap();
+        let r = env
+            .nobase(&["build", "-f", df.to_str().unwrap()])
+            .code(code);
+        assert!(r.stderr.contains(want), "{text:?}: {}", r.stderr);
+    }
+    // A RUN in a stage the target does not need is no obstacle.
+    std::fs::write(
+        &df,
+        "FROM scratch AS tools\nRUN make\nFROM scratch\nCOPY a.out /a.out\n",
+    )
+    .unwrap();
+    env.nobase(&["build", "-f", df.to_str().unwrap(), "-t", "ok:1"])
+        .ok();
+}
+
+#[test]
+fn same_dockerfile_and_context_give_the_same_digest_from_anywhere() {
+    let a = Env::new();
+    let text = "FROM scratch\nCOPY . /ctx/\nCOPY a.out /app/hello\nENTRYPOINT [\"/app/hello\"]\n";
+    let ctx = context(
+        &a,
+        text,
+        &[
+            ("conf/app.conf", "x=1\n"),
+            ("data/b.txt", "b"),
+            ("data/a.txt", "a"),
+        ],
+    );
+    let d1 = build_df(&a, &ctx, &["-t", "r:1"])["digest"].clone();
+    let d2 = build_df(&a, &ctx, &["-t", "r:2"])["digest"].clone();
+    assert_eq!(d1, d2);
+    // Another copy of the context, with other mtimes and modes, in another store.
+    let b = Env::new();
+    let copy = b.path("elsewhere");
+    run(Command::new("cp").arg("-r").arg(&ctx).arg(&copy)).ok();
+    run(Command::new("touch")
+        .args(["-d", "2001-02-03 04:05:06"])
+        .arg(copy.join("conf/app.conf"))
+        .arg(copy.join("a.out")))
+    .ok();
+    run(Command::new("chmod")
+        .args(["0600"])
+        .arg(copy.join("data/a.txt")))
+    .ok();
+    let d3 = build_df(&b, &copy, &["-t", "r:3"])["digest"].clone();
+    assert_eq!(d1, d3);
+    // The Dockerfile from stdin, same context: same image.
+    let r = b
+        .cmd(&[
+            "build",
+            "--json",
+            "-f",
+            "-",
+            copy.to_str().unwrap(),
+            "-t",
+            "r:4",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(text.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(j["digest"], d1);
+}
+
+#[test]
+fn dockerignore_keeps_files_out() {
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        "FROM scratch\nCOPY . /ctx/\n",
+        &[
+            (
+                ".dockerignore",
+                "# not these\nsecret.txt\nlogs\n!logs/keep.log\n**/*.tmp\n",
+            ),
+            ("secret.txt", "password"),
+            ("logs/a.log", "a"),
+            ("logs/keep.log", "k"),
+            ("src/x.tmp", "t"),
+            ("src/main.c", "int main;"),
+        ],
+    );
+    build_df(&env, &ctx, &["-t", "ign:1"]);
+    if let Some(rootfs) = unpack(&env, "ign:1") {
+        let c = rootfs.join("ctx");
+        assert!(c.join("src/main.c").is_file());
+        assert!(c.join("logs/keep.log").is_file(), "exceptions come back");
+        for gone in ["secret.txt", "logs/a.log", "src/x.tmp"] {
+            assert!(!c.join(gone).exists(), "{gone} must be ignored");
+        }
+    }
+    // Naming an ignored file is an error that says why.
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY secret.txt /\n").unwrap();
+    let r = env
+        .nobase(&["build", "-f", ctx.join("Dockerfile").to_str().unwrap()])
+        .code(2);
+    assert!(
+        r.stderr.contains(".dockerignore excludes it"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn add_extracts_local_archives_and_refuses_hostile_ones() {
+    if !have("python3") {
+        return;
+    }
+    let env = Env::new();
+    let ctx = context(&env, "FROM scratch\n", &[]);
+    let sentinel = env.path("outside.txt");
+    let script = format!(
+        r#"
+import io, tarfile
+def mk(name, entries, mode="w"):
+    with tarfile.open(name, mode) as t:
+        for n, kind, data in entries:
+            ti = tarfile.TarInfo(n)
+            ti.mode = 0o644
+            if kind == "f":
+                ti.size = len(data); t.addfile(ti, io.BytesIO(data))
+            elif kind == "d":
+                ti.type = tarfile.DIRTYPE; ti.mode = 0o755; t.addfile(ti)
+            elif kind == "s":
+                ti.type = tarfile.SYMTYPE; ti.linkname = data; t.addfile(ti)
+            elif kind == "h":
+                ti.type = tarfile.LNKTYPE; ti.linkname = data; t.addfile(ti)
+mk("good.tar.gz", [("pkg", "d", None), ("pkg/data.txt", "f", b"data\n"), ("pkg/link", "s", "data.txt")], "w:gz")
+mk("dotdot.tar", [("../../outside.txt", "f", b"x")])
+mk("absolute.tar", [("{sentinel}", "f", b"x")])
+mk("through-link.tar", [("pwn", "s", "{dir}"), ("pwn/outside.txt", "f", b"x")])
+mk("hardlink.tar", [("h", "h", "/etc/shadow")])
+"#,
+        sentinel = sentinel.display(),
+        dir = env.dir.path().display(),
+    );
+    run(Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(&ctx))
+    .ok();
+    let df = ctx.join("Dockerfile");
+    std::fs::write(
+        &df,
+        "FROM scratch\nADD good.tar.gz /opt/\nADD absolute.tar /jail/\n",
+    )
+    .unwrap();
+    build_df(&env, &ctx, &["-t", "add:1"]);
+    for name in ["dotdot.tar", "through-link.tar", "hardlink.tar"] {
+        std::fs::write(&df, format!("FROM scratch\nADD {name} /opt/\n")).unwrap();
+        let r = env.nobase(&["build", "-f", df.to_str().unwrap()]).code(3);
+        assert!(r.stderr.contains("line 2: ADD:"), "{name}: {}", r.stderr);
+    }
+    assert!(
+        !sentinel.exists(),
+        "nothing is ever written outside the image"
+    );
+    if let Some(rootfs) = unpack(&env, "add:1") {
+        assert_eq!(
+            std::fs::read_to_string(rootfs.join("opt/pkg/data.txt")).unwrap(),
+            "data\n"
+        );
+        assert_eq!(
+            std::fs::read_link(rootfs.join("opt/pkg/link")).unwrap(),
+            Path::new("data.txt")
+        );
+        // An absolute name lands inside the destination, nowhere else.
+        let contained = rootfs
+            .join("jail")
+            .join(sentinel.strip_prefix("/").unwrap());
+        assert!(contained.is_file(), "{}", contained.display());
+        assert!(!sentinel.exists());
+    }
+}
+
+#[test]
+fn chown_names_come_from_the_images_passwd() {
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        "FROM scratch\nCOPY passwd /etc/passwd\nCOPY group /etc/group\nCOPY --chown=app:staff a.out /home/app/hello\nCOPY --chown=7 a.out /seven\n",
+        &[
+            ("passwd", "root:x:0:0::/root:/sbin/nologin\napp:x:1000:1000::/home/app:/sbin/nologin\n"),
+            ("group", "root:x:0:\nstaff:x:50:\n"),
+        ],
+    );
+    build_df(&env, &ctx, &["-t", "own:1"]);
+    if let Some(rootfs) = unpack(&env, "own:1") {
+        let m = std::fs::metadata(rootfs.join("home/app/hello")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (1000, 50));
+        let m = std::fs::metadata(rootfs.join("seven")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (7, 7));
+    }
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY --chown=nobody a.out /x\n",
+    )
+    .unwrap();
+    let r = env
+        .nobase(&["build", "-f", ctx.join("Dockerfile").to_str().unwrap()])
+        .code(2);
+    assert!(
+        r.stderr.contains("--chown=nobody: no user \"nobody\""),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn every_output_form_of_build_works_with_a_dockerfile() {
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        "FROM scratch\nCOPY a.out /hello\nENTRYPOINT [\"/hello\"]\n",
+        &[],
+    );
+    let j = build_df(
+        &env,
+        &ctx,
+        &[
+            "-t",
+            "o:1",
+            "-o",
+            "oci:out:o",
+            "-o",
+            "oci-archive:o.tar:o",
+            "-o",
+            "docker-archive:d.tar:o:1",
+            "--compression",
+            "zstd",
+        ],
+    );
+    let digest = j["digest"].as_str().unwrap();
+    for reference in [
+        format!("oci:{}", store_ref(&env, "o:1")),
+        format!("oci:{}:o", env.path("out").display()),
+        format!("oci-archive:{}:o", env.path("o.tar").display()),
+    ] {
+        if let Some(d) = skopeo_digest(&reference) {
+            assert_eq!(d, digest, "{reference}");
+        }
+    }
+    if let Some(v) = skopeo_inspect(&[&format!("docker-archive:{}", env.path("d.tar").display())]) {
+        assert_eq!(v["Layers"].as_array().unwrap().len(), 1);
+    }
+    // Flags that describe a one-executable build are refused with -f.
+    let r = env
+        .nobase(&[
+            "build",
+            "-f",
+            ctx.join("Dockerfile").to_str().unwrap(),
+            "-e",
+            "A=1",
+        ])
+        .code(2);
+    assert!(r.stderr.contains("-e/--env"), "{}", r.stderr);
+}
+
+#[test]
+fn dynamic_executables_copied_in_are_bundled_and_checked() {
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        "FROM scratch\nCOPY hello-dynamic /app/hello\nENTRYPOINT [\"/app/hello\"]\n",
+        &[],
+    );
+    std::fs::copy(hello_dynamic(), ctx.join("hello-dynamic")).unwrap();
+    let j = build_df(&env, &ctx, &["-t", "dyn:1"]);
+    let layers = j["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2, "{j}");
+    let bundle_line = layers[1]["created_by"].as_str().unwrap();
+    assert!(
+        bundle_line.starts_with("nobase bundle /app/hello: loader /lib64/ld-linux-x86-64.so.2"),
+        "{bundle_line}"
+    );
+    if let Some(r) = runc_run(&env, &store_ref(&env, "dyn:1"), None) {
+        assert_eq!(r.code, 0, "runc: {}", r.stderr);
+        assert_eq!(r.stdout, "hello world\n");
+    }
+    // --bundle never refuses it, naming what it needs.
+    let df = ctx.join("Dockerfile");
+    let r = env
+        .nobase(&["build", "-f", df.to_str().unwrap(), "--bundle", "never"])
+        .code(1);
+    assert!(
+        r.stderr.contains("/app/hello is dynamically linked") && r.stderr.contains("libc.so.6"),
+        "{}",
+        r.stderr
+    );
+    // A static program needs nothing: no bundle layer.
+    std::fs::write(&df, "FROM scratch\nCOPY a.out /app/hello\n").unwrap();
+    assert_eq!(
+        build_df(&env, &ctx, &[])["layers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn from_a_registry_by_plain_name_or_docker_url() {
+    let Some(reg) = crate::registry::Registry::start(crate::registry::Auth::None) else {
+        return;
+    };
+    let env = Env::new();
+    let bin = hello_static();
+    let pushed = format!("docker://{}/team/base:1", reg.host());
+    let j = build_json(&env, &[bin.to_str().unwrap(), "-o", &pushed]);
+    let base: Vec<String> = j["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect();
+    for from in [format!("{}/team/base:1", reg.host()), pushed.clone()] {
+        let ctx = context(&env, &format!("FROM {from}\nENV FROM_REGISTRY=1\n"), &[]);
+        let j = build_df(&env, &ctx, &["-t", "pulled:1"]);
+        assert!(j["layers"].as_array().unwrap().is_empty(), "{j}");
+        if let Some(got) = layer_digests(&format!("oci:{}", store_ref(&env, "pulled:1"))) {
+            assert_eq!(got, base, "FROM {from}: the registry's blobs are reused");
+        }
+        if let Some(r) = runc_run(&env, &store_ref(&env, "pulled:1"), None) {
+            assert_eq!(r.stdout, "hello world\n", "{}", r.stderr);
+        }
+    }
+}
+
+#[test]
+fn shell_forms_and_inherited_cmd_follow_docker() {
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        "FROM scratch AS base\nCMD echo \"$HOME\" \\\n    there\n\nFROM base\nSHELL [\"/busybox\", \"sh\", \"-c\"]\nENTRYPOINT exec /app/x\nHEALTHCHECK NONE\n",
+        &[],
+    );
+    // Without /bin/sh in the image, the self-check refuses the shell form, naming it.
+    let df = ctx.join("Dockerfile");
+    let r = env
+        .nobase(&["build", "-f", df.to_str().unwrap(), "--target", "base"])
+        .code(1);
+    assert!(
+        r.stderr.contains("self-check failed") && r.stderr.contains("/bin/sh does not exist"),
+        "{}",
+        r.stderr
+    );
+    build_df(
+        &env,
+        &ctx,
+        &["-t", "sh:1", "--target", "base", "--no-check"],
+    );
+    build_df(&env, &ctx, &["-t", "sh:2", "--no-check"]);
+    let Some(base) = raw_config(&env, "sh:1") else {
+        return;
+    };
+    assert_eq!(
+        base["config"]["Cmd"],
+        json!(["/bin/sh", "-c", "echo \"$HOME\"     there"])
+    );
+    let c = raw_config(&env, "sh:2").unwrap();
+    assert_eq!(
+        c["config"]["Entrypoint"],
+        json!(["/busybox", "sh", "-c", "exec /app/x"])
+    );
+    assert!(
+        c["config"]["Cmd"].is_null(),
+        "ENTRYPOINT drops the inherited CMD: {c}"
+    );
+    assert_eq!(c["config"]["Shell"], json!(["/busybox", "sh", "-c"]));
+    assert_eq!(c["config"]["Healthcheck"], json!({"Test": ["NONE"]}));
+}
+
+#[test]
+fn a_dockerfile_specific_ignore_file_wins() {
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        "FROM scratch\nCOPY . /ctx/\n",
+        &[(".dockerignore", "a.txt\n"), ("a.txt", "a"), ("b.txt", "b")],
+    );
+    // <Dockerfile>.dockerignore beside the Dockerfile replaces the context's.
+    let df = env.path("app.Dockerfile");
+    std::fs::copy(ctx.join("Dockerfile"), &df).unwrap();
+    std::fs::write(env.path("app.Dockerfile.dockerignore"), "b.txt\n").unwrap();
+    build_json(
+        &env,
+        &[
+            "-f",
+            df.to_str().unwrap(),
+            ctx.to_str().unwrap(),
+            "-t",
+            "i:1",
+        ],
+    );
+    if let Some(rootfs) = unpack(&env, "i:1") {
+        assert!(rootfs.join("ctx/a.txt").is_file());
+        assert!(!rootfs.join("ctx/b.txt").exists());
+    }
+}
+
+#[test]
+fn a_base_images_files_are_seen_through_its_symlinks_and_names() {
+    if !have("umoci") {
+        return;
+    }
+    let env = Env::new();
+    // A base image made by umoci, not by nobase: /bin links to usr/bin, /tmp is sticky,
+    // and passwd names the user `app`.
+    let root = env.path("rootfs");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+    std::fs::create_dir_all(root.join("tmp")).unwrap();
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0::/root:/sbin/nologin\napp:x:1000:1000::/home/app:/sbin/nologin\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\napp:x:1000:\n").unwrap();
+    std::os::unix::fs::symlink("usr/bin", root.join("bin")).unwrap();
+    run(Command::new("chmod").arg("1777").arg(root.join("tmp"))).ok();
+    let layout = env.path("base-layout");
+    let image = format!("{}:base", layout.display());
+    run(Command::new("umoci")
+        .args(["init", "--layout"])
+        .arg(&layout))
+    .ok();
+    run(Command::new("umoci").args(["new", "--image", &image])).ok();
+    run(Command::new("umoci")
+        .args(["insert", "--image", &image])
+        .arg(&root)
+        .arg("/"))
+    .ok();
+    let ctx = context(
+        &env,
+        &format!(
+            "FROM oci:{image}\nCOPY --chown=app:app a.out /bin/hello\nCOPY a.out /tmp/x\nENTRYPOINT [\"/bin/hello\"]\n"
+        ),
+        &[],
+    );
+    build_df(&env, &ctx, &["-t", "child:1"]);
+    if let Some(rootfs) = unpack(&env, "child:1") {
+        assert!(
+            std::fs::symlink_metadata(rootfs.join("bin"))
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "/bin stays a link"
+        );
+        let m = std::fs::metadata(rootfs.join("usr/bin/hello")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (1000, 1000));
+        let t = std::fs::metadata(rootfs.join("tmp")).unwrap();
+        assert_eq!(t.mode() & 0o7777, 0o1777, "/tmp keeps its mode");
+    }
+    if let Some(r) = runc_run(&env, &store_ref(&env, "child:1"), None) {
+        assert_eq!(r.stdout, "hello world\n", "{}", r.stderr);
+    }
+    // COPY --from an image reads its files.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM scratch\nCOPY --from=oci:{image} /etc/passwd /etc/\nCOPY a.out /hello\nUSER app\nENTRYPOINT [\"/hello\"]\n"),
+    )
+    .unwrap();
+    build_df(&env, &ctx, &["-t", "copied:1"]);
+    if let Some(rootfs) = unpack(&env, "copied:1") {
+        assert!(std::fs::read_to_string(rootfs.join("etc/passwd"))
+            .unwrap()
+            .contains("app:x:1000"));
+    }
+}
