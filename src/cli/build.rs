@@ -213,6 +213,11 @@ fn plan(
         .adds
         .iter()
         .map(|s| match s.rsplit_once(':') {
+            Some((src, _)) if !src.is_empty() && std::fs::symlink_metadata(src).is_err() => {
+                Err(Error::Usage(format!(
+                    "--add {s}: {src} does not exist on this machine; give an existing file or directory as SRC"
+                )))
+            }
             Some((src, dest)) if !src.is_empty() && dest.starts_with('/') => {
                 Ok((PathBuf::from(src), dest.to_string()))
             }

@@ -61,20 +61,28 @@ impl Line {
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
             let started = Instant::now();
+            // Only `\r` and spaces, no escape sequences: the line is drawn over and
+            // blanked out the same way on any terminal, NO_COLOR or TERM=dumb alike.
+            let mut width: usize = 0;
+            let mut draw = |text: &str| {
+                let pad = width.saturating_sub(text.chars().count());
+                let _ = write!(std::io::stderr(), "\r{text}{:pad$}", "");
+                width = text.chars().count();
+            };
             loop {
                 let now = || {
                     let (done, total) = nobase::progress::snapshot();
                     (done.saturating_sub(done0), total.saturating_sub(total0))
                 };
                 let (done, total) = now();
-                let text = format_line(&label, done, total, started.elapsed());
-                let _ = write!(std::io::stderr(), "\r\x1b[2K{text}");
+                draw(&format_line(&label, done, total, started.elapsed()));
                 // Check often, so the line goes away as soon as the work ends.
                 for _ in 0..10 {
                     let (done, total) = now();
                     let complete = until_complete && total > 0 && done >= total;
                     if complete || flag.load(Ordering::Relaxed) {
-                        let _ = write!(std::io::stderr(), "\r\x1b[2K");
+                        draw("");
+                        let _ = write!(std::io::stderr(), "\r");
                         return;
                     }
                     std::thread::sleep(Duration::from_millis(10));
