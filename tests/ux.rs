@@ -8,12 +8,23 @@ use std::process::Command;
 fn no_arguments_show_the_walk() {
     let env = Env::new();
     let r = env.nobase(&[]).ok();
-    for step in ["nobase inspect", "nobase build", "NAME[:TAG]", "oci:DIR"] {
-        assert!(
-            r.stdout.contains(step),
-            "{step} missing from:\n{}",
-            r.stdout
-        );
+    // The walk, in its order: inspect → build → check → run → tree → push.
+    let mut at = 0;
+    for step in [
+        "nobase inspect ./hello",
+        "nobase build ./hello",
+        "nobase build -f Dockerfile",
+        "nobase check hello:1",
+        "nobase run hello:1",
+        "nobase tree hello:1",
+        "nobase push hello:1 docker://",
+        "NAME[:TAG]",
+        "oci:DIR",
+    ] {
+        match r.stdout[at..].find(step) {
+            Some(i) => at += i,
+            None => panic!("{step} missing or out of order in:\n{}", r.stdout),
+        }
     }
     let v = env.nobase(&["--version"]).ok();
     assert!(v.stdout.starts_with("nobase "), "{}", v.stdout);

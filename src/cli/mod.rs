@@ -25,6 +25,7 @@ The walk:
   nobase inspect ./hello              what is it? static or dynamic, loader, libraries
   nobase build ./hello -t hello:1     a scratch image in the local store (a dynamic
                                       program gets its loader and libraries)
+  nobase build -f Dockerfile .        the FROM-scratch subset of Dockerfiles, no engine
   nobase check hello:1                will it start? names the missing piece if not
   nobase run hello:1                  start it with runc (the program's exit code is nobase's)
   nobase tree hello:1                 what is inside, layer by layer (like dive)
