@@ -8,7 +8,7 @@ use super::Global;
 use nobase::build::bundle::Bundled;
 use nobase::build::LayerReport;
 use nobase::imagefs::walk::{self, Budget, EntryKind, Limits};
-use nobase::loader::{Outcome, Via};
+use nobase::loader::{Closure, Need, Object, Outcome, Via};
 use nobase::oci::Blobs;
 use std::collections::BTreeMap;
 
@@ -99,19 +99,8 @@ fn base(p: &str) -> &str {
 fn needed_groups(b: &Bundled) -> Vec<(String, Vec<String>)> {
     let c = &b.closure;
     let mut groups: Vec<(usize, Vec<String>)> = Vec::new();
-    for need in &c.needs {
-        let Outcome::Found {
-            object,
-            first: true,
-        } = need.outcome
-        else {
-            continue;
-        };
-        // The loader is named on the layer line already.
-        if c.objects[object].via == Via::Interpreter {
-            continue;
-        }
-        let name = base(&c.objects[object].path).to_string();
+    for (need, o) in first_finds(c) {
+        let name = base(&o.path).to_string();
         match groups.iter_mut().find(|(r, _)| *r == need.requester) {
             Some((_, list)) => list.push(name),
             None => groups.push((need.requester, vec![name])),
@@ -121,6 +110,18 @@ fn needed_groups(b: &Bundled) -> Vec<(String, Vec<String>)> {
         .into_iter()
         .map(|(r, list)| (base(&c.objects[r].path).to_string(), list))
         .collect()
+}
+
+/// Each library the closure loads, once, with the need that first found it; the loader
+/// is left out (the layer line names it).
+fn first_finds(c: &Closure) -> impl Iterator<Item = (&Need, &Object)> {
+    c.needs.iter().filter_map(move |need| match need.outcome {
+        Outcome::Found {
+            object,
+            first: true,
+        } if c.objects[object].via != Via::Interpreter => Some((need, &c.objects[object])),
+        _ => None,
+    })
 }
 
 /// Why each bundled file is in the image, by image path (without the leading `/`).
@@ -137,18 +138,7 @@ fn reasons(b: &Bundled) -> BTreeMap<String, String> {
         put(&l.path, text.clone());
         put(&l.canonical, text);
     }
-    for need in &c.needs {
-        let Outcome::Found {
-            object,
-            first: true,
-        } = need.outcome
-        else {
-            continue;
-        };
-        let o = &c.objects[object];
-        if o.via == Via::Interpreter {
-            continue;
-        }
+    for (need, o) in first_finds(c) {
         let text = format!(
             "{} needs {} (DT_NEEDED), found through {}{}",
             base(&c.objects[need.requester].path),
