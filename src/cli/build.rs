@@ -361,7 +361,7 @@ struct Part<'a> {
 
 /// Runs `nobase build`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
-    let reporter = std::sync::Arc::new(Reporter::new(g));
+    let reporter = std::sync::Arc::new(Reporter::new(g, a.json));
     let registry = g.registry(reporter.clone())?;
     if a.file.is_some() {
         return dockerfile::run(g, &a, &reporter, &registry);

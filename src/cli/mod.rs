@@ -205,8 +205,9 @@ impl Global {
         &self,
         r: &nobase::refs::ImageRef,
     ) -> nobase::Result<nobase::source::Source> {
-        // Reading is shown by the progress line of the command, not per-blob bars.
-        let events = std::sync::Arc::new(push::Reporter::new(self).without_bars());
+        // Reading is shown by the command's own progress line: no per-blob bars (as
+        // for --json).
+        let events = std::sync::Arc::new(push::Reporter::new(self, true));
         nobase::source::open_with(r, || self.store(), &self.registry(events)?)
     }
 

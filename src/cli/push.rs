@@ -13,7 +13,7 @@ use nobase::registry::{BlobOutcome, Events, Transfer};
 use nobase::{sink, source};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -48,7 +48,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     let src = ImageRef::parse(&a.source)?;
     let dest = ImageRef::parse(&a.destination)?;
     let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
-    let reporter = Arc::new(Reporter::new(g));
+    let reporter = Arc::new(Reporter::new(g, a.json));
     let opts = g.registry(reporter.clone())?;
     let shown_dest = match &dest {
         ImageRef::Registry(r) => r.to_string(),
@@ -142,21 +142,16 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    /// A reporter following the global `-q`/`-v`.
-    pub fn new(g: &Global) -> Reporter {
+    /// A reporter following the global `-q`/`-v`; bars only where a progress line may
+    /// be drawn (a terminal, and not `--json`).
+    pub fn new(g: &Global, json: bool) -> Reporter {
         Reporter {
             quiet: g.quiet,
             verbose: g.verbose > 0,
-            live: !g.quiet && g.verbose == 0 && std::io::stderr().is_terminal(),
+            live: super::progress::live(g, json),
             tally: Mutex::new(Tally::default()),
             bars: Mutex::new((BTreeMap::new(), 0, Instant::now())),
         }
-    }
-
-    /// The same, drawing no per-blob bars (the command draws its own progress line).
-    pub fn without_bars(mut self) -> Reporter {
-        self.live = false;
-        self
     }
 
     /// The counts so far.
