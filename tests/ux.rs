@@ -122,6 +122,22 @@ fn nobase_ships_as_its_own_scratch_image() {
         "{}",
         i.stdout
     );
+    // The C parts work in there: the image rebuilds itself bit for bit (gzip through
+    // libdeflate), and with zstd.
+    let digest = r.stdout.split_whitespace().next().unwrap_or_default();
+    assert!(digest.starts_with("sha256:"), "{}", r.stdout);
+    let store = ["-q", "--store", "/tmp/store", "build", "/app/nobase"];
+    let again = runc_run(&env, &image, Some(&store)).expect("runc");
+    assert_eq!(
+        (again.code, again.stdout.trim()),
+        (0, digest),
+        "{}",
+        again.stderr
+    );
+    let zstd = [&store[..], &["--compression", "zstd"]].concat();
+    let z = runc_run(&env, &image, Some(&zstd)).expect("runc");
+    assert_eq!(z.code, 0, "{}", z.stderr);
+    assert!(z.stdout.starts_with("sha256:") && z.stdout.trim() != digest);
 }
 
 /// A build says in a few lines what went into the image; `-v` explains every file and
