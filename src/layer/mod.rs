@@ -96,12 +96,12 @@ impl<W: Write> Compressor<W> {
                 inner,
                 Codec::Gzip(GZIP_LEVEL),
                 opts.threads,
-            )?),
+            )?)),
             Compression::Zstd => Compressor::Blocks(Box::new(ParallelBlocks::new(
                 inner,
                 Codec::Zstd(ZSTD_LEVEL),
                 opts.threads,
-            )?),
+            )?)),
         })
     }
 
