@@ -85,23 +85,23 @@ pub struct Layer {
 /// Compression stage of the pipeline.
 enum Compressor<W: Write> {
     None(W),
-    Blocks(ParallelBlocks<W>),
+    Blocks(Box<ParallelBlocks<W>>),
 }
 
 impl<W: Write> Compressor<W> {
     fn new(inner: W, opts: &LayerOptions) -> io::Result<Self> {
         Ok(match opts.compression {
             Compression::None => Compressor::None(inner),
-            Compression::Gzip => Compressor::Blocks(ParallelBlocks::new(
+            Compression::Gzip => Compressor::Blocks(Box::new(ParallelBlocks::new(
                 inner,
                 Codec::Gzip(GZIP_LEVEL),
                 opts.threads,
-            )?),
-            Compression::Zstd => Compressor::Blocks(ParallelBlocks::new(
+            )?)),
+            Compression::Zstd => Compressor::Blocks(Box::new(ParallelBlocks::new(
                 inner,
                 Codec::Zstd(ZSTD_LEVEL),
                 opts.threads,
-            )?),
+            )?)),
         })
     }
 
