@@ -151,37 +151,46 @@ pub struct BackgroundHashWriter<W> {
 const HASH_CHUNK: usize = 1 << 20;
 
 impl<W: Write> BackgroundHashWriter<W> {
-    /// Wraps `inner`.
+    /// Wraps `inner`. The hashing thread starts with the first full chunk: a small
+    /// stream is hashed inline at the end, without starting a thread.
     pub fn new(inner: W) -> Self {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
-        let worker = std::thread::spawn(move || {
-            let mut h = Sha256::new();
-            let mut n = 0u64;
-            for chunk in rx {
-                h.update(&chunk);
-                n += chunk.len() as u64;
-            }
-            (Digest::from_hasher(h), n)
-        });
         BackgroundHashWriter {
             inner: Some(inner),
             chunk: Vec::with_capacity(HASH_CHUNK),
-            tx: Some(tx),
-            worker: Some(worker),
+            tx: None,
+            worker: None,
         }
     }
 
     fn send(&mut self) -> io::Result<()> {
+        if self.tx.is_none() {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+            self.worker = Some(std::thread::spawn(move || {
+                let mut h = Sha256::new();
+                let mut n = 0u64;
+                for chunk in rx {
+                    h.update(&chunk);
+                    n += chunk.len() as u64;
+                }
+                (Digest::from_hasher(h), n)
+            }));
+            self.tx = Some(tx);
+        }
         let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(HASH_CHUNK));
         self.tx
             .as_ref()
-            .expect("not finished")
+            .expect("just started")
             .send(full)
             .map_err(|_| io::Error::other("the hashing thread stopped"))
     }
 
     /// Returns the inner writer, the digest and the byte count.
     pub fn finish(mut self) -> io::Result<(W, Digest, u64)> {
+        let inner = self.inner.take().expect("finish runs once");
+        if self.worker.is_none() {
+            let n = self.chunk.len() as u64;
+            return Ok((inner, Digest::of(&self.chunk), n));
+        }
         if !self.chunk.is_empty() {
             self.send()?;
         }
@@ -189,10 +198,10 @@ impl<W: Write> BackgroundHashWriter<W> {
         let (d, n) = self
             .worker
             .take()
-            .expect("finish runs once")
+            .expect("started")
             .join()
             .map_err(|_| io::Error::other("the hashing thread panicked"))?;
-        Ok((self.inner.take().expect("finish runs once"), d, n))
+        Ok((inner, d, n))
     }
 }
 
@@ -300,6 +309,11 @@ mod tests {
         let (out, d, n) = b.finish().unwrap();
         assert_eq!(out, data);
         assert_eq!((d, n), (Digest::of(&data), data.len() as u64));
+        // A stream smaller than a chunk is hashed inline.
+        let mut small = BackgroundHashWriter::new(Vec::new());
+        small.write_all(b"abc").unwrap();
+        let (_, d, n) = small.finish().unwrap();
+        assert_eq!((d, n), (Digest::of(b"abc"), 3));
     }
 
     #[test]

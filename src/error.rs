@@ -74,6 +74,22 @@ impl Error {
     }
 }
 
+/// The error for an input the user named (`what`: "the executable to package") that
+/// could not be read: a plain sentence when it does not exist, the OS error otherwise.
+pub fn input_error(path: &std::path::Path, what: &str, cause: io::Error) -> Error {
+    if cause.kind() == io::ErrorKind::NotFound {
+        Error::Invalid(format!(
+            "{} does not exist; check the path of {what}",
+            path.display()
+        ))
+    } else {
+        Error::Io {
+            action: format!("cannot read {}", path.display()),
+            cause,
+        }
+    }
+}
+
 /// Adds the action and path to an I/O error: `.io(|| format!("reading {}", p.display()))`.
 pub trait IoContext<T> {
     /// Wraps an `io::Error` with the action that failed.

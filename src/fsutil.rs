@@ -134,15 +134,32 @@ pub fn clean_stale_temps(dir: &Path) -> usize {
 }
 
 /// Replaces `path` with `bytes` atomically: temp file, fsync, rename, fsync of the
-/// directory. Readers see the old or the new content, never a torn one.
+/// directory. Readers see the old or the new content, never a torn one, and after a
+/// power cut the new content is there.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace(path, bytes, true)
+}
+
+/// Like [`atomic_write`], without the fsyncs: still never torn for readers (or after a
+/// killed process), but a power cut may leave the old content or an empty file. For
+/// caches and for files recreated when missing or empty.
+pub fn replace_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace(path, bytes, false)
+}
+
+fn replace(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let (mut f, tmp) = create_temp(dir)?;
     let res = (|| {
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, path)?;
-        open_dir(dir)?.sync_all()
+        if durable {
+            open_dir(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if res.is_err() {
         let _ = std::fs::remove_file(&tmp);

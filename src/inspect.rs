@@ -119,7 +119,8 @@ pub fn classify_head(head: &[u8]) -> FileKind {
 /// Inspects a host path. An ELF file that cannot be parsed is an error (it claims to
 /// be a program and is broken); anything else gets a plain answer.
 pub fn inspect_path(path: &Path) -> Result<FileKind> {
-    let meta = std::fs::metadata(path).io(|| format!("cannot read {}", path.display()))?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| crate::error::input_error(path, "the file to inspect", e))?;
     if meta.is_dir() {
         return Ok(FileKind::Directory);
     }

@@ -22,6 +22,7 @@ pub mod inspect;
 pub mod layer;
 pub mod loader;
 pub mod oci;
+pub mod progress;
 pub mod refs;
 pub mod registry;
 pub mod root;

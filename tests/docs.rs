@@ -1,7 +1,7 @@
 //! The documentation cannot rot: every ```sh block of README.md, GUIDE.md and FAQ.md runs
 //! here, in order, in one sandbox per file (HOME, the store and a registry of its own),
-//! with the built nobase first on PATH. A line ending in `# exits N` must exit with N;
-//! every other command must succeed. Blocks fenced as `console` or `text` are shown, not
+//! with the built nobase first on PATH. A line with `# exits N` (optionally followed by
+//! a comment) must exit with N; every other command must succeed. Blocks fenced as `console` or `text` are shown, not
 //! run (the README's quick start is what CI itself runs: scripts/setup, scripts/test,
 //! scripts/demo).
 
@@ -38,8 +38,10 @@ fn script(block: &str) -> String {
            if [ \"$rc\" -ne \"$want\" ]; then echo \"expected exit $want, got $rc: $cmd\" >&2; exit 1; fi; }\n",
     );
     for line in block.lines() {
-        if let Some((cmd, n)) = line.rsplit_once("# exits ") {
-            if let Ok(n) = n.trim().parse::<i32>() {
+        // `cmd  # exits N`, optionally followed by a comment: `# exits 1  why it fails`.
+        if let Some((cmd, n)) = line.split_once("# exits ") {
+            let n = n.split_whitespace().next().unwrap_or("");
+            if let Ok(n) = n.parse::<i32>() {
                 s.push_str(&format!(
                     "expect_exit {n} '{}'\n",
                     cmd.trim().replace('\'', "'\\''")
@@ -171,6 +173,9 @@ fn faq_examples_run() {
 #[test]
 fn exit_code_annotations_are_enforced() {
     let s = script("false # exits 1\ntrue\n");
+    let r = run(Command::new("bash").arg("-c").arg(&s));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let s = script("false # exits 1  because false fails\n");
     let r = run(Command::new("bash").arg("-c").arg(&s));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let s = script("true # exits 1\n");

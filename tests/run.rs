@@ -717,3 +717,47 @@ fn without_root_bundles_are_rootless() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("run nobase as root"), "{}", r.stderr);
 }
+
+/// umoci 0.4's `insert` ends a layer right after the last file's data, without its
+/// padding or the tar's end blocks. umoci, containerd and `nobase tree` accept that;
+/// `unpack` and `run` did not ("unexpected EOF during skip") and now supply the zeros.
+#[test]
+fn umoci_layers_without_final_padding_unpack() {
+    if !have("umoci") {
+        return;
+    }
+    let env = Env::new();
+    let layout = env.path("seed");
+    let l = layout.to_str().unwrap();
+    let tree = env.path("rootfs");
+    std::fs::create_dir_all(tree.join("app")).unwrap();
+    std::fs::copy(hello_static(), tree.join("app/hello")).unwrap();
+    let umoci = |args: &[&str]| run(Command::new("umoci").args(args)).ok();
+    umoci(&["init", "--layout", l]);
+    umoci(&["new", "--image", &format!("{l}:bare")]);
+    umoci(&[
+        "insert",
+        "--image",
+        &format!("{l}:bare"),
+        tree.to_str().unwrap(),
+        "/",
+    ]);
+    umoci(&[
+        "config",
+        "--image",
+        &format!("{l}:bare"),
+        "--config.cmd",
+        "/app/hello",
+    ]);
+    let bundle = env.path("bundle");
+    env.nobase(&["unpack", &format!("oci:{l}:bare"), bundle.to_str().unwrap()])
+        .ok();
+    assert_eq!(
+        std::fs::read(bundle.join("rootfs/app/hello")).unwrap(),
+        std::fs::read(hello_static()).unwrap()
+    );
+    if can_run() {
+        let r = env.nobase(&["run", &format!("oci:{l}:bare")]).ok();
+        assert_eq!(r.stdout, "hello world\n");
+    }
+}

@@ -6,6 +6,7 @@ mod check;
 mod closure;
 mod dockerfile;
 mod docs;
+mod errors;
 mod extras;
 mod foundation;
 mod hardening;

@@ -107,7 +107,8 @@ pub struct Built {
 /// Reads an executable for building: a clear error for anything that is not an ELF
 /// executable nobase can package.
 pub fn read_executable(path: &Path) -> Result<ElfInfo> {
-    let meta = std::fs::metadata(path).io(|| format!("cannot read {}", path.display()))?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| crate::error::input_error(path, "the executable to package", e))?;
     if meta.is_dir() {
         return Err(Error::Invalid(format!(
             "{} is a directory; name the executable to package",

@@ -124,6 +124,10 @@ pub struct Report {
     pub problems: Vec<Problem>,
     /// What may go wrong after it starts.
     pub warnings: Vec<Warning>,
+    /// Each step that passed, in the order the runtime takes them (`nobase check -v`;
+    /// not in `--json`, whose fields are fixed).
+    #[serde(skip)]
+    pub passed: Vec<String>,
 }
 
 /// Reads `image`'s layers from `blobs` and checks it. Errors mean the image could not
@@ -160,6 +164,7 @@ pub fn check(root: &dyn Root, name: &str, config: &ImageConfig) -> Result<Report
         problems: Vec::new(),
         warnings: Vec::new(),
         programs: Vec::new(),
+        passed: Vec::new(),
     };
     ck.workdir(c.working_dir.as_deref().unwrap_or(""));
     ck.user(c.user.as_deref().unwrap_or(""));
@@ -182,6 +187,7 @@ pub fn check(root: &dyn Root, name: &str, config: &ImageConfig) -> Result<Report
         command,
         problems: ck.problems,
         warnings: ck.warnings,
+        passed: ck.passed,
     })
 }
 
@@ -197,6 +203,8 @@ pub(crate) struct Checker<'a> {
     pub(crate) warnings: Vec<Warning>,
     /// Every ELF object that will be mapped.
     pub(crate) programs: Vec<Loaded>,
+    /// The steps that passed, in words.
+    passed: Vec<String>,
 }
 
 /// An ELF object the process will map: the executable, its loader, its libraries.
@@ -241,6 +249,10 @@ impl Checker<'_> {
             path: path.map(str::to_string),
             message,
         });
+    }
+
+    fn pass(&mut self, step: String) {
+        self.passed.push(step);
     }
 
     pub(crate) fn warning(&mut self, code: WarningCode, message: String) {
@@ -310,7 +322,10 @@ impl Checker<'_> {
         let abs = lexical(&format!("/{}", shown.trim_start_matches('/')));
         match root::resolve(self.root, &abs) {
             Ok(real) => match self.root.lstat(&real) {
-                Some(m) if m.kind == FileType::Dir => self.cwd = real,
+                Some(m) if m.kind == FileType::Dir => {
+                    self.pass(format!("working directory {shown} is a directory"));
+                    self.cwd = real
+                }
                 Some(m) => self.problem(
                     Code::BadWorkdir,
                     Some(shown),
@@ -342,7 +357,10 @@ impl Checker<'_> {
     /// Step 2: the user, as umoci and runc resolve it.
     fn user(&mut self, spec: &str) {
         match user::resolve(self.root, spec) {
-            Ok(id) => self.id = id,
+            Ok(id) => {
+                self.pass(format!("runs as {}", id.describe()));
+                self.id = id
+            }
             Err(UserError::UnknownUser(u)) => {
                 // The users `--with passwd` writes: say so rather than "add the user".
                 let fix = if ["nonroot", "nobody", "root"].contains(&u.as_str()) {
@@ -372,7 +390,14 @@ impl Checker<'_> {
         if arg0.contains('/') {
             let abs = self.absolute(arg0);
             return match root::resolve(self.root, &abs) {
-                Ok(real) => self.runnable(arg0, &real).then(|| (arg0.to_string(), real)),
+                Ok(real) => {
+                    self.pass(if real == lexical(&abs) {
+                        format!("command {arg0} exists")
+                    } else {
+                        format!("command {arg0} exists (as {real})")
+                    });
+                    self.runnable(arg0, &real).then(|| (arg0.to_string(), real))
+                }
                 Err(e) => {
                     let why = self.why_unresolved(&abs, &e);
                     self.problem(
@@ -395,9 +420,11 @@ impl Checker<'_> {
                 );
                 None
             }
-            Ok((candidate, real, _)) => self
-                .runnable(&candidate, &real)
-                .then_some((candidate, real)),
+            Ok((candidate, real, _)) => {
+                self.pass(format!("command {arg0} found in PATH as {candidate}"));
+                self.runnable(&candidate, &real)
+                    .then_some((candidate, real))
+            }
             Err(misses) => {
                 self.problem(
                     Code::NotFound,
@@ -571,6 +598,11 @@ impl Checker<'_> {
             );
             return false;
         }
+        self.pass(format!(
+            "{shown} ({}) is a regular file {who} may execute (mode {:04o})",
+            role.trim_end_matches(','),
+            meta.mode
+        ));
         true
     }
 
@@ -644,6 +676,7 @@ impl Checker<'_> {
             );
         }
         let interp = &sb.interpreter;
+        self.pass(format!("{shown} is a #! script for {interp}"));
         let abs = self.absolute(interp);
         match root::resolve(self.root, &abs) {
             Ok(ireal) => {
@@ -695,6 +728,10 @@ impl Checker<'_> {
             return Ok(());
         }
         let Some(interp) = info.interpreter.clone() else {
+            self.pass(format!(
+                "{shown} is a {}: no loader or libraries needed",
+                info.kind.describe()
+            ));
             self.loaded(shown, path, info);
             return Ok(());
         };
@@ -745,6 +782,7 @@ impl Checker<'_> {
         ) {
             return Ok(());
         }
+        self.pass(format!("loader {interp} is there ({real})"));
         self.loaded(shown, path, info);
         self.loaded(&interp, &real, &linfo);
         self.libraries(path, info)
@@ -781,6 +819,10 @@ impl Checker<'_> {
             );
             return false;
         }
+        self.pass(format!(
+            "{shown}{role} is an ELF {}-bit {} program for {}",
+            info.class, info.machine, self.platform
+        ));
         true
     }
 
@@ -798,6 +840,7 @@ impl Checker<'_> {
         };
         let closure = loader::resolve(self.root, exe, Some(info), &opts)?;
         let glibc = closure.setup.flavor == loader::Flavor::Glibc;
+        let mut versions_found = 0;
         for need in &closure.needs {
             let requester = &closure.objects[need.requester];
             let req = requester.path.clone();
@@ -860,6 +903,7 @@ impl Checker<'_> {
                                 .filter(|v| !obj.info.version_defs.contains(v))
                                 .collect();
                             if missing.is_empty() {
+                                versions_found += vn.versions.len();
                                 continue;
                             }
                             let list = missing
@@ -876,11 +920,21 @@ impl Checker<'_> {
                         }
                     }
                     if *first {
+                        self.pass(format!(
+                            "{name} (needed by {req}) is {} (through {})",
+                            obj.path,
+                            obj.via.describe()
+                        ));
                         self.readable_library(&req, name, obj);
                         self.loaded(&obj.path, &obj.canonical, &obj.info);
                     }
                 }
             }
+        }
+        if versions_found > 0 {
+            self.pass(format!(
+                "{versions_found} symbol versions the programs require are defined by their libraries"
+            ));
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ mod dockerfile;
 use super::push::Reporter;
 use super::render::{human_size, print_json};
 use super::Global;
+use super::{progress, summary};
 use anyhow::{Context, Result};
 use nobase::build::extras::Extra;
 use nobase::build::multi::{self, SysrootSpec};
@@ -122,6 +123,8 @@ pub struct Args {
     /// Print a JSON summary instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub registry: super::RegistryArgs,
 }
 
 /// The sinks `-t` and `-o` name, or the store under `default` when they name none.
@@ -210,6 +213,11 @@ fn plan(
         .adds
         .iter()
         .map(|s| match s.rsplit_once(':') {
+            Some((src, _)) if !src.is_empty() && std::fs::symlink_metadata(src).is_err() => {
+                Err(Error::Usage(format!(
+                    "--add {s}: {src} does not exist on this machine; give an existing file or directory as SRC"
+                )))
+            }
             Some((src, dest)) if !src.is_empty() && dest.starts_with('/') => {
                 Ok((PathBuf::from(src), dest.to_string()))
             }
@@ -345,13 +353,15 @@ struct Part<'a> {
     image: &'a nobase::image::PlatformImage,
     /// Its layers.
     layers: &'a [LayerReport],
+    /// The loader and libraries bundled for it (the summary says who needed each).
+    bundled: Option<&'a nobase::build::bundle::Bundled>,
     /// Fields its JSON object gets besides platform, digest, size and layers.
     extra: serde_json::Value,
 }
 
 /// Runs `nobase build`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
-    let reporter = std::sync::Arc::new(Reporter::new(g));
+    let reporter = std::sync::Arc::new(Reporter::new(g, a.json));
     let registry = g.registry(reporter.clone())?;
     if a.file.is_some() {
         return dockerfile::run(g, &a, &reporter, &registry);
@@ -361,44 +371,23 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     // keeps a concurrent `rmi` from collecting them before they are tagged.
     let store = g.store()?;
     let _guard = store.writer_guard()?;
-    let built = multi::build_all(&plans, store.layout()).with_context(|| {
-        format!(
-            "building {}",
-            a.binaries
-                .iter()
-                .map(|b| b.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })?;
-    let multi = built.builds.len() > 1;
-    if !a.json {
-        for b in &built.builds {
-            let prefix = if multi {
-                format!("{}: ", b.image.manifests[0].config.platform())
-            } else {
-                String::new()
-            };
-            for w in warnings(b) {
-                g.note(format!(
-                    "{prefix}warning: {}",
-                    w["message"].as_str().unwrap_or("")
-                ));
-                for add in w["add"].as_array().into_iter().flatten() {
-                    g.note(format!("  fix: --add {}", add.as_str().unwrap_or("")));
-                }
-                if let Some(with) = w["with"].as_str() {
-                    g.note(format!("  fix: --with {with}"));
-                }
-            }
-        }
-    }
+    let shown = a
+        .binaries
+        .iter()
+        .map(|b| b.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let built = {
+        let _line = progress::Line::start(g, a.json, format!("building {shown}"));
+        multi::build_all(&plans, store.layout()).with_context(|| format!("building {shown}"))?
+    };
     let parts: Vec<Part> = built
         .builds
         .iter()
         .map(|b| Part {
             image: &b.image.manifests[0],
             layers: &b.layers,
+            bundled: b.bundled.as_ref(),
             extra: json!({
                 "bundled": b.bundled.as_ref().map(|b| json!({
                     "loader": b.closure.interpreter_object().map(|o| &o.path),
@@ -446,6 +435,7 @@ fn publish(
     let part = Part {
         image: &img.manifests[0],
         layers,
+        bundled: None,
         extra,
     };
     publish_parts(g, a, reporter, layout, img, &[part], sinks, json!({}))
@@ -562,20 +552,14 @@ fn publish_parts(
             } else {
                 String::new()
             };
-            for l in p.layers {
-                eprintln!(
-                    "{prefix}layer {}  {} files, {} → {}{}  ({})",
-                    l.layer.descriptor.digest.short(),
-                    l.files,
-                    human_size(l.file_bytes),
-                    human_size(l.layer.descriptor.size),
-                    if l.layer.reused { ", reused" } else { "" },
-                    l.created_by
-                );
-            }
+            summary::print(g, p.layers, p.bundled, layout, &prefix)?;
             if multi {
-                eprintln!("{prefix}image {}", p.image.descriptor.digest.short());
+                g.note(format!(
+                    "{prefix}image sha256:{}",
+                    p.image.descriptor.digest.short()
+                ));
             }
+            summary::warnings(g, &p.extra["warnings"], &prefix);
         }
         let what = if multi {
             format!("index of {}", platforms.join(", "))

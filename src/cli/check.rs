@@ -1,7 +1,8 @@
 //! `nobase check IMAGE`: will this image start? Exit 0 yes, 1 no (with each problem
 //! named), 3 when the image could not be read.
 
-use super::render::print_json;
+use super::progress;
+use super::render::{color_for, paint, print_json};
 use super::Global;
 use anyhow::{Context, Result};
 use nobase::check::{self, Report};
@@ -29,9 +30,11 @@ pub struct Args {
     /// Which platform of a multi-platform image to check (os/arch[/variant]).
     #[arg(long, value_name = "PLATFORM")]
     platform: Option<String>,
+    #[command(flatten)]
+    pub registry: super::RegistryArgs,
 }
 
-fn human(out: &mut impl Write, r: &Report) -> io::Result<()> {
+fn human(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
     let command = r
         .command
         .iter()
@@ -39,27 +42,21 @@ fn human(out: &mut impl Write, r: &Report) -> io::Result<()> {
         .collect::<Vec<_>>()
         .join(" ");
     if r.ok {
-        writeln!(out, "{}: will start: {command}", r.image)?;
+        let verdict = paint(color, "32", "will start");
+        writeln!(out, "{}: {verdict}: {command}", r.image)?;
     } else {
-        writeln!(out, "{}: will NOT start: {command}", r.image)?;
+        let verdict = paint(color, "1;31", "will NOT start");
+        writeln!(out, "{}: {verdict}: {command}", r.image)?;
         for p in &r.problems {
             let code = serde_json::to_value(p.code).unwrap_or_default();
-            writeln!(
-                out,
-                "  {}: {}",
-                code.as_str().unwrap_or("problem"),
-                p.message
-            )?;
+            let code = paint(color, "31", code.as_str().unwrap_or("problem"));
+            writeln!(out, "  {code}: {}", p.message)?;
         }
     }
     for w in &r.warnings {
         let code = serde_json::to_value(w.code).unwrap_or_default();
-        writeln!(
-            out,
-            "  warning {}: {}",
-            code.as_str().unwrap_or("warning"),
-            w.message
-        )?;
+        let head = format!("warning {}", code.as_str().unwrap_or("warning"));
+        writeln!(out, "  {}: {}", paint(color, "33", &head), w.message)?;
     }
     Ok(())
 }
@@ -68,14 +65,21 @@ fn human(out: &mut impl Write, r: &Report) -> io::Result<()> {
 pub fn run(g: &Global, args: Args) -> Result<i32> {
     let reference = ImageRef::parse(&args.image)?;
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
+    // With the registry flags, so --creds and --insecure work for docker:// too.
     let src = g.open_source(&reference)?;
     let image = src.image.select(platform.as_ref())?;
-    let report = check::check_image(&src.reference, image, &*src.blobs)
-        .with_context(|| format!("checking {}", src.reference))?;
+    let report = {
+        let _line = progress::reading(g, args.json, &src.reference, Some(image));
+        check::check_image(&src.reference, image, &progress::Counted(&*src.blobs))
+            .with_context(|| format!("checking {}", src.reference))?
+    };
+    for step in &report.passed {
+        g.explain(format_args!("nobase: passed: {step}"));
+    }
     if args.json {
         print_json(&report)?;
     } else if !g.quiet {
-        human(&mut io::stdout().lock(), &report)?;
+        human(&mut io::stdout().lock(), &report, color_for(&io::stdout()))?;
     }
     Ok(if report.ok { 0 } else { 1 })
 }

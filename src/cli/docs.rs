@@ -2,7 +2,7 @@
 //! pages generated from the same clap definitions as `--help`, so they never disagree.
 
 use super::Cli;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::CommandFactory;
 use std::io;
 use std::path::PathBuf;
@@ -42,9 +42,14 @@ pub fn man(a: ManArgs) -> Result<i32> {
     match a.dir {
         None => clap_mangen::Man::new(cmd).render(&mut io::stdout())?,
         Some(dir) => {
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            clap_mangen::generate_to(cmd, &dir)
-                .with_context(|| format!("writing man pages into {}", dir.display()))?;
+            let fail = |e: std::io::Error| {
+                anyhow::anyhow!(
+                    "cannot write man pages into {}: {e}; give a directory you can write to",
+                    dir.display()
+                )
+            };
+            std::fs::create_dir_all(&dir).map_err(fail)?;
+            clap_mangen::generate_to(cmd, &dir).map_err(fail)?;
         }
     }
     Ok(0)

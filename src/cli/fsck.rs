@@ -8,6 +8,14 @@ use std::path::PathBuf;
 
 /// Arguments of `nobase fsck`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Exit status: 0 every blob verified, 1 problems remain (each named), 3 the layout could
+not be read.
+
+Examples:
+  nobase fsck
+  nobase fsck --repair              after a killed build or pull
+  nobase fsck ./layout --json | jq .findings")]
 pub struct Args {
     /// An OCI layout directory to check [default: the local store]
     #[arg(value_name = "DIR")]
@@ -37,6 +45,9 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                 f.message,
                 if f.repaired { " (removed)" } else { "" }
             );
+        }
+        if g.quiet {
+            return Ok(if report.clean() { 0 } else { 1 });
         }
         println!(
             "{}: {} blobs ({}) verified, {} images, {} problems{}",

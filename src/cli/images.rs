@@ -9,6 +9,14 @@ use serde_json::json;
 
 /// Arguments of `nobase images`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = "\
+With -q, only NAME:TAG, one a line (for scripts: nobase images -q | xargs nobase rmi);
+with -v, full digests.
+
+Examples:
+  nobase images
+  nobase images --json | jq -r '.[].digest'
+  NOBASE_STORE=/srv/images nobase images")]
 pub struct ListArgs {
     /// Print a JSON array instead of a table.
     #[arg(long)]
@@ -17,6 +25,14 @@ pub struct ListArgs {
 
 /// Arguments of `nobase rmi`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Blobs that no remaining tag uses are deleted at once (-v names each); `nobase fsck`
+verifies what is left.
+
+Examples:
+  nobase rmi hello:1
+  nobase rmi hello            the tag latest
+  nobase images -q | grep ^test- | xargs nobase rmi")]
 pub struct RmiArgs {
     /// Tags to remove (NAME[:TAG], default tag latest).
     #[arg(required = true, value_name = "NAME[:TAG]")]
@@ -35,7 +51,13 @@ pub fn list(g: &Global, args: ListArgs) -> Result<i32> {
         "CREATED".into(),
     ]];
     let mut docs = Vec::new();
+    let mut names = Vec::new();
     for (name, desc) in store.list()? {
+        if g.quiet && !args.json {
+            // Only the names, for scripts; nothing else is read.
+            names.push(name.to_string());
+            continue;
+        }
         // An entry whose blobs are unreadable is still listed, marked, not fatal.
         let (platforms, size, created) = match read_image(&desc, store.layout()) {
             Ok(img) => (
@@ -62,7 +84,11 @@ pub fn list(g: &Global, args: ListArgs) -> Result<i32> {
         rows.push(vec![
             name.name.clone(),
             name.tag.clone(),
-            format!("sha256:{}", desc.digest.short()),
+            if g.verbose > 0 {
+                desc.digest.to_string()
+            } else {
+                format!("sha256:{}", desc.digest.short())
+            },
             platforms,
             human_size(size),
             created,
@@ -70,6 +96,10 @@ pub fn list(g: &Global, args: ListArgs) -> Result<i32> {
     }
     if args.json {
         print_json(&docs)?;
+    } else if g.quiet {
+        for n in names {
+            println!("{n}");
+        }
     } else {
         print_table(&rows)?;
     }
@@ -86,9 +116,14 @@ pub fn rmi(g: &Global, args: RmiArgs) -> Result<i32> {
     let store = g.store()?;
     for n in &names {
         let d = store.untag(n).with_context(|| format!("removing {n}"))?;
-        println!("untagged {n} ({})", d.digest);
+        if !g.quiet {
+            println!("untagged {n} ({})", d.digest);
+        }
     }
     let report = store.gc()?;
+    for (d, size) in &report.blobs {
+        g.explain(format_args!("deleted {d} ({})", human_size(*size)));
+    }
     if report.deferred {
         g.note("blob cleanup deferred: another nobase is writing to the store; the next rmi collects them");
     } else if report.removed > 0 {

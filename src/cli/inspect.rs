@@ -105,7 +105,7 @@ fn resolved_json(r: &Resolved) -> Value {
 
 /// The resolved tree in the manner of lddtree: each library once, under the object
 /// that first needed it.
-fn human_resolved(out: &mut dyn Write, r: &Resolved) -> io::Result<()> {
+fn human_resolved(out: &mut dyn Write, r: &Resolved, verbose: bool) -> io::Result<()> {
     let c = &r.closure;
     match &c.interpreter {
         Some(Interpreter::Found { object }) => {
@@ -137,6 +137,7 @@ fn human_resolved(out: &mut dyn Write, r: &Resolved) -> io::Result<()> {
         c: &nobase::loader::Closure,
         at: usize,
         depth: usize,
+        verbose: bool,
     ) -> io::Result<()> {
         for n in c.needs.iter().filter(|n| n.requester == at) {
             let pad = "    ".repeat(depth + 1);
@@ -145,9 +146,15 @@ fn human_resolved(out: &mut dyn Write, r: &Resolved) -> io::Result<()> {
                     object,
                     first: true,
                 } => {
-                    writeln!(out, "{pad}{} => {}", n.name, c.objects[*object].path)?;
+                    let o = &c.objects[*object];
+                    if verbose {
+                        // Which rule found it, as ld.so's LD_DEBUG=libs would say.
+                        writeln!(out, "{pad}{} => {}  ({})", n.name, o.path, o.via.describe())?;
+                    } else {
+                        writeln!(out, "{pad}{} => {}", n.name, o.path)?;
+                    }
                     if depth < 64 {
-                        walk(out, c, *object, depth + 1)?;
+                        walk(out, c, *object, depth + 1, verbose)?;
                     }
                 }
                 Outcome::Found { .. } => {}
@@ -159,7 +166,23 @@ fn human_resolved(out: &mut dyn Write, r: &Resolved) -> io::Result<()> {
         }
         Ok(())
     }
-    walk(out, c, 0, 0)?;
+    walk(out, c, 0, 0, verbose)?;
+    if verbose {
+        let s = &c.setup;
+        writeln!(
+            out,
+            "  {:<10} {} ({})",
+            "search",
+            s.default_dirs.join(":"),
+            s.default_dirs_from
+        )?;
+        if let Some(cache) = &s.cache {
+            writeln!(out, "  {:<10} {cache}", "cache")?;
+        }
+        if !s.conf_dirs.is_empty() {
+            writeln!(out, "  {:<10} {}", "ld.so.conf", s.conf_dirs.join(":"))?;
+        }
+    }
     for b in &r.blind_spots {
         writeln!(out, "  {:<10} {}", "warning", b.message)?;
         for a in &b.adds {
@@ -174,13 +197,15 @@ fn human(
     path: &Path,
     kind: &FileKind,
     resolved: Option<&Resolved>,
+    g: &Global,
 ) -> io::Result<()> {
     let p = path.display();
     match kind {
+        FileKind::Elf(info) if g.quiet => writeln!(out, "{p}: {}", info.summary()),
         FileKind::Elf(info) => {
             human_elf(out, path, info)?;
             match resolved {
-                Some(r) => human_resolved(out, r),
+                Some(r) => human_resolved(out, r, g.verbose > 0),
                 None => Ok(()),
             }
         }
@@ -190,6 +215,9 @@ fn human(
                 write!(out, " with argument {a:?}")?;
             }
             writeln!(out)?;
+            if g.quiet {
+                return Ok(());
+            }
             writeln!(
                 out,
                 "  scratch    needs {} inside the image to start",
@@ -255,7 +283,7 @@ fn human_elf(out: &mut impl Write, path: &Path, info: &ElfInfo) -> io::Result<()
 }
 
 /// Runs `nobase inspect`.
-pub fn run(_g: &Global, args: Args) -> Result<i32> {
+pub fn run(g: &Global, args: Args) -> Result<i32> {
     if !args.root.is_dir() {
         return Err(nobase::Error::Usage(format!(
             "--root {} is not a directory; give the tree to resolve libraries in",
@@ -290,7 +318,7 @@ pub fn run(_g: &Global, args: Args) -> Result<i32> {
                 if args.json {
                     docs.push(json_doc(path, &kind, resolved.as_ref()));
                 } else {
-                    human(&mut out, path, &kind, resolved.as_ref())?;
+                    human(&mut out, path, &kind, resolved.as_ref(), g)?;
                 }
             }
             Err(e) => {

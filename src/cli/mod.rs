@@ -7,10 +7,12 @@ mod docs;
 mod fsck;
 mod images;
 mod inspect;
+mod progress;
 mod pull;
 mod push;
 mod render;
 mod run;
+mod summary;
 mod tree;
 mod unpack;
 
@@ -21,61 +23,71 @@ use std::path::PathBuf;
 const WALK: &str = "\
 The walk:
   nobase inspect ./hello              what is it? static or dynamic, loader, libraries
-  nobase build ./hello -t hello:1     a scratch image in the local store
+  nobase build ./hello -t hello:1     a scratch image in the local store (a dynamic
+                                      program gets its loader and libraries)
+  nobase build -f Dockerfile .        the FROM-scratch subset of Dockerfiles, no engine
   nobase check hello:1                will it start? names the missing piece if not
   nobase run hello:1                  start it with runc (the program's exit code is nobase's)
   nobase tree hello:1                 what is inside, layer by layer (like dive)
-  nobase images                       what the store holds
   nobase push hello:1 docker://registry.example.com/team/hello:1
-  nobase pull docker://registry.example.com/team/hello:1
-  nobase rmi hello:1                  remove a tag
 
+Also: images, rmi, pull, unpack, fsck, completions, man.
 Images are named NAME[:TAG] (the local store), oci:DIR[:REF], oci-archive:FILE[:REF],
-docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG].";
+docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG|@DIGEST].
+-q prints only what a script needs (a digest, a name) and errors; -v explains each step.
+Exit status: 0 done, 1 the answer is no, 2 usage error, 3 could not do the work.";
 
 /// Turn Linux executables into OCI images with no base operating system.
 #[derive(Parser, Debug)]
 #[command(name = "nobase", version, about, after_help = WALK)]
 struct Cli {
     /// The local store directory [default: $NOBASE_STORE, else ~/.local/share/nobase/store]
-    #[arg(long, global = true, value_name = "DIR")]
-    store: Option<PathBuf>,
-    /// Print nothing but errors.
-    #[arg(short, long, global = true)]
-    quiet: bool,
-    /// Explain more on stderr.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    verbose: u8,
-    /// Registry credentials (prefer --creds-file or docker login: arguments are visible to other users)
     #[arg(
         long,
         global = true,
+        value_name = "DIR",
+        help_heading = "Global options"
+    )]
+    store: Option<PathBuf>,
+    /// Print only errors and what a script needs (a digest, a name); no progress.
+    #[arg(short, long, global = true, help_heading = "Global options")]
+    quiet: bool,
+    /// Explain more: libraries and why, layers and their files, checks passed, registry
+    /// requests.
+    #[arg(
+        short,
+        long,
+        global = true,
+        action = clap::ArgAction::Count,
+        conflicts_with = "quiet",
+        help_heading = "Global options"
+    )]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// How to reach registries: flattened into the commands that read or write `docker://`
+/// references, so the help of the others does not list them.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RegistryArgs {
+    /// Registry credentials (prefer --creds-file or docker login: arguments are visible to other users)
+    #[arg(
+        long,
         value_name = "USER:PASS",
         help_heading = "Registry options",
         conflicts_with = "creds_file"
     )]
     creds: Option<String>,
     /// A file whose first line is USER:PASS
-    #[arg(
-        long,
-        global = true,
-        value_name = "FILE",
-        help_heading = "Registry options"
-    )]
+    #[arg(long, value_name = "FILE", help_heading = "Registry options")]
     creds_file: Option<PathBuf>,
     /// Extra CA certificates (*.crt) and a client certificate (*.cert + *.key) for the registry
-    #[arg(
-        long,
-        global = true,
-        value_name = "DIR",
-        help_heading = "Registry options"
-    )]
+    #[arg(long, value_name = "DIR", help_heading = "Registry options")]
     cert_dir: Option<PathBuf>,
     /// Allow plain HTTP and unverified TLS for a registry that is not on loopback
-    #[arg(long, global = true, help_heading = "Registry options")]
+    #[arg(long, help_heading = "Registry options")]
     insecure: bool,
-    #[command(subcommand)]
-    command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -86,20 +98,20 @@ enum Command {
     Build(Box<build::Args>),
     /// Say whether an image will start, and name what is missing if not.
     Check(check::Args),
-    /// Show what each layer adds, changes and removes, and the space it wastes (like dive).
-    Tree(tree::Args),
-    /// List the images in the local store.
-    Images(images::ListArgs),
-    /// Remove tags from the local store and delete blobs nothing uses any more.
-    Rmi(images::RmiArgs),
     /// Start an image with the system's OCI runtime (runc or crun); exits with the program's code.
     Run(Box<run::Args>),
-    /// Write an image as an OCI runtime bundle (config.json + rootfs) for runc or crun.
-    Unpack(Box<unpack::Args>),
+    /// Show what each layer adds, changes and removes, and the space it wastes (like dive).
+    Tree(tree::Args),
     /// Copy an image from any reference to any other, typically the store to a registry.
     Push(push::Args),
     /// Fetch an image from a registry into the local store.
     Pull(pull::Args),
+    /// List the images in the local store.
+    Images(images::ListArgs),
+    /// Remove tags from the local store and delete blobs nothing uses any more.
+    Rmi(images::RmiArgs),
+    /// Write an image as an OCI runtime bundle (config.json + rootfs) for runc or crun.
+    Unpack(Box<unpack::Args>),
     /// Verify every blob of the store (or a layout) and repair what an interrupted write left.
     Fsck(fsck::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -108,15 +120,28 @@ enum Command {
     Man(docs::ManArgs),
 }
 
+impl Command {
+    /// The registry flags of commands that take them.
+    fn registry_args(&self) -> RegistryArgs {
+        match self {
+            Command::Build(a) => a.registry.clone(),
+            Command::Check(a) => a.registry.clone(),
+            Command::Run(a) => a.registry.clone(),
+            Command::Tree(a) => a.registry.clone(),
+            Command::Push(a) => a.registry.clone(),
+            Command::Pull(a) => a.registry.clone(),
+            Command::Unpack(a) => a.registry.clone(),
+            _ => RegistryArgs::default(),
+        }
+    }
+}
+
 /// Settings every command shares.
 pub(crate) struct Global {
     store: Option<PathBuf>,
     pub quiet: bool,
     pub verbose: u8,
-    creds: Option<String>,
-    creds_file: Option<PathBuf>,
-    cert_dir: Option<PathBuf>,
-    insecure: bool,
+    registry: RegistryArgs,
 }
 
 impl Global {
@@ -146,13 +171,14 @@ impl Global {
             events,
             ..r::Options::default()
         };
-        o.creds = match (&self.creds, &self.creds_file) {
+        let flags = &self.registry;
+        o.creds = match (&flags.creds, &flags.creds_file) {
             (Some(c), _) => Some(r::parse_user_pass(c, "--creds")?),
             (None, Some(f)) => Some(r::read_creds_file(f)?),
             (None, None) => None,
         };
-        o.tls.cert_dir = self.cert_dir.clone();
-        o.tls.insecure = self.insecure;
+        o.tls.cert_dir = flags.cert_dir.clone();
+        o.tls.insecure = flags.insecure;
         if let Some(n) = env_number("NOBASE_RETRIES")? {
             o.retry.attempts = (n as u32).max(1);
         }
@@ -179,13 +205,22 @@ impl Global {
         &self,
         r: &nobase::refs::ImageRef,
     ) -> nobase::Result<nobase::source::Source> {
-        let events = std::sync::Arc::new(push::Reporter::new(self));
+        // Reading is shown by the command's own progress line: no per-blob bars (as
+        // for --json).
+        let events = std::sync::Arc::new(push::Reporter::new(self, true));
         nobase::source::open_with(r, || self.store(), &self.registry(events)?)
     }
 
     /// Prints a diagnostic line on stderr unless `-q`.
     pub fn note(&self, msg: impl std::fmt::Display) {
         if !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+
+    /// Prints an explanation on stderr with `-v`.
+    pub fn explain(&self, msg: impl std::fmt::Display) {
+        if self.verbose > 0 {
             eprintln!("{msg}");
         }
     }
@@ -200,22 +235,19 @@ pub fn main() -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
+    let Some(command) = cli.command else {
+        let _ = writeln!(
+            io::stdout(),
+            "nobase {}: turn Linux executables into OCI images with no base operating system\n\n{WALK}\n\nRun `nobase COMMAND --help` for its flags and examples.",
+            env!("CARGO_PKG_VERSION"),
+        );
+        return 0;
+    };
     let global = Global {
         store: cli.store,
         quiet: cli.quiet,
         verbose: cli.verbose,
-        creds: cli.creds,
-        creds_file: cli.creds_file,
-        cert_dir: cli.cert_dir,
-        insecure: cli.insecure,
-    };
-    let Some(command) = cli.command else {
-        let _ = writeln!(
-            io::stdout(),
-            "nobase {}: turn Linux executables into OCI images with no base operating system\n\n{WALK}\n\nRun `nobase help` for every command.",
-            env!("CARGO_PKG_VERSION"),
-        );
-        return 0;
+        registry: command.registry_args(),
     };
     let result = match command {
         Command::Inspect(a) => inspect::run(&global, a),
@@ -264,4 +296,50 @@ fn report(err: &anyhow::Error) -> i32 {
         .find_map(|c| c.downcast_ref::<nobase::Error>())
         .map(nobase::Error::exit_code)
         .unwrap_or(3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every command says what it does and shows examples; every flag and argument has a
+    /// one-line description. A new flag without a doc comment fails here.
+    #[test]
+    fn every_command_and_flag_is_described() {
+        let cli = Cli::command();
+        cli.clone().debug_assert();
+        let mut missing = Vec::new();
+        for sub in cli.get_subcommands() {
+            let name = sub.get_name();
+            if sub.get_about().is_none() {
+                missing.push(format!("{name}: no description"));
+            }
+            let examples = sub
+                .get_after_help()
+                .is_some_and(|h| h.to_string().contains("Examples:"));
+            if !examples {
+                missing.push(format!("{name}: no examples in --help"));
+            }
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || arg.is_hide_set() {
+                    continue;
+                }
+                match arg.get_help().map(|h| h.to_string()) {
+                    None => missing.push(format!("{name} {id}: no description")),
+                    Some(h) if h.trim().is_empty() || h.contains('\n') => {
+                        missing.push(format!("{name} {id}: not one line: {h:?}"))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        for arg in cli.get_arguments() {
+            if arg.get_id() != "help" && arg.get_id() != "version" && arg.get_help().is_none() {
+                missing.push(format!("nobase {}: no description", arg.get_id()));
+            }
+        }
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
+    }
 }

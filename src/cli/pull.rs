@@ -34,6 +34,8 @@ pub struct Args {
     /// Print a JSON summary on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub registry: super::RegistryArgs,
 }
 
 /// Runs `nobase pull`.
@@ -57,7 +59,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         }
     };
     let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
-    let reporter = Arc::new(Reporter::new(g));
+    let reporter = Arc::new(Reporter::new(g, a.json));
     let opts = g.registry(reporter.clone())?;
     let opened =
         source::open_with(&src, || g.store(), &opts).with_context(|| format!("reading {src}"))?;

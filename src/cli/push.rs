@@ -3,6 +3,7 @@
 //! share: a summary line on stderr, per-blob progress on a terminal, each request
 //! with `-v`.
 
+use super::progress::format_line;
 use super::render::{human_size, print_json};
 use super::Global;
 use anyhow::{Context, Result};
@@ -12,7 +13,7 @@ use nobase::registry::{BlobOutcome, Events, Transfer};
 use nobase::{sink, source};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,8 @@ pub struct Args {
     /// Print a JSON summary on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub registry: super::RegistryArgs,
 }
 
 /// Runs `nobase push`.
@@ -45,7 +48,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     let src = ImageRef::parse(&a.source)?;
     let dest = ImageRef::parse(&a.destination)?;
     let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
-    let reporter = Arc::new(Reporter::new(g));
+    let reporter = Arc::new(Reporter::new(g, a.json));
     let opts = g.registry(reporter.clone())?;
     let shown_dest = match &dest {
         ImageRef::Registry(r) => r.to_string(),
@@ -139,12 +142,13 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    /// A reporter following the global `-q`/`-v`.
-    pub fn new(g: &Global) -> Reporter {
+    /// A reporter following the global `-q`/`-v`; bars only where a progress line may
+    /// be drawn (a terminal, and not `--json`).
+    pub fn new(g: &Global, json: bool) -> Reporter {
         Reporter {
             quiet: g.quiet,
             verbose: g.verbose > 0,
-            live: !g.quiet && g.verbose == 0 && std::io::stderr().is_terminal(),
+            live: super::progress::live(g, json),
             tally: Mutex::new(Tally::default()),
             bars: Mutex::new((BTreeMap::new(), 0, Instant::now())),
         }
@@ -186,19 +190,7 @@ impl Reporter {
         for bar in bars.values() {
             let line = match &bar.finished {
                 Some(f) => format!("{}  {f}", bar.label),
-                None => {
-                    let secs = bar.started.elapsed().as_secs_f64().max(0.001);
-                    let rate = (bar.done as f64 / secs) as u64;
-                    let pct = (bar.done * 100).checked_div(bar.total).unwrap_or(100);
-                    format!(
-                        "{}  {:>3}%  {} / {}  {}/s",
-                        bar.label,
-                        pct,
-                        human_size(bar.done),
-                        human_size(bar.total),
-                        human_size(rate)
-                    )
-                }
+                None => format_line(&bar.label, bar.done, bar.total, bar.started.elapsed()),
             };
             out.push_str(&format!("\r\x1b[2K{line}\n"));
         }

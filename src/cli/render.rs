@@ -1,6 +1,21 @@
-//! Shared rendering helpers: human sizes, aligned tables, JSON on stdout.
+//! Shared rendering helpers: human sizes, aligned tables, JSON on stdout, colour.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
+
+/// True when text for `stream` may be coloured: it is a terminal and `NO_COLOR` is
+/// unset or empty (no-color.org). Commands never colour `--json`.
+pub fn color_for(stream: &impl IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// `text` in the SGR colour `code` (`"32"` green, `"1;31"` bold red) when `color`.
+pub fn paint(color: bool, code: &str, text: &str) -> String {
+    if color {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
 
 /// `812 B`, `3.4 KiB`, `1.2 MiB`… (binary units, one decimal above KiB).
 pub fn human_size(n: u64) -> String {

@@ -2,6 +2,7 @@
 //! bundle, checks it, runs it with runc (or crun, or `--runtime`) and cleans up; the
 //! program's exit code becomes nobase's. Also the container flags `unpack` shares.
 
+use super::progress;
 use super::Global;
 use anyhow::{Context, Result};
 use nobase::image::Platform;
@@ -142,6 +143,8 @@ pub struct Args {
     /// Seconds a container may take to stop after SIGTERM or SIGINT before it is killed.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     stop_timeout: u64,
+    #[command(flatten)]
+    pub registry: super::RegistryArgs,
 }
 
 /// The directory run bundles go in: `bundles` beside the store.
@@ -151,6 +154,14 @@ fn bundles_dir(store_root: &Path) -> PathBuf {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
         .join("bundles")
+}
+
+/// The platform's image `opts` will pick, if there is one (for the progress total).
+pub fn chosen<'a>(
+    image: &'a nobase::image::Image,
+    opts: &UnpackOptions,
+) -> Option<&'a nobase::image::PlatformImage> {
+    image.select(opts.platform.as_ref()).ok()
 }
 
 /// Runs `nobase run`.
@@ -171,10 +182,19 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         check: !a.no_check,
         stop_timeout: Duration::from_secs(a.stop_timeout),
     };
-    let outcome = nobase::run::run(&src.image, &*src.blobs, &opts, &|m| {
+    // The line erases itself once every layer is read, before the program starts.
+    let line = progress::reading(
+        g,
+        false,
+        &reference.to_string(),
+        chosen(&src.image, &opts.unpack),
+    );
+    let blobs = progress::Counted(&*src.blobs);
+    let outcome = nobase::run::run(&src.image, &blobs, &opts, &|m| {
         g.note(format!("nobase: {m}"))
     })
     .with_context(|| format!("running {reference}"))?;
+    drop(line);
     if let Some(dir) = &outcome.kept {
         g.note(format!(
             "nobase: bundle kept at {} (start it again with: {} run --bundle {} NAME)",

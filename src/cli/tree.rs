@@ -2,7 +2,8 @@
 //! and dive's efficiency and waste figures; `--ci` turns them into gates (exit 1 when a
 //! rule fails).
 
-use super::render::{human_size, print_json, print_table};
+use super::progress;
+use super::render::{color_for, human_size, paint, print_json, print_table};
 use super::Global;
 use anyhow::{Context, Result};
 use nobase::explore::ci::{self, Gates, RuleResult};
@@ -11,7 +12,7 @@ use nobase::image::Platform;
 use nobase::imagefs::walk::Limits;
 use nobase::refs::ImageRef;
 use nobase::Error;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 
 /// Arguments of `nobase tree`.
 #[derive(clap::Args, Debug)]
@@ -61,6 +62,8 @@ pub struct Args {
     /// Which platform of a multi-platform image to show (os/arch[/variant]).
     #[arg(long, value_name = "PLATFORM")]
     platform: Option<String>,
+    #[command(flatten)]
+    pub registry: super::RegistryArgs,
 }
 
 fn efficiency_arg(s: &str) -> Result<f64, String> {
@@ -92,8 +95,12 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
     let src = g.open_source(&reference)?;
     let image = src.image.select(platform.as_ref())?;
-    let mut analysis = explore::analyze(&src.reference, image, &*src.blobs, Limits::default())
-        .with_context(|| format!("reading {}", src.reference))?;
+    let mut analysis = {
+        let _line = progress::reading(g, args.json, &src.reference, Some(image));
+        let blobs = progress::Counted(&*src.blobs);
+        explore::analyze(&src.reference, image, &blobs, Limits::default())
+            .with_context(|| format!("reading {}", src.reference))?
+    };
     let only = match &args.layer {
         Some(sel) => Some(pick_layer(&analysis, sel)?),
         None => None,
@@ -125,8 +132,7 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
             ci: rules.as_deref().map(|rules| CiDoc { passed, rules }),
         })?;
     } else if !g.quiet {
-        let color =
-            io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let color = color_for(&io::stdout());
         let mut out = io::stdout().lock();
         if rules.is_none() {
             for l in &analysis.layers {
@@ -312,16 +318,6 @@ fn draw<T>(
         }
     }
     Ok(())
-}
-
-const RESET: &str = "\x1b[0m";
-
-fn paint(color: bool, code: &str, text: &str) -> String {
-    if color {
-        format!("\x1b[{code}m{text}{RESET}")
-    } else {
-        text.to_string()
-    }
 }
 
 /// Draws `items` as a tree, each row led by the cell (and colour) `lead` gives it, then

@@ -1,8 +1,9 @@
 //! `nobase unpack IMAGE DIR`: the image as an OCI runtime bundle (`DIR/config.json` and
 //! `DIR/rootfs`) that `runc run --bundle DIR NAME` starts.
 
+use super::progress;
 use super::render::human_size;
-use super::run::ContainerArgs;
+use super::run::{chosen, ContainerArgs};
 use super::Global;
 use anyhow::{Context, Result};
 use nobase::refs::ImageRef;
@@ -26,18 +27,30 @@ pub struct Args {
     dir: PathBuf,
     #[command(flatten)]
     container: ContainerArgs,
+    #[command(flatten)]
+    pub registry: super::RegistryArgs,
 }
 
 /// Runs `nobase unpack`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     let reference = ImageRef::parse(&a.image)?;
+    if a.dir.exists() && !a.dir.is_dir() {
+        return Err(nobase::Error::Usage(format!(
+            "{} exists and is not a directory; give a new directory for the bundle",
+            a.dir.display()
+        ))
+        .into());
+    }
     let opts = a.container.options()?;
     // With the registry flags, so --creds and --insecure work for docker:// too.
     let src = g
         .open_source(&reference)
         .with_context(|| format!("opening {reference}"))?;
-    let u = nobase::run::unpack(&src.image, &*src.blobs, &a.dir, &opts)
-        .with_context(|| format!("unpacking {reference} into {}", a.dir.display()))?;
+    let u = {
+        let _line = progress::reading(g, false, &reference.to_string(), chosen(&src.image, &opts));
+        nobase::run::unpack(&src.image, &progress::Counted(&*src.blobs), &a.dir, &opts)
+            .with_context(|| format!("unpacking {reference} into {}", a.dir.display()))?
+    };
     for n in &u.notes {
         g.note(format!("nobase: {n}"));
     }

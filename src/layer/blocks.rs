@@ -21,6 +21,7 @@ use std::sync::mpsc;
 use std::thread;
 
 /// A block codec: makes one complete, independent frame of a block.
+#[derive(Clone, Copy, Debug)]
 pub enum Codec {
     /// gzip members at a libdeflate level (1–12).
     Gzip(u32),
@@ -101,6 +102,8 @@ pub struct ParallelBlocks<W: Write> {
     in_flight: usize,
     max_in_flight: usize,
     wrote_any: bool,
+    /// The codec and thread count, until the workers are started.
+    codec: Option<(Codec, usize)>,
 }
 
 impl<W: Write> ParallelBlocks<W> {
@@ -122,11 +125,23 @@ impl<W: Write> ParallelBlocks<W> {
             in_flight: 0,
             max_in_flight: threads * 2,
             wrote_any: false,
+            codec: None,
+        };
+        // Workers start with the second block: a small layer (one block) is compressed
+        // inline, without the cost of starting threads. The bytes are the same either way.
+        me.inline = Some(codec.encoder()?);
+        me.codec = Some((codec, threads));
+        Ok(me)
+    }
+
+    fn start_workers(&mut self) -> io::Result<()> {
+        let Some((codec, threads)) = self.codec.take() else {
+            return Ok(());
         };
         if threads == 1 {
-            me.inline = Some(codec.encoder()?);
-            return Ok(me);
+            return Ok(());
         }
+        self.inline = None;
         let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads);
         let (res_tx, res_rx) = mpsc::channel();
         let job_rx = std::sync::Arc::new(std::sync::Mutex::new(job_rx));
@@ -134,7 +149,7 @@ impl<W: Write> ParallelBlocks<W> {
             let rx = job_rx.clone();
             let tx = res_tx.clone();
             let mut c = codec.encoder()?;
-            me.workers.push(thread::spawn(move || loop {
+            self.workers.push(thread::spawn(move || loop {
                 let job = match rx.lock() {
                     Ok(guard) => guard.recv(),
                     Err(_) => return,
@@ -145,9 +160,9 @@ impl<W: Write> ParallelBlocks<W> {
                 }
             }));
         }
-        me.jobs = Some(job_tx);
-        me.results = Some(res_rx);
-        Ok(me)
+        self.jobs = Some(job_tx);
+        self.results = Some(res_rx);
+        Ok(())
     }
 
     /// Hands the buffered block to a worker (or compresses it inline).
@@ -219,6 +234,7 @@ impl<W: Write> Write for ParallelBlocks<W> {
         let n = data.len().min(self.block - self.buf.len());
         self.buf.extend_from_slice(&data[..n]);
         if self.buf.len() == self.block {
+            self.start_workers()?;
             self.submit()?;
         }
         Ok(n)

@@ -101,7 +101,9 @@ impl LayerCache {
             uncompressed_size: layer.uncompressed_size,
             descriptor: layer.descriptor.clone(),
         };
-        fsutil::atomic_write(
+        // Not synced: after a power cut an entry may be lost or empty, which only costs
+        // the next build a compression.
+        fsutil::replace_unsynced(
             &self.path(key),
             &serde_json::to_vec(&e).expect("serializes"),
         )

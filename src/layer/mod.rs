@@ -85,23 +85,23 @@ pub struct Layer {
 /// Compression stage of the pipeline.
 enum Compressor<W: Write> {
     None(W),
-    Blocks(ParallelBlocks<W>),
+    Blocks(Box<ParallelBlocks<W>>),
 }
 
 impl<W: Write> Compressor<W> {
     fn new(inner: W, opts: &LayerOptions) -> io::Result<Self> {
         Ok(match opts.compression {
             Compression::None => Compressor::None(inner),
-            Compression::Gzip => Compressor::Blocks(ParallelBlocks::new(
+            Compression::Gzip => Compressor::Blocks(Box::new(ParallelBlocks::new(
                 inner,
                 Codec::Gzip(GZIP_LEVEL),
                 opts.threads,
-            )?),
-            Compression::Zstd => Compressor::Blocks(ParallelBlocks::new(
+            )?)),
+            Compression::Zstd => Compressor::Blocks(Box::new(ParallelBlocks::new(
                 inner,
                 Codec::Zstd(ZSTD_LEVEL),
                 opts.threads,
-            )?),
+            )?)),
         })
     }
 
@@ -151,6 +151,8 @@ impl<R: Read> Read for ExactReader<R> {
 /// Writes `tree` as one layer blob into `layout`, or reuses the blob of an identical
 /// layer written before (see [`LayerCache`]).
 pub fn write_layer(tree: &ImageTree, opts: &LayerOptions, layout: &Layout) -> Result<Layer> {
+    // Every file is read once below, whether the layer is reused or written.
+    crate::progress::expect(tree.file_bytes());
     let cache = LayerCache::of(layout);
     let key = LayerCache::key(tree, opts);
     if let Some(hit) = cache.candidate(&key, layout) {
@@ -249,7 +251,11 @@ fn write_entries<W: Write>(tar: &mut tar::Builder<W>, tree: &ImageTree, mtime: u
                             )));
                         }
                         let r = ExactReader {
-                            inner: io::BufReader::with_capacity(1 << 20, f).take(*size),
+                            inner: io::BufReader::with_capacity(
+                                1 << 20,
+                                crate::progress::Counted(f),
+                            )
+                            .take(*size),
                             what: src.display().to_string(),
                         };
                         tar.append_data(&mut h, path, r).map_err(fail)?;

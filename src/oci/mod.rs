@@ -125,12 +125,25 @@ pub struct Layout {
 impl Layout {
     /// Opens an existing layout.
     pub fn open(root: &Path) -> Result<Layout> {
-        let meta = std::fs::metadata(root.join(LAYOUT_FILE)).io(|| {
-            format!(
-                "{} is not an OCI image layout (no readable {LAYOUT_FILE} file)",
-                root.display()
-            )
-        })?;
+        let meta = match std::fs::metadata(root.join(LAYOUT_FILE)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let what = if root.is_dir() {
+                    format!("it has no {LAYOUT_FILE} file")
+                } else {
+                    "it does not exist".to_string()
+                };
+                return Err(Error::Invalid(format!(
+                    "{} is not an OCI image layout: {what}; give a layout directory (with {LAYOUT_FILE}, index.json and blobs/, as nobase, skopeo and umoci write them)",
+                    root.display()
+                )));
+            }
+            other => other.io(|| {
+                format!(
+                    "{} is not an OCI image layout (no readable {LAYOUT_FILE} file)",
+                    root.display()
+                )
+            })?,
+        };
         if !meta.is_file() {
             return Err(Error::Invalid(format!(
                 "{}/{LAYOUT_FILE} is not a file",
@@ -151,10 +164,13 @@ impl Layout {
             root: root.to_path_buf(),
         };
         if !root.join(LAYOUT_FILE).exists() {
-            fsutil::atomic_write(&root.join(LAYOUT_FILE), LAYOUT_CONTENT)?;
+            // Constant content, rewritten whenever missing: no need to sync.
+            fsutil::replace_unsynced(&root.join(LAYOUT_FILE), LAYOUT_CONTENT)?;
         }
         if !root.join("index.json").exists() {
-            layout.update_index(|_| Ok(()))?;
+            // Under the lock (another process may be creating it too), but not synced:
+            // an empty or missing index.json reads as an empty index.
+            layout.change_index(|_| Ok(()), false)?;
         }
         fsutil::clean_stale_temps(root);
         Ok(layout)
@@ -246,6 +262,9 @@ impl Layout {
         if buf.len() as u64 > image::MAX_DOCUMENT {
             return Err(Error::Invalid(format!("{} is too large", p.display())));
         }
+        if buf.is_empty() {
+            return Ok(Index::empty());
+        }
         image::parse_document(&buf, image::MT_OCI_INDEX, &p.display().to_string())
     }
 
@@ -253,6 +272,14 @@ impl Layout {
     /// result atomically. Concurrent updaters (other processes) are serialized, so none
     /// loses another's entry.
     pub fn update_index<T>(&self, change: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
+        self.change_index(change, true)
+    }
+
+    fn change_index<T>(
+        &self,
+        change: impl FnOnce(&mut Index) -> Result<T>,
+        durable: bool,
+    ) -> Result<T> {
         let dir = fsutil::open_dir(&self.root).io(|| format!("opening {}", self.root.display()))?;
         fsutil::flock(&dir, Lock::Exclusive, true)
             .io(|| format!("locking {}", self.root.display()))?;
@@ -262,7 +289,12 @@ impl Layout {
             Index::empty()
         };
         let out = change(&mut index)?;
-        fsutil::atomic_write(&self.root.join("index.json"), &image::to_bytes(&index))?;
+        let path = self.root.join("index.json");
+        if durable {
+            fsutil::atomic_write(&path, &image::to_bytes(&index))?;
+        } else {
+            fsutil::replace_unsynced(&path, &image::to_bytes(&index))?;
+        }
         Ok(out)
     }
 

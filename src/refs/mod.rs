@@ -68,6 +68,7 @@ fn validate_name(name: &str) -> std::result::Result<(), &'static str> {
         let ok = if host_ok {
             comp.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'))
+                && comp.as_bytes()[0].is_ascii_alphanumeric()
         } else {
             comp.bytes().all(|b| {
                 b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
@@ -197,6 +198,10 @@ impl ImageRef {
             Ok(ImageRef::DockerArchive { file, name })
         } else if let Some(rest) = s.strip_prefix("docker://") {
             parse_registry(rest).map(ImageRef::Registry)
+        } else if s.starts_with('/') || s.starts_with("./") || s.starts_with("../") {
+            Err(Error::Usage(format!(
+                "{s} is a path, not an image reference: an OCI layout directory is oci:{s}, an archive oci-archive:{s} or docker-archive:{s}, and a program becomes an image with `nobase build {s}`"
+            )))
         } else if s.contains("://") {
             Err(Error::Usage(format!(
                 "{s:?}: unknown transport; use NAME[:TAG], oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG]"

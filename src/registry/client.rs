@@ -186,7 +186,7 @@ impl Client {
         let hint = if failures.iter().any(|f| f.contains("certificate")) {
             "; if the registry uses a private CA, give it with --cert-dir DIR (DIR/ca.crt)"
         } else if self.plain_http_allowed() {
-            ""
+            "; check that the registry is running and listening at that address"
         } else {
             " (plain HTTP is used only for loopback registries or with --insecure)"
         };
@@ -320,7 +320,8 @@ impl Client {
                 }
                 Verdict::Retry { why, .. } => {
                     return Err(Error::Registry(format!(
-                        "{what}: {why}, still failing after {max} attempts"
+                        "{what}: {why}, still failing after {}",
+                        super::attempts(max)
                     )))
                 }
                 Verdict::Fail(e) => return Err(e),

@@ -239,3 +239,12 @@ pub fn parallel<T: Sync>(
         None => Ok(()),
     }
 }
+
+/// `1 attempt`, `5 attempts`.
+pub(crate) fn attempts(n: u32) -> String {
+    if n == 1 {
+        "1 attempt".to_string()
+    } else {
+        format!("{n} attempts")
+    }
+}

@@ -290,8 +290,11 @@ impl Read for ResumingReader<'_> {
             self.failures += 1;
             if self.failures >= client.opts.retry.attempts.max(1) {
                 return Err(io::Error::other(Error::Registry(format!(
-                    "downloading {} from {}/{}: {failure}, still failing after {} attempts",
-                    self.desc.digest, client.host, self.blobs.repo, self.failures
+                    "downloading {} from {}/{}: {failure}, still failing after {}",
+                    self.desc.digest,
+                    client.host,
+                    self.blobs.repo,
+                    super::attempts(self.failures)
                 ))));
             }
             let what = format!("downloading {}", self.desc.digest);

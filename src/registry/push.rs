@@ -261,7 +261,8 @@ impl Pusher<'_> {
                 Err(Stop::Fatal(e)) => return Err(e),
                 Err(Stop::Restart(why, _)) if attempt >= max => {
                     return Err(Error::Registry(format!(
-                        "{what}: {why}, still failing after {max} attempts"
+                        "{what}: {why}, still failing after {}",
+                        super::attempts(max)
                     )))
                 }
                 Err(Stop::Restart(why, after)) => {
@@ -372,7 +373,8 @@ impl Pusher<'_> {
             };
             if failures >= opts.retry.attempts.max(1) {
                 return Err(Stop::Fatal(Error::Registry(format!(
-                    "{what}: {why}, still failing after {failures} attempts"
+                    "{what}: {why}, still failing after {}",
+                    super::attempts(failures)
                 ))));
             }
             self.client.backoff(&what, &why, failures, after);

@@ -168,6 +168,8 @@ struct Counts {
     layer_start: u64,
     /// Where the current entry's headers started, while they are being read.
     header_start: Option<u64>,
+    /// Where the current entry's data ends, and its 512-byte padding (in `read` terms).
+    padding: (u64, u64),
 }
 
 /// The decompressed stream, counted: fails once the caps are passed, so a bomb stops at
@@ -187,6 +189,21 @@ impl<R: Read> Read for Metered<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         let mut c = self.counts.get();
+        if n == 0 && !buf.is_empty() {
+            // Some writers (umoci 0.4's insert) end the tar right after the last file's
+            // data, without its padding or the end blocks; Go's archive/tar (umoci,
+            // containerd) accepts that, and so does `nobase tree` (imagefs::walk). The
+            // missing zeros are supplied, outside the diff_id hash — never inside data.
+            let (data_end, padded_end) = c.padding;
+            if c.read >= data_end && c.read < padded_end {
+                let k = (padded_end - c.read).min(buf.len() as u64) as usize;
+                buf[..k].fill(0);
+                c.read += k as u64;
+                self.counts.set(c);
+                return Ok(k);
+            }
+            return Ok(0);
+        }
         c.read += n as u64;
         self.counts.set(c);
         if c.read > self.max {
@@ -272,8 +289,9 @@ impl<'a> Extractor<'a> {
         what: &str,
     ) -> Result<()> {
         self.written.clear();
+        let layer_start = self.counts.get().read;
         let mut c = self.counts.get();
-        c.layer_start = c.read;
+        c.layer_start = layer_start;
         self.counts.set(c);
         let limits = &self.opts.limits;
         let metered = Metered {
@@ -300,6 +318,15 @@ impl<'a> Extractor<'a> {
                 let Some(entry) = entries.next() else { break };
                 let mut entry = entry.map_err(read_err)?;
                 self.set_header_start(false);
+                // Padding is to a multiple of 512 from the start of this layer's tar.
+                let data_end = entry.raw_file_position().saturating_add(entry.size());
+                let padded_end = data_end.saturating_add(511) & !511;
+                let mut c = self.counts.get();
+                c.padding = (
+                    layer_start.saturating_add(data_end),
+                    layer_start.saturating_add(padded_end),
+                );
+                self.counts.set(c);
                 self.stats.entries += 1;
                 if self.stats.entries > self.opts.limits.max_entries {
                     return Err(Error::Invalid(format!(

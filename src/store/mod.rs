@@ -44,11 +44,19 @@ pub struct GcReport {
     pub bytes: u64,
     /// True when another nobase was writing, so nothing was collected this time.
     pub deferred: bool,
+    /// The blobs removed, with their sizes.
+    pub blobs: Vec<(Digest, u64)>,
 }
 
 impl Store {
     /// Opens the store at `path`, creating it if needed.
     pub fn open(path: &Path) -> Result<Store> {
+        if path.exists() && !path.is_dir() {
+            return Err(Error::Usage(format!(
+                "the store {} is not a directory; point --store or NOBASE_STORE at a directory (it is created when missing)",
+                path.display()
+            )));
+        }
         Ok(Store {
             layout: Layout::create(path)?,
         })
@@ -114,7 +122,11 @@ impl Store {
                 .manifests
                 .iter()
                 .position(|m| m.ref_name() == Some(key.as_str()))
-                .ok_or_else(|| Error::Invalid(format!("no image {key} in the store {root}")))?;
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "no image {key} in the store {root}; `nobase images` lists what is there"
+                    ))
+                })?;
             Ok(index.manifests.remove(pos))
         })
     }
@@ -163,6 +175,7 @@ impl Store {
                 if std::fs::remove_file(e.path()).is_ok() {
                     report.removed += 1;
                     report.bytes += len;
+                    report.blobs.push((d, len));
                 }
             }
         }

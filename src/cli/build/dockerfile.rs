@@ -147,13 +147,10 @@ pub(super) fn run(
     })?;
     let store = g.store()?;
     let _guard = store.writer_guard()?;
-    let built =
-        dockerfile::build(&df, &ctx, &opts, &store).with_context(|| format!("building {shown}"))?;
-    if !a.json {
-        for w in &built.warnings {
-            g.note(format!("warning: {}", w.message));
-        }
-    }
+    let built = {
+        let _line = super::progress::Line::start(g, a.json, format!("building {shown}"));
+        dockerfile::build(&df, &ctx, &opts, &store).with_context(|| format!("building {shown}"))?
+    };
     let extra = serde_json::json!({ "warnings": built.warnings });
     publish(
         g,

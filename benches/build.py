@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""nobase build vs umoci (init + new + insert + config) on the same inputs, interleaved
+in one run, reporting medians and ratios: on a shared machine only ratios measured
+together mean anything. Called by benches/build.sh, which builds nobase first.
+
+    benches/build.py NOBASE RUNS WORKDIR TF90 BIG700 HELLO
+"""
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+nobase, runs, work, tf, big, hello = sys.argv[1], int(sys.argv[2]), *sys.argv[3:]
+
+
+def timed(cmd, env=None):
+    """Wall seconds (perf_counter) and peak RSS in KiB of a command."""
+    rss_file = os.path.join(work, "rss")
+    t0 = time.perf_counter()
+    subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss_file, *cmd], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env={**os.environ, **(env or {})})
+    wall = time.perf_counter() - t0
+    return wall, int(open(rss_file).read().split()[-1])
+
+
+def du(path, exclude=".nobase-cache"):
+    total = 0
+    for root, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if d != exclude]
+        total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+    return total
+
+
+def umoci(inp, layout):
+    shutil.rmtree(layout, ignore_errors=True)
+    script = (f"umoci init --layout {layout} && umoci new --image {layout}:t && "
+              f"umoci insert --image {layout}:t {inp} /app/bin && "
+              f"umoci config --image {layout}:t --config.entrypoint /app/bin")
+    return timed(["sh", "-c", script])
+
+
+def nb(inp, store, *extra):
+    return timed([nobase, "build", "-q", inp, "-t", "b:1", *extra], {"NOBASE_STORE": store})
+
+
+def fresh(store):
+    shutil.rmtree(store, ignore_errors=True)
+    return store
+
+
+def bench(label, inp):
+    size = os.path.getsize(inp)
+    rows = {k: [] for k in ("umoci", "gzip", "rebuild", "zstd")}
+    L, S, Z = (os.path.join(work, n) for n in ("L", "S", "Z"))
+    for _ in range(runs):
+        rows["umoci"].append(umoci(inp, L))
+        rows["gzip"].append(nb(inp, fresh(S)))
+        rows["rebuild"].append(nb(inp, S))
+        rows["zstd"].append(nb(inp, fresh(Z), "--compression", "zstd"))
+    usize, gsize, zsize = du(L), du(S), du(Z)
+    med = {k: statistics.median(w for w, _ in v) for k, v in rows.items()}
+    rss = {k: max(r for _, r in v) / 1024 for k, v in rows.items()}
+    u = med["umoci"]
+    print(f"\n{label}: {size / 1e6:.1f} MB input, {runs} runs each (median wall, peak RSS)")
+    print(f"  umoci  gzip  {u:7.3f} s  {rss['umoci']:6.1f} MiB   layout {usize / 1e6:8.2f} MB")
+    print(f"  nobase gzip  {med['gzip']:7.3f} s  {rss['gzip']:6.1f} MiB   layout {gsize / 1e6:8.2f} MB"
+          f"   wall {med['gzip'] / u:.2f}x umoci, layout {gsize / usize:.3f}x")
+    print(f"  nobase zstd  {med['zstd']:7.3f} s  {rss['zstd']:6.1f} MiB   layout {zsize / 1e6:8.2f} MB"
+          f"   wall {med['zstd'] / u:.2f}x umoci gzip")
+    print(f"  rebuild      {med['rebuild']:7.3f} s  {rss['rebuild']:6.1f} MiB   (same store, nothing changed)"
+          f" {med['rebuild'] / med['gzip']:.2f}x cold gzip")
+    if shutil.which("zstd"):
+        cli = statistics.median(timed(["zstd", "-q", "-3", "-T2", "-f", inp, "-o", os.path.join(work, "x.zst")])[0]
+                                for _ in range(runs))
+        print(f"  yardstick: the zstd CLI alone (-3 -T2, no tar, no hashing) {cli:.3f} s = {cli / u:.2f}x umoci gzip")
+
+
+def startup():
+    n = runs * 6
+    L, S = os.path.join(work, "L"), os.path.join(work, "S")
+    rows = {"umoci": [], "nobase": []}
+    for _ in range(n):
+        rows["umoci"].append(umoci(hello, L)[0])
+        rows["nobase"].append(nb(hello, fresh(S))[0])
+    u, m = statistics.median(rows["umoci"]), statistics.median(rows["nobase"])
+    print(f"\nstartup (static hello world, {n} runs each): umoci {u * 1000:.1f} ms, nobase {m * 1000:.1f} ms"
+          f" = {m / u:.2f}x umoci")
+
+
+startup()
+bench(f"~90 MB static Go ({tf})", tf)
+bench(f"~700 MB static Go ({big})", big)

@@ -1,0 +1,137 @@
+//! One representative error of every command, checked verbatim: each names the object
+//! and the cause and says what to do (DESIGN.md), on one stderr line starting with
+//! `nobase:`, with the exit code the conventions give it. A changed message fails here,
+//! so wording changes are deliberate. `$STORE` and `$DIR` stand for the test's store
+//! and directory.
+
+use crate::util::*;
+
+/// (what is tried, arguments, exit code, the whole of stderr).
+type Case = (&'static str, Vec<String>, i32, &'static str);
+
+fn cases(env: &Env, port: u16) -> Vec<Case> {
+    let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let registry = format!("docker://127.0.0.1:{port}/hello:1");
+    vec![
+        (
+            "inspect: a file that is not there",
+            s(&["inspect", "missing"]),
+            3,
+            "nobase: missing does not exist; check the path of the file to inspect\n",
+        ),
+        (
+            "build: a dynamic executable with --bundle never",
+            s(&["build", "hello", "--bundle", "never"]),
+            1,
+            "nobase: building hello: hello is dynamically linked: it needs its loader /lib64/ld-linux-x86-64.so.2 and the library libc.so.6, which a scratch image does not have (this is what makes `exec … no such file or directory` in FROM scratch). Rebuild it statically (gcc -static, or -static-pie) or let nobase bundle them (--bundle auto)\n",
+        ),
+        (
+            "build: an --add source that is not there",
+            s(&["build", "hello-static", "--add", "conf.toml:/etc/app/"]),
+            2,
+            "nobase: --add conf.toml:/etc/app/: conf.toml does not exist on this machine; give an existing file or directory as SRC\n",
+        ),
+        (
+            "check: a path given where an image is expected",
+            s(&["check", "./hello"]),
+            2,
+            "nobase: ./hello is a path, not an image reference: an OCI layout directory is oci:./hello, an archive oci-archive:./hello or docker-archive:./hello, and a program becomes an image with `nobase build ./hello`\n",
+        ),
+        (
+            "run: an image the store does not have",
+            s(&["run", "nothere:1"]),
+            3,
+            "nobase: opening nothere:1: no image nothere:1 in the store $STORE; `nobase images` lists what is there\n",
+        ),
+        (
+            "tree: a layer the image does not have",
+            s(&["tree", "--layer", "3", "hello:1"]),
+            2,
+            "nobase: --layer 3: the image has layers 1 to 2 (1 is the bottom layer)\n",
+        ),
+        (
+            "push: a registry that does not answer",
+            s(&["push", "hello:1", &registry]),
+            3,
+            "nobase: push to 127.0.0.1:$PORT/hello:1: cannot reach the registry 127.0.0.1:$PORT: https: Connection refused (os error 111); http: connecting to 127.0.0.1:$PORT: Connection refused (os error 111), still failing after 1 attempt; check that the registry is running and listening at that address\n",
+        ),
+        (
+            "pull: no name for an image that has none",
+            s(&["pull", "oci:layout"]),
+            2,
+            "nobase: give the store name for oci:layout with -t NAME[:TAG]\n",
+        ),
+        (
+            "images: a store that is not a directory",
+            s(&["--store", "hello.c", "images"]),
+            2,
+            "nobase: the store hello.c is not a directory; point --store or NOBASE_STORE at a directory (it is created when missing)\n",
+        ),
+        (
+            "rmi: a tag the store does not have",
+            s(&["rmi", "hello:2"]),
+            3,
+            "nobase: removing hello:2: no image hello:2 in the store $STORE; `nobase images` lists what is there\n",
+        ),
+        (
+            "unpack: a bundle directory that is a file",
+            s(&["unpack", "hello:1", "hello.c"]),
+            2,
+            "nobase: hello.c exists and is not a directory; give a new directory for the bundle\n",
+        ),
+        (
+            "fsck: a directory that is not a layout",
+            s(&["fsck", env.dir.path().to_str().unwrap()]),
+            3,
+            "nobase: $DIR is not an OCI image layout: it has no oci-layout file; give a layout directory (with oci-layout, index.json and blobs/, as nobase, skopeo and umoci write them)\n",
+        ),
+        (
+            "man: a directory that cannot be made",
+            s(&["man", "hello.c/man1"]),
+            3,
+            "nobase: cannot write man pages into hello.c/man1: Not a directory (os error 20); give a directory you can write to\n",
+        ),
+        (
+            "completions: a shell nobase has no script for",
+            s(&["completions", "tcsh"]),
+            2,
+            "error: invalid value 'tcsh' for '<SHELL>'\n  [possible values: bash, elvish, fish, powershell, zsh]\n\n  tip: a similar value exists: 'zsh'\n\nFor more information, try '--help'.\n",
+        ),
+    ]
+}
+
+#[test]
+fn each_command_explains_a_representative_error() {
+    let env = Env::new();
+    std::fs::copy(hello_dynamic(), env.path("hello")).unwrap();
+    std::fs::copy(hello_static(), env.path("hello-static")).unwrap();
+    std::fs::write(env.path("hello.c"), "int main(void) { return 0; }\n").unwrap();
+    env.nobase(&["build", "hello", "-t", "hello:1"]).ok();
+    // A loopback port with nothing listening.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut failures = Vec::new();
+    for (what, args, code, want) in cases(&env, port) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = run(env
+            .cmd(&args)
+            .env("NOBASE_RETRIES", "1")
+            .env_remove("NO_COLOR"));
+        let got = r
+            .stderr
+            .replace(&env.store().display().to_string(), "$STORE")
+            .replace(&env.dir.path().display().to_string(), "$DIR")
+            .replace(&port.to_string(), "$PORT");
+        if r.code != code || got != want {
+            failures.push(format!(
+                "{what}: nobase {}\n  exit {} (want {code})\n  got:  {got:?}\n  want: {want:?}",
+                args.join(" "),
+                r.code
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
