@@ -328,7 +328,8 @@ pub struct History {
 
 /// Serializes a document to the exact bytes nobase stores and hashes.
 pub fn to_bytes<T: Serialize>(doc: &T) -> Vec<u8> {
-    // Serializing these types cannot fail: no maps with non-string keys, no floats.
+    // Serializing these types cannot fail: no maps with non-string keys, and the only
+    // floats (in fields kept as they were) came from JSON, so they are finite.
     serde_json::to_vec(doc).expect("image documents always serialize")
 }
 
@@ -575,6 +576,26 @@ mod tests {
             to_bytes(&c),
             to_bytes(&from_bytes::<ImageConfig>(out.as_bytes(), "c").unwrap())
         );
+    }
+
+    /// Found by the `documents` fuzz target: integers too big for u64 in fields nobase
+    /// keeps as they were became floats that did not survive a second round trip
+    /// (serde_json's default float parsing is not correctly rounded).
+    #[test]
+    fn unknown_fields_with_huge_numbers_round_trip() {
+        for raw in [
+            r#"{"men":1111111111111111111111111}"#,
+            r#"{"sch":[77777777777777777777777711111111111111111111177777777]}"#,
+            r#"{"s7777777ch":[222222222222220000000002000000000000934,7222222000000000270E7]}"#,
+            r#"{"sc&hemaVesion":111111111111111111111111}"#,
+            r#"{"x":2000033333333333333333333333333333333333333333333333333330000000000000 }"#,
+            r#"{"y":200444444444444444444444444444444444444444444444444444444444444444444400000000}"#,
+        ] {
+            let c: ImageConfig = from_bytes(raw.as_bytes(), "config").unwrap();
+            let once = to_bytes(&c);
+            let again: ImageConfig = from_bytes(&once, "config").unwrap();
+            assert_eq!(to_bytes(&again), once, "{raw}");
+        }
     }
 
     #[test]
