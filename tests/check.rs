@@ -1195,12 +1195,39 @@ fn hostile_layers_are_refused_and_nothing_outside_is_touched() {
                 [{"name": "escape/app/hello", "src": hello},
                  {"name": "/abs/bin/hello2", "src": hello},
                  {"name": "hostvictim", "data": "overwritten"},
-                 {"name": format!("{v}"), "data": "overwritten too"}],
+                 {"name": format!("{v}"), "data": "overwritten too"},
+                 {"name": "lib/../app/inner", "data": "dotdot inside"}],
             ],
             "config": {"Entrypoint": ["/app/hello"]},
         }),
     );
     let layout_ref = format!("{}:latest", contained.display());
+    // A `..` that stays inside the root is cleaned the same way by every reader (the one
+    // name gate, as Docker reads it): `lib/../app/inner` is `/app/inner` for tree and
+    // for unpack alike.
+    let tree = env
+        .nobase(&["tree", "--json", &format!("oci:{layout_ref}")])
+        .ok()
+        .json();
+    let merged: Vec<&str> = tree["merged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["path"].as_str())
+        .collect();
+    assert!(merged.contains(&"/app/inner"), "{merged:?}");
+    assert!(!merged.iter().any(|p| p.contains("..")), "{merged:?}");
+    let bundle = env.path("contained-bundle");
+    env.nobase(&[
+        "unpack",
+        &format!("oci:{layout_ref}"),
+        bundle.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("rootfs/app/inner")).unwrap(),
+        "dotdot inside"
+    );
     let r = env
         .nobase(&["check", "--json", &format!("oci:{layout_ref}")])
         .ok();

@@ -6,7 +6,7 @@
 use crate::digest::{Digest, HashReader};
 use crate::error::{Error, IoContext, Result};
 use crate::image::{self, Descriptor, Image, ImageConfig, Manifest};
-use crate::imagefs::walk::normalize_name;
+use crate::imagefs::name::normalize_name;
 use crate::oci::{io_to_error, read_image, select_ref, Blobs, VerifyReader};
 use crate::refs::NameTag;
 use std::collections::HashMap;

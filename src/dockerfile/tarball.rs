@@ -7,6 +7,7 @@
 
 use super::spool::Spool;
 use crate::error::{Error, IoContext, Result};
+use crate::imagefs::name::clean_path;
 use crate::tree::{Entry, Node};
 use std::collections::BTreeMap;
 use std::io::{self, Read};
@@ -108,27 +109,17 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// A name inside the archive, relative and without `.`; `None` for the archive root.
+/// Names pass the same gate as layer entries ([`crate::imagefs::name`]).
 fn entry_name(raw: &[u8], archive: &str) -> Result<Option<String>> {
-    let name = std::str::from_utf8(raw)
+    let shown = String::from_utf8_lossy(raw);
+    let comps = clean_path(raw).map_err(|why| {
+        Error::Invalid(format!(
+            "{archive}: entry {shown:?} {why}; nobase refuses such archives"
+        ))
+    })?;
+    let name = String::from_utf8(comps.join(&b'/'))
         .map_err(|_| Error::Invalid(format!("{archive}: an entry name is not UTF-8")))?;
-    if name.contains('\0') {
-        return Err(Error::Invalid(format!(
-            "{archive}: entry {name:?} has a NUL byte"
-        )));
-    }
-    let mut parts = Vec::new();
-    for c in name.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                return Err(Error::Invalid(format!(
-                    "{archive}: entry {name:?} climbs out of the destination with '..'; nobase refuses such archives"
-                )))
-            }
-            c => parts.push(c),
-        }
-    }
-    Ok((!parts.is_empty()).then(|| parts.join("/")))
+    Ok((!name.is_empty()).then_some(name))
 }
 
 /// Unpacks the archive at `path` into entries at `dest/<name>` (dest absolute,

@@ -6,6 +6,7 @@
 //! tree, so a symlink to `/` or `../..` can never make an entry land outside it.
 //! [`ImageFs`] is a [`Root`], so the loader rules and the start-up check run on it.
 
+pub mod name;
 pub mod walk;
 
 use crate::elf::ReadAt;

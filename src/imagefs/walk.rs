@@ -4,6 +4,7 @@
 //! paths and whiteouts already classified. `check`, `tree` and `run` all read layers
 //! through [`for_each_entry`], so hostile names are refused in one place.
 
+use super::name::{classify, normalize_name, EntryName};
 use crate::digest::{Digest, HashReader};
 use crate::error::{Error, Result};
 use crate::image::{self, Descriptor};
@@ -120,56 +121,6 @@ pub struct Entry {
     pub size: u64,
     /// Modification time, seconds since the epoch.
     pub mtime: u64,
-}
-
-/// Normalizes a tar entry name: `./a//b/` → `a/b`, `/abs` → `abs` (absolute names are
-/// taken relative to the image root, as GNU tar and every runtime do). A `..` component
-/// or a NUL byte is refused: such a name only exists to climb out of the root.
-pub fn normalize_name(raw: &str) -> std::result::Result<String, String> {
-    if raw.contains('\0') {
-        return Err("contains a NUL byte".into());
-    }
-    let mut parts = Vec::new();
-    for c in raw.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => return Err("contains '..', which would climb out of the image root".into()),
-            c => parts.push(c),
-        }
-    }
-    Ok(parts.join("/"))
-}
-
-const WHITEOUT: &str = ".wh.";
-const OPAQUE: &str = ".wh..wh..opq";
-
-fn split_last(path: &str) -> (&str, &str) {
-    match path.rfind('/') {
-        Some(i) => (&path[..i], &path[i + 1..]),
-        None => ("", path),
-    }
-}
-
-/// Classifies a normalized path as a whiteout, an opaque marker, or neither. Returns
-/// `Ok(None)` for other AUFS metadata (`.wh..wh.plnk`…), which is skipped.
-fn classify_whiteout(path: &str) -> std::result::Result<Option<(String, EntryKind)>, String> {
-    let (dir, base) = split_last(path);
-    if base == OPAQUE {
-        return Ok(Some((dir.to_string(), EntryKind::Opaque)));
-    }
-    if base.starts_with(".wh..wh.") {
-        return Ok(None);
-    }
-    let name = &base[WHITEOUT.len()..];
-    if name.is_empty() || name == "." || name == ".." {
-        return Err(format!("is a whiteout of {name:?}, which names no entry"));
-    }
-    let target = if dir.is_empty() {
-        name.to_string()
-    } else {
-        format!("{dir}/{name}")
-    };
-    Ok(Some((target, EntryKind::Whiteout)))
 }
 
 /// A layer's uncompressed stream: reads the blob through its verifying reader and the
@@ -472,7 +423,16 @@ fn describe<R: Read>(entry: &tar::Entry<R>, layer: &Digest) -> Result<Option<Ent
         ))
     };
     let h = entry.header();
-    let mut path = normalize_name(&raw).map_err(bad)?;
+    let joined = |c: &[Vec<u8>]| String::from_utf8_lossy(&c.join(&b'/')).into_owned();
+    let (path, whiteout) = match classify(&entry.path_bytes()).map_err(bad)? {
+        EntryName::Ignored => return Ok(None),
+        EntryName::Path(comps) => (joined(&comps), None),
+        EntryName::Whiteout { mut dir, name } => {
+            dir.push(name);
+            (joined(&dir), Some(EntryKind::Whiteout))
+        }
+        EntryName::Opaque { dir } => (joined(&dir), Some(EntryKind::Opaque)),
+    };
     let mut kind = match h.entry_type() {
         T::Regular | T::Continuous | T::GNUSparse => EntryKind::File,
         T::Directory => EntryKind::Dir,
@@ -503,15 +463,8 @@ fn describe<R: Read>(entry: &tar::Entry<R>, layer: &Digest) -> Result<Option<Ent
         T::Char | T::Block | T::Fifo => EntryKind::Other,
         _ => return Ok(None),
     };
-    let (_, base) = split_last(&path);
-    if base.starts_with(WHITEOUT) {
-        match classify_whiteout(&path).map_err(bad)? {
-            Some((target, k)) => {
-                path = target;
-                kind = k;
-            }
-            None => return Ok(None),
-        }
+    if let Some(k) = whiteout {
+        kind = k;
     }
     if path.is_empty() && kind != EntryKind::Dir && kind != EntryKind::Opaque {
         return Err(bad("names the image root but is not a directory".into()));
@@ -530,50 +483,4 @@ fn describe<R: Read>(entry: &tar::Entry<R>, layer: &Digest) -> Result<Option<Ent
         path,
         kind,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_normalize_or_are_refused() {
-        let cases: &[(&str, Option<&str>)] = &[
-            ("./usr/bin/env", Some("usr/bin/env")),
-            ("/abs/x", Some("abs/x")),
-            ("a//b/./c/", Some("a/b/c")),
-            ("./", Some("")),
-            ("../x", None),
-            ("a/../../x", None),
-            ("a/..", None),
-            ("a\0b", None),
-        ];
-        for (raw, want) in cases {
-            assert_eq!(normalize_name(raw).ok().as_deref(), *want, "{raw:?}");
-        }
-    }
-
-    #[test]
-    fn whiteouts_classify() {
-        let w = |p: &str| classify_whiteout(p);
-        assert_eq!(
-            w("etc/.wh.passwd").unwrap(),
-            Some(("etc/passwd".into(), EntryKind::Whiteout))
-        );
-        assert_eq!(
-            w(".wh.app").unwrap(),
-            Some(("app".into(), EntryKind::Whiteout))
-        );
-        assert_eq!(
-            w("var/.wh..wh..opq").unwrap(),
-            Some(("var".into(), EntryKind::Opaque))
-        );
-        assert_eq!(
-            w(".wh..wh..opq").unwrap(),
-            Some(("".into(), EntryKind::Opaque))
-        );
-        assert_eq!(w("x/.wh..wh.plnk").unwrap(), None);
-        assert!(w("x/.wh.").is_err());
-        assert!(w("x/.wh..").is_err());
-    }
 }

@@ -1,5 +1,6 @@
 //! Applying image layers to a root directory, safely against hostile layers. Every entry
-//! name goes through [`classify`] (the one place names are validated); every path is
+//! name goes through [`classify`] (the one place names are validated, shared with every
+//! other layer reader); every path is
 //! resolved inside the root by [`InRoot`]; final components are created relative to
 //! their parent's descriptor without following symlinks. Whiteouts remove only what lower
 //! layers left inside the root, device nodes need root and `--devices`, setuid and setgid
@@ -9,6 +10,7 @@
 use super::inroot::{self, c, InRoot, Stat};
 use crate::digest::{Digest, HashReader};
 use crate::error::{Error, IoContext, Result};
+pub use crate::imagefs::name::{classify, clean_path, EntryName};
 use crate::oci::io_to_error;
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashSet};
@@ -18,8 +20,6 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::rc::Rc;
 
-/// Longest entry name accepted (Linux's PATH_MAX).
-const MAX_NAME: usize = 4096;
 /// Most bytes of headers, long names and PAX records before one entry.
 const MAX_ENTRY_METADATA: u64 = 1 << 20;
 
@@ -78,79 +78,6 @@ pub struct ExtractStats {
     pub whiteouts: u64,
     /// Entries of kinds nobase does not create (sockets, unknown types).
     pub skipped_other: u64,
-}
-
-/// What a layer entry's name means.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum EntryName {
-    /// A path under the root, as components (none: the root itself).
-    Path(Vec<Vec<u8>>),
-    /// `DIR/.wh.NAME`: remove `NAME` that lower layers put in `DIR`.
-    Whiteout {
-        /// The directory.
-        dir: Vec<Vec<u8>>,
-        /// The name removed (one component, never `.` or `..`).
-        name: Vec<u8>,
-    },
-    /// `DIR/.wh..wh..opq`: hide everything lower layers put in `DIR`.
-    Opaque {
-        /// The directory.
-        dir: Vec<Vec<u8>>,
-    },
-    /// Other aufs metadata (`.wh..wh.plnk`…), which carries nothing for a bundle.
-    Ignored,
-}
-
-const WHITEOUT: &[u8] = b".wh.";
-const OPAQUE: &[u8] = b".wh..wh..opq";
-
-/// Cleans a layer path (an entry name or a hard link target) into components relative
-/// to the root: a leading `/` and `.` components are dropped, `..` removes the
-/// component before it and may not climb above the root (as Docker does), NUL bytes and
-/// over-long names are refused.
-pub fn clean_path(raw: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    if raw.len() > MAX_NAME {
-        return Err(format!("name longer than {MAX_NAME} bytes"));
-    }
-    if raw.contains(&0) {
-        return Err("name contains a NUL byte".into());
-    }
-    let mut out: Vec<Vec<u8>> = Vec::new();
-    for comp in raw.split(|b| *b == b'/') {
-        match comp {
-            b"" | b"." => {}
-            b".." => {
-                if out.pop().is_none() {
-                    return Err("`..` climbs out of the root".into());
-                }
-            }
-            _ => out.push(comp.to_vec()),
-        }
-    }
-    Ok(out)
-}
-
-/// Validates and classifies an entry name: the single gate every layer entry passes.
-pub fn classify(raw: &[u8]) -> Result<EntryName, String> {
-    let mut comps = clean_path(raw)?;
-    let Some(last) = comps.last() else {
-        return Ok(EntryName::Path(comps));
-    };
-    if !last.starts_with(WHITEOUT) {
-        return Ok(EntryName::Path(comps));
-    }
-    let last = comps.pop().unwrap_or_default();
-    if last == OPAQUE {
-        return Ok(EntryName::Opaque { dir: comps });
-    }
-    if last.starts_with(b".wh..wh.") {
-        return Ok(EntryName::Ignored);
-    }
-    let name = last[WHITEOUT.len()..].to_vec();
-    if name.is_empty() || name == b"." || name == b".." {
-        return Err("whiteout names nothing".into());
-    }
-    Ok(EntryName::Whiteout { dir: comps, name })
 }
 
 fn shown(comps: &[Vec<u8>]) -> String {
@@ -675,53 +602,5 @@ fn io_err(e: io::Error, comps: &[Vec<u8>]) -> Error {
     Error::Io {
         action: format!("unpacking {}{why}", shown(comps)),
         cause: e,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn p(parts: &[&str]) -> Vec<Vec<u8>> {
-        parts.iter().map(|s| s.as_bytes().to_vec()).collect()
-    }
-
-    #[test]
-    fn entry_names_are_cleaned_or_refused() {
-        let table: &[(&str, Result<EntryName, ()>)] = &[
-            ("app/hello", Ok(EntryName::Path(p(&["app", "hello"])))),
-            ("./app//x/", Ok(EntryName::Path(p(&["app", "x"])))),
-            ("/abs/x", Ok(EntryName::Path(p(&["abs", "x"])))),
-            ("a/../b", Ok(EntryName::Path(p(&["b"])))),
-            ("./", Ok(EntryName::Path(vec![]))),
-            ("../../x", Err(())),
-            ("/../x", Err(())),
-            ("a/../../x", Err(())),
-            (
-                "a/.wh.b",
-                Ok(EntryName::Whiteout {
-                    dir: p(&["a"]),
-                    name: b"b".to_vec(),
-                }),
-            ),
-            (
-                ".wh.x",
-                Ok(EntryName::Whiteout {
-                    dir: vec![],
-                    name: b"x".to_vec(),
-                }),
-            ),
-            ("a/.wh..wh..opq", Ok(EntryName::Opaque { dir: p(&["a"]) })),
-            ("a/.wh..wh.plnk", Ok(EntryName::Ignored)),
-            ("a/.wh.", Err(())),
-            ("a/.wh..", Err(())),
-            ("../.wh.x", Err(())),
-            ("a\0b", Err(())),
-        ];
-        for (raw, want) in table {
-            let got = classify(raw.as_bytes()).map_err(|_| ());
-            assert_eq!(&got, want, "{raw:?}");
-        }
-        assert!(classify(&vec![b'a'; 5000]).is_err());
     }
 }

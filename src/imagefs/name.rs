@@ -1,0 +1,158 @@
+//! The one gate every name inside a layer or an image archive passes, for every reader
+//! (`check`, `tree`, `unpack`/`run`, archives, `ADD`): names are cleaned lexically as
+//! Docker does (`/abs` and `./a//b/` are relative to the root, `a/../b` is `b`), a `..`
+//! that would climb above the root, a NUL byte or an over-long name is refused, and
+//! whiteouts are recognized here only.
+
+/// Longest entry name accepted (Linux's PATH_MAX).
+pub const MAX_NAME: usize = 4096;
+
+/// What a layer entry's name means.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EntryName {
+    /// A path under the root, as components (none: the root itself).
+    Path(Vec<Vec<u8>>),
+    /// `DIR/.wh.NAME`: remove `NAME` that lower layers put in `DIR`.
+    Whiteout {
+        /// The directory.
+        dir: Vec<Vec<u8>>,
+        /// The name removed (one component, never `.` or `..`).
+        name: Vec<u8>,
+    },
+    /// `DIR/.wh..wh..opq`: hide everything lower layers put in `DIR`.
+    Opaque {
+        /// The directory.
+        dir: Vec<Vec<u8>>,
+    },
+    /// Other aufs metadata (`.wh..wh.plnk`…), which carries nothing for a bundle.
+    Ignored,
+}
+
+const WHITEOUT: &[u8] = b".wh.";
+const OPAQUE: &[u8] = b".wh..wh..opq";
+
+/// Cleans a layer path (an entry name or a hard link target) into components relative
+/// to the root: a leading `/` and `.` components are dropped, `..` removes the
+/// component before it and may not climb above the root (as Docker does), NUL bytes and
+/// over-long names are refused.
+pub fn clean_path(raw: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    if raw.len() > MAX_NAME {
+        return Err(format!("is longer than {MAX_NAME} bytes"));
+    }
+    if raw.contains(&0) {
+        return Err("contains a NUL byte".into());
+    }
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for comp in raw.split(|b| *b == b'/') {
+        match comp {
+            b"" | b"." => {}
+            b".." => {
+                if out.pop().is_none() {
+                    return Err("climbs out of the root with '..'".into());
+                }
+            }
+            _ => out.push(comp.to_vec()),
+        }
+    }
+    Ok(out)
+}
+
+/// Validates and classifies an entry name: the single gate every layer entry passes.
+pub fn classify(raw: &[u8]) -> Result<EntryName, String> {
+    let mut comps = clean_path(raw)?;
+    let Some(last) = comps.last() else {
+        return Ok(EntryName::Path(comps));
+    };
+    if !last.starts_with(WHITEOUT) {
+        return Ok(EntryName::Path(comps));
+    }
+    let last = comps.pop().unwrap_or_default();
+    if last == OPAQUE {
+        return Ok(EntryName::Opaque { dir: comps });
+    }
+    if last.starts_with(b".wh..wh.") {
+        return Ok(EntryName::Ignored);
+    }
+    let name = last[WHITEOUT.len()..].to_vec();
+    if name.is_empty() || name == b"." || name == b".." {
+        return Err("is a whiteout that names nothing".into());
+    }
+    Ok(EntryName::Whiteout { dir: comps, name })
+}
+
+/// A cleaned name as one string (`a/b`; empty for the root), for readers that index by
+/// name. Names that are not UTF-8 are shown with replacement characters.
+pub fn normalize_name(raw: &str) -> Result<String, String> {
+    let comps = clean_path(raw.as_bytes())?;
+    Ok(String::from_utf8_lossy(&comps.join(&b'/')).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(parts: &[&str]) -> Vec<Vec<u8>> {
+        parts.iter().map(|s| s.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn names_normalize_or_are_refused() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("./usr/bin/env", Some("usr/bin/env")),
+            ("/abs/x", Some("abs/x")),
+            ("a//b/./c/", Some("a/b/c")),
+            ("./", Some("")),
+            ("a/..", Some("")),
+            ("a/b/../c", Some("a/c")),
+            ("../x", None),
+            ("a/../../x", None),
+            ("a\0b", None),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(normalize_name(raw).ok().as_deref(), *want, "{raw:?}");
+        }
+        assert_eq!(
+            normalize_name("../x").unwrap_err(),
+            "climbs out of the root with '..'"
+        );
+    }
+
+    #[test]
+    fn entry_names_are_cleaned_or_refused() {
+        let table: &[(&str, Result<EntryName, ()>)] = &[
+            ("app/hello", Ok(EntryName::Path(p(&["app", "hello"])))),
+            ("./app//x/", Ok(EntryName::Path(p(&["app", "x"])))),
+            ("/abs/x", Ok(EntryName::Path(p(&["abs", "x"])))),
+            ("a/../b", Ok(EntryName::Path(p(&["b"])))),
+            ("./", Ok(EntryName::Path(vec![]))),
+            ("../../x", Err(())),
+            ("/../x", Err(())),
+            ("a/../../x", Err(())),
+            (
+                "a/.wh.b",
+                Ok(EntryName::Whiteout {
+                    dir: p(&["a"]),
+                    name: b"b".to_vec(),
+                }),
+            ),
+            (
+                ".wh.x",
+                Ok(EntryName::Whiteout {
+                    dir: vec![],
+                    name: b"x".to_vec(),
+                }),
+            ),
+            ("a/.wh..wh..opq", Ok(EntryName::Opaque { dir: p(&["a"]) })),
+            ("a/.wh..wh.plnk", Ok(EntryName::Ignored)),
+            ("a/.wh.", Err(())),
+            ("a/.wh..", Err(())),
+            ("../.wh.x", Err(())),
+            ("a\0b", Err(())),
+        ];
+        for (raw, want) in table {
+            let got = classify(raw.as_bytes()).map_err(|_| ());
+            assert_eq!(&got, want, "{raw:?}");
+        }
+        assert!(classify(&vec![b'a'; 5000]).is_err());
+    }
+}
