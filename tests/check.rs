@@ -1378,7 +1378,8 @@ fn build_refuses_an_image_that_would_not_start_and_check_agrees() {
     assert_eq!(j["problems"][0]["path"], "/etc/passwd");
     let keys: Vec<&str> = j.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys, ["command", "image", "ok", "problems", "warnings"]);
-    assert_eq!(j["warnings"][0]["code"], "no-writable-tmp");
+    // hello world makes no temporary files: no warning about /tmp.
+    assert_eq!(j["warnings"], serde_json::json!([]));
     // A good build checks clean, in words too.
     env.nobase(&["build", bin, "-t", "h:2"]).ok();
     let r = env.nobase(&["check", "h:2"]).ok();
@@ -1442,12 +1443,38 @@ fn warnings_name_what_the_program_will_miss() {
         .ok();
         assert_eq!(warning_codes(&env, "gotls:2"), Vec::<String>::new());
     }
-    // The hello-world Go program uses neither.
+    // The hello-world Go program uses none of them, not even /tmp.
     if let Some(go) = hello_go() {
         env.nobase(&["build", go.to_str().unwrap(), "-t", "hello-go:1"])
             .ok();
-        assert_eq!(warning_codes(&env, "hello-go:1"), ["no-writable-tmp"]);
+        assert_eq!(warning_codes(&env, "hello-go:1"), Vec::<String>::new());
     }
+    // A C program that makes a temporary file needs a writable /tmp, dynamic (it imports
+    // mkstemp) or static and stripped (glibc's P_tmpdir is in it); --with tmp adds one.
+    let src = "#include <stdio.h>\n#include <stdlib.h>\nint main(void){char t[]=\"/tmp/aXXXXXX\";printf(\"%d\\n\",mkstemp(t));return 0;}\n";
+    for (name, flags) in [("mk-dyn", &[][..]), ("mk-static", &["-static", "-s"][..])] {
+        let out = env.path(name);
+        cc("gcc", src, &out, flags);
+        let out = out.to_str().unwrap();
+        let r = env.nobase(&["build", out, "-t", &format!("{name}:1")]).ok();
+        assert!(
+            r.stderr.contains("but the image has no /tmp") && r.stderr.contains("fix: --with tmp"),
+            "{name}: {}",
+            r.stderr
+        );
+        assert_eq!(
+            warning_codes(&env, &format!("{name}:1")),
+            ["no-writable-tmp"]
+        );
+        env.nobase(&["build", out, "-t", &format!("{name}:2"), "--with", "tmp"])
+            .ok();
+        assert_eq!(
+            warning_codes(&env, &format!("{name}:2")),
+            Vec::<String>::new()
+        );
+    }
+    let r = env.nobase(&["check", "mk-dyn:1"]).ok();
+    assert!(r.stdout.contains("calls mkstemp"), "{}", r.stdout);
     // curl links libcurl: CA certificates; it looks users up through NSS.
     if Path::new("/usr/bin/curl").exists() {
         env.nobase(&["build", "/usr/bin/curl", "-t", "curl:1"]).ok();

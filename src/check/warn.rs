@@ -37,6 +37,29 @@ const GO_LOAD_LOCATION: &[u8] = b"time.LoadLocation";
 const GO_TZDATA: &[u8] = b"time/tzdata";
 /// What static glibc links in when it uses NSS.
 const GLIBC_NSS: &[u8] = b"/etc/nsswitch.conf";
+/// Go's temporary files and directories all go through `os.TempDir` (CreateTemp,
+/// MkdirTemp, ioutil.TempFile), whose name the pclntab keeps even when it is inlined.
+const GO_TEMP_DIR: &[u8] = b"os.TempDir";
+/// C library functions that make temporary files, imported by dynamic programs.
+const TEMP_FUNCS: &[&str] = &[
+    "mkstemp",
+    "mkstemp64",
+    "mkostemp",
+    "mkostemp64",
+    "mkstemps",
+    "mkstemps64",
+    "mkostemps",
+    "mkostemps64",
+    "mkdtemp",
+    "tmpfile",
+    "tmpfile64",
+    "tmpnam",
+    "tmpnam_r",
+    "tempnam",
+];
+/// Bytes in a program that mean it names `/tmp` itself (`"/tmp/app.sock"`, P_tmpdir), or,
+/// unstripped, links glibc's temporary-name generator.
+const TMP_NEEDLES: &[&[u8]] = &[b"/tmp/", b"\0/tmp\0", b"__gen_tempname"];
 
 fn exists(root: &dyn Root, path: &str, kind: FileType) -> bool {
     root::resolve(root, path)
@@ -81,16 +104,22 @@ fn is_glibc(info: &ElfInfo) -> bool {
 
 /// Adds every warning that applies.
 pub(super) fn all(ck: &mut Checker) -> Result<()> {
-    tmp(ck);
     let mut tls = None;
     let mut zoneinfo = None;
     let mut nss = None;
+    let mut temp = None;
     for super::Loaded { shown, path, info } in ck.programs.clone() {
         if info.is_go() {
             let hits = scan(
                 ck.root,
                 &path,
-                &[GO_X509, GO_X509_FALLBACK, GO_LOAD_LOCATION, GO_TZDATA],
+                &[
+                    GO_X509,
+                    GO_X509_FALLBACK,
+                    GO_LOAD_LOCATION,
+                    GO_TZDATA,
+                    GO_TEMP_DIR,
+                ],
             )?;
             if hits[0] && !hits[1] {
                 tls.get_or_insert(format!("{shown} is a Go program that uses crypto/x509"));
@@ -98,7 +127,24 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
             if hits[2] && !hits[3] {
                 zoneinfo.get_or_insert(shown.clone());
             }
+            if hits[4] {
+                temp.get_or_insert(format!("{shown} is a Go program that uses os.TempDir"));
+            }
         } else {
+            if let Some(f) = info
+                .imports
+                .iter()
+                .find(|i| TEMP_FUNCS.contains(&i.as_str()))
+            {
+                temp.get_or_insert(format!("{shown} calls {f}"));
+            } else if temp.is_none()
+                && info.kind.is_executable()
+                && scan(ck.root, &path, TMP_NEEDLES)?.contains(&true)
+            {
+                // Executables only: a loader that is also the C library (musl's) names
+                // /tmp for every program.
+                temp.get_or_insert(format!("{shown} refers to /tmp"));
+            }
             if let Some(lib) = info
                 .needed
                 .iter()
@@ -120,6 +166,9 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
                 ));
             }
         }
+    }
+    if let Some(why) = temp {
+        tmp(ck, &why);
     }
     if let Some(why) = tls {
         let env_ok = ck
@@ -166,8 +215,8 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
     Ok(())
 }
 
-/// A `/tmp` the process's user may create files in.
-fn tmp(ck: &mut Checker) {
+/// A `/tmp` the process's user may create files in, for a program that uses one (`why`).
+fn tmp(ck: &mut Checker, why_needed: &str) {
     let meta = root::resolve(ck.root, "/tmp")
         .ok()
         .and_then(|p| ck.root.lstat(&p));
@@ -186,7 +235,7 @@ fn tmp(ck: &mut Checker) {
     ck.warning(
         WarningCode::NoWritableTmp,
         format!(
-            "{why}, so programs that create temporary files will fail; add one with `nobase build {}` (an empty /tmp with mode 1777)",
+            "{why_needed}, but {why}, so creating temporary files will fail; add one with `nobase build {}` (an empty /tmp with mode 1777)",
             Extra::Tmp.flag()
         ),
     );
