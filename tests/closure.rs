@@ -172,14 +172,21 @@ fn real_binaries_start_with_only_their_closure() {
     }
 }
 
-/// A program by absolute path or on PATH.
+/// A program by absolute path or on PATH. scripts/setup installs every program the
+/// tests look for, so in CI (`NOBASE_TEST_REQUIRE_TOOLS=1`) a missing one fails.
 fn find_program(name: &str) -> Option<PathBuf> {
-    if name.starts_with('/') {
-        return Path::new(name).is_file().then(|| PathBuf::from(name));
-    }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    let found = if name.starts_with('/') {
+        Path::new(name).is_file().then(|| PathBuf::from(name))
+    } else {
+        std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    };
+    assert!(
+        found.is_some() || std::env::var_os("NOBASE_TEST_REQUIRE_TOOLS").is_none(),
+        "{name} is required (NOBASE_TEST_REQUIRE_TOOLS is set) but not installed"
+    );
+    found
 }
 
 #[test]
@@ -287,6 +294,52 @@ fn runpath_origin_private_library_starts_and_missing_is_refused() {
     let greet = &ij["resolved"]["libraries"][0];
     assert_eq!(greet["name"], "libgreet.so.1");
     assert_eq!(greet["via"], "RUNPATH $ORIGIN/../lib");
+    assert_eq!(ij["runpath"], serde_json::json!(["$ORIGIN/../lib"]));
+    assert_eq!(ij["rpath"], serde_json::json!([]));
+    assert_eq!(
+        ij["needed"],
+        serde_json::json!(["libgreet.so.1", "libc.so.6"])
+    );
+    // The library itself: a shared library with its soname, which plain inspect says.
+    let lib = env.path("tree/opt/app/lib/libgreet.so.1.0.0");
+    let lj = env
+        .nobase(&["inspect", "--json", lib.to_str().unwrap()])
+        .ok()
+        .json();
+    assert_eq!(lj["type"], "shared-library");
+    assert_eq!(lj["soname"], "libgreet.so.1");
+    assert_eq!(lj["interpreter"], serde_json::Value::Null);
+    let text = env.nobase(&["inspect", lib.to_str().unwrap()]).ok().stdout;
+    assert!(
+        text.contains("shared library") && text.contains("soname     libgreet.so.1"),
+        "{text}"
+    );
+    // The old DT_RPATH (without --enable-new-dtags) is reported as rpath.
+    let old = env.path("tree/opt/app/bin/hello-rpath");
+    cc(
+        "gcc",
+        MAIN_GREET_C,
+        &old,
+        &[
+            &format!("-L{}", env.path("tree/opt/app/lib").display()),
+            "-l:libgreet.so.1",
+            "-Wl,-rpath,$ORIGIN/../lib:/opt/other",
+            "-Wl,--disable-new-dtags",
+        ],
+    );
+    let oj = env
+        .nobase(&["inspect", "--json", old.to_str().unwrap()])
+        .ok()
+        .json();
+    assert_eq!(
+        oj["rpath"],
+        serde_json::json!(["$ORIGIN/../lib", "/opt/other"])
+    );
+    assert_eq!(oj["runpath"], serde_json::json!([]));
+    assert_eq!(
+        oj["resolved"]["libraries"][0]["via"],
+        "RPATH $ORIGIN/../lib"
+    );
 
     // Without the library: refused, naming it and where it was looked for; nothing written.
     std::fs::remove_file(env.path("tree/opt/app/lib/libgreet.so.1.0.0")).unwrap();

@@ -128,6 +128,35 @@ fn config_flags_land_in_the_config() {
         .collect();
     assert!(env_list.contains(&"GREETING=hi there"));
     assert!(env_list.iter().any(|e| e.starts_with("PATH=")));
+    // --entrypoint (a JSON array) and --cmd; with no -t or -o the image is named
+    // <basename>:latest.
+    let j = build_json(
+        &env,
+        &[
+            bin.to_str().unwrap(),
+            "--entrypoint",
+            r#"["/app/hello-static", "first"]"#,
+            "--cmd",
+            "a b",
+            "--cmd",
+            "c",
+        ],
+    );
+    assert_eq!(
+        j["outputs"],
+        serde_json::json!(["hello-static:latest"]),
+        "{j}"
+    );
+    let c = skopeo_inspect(&[
+        "--config",
+        &format!("oci:{}:hello-static:latest", env.store().display()),
+    ])
+    .unwrap();
+    assert_eq!(
+        c["config"]["Entrypoint"],
+        serde_json::json!(["/app/hello-static", "first"])
+    );
+    assert_eq!(c["config"]["Cmd"], serde_json::json!(["a b", "c"]));
     // The added tree and the workdir are in the image, and it runs from there.
     if have("umoci") && is_root() {
         let bundle = env.path("b");
@@ -180,6 +209,18 @@ fn same_binary_from_elsewhere_gives_the_same_digest() {
             .clone();
         assert_eq!(x, y, "{c}");
         assert_ne!(x, d1, "{c} differs from gzip");
+        // Every reader reads every compression: check, tree and unpack.
+        let r = a.nobase(&["check", "z:1"]).ok();
+        assert!(r.stdout.starts_with("z:1: will start"), "{c}: {}", r.stdout);
+        let t = a.nobase(&["tree", "--json", "z:1"]).ok().json();
+        assert_eq!(t["merged"][1]["path"], "/app/hello-static", "{c}: {t}");
+        let bundle = a.path(&format!("unpacked-{c}"));
+        a.nobase(&["unpack", "z:1", bundle.to_str().unwrap()]).ok();
+        assert_eq!(
+            std::fs::read(bundle.join("rootfs/app/hello-static")).unwrap(),
+            std::fs::read(&bin).unwrap(),
+            "{c}"
+        );
     }
 }
 

@@ -11,6 +11,16 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// runc and root, or a skip message.
+/// Nothing is left behind in the bundles directory: no bundle, no lock.
+fn assert_no_bundle_left(env: &Env) {
+    let left: Vec<_> = std::fs::read_dir(env.path("bundles"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
 fn can_run() -> bool {
     have("runc") && is_root()
 }
@@ -61,12 +71,7 @@ fn stored_hello_runs_and_its_exit_code_is_ours() {
     );
     env.nobase(&["run", "hello:cmd"]).code(7);
     // Nothing is left behind: no bundle, no lock.
-    let left: Vec<_> = std::fs::read_dir(env.path("bundles"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    assert_no_bundle_left(&env);
 }
 
 #[test]
@@ -272,8 +277,9 @@ fn wait_running(env: &Env, deadline: Instant) -> PathBuf {
 }
 
 /// Starts `nobase run ARGS` in the background, waits until its container runs, sends
-/// SIGTERM to nobase only, and returns nobase's exit code and the state dir.
-fn terminate(env: &Env, args: &[&str]) -> (i32, PathBuf) {
+/// `sig` (`TERM`, `INT`…) to nobase only, and returns nobase's exit code and the state
+/// dir.
+fn signal(env: &Env, args: &[&str], sig: &str) -> (i32, PathBuf) {
     let mut child = env
         .cmd(args)
         .stdin(Stdio::null())
@@ -284,7 +290,7 @@ fn terminate(env: &Env, args: &[&str]) -> (i32, PathBuf) {
     let deadline = Instant::now() + Duration::from_secs(120);
     let state = wait_running(env, deadline);
     let rc = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([&format!("-{sig}"), &child.id().to_string()])
         .status()
         .unwrap();
     assert!(rc.success());
@@ -294,7 +300,7 @@ fn terminate(env: &Env, args: &[&str]) -> (i32, PathBuf) {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("nobase run did not end after SIGTERM");
+            panic!("nobase run did not end after SIG{sig}");
         }
         std::thread::sleep(Duration::from_millis(100));
     };
@@ -312,11 +318,7 @@ fn terminate(env: &Env, args: &[&str]) -> (i32, PathBuf) {
 
 fn assert_no_container_left(env: &Env, state: &Path, marker: &str) {
     // The bundle and its runtime state are gone…
-    let left: Vec<_> = std::fs::read_dir(env.path("bundles"))
-        .unwrap()
-        .flatten()
-        .collect();
-    assert!(left.is_empty(), "bundles left: {left:?}");
+    assert_no_bundle_left(env);
     // …so `runc list` has nothing to show (it recreates its --root: remove that again)…
     let o = Command::new("runc")
         .arg("--root")
@@ -337,7 +339,7 @@ fn assert_no_container_left(env: &Env, state: &Path, marker: &str) {
 }
 
 #[test]
-fn sigterm_reaches_the_program_and_leaves_no_container() {
+fn sigterm_and_sigint_reach_the_program_and_leave_no_container() {
     if !can_run() {
         return;
     }
@@ -345,12 +347,51 @@ fn sigterm_reaches_the_program_and_leaves_no_container() {
     if !busybox_image(&env) {
         return;
     }
-    // A program that handles SIGTERM gets it and its exit code comes back.
-    let marker = format!("sleep 7{}1", std::process::id());
-    let script = format!("trap 'exit 3' TERM; {marker} & wait");
-    let (code, state) = terminate(&env, &["run", "bb:1", "--", "sh", "-c", &script]);
-    assert_eq!(code, 3);
-    assert_no_container_left(&env, &state, &marker);
+    // A program that handles the signal gets it and its exit code comes back: SIGTERM
+    // from `kill` or systemd, SIGINT as Ctrl-C sends it.
+    for (sig, code) in [("TERM", 3), ("INT", 4)] {
+        let marker = format!("sleep 7{}{code}", std::process::id());
+        let script = format!("trap 'exit {code}' {sig}; {marker} & wait");
+        let (got, state) = signal(&env, &["run", "bb:1", "--", "sh", "-c", &script], sig);
+        assert_eq!(got, code, "SIG{sig}");
+        assert_no_container_left(&env, &state, &marker);
+    }
+}
+
+#[test]
+fn a_missing_loader_is_named_before_runc_and_a_failing_runtime_leaves_nothing() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    // A dynamic program copied alone, as `COPY a.out /app/` onto scratch does.
+    let layout = craft_image(
+        &env.path("noloader"),
+        &json!({"ref": "noloader", "config": {"Entrypoint": ["/app/hello"]},
+        "layers": [[
+            {"name": "app", "type": "dir", "mode": 0o755},
+            {"name": "app/hello", "from": hello_dynamic(), "mode": 0o755},
+        ]]}),
+    );
+    let r = env.nobase(&["run", &layout]).code(1);
+    assert!(
+        r.stderr.contains("/lib64/ld-linux-x86-64.so.2"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stdout, "");
+    // Without the check runc fails to exec it; the container and bundle go anyway.
+    let r = env.nobase(&["run", "--no-check", &layout]);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no such file or directory"),
+        "{}",
+        r.stderr
+    );
+    // A runtime that fails outright (here: not an OCI runtime at all) too.
+    let r = env.nobase(&["run", "--no-check", "--runtime", "/bin/false", &layout]);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert_no_bundle_left(&env);
 }
 
 #[test]
@@ -364,9 +405,10 @@ fn a_pid_1_that_ignores_sigterm_is_killed_after_the_stop_timeout() {
     }
     // PID 1 without a handler ignores SIGTERM: after --stop-timeout it is killed.
     let secs = format!("7{}2", std::process::id());
-    let (code, state) = terminate(
+    let (code, state) = signal(
         &env,
         &["run", "--stop-timeout", "1", "bb:1", "--", "sleep", &secs],
+        "TERM",
     );
     assert_eq!(code, 128 + 9);
     assert_no_container_left(&env, &state, &format!("sleep {secs}"));

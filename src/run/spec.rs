@@ -582,8 +582,29 @@ mod tests {
         let s = build(&inputs(false, None)).unwrap();
         let ns: Vec<&str> = s.linux.namespaces.iter().map(|n| n.kind.as_str()).collect();
         assert_eq!(ns, ["pid", "ipc", "uts", "mount", "network"]);
-        assert!(s.mounts.iter().any(|m| m.kind == "sysfs"));
+        // Docker's default mounts: proc, dev, devpts, shm, mqueue, sysfs read-only.
+        let mounted = |dest: &str, kind: &str| {
+            s.mounts
+                .iter()
+                .find(|m| m.destination == dest && m.kind == kind)
+                .unwrap_or_else(|| panic!("no {kind} at {dest}: {:?}", s.mounts))
+        };
+        mounted("/proc", "proc");
+        mounted("/dev", "tmpfs");
+        mounted("/dev/pts", "devpts");
+        mounted("/dev/shm", "tmpfs");
+        mounted("/dev/mqueue", "mqueue");
+        assert!(mounted("/sys", "sysfs").options.contains(&"ro".to_string()));
         assert!(s.mounts.iter().any(|m| m.kind == "cgroup"));
+        assert!(!s.process.terminal);
+        assert!(!s.process.env.iter().any(|e| e.starts_with("TERM=")));
+        let tty = build(&SpecInputs {
+            terminal: true,
+            ..inputs(false, None)
+        })
+        .unwrap();
+        assert!(tty.process.terminal);
+        assert!(tty.process.env.contains(&"TERM=xterm".to_string()));
         assert_eq!(s.process.user.additional_gids, [10]);
         assert_eq!(
             s.process.capabilities.effective.len(),

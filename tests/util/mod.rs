@@ -126,11 +126,15 @@ pub fn have(tool: &str) -> bool {
     found
 }
 
-/// True when running as root (runc without rootless needs it).
+/// True when running as root (runc without rootless needs it). In CI
+/// (`NOBASE_TEST_REQUIRE_TOOLS=1`) not being root fails the test instead of skipping it.
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc_geteuid() } == 0;
     if !root {
+        if std::env::var_os("NOBASE_TEST_REQUIRE_TOOLS").is_some() {
+            panic!("runc tests need root and NOBASE_TEST_REQUIRE_TOOLS is set (CI runs as root)");
+        }
         eprintln!("skipping: runc tests need root");
     }
     root
