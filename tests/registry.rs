@@ -8,6 +8,7 @@ use crate::util::*;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -970,6 +971,47 @@ fn credentials_come_from_docker_config_and_wrong_ones_fail_without_leaking() {
             assert!(r.stderr.contains(origin.as_str()), "{}", r.stderr);
         }
     }
+    // A credential helper, named per registry (credHelpers) or for all (credsStore):
+    // `docker-credential-NAME get` reads the host on stdin and prints the secret.
+    let bin = env.path("helpers");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = env.path("helper-log");
+    for (name, pass) in [("nbgood", PASS), ("nbbad", canary)] {
+        let helper = bin.join(format!("docker-credential-{name}"));
+        std::fs::write(
+            &helper,
+            format!(
+                "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread host\necho \"{name} $host\" >> {}\nprintf '{{\"ServerURL\":\"%s\",\"Username\":\"{USER}\",\"Secret\":\"{pass}\"}}' \"$host\"\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let host = reg.host();
+    for (conf, works) in [
+        (format!(r#"{{"credHelpers":{{"{host}":"nbgood"}}}}"#), true),
+        (r#"{"credsStore":"nbgood"}"#.to_string(), true),
+        // credHelpers wins over credsStore for its registry.
+        (
+            format!(r#"{{"credsStore":"nbgood","credHelpers":{{"{host}":"nbbad"}}}}"#),
+            false,
+        ),
+    ] {
+        std::fs::write(&config, &conf).unwrap();
+        let r = nb_env(&env, &["push", "hello:1", &dest, "-v"], &[("PATH", &path)]);
+        assert_eq!(r.code, if works { 0 } else { 3 }, "{conf}: {}", r.stderr);
+        for out in [&r.stdout, &r.stderr] {
+            assert!(
+                !out.contains(canary) && !out.contains(PASS),
+                "secret printed: {out}"
+            );
+        }
+    }
+    let asked = std::fs::read_to_string(&log).unwrap();
+    assert!(asked.contains(&format!("nbgood {host}")), "{asked}");
+    assert!(asked.contains(&format!("nbbad {host}")), "{asked}");
     // No credentials at all: says how to give some.
     std::fs::remove_file(&config).unwrap();
     let r = nb(&env, &["push", "hello:1", &dest]).code(3);
