@@ -1278,6 +1278,21 @@ fn endless_faults_fail_cleanly_after_bounded_retries() {
         "{}",
         r.stderr
     );
+    // Answers that cannot change by asking again are not retried: 401, 403, 404.
+    for status in [401u16, 403, 404] {
+        let refuser = Proxy::start(reg.port, None, move |s, _| {
+            if s.path == "/v2/" {
+                Fault::Forward
+            } else {
+                Fault::Status(status, vec![])
+            }
+        });
+        let src = format!("docker://{}/endless/hello:1", refuser.host());
+        let r = nb_env(&env, &["pull", &src, "-t", "x:1"], &fast).code(3);
+        assert!(!r.stderr.contains("attempts"), "{status}: {}", r.stderr);
+        let gets = refuser.count("GET", "/manifests/") + refuser.count("HEAD", "/manifests/");
+        assert_eq!(gets, 1, "{status}: asked {gets} times");
+    }
 }
 
 #[test]
