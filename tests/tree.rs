@@ -238,12 +238,39 @@ fn tree_shows_each_layer_and_the_waste_of_an_umoci_image() {
     // Layers as skopeo sees them: digests and compressed sizes.
     let raw = run(Command::new("skopeo").args(["inspect", "--raw", &reference]));
     let manifest: Value = serde_json::from_str(&raw.stdout).unwrap();
+    let layout_dir = Path::new(image.rsplit_once(':').unwrap().0);
     for (mine, theirs) in layers.iter().zip(manifest["layers"].as_array().unwrap()) {
         assert_eq!(mine["digest"], theirs["digest"]);
         assert_eq!(mine["size"], theirs["size"]);
         let (tar, data) = (&mine["uncompressed_size"], &mine["file_bytes"]);
         assert!(tar.as_u64().unwrap() > data.as_u64().unwrap(), "{mine}");
+        // The uncompressed size is the length of the blob's tar stream, exactly.
+        let hex = theirs["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:");
+        let blob = std::fs::File::open(layout_dir.join("blobs/sha256").join(hex)).unwrap();
+        let n = std::io::copy(
+            &mut flate2::read::GzDecoder::new(blob),
+            &mut std::io::sink(),
+        )
+        .unwrap();
+        assert_eq!(tar.as_u64().unwrap(), n, "{mine}");
     }
+    // The image as named, and each file's mode as the layer has it.
+    assert_eq!(j["image"], reference.as_str());
+    let motd = layers[0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/etc/motd")
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(env.path("l1/etc/motd"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(motd["mode"], format!("{:04o}", mode & 0o7777));
 
     // The merged tree is what umoci unpacks: the same files, the same sizes.
     let bundle = umoci_unpack(&env, &image).unwrap();
