@@ -740,8 +740,16 @@ fn dlopen_blind_spots_come_with_the_add_that_fixes_them() {
         assert_eq!(r.code, 1);
         assert!(r.stdout.contains("dlopen failed"), "{}", r.stdout);
     }
-    // The suggested --add makes the dlopen succeed.
-    build(&env, &exe, "with", &["--add", &add]);
+    // The suggested --add makes the dlopen succeed, and the warning goes.
+    let j = build(&env, &exe, "with", &["--add", &add]);
+    assert!(
+        !j["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["kind"] == "dlopen-string"),
+        "{j:#}"
+    );
     if let Some(r) = runc_run(&env, &layout_ref(&env, "with"), None) {
         assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
         assert_eq!(r.stdout, "dlopen ok\n");
@@ -755,6 +763,59 @@ fn dlopen_blind_spots_come_with_the_add_that_fixes_them() {
         "{}",
         r.stderr
     );
+}
+
+#[test]
+fn iconv_programs_are_warned_about_gconv_and_the_add_makes_them_work() {
+    if !Path::new("/usr/lib/x86_64-linux-gnu/gconv/gconv-modules").exists() {
+        assert!(
+            std::env::var_os("NOBASE_TEST_REQUIRE_TOOLS").is_none(),
+            "glibc's gconv modules (libc6) are required"
+        );
+        return;
+    }
+    let env = Env::new();
+    let exe = env.path("conv");
+    cc(
+        "gcc",
+        "#include <iconv.h>\n#include <stdio.h>\n\
+         int main(void) {\n\
+           iconv_t c = iconv_open(\"SHIFT_JIS\", \"UTF-8\");\n\
+           if (c == (iconv_t)-1) { puts(\"iconv failed\"); return 1; }\n\
+           puts(\"iconv ok\"); return 0;\n}\n",
+        &exe,
+        &[],
+    );
+    let j = build(&env, &exe, "conv", &[]);
+    let w = j["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["kind"] == "iconv")
+        .unwrap_or_else(|| panic!("no iconv warning: {j:#}"));
+    assert!(
+        w["message"].as_str().unwrap().contains("calls iconv_open"),
+        "{w}"
+    );
+    let add = w["add"][0].as_str().unwrap().to_string();
+    assert!(add.contains("/gconv"), "{add}");
+    if let Some(r) = runc_run(&env, &layout_ref(&env, "conv"), None) {
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert_eq!(r.stdout, "iconv failed\n");
+    }
+    let j = build(&env, &exe, "conv-with", &["--add", &add]);
+    assert!(
+        !j["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["kind"] == "iconv"),
+        "{j:#}"
+    );
+    if let Some(r) = runc_run(&env, &layout_ref(&env, "conv-with"), None) {
+        assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+        assert_eq!(r.stdout, "iconv ok\n");
+    }
 }
 
 /// `ld.so --list PROG`: glibc's own loader resolving a program without running it.

@@ -92,6 +92,14 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
         )));
     }
     let mut blind_spots = loader::dlopen::blind_spots(&overlay, &closure);
+    // What the application tree already has (the user followed the advice with --add)
+    // needs no advice; a blind spot whose every fix is in place is no longer one.
+    blind_spots.retain_mut(|b| {
+        let had = b.adds.len();
+        b.adds
+            .retain(|a| app.get(a.dest.trim_start_matches('/')).is_none());
+        had == 0 || !b.adds.is_empty()
+    });
     for b in &mut blind_spots {
         for a in &mut b.adds {
             a.source = req.source.host_path(&a.source).display().to_string();
