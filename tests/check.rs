@@ -1481,6 +1481,18 @@ fn warnings_name_what_the_program_will_miss() {
         let w = warning_codes(&env, "curl:1");
         assert!(w.contains(&"no-ca-certificates".into()), "{w:?}");
         assert!(w.contains(&"no-nsswitch".into()), "{w:?}");
+        // Each names the --with that fixes it.
+        let j = env.nobase(&["check", "--json", "curl:1"]).ok().json();
+        let with = |code: &str| {
+            j["warnings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|w| w["code"] == code)
+                .map(|w| w["with"].clone())
+        };
+        assert_eq!(with("no-nsswitch"), Some("passwd".into()), "{j}");
+        assert_eq!(with("no-ca-certificates"), Some("certs".into()), "{j}");
     } else {
         eprintln!("skipping the curl case: /usr/bin/curl is not installed");
     }
