@@ -302,6 +302,31 @@ fn dynamic_binary_refused_with_never_and_nothing_written() {
     assert_eq!(blob_count(&env.store()), 0, "blobs were written");
     let r = env.nobase(&["images", "--json"]).ok();
     assert_eq!(r.json(), serde_json::json!([]));
+    // The static rebuild advised fits the program's toolchain: Rust (this test binary's
+    // nobase is a dynamic Rust program), musl, and Go with cgo.
+    let mut cases = vec![
+        (nobase_bin(), "+crt-static"),
+        (hello_musl(), "musl-gcc -static"),
+    ];
+    let cgo = go_program(
+        "hello-cgo",
+        "package main\n\nimport (\n\t\"fmt\"\n\t\"os/user\"\n)\n\nfunc main() { u, _ := user.Current(); fmt.Println(u != nil) }\n",
+        &[("CGO_ENABLED", "1")],
+    );
+    if let Some(go) = cgo {
+        cases.push((go, "CGO_ENABLED=0 go build"));
+    }
+    for (bin, fix) in cases {
+        let r = env
+            .nobase(&["build", bin.to_str().unwrap(), "--bundle", "never"])
+            .code(1);
+        assert!(
+            r.stderr.contains("is dynamically linked") && r.stderr.contains(fix),
+            "{}: {}",
+            bin.display(),
+            r.stderr
+        );
+    }
 }
 
 #[test]
