@@ -1749,10 +1749,15 @@ fn check_reads_an_image_straight_from_a_registry() {
     for (tag, ok) in [("good:1", true), ("bad:1", false)] {
         let dest = format!("docker://{}/check/{tag}", reg.host());
         nb(&env, &["push", tag, &dest]).ok();
+        let blobs = blob_count(&env.store());
+        let images = nb(&env, &["images", "--json"]).ok().json();
         let r = nb(&env, &["check", "--json", &dest]);
         assert_eq!(r.code, if ok { 0 } else { 1 }, "{tag}: {}", r.stderr);
         assert_eq!(r.json()["ok"], ok);
         assert_eq!(r.json()["image"], dest);
+        // Read straight from the registry: nothing was pulled into the store.
+        assert_eq!(blob_count(&env.store()), blobs, "{tag}");
+        assert_eq!(nb(&env, &["images", "--json"]).ok().json(), images);
     }
 }
 
