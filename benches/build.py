@@ -5,6 +5,7 @@ together mean anything. Called by benches/build.sh, which builds nobase first.
 
     benches/build.py NOBASE RUNS WORKDIR TF90 BIG700 HELLO
 """
+import json
 import os
 import shutil
 import statistics
@@ -90,6 +91,27 @@ def startup():
           f" = {m / u:.2f}x umoci")
 
 
+def check_node():
+    """`nobase check` of node with its closure: it reads headers and the files it needs."""
+    node = shutil.which("node")
+    if not node:
+        print("\ncheck: skipped (node is not installed)")
+        return
+    store = fresh(os.path.join(work, "C"))
+    env = {**os.environ, "NOBASE_STORE": store}
+    subprocess.run([nobase, "build", "-q", node, "-t", "node:1"], env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = subprocess.run([nobase, "tree", "--json", "node:1"], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    total = json.loads(out)["total_bytes"]
+    rows = [timed([nobase, "check", "node:1"], {"NOBASE_STORE": store}) for _ in range(runs * 2)]
+    wall = statistics.median(w for w, _ in rows)
+    rss = max(r for _, r in rows) / 1024
+    print(f"\ncheck: node with its closure ({total / 1e6:.1f} MB of files, {du(store) / 1e6:.1f} MB stored),"
+          f" {runs * 2} runs: median {wall * 1000:.0f} ms, peak RSS {rss:.1f} MiB")
+
+
 startup()
+check_node()
 bench(f"~90 MB static Go ({tf})", tf)
 bench(f"~700 MB static Go ({big})", big)

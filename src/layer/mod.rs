@@ -8,7 +8,7 @@ mod cache;
 pub use blocks::{Codec, ParallelBlocks};
 pub use cache::LayerCache;
 
-use crate::digest::{BackgroundHashWriter, Digest, HashWriter};
+use crate::digest::{BackgroundHashWriter, Digest};
 use crate::error::{Error, IoContext, Result};
 use crate::image::{self, Descriptor};
 use crate::oci::{io_to_error, BlobWriter, Layout};
@@ -156,13 +156,14 @@ pub fn write_layer(tree: &ImageTree, opts: &LayerOptions, layout: &Layout) -> Re
     let cache = LayerCache::of(layout);
     let key = LayerCache::key(tree, opts);
     if let Some(hit) = cache.candidate(&key, layout) {
-        // Verify the content: regenerate the tar and hash it, without compressing.
-        let mut tar = tar::Builder::new(HashWriter::new(io::sink()));
+        // Verify the content: regenerate the tar and hash it, without compressing. The
+        // hash runs on its own thread, so reading the files overlaps with hashing them.
+        let mut tar = tar::Builder::new(BackgroundHashWriter::new(io::sink()));
         write_entries(&mut tar, tree, opts.mtime)?;
-        let hasher = tar
+        let (_, diff_id, _) = tar
             .into_inner()
+            .and_then(BackgroundHashWriter::finish)
             .io(|| "finishing the layer tar".to_string())?;
-        let (_, diff_id, _) = hasher.finish();
         if diff_id == hit.diff_id {
             return Ok(Layer {
                 reused: true,
