@@ -1,7 +1,8 @@
 //! The documentation cannot rot: every ```sh block of README.md, GUIDE.md and FAQ.md runs
 //! here, in order, in one sandbox per file (HOME, the store and a registry of its own),
 //! with the built nobase first on PATH. A line with `# exits N` (optionally followed by
-//! a comment) must exit with N; every other command must succeed. Blocks fenced as `console` or `text` are shown, not
+//! a comment) must exit with N; one with `# prints: TEXT` must succeed and print TEXT
+//! (among its output); every other command must succeed. Blocks fenced as `console` or `text` are shown, not
 //! run (the README's quick start is what CI itself runs: scripts/setup, scripts/test,
 //! scripts/demo).
 
@@ -35,9 +36,17 @@ fn script(block: &str) -> String {
     let mut s = String::from(
         "set -euo pipefail\n\
          expect_exit() { local want=$1 cmd=$2 rc; set +e; eval \"$cmd\"; rc=$?; set -e;\n\
-           if [ \"$rc\" -ne \"$want\" ]; then echo \"expected exit $want, got $rc: $cmd\" >&2; exit 1; fi; }\n",
+           if [ \"$rc\" -ne \"$want\" ]; then echo \"expected exit $want, got $rc: $cmd\" >&2; exit 1; fi; }\n\
+         expect_output() { local want=$1 cmd=$2 out; out=$(eval \"$cmd\"); printf '%s\\n' \"$out\";\n\
+           case \"$out\" in *\"$want\"*) ;; *) echo \"expected output with '$want': $cmd\" >&2; exit 1;; esac; }\n",
     );
     for line in block.lines() {
+        // `cmd  # prints: TEXT`: the command succeeds and its output contains TEXT.
+        if let Some((cmd, want)) = line.split_once("# prints: ") {
+            let q = |x: &str| x.trim().replace('\'', "'\\''");
+            s.push_str(&format!("expect_output '{}' '{}'\n", q(want), q(cmd)));
+            continue;
+        }
         // `cmd  # exits N`, optionally followed by a comment: `# exits 1  why it fails`.
         if let Some((cmd, n)) = line.split_once("# exits ") {
             let n = n.split_whitespace().next().unwrap_or("");
@@ -181,6 +190,15 @@ fn exit_code_annotations_are_enforced() {
     let s = script("true # exits 1\n");
     let r = run(Command::new("bash").arg("-c").arg(&s));
     assert_eq!(r.code, 1, "an unmet expectation must fail");
+    // `# prints: TEXT`: the output must contain TEXT, and the command must succeed.
+    for (line, ok) in [
+        ("echo 'say \"hi\" there' # prints: \"hi\" there", true),
+        ("echo hello # prints: bye", false),
+        ("sh -c 'echo bye; exit 3' # prints: bye", false),
+    ] {
+        let r = run(Command::new("bash").arg("-c").arg(script(line)));
+        assert_eq!(r.code == 0, ok, "{line}: {}", r.stderr);
+    }
     assert_eq!(
         sh_blocks("a\n```sh\nx\ny\n```\n```console\nz\n```\n"),
         vec![(3, "x\ny\n".to_string())]
