@@ -286,6 +286,42 @@ mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
 
+    /// 40 symlinks in a row resolve, 41 are a loop: Linux's MAXSYMLINKS, checked against
+    /// the kernel on the same chains.
+    #[test]
+    fn chains_of_forty_links_resolve_and_forty_one_do_not_as_in_the_kernel() {
+        let d = tempfile::tempdir().unwrap();
+        let b = d.path();
+        std::fs::write(b.join("target"), "x").unwrap();
+        for (n, ok) in [(40usize, true), (41, false)] {
+            let dir = b.join(format!("chain{n}"));
+            std::fs::create_dir(&dir).unwrap();
+            for i in 1..=n {
+                let next = if i == n {
+                    "/target".to_string()
+                } else {
+                    format!("l{}", i + 1)
+                };
+                symlink(&next, dir.join(format!("l{i}"))).unwrap();
+            }
+            // The kernel, on the same chain with the last link made host-absolute.
+            let last = dir.join(format!("l{n}"));
+            std::fs::remove_file(&last).unwrap();
+            symlink(b.join("target"), &last).unwrap();
+            assert_eq!(std::fs::metadata(dir.join("l1")).is_ok(), ok, "kernel, {n}");
+            std::fs::remove_file(&last).unwrap();
+            symlink("/target", &last).unwrap();
+            let r = HostRoot::new(b);
+            let got = resolve(&r, &format!("/chain{n}/l1"));
+            assert_eq!(got.is_ok(), ok, "{n}: {got:?}");
+            if ok {
+                assert_eq!(got.unwrap(), "/target");
+            } else {
+                assert!(matches!(got, Err(ResolveError::Loop { .. })), "{got:?}");
+            }
+        }
+    }
+
     #[test]
     fn symlinks_resolve_inside_the_root() {
         let d = tempfile::tempdir().unwrap();
