@@ -500,6 +500,18 @@ fn library_found_only_through_ld_so_conf_gets_an_image_cache() {
             assert_eq!(r.code, 0, "{}", r.stderr);
             assert_eq!(r.stdout, "vendor library via ld.so.conf\n");
         }
+        // `nobase check` finds the library as the loader will: through the image's own
+        // /etc/ld.so.cache (/opt/vendor/lib is on no default path).
+        let r = env
+            .nobase(&["check", "-v", &format!("oci:{}", layout_ref(&env, name))])
+            .ok();
+        assert!(r.stdout.contains("will start"), "{}", r.stdout);
+        assert!(
+            format!("{}{}", r.stdout, r.stderr).contains("ld.so.cache"),
+            "{}{}",
+            r.stdout,
+            r.stderr
+        );
         // The generated cache is one the real ldconfig reads.
         if let Some(b) = umoci_unpack(&env, &layout_ref(&env, name)) {
             let cache = b.join("rootfs/etc/ld.so.cache");
