@@ -1071,6 +1071,25 @@ fn musl_library_found_through_the_path_file_of_a_sysroot() {
         assert_eq!(r.code, 0, "{}", r.stderr);
         assert_eq!(r.stdout, "hello from libgreet\n");
     }
+    // Without a path file musl searches /lib, /usr/local/lib, /usr/lib.
+    std::fs::remove_file(root.join("etc/ld-musl-x86_64.path")).unwrap();
+    std::fs::create_dir_all(root.join("usr/local/lib")).unwrap();
+    std::fs::rename(
+        root.join("opt/m/lib/libgreet.so"),
+        root.join("usr/local/lib/libgreet.so"),
+    )
+    .unwrap();
+    let ij = env
+        .nobase(&["inspect", "--json", "--root", r, exe.to_str().unwrap()])
+        .ok()
+        .json();
+    let greet = &ij["resolved"]["libraries"][0];
+    assert_eq!(greet["path"], "/usr/local/lib/libgreet.so", "{ij:#}");
+    build(&env, &exe, "m-default", &["--sysroot", r]);
+    if let Some(r) = runc_run(&env, &layout_ref(&env, "m-default"), None) {
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.stdout, "hello from libgreet\n");
+    }
 }
 
 #[test]
