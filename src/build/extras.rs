@@ -414,6 +414,17 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(tzdata(&roots).is_ok());
+        // A sysroot that has them wins over the host (here: its own fake Paris).
+        let first = [HostRoot::new(d.path()), HostRoot::new("/")];
+        let t = tzdata(&first).unwrap();
+        match &t
+            .get(&key("/usr/share/zoneinfo/Europe/Paris"))
+            .unwrap()
+            .node
+        {
+            Node::File { size, .. } => assert_eq!(*size, "TZif paris".len() as u64),
+            other => panic!("{other:?}"),
+        }
         let none = [HostRoot::new(empty.path())];
         for e in [certs(&none).unwrap_err(), tzdata(&none).unwrap_err()] {
             assert_eq!(e.exit_code(), 1, "{e}");
