@@ -17,6 +17,28 @@ fn static_hello_runs_under_runc_and_stays_small() {
         assert_eq!(r.code, 0, "runc: {}", r.stderr);
         assert_eq!(r.stdout, "hello world\n");
     }
+    // The layer as any tar reader sees it: /app then /app/hello-static, owned by 0:0,
+    // modes 0755, mtime 0 (no SOURCE_DATE_EPOCH), in path order, and the binary's bytes.
+    let layer = &j["layers"][0]["digest"];
+    let hex = layer.as_str().unwrap().trim_start_matches("sha256:");
+    let blob = std::fs::File::open(store.join("blobs/sha256").join(hex)).unwrap();
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+    let mut seen = Vec::new();
+    for e in tar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let h = e.header().clone();
+        let path = e.path().unwrap().display().to_string();
+        assert_eq!((h.uid().unwrap(), h.gid().unwrap()), (0, 0), "{path}");
+        assert_eq!(h.mtime().unwrap(), 0, "{path}");
+        assert_eq!(h.mode().unwrap() & 0o7777, 0o755, "{path}");
+        if path.ends_with("hello-static") {
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+            assert_eq!(data, std::fs::read(&bin).unwrap());
+        }
+        seen.push(path);
+    }
+    assert_eq!(seen, ["app", "app/hello-static"]);
     // The whole layout is at most ~64 KiB more than the binary it carries.
     let binary = std::fs::metadata(&bin).unwrap().len();
     let layout = du(&store);
