@@ -1758,6 +1758,21 @@ fn check_reads_an_image_straight_from_a_registry() {
         // Read straight from the registry: nothing was pulled into the store.
         assert_eq!(blob_count(&env.store()), blobs, "{tag}");
         assert_eq!(nb(&env, &["images", "--json"]).ok().json(), images);
+        // tree reads it there too, and run starts it from there.
+        let t = nb(&env, &["tree", "--json", &dest]).ok().json();
+        assert_eq!(t["image"], dest);
+        assert!(
+            t["merged"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["path"] == "/app/hello-static"),
+            "{t}"
+        );
+        if ok && have("runc") && is_root() {
+            let r = nb(&env, &["run", &dest]).ok();
+            assert_eq!(r.stdout, "hello world\n");
+        }
     }
 }
 
