@@ -1230,6 +1230,103 @@ fn pushes_and_pulls_survive_dropped_connections_500s_and_429s() {
 }
 
 #[test]
+fn layers_go_up_first_small_blobs_in_one_put_large_ones_in_chunks_manifest_last() {
+    let Some(reg) = Registry::start(Auth::None) else {
+        return;
+    };
+    let env = Env::new();
+    // Four layers (tmp, passwd, certs, the program) and a config.
+    let bin = hello_static();
+    let j = build_json(
+        &env,
+        &[
+            bin.to_str().unwrap(),
+            "-t",
+            "four:1",
+            "--with",
+            "tmp,passwd,certs",
+        ],
+    );
+    let layers: Vec<String> = j["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(layers.len(), 4, "{j}");
+    let proxy = Proxy::start(reg.port, None, |_, _| Fault::Forward);
+    let dest = format!("docker://{}/order/four:1", proxy.host());
+    // Chunks of 64 KiB: the program's layer (over 300 KiB) goes up in PATCHes, the
+    // small ones in one PUT each.
+    nb_env(
+        &env,
+        &["push", "four:1", &dest],
+        &[("NOBASE_CHUNK_SIZE", "65536")],
+    )
+    .ok();
+    let seen = proxy.seen();
+    let finals: Vec<(usize, String)> = seen
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.method == "PUT" && s.path.contains("/blobs/uploads/"))
+        .map(|(i, s)| {
+            let d = s.path.split("digest=").nth(1).unwrap_or("");
+            (i, d.replace("%3A", ":").replace("%3a", ":"))
+        })
+        .collect();
+    assert_eq!(finals.len(), 5, "four layers and the config: {seen:#?}");
+    let config_at = finals
+        .iter()
+        .find(|(_, d)| !layers.contains(d))
+        .map(|(i, _)| *i)
+        .expect("the config's upload");
+    for (i, d) in &finals {
+        if layers.contains(d) {
+            assert!(*i < config_at, "layer {d} after the config");
+        }
+    }
+    let manifest_at = seen
+        .iter()
+        .rposition(|s| s.method == "PUT" && s.path.contains("/manifests/"))
+        .unwrap();
+    assert!(manifest_at > config_at);
+    assert_eq!(
+        manifest_at,
+        seen.len() - 1,
+        "the manifest is the last request"
+    );
+    // Blobs over the chunk size went up in PATCHes of it, with an empty final PUT; the
+    // others (the config too) whole in their PUT.
+    let sizes: BTreeMap<String, u64> = j["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["digest"].as_str().unwrap().to_string(),
+                l["size"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(sizes.values().any(|&n| n > 65536) && sizes.values().any(|&n| n <= 65536));
+    let want_patches: u64 = sizes
+        .values()
+        .filter(|&&n| n > 65536)
+        .map(|n| n.div_ceil(65536))
+        .sum();
+    let patches = proxy.count("PATCH", "/blobs/uploads/");
+    assert_eq!(patches as u64, want_patches, "{seen:#?}");
+    for (i, d) in &finals {
+        let chunked = sizes.get(d).is_some_and(|&n| n > 65536);
+        assert_eq!(seen[*i].body_len == 0, chunked, "{d}");
+    }
+    // What arrived is a correct image: skopeo copies it out, checking every blob.
+    if let Some(d) = skopeo_copy_digest(&env, &dest, None) {
+        assert_eq!(d, j["digest"].as_str().unwrap());
+    }
+}
+
+#[test]
 fn endless_faults_fail_cleanly_after_bounded_retries() {
     let Some(reg) = Registry::start(Auth::None) else {
         return;
