@@ -1060,6 +1060,37 @@ fn bearer_tokens_push_pull_mount_and_identity_tokens() {
     let r = nb(&env, &["push", "hello:1", &other, "--creds", &creds]).ok();
     assert!(r.stderr.contains("2 mounted"), "{}", r.stderr);
 
+    // A token the registry stops accepting in the middle of a push (a proxy answers the
+    // first authorized blob request with 401 and a fresh challenge) is fetched again.
+    let realm = tokens.realm();
+    let refused = Arc::new(AtomicBool::new(false));
+    let once = refused.clone();
+    let proxy = Proxy::start(reg.port, None, move |s, _| {
+        if s.authorization && s.path.contains("/blobs/") && !once.swap(true, Ordering::SeqCst) {
+            let challenge = format!(
+                r#"Bearer realm="{realm}",service="test-registry",scope="repository:team/again:pull,push""#
+            );
+            Fault::Status(401, vec![("WWW-Authenticate", challenge)])
+        } else {
+            Fault::Forward
+        }
+    });
+    let asked = tokens.requests.lock().unwrap().len();
+    let again = format!("docker://{}/team/again:1", proxy.host());
+    nb(&env, &["push", "hello:1", &again, "--creds", &creds]).ok();
+    assert!(refused.load(Ordering::SeqCst));
+    let now = tokens.requests.lock().unwrap().len();
+    assert!(
+        now >= asked + 2,
+        "one token, then a fresh one: {asked} -> {now}"
+    );
+    if let Some(d) = skopeo_registry_digest(
+        &format!("docker://{}/team/again:1", reg.host()),
+        Some(&creds),
+    ) {
+        assert_eq!(d, digest);
+    }
+
     // Pull with an identity token from config.json (the OAuth2 refresh grant).
     let env2 = Env::new();
     let docker = env2.path("docker");
