@@ -292,4 +292,25 @@ fn progress_and_colour_only_on_a_terminal() {
     assert!(!plain.stdout.contains('\x1b'), "{:?}", plain.stdout);
     let captured = env.nobase(&["check", "hello:1"]).ok();
     assert!(!captured.stdout.contains('\x1b') && !captured.stderr.contains('\r'));
+    // A push draws one bar per blob on a terminal, each ending with what happened to it;
+    // captured, it prints only the summary line.
+    if let Some(reg) = crate::registry::Registry::start(crate::registry::Auth::None) {
+        let p = tty(
+            &format!("push hello:1 docker://{}/ux/hello:1", reg.host()),
+            false,
+        );
+        assert_eq!(p.code, 0, "{}", p.stdout);
+        let bars = p.stdout.matches("\r\x1b[2Ksha256:").count();
+        assert!(bars >= 2, "{:?}", p.stdout);
+        assert!(p.stdout.contains("  uploaded"), "{:?}", p.stdout);
+        let captured = env
+            .nobase(&[
+                "push",
+                "hello:1",
+                &format!("docker://{}/ux/again:1", reg.host()),
+            ])
+            .ok();
+        assert!(!captured.stderr.contains('\x1b'), "{:?}", captured.stderr);
+        assert!(captured.stderr.contains("pushed"), "{:?}", captured.stderr);
+    }
 }
