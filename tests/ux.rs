@@ -219,6 +219,29 @@ fn quiet_and_verbose_reach_every_command() {
     assert_eq!(q(&["fsck"]).ok().stdout, "");
     let u = q(&["unpack", "hello:1", "bundle"]).ok();
     assert_eq!((u.stdout.as_str(), u.stderr.as_str()), ("", ""));
+    // Copies print only the digest with -q, as build does.
+    let digest = env.nobase(&["images", "--json"]).ok().json()[0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let p = q(&["push", "hello:1", "oci:copy:x"]).ok();
+    assert_eq!(
+        (p.stdout.as_str(), p.stderr.as_str()),
+        (&*format!("{digest}\n"), "")
+    );
+    let p = q(&["pull", "oci:copy:x", "-t", "copied:1"]).ok();
+    assert_eq!(
+        (p.stdout.as_str(), p.stderr.as_str()),
+        (&*format!("{digest}\n"), "")
+    );
+    if have("runc") && is_root() {
+        // run's own output goes; the program's stays.
+        let r = q(&["run", "hello:1"]).ok();
+        assert_eq!(
+            (r.stdout.as_str(), r.stderr.as_str()),
+            ("hello world\n", "")
+        );
+    }
 
     let v = env.nobase(&["-v", "check", "hello:1"]).ok();
     for step in [
@@ -230,15 +253,12 @@ fn quiet_and_verbose_reach_every_command() {
         assert!(v.stderr.contains(step), "{step}:\n{}", v.stderr);
     }
     let full = env.nobase(&["-v", "images"]).ok();
-    let digest = env.nobase(&["images", "--json"]).ok().json()[0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
     assert!(full.stdout.contains(&digest), "{}", full.stdout);
     let iv = env.nobase(&["-v", "inspect", "/usr/bin/curl"]);
     if iv.code == 0 {
         assert!(iv.stdout.contains("  search     "), "{}", iv.stdout);
     }
+    q(&["rmi", "copied:1"]).ok();
     let r = env.nobase(&["-v", "rmi", "hello:1"]).ok();
     assert!(r.stderr.contains("deleted sha256:"), "{}", r.stderr);
     assert_eq!(q(&["images"]).ok().stdout, "");
