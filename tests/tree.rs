@@ -251,7 +251,7 @@ fn tree_shows_each_layer_and_the_waste_of_an_umoci_image() {
             .trim_start_matches("sha256:");
         let blob = std::fs::File::open(layout_dir.join("blobs/sha256").join(hex)).unwrap();
         let n = std::io::copy(
-            &mut flate2::read::GzDecoder::new(blob),
+            &mut flate2::read::MultiGzDecoder::new(blob),
             &mut std::io::sink(),
         )
         .unwrap();

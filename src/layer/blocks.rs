@@ -1,7 +1,7 @@
 //! Block-parallel compression: the input is cut into fixed-size blocks, each compressed
 //! on a worker into a complete, independent frame, and the frames are written in order.
 //!
-//! * gzip: 1 MiB blocks, each a gzip member made by libdeflate. Concatenated members are
+//! * gzip: 256 KiB blocks, each a gzip member made by libdeflate. Concatenated members are
 //!   valid gzip (RFC 1952 §2.2) that Go's, zlib's and GNU gzip's readers read whole;
 //!   eStargz layers are built the same way.
 //! * zstd: 4 MiB blocks, each a zstd frame; concatenated frames are one valid zstd
@@ -32,7 +32,10 @@ pub enum Codec {
 impl Codec {
     fn block_size(&self) -> usize {
         match self {
-            Codec::Gzip(_) => 1 << 20,
+            // 256 KiB: a static hello world (~750 KiB) spreads over both cores (build
+            // 17.7 -> 13.2 ms) for 0.6% more bytes on a 90 MB binary than 1 MiB blocks,
+            // still 2.5% under umoci; 128 KiB was no faster and 1.4% larger.
+            Codec::Gzip(_) => 256 << 10,
             Codec::Zstd(_) => 4 << 20,
         }
     }

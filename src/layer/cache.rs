@@ -16,8 +16,9 @@ use crate::tree::{Content, ImageTree, Node};
 use std::io::Write;
 use std::path::PathBuf;
 
-/// Bumped whenever the bytes a tree turns into could change (tar framing, headers).
-const FORMAT: &str = "nobase-layer-v3";
+/// Bumped whenever the bytes a tree turns into could change (tar framing, headers,
+/// compression blocks).
+const FORMAT: &str = "nobase-layer-v4";
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Entry {
