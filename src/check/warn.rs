@@ -137,13 +137,6 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
                 .find(|i| TEMP_FUNCS.contains(&i.as_str()))
             {
                 temp.get_or_insert(format!("{shown} calls {f}"));
-            } else if temp.is_none()
-                && info.kind.is_executable()
-                && scan(ck.root, &path, TMP_NEEDLES)?.contains(&true)
-            {
-                // Executables only: a loader that is also the C library (musl's) names
-                // /tmp for every program.
-                temp.get_or_insert(format!("{shown} refers to /tmp"));
             }
             if let Some(lib) = info
                 .needed
@@ -160,10 +153,30 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
                 {
                     nss.get_or_insert(format!("{shown} calls {f}"));
                 }
-            } else if info.kind.is_static() && scan(ck.root, &path, &[GLIBC_NSS])?[0] {
+            }
+            // What imports cannot say, one read of the file answers: glibc's name service
+            // code in a static program, and /tmp named by an executable (executables
+            // only: musl's loader is its C library and names /tmp for every program).
+            let want_nss = !is_glibc(&info) && info.kind.is_static();
+            let want_tmp = temp.is_none() && info.kind.is_executable();
+            let mut needles = Vec::new();
+            if want_nss {
+                needles.push(GLIBC_NSS);
+            }
+            if want_tmp {
+                needles.extend_from_slice(TMP_NEEDLES);
+            }
+            if needles.is_empty() {
+                continue;
+            }
+            let hits = scan(ck.root, &path, &needles)?;
+            if want_nss && hits[0] {
                 nss.get_or_insert(format!(
                     "{shown} is statically linked with glibc's name service code"
                 ));
+            }
+            if want_tmp && hits[usize::from(want_nss)..].contains(&true) {
+                temp.get_or_insert(format!("{shown} refers to /tmp"));
             }
         }
     }
