@@ -10,7 +10,7 @@
 use super::inroot::{self, c, InRoot, Stat};
 use crate::digest::{Digest, HashReader};
 use crate::error::{Error, IoContext, Result};
-pub use crate::imagefs::name::{classify, clean_path, EntryName};
+use crate::imagefs::name::{classify, clean_path, EntryName};
 use crate::oci::io_to_error;
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashSet};

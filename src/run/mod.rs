@@ -14,12 +14,13 @@ mod signals;
 pub mod spec;
 pub mod user;
 
-pub use extract::{classify, clean_path, EntryName, ExtractStats, Limits};
+pub use extract::{ExtractStats, Limits};
 pub use runtime::{clean_stale, RunBundle, Runtime};
 
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::{self, Image, Platform};
+use crate::imagefs::name::clean_path;
 use crate::oci::Blobs;
 use crate::root::HostRoot;
 use extract::{ExtractOptions, Extractor};
