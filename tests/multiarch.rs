@@ -166,7 +166,17 @@ fn amd64_and_arm64_make_one_index_that_skopeo_and_runtimes_read() {
         let r = env
             .nobase(&["run", "app:1", "--platform", "linux/arm64"])
             .code(1);
-        assert!(r.stderr.contains("exec format error"), "{}", r.stderr);
+        // nobase's explanation, before runc is asked (runc's own words are only
+        // `exec /app/hello: exec format error`).
+        assert!(
+            r.stderr
+                .contains("/app/hello is built for linux/arm64 and this machine is linux/amd64")
+                && r.stderr.contains("exec format error")
+                && r.stderr.contains("--no-check"),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stdout.is_empty());
     }
     // check and tree read this machine's image of the index, or the one --platform names.
     for (platform, image) in [(None, &images[0]), (Some("linux/arm64"), &images[1])] {

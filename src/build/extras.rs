@@ -20,26 +20,20 @@ pub const NONROOT_UID: u32 = 65532;
 /// nobody's uid and gid.
 pub const NOBODY_UID: u32 = 65534;
 
-/// Where distributions keep their CA bundle, searched in this order in the source.
-const CA_SOURCES: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",
+/// Where distributions and TLS libraries (Go's crypto/x509 list, OpenSSL, GnuTLS, curl,
+/// Alpine and LibreSSL's `cert.pem`, Fedora's and openSUSE's names) keep the CA bundle:
+/// searched in this order in the source; in the image the first holds the bundle and
+/// every other is a relative symlink to it. `nobase check` looks for the same paths.
+pub(crate) const CA_FILES: &[&str] = &[
+    CA_BUNDLE,
     "/etc/pki/tls/certs/ca-bundle.crt",
     "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
     "/etc/ssl/ca-bundle.pem",
     "/etc/ssl/cert.pem",
     "/etc/pki/tls/cacert.pem",
 ];
-/// Other paths where TLS libraries look for a bundle (Go's crypto/x509 list, Alpine and
-/// LibreSSL's `cert.pem`, Fedora's and openSUSE's names, Debian's OpenSSL directory):
-/// each becomes a relative symlink to [`CA_BUNDLE`].
-const CA_LINKS: &[&str] = &[
-    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
-    "/etc/pki/tls/cacert.pem",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/ca-bundle.pem",
-    "/etc/ssl/cert.pem",
-    "/usr/lib/ssl/cert.pem",
-];
+/// Debian's OpenSSL directory: one more symlink to [`CA_BUNDLE`] in the image.
+const OPENSSL_CERT: &str = "/usr/lib/ssl/cert.pem";
 /// Largest CA bundle accepted (real ones are about 200 KiB).
 const MAX_CA_BUNDLE: u64 = 16 << 20;
 
@@ -146,7 +140,7 @@ fn describe_all(sources: &[HostRoot]) -> String {
 /// The CA bundle at [`CA_BUNDLE`] and a relative symlink at each other usual path.
 fn certs(sources: &[HostRoot]) -> Result<ImageTree> {
     let found = sources.iter().find_map(|s| {
-        CA_SOURCES.iter().find_map(|p| {
+        CA_FILES.iter().find_map(|p| {
             let real = root::resolve(s, p).ok()?;
             (s.lstat(&real)?.kind == FileType::File).then_some((s, real))
         })
@@ -156,7 +150,7 @@ fn certs(sources: &[HostRoot]) -> Result<ImageTree> {
             "--with certs: no CA bundle in {} (looked for {}); install the ca-certificates \
              package, or add a bundle with --add FILE:{CA_BUNDLE}",
             describe_all(sources),
-            CA_SOURCES.join(", ")
+            CA_FILES.join(", ")
         )));
     };
     let bytes = root::read_file(source, &real, MAX_CA_BUNDLE).map_err(|e| Error::Io {
@@ -177,7 +171,7 @@ fn certs(sources: &[HostRoot]) -> Result<ImageTree> {
     }
     let mut t = ImageTree::new();
     t.add_bytes(CA_BUNDLE, &bytes, 0o644)?;
-    for link in CA_LINKS {
+    for link in CA_FILES[1..].iter().chain(&[OPENSSL_CERT]) {
         t.add_symlink(link, &relative_link(link, CA_BUNDLE))?;
     }
     Ok(t)

@@ -3,28 +3,19 @@
 //! `time.LoadLocation`, `nsswitch.conf` for glibc's name service, a writable `/tmp`.
 
 use super::{Checker, WarningCode};
-use crate::build::extras::Extra;
+use crate::build::extras::{Extra, CA_FILES, ZONEINFO};
 use crate::elf::ElfInfo;
 use crate::error::Result;
 use crate::loader::dlopen::NSS;
 use crate::root::{self, FileType, Root};
 
-/// Where Go's crypto/x509, OpenSSL, GnuTLS and curl look for CA certificates.
-const CA_FILES: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/ca-bundle.pem",
-    "/etc/pki/tls/cacert.pem",
-    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
-    "/etc/ssl/cert.pem",
-];
 /// Directories of hashed certificates (OpenSSL's `-CApath`, Go's cert dirs).
 const CA_DIRS: &[&str] = &["/etc/ssl/certs", "/etc/pki/tls/certs"];
 /// Libraries whose presence means TLS with system roots.
 const TLS_LIBS: &[&str] = &["libssl.so", "libcrypto.so", "libcurl", "libgnutls"];
 /// Where Go's time package looks for zoneinfo.
 const ZONEINFO_DIRS: &[&str] = &[
-    "/usr/share/zoneinfo",
+    ZONEINFO,
     "/usr/share/lib/zoneinfo",
     "/usr/lib/locale/TZ",
     "/etc/zoneinfo",

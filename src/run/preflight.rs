@@ -7,7 +7,7 @@ use super::Unpacked;
 use crate::check;
 use crate::elf::ReadAt;
 use crate::error::{Error, Result};
-use crate::image::ImageConfig;
+use crate::image::{host_platform, platform_matches, ImageConfig};
 use crate::root::{HostRoot, Meta, Root};
 use std::io;
 use std::path::Path;
@@ -52,6 +52,16 @@ pub fn check(
     user: Option<&str>,
 ) -> Result<()> {
     let p = &unpacked.spec.process;
+    let program = p.args.first().map(String::as_str).unwrap_or("the program");
+    // check's analysis judges the image against its own platform; whether this machine
+    // can execute that platform is the run's question.
+    let (platform, host) = (image.platform(), host_platform());
+    if !image.architecture.is_empty() && !platform_matches(&platform, &host) {
+        return Err(Error::Refused(format!(
+            "{program} is built for {platform} and this machine is {host}: it would stop with \"exec format error\"; \
+             pick another variant with --platform, or run it where it belongs (--no-check starts it anyway, e.g. under qemu-user binfmt)"
+        )));
+    }
     let mut config = image.clone();
     config.config.entrypoint = Some(p.args.clone());
     config.config.cmd = None;
@@ -79,7 +89,7 @@ pub fn check(
     }
     let problems: Vec<String> = report.problems.iter().map(|p| p.message.clone()).collect();
     Err(Error::Refused(format!(
-        "it would not start: {} (--no-check runs it anyway)",
+        "{program} would not start: {} (--no-check runs it anyway)",
         problems.join("; ")
     )))
 }
