@@ -98,6 +98,8 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
     let mut tls = None;
     let mut zoneinfo = None;
     let mut nss = None;
+    // Whether a program uses /tmp only matters when the image's /tmp is not usable.
+    let tmp_problem = tmp_problem(ck);
     let mut temp = None;
     for super::Loaded { shown, path, info } in ck.programs.clone() {
         if info.is_go() {
@@ -149,7 +151,7 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
             // code in a static program, and /tmp named by an executable (executables
             // only: musl's loader is its C library and names /tmp for every program).
             let want_nss = !is_glibc(&info) && info.kind.is_static();
-            let want_tmp = temp.is_none() && info.kind.is_executable();
+            let want_tmp = tmp_problem.is_some() && temp.is_none() && info.kind.is_executable();
             let mut needles = Vec::new();
             if want_nss {
                 needles.push(GLIBC_NSS);
@@ -171,8 +173,14 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
             }
         }
     }
-    if let Some(why) = temp {
-        tmp(ck, &why);
+    if let (Some(why_needed), Some(why)) = (temp, tmp_problem) {
+        ck.warning(
+            WarningCode::NoWritableTmp,
+            format!(
+                "{why_needed}, but {why}, so creating temporary files will fail; add one with `nobase build {}` (an empty /tmp with mode 1777)",
+                Extra::Tmp.flag()
+            ),
+        );
     }
     if let Some(why) = tls {
         let env_ok = ck
@@ -219,28 +227,23 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
     Ok(())
 }
 
-/// A `/tmp` the process's user may create files in, for a program that uses one (`why`).
-fn tmp(ck: &mut Checker, why_needed: &str) {
+/// What keeps the process's user from creating files in `/tmp`, if anything.
+fn tmp_problem(ck: &Checker) -> Option<String> {
     let meta = root::resolve(ck.root, "/tmp")
         .ok()
         .and_then(|p| ck.root.lstat(&p));
-    let why = match meta {
-        None => "the image has no /tmp".to_string(),
-        Some(m) if m.kind != FileType::Dir => "/tmp in the image is not a directory".to_string(),
-        Some(m) if !ck.id.allows(&m, 2) || !ck.id.allows(&m, 1) => format!(
+    match meta {
+        None => Some("the image has no /tmp".to_string()),
+        Some(m) if m.kind != FileType::Dir => {
+            Some("/tmp in the image is not a directory".to_string())
+        }
+        Some(m) if !ck.id.allows(&m, 2) || !ck.id.allows(&m, 1) => Some(format!(
             "/tmp (mode {:04o}, owner {}:{}) is not writable by {}",
             m.mode,
             m.uid,
             m.gid,
             ck.id.describe()
-        ),
-        Some(_) => return,
-    };
-    ck.warning(
-        WarningCode::NoWritableTmp,
-        format!(
-            "{why_needed}, but {why}, so creating temporary files will fail; add one with `nobase build {}` (an empty /tmp with mode 1777)",
-            Extra::Tmp.flag()
-        ),
-    );
+        )),
+        Some(_) => None,
+    }
 }

@@ -104,7 +104,6 @@ pub struct ParallelBlocks<W: Write> {
     pending: BTreeMap<u64, Vec<u8>>,
     in_flight: usize,
     max_in_flight: usize,
-    wrote_any: bool,
     /// The codec and thread count, until the workers are started.
     codec: Option<(Codec, usize)>,
 }
@@ -127,11 +126,11 @@ impl<W: Write> ParallelBlocks<W> {
             pending: BTreeMap::new(),
             in_flight: 0,
             max_in_flight: threads * 2,
-            wrote_any: false,
             codec: None,
         };
-        // Workers start with the second block: a small layer (one block) is compressed
-        // inline, without the cost of starting threads. The bytes are the same either way.
+        // Workers start when the first block fills: a layer smaller than one block is
+        // compressed inline at `finish`, without the cost of starting threads. The bytes
+        // are the same either way.
         me.inline = Some(codec.encoder()?);
         me.codec = Some((codec, threads));
         Ok(me)
@@ -210,7 +209,6 @@ impl<W: Write> ParallelBlocks<W> {
 
     fn emit(&mut self, out: Vec<u8>) -> io::Result<()> {
         self.next_write += 1;
-        self.wrote_any = true;
         self.inner.as_mut().expect("not finished").write_all(&out)
     }
 
@@ -227,7 +225,6 @@ impl<W: Write> ParallelBlocks<W> {
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
-        debug_assert!(self.wrote_any);
         Ok(self.inner.take().expect("finish runs once"))
     }
 }

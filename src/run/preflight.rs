@@ -4,6 +4,7 @@
 //! is missing; `--no-check` skips it.
 
 use super::Unpacked;
+use crate::build::extras::NOBODY_UID;
 use crate::check;
 use crate::elf::ReadAt;
 use crate::error::{Error, Result};
@@ -24,8 +25,8 @@ impl Root for Mapped<'_> {
     fn lstat(&self, path: &str) -> Option<Meta> {
         let m = self.inner.lstat(path)?;
         Some(Meta {
-            uid: if m.uid == self.host.0 { 0 } else { 65534 },
-            gid: if m.gid == self.host.1 { 0 } else { 65534 },
+            uid: if m.uid == self.host.0 { 0 } else { NOBODY_UID },
+            gid: if m.gid == self.host.1 { 0 } else { NOBODY_UID },
             ..m
         })
     }
