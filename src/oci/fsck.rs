@@ -138,12 +138,16 @@ pub fn fsck(layout: &Layout, repair: bool) -> Result<FsckReport> {
             }
         }
     }
+    // A name replaced while the directory was being listed may have been skipped by it:
+    // look once more before calling a blob missing — once per blob, however many images
+    // need it.
+    let mut looked_again: std::collections::HashMap<Digest, bool> = Default::default();
     for (name, blobs) in needed {
         for d in blobs {
-            // A name replaced while the directory was being listed may have been skipped
-            // by it: look once more before calling the blob missing.
             let here = present.contains(&d.digest)
-                || hash(&layout.blob_path(&d.digest)).is_ok_and(|(h, _)| h == d.digest);
+                || *looked_again.entry(d.digest.clone()).or_insert_with(|| {
+                    hash(&layout.blob_path(&d.digest)).is_ok_and(|(h, _)| h == d.digest)
+                });
             if !here {
                 r.findings.push(Finding {
                     code: "missing-blob",
