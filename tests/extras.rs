@@ -282,6 +282,32 @@ fn unknown_extras_are_usage_errors() {
         "{}",
         r.stderr
     );
+    // A sysroot that is a file is named as such for a static program too (only
+    // `--with` reads it there), and nothing is written.
+    let file = env.path("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let r = env
+        .nobase(&[
+            "build",
+            hello_static().to_str().unwrap(),
+            "--with",
+            "certs",
+            "--sysroot",
+            file.to_str().unwrap(),
+            "-t",
+            "s:1",
+        ])
+        .code(2);
+    assert!(
+        r.stderr
+            .contains(&format!("sysroot {} is not a directory", file.display())),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        env.nobase(&["images", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
 }
 
 #[test]

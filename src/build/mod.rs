@@ -410,16 +410,7 @@ fn bundle_for(
     app_path: &str,
     app: &mut ImageTree,
 ) -> Result<bundle::Bundled> {
-    let base = match &plan.sysroot {
-        Some(s) => std::fs::canonicalize(s).io(|| format!("cannot use sysroot {}", s.display()))?,
-        None => PathBuf::from("/"),
-    };
-    if !base.is_dir() {
-        return Err(Error::Usage(format!(
-            "sysroot {} is not a directory",
-            base.display()
-        )));
-    }
+    let base = source_root(plan.sysroot.as_deref())?;
     let source = crate::root::HostRoot::new(&base);
     // The executable is resolved where it lies when it lies inside the source tree (so
     // `$ORIGIN` finds its neighbours there); otherwise at its image path.
@@ -472,12 +463,26 @@ fn bundle_for(
 fn extras_sources(plan: &BuildPlan) -> Result<Vec<crate::root::HostRoot>> {
     let mut out = Vec::new();
     if let Some(s) = &plan.sysroot {
-        out.push(crate::root::HostRoot::new(
-            std::fs::canonicalize(s).io(|| format!("cannot use sysroot {}", s.display()))?,
-        ));
+        out.push(crate::root::HostRoot::new(source_root(Some(s))?));
     }
     out.push(crate::root::HostRoot::new("/"));
     Ok(out)
+}
+
+/// The tree libraries and `--with` data come from: `sysroot` made absolute (it must be
+/// a directory), or the host's `/`.
+pub(crate) fn source_root(sysroot: Option<&Path>) -> Result<PathBuf> {
+    let Some(s) = sysroot else {
+        return Ok(PathBuf::from("/"));
+    };
+    let base = std::fs::canonicalize(s).io(|| format!("cannot use sysroot {}", s.display()))?;
+    if !base.is_dir() {
+        return Err(Error::Usage(format!(
+            "sysroot {} is not a directory",
+            base.display()
+        )));
+    }
+    Ok(base)
 }
 
 fn container_config(

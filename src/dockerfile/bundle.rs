@@ -9,7 +9,7 @@
 use super::fs::StageFs;
 use crate::build::{self, bundle, Bundle};
 use crate::elf::{self, ElfInfo, Kind};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::image::ImageConfig;
 use crate::loader;
 use crate::root::{HostRoot, Root};
@@ -90,10 +90,7 @@ pub fn bundle_missing(
         conf_without_cache: false,
         cwd: cwd.clone(),
     };
-    let base = match &opts.sysroot {
-        Some(s) => std::fs::canonicalize(s).io(|| format!("cannot use sysroot {}", s.display()))?,
-        None => PathBuf::from("/"),
-    };
+    let base = crate::build::source_root(opts.sysroot.as_deref())?;
     let source = HostRoot::new(&base);
     // The image as it grows: what was copied, plus what each bundle adds.
     let mut image = files.clone();
