@@ -77,7 +77,7 @@ impl TarIndex {
             let mut archive = tar::Archive::new(&file);
             for entry in archive.entries_with_seek().io(ctx)? {
                 let mut entry = entry.io(ctx)?;
-                if let Some(why) = crate::imagefs::walk::name_ambiguity(&mut entry) {
+                if let Some(why) = crate::imagefs::name::name_ambiguity(&mut entry) {
                     return Err(Error::Invalid(format!(
                         "{}: member {:?} {why}; the archive is corrupt or hostile",
                         path.display(),

@@ -151,7 +151,7 @@ pub fn extract(
             )));
         }
         let mut entry = entry.io(|| format!("reading {shown}"))?;
-        if let Some(why) = crate::imagefs::walk::name_ambiguity(&mut entry) {
+        if let Some(why) = crate::imagefs::name::name_ambiguity(&mut entry) {
             return Err(Error::Invalid(format!(
                 "{shown}: entry {:?} {why}; nobase refuses the archive",
                 String::from_utf8_lossy(&entry.path_bytes())

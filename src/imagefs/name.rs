@@ -2,7 +2,8 @@
 //! (`check`, `tree`, `unpack`/`run`, archives, `ADD`): names are cleaned lexically as
 //! Docker does (`/abs` and `./a//b/` are relative to the root, `a/../b` is `b`), a `..`
 //! that would climb above the root, a NUL byte or an over-long name is refused, and
-//! whiteouts are recognized here only.
+//! whiteouts are recognized here only. An entry whose PAX and GNU names disagree is
+//! refused here too ([`name_ambiguity`]), since readers would put it in different places.
 
 /// Longest entry name accepted (Linux's PATH_MAX).
 pub const MAX_NAME: usize = 4096;
@@ -85,6 +86,38 @@ pub fn classify(raw: &[u8]) -> Result<EntryName, String> {
 pub fn normalize_name(raw: &str) -> Result<String, String> {
     let comps = clean_path(raw.as_bytes())?;
     Ok(String::from_utf8_lossy(&comps.join(&b'/')).into_owned())
+}
+
+/// Why readers would disagree on an entry's name, if they would: its PAX records give a
+/// `path` (or `linkpath`) other than the one it is read with, because a GNU long name
+/// overrode it. Go's archive/tar (which runtimes unpack with) and the tar crate take the
+/// GNU name, GNU tar the PAX one; such an entry lands in different places for
+/// different readers, so every nobase tar reader refuses it.
+pub fn name_ambiguity<R: std::io::Read>(entry: &mut tar::Entry<'_, R>) -> Option<String> {
+    let mut pax: Vec<(&'static str, Vec<u8>)> = Vec::new();
+    if let Ok(Some(exts)) = entry.pax_extensions() {
+        for ext in exts.flatten() {
+            match ext.key_bytes() {
+                b"path" => pax.push(("path", ext.value_bytes().to_vec())),
+                b"linkpath" => pax.push(("linkpath", ext.value_bytes().to_vec())),
+                _ => {}
+            }
+        }
+    }
+    for (key, value) in pax {
+        let used = match key {
+            "path" => Some(entry.path_bytes().into_owned()),
+            _ => entry.link_name_bytes().map(|b| b.into_owned()),
+        };
+        if used.as_deref() != Some(value.as_slice()) {
+            return Some(format!(
+                "has a PAX {key} {:?} and a GNU long name {:?}, which tar readers resolve differently",
+                String::from_utf8_lossy(&value),
+                String::from_utf8_lossy(used.as_deref().unwrap_or_default())
+            ));
+        }
+    }
+    None
 }
 
 #[cfg(test)]

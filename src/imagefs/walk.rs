@@ -4,7 +4,7 @@
 //! paths and whiteouts already classified. `check`, `tree` and `run` all read layers
 //! through [`for_each_entry`], so hostile names are refused in one place.
 
-use super::name::{classify, normalize_name, EntryName};
+use super::name::{classify, name_ambiguity, normalize_name, EntryName};
 use crate::digest::{Digest, HashReader};
 use crate::error::{Error, Result};
 use crate::image::{self, Descriptor};
@@ -378,38 +378,6 @@ impl Read for ReadAhead {
         self.pos += n;
         Ok(n)
     }
-}
-
-/// Why readers would disagree on an entry's name, if they would: its PAX records give a
-/// `path` (or `linkpath`) other than the one it is read with, because a GNU long name
-/// overrode it. Go's archive/tar (which runtimes unpack with) and the tar crate take the
-/// GNU name, GNU tar the PAX one; such an entry lands in different places for
-/// different readers, so every nobase tar reader refuses it.
-pub fn name_ambiguity<R: Read>(entry: &mut tar::Entry<'_, R>) -> Option<String> {
-    let mut pax: Vec<(&'static str, Vec<u8>)> = Vec::new();
-    if let Ok(Some(exts)) = entry.pax_extensions() {
-        for ext in exts.flatten() {
-            match ext.key_bytes() {
-                b"path" => pax.push(("path", ext.value_bytes().to_vec())),
-                b"linkpath" => pax.push(("linkpath", ext.value_bytes().to_vec())),
-                _ => {}
-            }
-        }
-    }
-    for (key, value) in pax {
-        let used = match key {
-            "path" => Some(entry.path_bytes().into_owned()),
-            _ => entry.link_name_bytes().map(|b| b.into_owned()),
-        };
-        if used.as_deref() != Some(value.as_slice()) {
-            return Some(format!(
-                "has a PAX {key} {:?} and a GNU long name {:?}, which tar readers resolve differently",
-                String::from_utf8_lossy(&value),
-                String::from_utf8_lossy(used.as_deref().unwrap_or_default())
-            ));
-        }
-    }
-    None
 }
 
 /// Turns a tar entry into an [`Entry`], or `None` for entries that carry no file (PAX

@@ -321,7 +321,7 @@ impl<'a> Extractor<'a> {
     }
 
     fn entry<R: Read>(&mut self, e: &mut tar::Entry<'_, R>, what: &str) -> Result<()> {
-        let ambiguity = crate::imagefs::walk::name_ambiguity(e);
+        let ambiguity = crate::imagefs::name::name_ambiguity(e);
         let raw = e.path_bytes().into_owned();
         let bad = |msg: String| {
             Error::Invalid(format!(
