@@ -125,12 +125,40 @@ fn amd64_and_arm64_make_one_index_that_skopeo_and_runtimes_read() {
     assert_eq!(j["media_type"], "application/vnd.oci.image.index.v1+json");
     let images = j["images"].as_array().unwrap();
     assert_eq!(images.len(), 2);
-    // Both executables at the name they share once the architecture is taken out.
+    // Both executables at the name they share once the architecture is taken out; each
+    // image's size is its manifest, config and layer blobs as stored.
+    let blob = |d: &serde_json::Value| {
+        let hex = d
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+            .to_string();
+        std::fs::metadata(layout.join("blobs/sha256").join(hex))
+            .unwrap()
+            .len()
+    };
     for i in images {
         assert_eq!(
             i["layers"][0]["created_by"], "nobase build /app/hello",
             "{i}"
         );
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(
+                layout
+                    .join("blobs/sha256")
+                    .join(i["digest"].as_str().unwrap().trim_start_matches("sha256:")),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let layers: u64 = manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| blob(&l["digest"]))
+            .sum();
+        let want = blob(&i["digest"]) + blob(&manifest["config"]["digest"]) + layers;
+        assert_eq!(i["size"].as_u64(), Some(want), "{i}");
     }
     let Some(index) = raw(&[&oci]) else { return };
     assert_eq!(index_platforms(&index), ["linux/amd64", "linux/arm64"]);

@@ -507,10 +507,7 @@ fn publish_parts(
                 .map(|p| {
                     let mut o = part_json(p);
                     o["digest"] = p.image.descriptor.digest.to_string().into();
-                    o["size"] = (p.image.manifest.config.size
-                        + p.image.descriptor.size
-                        + p.image.manifest.layers.iter().map(|l| l.size).sum::<u64>())
-                    .into();
+                    o["size"] = p.image.size().into();
                     o
                 })
                 .collect();

@@ -429,6 +429,15 @@ pub struct PlatformImage {
     pub config: ImageConfig,
 }
 
+impl PlatformImage {
+    /// Bytes of its blobs: the manifest, the config and every layer.
+    pub fn size(&self) -> u64 {
+        self.descriptor.size
+            + self.manifest.config.size
+            + self.manifest.layers.iter().map(|l| l.size).sum::<u64>()
+    }
+}
+
 /// An image: its top descriptor (a manifest, or an index of several), and each
 /// platform's manifest and config. Raw bytes live in a blob store; these are for reading.
 #[derive(Clone, Debug)]
