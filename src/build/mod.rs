@@ -287,32 +287,7 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
         threads: plan.threads,
     };
     let created = image::rfc3339(plan.epoch);
-    let mut layers = Vec::new();
-    // Runtime data at the bottom: it depends on nothing else in the image, so every
-    // image built with the same --with shares these blobs.
-    for x in &extra_layers {
-        layers.push(LayerReport {
-            created_by: format!("nobase build {}", x.extra.flag()),
-            files: x.tree.file_count(),
-            file_bytes: x.tree.file_bytes(),
-            layer: layer::write_layer(&x.tree, &opts, layout)?,
-        });
-    }
-    // Libraries below the application: the layer depends only on the closure, so a
-    // rebuilt application with the same libraries reuses its blob.
-    if let Some(b) = &bundled {
-        let l = layer::write_layer(&b.libs, &opts, layout)?;
-        layers.push(bundle::layer_report(b, l));
-    }
-    let app_layer = layer::write_layer(&app, &opts, layout)?;
-    layers.push(LayerReport {
-        created_by: format!("nobase build {app_path}"),
-        files: app.file_count(),
-        file_bytes: app.file_bytes(),
-        layer: app_layer,
-    });
-
-    let config = ImageConfig {
+    let mut config = ImageConfig {
         created: Some(created.clone()),
         architecture: platform.architecture.clone(),
         os: platform.os.clone(),
@@ -320,22 +295,41 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
         config: container_config(plan, &app_path, &extra_layers)?,
         rootfs: RootFs {
             kind: "layers".into(),
-            diff_ids: layers.iter().map(|l| l.layer.diff_id.clone()).collect(),
+            diff_ids: Vec::new(),
         },
-        history: layers
-            .iter()
-            .map(|l| History {
-                created: Some(created.clone()),
-                created_by: Some(l.created_by.clone()),
-                ..History::default()
-            })
-            .collect(),
+        history: Vec::new(),
         other: BTreeMap::new(),
     };
     let mut stack: Vec<&ImageTree> = extra_layers.iter().map(|x| &x.tree).collect();
     stack.extend(bundled.as_ref().map(|b| &b.libs));
     stack.push(&app);
-    let report = self_check(&stack, &app_path, &config, plan.check)?;
+    // The self-check reads the trees, not the layers: it runs beside the layer writing
+    // (on a large Go program its scan of the function names is a tenth of the build).
+    let (layers, report) = std::thread::scope(|s| {
+        let check = s.spawn(|| self_check(&stack, &app_path, &config, plan.check));
+        let layers = write_layers(
+            &extra_layers,
+            bundled.as_ref(),
+            &app,
+            &app_path,
+            &opts,
+            layout,
+        );
+        let report = check
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (layers, report)
+    });
+    let (layers, report) = (layers?, report?);
+    config.rootfs.diff_ids = layers.iter().map(|l| l.layer.diff_id.clone()).collect();
+    config.history = layers
+        .iter()
+        .map(|l| History {
+            created: Some(created.clone()),
+            created_by: Some(l.created_by.clone()),
+            ..History::default()
+        })
+        .collect();
     let descriptors: Vec<_> = layers.iter().map(|l| l.layer.descriptor.clone()).collect();
     Ok(Built {
         image: assemble(layout, &config, &descriptors)?,
@@ -344,6 +338,42 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
         bundled,
         report,
     })
+}
+
+/// Writes the image's layers, bottom first: runtime data (`--with`), then the bundled
+/// libraries, then the application.
+fn write_layers(
+    extra_layers: &[extras::ExtraLayer],
+    bundled: Option<&bundle::Bundled>,
+    app: &ImageTree,
+    app_path: &str,
+    opts: &LayerOptions,
+    layout: &Layout,
+) -> Result<Vec<LayerReport>> {
+    let mut layers = Vec::new();
+    // Runtime data at the bottom: it depends on nothing else in the image, so every
+    // image built with the same --with shares these blobs.
+    for x in extra_layers {
+        layers.push(LayerReport {
+            created_by: format!("nobase build {}", x.extra.flag()),
+            files: x.tree.file_count(),
+            file_bytes: x.tree.file_bytes(),
+            layer: layer::write_layer(&x.tree, opts, layout)?,
+        });
+    }
+    // Libraries below the application: the layer depends only on the closure, so a
+    // rebuilt application with the same libraries reuses its blob.
+    if let Some(b) = bundled {
+        let l = layer::write_layer(&b.libs, opts, layout)?;
+        layers.push(bundle::layer_report(b, l));
+    }
+    layers.push(LayerReport {
+        created_by: format!("nobase build {app_path}"),
+        files: app.file_count(),
+        file_bytes: app.file_bytes(),
+        layer: layer::write_layer(app, opts, layout)?,
+    });
+    Ok(layers)
 }
 
 /// Runs `f` on the trees of `layers` (bottom first) stacked as the image's layers will

@@ -23,6 +23,11 @@ pub struct GoInfo {
     pub settings: BTreeMap<String, String>,
     /// Number of dependency modules.
     pub deps: usize,
+    /// Where in the file the names of its functions are (offset, length): the
+    /// function-name table of `.gopclntab` (Go ≥ 1.16), else the whole section. None
+    /// without section headers. Names of inlined functions are in it too.
+    #[serde(skip)]
+    pub names: Option<(u64, u64)>,
 }
 
 pub(super) fn read(r: &Reader, segments: &[Segment], sections: &[Section]) -> Option<GoInfo> {
@@ -34,8 +39,9 @@ pub(super) fn read(r: &Reader, segments: &[Segment], sections: &[Section]) -> Op
     } else {
         scan(r, segments)
     };
+    let names = function_names(r, sections);
     match found {
-        Some(off) => decode(r, segments, off),
+        Some(off) => decode(r, segments, off).map(|g| GoInfo { names, ..g }),
         None if sections
             .iter()
             .any(|s| s.name == ".note.go.buildid" || s.name == ".gopclntab") =>
@@ -46,10 +52,62 @@ pub(super) fn read(r: &Reader, segments: &[Segment], sections: &[Section]) -> Op
                 main_module: None,
                 settings: BTreeMap::new(),
                 deps: 0,
+                names,
             })
         }
         None => None,
     }
+}
+
+/// The file range of the function-name table. The pclntab header (Go 1.16: magic
+/// 0xfffffffa; 1.18: 0xfffffff0; 1.20+: 0xfffffff1) is followed by pointer-sized words:
+/// nfunc, nfiles, [textStart since 1.18,] funcnameOffset, cuOffset…, and the names run
+/// from funcnameOffset to cuOffset. Anything unexpected falls back to the whole section.
+fn function_names(r: &Reader, sections: &[Section]) -> Option<(u64, u64)> {
+    let s = sections
+        .iter()
+        .find(|s| s.name == ".gopclntab" && s.sh_type != super::SHT_NOBITS)?;
+    if s.offset.checked_add(s.size)? > r.size {
+        return None;
+    }
+    let whole = Some((s.offset, s.size));
+    let Ok(head) = r.bytes(".gopclntab", s.offset, 8.min(s.size)) else {
+        return whole;
+    };
+    if head.len() < 8 {
+        return whole;
+    }
+    let skip = match r.u32(&head, 0) {
+        0xffff_fffa => 2,
+        0xffff_fff0 | 0xffff_fff1 => 3,
+        _ => return whole,
+    };
+    let ptr = head[7] as u64;
+    if ptr != 4 && ptr != 8 {
+        return whole;
+    }
+    let Ok(words) = r.bytes(
+        ".gopclntab",
+        s.offset + 8,
+        ((skip + 2) * ptr).min(s.size - 8),
+    ) else {
+        return whole;
+    };
+    if words.len() as u64 != (skip + 2) * ptr {
+        return whole;
+    }
+    let word = |i: u64| {
+        if ptr == 8 {
+            r.u64(&words, (i * 8) as usize)
+        } else {
+            r.u32(&words, (i * 4) as usize) as u64
+        }
+    };
+    let (start, end) = (word(skip), word(skip + 1));
+    if start >= end || end > s.size {
+        return whole;
+    }
+    Some((s.offset + start, end - start))
 }
 
 /// Looks for the magic at 16-byte alignment in the first writable segments.
@@ -118,6 +176,7 @@ fn decode(r: &Reader, segments: &[Segment], off: u64) -> Option<GoInfo> {
         main_module: None,
         settings: BTreeMap::new(),
         deps: 0,
+        names: None,
     };
     // The module info is framed by 16-byte binary sentinels: strip them as bytes.
     let body = if modinfo.len() >= 33 {
