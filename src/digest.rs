@@ -46,7 +46,7 @@ impl Digest {
         Digest::from_hasher(Sha256::new_with_prefix(bytes))
     }
 
-    fn from_hasher(h: Sha256) -> Digest {
+    pub(crate) fn from_hasher(h: Sha256) -> Digest {
         Digest {
             hex: to_hex(&h.finalize()),
         }
@@ -138,101 +138,6 @@ impl<W: Write> Write for HashWriter<W> {
     }
 }
 
-/// A writer that hashes what passes through on a separate thread, so hashing a large
-/// stream overlaps with whatever the writing thread does next (tar framing, feeding a
-/// compressor). Bytes are handed over in 1 MiB chunks through a bounded channel.
-pub struct BackgroundHashWriter<W> {
-    inner: Option<W>,
-    chunk: Vec<u8>,
-    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
-    worker: Option<std::thread::JoinHandle<(Digest, u64)>>,
-}
-
-const HASH_CHUNK: usize = 1 << 20;
-
-impl<W: Write> BackgroundHashWriter<W> {
-    /// Wraps `inner`. The hashing thread starts with the first full chunk: a small
-    /// stream is hashed inline at the end, without starting a thread.
-    pub fn new(inner: W) -> Self {
-        BackgroundHashWriter {
-            inner: Some(inner),
-            chunk: Vec::with_capacity(HASH_CHUNK),
-            tx: None,
-            worker: None,
-        }
-    }
-
-    fn send(&mut self) -> io::Result<()> {
-        if self.tx.is_none() {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
-            self.worker = Some(std::thread::spawn(move || {
-                let mut h = Sha256::new();
-                let mut n = 0u64;
-                for chunk in rx {
-                    h.update(&chunk);
-                    n += chunk.len() as u64;
-                }
-                (Digest::from_hasher(h), n)
-            }));
-            self.tx = Some(tx);
-        }
-        let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(HASH_CHUNK));
-        self.tx
-            .as_ref()
-            .expect("just started")
-            .send(full)
-            .map_err(|_| io::Error::other("the hashing thread stopped"))
-    }
-
-    /// Returns the inner writer, the digest and the byte count.
-    pub fn finish(mut self) -> io::Result<(W, Digest, u64)> {
-        let inner = self.inner.take().expect("finish runs once");
-        if self.worker.is_none() {
-            let n = self.chunk.len() as u64;
-            return Ok((inner, Digest::of(&self.chunk), n));
-        }
-        if !self.chunk.is_empty() {
-            self.send()?;
-        }
-        self.tx = None;
-        let (d, n) = self
-            .worker
-            .take()
-            .expect("started")
-            .join()
-            .map_err(|_| io::Error::other("the hashing thread panicked"))?;
-        Ok((inner, d, n))
-    }
-}
-
-impl<W: Write> Write for BackgroundHashWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.as_mut().expect("not finished").write(buf)?;
-        let mut rest = &buf[..n];
-        while !rest.is_empty() {
-            let take = rest.len().min(HASH_CHUNK - self.chunk.len());
-            self.chunk.extend_from_slice(&rest[..take]);
-            rest = &rest[take..];
-            if self.chunk.len() == HASH_CHUNK {
-                self.send()?;
-            }
-        }
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.as_mut().expect("not finished").flush()
-    }
-}
-
-impl<W> Drop for BackgroundHashWriter<W> {
-    fn drop(&mut self) {
-        self.tx = None;
-        if let Some(w) = self.worker.take() {
-            let _ = w.join();
-        }
-    }
-}
-
 /// A reader that hashes and counts everything read through it.
 pub struct HashReader<R> {
     inner: R,
@@ -297,23 +202,6 @@ mod tests {
             Digest::of(b"").to_string(),
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
-    }
-
-    #[test]
-    fn background_hasher_agrees_with_the_plain_one() {
-        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        let mut b = BackgroundHashWriter::new(Vec::new());
-        for c in data.chunks(100_003) {
-            b.write_all(c).unwrap();
-        }
-        let (out, d, n) = b.finish().unwrap();
-        assert_eq!(out, data);
-        assert_eq!((d, n), (Digest::of(&data), data.len() as u64));
-        // A stream smaller than a chunk is hashed inline.
-        let mut small = BackgroundHashWriter::new(Vec::new());
-        small.write_all(b"abc").unwrap();
-        let (_, d, n) = small.finish().unwrap();
-        assert_eq!((d, n), (Digest::of(b"abc"), 3));
     }
 
     #[test]

@@ -5,10 +5,10 @@
 mod blocks;
 mod cache;
 
-pub use blocks::{Codec, ParallelBlocks};
+pub use blocks::{Codec, Pipeline};
 pub use cache::LayerCache;
 
-use crate::digest::{BackgroundHashWriter, Digest};
+use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::{self, Descriptor};
 use crate::oci::{io_to_error, BlobWriter, Layout};
@@ -82,69 +82,14 @@ pub struct Layer {
     pub reused: bool,
 }
 
-/// Compression stage of the pipeline.
-enum Compressor<W: Write> {
-    None(W),
-    Blocks(Box<ParallelBlocks<W>>),
-}
-
-impl<W: Write> Compressor<W> {
-    fn new(inner: W, opts: &LayerOptions) -> io::Result<Self> {
-        Ok(match opts.compression {
-            Compression::None => Compressor::None(inner),
-            Compression::Gzip => Compressor::Blocks(Box::new(ParallelBlocks::new(
-                inner,
-                Codec::Gzip(GZIP_LEVEL),
-                opts.threads,
-            )?)),
-            Compression::Zstd => Compressor::Blocks(Box::new(ParallelBlocks::new(
-                inner,
-                Codec::Zstd(ZSTD_LEVEL),
-                opts.threads,
-            )?)),
-        })
-    }
-
-    fn finish(self) -> io::Result<W> {
-        match self {
-            Compressor::None(w) => Ok(w),
-            Compressor::Blocks(e) => e.finish(),
+impl LayerOptions {
+    /// The block codec of this compression (none for a plain tar).
+    fn codec(&self) -> Option<Codec> {
+        match self.compression {
+            Compression::Gzip => Some(Codec::Gzip(GZIP_LEVEL)),
+            Compression::Zstd => Some(Codec::Zstd(ZSTD_LEVEL)),
+            Compression::None => None,
         }
-    }
-}
-
-impl<W: Write> Write for Compressor<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Compressor::None(w) => w.write(buf),
-            Compressor::Blocks(e) => e.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Compressor::None(w) => w.flush(),
-            Compressor::Blocks(e) => e.flush(),
-        }
-    }
-}
-
-/// Reads exactly `size` bytes of a host file, failing if it is shorter (it changed
-/// after it was added), so a tar entry's header never disagrees with its data.
-struct ExactReader<R> {
-    inner: io::Take<R>,
-    what: String,
-}
-
-impl<R: Read> Read for ExactReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n == 0 && !buf.is_empty() && self.inner.limit() > 0 {
-            return Err(io::Error::other(Error::Invalid(format!(
-                "{} shrank while it was being archived; build again when it is no longer changing",
-                self.what
-            ))));
-        }
-        Ok(n)
     }
 }
 
@@ -158,11 +103,11 @@ pub fn write_layer(tree: &ImageTree, opts: &LayerOptions, layout: &Layout) -> Re
     if let Some(hit) = cache.candidate(&key, layout) {
         // Verify the content: regenerate the tar and hash it, without compressing. The
         // hash runs on its own thread, so reading the files overlaps with hashing them.
-        let mut tar = tar::Builder::new(BackgroundHashWriter::new(io::sink()));
+        let mut tar = tar::Builder::new(Pipeline::<io::Sink>::new(None, None, opts.threads));
         write_entries(&mut tar, tree, opts.mtime)?;
         let (_, diff_id, _) = tar
             .into_inner()
-            .and_then(BackgroundHashWriter::finish)
+            .and_then(Pipeline::finish)
             .io(|| "finishing the layer tar".to_string())?;
         if diff_id == hit.diff_id {
             return Ok(Layer {
@@ -180,18 +125,13 @@ pub fn write_layer(tree: &ImageTree, opts: &LayerOptions, layout: &Layout) -> Re
 fn write_layer_uncached(tree: &ImageTree, opts: &LayerOptions, layout: &Layout) -> Result<Layer> {
     let blob = layout.blob_writer()?;
     // The diff_id is hashed on its own thread, alongside tar framing and compression.
-    let stack = BackgroundHashWriter::new(
-        Compressor::new(blob, opts).io(|| "starting the layer compressor".to_string())?,
-    );
-    let mut tar = tar::Builder::new(stack);
+    let mut tar = tar::Builder::new(Pipeline::new(Some(blob), opts.codec(), opts.threads));
     write_entries(&mut tar, tree, opts.mtime)?;
-    let (compressor, diff_id, uncompressed_size) = tar
+    let (blob, diff_id, uncompressed_size) = tar
         .into_inner()
-        .and_then(BackgroundHashWriter::finish)
-        .io(|| "finishing the layer tar".to_string())?;
-    let blob: BlobWriter = compressor
-        .finish()
-        .io(|| "finishing layer compression".to_string())?;
+        .and_then(Pipeline::finish)
+        .io(|| "finishing the layer".to_string())?;
+    let blob: BlobWriter = blob.expect("the pipeline has an output");
     let (digest, size) = blob.commit()?;
     Ok(Layer {
         descriptor: Descriptor::new(opts.compression.media_type(), digest, size),
@@ -201,7 +141,11 @@ fn write_layer_uncached(tree: &ImageTree, opts: &LayerOptions, layout: &Layout) 
     })
 }
 
-fn write_entries<W: Write>(tar: &mut tar::Builder<W>, tree: &ImageTree, mtime: u64) -> Result<()> {
+fn write_entries<W: Write>(
+    tar: &mut tar::Builder<Pipeline<W>>,
+    tree: &ImageTree,
+    mtime: u64,
+) -> Result<()> {
     // First image path for each host inode with several links: later paths become tar
     // hard links to it, in the order the tar is written.
     let mut first_link: HashMap<(u64, u64), String> = HashMap::new();
@@ -251,15 +195,22 @@ fn write_entries<W: Write>(tar: &mut tar::Builder<W>, tree: &ImageTree, mtime: u
                                 now.len()
                             )));
                         }
-                        let r = ExactReader {
-                            inner: io::BufReader::with_capacity(
-                                1 << 20,
-                                crate::progress::Counted(f),
-                            )
-                            .take(*size),
-                            what: src.display().to_string(),
-                        };
-                        tar.append_data(&mut h, path, r).map_err(fail)?;
+                        // The header (and a GNU long-name entry before it when the path
+                        // needs one) through tar; the contents are read straight into
+                        // the pipeline's blocks, then padded to the tar record size.
+                        tar.append_data(&mut h, path, io::empty()).map_err(fail)?;
+                        let w = tar.get_mut();
+                        let got = w
+                            .read_from(&mut crate::progress::Counted(f), *size)
+                            .io(|| format!("reading {}", src.display()))?;
+                        if got < *size {
+                            return Err(Error::Invalid(format!(
+                                "{} shrank while it was being archived; build again when it is no longer changing",
+                                src.display()
+                            )));
+                        }
+                        let pad = (512 - size % 512) % 512;
+                        w.write_all(&[0; 512][..pad as usize]).map_err(fail)?;
                     }
                 }
             }
@@ -314,6 +265,69 @@ mod tests {
             let b = build(&t, c, 2);
             assert_eq!(a.descriptor.digest, b.descriptor.digest, "{c:?}");
             assert_eq!(a.diff_id, b.diff_id);
+        }
+    }
+
+    #[test]
+    fn host_files_are_read_whole_and_a_changed_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("prog");
+        // Not a multiple of the block or tar record size, and a path long enough to
+        // need a GNU long-name entry.
+        let data: Vec<u8> = (0..(5 << 20) + 333).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&host, &data).unwrap();
+        let long = format!("/app/{}/prog", "d".repeat(120));
+        let mut t = ImageTree::new();
+        t.add_host(&host, &long).unwrap();
+        for c in [Compression::Gzip, Compression::Zstd, Compression::None] {
+            let l = build(&t, c, 2);
+            // The same bytes as tar's own writer makes from the whole file.
+            let mut want = tar::Builder::new(Vec::new());
+            write_reference(&mut want, &t);
+            assert_eq!(l.diff_id, Digest::of(&want.into_inner().unwrap()), "{c:?}");
+        }
+        // Changed after it was added: refused, naming it, and nothing is left behind.
+        std::fs::write(&host, &data[..1000]).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let layout = Layout::create(out.path()).unwrap();
+        let opts = LayerOptions {
+            compression: Compression::Gzip,
+            mtime: 0,
+            threads: 2,
+        };
+        let e = write_layer(&t, &opts, &layout).unwrap_err().to_string();
+        assert!(e.contains("changed while the image was being built"), "{e}");
+        let blobs = std::fs::read_dir(out.path().join("blobs/sha256"))
+            .unwrap()
+            .count();
+        assert_eq!(blobs, 0);
+    }
+
+    /// The tar that `tar::Builder` writes for `t`'s files on its own, for comparison.
+    fn write_reference(b: &mut tar::Builder<Vec<u8>>, t: &ImageTree) {
+        for (path, e) in t.entries() {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(e.mode);
+            h.set_uid(e.uid as u64);
+            h.set_gid(e.gid as u64);
+            h.set_mtime(0);
+            match &e.node {
+                Node::Dir => {
+                    h.set_entry_type(tar::EntryType::Directory);
+                    h.set_size(0);
+                    b.append_data(&mut h, path, io::empty()).unwrap();
+                }
+                Node::File {
+                    content: Content::Host { path: src, .. },
+                    size,
+                } => {
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_size(*size);
+                    b.append_data(&mut h, path, std::fs::File::open(src).unwrap())
+                        .unwrap();
+                }
+                _ => unreachable!("only directories and host files here"),
+            }
         }
     }
 
