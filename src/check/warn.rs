@@ -59,34 +59,47 @@ fn exists(root: &dyn Root, path: &str, kind: FileType) -> bool {
         .is_some_and(|m| m.kind == kind)
 }
 
-/// Which of `needles` occur in the file at canonical `path` (only in `range`, offset and
-/// length, when given), read in chunks with an overlap so a needle across a chunk
-/// boundary is found.
-fn scan(
-    root: &dyn Root,
-    path: &str,
-    range: Option<(u64, u64)>,
-    needles: &[&[u8]],
-) -> Result<Vec<bool>> {
-    const CHUNK: u64 = 8 << 20;
+/// Which part of a file to scan.
+#[derive(Clone, Copy)]
+enum Part {
+    /// All of it. Machine code too: compilers store short strings as immediates
+    /// (`movabs $"/tmp/dif", %rax` in busybox), so code is not skipped.
+    Whole,
+    /// One range (offset, length).
+    Only((u64, u64)),
+}
+
+/// The range (offset, length) of a file of `size` bytes that `part` names.
+fn range(part: Part, size: u64) -> (u64, u64) {
+    match part {
+        Part::Whole => (0, size),
+        Part::Only((start, len)) => {
+            let start = start.min(size);
+            (start, len.min(size - start))
+        }
+    }
+}
+
+/// Which of `needles` occur in the `part` of the file at canonical `path`, read in
+/// chunks with an overlap so a needle across a chunk boundary is found.
+fn scan(root: &dyn Root, path: &str, part: Part, needles: &[&[u8]]) -> Result<Vec<bool>> {
+    const CHUNK: u64 = 1 << 20;
     let f = root.open(path).map_err(|e| super::io_err(e, path, root))?;
     let overlap = needles.iter().map(|n| n.len()).max().unwrap_or(1) as u64;
     let finders: Vec<_> = needles.iter().map(memchr::memmem::Finder::new).collect();
     let mut found = vec![false; needles.len()];
     let mut buf = Vec::new();
-    let (mut at, size) = match range {
-        Some((start, len)) => (start, start.saturating_add(len).min(f.size())),
-        None => (0, f.size()),
-    };
-    while at < size && !found.iter().all(|&b| b) {
-        let len = CHUNK.min(size - at);
+    let (mut at, len) = range(part, f.size());
+    let end = at + len;
+    while at < end && !found.iter().all(|&b| b) {
+        let len = CHUNK.min(end - at);
         buf.resize(len as usize, 0);
         f.read_exact_at(at, &mut buf)
             .map_err(|e| super::io_err(e, path, root))?;
         for (hit, finder) in found.iter_mut().zip(&finders) {
             *hit = *hit || finder.find(&buf).is_some();
         }
-        if at + len >= size {
+        if at + len >= end {
             break;
         }
         at += len.saturating_sub(overlap).max(1);
@@ -113,11 +126,14 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
         if info.is_go() {
             // Function names live in the pclntab's name table: reading only that (a
             // fifth of a large Go program) finds the same names.
-            let names = info.go.as_ref().and_then(|g| g.names);
+            let part = match info.go.as_ref().and_then(|g| g.names) {
+                Some(names) => Part::Only(names),
+                None => Part::Whole,
+            };
             let hits = scan(
                 ck.root,
                 &path,
-                names,
+                part,
                 &[
                     GO_X509,
                     GO_X509_FALLBACK,
@@ -174,7 +190,7 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
             if needles.is_empty() {
                 continue;
             }
-            let hits = scan(ck.root, &path, None, &needles)?;
+            let hits = scan(ck.root, &path, Part::Whole, &needles)?;
             if want_nss && hits[0] {
                 nss.get_or_insert(format!(
                     "{shown} is statically linked with glibc's name service code"
@@ -296,13 +312,21 @@ mod tests {
                 start + len <= size && len < size / 2,
                 "{p}: {start}+{len} of {size}"
             );
-            let part = scan(&root, p, names, needles).unwrap();
-            assert_eq!(part, scan(&root, p, None, needles).unwrap(), "{p}");
+            let part = scan(&root, p, Part::Only((start, len)), needles).unwrap();
+            assert_eq!(part, scan(&root, p, Part::Whole, needles).unwrap(), "{p}");
             assert!(part[5], "{p}: runtime.main is not in the name table");
             seen += 1;
         }
         if seen == 0 && std::env::var_os("NOBASE_TEST_REQUIRE_TOOLS").is_some() {
             panic!("no Go program to read");
         }
+    }
+
+    #[test]
+    fn ranges_stay_inside_the_file() {
+        assert_eq!(range(Part::Whole, 100), (0, 100));
+        assert_eq!(range(Part::Only((10, 20)), 100), (10, 20));
+        assert_eq!(range(Part::Only((90, 50)), 100), (90, 10));
+        assert_eq!(range(Part::Only((200, 5)), 100), (100, 0));
     }
 }
