@@ -306,7 +306,10 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
     // The self-check reads the trees, not the layers: it runs beside the layer writing
     // (on a large Go program its scan of the function names is a tenth of the build).
     let (layers, report) = std::thread::scope(|s| {
-        let check = s.spawn(|| self_check(&stack, &app_path, &config, plan.check));
+        let check = s.spawn(|| {
+            background_priority();
+            self_check(&stack, &app_path, &config, plan.check)
+        });
         let layers = write_layers(
             &extra_layers,
             bundled.as_ref(),
@@ -338,6 +341,17 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
         bundled,
         report,
     })
+}
+
+/// Lowers the calling thread's scheduling priority (nice 10), so that a thread working
+/// beside the compressors takes what CPU they leave: otherwise a compression worker that
+/// starts while it runs can wait milliseconds for a core, which is most of a small
+/// build. Linux gives each thread its own nice value; failure only costs that time.
+fn background_priority() {
+    // SAFETY: setpriority on this thread's own id; no memory is involved.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10);
+    }
 }
 
 /// Writes the image's layers, bottom first: runtime data (`--with`), then the bundled
