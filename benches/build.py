@@ -16,15 +16,21 @@ import time
 nobase, runs, work, tf, big, hello = sys.argv[1], int(sys.argv[2]), *sys.argv[3:]
 
 
-def timed(cmd, env=None):
-    """Wall seconds (perf_counter) and peak RSS in KiB of a command."""
+def timed(cmd, env=None, rss=True):
+    """Wall seconds (perf_counter) and peak RSS in KiB of a command (0 without `rss`:
+    /usr/bin/time, which reads it, adds about 1.5 ms to every command on this machine,
+    too much for the startup figure). Dirty pages are written out first (untimed), so
+    a tool that syncs (nobase) does not pay for the writes of the command before it
+    (umoci does not sync)."""
     rss_file = os.path.join(work, "rss")
+    wrap = ["/usr/bin/time", "-f", "%M", "-o", rss_file] if rss else []
+    os.sync()
     t0 = time.perf_counter()
-    subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss_file, *cmd], check=True,
+    subprocess.run([*wrap, *cmd], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    env={**os.environ, **(env or {})})
     wall = time.perf_counter() - t0
-    return wall, int(open(rss_file).read().split()[-1])
+    return wall, int(open(rss_file).read().split()[-1]) if rss else 0
 
 
 def du(path, exclude=".nobase-cache"):
@@ -35,16 +41,16 @@ def du(path, exclude=".nobase-cache"):
     return total
 
 
-def umoci(inp, layout):
+def umoci(inp, layout, rss=True):
     shutil.rmtree(layout, ignore_errors=True)
     script = (f"umoci init --layout {layout} && umoci new --image {layout}:t && "
               f"umoci insert --image {layout}:t {inp} /app/bin && "
               f"umoci config --image {layout}:t --config.entrypoint /app/bin")
-    return timed(["sh", "-c", script])
+    return timed(["sh", "-c", script], rss=rss)
 
 
-def nb(inp, store, *extra):
-    return timed([nobase, "build", "-q", inp, "-t", "b:1", *extra], {"NOBASE_STORE": store})
+def nb(inp, store, *extra, rss=True):
+    return timed([nobase, "build", "-q", inp, "-t", "b:1", *extra], {"NOBASE_STORE": store}, rss)
 
 
 def fresh(store):
@@ -80,12 +86,12 @@ def bench(label, inp):
 
 
 def startup():
-    n = runs * 6
+    n = runs * 10
     L, S = os.path.join(work, "L"), os.path.join(work, "S")
     rows = {"umoci": [], "nobase": []}
     for _ in range(n):
-        rows["umoci"].append(umoci(hello, L)[0])
-        rows["nobase"].append(nb(hello, fresh(S))[0])
+        rows["umoci"].append(umoci(hello, L, rss=False)[0])
+        rows["nobase"].append(nb(hello, fresh(S), rss=False)[0])
     u, m = statistics.median(rows["umoci"]), statistics.median(rows["nobase"])
     print(f"\nstartup (static hello world, {n} runs each): umoci {u * 1000:.1f} ms, nobase {m * 1000:.1f} ms"
           f" = {m / u:.2f}x umoci")

@@ -1,15 +1,15 @@
-//! The layer pipeline. The tar stream is cut into fixed-size blocks as it is made, and
-//! file contents are read straight into them. Each full block is shared, not copied,
-//! between a thread that hashes the stream in order (the diff_id) and a worker that
-//! compresses it into a complete, independent frame; frames are written in order.
+//! The layer pipeline. The tar stream is cut into blocks of fixed sizes as it is made,
+//! and file contents are read straight into them. The main thread hashes each block as
+//! it fills (the diff_id) and queues it; workers, and the main thread whenever blocks
+//! wait, compress each into a complete, independent frame; frames are written in order.
 //!
-//! * gzip: 256 KiB blocks, each a gzip member made by libdeflate. Concatenated members are
-//!   valid gzip (RFC 1952 §2.2) that Go's, zlib's and GNU gzip's readers read whole;
-//!   eStargz layers are built the same way.
+//! * gzip: 64 KiB blocks for the first MiB, then 256 KiB, each a gzip member made by
+//!   libdeflate. Concatenated members are valid gzip (RFC 1952 §2.2) that Go's, zlib's
+//!   and GNU gzip's readers read whole; eStargz layers are built the same way.
 //! * zstd: 4 MiB blocks, each a zstd frame; concatenated frames are one valid zstd
 //!   stream (RFC 8878 §3.1).
-//! * no codec: the blocks are written as they are (a plain tar), or only hashed (a
-//!   rebuild verifying a cached layer).
+//! * no codec: 1 MiB blocks, hashed on a thread of their own and written as they are (a
+//!   plain tar), or only hashed (a rebuild verifying a cached layer).
 //!
 //! Blocks depend only on the data, so the bytes are identical whatever the number of
 //! threads, and the work spreads evenly over every core. Block buffers are reused, so a
@@ -115,8 +115,8 @@ fn give_back(pool: &Pool, buf: Vec<u8>) {
     }
 }
 
-/// A full block, shared by the hashing thread and a compression worker; its buffer goes
-/// back to the pool when both are done.
+/// A full block, shared by whoever hashes it and whoever compresses or writes it; its
+/// buffer goes back to the pool when all are done.
 struct Block {
     data: Vec<u8>,
     len: usize,
