@@ -42,6 +42,17 @@ const PLAIN_BLOCK: usize = 1 << 20;
 /// Full blocks waiting for the hashing thread.
 const HASH_QUEUE: usize = 4;
 
+/// At most this much of blocks handed to the workers, whatever `--threads` says.
+const IN_FLIGHT_BYTES: usize = 64 << 20;
+
+/// How many blocks may be with the workers at once: two per thread, within
+/// [`IN_FLIGHT_BYTES`].
+fn max_in_flight(codec: Codec, threads: usize) -> usize {
+    (threads * 2)
+        .min(IN_FLIGHT_BYTES / codec.max_block())
+        .max(2)
+}
+
 impl Codec {
     /// The length of block `index` of a stream. gzip: 64 KiB for the first MiB, so a
     /// small layer (a static hello world is ~750 KiB) spreads evenly over every core,
@@ -384,7 +395,7 @@ impl<W: Write> Pipeline<W> {
             self.help(codec)?;
         }
         self.collect_ready()?;
-        while self.in_flight >= threads * 2 {
+        while self.in_flight >= max_in_flight(codec, threads) {
             if !self.help(codec)? {
                 self.collect_one()?;
             }
@@ -636,6 +647,21 @@ mod tests {
         let (out, d, n) = h.finish().unwrap();
         assert!(out.is_none());
         assert_eq!((d, n), want);
+    }
+
+    #[test]
+    fn blocks_with_the_workers_stay_within_the_memory_cap() {
+        for threads in [2, 8, 64, 1024] {
+            for codec in [Codec::Gzip(4), Codec::Zstd(3)] {
+                let n = max_in_flight(codec, threads);
+                assert!(n >= 2 && n <= threads * 2, "{codec:?} {threads}: {n}");
+                assert!(
+                    n * codec.max_block() <= IN_FLIGHT_BYTES,
+                    "{codec:?} {threads}: {n}"
+                );
+            }
+        }
+        assert_eq!(max_in_flight(Codec::Zstd(3), 2), 4);
     }
 
     #[test]
