@@ -227,3 +227,63 @@ fn varint_bytes(r: &Reader, off: u64) -> Option<(Vec<u8>, u64)> {
     let bytes = r.bytes("Go build info", start, len).ok()?;
     Some((bytes, start + len))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pclntab(offset: u64, size: u64) -> Section {
+        Section {
+            name: ".gopclntab".into(),
+            sh_type: 1,
+            offset,
+            size,
+            entsize: 0,
+        }
+    }
+
+    /// A Go 1.20 header (64-bit, little-endian) at offset 64 of a file: nfunc, nfiles,
+    /// textStart, funcnameOffset, cuOffset.
+    fn file(magic: u32, funcname: u64, cu: u64) -> Vec<u8> {
+        let mut f = vec![0u8; 64];
+        f.extend(magic.to_le_bytes());
+        f.extend([0, 0, 1, 8]);
+        for w in [10u64, 2, 0x40_0000, funcname, cu] {
+            f.extend(w.to_le_bytes());
+        }
+        f.resize(64 + 0x100, 0);
+        f
+    }
+
+    #[test]
+    fn function_names_come_from_the_pclntab_header_or_the_whole_section() {
+        let names = |f: &Vec<u8>, sections: &[Section]| {
+            let r = Reader {
+                src: f,
+                size: f.len() as u64,
+                le: true,
+                is64: true,
+            };
+            function_names(&r, sections)
+        };
+        let sec = [pclntab(64, 0x100)];
+        let f = file(0xffff_fff1, 0x60, 0x90);
+        assert_eq!(names(&f, &sec), Some((64 + 0x60, 0x30)));
+        // Go 1.16 has no textStart: the words are one earlier.
+        let mut old = file(0xffff_fffa, 0x60, 0x90);
+        old[64 + 8 + 16..64 + 8 + 32]
+            .copy_from_slice(&[0x60, 0, 0, 0, 0, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(names(&old, &sec), Some((64 + 0x60, 0x30)));
+        // An unknown magic, offsets out of order or past the section: the whole section.
+        for f in [
+            file(0x1234_5678, 0x60, 0x90),
+            file(0xffff_fff1, 0x90, 0x60),
+            file(0xffff_fff1, 0x60, 0x1000),
+        ] {
+            assert_eq!(names(&f, &sec), Some((64, 0x100)));
+        }
+        // A section past the end of the file, or none: no range.
+        assert_eq!(names(&f, &[pclntab(64, 0x1000)]), None);
+        assert_eq!(names(&f, &[]), None);
+    }
+}

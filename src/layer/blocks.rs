@@ -159,8 +159,10 @@ struct Done {
 /// The hashing of a stream without a codec: inline until the first block fills (a small
 /// stream never starts a thread), then on its own thread so reading and writing overlap
 /// with it. With a codec the hash is always inline: the main thread hashes each block as
-/// it fills, while it is still in the cache, and the workers compress.
+/// it fills, while it is still in the cache, and the workers compress. `Off` for a
+/// plain tar whose output hashes it anyway (see [`Pipeline::stored`]).
 enum Hashing {
+    Off,
     Inline(Sha256),
     Thread {
         tx: mpsc::SyncSender<Arc<Block>>,
@@ -320,6 +322,15 @@ impl<W: Write> Pipeline<W> {
         }
     }
 
+    /// A plain tar into `out`, which hashes what it is written itself (a blob writer,
+    /// whose digest is then the diff_id): the stream is not hashed a second time, and
+    /// [`Pipeline::finish`] gives no digest.
+    pub fn stored(out: W) -> Pipeline<W> {
+        let mut p = Pipeline::new(Some(out), None, 1);
+        p.hashing = Hashing::Off;
+        p
+    }
+
     /// Reads up to `n` bytes of `r` straight into the stream; returns how many it read,
     /// fewer than `n` only when `r` ended first.
     pub fn read_from(&mut self, r: &mut dyn Read, n: u64) -> io::Result<u64> {
@@ -430,6 +441,9 @@ impl<W: Write> Pipeline<W> {
     }
 
     fn hash(&mut self, block: &Arc<Block>) -> io::Result<()> {
+        if let Hashing::Off = self.hashing {
+            return Ok(());
+        }
         if let Hashing::Inline(h) = &mut self.hashing {
             if block.len < self.block {
                 // The last block of a stream that never filled one.
@@ -502,8 +516,9 @@ impl<W: Write> Pipeline<W> {
         Ok(())
     }
 
-    /// Ends the stream: returns the output, the sha256 of the stream and its length.
-    pub fn finish(mut self) -> io::Result<(Option<W>, Digest, u64)> {
+    /// Ends the stream: returns the output, the sha256 of the stream (none for
+    /// [`Pipeline::stored`]) and its length.
+    pub fn finish(mut self) -> io::Result<(Option<W>, Option<Digest>, u64)> {
         // An empty stream still gets one (empty) frame, so it is a valid stream.
         if self.filled > 0 || self.next_index == 0 {
             self.submit()?;
@@ -519,16 +534,19 @@ impl<W: Write> Pipeline<W> {
             w.stop();
         }
         let h = match std::mem::replace(&mut self.hashing, Hashing::Finished) {
-            Hashing::Inline(h) => h,
+            Hashing::Off => None,
+            Hashing::Inline(h) => Some(h),
             Hashing::Thread { tx, worker } => {
                 drop(tx);
-                worker
-                    .join()
-                    .map_err(|_| io::Error::other("the hashing thread panicked"))?
+                Some(
+                    worker
+                        .join()
+                        .map_err(|_| io::Error::other("the hashing thread panicked"))?,
+                )
             }
             Hashing::Finished => return Err(io::Error::other("finished twice")),
         };
-        Ok((self.out.take(), Digest::from_hasher(h), self.count))
+        Ok((self.out.take(), h.map(Digest::from_hasher), self.count))
     }
 }
 
@@ -581,7 +599,7 @@ mod tests {
             }
         }
         let (out, d, n) = w.finish().unwrap();
-        (out.unwrap(), d, n)
+        (out.unwrap(), d.unwrap(), n)
     }
 
     fn sample() -> Vec<u8> {
@@ -646,7 +664,12 @@ mod tests {
         h.write_all(&data).unwrap();
         let (out, d, n) = h.finish().unwrap();
         assert!(out.is_none());
-        assert_eq!((d, n), want);
+        assert_eq!((d.unwrap(), n), want);
+        // Stored: the same bytes, not hashed here (the output hashes them).
+        let mut st = Pipeline::stored(Vec::new());
+        st.write_all(&data).unwrap();
+        let (out, d, n) = st.finish().unwrap();
+        assert_eq!((out.unwrap(), d, n), (data.clone(), None, want.1));
     }
 
     #[test]

@@ -109,7 +109,7 @@ pub fn write_layer(tree: &ImageTree, opts: &LayerOptions, layout: &Layout) -> Re
             .into_inner()
             .and_then(Pipeline::finish)
             .io(|| "finishing the layer tar".to_string())?;
-        if diff_id == hit.diff_id {
+        if diff_id.as_ref() == Some(&hit.diff_id) {
             return Ok(Layer {
                 reused: true,
                 ..hit
@@ -124,8 +124,13 @@ pub fn write_layer(tree: &ImageTree, opts: &LayerOptions, layout: &Layout) -> Re
 
 fn write_layer_uncached(tree: &ImageTree, opts: &LayerOptions, layout: &Layout) -> Result<Layer> {
     let blob = layout.blob_writer()?;
-    // The diff_id is hashed on its own thread, alongside tar framing and compression.
-    let mut tar = tar::Builder::new(Pipeline::new(Some(blob), opts.codec(), opts.threads));
+    // One pass: tar framing, the diff_id, compression on every core, the blob digest. A
+    // plain tar is its own blob: the blob writer's digest is its diff_id.
+    let pipeline = match opts.codec() {
+        Some(codec) => Pipeline::new(Some(blob), Some(codec), opts.threads),
+        None => Pipeline::stored(blob),
+    };
+    let mut tar = tar::Builder::new(pipeline);
     write_entries(&mut tar, tree, opts.mtime)?;
     let (blob, diff_id, uncompressed_size) = tar
         .into_inner()
@@ -133,6 +138,7 @@ fn write_layer_uncached(tree: &ImageTree, opts: &LayerOptions, layout: &Layout) 
         .io(|| "finishing the layer".to_string())?;
     let blob: BlobWriter = blob.expect("the pipeline has an output");
     let (digest, size) = blob.commit()?;
+    let diff_id = diff_id.unwrap_or_else(|| digest.clone());
     Ok(Layer {
         descriptor: Descriptor::new(opts.compression.media_type(), digest, size),
         diff_id,
@@ -301,6 +307,35 @@ mod tests {
             .unwrap()
             .count();
         assert_eq!(blobs, 0);
+    }
+
+    /// A file that reads shorter than its size says (as one truncated between the size
+    /// check and the read would): refused, naming it, with no blob left behind. sysfs
+    /// files claim 4096 bytes and read a few dozen.
+    #[test]
+    fn a_file_shorter_than_its_size_is_refused() {
+        let src = std::path::Path::new("/sys/kernel/mm/transparent_hugepage/enabled");
+        if std::fs::metadata(src).map(|m| m.len()).ok() != Some(4096) {
+            return;
+        }
+        let mut t = ImageTree::new();
+        t.add_host(src, "/app/x").unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let layout = Layout::create(out.path()).unwrap();
+        for compression in [Compression::Gzip, Compression::None] {
+            let opts = LayerOptions {
+                compression,
+                mtime: 0,
+                threads: 2,
+            };
+            let e = write_layer(&t, &opts, &layout).unwrap_err().to_string();
+            assert!(
+                e.contains("transparent_hugepage/enabled shrank while it was being archived"),
+                "{e}"
+            );
+        }
+        let blobs = std::fs::read_dir(out.path().join("blobs/sha256")).unwrap();
+        assert_eq!(blobs.count(), 0);
     }
 
     /// The tar that `tar::Builder` writes for `t`'s files on its own, for comparison.
