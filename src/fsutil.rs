@@ -175,7 +175,7 @@ pub fn persist(tmp: &Path, dest: &Path) -> Result<()> {
 
 /// Asks the kernel to start writing `[from, to)` of `file` to disk without waiting, so a
 /// later fsync finds most of it done. Advisory: failures are ignored.
-pub fn start_writeback(file: &File, from: u64, to: u64) {
+fn start_writeback(file: &File, from: u64, to: u64) {
     if to <= from {
         return;
     }
@@ -187,5 +187,107 @@ pub fn start_writeback(file: &File, from: u64, to: u64) {
             (to - from) as libc::off64_t,
             libc::SYNC_FILE_RANGE_WRITE,
         );
+    }
+}
+
+/// Makes a large file durable in steps while it is still being written, so the fsync
+/// that ends the write has only the last step left to wait for.
+///
+/// Starting writeback early is not enough: on a disk with a volatile write cache (most
+/// virtual disks) the fsync's cache flush costs time in proportion to everything written
+/// since the last flush — about 20 ms for 24 MiB here, after the data had already left
+/// the page cache. So every [`Flusher::STEP`] bytes an `fdatasync` runs on its own thread
+/// (one at a time; the writer never waits for it) and writeback of what follows starts.
+pub struct Flusher {
+    /// Bytes whose writeback has been started.
+    started: u64,
+    pending: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+impl Flusher {
+    /// How much is written between two steps.
+    pub const STEP: u64 = 4 << 20;
+
+    /// A flusher for a file written from its start.
+    pub fn new() -> Self {
+        Flusher {
+            started: 0,
+            pending: None,
+        }
+    }
+
+    /// Says that the first `on_disk` bytes of `file` have been written to it.
+    pub fn wrote(&mut self, file: &File, on_disk: u64) -> io::Result<()> {
+        if on_disk < self.started + Self::STEP {
+            return Ok(());
+        }
+        start_writeback(file, self.started, on_disk);
+        self.started = on_disk;
+        if self.pending.as_ref().is_none_or(|h| h.is_finished()) {
+            self.wait()?;
+            let f = file.try_clone()?;
+            // Advisory: without a thread the final fsync does all the work.
+            self.pending = std::thread::Builder::new()
+                .name("fdatasync".into())
+                .spawn(move || f.sync_data())
+                .ok();
+        }
+        Ok(())
+    }
+
+    /// Waits for the step in flight, if any, and returns its error: an error reported to
+    /// one descriptor of a file is not reported again to the others, so a failed
+    /// background sync must fail the write that asked for it.
+    pub fn wait(&mut self) -> io::Result<()> {
+        match self.pending.take().map(|h| h.join()) {
+            None => Ok(()),
+            Some(Ok(res)) => res,
+            Some(Err(_)) => Err(io::Error::other("the fdatasync thread panicked")),
+        }
+    }
+}
+
+impl Default for Flusher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flusher_syncs_in_steps_and_reports_a_failed_step() {
+        // A file: each step syncs on a thread; the content is untouched.
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = File::create(dir.path().join("blob")).unwrap();
+        let mut fl = Flusher::new();
+        let chunk = vec![7u8; 1 << 20];
+        for i in 1..=9u64 {
+            f.write_all(&chunk).unwrap();
+            fl.wrote(&f, i << 20).unwrap();
+            if i == 4 {
+                assert!(fl.pending.is_some(), "no sync started after a step");
+            }
+        }
+        fl.wait().unwrap();
+        assert_eq!(
+            std::fs::metadata(dir.path().join("blob")).unwrap().len(),
+            9 << 20
+        );
+
+        // A descriptor fdatasync refuses (a socket: EINVAL): the step's error is
+        // returned by the next call, not lost on the thread.
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let sock = File::from(std::os::fd::OwnedFd::from(a));
+        let mut fl = Flusher::new();
+        fl.wrote(&sock, Flusher::STEP).unwrap();
+        assert!(fl.wait().is_err());
+        // Short of a step, nothing runs.
+        let mut fl = Flusher::new();
+        fl.wrote(&sock, Flusher::STEP - 1).unwrap();
+        assert!(fl.pending.is_none());
+        fl.wait().unwrap();
     }
 }

@@ -200,7 +200,7 @@ impl Layout {
             inner: Some(HashWriter::new(BufWriter::with_capacity(1 << 20, file))),
             tmp,
             layout: self.clone(),
-            written_back: 0,
+            flusher: fsutil::Flusher::new(),
         })
     }
 
@@ -456,7 +456,7 @@ pub struct BlobWriter {
     inner: Option<HashWriter<BufWriter<File>>>,
     tmp: PathBuf,
     layout: Layout,
-    written_back: u64,
+    flusher: fsutil::Flusher,
 }
 
 impl BlobWriter {
@@ -469,7 +469,9 @@ impl BlobWriter {
             .map_err(|e| e.into_error())
             .io(|| format!("writing {}", self.tmp.display()))
             .and_then(|file| {
-                file.sync_all()
+                self.flusher
+                    .wait()
+                    .and_then(|()| file.sync_all())
                     .io(|| format!("syncing {}", self.tmp.display()))?;
                 // Always replace: the new file was hashed as it was written, while an
                 // existing file of that name may be damaged (same size, other bytes).
@@ -484,19 +486,12 @@ impl BlobWriter {
     }
 }
 
-/// Start writeback of a blob every this many bytes, so the fsync at commit has little
-/// left to wait for.
-const WRITEBACK_STEP: u64 = 8 << 20;
-
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let w = self.inner.as_mut().expect("not committed");
         let n = w.write(buf)?;
         let on_disk = w.count() - w.get_mut().buffer().len() as u64;
-        if on_disk - self.written_back >= WRITEBACK_STEP {
-            fsutil::start_writeback(w.get_mut().get_ref(), self.written_back, on_disk);
-            self.written_back = on_disk;
-        }
+        self.flusher.wrote(w.get_mut().get_ref(), on_disk)?;
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
