@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 /// Bumped whenever the bytes a tree turns into could change (tar framing, headers,
 /// compression blocks).
-const FORMAT: &str = "nobase-layer-v5";
+const FORMAT: &str = "nobase-layer-v6";
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Entry {
