@@ -123,6 +123,23 @@ pub struct Entry {
     pub mtime: u64,
 }
 
+/// At the end of a layer's stream, `pos` bytes in: fills `buf` with the zeros the last
+/// entry's padding still lacks and returns how many, or 0. Some writers (umoci 0.4's
+/// insert) end the tar right after the last file's data, without its padding or the end
+/// blocks. Go's archive/tar, which umoci and containerd unpack with, accepts an end of
+/// stream inside padding; so do the readers here (`tree`, `check`, `unpack`), supplying
+/// the missing zeros — but never inside an entry's data. `padding` is where the current
+/// entry's data ends and where its 512-byte padding ends.
+pub(crate) fn missing_padding(pos: u64, padding: (u64, u64), buf: &mut [u8]) -> usize {
+    let (data_end, padded_end) = padding;
+    if pos < data_end || pos >= padded_end {
+        return 0;
+    }
+    let k = (padded_end - pos).min(buf.len() as u64) as usize;
+    buf[..k].fill(0);
+    k
+}
+
 /// A layer's uncompressed stream: reads the blob through its verifying reader and the
 /// decompressor, counts bytes against the budget and hashes them for the diff_id.
 struct LayerStream<'a> {
@@ -141,18 +158,9 @@ impl Read for LayerStream<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if n == 0 && !buf.is_empty() {
-            // Some writers (umoci 0.4) end the tar right after the last file's data,
-            // without its padding or the end blocks. Go's archive/tar, which umoci and
-            // containerd unpack with, accepts an end of stream inside padding; so do we,
-            // supplying the missing zeros — but never inside an entry's data.
-            let (data_end, padded_end) = self.padding.get();
-            if self.pos >= data_end && self.pos < padded_end {
-                let k = (padded_end - self.pos).min(buf.len() as u64) as usize;
-                buf[..k].fill(0);
-                self.pos += k as u64;
-                return Ok(k);
-            }
-            return Ok(0);
+            let k = missing_padding(self.pos, self.padding.get(), buf);
+            self.pos += k as u64;
+            return Ok(k);
         }
         self.pos += n as u64;
         let total = self.budget.bytes.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
@@ -451,4 +459,28 @@ fn describe<R: Read>(entry: &tar::Entry<R>, layer: &Digest) -> Result<Option<Ent
         path,
         kind,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::missing_padding;
+
+    #[test]
+    fn missing_padding_is_supplied_only_inside_the_padding() {
+        // An entry whose data ends at 1000: padding runs to 1024.
+        let mut buf = [9u8; 64];
+        // Ended inside the data: nothing is made up.
+        assert_eq!(missing_padding(999, (1000, 1024), &mut buf), 0);
+        assert_eq!(buf[0], 9);
+        // Ended right after the data: the 24 zeros, no more.
+        assert_eq!(missing_padding(1000, (1000, 1024), &mut buf), 24);
+        assert!(buf[..24].iter().all(|&b| b == 0) && buf[24] == 9);
+        // A short buffer takes what fits; the rest comes on the next read.
+        let mut small = [9u8; 10];
+        assert_eq!(missing_padding(1010, (1000, 1024), &mut small), 10);
+        assert_eq!(missing_padding(1020, (1000, 1024), &mut small), 4);
+        // At or past the padding's end, or with an entry that needs none: the end.
+        assert_eq!(missing_padding(1024, (1000, 1024), &mut buf), 0);
+        assert_eq!(missing_padding(512, (512, 512), &mut buf), 0);
+    }
 }

@@ -117,19 +117,11 @@ impl<R: Read> Read for Metered<R> {
         let n = self.inner.read(buf)?;
         let mut c = self.counts.get();
         if n == 0 && !buf.is_empty() {
-            // Some writers (umoci 0.4's insert) end the tar right after the last file's
-            // data, without its padding or the end blocks; Go's archive/tar (umoci,
-            // containerd) accepts that, and so does `nobase tree` (imagefs::walk). The
-            // missing zeros are supplied, outside the diff_id hash — never inside data.
-            let (data_end, padded_end) = c.padding;
-            if c.read >= data_end && c.read < padded_end {
-                let k = (padded_end - c.read).min(buf.len() as u64) as usize;
-                buf[..k].fill(0);
-                c.read += k as u64;
-                self.counts.set(c);
-                return Ok(k);
-            }
-            return Ok(0);
+            // The zeros are supplied outside the diff_id hash (inner hashes).
+            let k = crate::imagefs::walk::missing_padding(c.read, c.padding, buf);
+            c.read += k as u64;
+            self.counts.set(c);
+            return Ok(k);
         }
         c.read += n as u64;
         self.counts.set(c);
