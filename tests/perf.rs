@@ -107,6 +107,35 @@ fn rebuild_reuses_the_layer_only_when_the_content_is_the_same() {
         &[bin.to_str().unwrap(), "--compression", "zstd", "-t", "c:4"],
     );
     assert_eq!(z["layers"][0]["reused"], false);
+    // So is another level; the default level named explicitly is the same recipe.
+    let z1 = build_json(
+        &env,
+        &[
+            bin.to_str().unwrap(),
+            "--compression",
+            "zstd",
+            "--compression-level",
+            "1",
+            "-t",
+            "c:4a",
+        ],
+    );
+    assert_eq!(z1["layers"][0]["reused"], false);
+    assert_ne!(z1["digest"], z["digest"]);
+    let z3 = build_json(
+        &env,
+        &[
+            bin.to_str().unwrap(),
+            "--compression",
+            "zstd",
+            "--compression-level",
+            "3",
+            "-t",
+            "c:4b",
+        ],
+    );
+    assert_eq!(z3["layers"][0]["reused"], true);
+    assert_eq!(z3["digest"], z["digest"]);
 
     // After the blob is collected, the cache entry no longer hits.
     env.nobase(&["rmi", "c:1", "c:2"]).ok();
@@ -114,4 +143,100 @@ fn rebuild_reuses_the_layer_only_when_the_content_is_the_same() {
     let cold = build_json(&env, &[bin.to_str().unwrap(), "-t", "c:5"]);
     assert_eq!(cold["layers"][0]["reused"], false);
     assert_eq!(cold["digest"], first["digest"]);
+}
+
+#[test]
+fn compression_levels_are_checked_and_trade_size_for_speed() {
+    let env = Env::new();
+    let bin = hello_static();
+    let big = big_input(&env);
+    let add = format!("{}:/data/big.dat", big.display());
+    let b = bin.to_str().unwrap();
+    // Out of range, or for a plain tar: a usage error naming the range, nothing built.
+    for (c, l, want) in [
+        ("gzip", "13", "gzip levels go from 1 to 12"),
+        ("gzip", "0", "gzip levels go from 1 to 12"),
+        ("zstd", "20", "zstd levels go from 1 to 19"),
+        ("zstd", "-1", "zstd levels go from 1 to 19"),
+        ("none", "3", "not to --compression none"),
+    ] {
+        let r = env
+            .nobase(&[
+                "build",
+                b,
+                "--compression",
+                c,
+                "--compression-level",
+                l,
+                "-t",
+                "x:1",
+            ])
+            .code(2);
+        assert!(r.stderr.contains(want), "{c} {l}: {}", r.stderr);
+    }
+    assert_eq!(env.nobase(&["images", "-q"]).ok().stdout.trim(), "");
+
+    // Each level makes a valid image of the same content (same diff_ids); the highest
+    // is the smallest, and the same level twice is the same digest.
+    let layer_size = |v: &serde_json::Value| v["layers"][0]["size"].as_u64().unwrap();
+    for (c, lo, hi) in [("gzip", "1", "12"), ("zstd", "1", "19")] {
+        let build = |level: &str, tag: &str| {
+            build_json(
+                &env,
+                &[
+                    b,
+                    "--add",
+                    &add,
+                    "--compression",
+                    c,
+                    "--compression-level",
+                    level,
+                    "-t",
+                    tag,
+                ],
+            )
+        };
+        let fast = build(lo, &format!("{c}:{lo}"));
+        let small = build(hi, &format!("{c}:{hi}"));
+        assert!(
+            layer_size(&small) < layer_size(&fast),
+            "{c}: level {hi} is not smaller than {lo}"
+        );
+        let r = env.nobase(&["check", "--json", &format!("{c}:{hi}")]).ok();
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!(v["ok"], true, "{}", r.stdout);
+        let diff_ids = |v: &serde_json::Value| {
+            v["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["diff_id"].clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            diff_ids(&fast),
+            diff_ids(&small),
+            "{c}: content differs by level"
+        );
+        let other = env.path(&format!("{c}-again"));
+        std::fs::create_dir_all(&other).unwrap();
+        let again = build_json(
+            &env,
+            &[
+                b,
+                "--add",
+                &add,
+                "--compression",
+                c,
+                "--compression-level",
+                hi,
+                "-o",
+                &format!("oci:{}", other.display()),
+            ],
+        );
+        assert_eq!(
+            again["digest"], small["digest"],
+            "{c} {hi}: not reproducible"
+        );
+    }
 }

@@ -57,6 +57,8 @@ pub struct BuildPlan {
     pub adds: Vec<(PathBuf, String)>,
     /// Layer compression.
     pub compression: Compression,
+    /// Its level (`--compression-level`); None: the default.
+    pub compression_level: Option<i32>,
     /// `SOURCE_DATE_EPOCH`: the created time and every mtime.
     pub epoch: u64,
     /// Dynamic executables: bundle or refuse.
@@ -288,6 +290,7 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
 
     let opts = LayerOptions {
         compression: plan.compression,
+        level: plan.compression_level,
         mtime: plan.epoch,
         threads: plan.threads,
     };

@@ -88,6 +88,10 @@ pub struct Args {
     /// Layer compression.
     #[arg(long, default_value = "gzip", value_parser = ["gzip", "zstd", "none"])]
     compression: String,
+    /// Compression level: gzip 1–12 (default 4), zstd 1–19 (default 3). Lower is faster,
+    /// higher is smaller; the layer cache keeps each level apart.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    compression_level: Option<i32>,
     /// Dynamic executables: bundle their loader and libraries (auto) or refuse (never).
     #[arg(long, default_value = "auto", value_parser = ["auto", "never"])]
     bundle: String,
@@ -254,6 +258,7 @@ fn plan(
         expose,
         adds,
         compression: Compression::parse(&a.compression)?,
+        compression_level: Compression::parse(&a.compression)?.check_level(a.compression_level)?,
         epoch: a.source_date_epoch,
         bundle: if a.bundle == "never" {
             Bundle::Never

@@ -39,6 +39,8 @@ pub struct Options {
     pub labels: BTreeMap<String, String>,
     /// Layer compression.
     pub compression: Compression,
+    /// Its level (`--compression-level`); None: the default.
+    pub compression_level: Option<i32>,
     /// `SOURCE_DATE_EPOCH`: the created time and every mtime of new layers.
     pub epoch: u64,
     /// Compression workers.
@@ -695,6 +697,7 @@ impl Builder<'_> {
     ) -> Result<()> {
         let lopts = LayerOptions {
             compression: self.opts.compression,
+            level: self.opts.compression_level,
             mtime: self.opts.epoch,
             threads: self.opts.threads,
         };

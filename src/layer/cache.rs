@@ -44,8 +44,13 @@ impl LayerCache {
     pub fn key(tree: &ImageTree, opts: &LayerOptions) -> Digest {
         let mut h = HashWriter::new(std::io::sink());
         let comp = match opts.compression {
-            Compression::Gzip => format!("libdeflate-gzip-{GZIP_LEVEL}"),
-            Compression::Zstd => format!("zstd-frames-{ZSTD_LEVEL}"),
+            Compression::Gzip => {
+                format!(
+                    "libdeflate-gzip-{}",
+                    opts.level.unwrap_or(GZIP_LEVEL as i32)
+                )
+            }
+            Compression::Zstd => format!("zstd-frames-{}", opts.level.unwrap_or(ZSTD_LEVEL)),
             Compression::None => "none".to_string(),
         };
         // Writing to a sink through a hasher cannot fail.

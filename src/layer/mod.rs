@@ -40,6 +40,38 @@ impl Compression {
         }
     }
 
+    /// Checks `--compression-level` for this compression: gzip 1–12 (libdeflate's
+    /// levels), zstd 1–19; a plain tar takes none.
+    pub fn check_level(self, level: Option<i32>) -> Result<Option<i32>> {
+        let Some(l) = level else { return Ok(None) };
+        let (lo, hi) = match self {
+            Compression::Gzip => (1, 12),
+            Compression::Zstd => (1, 19),
+            Compression::None => {
+                return Err(Error::Usage(
+                    "--compression-level applies to gzip and zstd, not to --compression none"
+                        .into(),
+                ))
+            }
+        };
+        if !(lo..=hi).contains(&l) {
+            return Err(Error::Usage(format!(
+                "--compression-level {l}: {} levels go from {lo} to {hi}",
+                self.name()
+            )));
+        }
+        Ok(Some(l))
+    }
+
+    /// The name `--compression` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+            Compression::None => "none",
+        }
+    }
+
     /// The OCI layer media type for this compression.
     pub fn media_type(self) -> &'static str {
         match self {
@@ -62,6 +94,9 @@ pub const ZSTD_LEVEL: i32 = 3;
 pub struct LayerOptions {
     /// Compression.
     pub compression: Compression,
+    /// Its level (checked by [`Compression::check_level`]); None: [`GZIP_LEVEL`] or
+    /// [`ZSTD_LEVEL`].
+    pub level: Option<i32>,
     /// mtime of every entry (the image's `created` time).
     pub mtime: u64,
     /// Compression workers. Fixed by the caller, never the core count, so the bytes do
@@ -86,8 +121,10 @@ impl LayerOptions {
     /// The block codec of this compression (none for a plain tar).
     fn codec(&self) -> Option<Codec> {
         match self.compression {
-            Compression::Gzip => Some(Codec::Gzip(GZIP_LEVEL)),
-            Compression::Zstd => Some(Codec::Zstd(ZSTD_LEVEL)),
+            Compression::Gzip => Some(Codec::Gzip(
+                self.level.map_or(GZIP_LEVEL, |l| l.clamp(1, 12) as u32),
+            )),
+            Compression::Zstd => Some(Codec::Zstd(self.level.unwrap_or(ZSTD_LEVEL))),
             Compression::None => None,
         }
     }
@@ -253,6 +290,7 @@ mod tests {
             tree,
             &LayerOptions {
                 compression,
+                level: None,
                 mtime: 0,
                 threads,
             },
@@ -298,6 +336,7 @@ mod tests {
         let layout = Layout::create(out.path()).unwrap();
         let opts = LayerOptions {
             compression: Compression::Gzip,
+            level: None,
             mtime: 0,
             threads: 2,
         };
@@ -325,6 +364,7 @@ mod tests {
         for compression in [Compression::Gzip, Compression::None] {
             let opts = LayerOptions {
                 compression,
+                level: None,
                 mtime: 0,
                 threads: 2,
             };

@@ -128,6 +128,7 @@ pub(super) fn run(
         target: a.target.clone(),
         labels,
         compression: Compression::parse(&a.compression)?,
+        compression_level: Compression::parse(&a.compression)?.check_level(a.compression_level)?,
         epoch: a.source_date_epoch,
         threads: threads(a),
         registry: registry.clone(),
