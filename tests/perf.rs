@@ -108,32 +108,15 @@ fn rebuild_reuses_the_layer_only_when_the_content_is_the_same() {
     );
     assert_eq!(z["layers"][0]["reused"], false);
     // So is another level; the default level named explicitly is the same recipe.
-    let z1 = build_json(
-        &env,
-        &[
-            bin.to_str().unwrap(),
-            "--compression",
-            "zstd",
-            "--compression-level",
-            "1",
-            "-t",
-            "c:4a",
-        ],
-    );
+    let b = bin.to_str().unwrap();
+    let zstd_at = |level: &str, tag: &str| {
+        let args = [b, "--compression", "zstd", "--compression-level", level];
+        build_json(&env, &[&args[..], &["-t", tag]].concat())
+    };
+    let z1 = zstd_at("1", "c:4a");
     assert_eq!(z1["layers"][0]["reused"], false);
     assert_ne!(z1["digest"], z["digest"]);
-    let z3 = build_json(
-        &env,
-        &[
-            bin.to_str().unwrap(),
-            "--compression",
-            "zstd",
-            "--compression-level",
-            "3",
-            "-t",
-            "c:4b",
-        ],
-    );
+    let z3 = zstd_at("3", "c:4b");
     assert_eq!(z3["layers"][0]["reused"], true);
     assert_eq!(z3["digest"], z["digest"]);
 
