@@ -75,8 +75,6 @@ pub struct BuildPlan {
     pub with: Vec<extras::Extra>,
     /// The platform to declare instead of the one the ELF header says (`--platform`).
     pub platform: Option<Platform>,
-    /// What the executable is, when planning has read it already (read again if not).
-    pub info: Option<ElfInfo>,
 }
 
 /// A layer and what went into it.
@@ -225,10 +223,7 @@ pub fn static_rebuild_hint(info: &ElfInfo) -> &'static str {
 
 /// Builds the image described by `plan`, writing its blobs into `layout`.
 pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
-    let info = match &plan.info {
-        Some(info) => info.clone(),
-        None => read_executable(&plan.binary)?,
-    };
+    let info = read_executable(&plan.binary)?;
     let platform = platform_of(&plan.binary, &info, plan.platform.as_ref())?;
     if info.kind == Kind::Dynamic && plan.bundle == Bundle::Never {
         return Err(Error::Refused(explain_dynamic(&plan.binary, &info)));

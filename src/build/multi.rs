@@ -87,11 +87,9 @@ pub fn plans(req: &Request) -> Result<Vec<BuildPlan>> {
         )));
     }
     let mut platforms = Vec::with_capacity(n);
-    let mut infos = Vec::with_capacity(n);
     for (i, bin) in req.binaries.iter().enumerate() {
         let info = read_executable(bin)?;
         platforms.push(platform_of(bin, &info, req.platforms.get(i))?);
-        infos.push(info);
     }
     for i in 0..n {
         for j in 0..i {
@@ -117,13 +115,11 @@ pub fn plans(req: &Request) -> Result<Vec<BuildPlan>> {
         .iter()
         .zip(platforms)
         .zip(sysroots)
-        .zip(infos)
-        .map(|(((bin, platform), sysroot), info)| BuildPlan {
+        .map(|((bin, platform), sysroot)| BuildPlan {
             binary: bin.clone(),
             app_path: app_path.clone(),
             sysroot,
             platform: Some(platform),
-            info: Some(info),
             ..req.base.clone()
         })
         .collect())

@@ -270,7 +270,6 @@ fn plan(
         check: !a.no_check,
         with: Extra::parse_list(&a.with)?,
         platform: None,
-        info: None,
     };
     let plans = multi::plans(&multi::Request {
         base,
