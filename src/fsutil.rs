@@ -202,6 +202,8 @@ pub struct Flusher {
     /// Bytes whose writeback has been started.
     started: u64,
     pending: Option<std::thread::JoinHandle<io::Result<()>>>,
+    /// The first step that failed (no more are started after it).
+    failed: Option<io::Error>,
 }
 
 impl Flusher {
@@ -213,36 +215,48 @@ impl Flusher {
         Flusher {
             started: 0,
             pending: None,
+            failed: None,
         }
     }
 
-    /// Says that the first `on_disk` bytes of `file` have been written to it.
-    pub fn wrote(&mut self, file: &File, on_disk: u64) -> io::Result<()> {
-        if on_disk < self.started + Self::STEP {
-            return Ok(());
+    /// Says that the first `on_disk` bytes of `file` have been written to it. Never
+    /// fails: a step's error is kept for [`Flusher::wait`].
+    pub fn wrote(&mut self, file: &File, on_disk: u64) {
+        if self.failed.is_some() || on_disk < self.started + Self::STEP {
+            return;
         }
         start_writeback(file, self.started, on_disk);
         self.started = on_disk;
         if self.pending.as_ref().is_none_or(|h| h.is_finished()) {
-            self.wait()?;
-            let f = file.try_clone()?;
-            // Advisory: without a thread the final fsync does all the work.
+            if let Err(e) = self.join() {
+                self.failed = Some(e);
+                return;
+            }
+            // Advisory: without a descriptor or a thread, the final fsync does the work.
+            let Ok(f) = file.try_clone() else { return };
             self.pending = std::thread::Builder::new()
                 .name("fdatasync".into())
                 .spawn(move || f.sync_data())
                 .ok();
         }
-        Ok(())
     }
 
-    /// Waits for the step in flight, if any, and returns its error: an error reported to
-    /// one descriptor of a file is not reported again to the others, so a failed
-    /// background sync must fail the write that asked for it.
-    pub fn wait(&mut self) -> io::Result<()> {
+    fn join(&mut self) -> io::Result<()> {
         match self.pending.take().map(|h| h.join()) {
             None => Ok(()),
             Some(Ok(res)) => res,
             Some(Err(_)) => Err(io::Error::other("the fdatasync thread panicked")),
+        }
+    }
+
+    /// Waits for the step in flight and returns the first error of any step. The steps
+    /// share the writer's open file description, and an error is reported once per open
+    /// file description: a failed step must fail the write that made it.
+    pub fn wait(&mut self) -> io::Result<()> {
+        let last = self.join();
+        match self.failed.take() {
+            Some(e) => Err(e),
+            None => last,
         }
     }
 }
@@ -266,7 +280,7 @@ mod tests {
         let chunk = vec![7u8; 1 << 20];
         for i in 1..=9u64 {
             f.write_all(&chunk).unwrap();
-            fl.wrote(&f, i << 20).unwrap();
+            fl.wrote(&f, i << 20);
             if i == 4 {
                 assert!(fl.pending.is_some(), "no sync started after a step");
             }
@@ -277,16 +291,27 @@ mod tests {
             9 << 20
         );
 
-        // A descriptor fdatasync refuses (a socket: EINVAL): the step's error is
-        // returned by the next call, not lost on the thread.
+        // A descriptor fdatasync refuses (a socket: EINVAL): the step's error is kept
+        // and returned by wait, not lost on the thread, and no step follows a failed one.
         let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
         let sock = File::from(std::os::fd::OwnedFd::from(a));
         let mut fl = Flusher::new();
-        fl.wrote(&sock, Flusher::STEP).unwrap();
+        fl.wrote(&sock, Flusher::STEP);
+        while !fl.pending.as_ref().unwrap().is_finished() {
+            std::thread::yield_now();
+        }
+        fl.wrote(&sock, 2 * Flusher::STEP);
+        assert!(fl.failed.is_some() && fl.pending.is_none());
+        fl.wrote(&sock, 3 * Flusher::STEP);
+        assert!(fl.pending.is_none(), "a step after a failed one");
+        assert!(fl.wait().is_err());
+        // A failure still in flight at the end is returned too.
+        let mut fl = Flusher::new();
+        fl.wrote(&sock, Flusher::STEP);
         assert!(fl.wait().is_err());
         // Short of a step, nothing runs.
         let mut fl = Flusher::new();
-        fl.wrote(&sock, Flusher::STEP - 1).unwrap();
+        fl.wrote(&sock, Flusher::STEP - 1);
         assert!(fl.pending.is_none());
         fl.wait().unwrap();
     }

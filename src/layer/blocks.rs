@@ -8,12 +8,13 @@
 //!   and GNU gzip's readers read whole; eStargz layers are built the same way.
 //! * zstd: 1 MiB blocks for the first 4 MiB, then 4 MiB, each a zstd frame;
 //!   concatenated frames are one valid zstd stream (RFC 8878 §3.1).
-//!
-//! The last full block waits until the stream goes on; when it turns out to be the last,
-//! it and the partial block after it are cut into pieces of the first block size, so the
-//! cores finish together instead of one compressing a whole large block alone at the end.
 //! * no codec: 1 MiB blocks, hashed on a thread of their own and written as they are (a
 //!   plain tar), or only hashed (a rebuild verifying a cached layer).
+//!
+//! With a codec, the last full block waits until the stream goes on; when it turns out
+//! to be the last, it and the partial block after it are cut into pieces of the first
+//! block size, so the cores finish together instead of one compressing a whole large
+//! block alone at the end.
 //!
 //! Blocks depend only on the data, so the bytes are identical whatever the number of
 //! threads, and the work spreads evenly over every core. Block buffers are reused, so a
@@ -223,11 +224,16 @@ impl Workers {
                 while let Some(job) = Workers::next(&queue) {
                     let mut out = reuse(&outputs).unwrap_or_default();
                     let index = job.index;
-                    let done = c
-                        .compress(job.bytes(), &mut out)
-                        .map(|()| Done { index, out });
+                    // A panic is an error for the main thread, which would otherwise
+                    // wait forever for this job while the other workers live on.
+                    let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        c.compress(job.bytes(), &mut out)
+                    }))
+                    .unwrap_or_else(|_| Err(io::Error::other("a compression worker panicked")))
+                    .map(|()| Done { index, out });
                     drop(job);
-                    if tx.send(done).is_err() {
+                    let failed = done.is_err();
+                    if tx.send(done).is_err() || failed {
                         return;
                     }
                 }
@@ -409,11 +415,12 @@ impl<W: Write> Pipeline<W> {
         block
     }
 
-    /// Hands the current (full) block to the hasher and to the codec or the output; with
-    /// a codec it is held until the next one fills, and the one held before goes on.
+    /// Hands the current block (full, or the last of a stream without a codec) to the
+    /// hasher and to the codec or the output; with a codec it is held until the next one
+    /// fills, and the one held before goes on.
     fn submit(&mut self) -> io::Result<()> {
         let block = self.cut_block();
-        let Some((codec, _)) = self.codec else {
+        let Some((codec, threads)) = self.codec else {
             self.hash(&block)?;
             return match self.out.as_mut() {
                 Some(out) => out.write_all(block.bytes()),
@@ -422,7 +429,7 @@ impl<W: Write> Pipeline<W> {
         };
         if let Some(prev) = self.held.replace(block) {
             let len = prev.len;
-            self.dispatch(codec, prev, 0..len)?;
+            self.dispatch(codec, threads, prev, 0..len)?;
         }
         Ok(())
     }
@@ -431,10 +438,10 @@ impl<W: Write> Pipeline<W> {
     fn dispatch(
         &mut self,
         codec: Codec,
+        threads: usize,
         block: Arc<Block>,
         range: std::ops::Range<usize>,
     ) -> io::Result<()> {
-        let threads = self.codec.map_or(1, |(_, t)| t);
         let job = Job {
             index: self.next_index,
             block,
@@ -573,7 +580,7 @@ impl<W: Write> Pipeline<W> {
     /// Ends the stream: returns the output, the sha256 of the stream (none for
     /// [`Pipeline::stored`]) and its length.
     pub fn finish(mut self) -> io::Result<(Option<W>, Option<Digest>, u64)> {
-        if let Some((codec, _)) = self.codec {
+        if let Some((codec, threads)) = self.codec {
             // The held block and the partial one after it, in pieces; an empty stream
             // still gets one (empty) frame, so it is a valid stream.
             let last = (self.filled > 0 || self.cut == 0).then(|| self.cut_block());
@@ -583,7 +590,7 @@ impl<W: Write> Pipeline<W> {
                 let mut start = 0;
                 loop {
                     let end = len.min(start + piece);
-                    self.dispatch(codec, block.clone(), start..end)?;
+                    self.dispatch(codec, threads, block.clone(), start..end)?;
                     start = end;
                     if start == len {
                         break;
@@ -771,7 +778,7 @@ mod tests {
 
     #[test]
     fn small_streams_and_short_reads() {
-        // Smaller than a block: no thread is started, the hash is the same.
+        // Smaller than a block: one frame, the hash is the same.
         let (out, d, n) = compress(b"abc", Some(Codec::Zstd(3)), 2);
         assert_eq!((d, n), (Digest::of(b"abc"), 3));
         assert_eq!(zstd::decode_all(&out[..]).unwrap(), b"abc");

@@ -491,7 +491,7 @@ impl Write for BlobWriter {
         let w = self.inner.as_mut().expect("not committed");
         let n = w.write(buf)?;
         let on_disk = w.count() - w.get_mut().buffer().len() as u64;
-        self.flusher.wrote(w.get_mut().get_ref(), on_disk)?;
+        self.flusher.wrote(w.get_mut().get_ref(), on_disk);
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
