@@ -60,14 +60,15 @@ def fresh(store):
 
 def bench(label, inp):
     size = os.path.getsize(inp)
-    rows = {k: [] for k in ("umoci", "gzip", "rebuild", "zstd")}
-    L, S, Z = (os.path.join(work, n) for n in ("L", "S", "Z"))
+    rows = {k: [] for k in ("umoci", "gzip", "rebuild", "zstd", "zstd1")}
+    L, S, Z, Z1 = (os.path.join(work, n) for n in ("L", "S", "Z", "Z1"))
     for _ in range(runs):
         rows["umoci"].append(umoci(inp, L))
         rows["gzip"].append(nb(inp, fresh(S)))
         rows["rebuild"].append(nb(inp, S))
         rows["zstd"].append(nb(inp, fresh(Z), "--compression", "zstd"))
-    usize, gsize, zsize = du(L), du(S), du(Z)
+        rows["zstd1"].append(nb(inp, fresh(Z1), "--compression", "zstd", "--compression-level", "1"))
+    usize, gsize, zsize, z1size = du(L), du(S), du(Z), du(Z1)
     med = {k: statistics.median(w for w, _ in v) for k, v in rows.items()}
     rss = {k: max(r for _, r in v) / 1024 for k, v in rows.items()}
     u = med["umoci"]
@@ -77,6 +78,8 @@ def bench(label, inp):
           f"   wall {med['gzip'] / u:.2f}x umoci, layout {gsize / usize:.3f}x")
     print(f"  nobase zstd  {med['zstd']:7.3f} s  {rss['zstd']:6.1f} MiB   layout {zsize / 1e6:8.2f} MB"
           f"   wall {med['zstd'] / u:.2f}x umoci gzip")
+    print(f"  zstd -1      {med['zstd1']:7.3f} s  {rss['zstd1']:6.1f} MiB   layout {z1size / 1e6:8.2f} MB"
+          f"   wall {med['zstd1'] / u:.2f}x umoci gzip (--compression-level 1, for the trade-off)")
     print(f"  rebuild      {med['rebuild']:7.3f} s  {rss['rebuild']:6.1f} MiB   (same store, nothing changed)"
           f" {med['rebuild'] / med['gzip']:.2f}x cold gzip")
     if shutil.which("zstd"):
