@@ -57,6 +57,7 @@ fuzz_target!(|data: &[u8]| {
             target: None,
             labels: Default::default(),
             compression: Compression::None,
+            compression_level: None,
             epoch: 0,
             threads: 1,
             registry: Default::default(),
