@@ -6,6 +6,7 @@ together mean anything. Called by benches/build.sh, which builds nobase first.
     benches/build.py NOBASE RUNS WORKDIR TF90 BIG700 HELLO
 """
 import json
+import resource
 import os
 import shutil
 import statistics
@@ -16,20 +17,31 @@ import time
 nobase, runs, work, tf, big, hello = sys.argv[1], int(sys.argv[2]), *sys.argv[3:]
 
 
+last_cpu = 0.0
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def timed(cmd, env=None, rss=True):
     """Wall seconds (perf_counter) and peak RSS in KiB of a command (0 without `rss`:
     /usr/bin/time, which reads it, adds about 1.5 ms to every command on this machine,
     too much for the startup figure). Dirty pages are written out first (untimed), so
     a tool that syncs (nobase) does not pay for the writes of the command before it
-    (umoci does not sync)."""
+    (umoci does not sync). The command's CPU time (user + system) is left in last_cpu."""
+    global last_cpu
     rss_file = os.path.join(work, "rss")
     wrap = ["/usr/bin/time", "-f", "%M", "-o", rss_file] if rss else []
     os.sync()
+    c0 = children_cpu()
     t0 = time.perf_counter()
     subprocess.run([*wrap, *cmd], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    env={**os.environ, **(env or {})})
     wall = time.perf_counter() - t0
+    last_cpu = children_cpu() - c0
     return wall, int(open(rss_file).read().split()[-1]) if rss else 0
 
 
@@ -61,12 +73,14 @@ def fresh(store):
 def bench(label, inp):
     size = os.path.getsize(inp)
     rows = {k: [] for k in ("umoci", "gzip", "rebuild", "zstd", "zstd1")}
+    zstd_cpu = []
     L, S, Z, Z1 = (os.path.join(work, n) for n in ("L", "S", "Z", "Z1"))
     for _ in range(runs):
         rows["umoci"].append(umoci(inp, L))
         rows["gzip"].append(nb(inp, fresh(S)))
         rows["rebuild"].append(nb(inp, S))
         rows["zstd"].append(nb(inp, fresh(Z), "--compression", "zstd"))
+        zstd_cpu.append(last_cpu)
         rows["zstd1"].append(nb(inp, fresh(Z1), "--compression", "zstd", "--compression-level", "1"))
     usize, gsize, zsize, z1size = du(L), du(S), du(Z), du(Z1)
     med = {k: statistics.median(w for w, _ in v) for k, v in rows.items()}
@@ -78,6 +92,10 @@ def bench(label, inp):
           f"   wall {med['gzip'] / u:.2f}x umoci, layout {gsize / usize:.3f}x")
     print(f"  nobase zstd  {med['zstd']:7.3f} s  {rss['zstd']:6.1f} MiB   layout {zsize / 1e6:8.2f} MB"
           f"   wall {med['zstd'] / u:.2f}x umoci gzip")
+    cpu = statistics.median(zstd_cpu)
+    cores = os.cpu_count() or 1
+    print(f"  zstd CPU     {cpu:7.3f} s user+sys: shared perfectly over {cores} cores at least"
+          f" {cpu / cores:.3f} s = {cpu / cores / u:.2f}x umoci gzip")
     print(f"  zstd -1      {med['zstd1']:7.3f} s  {rss['zstd1']:6.1f} MiB   layout {z1size / 1e6:8.2f} MB"
           f"   wall {med['zstd1'] / u:.2f}x umoci gzip (--compression-level 1, for the trade-off)")
     print(f"  rebuild      {med['rebuild']:7.3f} s  {rss['rebuild']:6.1f} MiB   (same store, nothing changed)"
