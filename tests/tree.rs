@@ -599,3 +599,128 @@ fn a_700_mb_layer_is_summarized_with_flat_memory() {
         "peak RSS {rss_kib} KiB for a {SIZE}-byte layer"
     );
 }
+
+/// A pseudo-terminal of 30 rows by 120 columns: its master side and its slave side.
+fn pty() -> (std::fs::File, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (-1, -1);
+    let ws = libc::winsize {
+        ws_row: 30,
+        ws_col: 120,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty fills two descriptors, which are owned from here on.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &ws,
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened and are not owned elsewhere.
+    unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::os::fd::OwnedFd::from_raw_fd(slave),
+        )
+    }
+}
+
+#[test]
+fn interactive_view_walks_the_layers_and_gives_the_terminal_back() {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::sync::{Arc, Mutex};
+    if !have("umoci") {
+        return;
+    }
+    let env = Env::new();
+    let image = three_layers(&env);
+    let reference = format!("oci:{image}");
+
+    // Not on a terminal: a usage error that says so.
+    let r = env.nobase(&["tree", "-i", &reference]).code(2);
+    assert!(r.stderr.contains("needs a terminal"), "{}", r.stderr);
+
+    let (mut master, slave) = pty();
+    let tty = |fd: &std::os::fd::OwnedFd| std::process::Stdio::from(fd.try_clone().unwrap());
+    let mut child = env
+        .cmd(&["tree", "-i", &reference])
+        .stdin(tty(&slave))
+        .stdout(tty(&slave))
+        .stderr(tty(&slave))
+        .spawn()
+        .unwrap();
+    let screen = Arc::new(Mutex::new(Vec::new()));
+    {
+        let screen = screen.clone();
+        let mut reader = master.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                screen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+    }
+    // Waits until `text` is drawn after byte `from` of the output; returns where it ends.
+    let wait_for = |from: usize, text: &str| -> usize {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let s = String::from_utf8_lossy(&screen.lock().unwrap()).into_owned();
+            if let Some(i) = s.get(from..).and_then(|rest| rest.find(text)) {
+                return from + i + text.len();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{text:?} never drawn after byte {from}:\n{}",
+                s.get(from..).unwrap_or("")
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    // The first frame: every layer's history on the left, layer 1's files on the right.
+    let mut at = wait_for(0, "Layer 1/3");
+    for step in ["COPY app /app", "RUN shrink /app/big", "RUN rm /app/gone"] {
+        wait_for(0, step);
+    }
+    wait_for(0, "motd");
+    // j: layer 2, which modifies /app/big; j again: layer 3, which removes /app/gone.
+    master.write_all(b"j").unwrap();
+    at = wait_for(at, "Layer 2/3");
+    master.write_all(b"\x1b[B").unwrap();
+    at = wait_for(at, "Layer 3/3");
+    at = wait_for(at, "gone");
+    // m: the merged tree, naming the layer of each file.
+    master.write_all(b"m").unwrap();
+    at = wait_for(at, "Merged tree");
+    wait_for(at, "keep");
+    // q: the view ends, the screen and the terminal's modes are given back.
+    master.write_all(b"q").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "q did not end the view"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    wait_for(at, "\x1b[?1049l");
+    // SAFETY: termios is plain data filled by tcgetattr on a live descriptor.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::tcgetattr(slave.as_raw_fd(), &mut t) }, 0);
+    assert!(
+        t.c_lflag & libc::ECHO != 0 && t.c_lflag & libc::ICANON != 0,
+        "raw mode left on"
+    );
+}

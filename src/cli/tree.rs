@@ -12,7 +12,9 @@ use nobase::image::Platform;
 use nobase::imagefs::walk::Limits;
 use nobase::refs::ImageRef;
 use nobase::Error;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
+
+mod view;
 
 /// Arguments of `nobase tree`.
 #[derive(clap::Args, Debug)]
@@ -30,7 +32,8 @@ Examples:
   nobase tree hello:1
   nobase tree --layer 2 oci:./layout:app
   nobase tree --json docker-archive:app.tar | jq .wasted_bytes
-  nobase tree --ci --lowest-efficiency 0.95 --highest-wasted-bytes 20MB app:1")]
+  nobase tree --ci --lowest-efficiency 0.95 --highest-wasted-bytes 20MB app:1
+  nobase tree -i app:1")]
 pub struct Args {
     /// The image: NAME[:TAG], oci:DIR[:REF], oci-archive:FILE[:REF],
     /// docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG].
@@ -59,6 +62,11 @@ pub struct Args {
     /// first layer (0.1, or 10%).
     #[arg(long, value_name = "F", requires = "ci", value_parser = share_arg)]
     highest_user_wasted_percent: Option<f64>,
+    /// Explore the image on the terminal, as dive does: the layers on the left, the
+    /// selected layer's changes or the merged tree on the right (keys: ↑↓ or j/k a
+    /// layer, space/b a page, g/G top/end, m or tab the merged tree, q quit).
+    #[arg(short, long, conflicts_with_all = ["json", "ci", "layer"])]
+    interactive: bool,
     /// Which platform of a multi-platform image to show (os/arch[/variant]).
     #[arg(long, value_name = "PLATFORM")]
     platform: Option<String>,
@@ -92,6 +100,12 @@ struct CiDoc<'a> {
 /// Runs `nobase tree`.
 pub fn run(g: &Global, args: Args) -> Result<i32> {
     let reference = ImageRef::parse(&args.image)?;
+    if args.interactive && !(io::stdin().is_terminal() && io::stdout().is_terminal()) {
+        return Err(Error::Usage(
+            "--interactive needs a terminal on stdin and stdout; use the plain or --json output in scripts".into(),
+        )
+        .into());
+    }
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
     let src = g.open_source(&reference)?;
     let image = src.image.select(platform.as_ref())?;
@@ -101,6 +115,13 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
         explore::analyze(&src.reference, image, &blobs, Limits::default())
             .with_context(|| format!("reading {}", src.reference))?
     };
+    if args.interactive {
+        view::run(&analysis).context("drawing the interactive view")?;
+        for w in &analysis.warnings {
+            g.note(format_args!("nobase: warning: {w}"));
+        }
+        return Ok(0);
+    }
     let only = match &args.layer {
         Some(sel) => Some(pick_layer(&analysis, sel)?),
         None => None,
