@@ -255,12 +255,31 @@ pub fn run(a: &Analysis) -> io::Result<()> {
     view.render_right()?;
     let _term = Terminal::enter()?;
     let mut buf = [0u8; 16];
+    // The size the screen was last drawn at; None when a key changed what to draw.
+    let mut drawn = None;
+    let mut size = (0, 0);
     loop {
         let (rows, cols) = Terminal::size();
-        {
+        if drawn != Some((rows, cols)) {
             let mut out = io::stdout().lock();
+            if size != (rows, cols) {
+                // Every row is drawn whole, but a resize leaves cells outside them.
+                out.write_all(b"\x1b[2J")?;
+                size = (rows, cols);
+            }
             out.write_all(view.frame(rows, cols).as_bytes())?;
             out.flush()?;
+            drawn = Some((rows, cols));
+        }
+        // Wake up now and then to follow a resized window.
+        let mut fds = libc::pollfd {
+            fd: io::stdin().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one valid pollfd.
+        if unsafe { libc::poll(&mut fds, 1, 200) } == 0 {
+            continue;
         }
         // Straight from the descriptor: stdin's own buffer could join two keys.
         // SAFETY: read into a live buffer of its length.
@@ -279,6 +298,7 @@ pub fn run(a: &Analysis) -> io::Result<()> {
         if !view.apply(key(&buf[..n]), rows.saturating_sub(3).max(1))? {
             return Ok(());
         }
+        drawn = None;
     }
 }
 
