@@ -1497,3 +1497,29 @@ fn warnings_name_what_the_program_will_miss() {
         eprintln!("skipping the curl case: /usr/bin/curl is not installed");
     }
 }
+
+/// An image's names are anyone's bytes: an entrypoint and a file name with escape
+/// sequences are shown escaped by `check` (stdout and stderr), never sent to the
+/// terminal; `--json` keeps them exact.
+#[test]
+fn control_characters_in_an_image_are_shown_escaped() {
+    let env = Env::new();
+    let dir = craft(
+        &env,
+        "ctl",
+        serde_json::json!({
+            "config": {"Entrypoint": ["/app/\u{1b}[2Jrun\u{7}"]},
+            "layers": [[{"name": "app/\u{1b}]0;title\u{7}", "data": "x"}]],
+        }),
+    );
+    let reference = format!("oci:{}:latest", dir.display());
+    let r = env.nobase(&["check", &reference]).code(1);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        !all.contains(['\u{1b}', '\u{7}']),
+        "raw control characters:\n{all:?}"
+    );
+    assert!(all.contains("\\x1b[2Jrun\\x07"), "{all}");
+    let j = env.nobase(&["check", "--json", &reference]).code(1).json();
+    assert_eq!(j["command"][0], "/app/\u{1b}[2Jrun\u{7}");
+}

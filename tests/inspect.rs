@@ -159,3 +159,23 @@ fn missing_and_corrupt_files_are_one_line_errors() {
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     assert!(r.stderr.contains("truncated"), "{}", r.stderr);
 }
+
+/// An executable's strings are anyone's bytes: an interpreter path with an escape
+/// sequence is shown escaped, on stdout and stderr, never sent to the terminal.
+#[test]
+fn control_characters_in_an_executable_are_shown_escaped() {
+    let env = Env::new();
+    let mut bytes = std::fs::read(hello_dynamic()).unwrap();
+    let interp = b"/lib64/ld-linux-x86-64.so.2";
+    let at = bytes
+        .windows(interp.len())
+        .position(|w| w == interp)
+        .expect("PT_INTERP string");
+    bytes[at + 7] = 0x1b;
+    let path = env.path("ctl");
+    std::fs::write(&path, &bytes).unwrap();
+    let r = env.nobase(&["inspect", path.to_str().unwrap()]);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(!all.contains('\u{1b}'), "raw escape printed:\n{all:?}");
+    assert!(all.contains("/lib64/\\x1bd-linux-x86-64.so.2"), "{all}");
+}

@@ -509,7 +509,9 @@ fn hostile_layers_are_listed_where_written_or_refused_and_never_followed() {
             [{"name": "escape", "type": "symlink", "link": "../../../../../../"},
              {"name": "abs", "type": "symlink", "link": "/"},
              {"name": "hostvictim", "type": "symlink", "link": v},
-             {"name": "/etc/abs-name", "data": "absolute"}],
+             {"name": "/etc/abs-name", "data": "absolute"},
+             {"name": "evil\u{1b}[2Jname", "data": "x"},
+             {"name": "bell", "type": "symlink", "link": "\u{1b}]0;pwned\u{7}"}],
             [{"name": format!("escape/tmp/{sentinel}"), "data": "e"},
              {"name": format!("/abs/tmp/{sentinel}-2"), "data": "a"},
              {"name": "hostvictim", "data": "overwritten"},
@@ -546,10 +548,21 @@ fn hostile_layers_are_listed_where_written_or_refused_and_never_followed() {
         "{warnings}"
     );
     assert!(warnings.contains("not followed"), "{warnings}");
-    // The human output lists them too, and the warnings go to stderr.
+    // The human output lists them too, and the warnings go to stderr; control characters
+    // of names and targets are shown escaped, never sent to the terminal.
     let r = env.nobase(&["tree", &reference]).ok();
     assert!(r.stdout.contains(&sentinel), "{}", r.stdout);
     assert!(r.stderr.contains("warning"), "{}", r.stderr);
+    assert!(r.stdout.contains("evil\\x1b[2Jname"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("bell -> \\x1b]0;pwned\\x07"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !(r.stdout + &r.stderr).contains(['\u{1b}', '\u{7}']),
+        "raw control characters printed"
+    );
     // Nothing outside the image was touched or created.
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
     for p in [

@@ -2,7 +2,7 @@
 //! named), 3 when the image could not be read.
 
 use super::progress;
-use super::render::{color_for, paint, print_json};
+use super::render::{color_for, paint, print_json, printable, printable_text};
 use super::Global;
 use anyhow::{Context, Result};
 use nobase::check::{self, Report};
@@ -43,20 +43,25 @@ fn human(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
         .join(" ");
     if r.ok {
         let verdict = paint(color, "32", "will start");
-        writeln!(out, "{}: {verdict}: {command}", r.image)?;
+        writeln!(out, "{}: {verdict}: {command}", printable(&r.image))?;
     } else {
         let verdict = paint(color, "1;31", "will NOT start");
-        writeln!(out, "{}: {verdict}: {command}", r.image)?;
+        writeln!(out, "{}: {verdict}: {command}", printable(&r.image))?;
         for p in &r.problems {
             let code = serde_json::to_value(p.code).unwrap_or_default();
             let code = paint(color, "31", code.as_str().unwrap_or("problem"));
-            writeln!(out, "  {code}: {}", p.message)?;
+            writeln!(out, "  {code}: {}", printable_text(&p.message))?;
         }
     }
     for w in &r.warnings {
         let code = serde_json::to_value(w.code).unwrap_or_default();
         let head = format!("warning {}", code.as_str().unwrap_or("warning"));
-        writeln!(out, "  {}: {}", paint(color, "33", &head), w.message)?;
+        writeln!(
+            out,
+            "  {}: {}",
+            paint(color, "33", &head),
+            printable_text(&w.message)
+        )?;
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `nobase inspect FILE…`: what each file is and needs, without running it.
 
-use super::render::print_json;
+use super::render::{print_json, printable_text, Escaping};
 use super::Global;
 use anyhow::Result;
 use nobase::elf::ElfInfo;
@@ -293,7 +293,7 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
     }
     let mut docs = Vec::new();
     let mut code = 0;
-    let mut out = io::stdout().lock();
+    let mut out = Escaping(io::stdout().lock());
     for path in &args.files {
         match inspect_path(path) {
             Ok(kind) => {
@@ -304,10 +304,11 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
                         match resolve_in(path, &args.root, info) {
                             Ok(r) => Some(r),
                             Err(e) => {
-                                eprintln!(
+                                let msg = format!(
                                     "nobase: {}: cannot resolve its libraries: {e}",
                                     path.display()
                                 );
+                                eprintln!("{}", printable_text(&msg));
                                 code = code.max(e.exit_code());
                                 None
                             }
@@ -323,7 +324,7 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
             }
             Err(e) => {
                 // Keep going with the other files; the exit code says one failed.
-                eprintln!("nobase: {e}");
+                eprintln!("{}", printable_text(&format!("nobase: {e}")));
                 code = code.max(e.exit_code());
             }
         }

@@ -1,5 +1,6 @@
 //! Shared rendering helpers: human sizes, aligned tables, JSON on stdout, colour.
 
+use std::borrow::Cow;
 use std::io::{self, IsTerminal, Write};
 
 /// True when text for `stream` may be coloured: it is a terminal and `NO_COLOR` is
@@ -14,6 +15,63 @@ pub fn paint(color: bool, code: &str, text: &str) -> String {
         format!("\x1b[{code}m{text}\x1b[0m")
     } else {
         text.to_string()
+    }
+}
+
+/// `s` safe to print on a terminal: control characters (an image's file names and
+/// history, an executable's strings, are anyone's bytes, and an escape sequence in them
+/// would drive the terminal) are shown escaped, `\x1b`, `\n`, `\u{9b}`, as `ls -b` does.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    escape_controls(s, false)
+}
+
+/// [`printable`] for messages of several lines: newlines and tabs are kept.
+pub fn printable_text(s: &str) -> Cow<'_, str> {
+    escape_controls(s, true)
+}
+
+fn escape_controls(s: &str, keep_lines: bool) -> Cow<'_, str> {
+    let kept = |c: char| keep_lines && (c == '\n' || c == '\t');
+    if !s.chars().any(|c| c.is_control() && !kept(c)) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            c if kept(c) => out.push(c),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() && (c as u32) < 0x80 => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A writer that shows the ASCII control characters written through it escaped
+/// (`\x1b`), newlines and tabs excepted: for human output made of strings read from
+/// executables and images (see [`printable`]).
+pub struct Escaping<W: Write>(pub W);
+
+impl<W: Write> Write for Escaping<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut start = 0;
+        for (i, &b) in buf.iter().enumerate() {
+            if (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f {
+                self.0.write_all(&buf[start..i])?;
+                write!(self.0, "\\x{b:02x}")?;
+                start = i + 1;
+            }
+        }
+        self.0.write_all(&buf[start..])?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
     }
 }
 
@@ -72,7 +130,23 @@ pub fn print_table(rows: &[Vec<String>]) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::human_size;
+    use super::{human_size, printable, printable_text, Cow};
+
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        assert!(matches!(
+            printable("/app/hello"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(printable("a\u{1b}[2Jb"), "a\\x1b[2Jb");
+        assert_eq!(printable("x\ny\tz\u{7f}"), "x\\ny\\tz\\x7f");
+        assert_eq!(printable("csi\u{9b}31m é"), "csi\\u{9b}31m é");
+        assert_eq!(printable_text("a\n\tb\u{1b}"), "a\n\tb\\x1b");
+        assert!(matches!(printable_text("one\ntwo"), Cow::Borrowed(_)));
+        let mut w = super::Escaping(Vec::new());
+        std::io::Write::write_all(&mut w, "a\u{1b}[1mé\n\tb\u{7f}".as_bytes()).unwrap();
+        assert_eq!(w.0, "a\\x1b[1mé\n\tb\\x7f".as_bytes());
+    }
 
     #[test]
     fn sizes() {

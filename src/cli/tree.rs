@@ -3,7 +3,7 @@
 //! rule fails).
 
 use super::progress;
-use super::render::{color_for, human_size, paint, print_json, print_table};
+use super::render::{color_for, human_size, paint, print_json, print_table, printable};
 use super::Global;
 use anyhow::{Context, Result};
 use nobase::explore::ci::{self, Gates, RuleResult};
@@ -117,9 +117,7 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
     };
     if args.interactive {
         view::run(&analysis).context("drawing the interactive view")?;
-        for w in &analysis.warnings {
-            g.note(format_args!("nobase: warning: {w}"));
-        }
+        warnings(g, &analysis);
         return Ok(0);
     }
     let only = match &args.layer {
@@ -171,15 +169,20 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
             ci_report(rules, passed, color)?;
         }
     }
-    for w in &analysis.warnings {
-        g.note(format_args!("nobase: warning: {w}"));
-    }
+    warnings(g, &analysis);
     if let Some(rules) = &rules {
         for r in rules.iter().filter(|r| !r.passed) {
             eprintln!("nobase: CI rule {} failed: {}", r.rule, r.message);
         }
     }
     Ok(if passed { 0 } else { 1 })
+}
+
+/// What was odd about the layers, on stderr.
+fn warnings(g: &Global, a: &Analysis) {
+    for w in &a.warnings {
+        g.note(format_args!("nobase: warning: {}", printable(w)));
+    }
 }
 
 /// The layer `--layer` names: a number from 1, or a unique digest prefix.
@@ -327,7 +330,7 @@ fn draw<T>(
             .map(|&l| if l { "    " } else { "│   " })
             .collect();
         drawing.push_str(if last { "└── " } else { "├── " });
-        drawing.push_str(&nodes[id].name);
+        drawing.push_str(&printable(&nodes[id].name));
         emit(Line {
             drawing,
             item: nodes[id].item,
@@ -388,8 +391,8 @@ fn tree_rows<T>(
                 _ => f.size,
             };
             let drawing = match (f.kind, &f.target) {
-                (Kind::Symlink, Some(t)) => format!("{} -> {t}", line.drawing),
-                (Kind::Hardlink, Some(t)) => format!("{} => {t}", line.drawing),
+                (Kind::Symlink, Some(t)) => format!("{} -> {}", line.drawing, printable(t)),
+                (Kind::Hardlink, Some(t)) => format!("{} => {}", line.drawing, printable(t)),
                 _ => line.drawing,
             };
             let text = format!(
@@ -414,7 +417,7 @@ fn layer(out: &mut impl Write, a: &Analysis, l: &explore::Layer, color: bool) ->
     );
     writeln!(out, "{}", paint(color, "1", &head))?;
     if let Some(c) = &l.created_by {
-        writeln!(out, "  created by: {}", c.trim())?;
+        writeln!(out, "  created by: {}", printable(c.trim()))?;
     }
     let mark = |f: &LayerFile| {
         let (mark, code) = match f.change {
@@ -447,7 +450,10 @@ fn percent(f: f64) -> String {
 fn summary(a: &Analysis) -> io::Result<()> {
     let compressed: u64 = a.layers.iter().map(|l| l.size).sum();
     print_table(&[
-        vec!["Image".to_string(), format!("{} ({})", a.image, a.platform)],
+        vec![
+            "Image".to_string(),
+            format!("{} ({})", printable(&a.image), printable(&a.platform)),
+        ],
         vec![
             "Total size".into(),
             format!(
@@ -479,18 +485,19 @@ fn summary(a: &Analysis) -> io::Result<()> {
     ])?;
     let mut out = io::stdout().lock();
     let largest = a.largest.iter().map(|f| {
-        let text = format!("{}  (layer {})", f.path, f.layer);
+        let text = format!("{}  (layer {})", printable(&f.path), f.layer);
         (human_size(f.size), text)
     });
     list(&mut out, "Largest files", largest)?;
     let stored = a.inefficient.iter().map(|f| {
-        let text = format!("{}  ({} layers)", f.path, f.count);
+        let text = format!("{}  ({} layers)", printable(&f.path), f.count);
         (human_size(f.bytes), text)
     });
     list(&mut out, "Stored by more than one layer", stored)?;
     let identical = a.duplicates.iter().map(|d| {
         let size = format!("{} ×{}", human_size(d.size), d.paths.len());
-        (size, d.paths.join(" "))
+        let paths: Vec<_> = d.paths.iter().map(|p| printable(p)).collect();
+        (size, paths.join(" "))
     });
     list(&mut out, "Identical files", identical)
 }

@@ -4,7 +4,7 @@
 //! back as it was however the view ends (a key, an error, a panic).
 
 use super::{layer, merged, percent};
-use crate::cli::render::human_size;
+use crate::cli::render::{human_size, printable};
 use nobase::explore::Analysis;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
@@ -166,8 +166,8 @@ impl View<'_> {
         let a = self.a;
         let title = format!(
             "\x1b[1m{} ({})\x1b[0m  {} in files, wasted {}, efficiency {}",
-            a.image,
-            a.platform,
+            printable(&a.image),
+            printable(&a.platform),
             human_size(a.total_bytes),
             human_size(a.wasted_bytes),
             percent(a.efficiency)
@@ -178,7 +178,7 @@ impl View<'_> {
                 "{:>3} {:>8}  {}",
                 l.index,
                 human_size(l.file_bytes),
-                l.created_by.as_deref().unwrap_or("").trim()
+                printable(l.created_by.as_deref().unwrap_or("").trim())
             );
             let mark = if i == self.selected && !self.merged {
                 "\x1b[7m"
