@@ -1508,7 +1508,7 @@ fn control_characters_in_an_image_are_shown_escaped() {
         &env,
         "ctl",
         serde_json::json!({
-            "config": {"Entrypoint": ["/app/\u{1b}[2Jrun\u{7}"]},
+            "config": {"Entrypoint": ["/app/\u{1b}[2Jrun\u{7}\nfake: will start"]},
             "layers": [[{"name": "app/\u{1b}]0;title\u{7}", "data": "x"}]],
         }),
     );
@@ -1519,7 +1519,9 @@ fn control_characters_in_an_image_are_shown_escaped() {
         !all.contains(['\u{1b}', '\u{7}']),
         "raw control characters:\n{all:?}"
     );
-    assert!(all.contains("\\x1b[2Jrun\\x07"), "{all}");
+    assert!(all.contains("\\x1b[2Jrun\\x07\\nfake"), "{all}");
+    // A newline in a name cannot forge a line of output either.
+    assert!(!all.lines().any(|l| l.starts_with("fake")), "{all}");
     let j = env.nobase(&["check", "--json", &reference]).code(1).json();
-    assert_eq!(j["command"][0], "/app/\u{1b}[2Jrun\u{7}");
+    assert_eq!(j["command"][0], "/app/\u{1b}[2Jrun\u{7}\nfake: will start");
 }

@@ -172,10 +172,19 @@ fn control_characters_in_an_executable_are_shown_escaped() {
         .position(|w| w == interp)
         .expect("PT_INTERP string");
     bytes[at + 7] = 0x1b;
+    // And a C1 CSI (U+009B, two bytes in UTF-8) in place of "d-".
+    bytes[at + 8] = 0xc2;
+    bytes[at + 9] = 0x9b;
     let path = env.path("ctl");
     std::fs::write(&path, &bytes).unwrap();
     let r = env.nobase(&["inspect", path.to_str().unwrap()]);
     let all = format!("{}{}", r.stdout, r.stderr);
-    assert!(!all.contains('\u{1b}'), "raw escape printed:\n{all:?}");
-    assert!(all.contains("/lib64/\\x1bd-linux-x86-64.so.2"), "{all}");
+    assert!(
+        !all.contains(['\u{1b}', '\u{9b}']),
+        "raw escape printed:\n{all:?}"
+    );
+    assert!(
+        all.contains("/lib64/\\x1b\\u{9b}linux-x86-64.so.2"),
+        "{all}"
+    );
 }

@@ -736,4 +736,43 @@ fn interactive_view_walks_the_layers_and_gives_the_terminal_back() {
         t.c_lflag & libc::ECHO != 0 && t.c_lflag & libc::ICANON != 0,
         "raw mode left on"
     );
+
+    // Killed with SIGTERM, or left with a lone Esc: the same restoration.
+    for how in ["TERM", "Esc"] {
+        let mut child = env
+            .cmd(&["tree", "-i", &reference])
+            .stdin(tty(&slave))
+            .stdout(tty(&slave))
+            .stderr(tty(&slave))
+            .spawn()
+            .unwrap();
+        let from = screen.lock().unwrap().len();
+        let at = wait_for(from, "Layer 1/3");
+        if how == "TERM" {
+            // SAFETY: a signal to our own child.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        } else {
+            master.write_all(b"\x1b").unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{how} did not end the view"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        wait_for(at, "\x1b[?1049l");
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::tcgetattr(slave.as_raw_fd(), &mut t) }, 0);
+        assert!(t.c_lflag & libc::ECHO != 0, "{how}: raw mode left on");
+        use std::os::unix::process::ExitStatusExt;
+        match how {
+            "TERM" => assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}"),
+            _ => assert!(status.success(), "{status:?}"),
+        }
+    }
 }

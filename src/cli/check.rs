@@ -2,7 +2,7 @@
 //! named), 3 when the image could not be read.
 
 use super::progress;
-use super::render::{color_for, paint, print_json, printable, printable_text};
+use super::render::{color_for, paint, print_json, printable};
 use super::Global;
 use anyhow::{Context, Result};
 use nobase::check::{self, Report};
@@ -50,7 +50,7 @@ fn human(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
         for p in &r.problems {
             let code = serde_json::to_value(p.code).unwrap_or_default();
             let code = paint(color, "31", code.as_str().unwrap_or("problem"));
-            writeln!(out, "  {code}: {}", printable_text(&p.message))?;
+            writeln!(out, "  {code}: {}", printable(&p.message))?;
         }
     }
     for w in &r.warnings {
@@ -60,7 +60,7 @@ fn human(out: &mut impl Write, r: &Report, color: bool) -> io::Result<()> {
             out,
             "  {}: {}",
             paint(color, "33", &head),
-            printable_text(&w.message)
+            printable(&w.message)
         )?;
     }
     Ok(())

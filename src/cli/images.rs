@@ -1,6 +1,6 @@
 //! `nobase images` and `nobase rmi`: list and remove what the local store holds.
 
-use super::render::{human_size, print_json, print_table};
+use super::render::{human_size, print_json, print_table, printable};
 use super::Global;
 use anyhow::{Context, Result};
 use nobase::oci::read_image;
@@ -63,17 +63,22 @@ pub fn list(g: &Global, args: ListArgs) -> Result<i32> {
             Ok(img) => (
                 img.manifests
                     .iter()
-                    .map(|m| m.config.platform().to_string())
+                    .map(|m| printable(&m.config.platform().to_string()).into_owned())
                     .collect::<Vec<_>>()
                     .join(","),
                 img.size(),
                 img.manifests
                     .first()
-                    .and_then(|m| m.config.created.clone())
+                    .and_then(|m| {
+                        m.config
+                            .created
+                            .as_deref()
+                            .map(|c| printable(c).into_owned())
+                    })
                     .unwrap_or_default(),
             ),
             Err(e) => {
-                eprintln!("nobase: {name}: {e}");
+                eprintln!("nobase: {name}: {}", printable(&e.to_string()));
                 ("(unreadable)".into(), desc.size, String::new())
             }
         };

@@ -1,6 +1,6 @@
 //! `nobase inspect FILE…`: what each file is and needs, without running it.
 
-use super::render::{print_json, printable_text, Escaping};
+use super::render::{print_json, printable, Escaping};
 use super::Global;
 use anyhow::Result;
 use nobase::elf::ElfInfo;
@@ -110,12 +110,20 @@ fn human_resolved(out: &mut dyn Write, r: &Resolved, verbose: bool) -> io::Resul
     match &c.interpreter {
         Some(Interpreter::Found { object }) => {
             let o = &c.objects[*object];
-            writeln!(out, "  {:<10} {} => {}", "loader", o.path, o.canonical)?;
+            writeln!(
+                out,
+                "  {:<10} {} => {}",
+                "loader",
+                printable(&o.path),
+                printable(&o.canonical)
+            )?;
         }
         Some(Interpreter::Missing { requested, reason }) => writeln!(
             out,
-            "  {:<10} {requested} => not found ({reason})",
-            "loader"
+            "  {:<10} {} => not found ({})",
+            "loader",
+            printable(requested),
+            printable(&reason.to_string())
         )?,
         None => {}
     }
@@ -149,9 +157,11 @@ fn human_resolved(out: &mut dyn Write, r: &Resolved, verbose: bool) -> io::Resul
                     let o = &c.objects[*object];
                     if verbose {
                         // Which rule found it, as ld.so's LD_DEBUG=libs would say.
-                        writeln!(out, "{pad}{} => {}  ({})", n.name, o.path, o.via.describe())?;
+                        let (name, path) = (printable(&n.name), printable(&o.path));
+                        writeln!(out, "{pad}{name} => {path}  ({})", o.via.describe())?;
                     } else {
-                        writeln!(out, "{pad}{} => {}", n.name, o.path)?;
+                        let (name, path) = (printable(&n.name), printable(&o.path));
+                        writeln!(out, "{pad}{name} => {path}")?;
                     }
                     if depth < 64 {
                         walk(out, c, *object, depth + 1, verbose)?;
@@ -159,9 +169,17 @@ fn human_resolved(out: &mut dyn Write, r: &Resolved, verbose: bool) -> io::Resul
                 }
                 Outcome::Found { .. } => {}
                 Outcome::NotFound { error: Some(e), .. } => {
-                    writeln!(out, "{pad}{} => not found ({e})", n.name)?
+                    let e = e.to_string();
+                    writeln!(
+                        out,
+                        "{pad}{} => not found ({})",
+                        printable(&n.name),
+                        printable(&e)
+                    )?
                 }
-                Outcome::NotFound { .. } => writeln!(out, "{pad}{} => not found", n.name)?,
+                Outcome::NotFound { .. } => {
+                    writeln!(out, "{pad}{} => not found", printable(&n.name))?
+                }
             }
         }
         Ok(())
@@ -184,9 +202,10 @@ fn human_resolved(out: &mut dyn Write, r: &Resolved, verbose: bool) -> io::Resul
         }
     }
     for b in &r.blind_spots {
-        writeln!(out, "  {:<10} {}", "warning", b.message)?;
+        writeln!(out, "  {:<10} {}", "warning", printable(&b.message))?;
         for a in &b.adds {
-            writeln!(out, "  {:<10} fix: --add {}:{}", "", a.source, a.dest)?;
+            let (src, dest) = (printable(&a.source), printable(&a.dest));
+            writeln!(out, "  {:<10} fix: --add {src}:{dest}", "")?;
         }
     }
     Ok(())
@@ -201,7 +220,7 @@ fn human(
 ) -> io::Result<()> {
     let p = path.display();
     match kind {
-        FileKind::Elf(info) if g.quiet => writeln!(out, "{p}: {}", info.summary()),
+        FileKind::Elf(info) if g.quiet => writeln!(out, "{p}: {}", printable(&info.summary())),
         FileKind::Elf(info) => {
             human_elf(out, path, info)?;
             match resolved {
@@ -221,7 +240,7 @@ fn human(
             writeln!(
                 out,
                 "  scratch    needs {} inside the image to start",
-                s.interpreter
+                printable(&s.interpreter)
             )
         }
         FileKind::Directory => writeln!(out, "{p}: directory"),
@@ -232,8 +251,9 @@ fn human(
 }
 
 fn human_elf(out: &mut impl Write, path: &Path, info: &ElfInfo) -> io::Result<()> {
-    writeln!(out, "{}: {}", path.display(), info.summary())?;
-    let row = |out: &mut dyn Write, k: &str, v: String| writeln!(out, "  {k:<10} {v}");
+    writeln!(out, "{}: {}", path.display(), printable(&info.summary()))?;
+    let row =
+        |out: &mut dyn Write, k: &str, v: String| writeln!(out, "  {k:<10} {}", printable(&v));
     if let Some(s) = &info.soname {
         row(out, "soname", s.clone())?;
     }
@@ -308,7 +328,7 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
                                     "nobase: {}: cannot resolve its libraries: {e}",
                                     path.display()
                                 );
-                                eprintln!("{}", printable_text(&msg));
+                                eprintln!("{}", printable(&msg));
                                 code = code.max(e.exit_code());
                                 None
                             }
@@ -324,7 +344,7 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
             }
             Err(e) => {
                 // Keep going with the other files; the exit code says one failed.
-                eprintln!("{}", printable_text(&format!("nobase: {e}")));
+                eprintln!("{}", printable(&format!("nobase: {e}")));
                 code = code.max(e.exit_code());
             }
         }

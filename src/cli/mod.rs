@@ -214,14 +214,14 @@ impl Global {
     /// Prints a diagnostic line on stderr unless `-q`.
     pub fn note(&self, msg: impl std::fmt::Display) {
         if !self.quiet {
-            eprintln!("{}", render::printable_text(&msg.to_string()));
+            eprintln!("{}", render::printable(&msg.to_string()));
         }
     }
 
     /// Prints an explanation on stderr with `-v`.
     pub fn explain(&self, msg: impl std::fmt::Display) {
         if self.verbose > 0 {
-            eprintln!("{}", render::printable_text(&msg.to_string()));
+            eprintln!("{}", render::printable(&msg.to_string()));
         }
     }
 }
@@ -294,7 +294,7 @@ fn report(err: &anyhow::Error) -> i32 {
     let _ = writeln!(
         io::stderr(),
         "nobase: {}",
-        render::printable_text(&format!("{err:#}"))
+        render::printable(&format!("{err:#}"))
     );
     err.chain()
         .find_map(|c| c.downcast_ref::<nobase::Error>())

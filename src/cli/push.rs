@@ -4,7 +4,7 @@
 //! with `-v`.
 
 use super::progress::format_line;
-use super::render::{human_size, print_json};
+use super::render::{human_size, print_json, printable};
 use super::Global;
 use anyhow::{Context, Result};
 use nobase::image::{Descriptor, Platform};
@@ -223,14 +223,16 @@ impl Reporter {
 impl Events for Reporter {
     fn trace(&self, line: &str) {
         if self.verbose {
-            eprintln!("nobase: {line}");
+            eprintln!("nobase: {}", printable(line));
         }
     }
 
     fn retrying(&self, what: &str, why: &str, wait: Duration, attempt: u32, of: u32) {
         if !self.quiet {
             eprintln!(
-                "nobase: {what}: {why}; retrying in {:.1}s (attempt {} of {of})",
+                "nobase: {}: {}; retrying in {:.1}s (attempt {} of {of})",
+                printable(what),
+                printable(why),
                 wait.as_secs_f64(),
                 attempt + 1
             );

@@ -18,37 +18,29 @@ pub fn paint(color: bool, code: &str, text: &str) -> String {
     }
 }
 
-/// `s` safe to print on a terminal: control characters (an image's file names and
-/// history, an executable's strings, are anyone's bytes, and an escape sequence in them
-/// would drive the terminal) are shown escaped, `\x1b`, `\n`, `\u{9b}`, as `ls -b` does.
+/// `s` safe to print on a terminal: control characters, newlines included (an image's
+/// file names and history, an executable's strings, are anyone's bytes, and an escape
+/// sequence or a line break in them would drive the terminal or forge a line of output),
+/// are shown escaped, `\x1b`, `\n`, `\u{9b}`, as `ls -b` does.
 pub fn printable(s: &str) -> Cow<'_, str> {
-    escape_controls(s, false)
-}
-
-/// [`printable`] for messages of several lines: newlines and tabs are kept.
-pub fn printable_text(s: &str) -> Cow<'_, str> {
-    escape_controls(s, true)
-}
-
-fn escape_controls(s: &str, keep_lines: bool) -> Cow<'_, str> {
-    let kept = |c: char| keep_lines && (c == '\n' || c == '\t');
-    if !s.chars().any(|c| c.is_control() && !kept(c)) {
+    if !s.chars().any(char::is_control) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
-        match c {
-            c if kept(c) => out.push(c),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() && (c as u32) < 0x80 => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
+        escape_char(c, &mut out);
     }
     Cow::Owned(out)
+}
+
+fn escape_char(c: char, out: &mut String) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\t' => out.push_str("\\t"),
+        c if c.is_control() && (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+        c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        c => out.push(c),
+    }
 }
 
 /// A writer that shows the ASCII control characters written through it escaped
@@ -58,15 +50,33 @@ pub struct Escaping<W: Write>(pub W);
 
 impl<W: Write> Write for Escaping<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut start = 0;
-        for (i, &b) in buf.iter().enumerate() {
-            if (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f {
-                self.0.write_all(&buf[start..i])?;
-                write!(self.0, "\\x{b:02x}")?;
-                start = i + 1;
+        let keep = |c: char| c == '\n' || c == '\t';
+        match std::str::from_utf8(buf) {
+            // Formatting writes whole strings: C1 controls (U+0080–U+009F) are caught too.
+            Ok(text) if text.chars().any(|c| c.is_control() && !keep(c)) => {
+                let mut out = String::with_capacity(text.len() + 8);
+                for c in text.chars() {
+                    if keep(c) {
+                        out.push(c);
+                    } else {
+                        escape_char(c, &mut out);
+                    }
+                }
+                self.0.write_all(out.as_bytes())?;
+            }
+            Ok(_) => self.0.write_all(buf)?,
+            Err(_) => {
+                let mut start = 0;
+                for (i, &b) in buf.iter().enumerate() {
+                    if (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f {
+                        self.0.write_all(&buf[start..i])?;
+                        write!(self.0, "\\x{b:02x}")?;
+                        start = i + 1;
+                    }
+                }
+                self.0.write_all(&buf[start..])?;
             }
         }
-        self.0.write_all(&buf[start..])?;
         Ok(buf.len())
     }
 
@@ -130,19 +140,17 @@ pub fn print_table(rows: &[Vec<String>]) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{human_size, printable, printable_text, Cow};
+    use super::{human_size, printable, Cow};
 
     #[test]
     fn control_characters_are_shown_escaped() {
-        assert!(matches!(
-            printable("/app/hello"),
-            std::borrow::Cow::Borrowed(_)
-        ));
+        assert!(matches!(printable("/app/hello"), Cow::Borrowed(_)));
         assert_eq!(printable("a\u{1b}[2Jb"), "a\\x1b[2Jb");
         assert_eq!(printable("x\ny\tz\u{7f}"), "x\\ny\\tz\\x7f");
         assert_eq!(printable("csi\u{9b}31m é"), "csi\\u{9b}31m é");
-        assert_eq!(printable_text("a\n\tb\u{1b}"), "a\n\tb\\x1b");
-        assert!(matches!(printable_text("one\ntwo"), Cow::Borrowed(_)));
+        let mut w = super::Escaping(Vec::new());
+        std::io::Write::write_all(&mut w, "c1 \u{9b}31m\n".as_bytes()).unwrap();
+        assert_eq!(w.0, "c1 \\u{9b}31m\n".as_bytes());
         let mut w = super::Escaping(Vec::new());
         std::io::Write::write_all(&mut w, "a\u{1b}[1mé\n\tb\u{7f}".as_bytes()).unwrap();
         assert_eq!(w.0, "a\\x1b[1mé\n\tb\\x7f".as_bytes());

@@ -3,7 +3,7 @@
 //! the bundled libraries with the objects that needed each. With `-v`, every entry of
 //! every layer as it is in the written blob, and why each bundled file is there.
 
-use super::render::human_size;
+use super::render::{human_size, printable};
 use super::Global;
 use nobase::build::bundle::Bundled;
 use nobase::build::LayerReport;
@@ -31,11 +31,11 @@ pub fn print(
     let n = layers.len();
     let why = bundled.map(reasons).unwrap_or_default();
     for (i, l) in layers.iter().enumerate() {
-        eprintln!("{prefix}{}", layer_line(i + 1, n, l));
+        eprintln!("{prefix}{}", printable(&layer_line(i + 1, n, l)));
         if let Some(bundled) = bundled.filter(|_| is_bundle_layer(l)) {
             for (requester, libs) in needed_groups(bundled) {
                 for line in wrap(&libs, &format!("  {requester} needs "), WIDTH) {
-                    eprintln!("{prefix}{line}");
+                    eprintln!("{prefix}{}", printable(&line));
                 }
             }
         }
@@ -181,8 +181,12 @@ fn list_files(
             _ => return Ok(()),
         };
         match why.get(&e.path) {
-            Some(w) => eprintln!("{prefix}    {size:>8}  {name}  {w}"),
-            None => eprintln!("{prefix}    {size:>8}  {name}"),
+            Some(w) => eprintln!(
+                "{prefix}    {size:>8}  {}  {}",
+                printable(&name),
+                printable(w)
+            ),
+            None => eprintln!("{prefix}    {size:>8}  {}", printable(&name)),
         }
         Ok(())
     })?;

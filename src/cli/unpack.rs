@@ -2,7 +2,7 @@
 //! `DIR/rootfs`) that `runc run --bundle DIR NAME` starts.
 
 use super::progress;
-use super::render::human_size;
+use super::render::{human_size, printable};
 use super::run::{chosen, ContainerArgs};
 use super::Global;
 use anyhow::{Context, Result};
@@ -58,7 +58,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         println!(
             "{}  {}  {} entries, {} → {}",
             u.manifest,
-            u.platform,
+            printable(&u.platform.to_string()),
             u.stats.entries,
             human_size(u.stats.bytes),
             a.dir.display()

@@ -39,9 +39,74 @@ fn key(bytes: &[u8]) -> Key {
     }
 }
 
+/// The keys at the start of `pending` (what reads returned, in order); an escape
+/// sequence cut by the end of the input stays in `pending` for the next read.
+fn keys(pending: &mut Vec<u8>) -> Vec<Key> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < pending.len() {
+        let len = if pending[i] != 0x1b {
+            1
+        } else {
+            match pending.get(i + 1) {
+                None => break,
+                Some(b'[') => match pending[i + 2..]
+                    .iter()
+                    .position(|b| (0x40..=0x7e).contains(b))
+                {
+                    Some(p) => p + 3,
+                    None => break,
+                },
+                Some(b'O') if pending.len() < i + 3 => break,
+                Some(b'O') => 3,
+                // ESC then another key (Alt+key): neither quits.
+                Some(_) => 1,
+            }
+        };
+        let k = key(&pending[i..i + len]);
+        out.push(if len == 1 && pending[i] == 0x1b {
+            Key::Other
+        } else {
+            k
+        });
+        i += len;
+    }
+    pending.drain(..i);
+    out
+}
+
+/// The terminal settings to put back, for the signal handler.
+static SAVED: std::sync::OnceLock<libc::termios> = std::sync::OnceLock::new();
+
+/// Puts the screen and the terminal's modes back; only async-signal-safe calls.
+fn restore() {
+    let seq = b"\x1b[0m\x1b[?25h\x1b[?1049l";
+    // SAFETY: write and tcsetattr on the standard descriptors, with live buffers.
+    unsafe {
+        libc::write(1, seq.as_ptr().cast(), seq.len());
+        if let Some(t) = SAVED.get() {
+            libc::tcsetattr(0, libc::TCSAFLUSH, t);
+        }
+    }
+}
+
+/// SIGTERM, SIGQUIT, SIGHUP: the terminal back as it was, then the signal's default.
+extern "C" fn on_signal(sig: libc::c_int) {
+    restore();
+    // SAFETY: signal and raise are async-signal-safe.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+}
+
+const SIGNALS: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGQUIT, libc::SIGHUP];
+
 /// Raw mode and the alternate screen, undone on drop.
 struct Terminal {
     saved: libc::termios,
+    /// The signal handlers replaced.
+    previous: Vec<libc::sighandler_t>,
 }
 
 impl Terminal {
@@ -62,7 +127,21 @@ impl Terminal {
         if unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &raw) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        let t = Terminal { saved };
+        let _ = SAVED.set(saved);
+        let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        // SAFETY: installs a handler that only makes async-signal-safe calls.
+        let previous = SIGNALS
+            .iter()
+            .map(|&sig| unsafe { libc::signal(sig, handler) })
+            .collect();
+        // A panic's message is printed by the hook, before unwinding reaches Drop: put
+        // the terminal back first, or the message goes to the alternate screen.
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore();
+            hook(info);
+        }));
+        let t = Terminal { saved, previous };
         let mut out = io::stdout().lock();
         out.write_all(b"\x1b[?1049h\x1b[?25l")?;
         out.flush()?;
@@ -88,15 +167,51 @@ impl Drop for Terminal {
         let mut out = io::stdout().lock();
         let _ = out.write_all(b"\x1b[0m\x1b[?25h\x1b[?1049l");
         let _ = out.flush();
-        // SAFETY: restores the settings tcgetattr read, on the same descriptor.
+        // SAFETY: restores the settings tcgetattr read, on the same descriptor, and the
+        // signal handlers that were there.
         unsafe {
             libc::tcsetattr(io::stdin().as_raw_fd(), libc::TCSAFLUSH, &self.saved);
+            for (&sig, &h) in SIGNALS.iter().zip(&self.previous) {
+                libc::signal(sig, h);
+            }
+        }
+        if !std::thread::panicking() {
+            let _ = std::panic::take_hook();
         }
     }
 }
 
+/// Columns a character takes on a terminal: 0 for combining marks and zero-width
+/// characters, 2 for East Asian wide ones and emoji, 1 otherwise (a table of the common
+/// ranges, not all of Unicode's).
+fn columns(c: char) -> usize {
+    match c as u32 {
+        0x0300..=0x036F
+        | 0x200B..=0x200F
+        | 0x2028..=0x202E
+        | 0x2060..=0x2064
+        | 0xFE00..=0xFE0F
+        | 0xFEFF => 0,
+        0x1100..=0x115F
+        | 0x2E80..=0x303E
+        | 0x3041..=0x33FF
+        | 0x3400..=0x4DBF
+        | 0x4E00..=0x9FFF
+        | 0xA000..=0xA4CF
+        | 0xAC00..=0xD7A3
+        | 0xF900..=0xFAFF
+        | 0xFE30..=0xFE4F
+        | 0xFF00..=0xFF60
+        | 0xFFE0..=0xFFE6
+        | 0x1F300..=0x1F64F
+        | 0x1F900..=0x1F9FF
+        | 0x20000..=0x3FFFD => 2,
+        _ => 1,
+    }
+}
+
 /// `line` cut to `width` columns: escape sequences pass through without counting, and
-/// colour is reset at the end. Every other character counts as one column.
+/// colour is reset at the end; characters count the columns they take.
 fn fit(line: &str, width: usize) -> String {
     let mut out = String::with_capacity(line.len() + 8);
     let mut cols = 0;
@@ -119,11 +234,12 @@ fn fit(line: &str, width: usize) -> String {
         if c.is_control() {
             continue;
         }
-        if cols == width {
+        let w = columns(c);
+        if cols + w > width {
             break;
         }
         out.push(c);
-        cols += 1;
+        cols += w;
     }
     out.push_str("\x1b[0m");
     out.push_str(&" ".repeat(width - cols));
@@ -173,7 +289,9 @@ impl View<'_> {
             percent(a.efficiency)
         );
         let mut left = vec![format!("\x1b[1mLayers\x1b[0m")];
-        for (i, l) in a.layers.iter().enumerate() {
+        // The selected layer stays in sight: the list scrolls under its title.
+        let first = self.selected.saturating_sub(body.saturating_sub(2));
+        for (i, l) in a.layers.iter().enumerate().skip(first) {
             let text = format!(
                 "{:>3} {:>8}  {}",
                 l.index,
@@ -254,12 +372,15 @@ pub fn run(a: &Analysis) -> io::Result<()> {
     };
     view.render_right()?;
     let _term = Terminal::enter()?;
-    let mut buf = [0u8; 16];
+    let mut buf = [0u8; 64];
+    let mut pending = Vec::new();
     // The size the screen was last drawn at; None when a key changed what to draw.
     let mut drawn = None;
     let mut size = (0, 0);
     loop {
         let (rows, cols) = Terminal::size();
+        // A huge window is drawn as a large one.
+        let (rows, cols) = (rows.min(1000), cols.min(1000));
         if drawn != Some((rows, cols)) {
             let mut out = io::stdout().lock();
             if size != (rows, cols) {
@@ -271,17 +392,23 @@ pub fn run(a: &Analysis) -> io::Result<()> {
             out.flush()?;
             drawn = Some((rows, cols));
         }
-        // Wake up now and then to follow a resized window.
+        // Wake up now and then to follow a resized window; sooner when an escape
+        // sequence may still be arriving (a lone Esc quits once nothing follows).
         let mut fds = libc::pollfd {
             fd: io::stdin().as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
+        let wait = if pending.is_empty() { 200 } else { 30 };
         // SAFETY: poll on one valid pollfd.
-        if unsafe { libc::poll(&mut fds, 1, 200) } == 0 {
+        if unsafe { libc::poll(&mut fds, 1, wait) } == 0 {
+            if pending == [0x1b] {
+                return Ok(());
+            }
+            pending.clear();
             continue;
         }
-        // Straight from the descriptor: stdin's own buffer could join two keys.
+        // Straight from the descriptor: stdin's own buffer could hold keys back.
         // SAFETY: read into a live buffer of its length.
         let n = unsafe { libc::read(io::stdin().as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         if n < 0 {
@@ -291,14 +418,16 @@ pub fn run(a: &Analysis) -> io::Result<()> {
             }
             return Err(e);
         }
-        let n = n as usize;
         if n == 0 {
             return Ok(());
         }
-        if !view.apply(key(&buf[..n]), rows.saturating_sub(3).max(1))? {
-            return Ok(());
+        pending.extend_from_slice(&buf[..n as usize]);
+        for k in keys(&mut pending) {
+            if !view.apply(k, rows.saturating_sub(3).max(1))? {
+                return Ok(());
+            }
+            drawn = None;
         }
-        drawn = None;
     }
 }
 
@@ -351,6 +480,30 @@ mod tests {
             duplicates: Vec::new(),
             warnings: Vec::new(),
         }
+    }
+
+    #[test]
+    fn reads_split_into_keys_and_sequences_wait_for_their_end() {
+        let mut p = b"jj\x1b[Bq".to_vec();
+        assert_eq!(keys(&mut p), [Key::Down, Key::Down, Key::Down, Key::Quit]);
+        assert!(p.is_empty());
+        // A sequence cut by the read: nothing yet, then the whole key.
+        let mut p = b"k\x1b".to_vec();
+        assert_eq!(keys(&mut p), [Key::Up]);
+        assert_eq!(p, b"\x1b");
+        p.extend_from_slice(b"[6");
+        assert!(keys(&mut p).is_empty());
+        p.push(b'~');
+        assert_eq!(keys(&mut p), [Key::PageDown]);
+        // Esc then a key (Alt+key) is not a quit.
+        let mut p = b"\x1bx".to_vec();
+        assert_eq!(keys(&mut p), [Key::Other, Key::Other]);
+    }
+
+    #[test]
+    fn wide_and_zero_width_characters_take_their_columns() {
+        assert_eq!(fit("日本語", 4), "日本\x1b[0m");
+        assert_eq!(fit("e\u{301}x", 2), "e\u{301}x\x1b[0m");
     }
 
     #[test]
