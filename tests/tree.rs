@@ -659,15 +659,24 @@ fn interactive_view_walks_the_layers_and_gives_the_terminal_back() {
     let r = env.nobase(&["tree", "-i", &reference]).code(2);
     assert!(r.stderr.contains("needs a terminal"), "{}", r.stderr);
 
+    /// Kills the view if an assertion fails while it runs.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let (mut master, slave) = pty();
     let tty = |fd: &std::os::fd::OwnedFd| std::process::Stdio::from(fd.try_clone().unwrap());
-    let mut child = env
-        .cmd(&["tree", "-i", &reference])
-        .stdin(tty(&slave))
-        .stdout(tty(&slave))
-        .stderr(tty(&slave))
-        .spawn()
-        .unwrap();
+    let mut child = Reap(
+        env.cmd(&["tree", "-i", &reference])
+            .stdin(tty(&slave))
+            .stdout(tty(&slave))
+            .stderr(tty(&slave))
+            .spawn()
+            .unwrap(),
+    );
     let screen = Arc::new(Mutex::new(Vec::new()));
     {
         let screen = screen.clone();
@@ -718,7 +727,7 @@ fn interactive_view_walks_the_layers_and_gives_the_terminal_back() {
     master.write_all(b"q").unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
+        if let Some(s) = child.0.try_wait().unwrap() {
             break s;
         }
         assert!(
@@ -739,24 +748,25 @@ fn interactive_view_walks_the_layers_and_gives_the_terminal_back() {
 
     // Killed with SIGTERM, or left with a lone Esc: the same restoration.
     for how in ["TERM", "Esc"] {
-        let mut child = env
-            .cmd(&["tree", "-i", &reference])
-            .stdin(tty(&slave))
-            .stdout(tty(&slave))
-            .stderr(tty(&slave))
-            .spawn()
-            .unwrap();
+        let mut child = Reap(
+            env.cmd(&["tree", "-i", &reference])
+                .stdin(tty(&slave))
+                .stdout(tty(&slave))
+                .stderr(tty(&slave))
+                .spawn()
+                .unwrap(),
+        );
         let from = screen.lock().unwrap().len();
         let at = wait_for(from, "Layer 1/3");
         if how == "TERM" {
             // SAFETY: a signal to our own child.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+            unsafe { libc::kill(child.0.id() as libc::pid_t, libc::SIGTERM) };
         } else {
             master.write_all(b"\x1b").unwrap();
         }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
+            if let Some(s) = child.0.try_wait().unwrap() {
                 break s;
             }
             assert!(

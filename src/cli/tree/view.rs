@@ -257,15 +257,17 @@ struct View<'a> {
     scroll: usize,
     /// The right pane's lines, drawn for the current selection.
     lines: Vec<String>,
+    /// Marks in colour (not with `NO_COLOR`).
+    color: bool,
 }
 
 impl View<'_> {
     fn render_right(&mut self) -> io::Result<()> {
         let mut buf = Vec::new();
         if self.merged {
-            merged(&mut buf, self.a, true)?;
+            merged(&mut buf, self.a, self.color)?;
         } else {
-            layer(&mut buf, self.a, &self.a.layers[self.selected], true)?;
+            layer(&mut buf, self.a, &self.a.layers[self.selected], self.color)?;
         }
         self.lines = String::from_utf8_lossy(&buf)
             .lines()
@@ -369,6 +371,7 @@ pub fn run(a: &Analysis) -> io::Result<()> {
         merged: a.layers.is_empty(),
         scroll: 0,
         lines: Vec::new(),
+        color: crate::cli::render::color_for(&io::stdout()),
     };
     view.render_right()?;
     let _term = Terminal::enter()?;
@@ -384,9 +387,13 @@ pub fn run(a: &Analysis) -> io::Result<()> {
         if drawn != Some((rows, cols)) {
             let mut out = io::stdout().lock();
             if size != (rows, cols) {
-                // Every row is drawn whole, but a resize leaves cells outside them.
+                // Every row is drawn whole, but a resize leaves cells outside them; a
+                // taller window may show the end of the pane from an earlier line.
                 out.write_all(b"\x1b[2J")?;
                 size = (rows, cols);
+                view.scroll = view
+                    .scroll
+                    .min(view.lines.len().saturating_sub(rows.saturating_sub(3)));
             }
             out.write_all(view.frame(rows, cols).as_bytes())?;
             out.flush()?;
@@ -444,6 +451,7 @@ mod tests {
             merged: true,
             scroll: 0,
             lines: Vec::new(),
+            color: true,
         };
         v.render_right().unwrap();
         for k in [
