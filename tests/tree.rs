@@ -669,14 +669,39 @@ fn interactive_view_walks_the_layers_and_gives_the_terminal_back() {
     }
     let (mut master, slave) = pty();
     let tty = |fd: &std::os::fd::OwnedFd| std::process::Stdio::from(fd.try_clone().unwrap());
-    let mut child = Reap(
-        env.cmd(&["tree", "-i", &reference])
-            .stdin(tty(&slave))
-            .stdout(tty(&slave))
-            .stderr(tty(&slave))
-            .spawn()
-            .unwrap(),
-    );
+    let spawn_view = || {
+        Reap(
+            env.cmd(&["tree", "-i", &reference])
+                .stdin(tty(&slave))
+                .stdout(tty(&slave))
+                .stderr(tty(&slave))
+                .spawn()
+                .unwrap(),
+        )
+    };
+    // The view's exit status, waited for, and the terminal's modes checked after it.
+    let ended = |child: &mut Reap, what: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = child.0.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what} did not end the view"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        // SAFETY: termios is plain data filled by tcgetattr on a live descriptor.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::tcgetattr(slave.as_raw_fd(), &mut t) }, 0);
+        assert!(
+            t.c_lflag & libc::ECHO != 0 && t.c_lflag & libc::ICANON != 0,
+            "{what}: raw mode left on"
+        );
+        status
+    };
+    let mut child = spawn_view();
     let screen = Arc::new(Mutex::new(Vec::new()));
     {
         let screen = screen.clone();
@@ -725,38 +750,14 @@ fn interactive_view_walks_the_layers_and_gives_the_terminal_back() {
     wait_for(at, "keep");
     // q: the view ends, the screen and the terminal's modes are given back.
     master.write_all(b"q").unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "q did not end the view"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let status = ended(&mut child, "q");
     assert!(status.success(), "{status:?}");
     wait_for(at, "\x1b[?1049l");
-    // SAFETY: termios is plain data filled by tcgetattr on a live descriptor.
-    let mut t: libc::termios = unsafe { std::mem::zeroed() };
-    assert_eq!(unsafe { libc::tcgetattr(slave.as_raw_fd(), &mut t) }, 0);
-    assert!(
-        t.c_lflag & libc::ECHO != 0 && t.c_lflag & libc::ICANON != 0,
-        "raw mode left on"
-    );
 
     // Killed with SIGTERM, or left with a lone Esc: the same restoration.
     for how in ["TERM", "Esc"] {
-        let mut child = Reap(
-            env.cmd(&["tree", "-i", &reference])
-                .stdin(tty(&slave))
-                .stdout(tty(&slave))
-                .stderr(tty(&slave))
-                .spawn()
-                .unwrap(),
-        );
         let from = screen.lock().unwrap().len();
+        let mut child = spawn_view();
         let at = wait_for(from, "Layer 1/3");
         if how == "TERM" {
             // SAFETY: a signal to our own child.
@@ -764,21 +765,8 @@ fn interactive_view_walks_the_layers_and_gives_the_terminal_back() {
         } else {
             master.write_all(b"\x1b").unwrap();
         }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        let status = loop {
-            if let Some(s) = child.0.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{how} did not end the view"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        };
+        let status = ended(&mut child, how);
         wait_for(at, "\x1b[?1049l");
-        let mut t: libc::termios = unsafe { std::mem::zeroed() };
-        assert_eq!(unsafe { libc::tcgetattr(slave.as_raw_fd(), &mut t) }, 0);
-        assert!(t.c_lflag & libc::ECHO != 0, "{how}: raw mode left on");
         use std::os::unix::process::ExitStatusExt;
         match how {
             "TERM" => assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}"),
