@@ -23,7 +23,7 @@ pub fn paint(color: bool, code: &str, text: &str) -> String {
 /// sequence or a line break in them would drive the terminal or forge a line of output),
 /// are shown escaped, `\x1b`, `\n`, `\u{9b}`, as `ls -b` does.
 pub fn printable(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
+    if !s.chars().any(hidden) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
@@ -33,12 +33,19 @@ pub fn printable(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Characters that act instead of showing: controls, and the bidirectional overrides,
+/// embeddings, isolates and marks that make a name read in another order than it is
+/// (`evil\u{202e}txt.exe` shows as `evilexe.txt`).
+fn hidden(c: char) -> bool {
+    c.is_control() || matches!(c as u32, 0x200E | 0x200F | 0x202A..=0x202E | 0x2066..=0x2069)
+}
+
 fn escape_char(c: char, out: &mut String) {
     match c {
         '\n' => out.push_str("\\n"),
         '\t' => out.push_str("\\t"),
-        c if c.is_control() && (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
-        c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        c if hidden(c) && (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+        c if hidden(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
         c => out.push(c),
     }
 }
@@ -53,7 +60,7 @@ impl<W: Write> Write for Escaping<W> {
         let keep = |c: char| c == '\n' || c == '\t';
         match std::str::from_utf8(buf) {
             // Formatting writes whole strings: C1 controls (U+0080–U+009F) are caught too.
-            Ok(text) if text.chars().any(|c| c.is_control() && !keep(c)) => {
+            Ok(text) if text.chars().any(|c| hidden(c) && !keep(c)) => {
                 let mut out = String::with_capacity(text.len() + 8);
                 for c in text.chars() {
                     if keep(c) {
@@ -148,6 +155,8 @@ mod tests {
         assert_eq!(printable("a\u{1b}[2Jb"), "a\\x1b[2Jb");
         assert_eq!(printable("x\ny\tz\u{7f}"), "x\\ny\\tz\\x7f");
         assert_eq!(printable("csi\u{9b}31m é"), "csi\\u{9b}31m é");
+        assert_eq!(printable("evil\u{202e}txt.exe"), "evil\\u{202e}txt.exe");
+        assert_eq!(printable("日本\u{2067}x"), "日本\\u{2067}x");
         let mut w = super::Escaping(Vec::new());
         std::io::Write::write_all(&mut w, "c1 \u{9b}31m\n".as_bytes()).unwrap();
         assert_eq!(w.0, "c1 \\u{9b}31m\n".as_bytes());
