@@ -163,6 +163,10 @@ mod tests {
         let mut w = super::Escaping(Vec::new());
         std::io::Write::write_all(&mut w, "a\u{1b}[1mé\n\tb\u{7f}".as_bytes()).unwrap();
         assert_eq!(w.0, "a\\x1b[1mé\n\tb\\x7f".as_bytes());
+        // Bytes that are not UTF-8: ASCII controls are still escaped, the rest kept.
+        let mut w = super::Escaping(Vec::new());
+        std::io::Write::write_all(&mut w, b"\xff\x1b[2J\n").unwrap();
+        assert_eq!(w.0, b"\xff\\x1b[2J\n");
     }
 
     #[test]

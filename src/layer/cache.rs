@@ -6,7 +6,7 @@
 //! when that diff_id equals the cached one — so content is always verified, never
 //! trusted to an mtime or a path.
 
-use super::{Compression, Layer, LayerOptions, GZIP_LEVEL, ZSTD_LEVEL};
+use super::{Codec, Layer, LayerOptions};
 use crate::digest::{Digest, HashWriter};
 use crate::error::{IoContext, Result};
 use crate::fsutil;
@@ -43,15 +43,12 @@ impl LayerCache {
     /// The metadata key of a tree under a recipe.
     pub fn key(tree: &ImageTree, opts: &LayerOptions) -> Digest {
         let mut h = HashWriter::new(std::io::sink());
-        let comp = match opts.compression {
-            Compression::Gzip => {
-                format!(
-                    "libdeflate-gzip-{}",
-                    opts.level.unwrap_or(GZIP_LEVEL as i32)
-                )
-            }
-            Compression::Zstd => format!("zstd-frames-{}", opts.level.unwrap_or(ZSTD_LEVEL)),
-            Compression::None => "none".to_string(),
+        // The codec as the layer is written with it: the default level named or not is
+        // the same recipe.
+        let comp = match opts.codec() {
+            Some(Codec::Gzip(level)) => format!("libdeflate-gzip-{level}"),
+            Some(Codec::Zstd(level)) => format!("zstd-frames-{level}"),
+            None => "none".to_string(),
         };
         // Writing to a sink through a hasher cannot fail.
         let _ = writeln!(h, "{FORMAT}\t{comp}\t{}", opts.mtime);

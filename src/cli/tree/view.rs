@@ -27,7 +27,8 @@ enum Key {
 /// one read on a terminal).
 fn key(bytes: &[u8]) -> Key {
     match bytes {
-        b"q" | b"Q" | [0x1b] | [0x03] => Key::Quit,
+        // A lone Esc quits too, once nothing follows it (see `run`).
+        b"q" | b"Q" | [0x03] => Key::Quit,
         b"k" | b"\x1b[A" | b"\x1bOA" => Key::Up,
         b"j" | b"\x1b[B" | b"\x1bOB" => Key::Down,
         b"b" | b"\x1b[5~" => Key::PageUp,
@@ -63,12 +64,7 @@ fn keys(pending: &mut Vec<u8>) -> Vec<Key> {
                 Some(_) => 1,
             }
         };
-        let k = key(&pending[i..i + len]);
-        out.push(if len == 1 && pending[i] == 0x1b {
-            Key::Other
-        } else {
-            k
-        });
+        out.push(key(&pending[i..i + len]));
         i += len;
     }
     pending.drain(..i);
@@ -290,7 +286,7 @@ impl View<'_> {
             human_size(a.wasted_bytes),
             percent(a.efficiency)
         );
-        let mut left = vec![format!("\x1b[1mLayers\x1b[0m")];
+        let mut left = vec!["\x1b[1mLayers\x1b[0m".to_string()];
         // The selected layer stays in sight: the list scrolls under its title.
         let first = self.selected.saturating_sub(body.saturating_sub(2));
         for (i, l) in a.layers.iter().enumerate().skip(first) {
@@ -517,7 +513,7 @@ mod tests {
     #[test]
     fn keys_and_fitting() {
         assert_eq!(key(b"q"), Key::Quit);
-        assert_eq!(key(b"\x1b"), Key::Quit);
+        assert_eq!(key(b"\x1b"), Key::Other);
         assert_eq!(key(b"\x1b[B"), Key::Down);
         assert_eq!(key(b"\x1bOA"), Key::Up);
         assert_eq!(key(b"\x1b[6~"), Key::PageDown);
