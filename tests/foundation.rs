@@ -479,3 +479,54 @@ fn parallel_builds_into_one_store_lose_no_tag() {
         .count();
     assert_eq!(temps, 0);
 }
+
+#[test]
+fn a_link_named_as_the_executable_is_followed() {
+    // As `/usr/bin/python3` → `python3.11` and `/usr/bin/go` → `../lib/go-1.19/bin/go`:
+    // the image gets the program itself under the name given, not a dangling link.
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("lib/tool/bin")).unwrap();
+    std::fs::create_dir_all(env.path("bin")).unwrap();
+    for (bin, real, link, target) in [
+        (hello_static(), "bin/hello-3.11", "bin/hello", "hello-3.11"),
+        (
+            hello_dynamic(),
+            "lib/tool/bin/dyn-real",
+            "bin/dyn",
+            "../lib/tool/bin/dyn-real",
+        ),
+    ] {
+        std::fs::copy(&bin, env.path(real)).unwrap();
+        std::os::unix::fs::symlink(target, env.path(link)).unwrap();
+        let name = link.trim_start_matches("bin/");
+        let tag = format!("{name}:1");
+        build_json(&env, &[env.path(link).to_str().unwrap(), "-t", &tag]);
+        let tree = env.nobase(&["tree", &tag, "--json"]).ok().json();
+        let top = tree["layers"].as_array().unwrap().last().unwrap().clone();
+        let files: Vec<_> = top["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["path"].as_str().unwrap(), f["kind"].as_str().unwrap()))
+            .collect();
+        let app = format!("/app/{name}");
+        assert_eq!(files, [("/app", "dir"), (app.as_str(), "file")], "{tag}");
+        let size = std::fs::metadata(&bin).unwrap().len();
+        assert_eq!(top["files"][1]["size"], size, "{tag}");
+        let r = env.nobase(&["check", &tag]).ok();
+        assert!(r.stdout.contains("will start"), "{tag}: {}", r.stdout);
+        let layout_ref = format!("{}:{tag}", env.store().display());
+        if let Some(r) = runc_run(&env, &layout_ref, None) {
+            assert_eq!(r.code, 0, "{tag}: runc: {}", r.stderr);
+            assert_eq!(r.stdout, "hello world\n", "{tag}");
+        }
+    }
+    // A link to nothing is named as such.
+    std::os::unix::fs::symlink("gone", env.path("bin/dangling")).unwrap();
+    let blobs = blob_count(&env.store());
+    let r = env
+        .nobase(&["build", env.path("bin/dangling").to_str().unwrap()])
+        .code(3);
+    assert!(r.stderr.contains("does not exist"), "{}", r.stderr);
+    assert_eq!(blob_count(&env.store()), blobs, "blobs were written for it");
+}

@@ -244,7 +244,13 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
     );
 
     let mut app = ImageTree::new();
-    app.add_host(&plan.binary, &app_path)?;
+    // A link named as the executable (`/usr/bin/python3` → `python3.11`, `/usr/bin/go` →
+    // `../lib/go/bin/go`) is followed, as `docker build`'s COPY follows its source: the
+    // image gets the program itself under the name given (a multi-call program still sees
+    // that name as argv[0]), not a link to a file the image does not have.
+    let real = std::fs::canonicalize(&plan.binary)
+        .map_err(|e| crate::error::input_error(&plan.binary, "the executable to package", e))?;
+    app.add_host(&real, &app_path)?;
     // The program is executable whatever its mode on the host.
     if let Some(e) = app.get(&app_path[1..]).cloned() {
         app.insert(&app_path, tree::Entry { mode: 0o755, ..e })?;
