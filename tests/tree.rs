@@ -679,6 +679,16 @@ fn interactive_view_walks_the_layers_and_gives_the_terminal_back() {
                 .unwrap(),
         )
     };
+    // The terminal's modes are as they were before the view: echo, line editing.
+    let modes_given_back = |what: &str| {
+        // SAFETY: termios is plain data filled by tcgetattr on a live descriptor.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::tcgetattr(slave.as_raw_fd(), &mut t) }, 0);
+        assert!(
+            t.c_lflag & libc::ECHO != 0 && t.c_lflag & libc::ICANON != 0,
+            "{what}: raw mode left on"
+        );
+    };
     // The view's exit status, waited for, and the terminal's modes checked after it.
     let ended = |child: &mut Reap, what: &str| {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -692,13 +702,7 @@ fn interactive_view_walks_the_layers_and_gives_the_terminal_back() {
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         };
-        // SAFETY: termios is plain data filled by tcgetattr on a live descriptor.
-        let mut t: libc::termios = unsafe { std::mem::zeroed() };
-        assert_eq!(unsafe { libc::tcgetattr(slave.as_raw_fd(), &mut t) }, 0);
-        assert!(
-            t.c_lflag & libc::ECHO != 0 && t.c_lflag & libc::ICANON != 0,
-            "{what}: raw mode left on"
-        );
+        modes_given_back(what);
         status
     };
     let mut child = spawn_view();
@@ -773,4 +777,50 @@ fn interactive_view_walks_the_layers_and_gives_the_terminal_back() {
             _ => assert!(status.success(), "{status:?}"),
         }
     }
+
+    // Ctrl-Z: the terminal given back and the view stopped, as a shell's job; continued
+    // (what `fg` sends), the view is drawn again. In a process group of its own, as a
+    // shell's job is: the kernel discards stop signals to an orphaned one.
+    let from = screen.lock().unwrap().len();
+    let mut child = {
+        use std::os::unix::process::CommandExt;
+        let mut c = env.cmd(&["tree", "-i", &reference]);
+        c.stdin(tty(&slave)).stdout(tty(&slave)).stderr(tty(&slave));
+        // SAFETY: setpgid is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            c.pre_exec(|| {
+                libc::setpgid(0, 0);
+                Ok(())
+            })
+        };
+        Reap(c.spawn().unwrap())
+    };
+    let pid = child.0.id();
+    let at = wait_for(from, "Layer 1/3");
+    master.write_all(b"\x1a").unwrap();
+    let at = wait_for(at, "\x1b[?1049l");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let state = stat.rsplit(") ").next().unwrap().chars().next();
+        if state == Some('T') {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Ctrl-Z did not stop the view: {stat}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    modes_given_back("stopped by Ctrl-Z");
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
+    let at = wait_for(at, "\x1b[?1049h");
+    let at = wait_for(at, "Layer 1/3");
+    master.write_all(b"j").unwrap();
+    let at = wait_for(at, "Layer 2/3");
+    master.write_all(b"q").unwrap();
+    let status = ended(&mut child, "q after Ctrl-Z");
+    assert!(status.success(), "{status:?}");
+    wait_for(at, "\x1b[?1049l");
 }

@@ -20,6 +20,8 @@ enum Key {
     Bottom,
     Merged,
     Quit,
+    /// Ctrl-Z: stop as a shell's job, the terminal given back meanwhile.
+    Suspend,
     Other,
 }
 
@@ -36,6 +38,7 @@ fn key(bytes: &[u8]) -> Key {
         b"g" | b"\x1b[H" | b"\x1b[1~" | b"\x1bOH" => Key::Top,
         b"G" | b"\x1b[F" | b"\x1b[4~" | b"\x1bOF" => Key::Bottom,
         b"m" | b"\t" => Key::Merged,
+        [0x1a] => Key::Suspend,
         _ => Key::Other,
     }
 }
@@ -114,15 +117,7 @@ impl Terminal {
         if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        let mut raw = saved;
-        raw.c_lflag &= !(libc::ICANON | libc::ECHO | libc::ISIG | libc::IEXTEN);
-        raw.c_iflag &= !(libc::IXON | libc::ICRNL);
-        raw.c_cc[libc::VMIN] = 1;
-        raw.c_cc[libc::VTIME] = 0;
-        // SAFETY: as above.
-        if unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &raw) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        Terminal::raw(&saved)?;
         let _ = SAVED.set(saved);
         let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
         // SAFETY: installs a handler that only makes async-signal-safe calls.
@@ -138,10 +133,42 @@ impl Terminal {
             hook(info);
         }));
         let t = Terminal { saved, previous };
+        Terminal::screen()?;
+        Ok(t)
+    }
+
+    /// Raw mode from the settings `saved`: keys one by one, unechoed, Ctrl-C and Ctrl-Z
+    /// as bytes.
+    fn raw(saved: &libc::termios) -> io::Result<()> {
+        let mut raw = *saved;
+        raw.c_lflag &= !(libc::ICANON | libc::ECHO | libc::ISIG | libc::IEXTEN);
+        raw.c_iflag &= !(libc::IXON | libc::ICRNL);
+        raw.c_cc[libc::VMIN] = 1;
+        raw.c_cc[libc::VTIME] = 0;
+        // SAFETY: tcsetattr on stdin with a valid termios.
+        if unsafe { libc::tcsetattr(io::stdin().as_raw_fd(), libc::TCSAFLUSH, &raw) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// The alternate screen, cursor hidden.
+    fn screen() -> io::Result<()> {
         let mut out = io::stdout().lock();
         out.write_all(b"\x1b[?1049h\x1b[?25l")?;
-        out.flush()?;
-        Ok(t)
+        out.flush()
+    }
+
+    /// Ctrl-Z, as less and vim do: the screen and modes given back, the process stopped
+    /// (SIGTSTP's default), and the view back once the shell continues it (`fg`). Where
+    /// nothing can continue it (an orphaned process group), the signal is discarded and
+    /// the view simply goes on.
+    fn suspend(&self) -> io::Result<()> {
+        restore();
+        // SAFETY: raise with a signal number; SIGTSTP is not caught here.
+        unsafe { libc::raise(libc::SIGTSTP) };
+        Terminal::raw(&self.saved)?;
+        Terminal::screen()
     }
 
     /// Rows and columns of the terminal (24×80 when it does not say).
@@ -353,7 +380,7 @@ impl View<'_> {
             Key::PageDown => self.scroll = (self.scroll + page).min(last_line),
             Key::Top => self.scroll = 0,
             Key::Bottom => self.scroll = last_line,
-            Key::Other => {}
+            Key::Suspend | Key::Other => {}
         }
         Ok(true)
     }
@@ -370,7 +397,7 @@ pub fn run(a: &Analysis) -> io::Result<()> {
         color: crate::cli::render::color_for(&io::stdout()),
     };
     view.render_right()?;
-    let _term = Terminal::enter()?;
+    let term = Terminal::enter()?;
     let mut buf = [0u8; 64];
     let mut pending = Vec::new();
     // The size the screen was last drawn at; None when a key changed what to draw.
@@ -426,6 +453,13 @@ pub fn run(a: &Analysis) -> io::Result<()> {
         }
         pending.extend_from_slice(&buf[..n as usize]);
         for k in keys(&mut pending) {
+            if k == Key::Suspend {
+                term.suspend()?;
+                // Everything is drawn again, on a cleared screen of whatever size it is now.
+                size = (0, 0);
+                drawn = None;
+                continue;
+            }
             if !view.apply(k, rows.saturating_sub(3).max(1))? {
                 return Ok(());
             }
@@ -513,6 +547,7 @@ mod tests {
     #[test]
     fn keys_and_fitting() {
         assert_eq!(key(b"q"), Key::Quit);
+        assert_eq!(key(&[0x1a]), Key::Suspend);
         assert_eq!(key(b"\x1b"), Key::Other);
         assert_eq!(key(b"\x1b[B"), Key::Down);
         assert_eq!(key(b"\x1bOA"), Key::Up);
