@@ -107,6 +107,12 @@ impl Encoder {
     /// has no name and mtime 0, and zstd frames carry no time either: nothing from the
     /// host reaches the bytes.
     fn compress(&mut self, data: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+        // Test builds only: a compressor that panics, on a worker thread (unnamed; the
+        // test's own thread has the test's name), for blocks that ask for it.
+        #[cfg(test)]
+        if data.starts_with(tests::PANIC_MARK) && thread::current().name().is_none() {
+            panic!("a test block asked this worker to panic");
+        }
         out.clear();
         match self {
             Encoder::Gzip(c) => {
@@ -659,6 +665,9 @@ impl<W: Write> Drop for Pipeline<W> {
 mod tests {
     use super::*;
 
+    /// A block starting with these bytes makes the worker compressing it panic.
+    pub(super) const PANIC_MARK: &[u8] = b"\0nobase test: panic in a worker\0";
+
     fn compress(data: &[u8], codec: Option<Codec>, threads: u32) -> (Vec<u8>, Digest, u64) {
         let mut w = Pipeline::new(Some(Vec::new()), codec, threads);
         // Uneven writes and reads, to cross block boundaries mid-call.
@@ -689,6 +698,34 @@ mod tests {
             });
         }
         data
+    }
+
+    #[test]
+    fn a_worker_that_panics_fails_the_stream_instead_of_hanging_it() {
+        // Every 64 KiB gzip block starts with the mark: whichever block a worker takes
+        // first panics it (the main thread compresses marked blocks normally).
+        let mut data = Vec::new();
+        while data.len() < 40 << 16 {
+            data.extend_from_slice(PANIC_MARK);
+            data.resize(data.len().next_multiple_of(1 << 16), b'x');
+        }
+        for threads in [2, 3, 8] {
+            let data = data.clone();
+            let (tx, rx) = mpsc::channel();
+            thread::Builder::new()
+                .name("feeder".into())
+                .spawn(move || {
+                    let mut w = Pipeline::new(Some(Vec::new()), Some(Codec::Gzip(4)), threads);
+                    let r = w.write_all(&data).and_then(|()| w.finish().map(|_| ()));
+                    let _ = tx.send(r);
+                })
+                .unwrap();
+            let r = rx
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("{threads} threads: the stream hung"));
+            let e = r.expect_err("a worker panicked, yet the stream succeeded");
+            assert!(e.to_string().contains("worker panicked"), "{threads}: {e}");
+        }
     }
 
     #[test]
