@@ -552,20 +552,39 @@ mk("hardlink.tar", [("h", "h", "/etc/shadow")])
 #[test]
 fn chown_names_come_from_the_images_passwd() {
     let env = Env::new();
+    // As BuildKit: a name alone takes its passwd group, a number alone is its own
+    // group, `:group` is root's; directories a COPY or WORKDIR makes are owned like it.
     let ctx = context(
         &env,
-        "FROM scratch\nCOPY passwd /etc/passwd\nCOPY group /etc/group\nCOPY --chown=app:staff a.out /home/app/hello\nCOPY --chown=7 a.out /seven\n",
+        "FROM scratch\nCOPY passwd /etc/passwd\nCOPY group /etc/group\n\
+         COPY --chown=app:staff a.out /home/app/hello\nCOPY --chown=7 a.out /seven\n\
+         COPY --chown=app a.out /made/deep/primary\nCOPY --chown=:staff a.out /grp\n\
+         USER app\nWORKDIR /work/sub\n",
         &[
-            ("passwd", "root:x:0:0::/root:/sbin/nologin\napp:x:1000:1000::/home/app:/sbin/nologin\n"),
-            ("group", "root:x:0:\nstaff:x:50:\n"),
+            (
+                "passwd",
+                "root:x:0:0::/root:/sbin/nologin\napp:x:1000:1001::/home/app:/sbin/nologin\n",
+            ),
+            ("group", "root:x:0:\nstaff:x:50:\napp:x:1001:\n"),
         ],
     );
-    build_df(&env, &ctx, &["-t", "own:1"]);
+    build_df(&env, &ctx, &["-t", "own:1", "--no-check"]);
     if let Some(rootfs) = unpack(&env, "own:1") {
-        let m = std::fs::metadata(rootfs.join("home/app/hello")).unwrap();
-        assert_eq!((m.uid(), m.gid()), (1000, 50));
-        let m = std::fs::metadata(rootfs.join("seven")).unwrap();
-        assert_eq!((m.uid(), m.gid()), (7, 7));
+        for (path, want) in [
+            ("etc", (0, 0)),
+            ("home", (1000, 50)),
+            ("home/app/hello", (1000, 50)),
+            ("seven", (7, 7)),
+            ("made", (1000, 1001)),
+            ("made/deep", (1000, 1001)),
+            ("made/deep/primary", (1000, 1001)),
+            ("grp", (0, 50)),
+            ("work", (1000, 1001)),
+            ("work/sub", (1000, 1001)),
+        ] {
+            let m = std::fs::symlink_metadata(rootfs.join(path)).unwrap();
+            assert_eq!((m.uid(), m.gid()), want, "{path}");
+        }
     }
     std::fs::write(
         ctx.join("Dockerfile"),
@@ -842,4 +861,121 @@ fn a_base_images_files_are_seen_through_its_symlinks_and_names() {
             .unwrap()
             .contains("app:x:1000"));
     }
+}
+
+#[test]
+fn dockerfile_corners_follow_buildkit() {
+    let env = Env::new();
+    let ctx = context(&env, "", &[("keep", "k\n")]);
+    let df = ctx.join("Dockerfile");
+    let build = |text: &str, args: &[&str]| {
+        std::fs::write(&df, text).unwrap();
+        let mut a = vec!["build", "-f", df.to_str().unwrap(), ctx.to_str().unwrap()];
+        a.extend_from_slice(args);
+        env.nobase(&a)
+    };
+    // Automatic platform arguments declared again globally (so FROM can use them) keep
+    // their values.
+    build(
+        "ARG TARGETOS TARGETARCH BUILDPLATFORM\nFROM --platform=$BUILDPLATFORM scratch\n\
+         ARG TARGETOS TARGETARCH\nLABEL os=$TARGETOS arch=$TARGETARCH\n",
+        &["-t", "args:1"],
+    )
+    .ok();
+    if let Some(c) = raw_config(&env, "args:1") {
+        assert_eq!(
+            c["config"]["Labels"],
+            json!({"os": "linux", "arch": "amd64"})
+        );
+    }
+    // `ENTRYPOINT []` clears the base stage's entrypoint (and its inherited CMD).
+    build(
+        "FROM scratch AS base\nCOPY a.out /hello\nENTRYPOINT [\"/hello\"]\nCMD [\"x\"]\n\
+         FROM base\nENTRYPOINT [ ]\nCMD [\"/hello\"]\n",
+        &["-t", "ep:1"],
+    )
+    .ok();
+    if let Some(c) = raw_config(&env, "ep:1") {
+        assert_eq!(c["config"]["Entrypoint"], json!(null), "{c}");
+        assert_eq!(c["config"]["Cmd"], json!(["/hello"]), "{c}");
+    }
+    if let Some(r) = runc_run(&env, &store_ref(&env, "ep:1"), None) {
+        assert_eq!(r.stdout, "hello world\n", "{}", r.stderr);
+    }
+    // A FIFO the .dockerignore (or --exclude) leaves out is never read.
+    let fifo = std::ffi::CString::new(ctx.join("fifo").to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    std::fs::write(ctx.join(".dockerignore"), "fifo\n").unwrap();
+    build("FROM scratch\nCOPY . /c/\n", &["-t", "ctx:1"]).ok();
+    std::fs::remove_file(ctx.join(".dockerignore")).unwrap();
+    build(
+        "FROM scratch\nCOPY --exclude=fifo . /c/\n",
+        &["-t", "ctx:2"],
+    )
+    .ok();
+    let t = env.nobase(&["tree", "--json", "ctx:2"]).ok().json();
+    let files: Vec<_> = t["merged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_string())
+        .collect();
+    assert!(files.contains(&"/c/keep".to_string()), "{files:?}");
+    assert!(!files.iter().any(|f| f.ends_with("fifo")), "{files:?}");
+    std::fs::remove_file(ctx.join("fifo")).unwrap();
+    // Refusals that name the mistake: a health check without a command, and a COPY
+    // --from of no stage, of itself or of a later stage (not an image to pull).
+    let blobs = blob_count(&env.store());
+    for (text, target, want) in [
+        (
+            "FROM scratch\nHEALTHCHECK CMD\n",
+            "0",
+            "CMD needs a command",
+        ),
+        (
+            "FROM scratch\nCOPY --from=5 /x /x\n",
+            "0",
+            "there is no stage 5",
+        ),
+        (
+            "FROM scratch AS a\nCOPY --from=a /x /x\n",
+            "a",
+            "this stage or a later one",
+        ),
+        (
+            "FROM scratch AS a\nCOPY --from=b /x /x\nFROM scratch AS b\n",
+            "a",
+            "this stage or a later one",
+        ),
+    ] {
+        let mut args = vec!["-t", "no:1"];
+        if target != "0" {
+            args.extend(["--target", target]);
+        }
+        let r = build(text, &args).code(2);
+        assert!(r.stderr.contains(want), "{text}: {}", r.stderr);
+        assert!(!r.stderr.contains("pulling"), "{text}: {}", r.stderr);
+    }
+    assert_eq!(
+        blob_count(&env.store()),
+        blobs,
+        "a refused build wrote blobs"
+    );
+    // --with works with -f too, as the self-check's advice says.
+    let text = "FROM scratch\nCOPY a.out /hello\nUSER nobody\nENTRYPOINT [\"/hello\"]\n";
+    let r = build(text, &["-t", "user:1"]).code(1);
+    assert!(r.stderr.contains("--with passwd"), "{}", r.stderr);
+    build(text, &["-t", "user:1", "--with", "passwd,tmp"]).ok();
+    env.nobase(&["check", "user:1"]).ok();
+    if let Some(r) = runc_run(&env, &store_ref(&env, "user:1"), None) {
+        assert_eq!(r.stdout, "hello world\n", "{}", r.stderr);
+    }
+    let r = build(text, &["-t", "user:2", "-e", "A=1"]).code(2);
+    assert!(
+        r.stderr
+            .contains("-e/--env describes a build from one executable"),
+        "{}",
+        r.stderr
+    );
 }

@@ -66,6 +66,7 @@ fuzz_target!(|data: &[u8]| {
                 sysroot: None,
                 check: false,
             },
+            with: Vec::new(),
         };
         let _ = dockerfile::build(&df, &ctx, &opts, &store);
     }

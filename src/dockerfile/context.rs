@@ -233,15 +233,17 @@ impl Context {
             let child_shown = join_rel(shown, &name);
             let child_below = join_rel(below, &name);
             let host = dir.join(&name);
-            let entry = tree::host_entry(&host)?;
-            let is_dir = matches!(entry.node, tree::Node::Dir);
             let ignored = self.ignored(&child_shown) || exclude.excluded(&child_below);
-            let target = format!("{}/{name}", dest.trim_end_matches('/'));
-            if !ignored {
-                out.push((target.clone(), entry));
-            }
             // Below an ignored directory, an exception can still bring files back.
             let exceptions = self.ignore.has_exceptions() || exclude.has_exceptions();
+            let is_dir = std::fs::symlink_metadata(&host)
+                .io(|| format!("reading {}", host.display()))?
+                .is_dir();
+            let target = format!("{}/{name}", dest.trim_end_matches('/'));
+            if !ignored {
+                // Only what is copied is read: an ignored FIFO or socket is no error.
+                out.push((target.clone(), tree::host_entry(&host)?));
+            }
             if is_dir && (!ignored || exceptions) {
                 let real = join_rel(real, &name);
                 self.walk(&real, &child_shown, &child_below, &target, exclude, out)?;

@@ -49,6 +49,8 @@ pub struct Options {
     pub registry: crate::registry::Options,
     /// Dynamic executables: bundle their loader and libraries, or refuse them.
     pub bundle: BundleOptions,
+    /// `--with`: data files from the host, each a layer over the target stage.
+    pub with: Vec<crate::build::extras::Extra>,
 }
 
 /// Something the user should know that did not stop the build.
@@ -154,9 +156,31 @@ pub fn build(df: &Dockerfile, ctx: &Context, opts: &Options, store: &Store) -> R
     let mut out = (*b.stage(target)?).clone();
     let mut warnings = Vec::new();
     if let Some(added) = bundle::bundle_missing(&out.fs, &out.config, &opts.bundle)? {
-        let layer = place(&out.fs, added.entries, df.stages[target].line, "FROM")?;
+        let layer = place(&out.fs, added.entries, None, df.stages[target].line, "FROM")?;
         b.commit_layer(&mut out, layer, added.created_by)?;
         warnings.extend(added.warnings);
+    }
+    // `--with`, as for a build from one executable: what a scratch image cannot get
+    // from a RUN (CA certificates, zoneinfo, passwd, /tmp), from the host.
+    let sources = [crate::root::HostRoot::new("/")];
+    for &x in &opts.with {
+        let made = crate::build::extras::make(x, &sources)?;
+        let entries = made
+            .tree
+            .entries()
+            .map(|(p, e)| (format!("/{p}"), e.clone()))
+            .collect();
+        let layer = place(&out.fs, entries, None, df.stages[target].line, "FROM")?;
+        b.commit_layer(&mut out, layer, format!("nobase build {}", x.flag()))?;
+        let env = out.config.config.env.get_or_insert_with(Vec::new);
+        for (k, v) in made.env {
+            if !env
+                .iter()
+                .any(|e| e.split_once('=').map(|p| p.0) == Some(k.as_str()))
+            {
+                env.push(format!("{k}={v}"));
+            }
+        }
     }
     let mut config = out.config.clone();
     if !opts.labels.is_empty() {
@@ -234,13 +258,14 @@ impl Builder<'_> {
             let word = |d: &str| {
                 lex::word(d, self.df.escape, &self.global).map_err(|e| at(ins.line, "ARG", e))
             };
-            let set = arg_values(pairs, &self.opts.build_args, &BTreeMap::new(), &word)?;
+            // Declared without a value, an automatic argument (`ARG TARGETARCH`, so that
+            // FROM lines may use it) keeps its value, as an earlier global ARG does.
+            let set = arg_values(pairs, &self.opts.build_args, &self.global, &word)?;
             for (name, value) in set {
                 self.used_args.insert(name.clone());
-                match value {
-                    Some(v) => self.global.insert(name, v),
-                    None => self.global.remove(&name),
-                };
+                if let Some(v) = value {
+                    self.global.insert(name, v);
+                }
             }
         }
         Ok(())
@@ -288,6 +313,16 @@ impl Builder<'_> {
                     .ok()
                     .filter(|&i| numeric && i < before)
             })
+    }
+
+    /// Whether `name` (an `AS` name, or an index) is stage `current` or one after it,
+    /// which a `COPY --from` cannot read (Docker: a circular dependency, or no such stage).
+    fn is_this_or_later_stage(&self, name: &str, current: usize) -> bool {
+        let lower = name.to_ascii_lowercase();
+        name.parse::<usize>().is_ok_and(|i| i >= current)
+            || self.df.stages[current..]
+                .iter()
+                .any(|s| s.name.as_deref() == Some(lower.as_str()))
     }
 
     /// Finds the stages the target needs (noting those `COPY --from` reads) and refuses,
@@ -583,14 +618,23 @@ impl Builder<'_> {
                     .is_some_and(|m| m.kind == FileType::Dir);
                 let created_by = format!("WORKDIR {dir}");
                 if dir != "/" && !exists {
-                    // Docker creates the directory, as a layer of its own.
+                    // Docker creates the directory, as a layer of its own, with its
+                    // missing parents, owned by the USER in effect (root when the image
+                    // does not know the name, as BuildKit does).
+                    let owner = out
+                        .config
+                        .config
+                        .user
+                        .as_deref()
+                        .and_then(|u| fs::parse_owner(u, &out.fs).ok())
+                        .unwrap_or(Owner { uid: 0, gid: 0 });
                     let entry = Entry {
                         node: Node::Dir,
                         mode: 0o755,
-                        uid: 0,
-                        gid: 0,
+                        uid: owner.uid,
+                        gid: owner.gid,
                     };
-                    let layer = place(&out.fs, vec![(dir, entry)], line, kw)?;
+                    let layer = place(&out.fs, vec![(dir, entry)], Some(owner), line, kw)?;
                     return self.commit_layer(out, layer, created_by);
                 }
                 created_by
@@ -655,7 +699,8 @@ impl Builder<'_> {
             }
             Op::Entrypoint(c) => {
                 let argv = to_argv(c, &out.config);
-                out.config.config.entrypoint = Some(argv.clone());
+                // `ENTRYPOINT []` clears it, as Docker's config then has none.
+                out.config.config.entrypoint = (!argv.is_empty()).then(|| argv.clone());
                 // Docker: a new ENTRYPOINT drops the CMD inherited from the base.
                 if !*cmd_set {
                     out.config.config.cmd = None;
@@ -771,6 +816,24 @@ impl Builder<'_> {
         let from_fs: Option<Arc<StageOut>> = match &from {
             None => None,
             Some(f) => Some(match self.stage_ref(f, st.index, true) {
+                None if self.is_this_or_later_stage(f, st.index) => {
+                    let n = self.df.stages.len();
+                    let what = match f.parse::<usize>() {
+                        Ok(i) if i >= n => format!(
+                            "there is no stage {i} (the Dockerfile has {n}, counted from 0)"
+                        ),
+                        _ => "it names this stage or a later one".to_string(),
+                    };
+                    return Err(at(
+                        line,
+                        kw,
+                        format!(
+                            "--from={f}: {what}; a stage copies only from the stages before it \
+                             (this is stage {})",
+                            st.index
+                        ),
+                    ));
+                }
                 Some(i) => self.stage(i)?,
                 None => self
                     .open_image(f, None, Keep::All)
@@ -992,24 +1055,39 @@ impl Builder<'_> {
                 ),
             );
         }
-        if let Some(spec) = &chown {
-            let Owner { uid, gid } = fs::parse_owner(spec, &out.fs)
-                .map_err(|e| at(line, kw, format!("--chown={spec}: {e}")))?;
+        let owner = match &chown {
+            Some(spec) => Some(
+                fs::parse_owner(spec, &out.fs)
+                    .map_err(|e| at(line, kw, format!("--chown={spec}: {e}")))?,
+            ),
+            None => None,
+        };
+        if let Some(Owner { uid, gid }) = owner {
             for (_, e) in &mut entries {
                 e.uid = uid;
                 e.gid = gid;
             }
         }
-        let layer = place(&out.fs, entries, line, kw)?;
+        // Directories this creates above the destination are owned like what is copied,
+        // as BuildKit's copy makes them.
+        let layer = place(&out.fs, entries, owner, line, kw)?;
         self.commit_layer(out, layer, shown.join(" "))
     }
 }
 
 /// Puts entries into a new layer tree: each lands where the stage's filesystem resolves
 /// it, the directories above it carry their metadata from the stage (so `COPY x /tmp/`
-/// keeps /tmp's mode), and a directory entry that meets a symlink to a directory follows
-/// it instead of replacing the link.
-fn place(fs: &StageFs, entries: Vec<(String, Entry)>, line: usize, kw: &str) -> Result<ImageTree> {
+/// keeps /tmp's mode) or, missing there, are made 0755 and owned by `owner` (root by
+/// default), and a directory entry that meets a symlink to a directory follows it
+/// instead of replacing the link.
+fn place(
+    fs: &StageFs,
+    entries: Vec<(String, Entry)>,
+    owner: Option<Owner>,
+    line: usize,
+    kw: &str,
+) -> Result<ImageTree> {
+    let Owner { uid, gid } = owner.unwrap_or(Owner { uid: 0, gid: 0 });
     let mut layer = ImageTree::new();
     for (path, mut entry) in entries {
         let mut real = fs::resolve_parent(fs, &path)
@@ -1044,20 +1122,24 @@ fn place(fs: &StageFs, entries: Vec<(String, Entry)>, line: usize, kw: &str) -> 
             if layer.get(parent).is_some() {
                 continue;
             }
-            if let Some(m) = fs
+            let dir = match fs
                 .lstat(&format!("/{parent}"))
                 .filter(|m| m.kind == FileType::Dir)
             {
-                layer.insert(
-                    parent,
-                    Entry {
-                        node: Node::Dir,
-                        mode: m.mode,
-                        uid: m.uid,
-                        gid: m.gid,
-                    },
-                )?;
-            }
+                Some(m) => Entry {
+                    node: Node::Dir,
+                    mode: m.mode,
+                    uid: m.uid,
+                    gid: m.gid,
+                },
+                None => Entry {
+                    node: Node::Dir,
+                    mode: 0o755,
+                    uid,
+                    gid,
+                },
+            };
+            layer.insert(parent, dir)?;
         }
         layer.insert(&real, entry).map_err(|e| at(line, kw, e))?;
     }
@@ -1470,6 +1552,7 @@ mod tests {
                 ("/bin".into(), dir.clone()),
                 ("/bin/tool".into(), file(b"t")),
             ],
+            None,
             1,
             "COPY",
         )
@@ -1483,6 +1566,32 @@ mod tests {
                 ("usr".to_string(), 0o755),
                 ("usr/bin".to_string(), 0o755),
                 ("usr/bin/tool".to_string(), 0o644),
+            ]
+        );
+        // Parents it makes are owned by the owner given; those that exist keep theirs.
+        let app = Owner {
+            uid: 1000,
+            gid: 1001,
+        };
+        let layer = place(
+            &fs,
+            vec![("/tmp/a/b/c".into(), file(b"c"))],
+            Some(app),
+            1,
+            "COPY",
+        )
+        .unwrap();
+        let got: Vec<_> = layer
+            .entries()
+            .map(|(p, e)| (p.as_str(), e.mode, e.uid, e.gid))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("tmp", 0o1777, 0, 0),
+                ("tmp/a", 0o755, 1000, 1001),
+                ("tmp/a/b", 0o755, 1000, 1001),
+                ("tmp/a/b/c", 0o644, 0, 0),
             ]
         );
     }

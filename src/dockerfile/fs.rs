@@ -191,18 +191,25 @@ pub struct Owner {
 }
 
 /// Resolves `user[:group]` (numbers, or names looked up in the image's `/etc/passwd` and
-/// `/etc/group`). Without a group, the gid is the uid, as the Dockerfile reference says.
+/// `/etc/group`) as BuildKit does: without a group, a uid is its own gid and a name
+/// takes its passwd entry's group; without a user (`:group`), the user is root.
 pub fn parse_owner(spec: &str, fs: &dyn Root) -> std::result::Result<Owner, String> {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
-    if user.is_empty() || group == Some("") {
+    if (user.is_empty() && group.is_none()) || group == Some("") {
         return Err(format!("{spec:?} is not USER[:GROUP]"));
     }
-    // Names are looked up with the runtime's rules (run::user); only the default group
-    // differs: the Dockerfile reference makes it the uid.
-    let found = crate::run::user::lookup(fs, spec).map_err(|e| match e {
+    let user = if user.is_empty() { "0" } else { user };
+    let numeric = user.parse::<u32>().is_ok();
+    // Names are looked up with the runtime's rules (run::user); only a uid's default
+    // group differs: the Dockerfile reference makes it the uid.
+    let spec = match group {
+        Some(g) => format!("{user}:{g}"),
+        None => user.to_string(),
+    };
+    let found = crate::run::user::lookup(fs, &spec).map_err(|e| match e {
         UserError::UnknownUser(u) => {
             format!("no user {u:?} in the image's /etc/passwd (or it has none); use a number")
         }
@@ -211,7 +218,11 @@ pub fn parse_owner(spec: &str, fs: &dyn Root) -> std::result::Result<Owner, Stri
         }
     })?;
     let uid = found.uid;
-    let gid = if group.is_some() { found.gid } else { uid };
+    let gid = if group.is_none() && numeric {
+        uid
+    } else {
+        found.gid
+    };
     Ok(Owner { uid, gid })
 }
 
@@ -275,13 +286,18 @@ mod tests {
     fn owners_resolve_names_and_numbers() {
         let fs = fs_with_base();
         for (spec, want) in [
+            // A uid alone is its own group, even when passwd gives it another; a name
+            // alone takes its passwd group (BuildKit's rules); no user is root.
             ("1000", Ok((1000, 1000))),
             ("1000:50", Ok((1000, 50))),
-            ("app", Ok((1000, 1000))),
+            ("app", Ok((1000, 1001))),
             ("app:staff", Ok((1000, 50))),
+            (":1", Ok((0, 1))),
+            (":staff", Ok((0, 50))),
             ("nobody", Err(())),
             ("app:nogroup", Err(())),
-            (":1", Err(())),
+            (":", Err(())),
+            ("", Err(())),
         ] {
             let got = parse_owner(spec, &fs)
                 .map(|o| (o.uid, o.gid))

@@ -206,6 +206,8 @@ pub fn parse(text: &str) -> Result<Dockerfile> {
     // The crate drops a byte-order mark itself; dropping it here keeps its spans and
     // our line numbers counted from the same text.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let owned = with_empty_entrypoints_marked(text);
+    let text = owned.as_str();
     let df = pd::parse(text).map_err(|e| {
         if e.line() == 0 {
             Error::Usage(format!(
@@ -318,8 +320,50 @@ fn pairs_op(
         .collect())
 }
 
+/// What `ENTRYPOINT []` (which clears a base image's entrypoint in Docker) is given to
+/// the parser as, since the parser refuses an empty list there.
+const EMPTY_ENTRYPOINT: &str = "\0nobase: ENTRYPOINT []";
+
+/// `text` with each one-line `ENTRYPOINT []` the parser refuses written as
+/// `ENTRYPOINT ["<EMPTY_ENTRYPOINT>"]`, line numbers unchanged. Only lines the parser
+/// names are touched, so the same words inside a here-document stay as they are.
+fn with_empty_entrypoints_marked(text: &str) -> String {
+    let mut text = text.to_string();
+    // Each round fixes the first refused line; a Dockerfile has few.
+    for _ in 0..64 {
+        let Err(e) = pd::parse(&text) else { break };
+        if !format!("{e:#}").starts_with("ENTRYPOINT instruction requires at least one") {
+            break;
+        }
+        let Some(line) = text.split_inclusive('\n').nth(e.line().saturating_sub(1)) else {
+            break;
+        };
+        let body = line.trim_end_matches(['\n', '\r']);
+        let words: Vec<&str> = body.split_whitespace().collect();
+        let empty = words.len() >= 2
+            && words[0].eq_ignore_ascii_case("ENTRYPOINT")
+            && words[1..].concat() == "[]";
+        if !empty {
+            break;
+        }
+        let start = text.as_ptr() as usize;
+        let at = line.as_ptr() as usize - start;
+        let indent = body.len() - body.trim_start().len();
+        let marked = format!(
+            "{}ENTRYPOINT [{}]",
+            &body[..indent],
+            serde_json::to_string(EMPTY_ENTRYPOINT).expect("a string serializes")
+        );
+        text.replace_range(at..at + body.len(), &marked);
+    }
+    text
+}
+
 fn cmdline(c: &pd::Command<'_>, escape: char, line: usize, kw: &str) -> Result<Cmdline> {
     Ok(match c {
+        pd::Command::Exec(v) if v.value.len() == 1 && v.value[0].value == EMPTY_ENTRYPOINT => {
+            Cmdline::Exec(Vec::new())
+        }
         pd::Command::Exec(v) => {
             Cmdline::Exec(v.value.iter().map(|s| s.value.to_string()).collect())
         }
@@ -524,7 +568,12 @@ fn healthcheck_op(line: usize, h: &pd::HealthcheckInstruction<'_>, escape: char)
             return Ok(Op::Healthcheck(None));
         }
         pd::HealthcheckArguments::Cmd { arguments, .. } => {
-            cmdline(arguments, escape, line, "HEALTHCHECK")?
+            match cmdline(arguments, escape, line, "HEALTHCHECK")? {
+                Cmdline::Shell(s) if s.trim().is_empty() => {
+                    return Err(at(line, "HEALTHCHECK", "CMD needs a command after it"))
+                }
+                c => c,
+            }
         }
         _ => return Err(at(line, "HEALTHCHECK", "expected CMD or NONE")),
     };

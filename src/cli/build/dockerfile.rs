@@ -25,7 +25,6 @@ fn refuse_binary_flags(a: &Args) -> nobase::Result<()> {
         ("-u/--user", a.user.is_some()),
         ("--expose", !a.expose.is_empty()),
         ("--add", !a.adds.is_empty()),
-        ("--with", !a.with.is_empty()),
         ("--platform", !a.platforms.is_empty()),
     ];
     match given.iter().find(|(_, set)| *set) {
@@ -141,6 +140,7 @@ pub(super) fn run(
             sysroot: super::single_sysroot(a)?,
             check: !a.no_check,
         },
+        with: nobase::build::extras::Extra::parse_list(&a.with)?,
     };
     let sinks = sinks(g, a, registry, || {
         let dir = std::fs::canonicalize(&context).unwrap_or_else(|_| context.clone());
