@@ -1050,7 +1050,8 @@ fn check_agrees_with_runc_on_every_image_of_the_corpus() {
                 ));
             }
         }
-        // Every problem names the object and says what to do.
+        // Every problem names the object and says what to do, and the runc error it
+        // predicts (`stat …: …`, `runc: …`) is the one runc gave.
         for p in o.check["problems"].as_array().unwrap() {
             let m = p["message"].as_str().unwrap();
             assert!(
@@ -1058,6 +1059,25 @@ fn check_agrees_with_runc_on_every_image_of_the_corpus() {
                 "{}: terse message {m:?}",
                 o.name
             );
+            let quoted = m
+                .split_once("`stat ")
+                .and_then(|(_, r)| r.split_once('`'))
+                .map(|(q, _)| format!("stat {q}"))
+                .or_else(|| {
+                    m.split_once("(runc: ")
+                        .and_then(|(_, r)| r.split_once(')'))
+                        .map(|(q, _)| q.to_string())
+                });
+            if let (Some(q), false) = (quoted, o.started) {
+                // runc logs through logrus, which escapes the quotes of its message.
+                if !o.runc.replace("\\\"", "\"").contains(&q) {
+                    failures.push(format!(
+                        "{}: check predicts runc says {q:?}, runc said {}",
+                        o.name,
+                        o.runc.trim()
+                    ));
+                }
+            }
         }
     }
     assert!(

@@ -116,6 +116,19 @@ fn fsck_finds_and_repairs_a_corrupt_blob() {
     let r = env.nobase(&["fsck", "--repair"]).code(1);
     assert!(r.stdout.contains("(removed)"), "{}", r.stdout);
     assert!(!path.exists());
+    // The text output names the file of a finding that is not a blob.
+    let junk = env.store().join("blobs/sha256/junk");
+    std::fs::write(&junk, b"x").unwrap();
+    let r = env.nobase(&["fsck"]).code(1);
+    let shown = junk.display().to_string();
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("not-a-blob") && l.contains(&shown)),
+        "{}",
+        r.stdout
+    );
+    std::fs::remove_file(&junk).unwrap();
     // Rebuilding restores the blob; the store is clean again.
     build_json(&env, &[bin.to_str().unwrap(), "-t", "c:1"]);
     assert_eq!(fsck(&env).0, 0);

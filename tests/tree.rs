@@ -824,3 +824,74 @@ fn interactive_view_walks_the_layers_and_gives_the_terminal_back() {
     assert!(status.success(), "{status:?}");
     wait_for(at, "\x1b[?1049l");
 }
+
+#[test]
+fn a_hard_linked_file_lives_on_when_its_first_name_is_removed() {
+    if !have("umoci") {
+        return;
+    }
+    let env = Env::new();
+    let image = umoci_new(&env);
+    // umoci writes app/a as the file and app/b, app/c as hard links naming it; a later
+    // layer removes app/a, as `RUN rm` of one name does.
+    let l1 = env.path("l1");
+    write(&l1.join("app/a"), &noise(7, 300_000));
+    std::fs::hard_link(l1.join("app/a"), l1.join("app/b")).unwrap();
+    std::fs::hard_link(l1.join("app/a"), l1.join("app/c")).unwrap();
+    umoci_insert(&image, &l1, "COPY app /app");
+    ok(Command::new("umoci").args(["insert", "--image", &image, "--whiteout", "/app/a"]));
+    let reference = format!("oci:{image}");
+    let j = env.nobase(&["tree", "--json", &reference]).ok().json();
+    let layer1: Vec<_> = j["layers"][0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["path"].as_str().unwrap(), f["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        layer1,
+        [
+            ("/app", "dir"),
+            ("/app/a", "file"),
+            ("/app/b", "hardlink"),
+            ("/app/c", "hardlink")
+        ]
+    );
+    // Merged: b holds the content now, c links to b; nothing is wasted.
+    let merged: Vec<_> = j["merged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap(),
+                f["kind"].as_str().unwrap(),
+                f["size"].as_u64().unwrap(),
+                f["target"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        merged,
+        [
+            ("/app", "dir", 0, ""),
+            ("/app/b", "file", 300_000, ""),
+            ("/app/c", "hardlink", 0, "/app/b"),
+        ]
+    );
+    assert_eq!(j["final_bytes"], 300_000, "{j}");
+    assert_eq!(j["wasted_bytes"], 0, "{j}");
+    assert_eq!(j["efficiency"], 1.0, "{j}");
+    env.nobase(&["tree", "--ci", &reference]).ok();
+    // What umoci unpacks agrees: both remaining names hold the 300000 bytes.
+    if let Some(bundle) = umoci_unpack(&env, &image) {
+        let mut unpacked = BTreeMap::new();
+        files_under(&bundle.join("rootfs"), "", &mut unpacked);
+        let want: BTreeMap<String, u64> = [
+            ("/app/b".to_string(), 300_000),
+            ("/app/c".to_string(), 300_000),
+        ]
+        .into();
+        assert_eq!(unpacked, want);
+    }
+}

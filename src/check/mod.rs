@@ -400,10 +400,16 @@ impl Checker<'_> {
                 }
                 Err(e) => {
                     let why = self.why_unresolved(&abs, &e);
+                    // What runc's stat of the command says (checked against runc).
+                    let errno = match e {
+                        ResolveError::Loop { .. } => "too many levels of symbolic links",
+                        ResolveError::NotDir { .. } => "not a directory",
+                        _ => "no such file or directory",
+                    };
                     self.problem(
                         Self::unresolved_code(&e),
                         Some(arg0),
-                        format!("the command {arg0} {why}, so the runtime fails with `stat {arg0}: no such file or directory`; fix the Entrypoint/Cmd path or add the program there"),
+                        format!("the command {arg0} {why}, so the runtime fails with `stat {arg0}: {errno}`; fix the Entrypoint/Cmd path or add the program there"),
                     );
                     None
                 }
@@ -554,7 +560,7 @@ impl Checker<'_> {
             self.problem(
                 Code::NotRegularFile,
                 Some(shown),
-                format!("the command {shown} is a directory in the image, not a program (runc: is a directory); point the Entrypoint at the executable inside it"),
+                format!("the command {shown} is a directory in the image, not a program (runc: exec: \"{shown}\": permission denied); point the Entrypoint at the executable inside it"),
             );
             return false;
         }

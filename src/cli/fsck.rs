@@ -39,10 +39,11 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         print_json(&report)?;
     } else {
         for f in &report.findings {
+            // Messages name files of the layout, whose names may hold anything.
             println!(
                 "{:<16} {}{}",
                 f.code,
-                f.message,
+                super::render::printable(&f.message),
                 if f.repaired { " (removed)" } else { "" }
             );
         }

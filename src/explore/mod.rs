@@ -294,6 +294,8 @@ pub fn tree_order(a: &str, b: &str) -> std::cmp::Ordering {
 /// The state of the layers applied so far.
 struct Merge {
     paths: BTreeMap<Arc<str>, Cur>,
+    /// Hard links by the path they name (entries may be stale: check before use).
+    links: BTreeMap<Arc<str>, Vec<Arc<str>>>,
     warnings: Vec<String>,
 }
 
@@ -307,16 +309,72 @@ impl Merge {
             .map(|(k, _)| k.clone())
             .collect();
         let mut out = Vec::with_capacity(keys.len());
-        for k in keys {
-            if let Some(c) = self.paths.get_mut(&k) {
+        for k in &keys {
+            if let Some(c) = self.paths.get_mut(k) {
                 c.present = false;
+                out.push((k.clone(), c.info.kind, c.info.size));
+            }
+        }
+        // Content that links outside the prefix keep goes on under their names.
+        for k in keys {
+            self.hand_over(&k, true);
+            if let Some(c) = self.paths.get_mut(&k) {
                 if c.info.kind != Kind::Dir {
                     c.record(0);
                 }
-                out.push((k, c.info.kind, c.info.size));
             }
         }
         out
+    }
+
+    /// A file's content outlives a name while another name is a hard link to it (a tar
+    /// hard link names an earlier entry): when `path` stops naming it (deleted or
+    /// replaced), the first remaining link becomes the file, with its size and content,
+    /// and the other links name that one, as on a real filesystem. With `stats`, the
+    /// efficiency figures of the content move with it (deleting one name of a file
+    /// wastes nothing).
+    fn hand_over(&mut self, path: &str, stats: bool) {
+        let Some(old) = self.paths.get(path).filter(|c| c.info.kind == Kind::File) else {
+            return;
+        };
+        let (info, hash) = (old.info.clone(), old.hash);
+        let (seen, cumulative, min) = (old.seen, old.cumulative, old.min);
+        let Some(names) = self.links.remove(path) else {
+            return;
+        };
+        let mut live: Vec<Arc<str>> = names
+            .into_iter()
+            .filter(|n| {
+                self.present(n).is_some_and(|c| {
+                    c.info.kind == Kind::Hardlink && c.info.target.as_deref() == Some(path)
+                })
+            })
+            .collect();
+        live.sort_by(|a, b| tree_order(a, b));
+        live.dedup();
+        let Some((heir, rest)) = live.split_first() else {
+            return;
+        };
+        if let Some(c) = self.paths.get_mut(heir) {
+            c.info.kind = Kind::File;
+            c.info.size = info.size;
+            c.info.target = None;
+            c.hash = hash;
+            if stats {
+                (c.seen, c.cumulative, c.min) = (seen, cumulative, min);
+            }
+        }
+        if stats {
+            if let Some(c) = self.paths.get_mut(path) {
+                (c.seen, c.cumulative, c.min) = (0, 0, 0);
+            }
+        }
+        for n in rest {
+            if let Some(c) = self.paths.get_mut(n) {
+                c.info.target = Some(heir.as_ref().into());
+            }
+        }
+        self.links.insert(heir.clone(), rest.to_vec());
     }
 
     /// Deletes `path` itself (a whiteout of a non-directory, or the directory entry of
@@ -327,10 +385,13 @@ impl Merge {
             return None;
         }
         c.present = false;
+        let gone = (c.info.kind, c.info.size);
+        self.hand_over(path, true);
+        let c = self.paths.get_mut(path)?;
         if c.info.kind != Kind::Dir {
             c.record(0);
         }
-        Some((c.info.kind, c.info.size))
+        Some(gone)
     }
 
     fn present(&self, path: &str) -> Option<&Cur> {
@@ -414,6 +475,18 @@ impl Merge {
                 self.delete_under(&child_prefix(&r.info.path));
             }
             self.warn_if_written_through(index, &r.info.path);
+            // A file replaced under its name lives on under its hard links.
+            if self.present(&r.info.path).is_some() {
+                self.hand_over(&r.info.path, false);
+            }
+            if kind == Kind::Hardlink {
+                if let Some(t) = &r.info.target {
+                    self.links
+                        .entry(Arc::from(&**t))
+                        .or_default()
+                        .push(r.info.path.clone());
+                }
+            }
             let cur = self.paths.entry(r.info.path.clone()).or_insert(Cur {
                 info: r.info.clone(),
                 present: false,
@@ -584,6 +657,7 @@ pub fn analyze(
     let budget = Budget::new(limits);
     let mut merge = Merge {
         paths: BTreeMap::new(),
+        links: BTreeMap::new(),
         warnings: Vec::new(),
     };
     let created_by = history_per_layer(image, &mut merge.warnings);

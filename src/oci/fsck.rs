@@ -74,7 +74,10 @@ pub fn fsck(layout: &Layout, repair: bool) -> Result<FsckReport> {
                 r.findings.push(Finding {
                     code: "stale-temp",
                     path: e.path().display().to_string(),
-                    message: "a temporary file left by an interrupted write".into(),
+                    message: format!(
+                        "{}: a temporary file left by an interrupted write",
+                        e.path().display()
+                    ),
                     repaired,
                 });
             }
@@ -112,7 +115,10 @@ pub fn fsck(layout: &Layout, repair: bool) -> Result<FsckReport> {
             r.findings.push(Finding {
                 code: "not-a-blob",
                 path: path.display().to_string(),
-                message: "a file whose name is not a sha256 digest".into(),
+                message: format!(
+                    "{}: a file whose name is not a sha256 digest",
+                    path.display()
+                ),
                 repaired: false,
             });
             continue;

@@ -213,12 +213,26 @@ impl ImageRef {
 }
 
 fn parse_registry(rest: &str) -> Result<RegistryRef> {
+    // Never echo credentials written into a reference (docker://user:pass@host/…).
+    let first = rest.split('/').next().unwrap_or(rest);
+    let shown = match first.rsplit_once('@') {
+        Some((_, host)) => format!("***@{host}{}", &rest[first.len()..]),
+        None => rest.to_string(),
+    };
     let bad = |why: &str| {
         Error::Usage(format!(
-            "invalid registry reference docker://{rest}: {why} (expected docker://HOST/REPO[:TAG|@sha256:…])"
+            "invalid registry reference docker://{shown}: {why} (expected docker://HOST/REPO[:TAG|@sha256:…])"
         ))
     };
-    let (host, path) = rest.split_once('/').ok_or_else(|| bad("no repository"))?;
+    if first.contains('@') {
+        return Err(bad(
+            "credentials do not go in a reference; give them with --creds USER[:PASSWORD], \
+             --creds-file or a docker config.json",
+        ));
+    }
+    let (host, path) = rest.split_once('/').ok_or_else(|| {
+        bad("no repository (a Docker Hub image is docker://docker.io/library/NAME[:TAG])")
+    })?;
     if host.is_empty()
         || !host
             .bytes()
@@ -329,5 +343,22 @@ mod tests {
         let ImageRef::Registry(r) = r else { panic!() };
         assert_eq!(r.reference(), d);
         assert_eq!(r.tag, None);
+    }
+
+    #[test]
+    fn credentials_in_a_reference_are_refused_without_being_echoed() {
+        for input in [
+            "docker://alice:s3cret@127.0.0.1:5000/r:1",
+            "docker://alice:s3cret@host",
+            "docker://a:b@c:s3cret@host/r",
+        ] {
+            let e = ImageRef::parse(input).unwrap_err().to_string();
+            assert!(!e.contains("s3cret"), "{e}");
+            assert!(e.contains("--creds"), "{e}");
+        }
+        let e = ImageRef::parse("docker://alpine:3")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("docker.io/library/"), "{e}");
     }
 }
