@@ -1821,6 +1821,89 @@ fn tls_registries_need_their_ca_and_token_realms_may_not_downgrade() {
     assert!(r.stderr.contains("certificate"), "{}", r.stderr);
     // --insecure skips verification.
     nb(&env, &["pull", &dest, "-t", "x:1", "--insecure"]).ok();
+    // A cert dir whose CA did not sign the registry's certificate says so; one whose
+    // ca.crt holds no certificate is an error, not silently nothing.
+    let other = env.path("other.d");
+    std::fs::create_dir_all(&other).unwrap();
+    let o = other.display().to_string();
+    let ssl = |args: &[&str]| {
+        let r = run(Command::new("openssl").args(args));
+        assert_eq!(r.code, 0, "openssl {args:?}: {}", r.stderr);
+    };
+    let self_signed = |name: &str, extra: &[&str]| {
+        let (crt, key) = (format!("{o}/{name}.pem"), format!("{o}/{name}.key"));
+        let mut args = vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            &key,
+            "-out",
+            &crt,
+        ];
+        args.extend_from_slice(extra);
+        ssl(&args);
+        (PathBuf::from(crt), PathBuf::from(key))
+    };
+    let (unrelated, _) = self_signed("unrelated", &[]);
+    std::fs::copy(&unrelated, other.join("ca.crt")).unwrap();
+    let r = nb(&env, &["pull", &dest, "-t", "x:1", "--cert-dir", &o]).code(3);
+    assert!(r.stderr.contains("did not sign"), "{}", r.stderr);
+    std::fs::write(other.join("ca.crt"), "not a certificate\n").unwrap();
+    let r = nb(&env, &["pull", &dest, "-t", "x:1", "--cert-dir", &o]).code(3);
+    assert!(
+        r.stderr.contains("holds no PEM certificate"),
+        "{}",
+        r.stderr
+    );
+    // The usual self-signed certificate (`openssl req -x509`, which marks it CA:TRUE)
+    // as the registry's own: refused by rustls, with how to make one that works; the
+    // same made with CA:FALSE is trusted through --cert-dir.
+    for (name, extra, works) in [
+        ("ca-true", &[][..], false),
+        (
+            "ca-false",
+            &["-addext", "basicConstraints=critical,CA:FALSE"][..],
+            true,
+        ),
+    ] {
+        let (crt, key) = self_signed(name, extra);
+        let Some(own) = Registry::start_with(Auth::None, Some((&crt, &key))) else {
+            return;
+        };
+        let dir = env.path(&format!("{name}.d"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(&crt, dir.join("ca.crt")).unwrap();
+        let dest = format!("docker://{}/tls/hello:1", own.host());
+        let r = nb(
+            &env,
+            &[
+                "push",
+                "hello:1",
+                &dest,
+                "--cert-dir",
+                dir.to_str().unwrap(),
+            ],
+        );
+        if works {
+            r.ok();
+        } else {
+            let r = r.code(3);
+            assert!(
+                r.stderr.contains("basicConstraints=critical,CA:FALSE"),
+                "{}",
+                r.stderr
+            );
+        }
+    }
 
     // A TLS registry whose token server is on plain HTTP: refused before any
     // credential is sent there.

@@ -183,8 +183,24 @@ impl Client {
             *lock(&self.ready) = Some((base, challenge));
             return Ok(());
         }
-        let hint = if failures.iter().any(|f| f.contains("certificate")) {
-            "; if the registry uses a private CA, give it with --cert-dir DIR (DIR/ca.crt)"
+        let hint = if failures.iter().any(|f| f.contains("CaUsedAsEndEntity")) {
+            // `openssl req -x509` marks a self-signed certificate as a CA (CA:TRUE);
+            // Go's TLS accepts one as the server's own, rustls does not.
+            "; the registry's own certificate is marked as a CA (basicConstraints CA:TRUE, as \
+             `openssl req -x509` makes one by default), which is refused as a server's \
+             certificate: make it with `-addext basicConstraints=critical,CA:FALSE`, or sign \
+             a server certificate with a CA given by --cert-dir DIR (DIR/ca.crt), or use \
+             --insecure"
+        } else if failures.iter().any(|f| f.contains("certificate")) {
+            match &self.opts.tls.cert_dir {
+                Some(_) => {
+                    "; the CA certificates of --cert-dir (its *.crt files) did not sign \
+                            the registry's certificate"
+                }
+                None => {
+                    "; if the registry uses a private CA, give it with --cert-dir DIR (DIR/ca.crt)"
+                }
+            }
         } else if self.plain_http_allowed() {
             "; check that the registry is running and listening at that address"
         } else {

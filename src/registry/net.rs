@@ -387,7 +387,13 @@ fn tls_config(host: &str, opts: &TlsOptions) -> Result<ureq::tls::TlsConfig> {
         for p in &names {
             match p.extension().and_then(|e| e.to_str()) {
                 Some("crt") => {
-                    read_certs(p, &mut roots)?;
+                    let found = read_certs(p, &mut roots)?;
+                    if found == 0 {
+                        return Err(Error::Registry(format!(
+                            "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                            p.display()
+                        )));
+                    }
                 }
                 Some("cert") => {
                     let key = p.with_extension("key");
