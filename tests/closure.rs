@@ -286,6 +286,33 @@ fn runpath_origin_private_library_starts_and_missing_is_refused() {
         assert_eq!(r.code, 0, "{}", r.stderr);
         assert_eq!(r.stdout, "hello from libgreet\n");
     }
+    // The private library's mode on the host does not reach the image: 0755 either way,
+    // the same digest.
+    use std::os::unix::fs::PermissionsExt;
+    let so = env.path("tree/opt/app/lib/libgreet.so.1.0.0");
+    let mut digests = Vec::new();
+    for mode in [0o644, 0o755] {
+        std::fs::set_permissions(&so, std::fs::Permissions::from_mode(mode)).unwrap();
+        let j = build(&env, &exe, "mode", &["--path", "/opt/app/bin/hello"]);
+        digests.push(j["digest"].clone());
+    }
+    assert_eq!(digests[0], digests[1]);
+    let t = env
+        .nobase(&[
+            "tree",
+            "--json",
+            &format!("oci:{}", layout_ref(&env, "mode")),
+        ])
+        .ok()
+        .json();
+    let lib = t["merged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/opt/app/lib/libgreet.so.1")
+        .unwrap()
+        .clone();
+    assert_eq!(lib["mode"], "0755", "{lib}");
     // inspect shows where RUNPATH found it.
     let ij = env
         .nobase(&["inspect", "--json", exe.to_str().unwrap()])

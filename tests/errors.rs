@@ -95,7 +95,38 @@ fn cases(env: &Env, port: u16) -> Vec<Case> {
             "completions: a shell nobase has no script for",
             s(&["completions", "tcsh"]),
             2,
-            "error: invalid value 'tcsh' for '<SHELL>'\n  [possible values: bash, elvish, fish, powershell, zsh]\n\n  tip: a similar value exists: 'zsh'\n\nFor more information, try '--help'.\n",
+            "nobase: invalid value 'tcsh' for '<SHELL>' [possible values: bash, elvish, fish, powershell, zsh]; tip: a similar value exists: 'zsh'\n",
+        ),
+        (
+            "build: a flag it does not have, said in one line with the usage",
+            s(&["build", "--bogus", "hello"]),
+            2,
+            "nobase: unexpected argument '--bogus' found; tip: to pass '--bogus' as a value, use '-- --bogus' (usage: nobase build [OPTIONS] [BINARY]... [-- <ARGS>...])\n",
+        ),
+        (
+            "build: a --path no filesystem can create",
+            s(&["build", "hello", "--path", &format!("/app/{}", "y".repeat(256))]),
+            2,
+            Box::leak(
+                format!(
+                    "nobase: building hello: image path \"/app/{}…\" has a name of 256 bytes (\"{}…\"); file names are at most 255 bytes\n",
+                    "y".repeat(43),
+                    "y".repeat(48)
+                )
+                .into_boxed_str(),
+            ),
+        ),
+        (
+            "build: a --user of three parts",
+            s(&["build", "hello", "-u", "a:b:c"]),
+            2,
+            "nobase: invalid --user \"a:b:c\": use USER or USER:GROUP (names or numbers), e.g. 1000:1000 or nonroot\n",
+        ),
+        (
+            "build: SOURCE_DATE_EPOCH past year 9999",
+            s(&["build", "hello", "--source-date-epoch", "253402300800"]),
+            2,
+            "nobase: invalid value '253402300800' for '--source-date-epoch <SECONDS>': 253402300800 is not in 0..=253402300799\n",
         ),
     ]
 }

@@ -530,3 +530,37 @@ fn a_link_named_as_the_executable_is_followed() {
     assert!(r.stderr.contains("does not exist"), "{}", r.stderr);
     assert_eq!(blob_count(&env.store()), blobs, "blobs were written for it");
 }
+
+#[test]
+fn hard_links_added_are_stored_and_counted_once() {
+    let env = Env::new();
+    let bin = hello_static();
+    std::fs::write(env.path("data"), vec![7u8; 100_000]).unwrap();
+    std::fs::hard_link(env.path("data"), env.path("link")).unwrap();
+    let add = |name: &str| format!("{}:/x/{name}", env.path(name).display());
+    let j = build_json(
+        &env,
+        &[
+            bin.to_str().unwrap(),
+            "--add",
+            &add("data"),
+            "--add",
+            &add("link"),
+            "-t",
+            "hl:1",
+        ],
+    );
+    let size = std::fs::metadata(&bin).unwrap().len();
+    assert_eq!(j["layers"][0]["files"], 3, "{j}");
+    assert_eq!(j["layers"][0]["file_bytes"], size + 100_000, "{j}");
+    let t = env.nobase(&["tree", "--json", "hl:1"]).ok().json();
+    let link = t["merged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/x/link")
+        .unwrap()
+        .clone();
+    assert_eq!(link["kind"], "hardlink", "{link}");
+    assert_eq!(link["target"], "/x/data", "{link}");
+}

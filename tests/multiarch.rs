@@ -278,6 +278,9 @@ fn dynamic_executables_of_two_platforms_each_bundle_from_their_own_root() {
     let env = Env::new();
     let amd = named(&env, &hello_dynamic(), "hello-x86_64");
     let arm = named(&env, &hello_arm64_dynamic(), "hello-aarch64");
+    // Inspected without its sysroot, its own loader path is no dlopen string.
+    let r = env.nobase(&["inspect", s(&arm)]).ok();
+    assert!(!r.stdout.contains("contains the string"), "{}", r.stdout);
     // A bare directory is ambiguous with two executables.
     let r = env
         .nobase(&["build", s(&amd), s(&arm), "--sysroot", CROSS_ROOT])

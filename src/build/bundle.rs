@@ -179,9 +179,9 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
         if o.via != Via::Interpreter {
             system_libraries += 1;
         }
-        add_with_links(&mut libs, req.source, &opened, o.via == Via::Interpreter)?;
+        add_with_links(&mut libs, req.source, &opened)?;
         for h in &o.hwcaps {
-            add_with_links(&mut libs, req.source, &absolute(h, &opts.cwd), false)?;
+            add_with_links(&mut libs, req.source, &absolute(h, &opts.cwd))?;
         }
         match &o.via {
             Via::Cache | Via::Conf { .. } => {
@@ -226,6 +226,7 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
     let mut private = Vec::new();
     for (dest, real) in private_files {
         app.add_host(&req.source.host_path(&real), &dest)?;
+        shared_object_mode(app, &dest)?;
         private.push(dest);
     }
 
@@ -336,24 +337,23 @@ fn missing_pieces(c: &Closure, root: &dyn Root) -> String {
     parts.join("; ")
 }
 
-/// Adds the file at `path` in `source` to `tree`, with every symlink on the way.
-fn add_with_links(
-    tree: &mut ImageTree,
-    source: &HostRoot,
-    path: &str,
-    executable: bool,
-) -> Result<()> {
+/// Adds the ELF object at `path` in `source` to `tree`, with every symlink on the way.
+fn add_with_links(tree: &mut ImageTree, source: &HostRoot, path: &str) -> Result<()> {
     let (real, links) = root::resolve_links(source, path).map_err(|e| resolve_err(path, e))?;
     for l in links {
         tree.add_symlink(&l.path, &l.target)?;
     }
     tree.add_host(&source.host_path(&real), &real)?;
-    if executable {
-        // The kernel maps the loader only if it may execute it.
-        if let Some(e) = tree.get(real.trim_start_matches('/')).cloned() {
-            if matches!(e.node, Node::File { .. }) {
-                tree.insert(&real, Entry { mode: 0o755, ..e })?;
-            }
+    shared_object_mode(tree, &real)
+}
+
+/// The loader and libraries are 0755 in the image, as distributions install them,
+/// whatever their mode on the host: the kernel maps the loader only if it may execute
+/// it, and the digest must not depend on how a library was copied onto this machine.
+fn shared_object_mode(tree: &mut ImageTree, path: &str) -> Result<()> {
+    if let Some(e) = tree.get(path.trim_start_matches('/')).cloned() {
+        if matches!(e.node, Node::File { .. }) {
+            tree.insert(path, Entry { mode: 0o755, ..e })?;
         }
     }
     Ok(())

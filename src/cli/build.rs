@@ -113,16 +113,18 @@ pub struct Args {
     /// not start.
     #[arg(long)]
     no_check: bool,
-    /// Creation time and file mtimes, in Unix seconds.
+    /// Creation time and file mtimes, in Unix seconds (up to the end of year 9999, which
+    /// RFC 3339 times, and so every image tool, can write).
     #[arg(
         long,
         env = "SOURCE_DATE_EPOCH",
         default_value_t = 0,
-        value_name = "SECONDS"
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(0..=253_402_300_799)
     )]
     source_date_epoch: u64,
     /// Compression threads [default: the number of cores]; the output does not depend on it.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     threads: Option<u32>,
     /// Print a JSON summary instead of text.
     #[arg(long)]
@@ -253,7 +255,7 @@ fn plan(
         cmd,
         env,
         workdir: a.workdir.clone(),
-        user: a.user.clone(),
+        user: a.user.as_deref().map(parse_user).transpose()?,
         labels,
         expose,
         adds,
@@ -581,4 +583,19 @@ fn merge(into: &mut serde_json::Value, from: &serde_json::Value) {
     if let (Some(d), Some(x)) = (into.as_object_mut(), from.as_object()) {
         d.extend(x.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
+}
+
+/// `-u USER[:GROUP]` as docker takes it: one or two non-empty parts (names or numbers).
+fn parse_user(u: &str) -> nobase::Result<String> {
+    let parts: Vec<&str> = u.split(':').collect();
+    if parts.len() > 2
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || p.chars().any(char::is_whitespace))
+    {
+        return Err(Error::Usage(format!(
+            "invalid --user {u:?}: use USER or USER:GROUP (names or numbers), e.g. 1000:1000 or nonroot"
+        )));
+    }
+    Ok(u.to_string())
 }

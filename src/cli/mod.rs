@@ -226,13 +226,54 @@ impl Global {
     }
 }
 
+/// A usage error as clap lays it out (`error: …`, hints, a usage line) in one line, as
+/// every other error is.
+fn one_line(text: &str) -> String {
+    let mut parts = Vec::new();
+    let mut usage = None;
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with("For more information") {
+            continue;
+        }
+        match line.strip_prefix("Usage: ") {
+            Some(u) => usage = Some(u),
+            None => parts.push(line.strip_prefix("error: ").unwrap_or(line)),
+        }
+    }
+    let mut out = String::new();
+    for p in parts {
+        if !out.is_empty() {
+            // A list continues its line; anything else is a clause of its own.
+            out.push_str(if out.ends_with(':') || p.starts_with('[') {
+                " "
+            } else {
+                "; "
+            });
+        }
+        out.push_str(p);
+    }
+    if let Some(u) = usage {
+        out.push_str(&format!(" (usage: {u})"));
+    }
+    out
+}
+
 /// Runs nobase with the process's arguments and returns the exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
+        // --help and --version: clap's own text, on stdout.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
+            return 0;
+        }
+        Err(e) => {
+            let _ = writeln!(
+                io::stderr(),
+                "nobase: {}",
+                one_line(&e.render().to_string())
+            );
+            return 2;
         }
     };
     let Some(command) = cli.command else {

@@ -396,6 +396,9 @@ fn strings(root: &dyn Root, closure: &Closure, out: &mut Vec<BlindSpot>) {
     for o in &closure.objects {
         known.extend(o.names.iter().map(String::as_str));
         known.extend(o.info.soname.as_deref());
+        // Its own PT_INTERP is a string of the program too, found or not (a program of
+        // another machine inspected without its sysroot), not a dlopen.
+        known.extend(o.info.interpreter.as_deref());
         known.insert(o.path.as_str());
         known.insert(o.path.rsplit('/').next().unwrap_or(""));
     }

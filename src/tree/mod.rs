@@ -80,8 +80,35 @@ pub fn normalize(path: &str) -> Result<String> {
             "image path {path:?} names the root directory; name a file"
         )));
     }
-    Ok(parts.join("/"))
+    // What no runtime can create: refused here rather than written into an image that
+    // then fails to unpack.
+    let shown = |s: &str| match s.char_indices().nth(48) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    };
+    if let Some(long) = parts.iter().find(|c| c.len() > NAME_MAX) {
+        return Err(Error::Usage(format!(
+            "image path {:?} has a name of {} bytes ({:?}); file names are at most {NAME_MAX} bytes",
+            shown(path),
+            long.len(),
+            shown(long)
+        )));
+    }
+    let joined = parts.join("/");
+    if joined.len() + 1 >= PATH_MAX {
+        return Err(Error::Usage(format!(
+            "image path {:?} is {} bytes long; paths are shorter than {PATH_MAX} bytes",
+            shown(path),
+            joined.len() + 1
+        )));
+    }
+    Ok(joined)
 }
+
+/// The longest file name Linux filesystems take.
+pub const NAME_MAX: usize = 255;
+/// Paths, with their terminating NUL, fit in this many bytes.
+pub const PATH_MAX: usize = 4096;
 
 /// Default permission bits for a host file: executables 0755, everything else 0644,
 /// so the digest does not depend on the umask of whoever built the binary.
@@ -192,10 +219,16 @@ impl ImageTree {
 
     /// Sum of regular file sizes.
     pub fn file_bytes(&self) -> u64 {
+        // Hard-linked host files are stored once (later names are tar hard links).
+        let mut seen = std::collections::HashSet::new();
         self.entries
             .values()
-            .map(|e| match e.node {
-                Node::File { size, .. } => size,
+            .map(|e| match &e.node {
+                Node::File {
+                    content: Content::Host { inode: Some(i), .. },
+                    ..
+                } if !seen.insert(*i) => 0,
+                Node::File { size, .. } => *size,
                 _ => 0,
             })
             .sum()
@@ -353,6 +386,13 @@ mod tests {
             ("/a/../b", None),
             ("..", None),
             ("a\0b", None),
+            (
+                &format!("/app/{}", "y".repeat(255)),
+                Some(&format!("app/{}", "y".repeat(255))[..]),
+            ),
+            (&format!("/app/{}", "y".repeat(256)), None),
+            (&["z"; 2047].join("/"), Some(&["z"; 2047].join("/")[..])),
+            (&["z"; 2048].join("/"), None),
         ] {
             assert_eq!(normalize(input).ok().as_deref(), want, "{input:?}");
         }
