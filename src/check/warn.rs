@@ -96,8 +96,11 @@ fn scan(root: &dyn Root, path: &str, part: Part, needles: &[&[u8]]) -> Result<Ve
         buf.resize(len as usize, 0);
         f.read_exact_at(at, &mut buf)
             .map_err(|e| super::io_err(e, path, root))?;
-        for (hit, finder) in found.iter_mut().zip(&finders) {
-            *hit = *hit || finder.find(&buf).is_some();
+        for ((hit, finder), needle) in found.iter_mut().zip(&finders).zip(needles) {
+            *hit = *hit
+                || finder
+                    .find_iter(&buf)
+                    .any(|at| whole_path(&buf, at, needle));
         }
         if at + len >= end {
             break;
@@ -105,6 +108,16 @@ fn scan(root: &dyn Root, path: &str, part: Part, needles: &[&[u8]]) -> Result<Ve
         at += len.saturating_sub(overlap).max(1);
     }
     Ok(found)
+}
+
+/// Whether a match of `needle` at `at` in `buf` is the path itself: a needle that starts
+/// with '/' must not continue a longer path (`/tmp/` inside `/var/tmp/app`, a RUNPATH).
+fn whole_path(buf: &[u8], at: usize, needle: &[u8]) -> bool {
+    if needle.first() != Some(&b'/') || at == 0 {
+        return true;
+    }
+    let before = buf[at - 1];
+    !(before.is_ascii_alphanumeric() || matches!(before, b'.' | b'_' | b'-' | b'/'))
 }
 
 fn is_glibc(info: &ElfInfo) -> bool {
@@ -320,6 +333,24 @@ mod tests {
         if seen == 0 && std::env::var_os("NOBASE_TEST_REQUIRE_TOOLS").is_some() {
             panic!("no Go program to read");
         }
+    }
+
+    #[test]
+    fn a_path_needle_matches_only_a_whole_path() {
+        let found = |hay: &[u8]| {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("f"), hay).unwrap();
+            let root = HostRoot::new(dir.path());
+            scan(&root, "/f", Part::Whole, TMP_NEEDLES).unwrap()[0]
+        };
+        assert!(found(b"\0/tmp/app.sock\0"));
+        assert!(found(b"x=\"/tmp/x\""));
+        assert!(found(b"/tmp/ at the start"));
+        // A RUNPATH or another path that merely contains it.
+        assert!(!found(b"\0/var/tmp/build/lib\0"));
+        assert!(!found(b"\0/home/u/my-tmp/x\0/srv.tmp/y\0"));
+        // One false match does not hide a true one later.
+        assert!(found(b"\0/var/tmp/lib\0/tmp/sock\0"));
     }
 
     #[test]
