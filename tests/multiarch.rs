@@ -623,6 +623,33 @@ fn archives_and_registries_receive_the_index() {
     assert_eq!(index_platforms(&index), ["linux/amd64", "linux/arm64"]);
     let d = skopeo_inspect(&[&format!("docker-archive:{}", da.display())]).unwrap();
     assert_eq!(d["Architecture"], "amd64");
+    // Pushed there from the store: the same note, and the digest printed is the amd64
+    // manifest's (the one written), not the index's.
+    let da2 = env.path("d2.tar");
+    let r = env
+        .nobase(&[
+            "push",
+            &format!("oci-archive:{}", oa.display()),
+            &format!("docker-archive:{}:app:2", da2.display()),
+        ])
+        .ok();
+    assert!(
+        r.stderr
+            .contains("holds only the linux/amd64 image, leaving out linux/arm64"),
+        "{}",
+        r.stderr
+    );
+    let written = r.stdout.split_whitespace().next().unwrap().to_string();
+    let amd_manifest = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["platform"]["architecture"] == "amd64")
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(written, amd_manifest);
     let Some(reg) = reg else { return };
     let remote = format!("docker://{}/team/app:1", reg.host());
     let index = raw(&["--tls-verify=false", &remote]).unwrap();

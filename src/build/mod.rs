@@ -311,6 +311,7 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
     };
     let mut stack: Vec<&ImageTree> = extra_layers.iter().map(|x| &x.tree).collect();
     stack.extend(bundled.as_ref().map(|b| &b.libs));
+    let app = settle(&app, &stack)?;
     stack.push(&app);
     // The self-check reads the trees, not the layers: it runs beside the layer writing
     // (on a large Go program its scan of the function names is a tenth of the build).
@@ -397,6 +398,22 @@ fn write_layers(
         layer: layer::write_layer(app, opts, layout)?,
     });
     Ok(layers)
+}
+
+/// The application's entries as they land over the layers `lower` (bottom first):
+/// through their symlinked directories, as Docker's COPY and unpackers put them.
+pub(crate) fn settle(app: &ImageTree, lower: &[&ImageTree]) -> Result<ImageTree> {
+    if lower.is_empty() {
+        return Ok(app.clone());
+    }
+    let entries: Vec<_> = app
+        .entries()
+        .map(|(p, e)| (format!("/{p}"), e.clone()))
+        .collect();
+    with_stack(lower, &mut |below| {
+        tree::place(below, entries.clone(), None)
+    })
+    .map_err(|e| Error::Usage(format!("{e} (in the layers below the application's)")))
 }
 
 /// Runs `f` on the trees of `layers` (bottom first) stacked as the image's layers will

@@ -59,6 +59,33 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         source::open_with(&src, || g.store(), &opts).with_context(|| format!("reading {src}"))?;
     let image = match &platform {
         Some(p) => opened.image.single(Some(p))?,
+        // A docker-archive has no index: it gets this machine's image, said so, and the
+        // digest printed is the one written (without one for this machine, the archive
+        // writer refuses, naming the choices).
+        None if matches!(dest, ImageRef::DockerArchive { .. })
+            && opened.image.manifests.len() > 1 =>
+        {
+            match opened.image.single(None) {
+                Ok(one) => {
+                    let left: Vec<String> = opened
+                        .image
+                        .manifests
+                        .iter()
+                        .filter(|m| m.descriptor.digest != one.top.digest)
+                        .map(|m| m.config.platform().to_string())
+                        .collect();
+                    g.note(format!(
+                        "note: {} holds only the {} image, leaving out {} (docker-archive has \
+                         no index; --platform chooses another, oci-archive: keeps every platform)",
+                        a.destination,
+                        one.manifests[0].config.platform(),
+                        left.join(", ")
+                    ));
+                    one
+                }
+                Err(_) => opened.image,
+            }
+        }
         None => opened.image,
     };
     // Blobs written into the store must not be collected by a concurrent `rmi` before

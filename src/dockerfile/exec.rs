@@ -1075,11 +1075,7 @@ impl Builder<'_> {
     }
 }
 
-/// Puts entries into a new layer tree: each lands where the stage's filesystem resolves
-/// it, the directories above it carry their metadata from the stage (so `COPY x /tmp/`
-/// keeps /tmp's mode) or, missing there, are made 0755 and owned by `owner` (root by
-/// default), and a directory entry that meets a symlink to a directory follows it
-/// instead of replacing the link.
+/// [`tree::place`] over the stage's filesystem, errors pointing at the instruction.
 fn place(
     fs: &StageFs,
     entries: Vec<(String, Entry)>,
@@ -1087,63 +1083,7 @@ fn place(
     line: usize,
     kw: &str,
 ) -> Result<ImageTree> {
-    let Owner { uid, gid } = owner.unwrap_or(Owner { uid: 0, gid: 0 });
-    let mut layer = ImageTree::new();
-    for (path, mut entry) in entries {
-        let mut real = fs::resolve_parent(fs, &path)
-            .map_err(|e| at(line, kw, format!("cannot write {path}: {e}")))?;
-        if matches!(entry.node, Node::Dir) && real != "/" {
-            if let Some(m) = fs.lstat(&real) {
-                if m.kind == FileType::Symlink {
-                    if let Ok(t) = root::resolve(fs, &real) {
-                        if fs.lstat(&t).map(|m| m.kind) == Some(FileType::Dir) {
-                            // The link stays; its directory keeps its own metadata.
-                            real = t;
-                            if let Some(m) = fs.lstat(&real) {
-                                entry = Entry {
-                                    node: Node::Dir,
-                                    mode: m.mode,
-                                    uid: m.uid,
-                                    gid: m.gid,
-                                };
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        if real == "/" {
-            continue;
-        }
-        // Parents that exist in the stage keep their owner and mode.
-        let key = real.trim_start_matches('/');
-        for (i, _) in key.match_indices('/') {
-            let parent = &key[..i];
-            if layer.get(parent).is_some() {
-                continue;
-            }
-            let dir = match fs
-                .lstat(&format!("/{parent}"))
-                .filter(|m| m.kind == FileType::Dir)
-            {
-                Some(m) => Entry {
-                    node: Node::Dir,
-                    mode: m.mode,
-                    uid: m.uid,
-                    gid: m.gid,
-                },
-                None => Entry {
-                    node: Node::Dir,
-                    mode: 0o755,
-                    uid,
-                    gid,
-                },
-            };
-            layer.insert(parent, dir)?;
-        }
-        layer.insert(&real, entry).map_err(|e| at(line, kw, e))?;
-    }
-    Ok(layer)
+    tree::place(fs, entries, owner.map(|o| (o.uid, o.gid))).map_err(|e| at(line, kw, e))
 }
 
 /// Image paths a `COPY --from` source names in a stage or image (root-relative,

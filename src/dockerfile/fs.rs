@@ -5,7 +5,7 @@
 
 use crate::elf::ReadAt;
 use crate::error::{Error, Result};
-use crate::root::{self, FileType, Meta, ResolveError, Root};
+use crate::root::{Meta, Root};
 use crate::run::user::UserError;
 use crate::tree::{Content, Entry, ImageTree, Node};
 use std::io;
@@ -138,49 +138,6 @@ impl Root for StageFs {
     }
 }
 
-/// Where a path lands in `fs` when something is written there: its parent directories
-/// resolved through symlinks inside the image (as Docker does, so `COPY x /bin/` over a
-/// base whose /bin links to /usr/bin writes /usr/bin/x), the last component kept.
-/// Returns a normalized absolute path.
-pub fn resolve_parent(fs: &dyn Root, path: &str) -> std::result::Result<String, ResolveError> {
-    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-    let Some((last, parents)) = comps.split_last() else {
-        return Ok("/".to_string());
-    };
-    let mut dir = "/".to_string();
-    for (i, c) in parents.iter().enumerate() {
-        let next = if dir == "/" {
-            format!("/{c}")
-        } else {
-            format!("{dir}/{c}")
-        };
-        match root::resolve(fs, &next) {
-            Ok(real) => {
-                if fs.lstat(&real).map(|m| m.kind) != Some(FileType::Dir) {
-                    return Err(ResolveError::NotDir { at: real });
-                }
-                dir = real;
-            }
-            Err(ResolveError::NotFound { .. }) => {
-                // Missing from here on: the rest is created as written.
-                let rest = parents[i..].join("/");
-                dir = if dir == "/" {
-                    format!("/{rest}")
-                } else {
-                    format!("{dir}/{rest}")
-                };
-                break;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(if dir == "/" {
-        format!("/{last}")
-    } else {
-        format!("{dir}/{last}")
-    })
-}
-
 /// A user and group as `--chown` gives them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Owner {
@@ -237,6 +194,8 @@ pub fn parse_chmod(s: &str) -> std::result::Result<u32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::root;
+    use crate::tree::resolve_parent;
 
     fn fs_with_base() -> StageFs {
         let mut base = ImageTree::new();

@@ -1,8 +1,10 @@
 //! The filesystem of an image being built: image path → entry, with parents created and
 //! metadata normalized, so the layer writer has nothing left to decide.
 
+mod place;
 mod root;
 
+pub use place::{place, resolve_parent};
 pub use root::Overlay;
 
 use crate::error::{Error, IoContext, Result};
