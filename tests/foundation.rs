@@ -564,3 +564,40 @@ fn hard_links_added_are_stored_and_counted_once() {
     assert_eq!(link["kind"], "hardlink", "{link}");
     assert_eq!(link["target"], "/x/data", "{link}");
 }
+
+#[test]
+fn an_output_that_cannot_be_written_stops_the_build_before_any_is() {
+    let env = Env::new();
+    let bin = hello_static();
+    std::fs::create_dir(env.path("adir")).unwrap();
+    std::fs::write(env.path("afile"), "x").unwrap();
+    for (bad, why) in [
+        (
+            "oci-archive:/nonexistent/dir/x.tar",
+            "/nonexistent/dir is not an existing directory",
+        ),
+        (
+            "docker-archive:adir",
+            "adir is a directory; name the archive file",
+        ),
+        ("oci:afile", "afile exists and is not a directory"),
+    ] {
+        let r = env
+            .nobase(&[
+                "build",
+                bin.to_str().unwrap(),
+                "-t",
+                "half:1",
+                "-o",
+                "oci:out",
+                "-o",
+                bad,
+            ])
+            .code(3);
+        assert!(r.stderr.contains(why), "{bad}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        assert!(!env.path("out").exists(), "{bad}: oci:out was written");
+        let images = env.nobase(&["images", "--json"]).ok().json();
+        assert_eq!(images, serde_json::json!([]), "{bad}: a tag was written");
+    }
+}

@@ -150,10 +150,42 @@ fn sinks(
     if refs.is_empty() {
         refs.push(ImageRef::Store(default()?));
     }
+    // Outputs that cannot be written are found before any is: a failed build leaves no
+    // tag or directory behind for a script to mistake for its result.
+    for r in &refs {
+        writable(r)?;
+    }
     Ok(refs
         .iter()
         .map(|r| sink::for_ref_with(r, || g.store(), registry))
         .collect::<nobase::Result<Vec<_>>>()?)
+}
+
+/// Refuses an archive output whose directory is missing, or a path that is a directory
+/// where a file goes (or a file where a layout directory goes).
+fn writable(r: &ImageRef) -> nobase::Result<()> {
+    let cannot = |path: &Path, why: &str| {
+        Error::Invalid(format!("cannot write {r}: {} {why}", path.display()))
+    };
+    match r {
+        ImageRef::OciArchive { file, .. } | ImageRef::DockerArchive { file, .. } => {
+            let dir = match file.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            if !dir.is_dir() {
+                return Err(cannot(dir, "is not an existing directory"));
+            }
+            if file.is_dir() {
+                return Err(cannot(file, "is a directory; name the archive file"));
+            }
+        }
+        ImageRef::Oci { dir, .. } if dir.exists() && !dir.is_dir() => {
+            return Err(cannot(dir, "exists and is not a directory"));
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Compression workers: `--threads`, else one per core.
