@@ -2,12 +2,15 @@
 //! atomic replacement, and opening files without following symlinks.
 
 use crate::error::{IoContext, Result};
+use std::ffi::{CStr, CString};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 /// Lock modes for [`flock`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +73,74 @@ pub fn open_regular_nofollow(path: &Path) -> io::Result<File> {
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Temporary files this process is writing, for [`remove_temps_on_signals`]: each slot
+/// holds a name (a C string) or null. Whoever swaps a name out owns it (the handler, or
+/// [`untrack`] which frees it), so the handler never reads a freed name. With every slot
+/// taken a temp file is simply not tracked: a later write cleans it as a stale one.
+const SLOTS: usize = 256;
+static LIVE: [AtomicPtr<libc::c_char>; SLOTS] = [const { AtomicPtr::new(ptr::null_mut()) }; SLOTS];
+
+fn track(path: &Path) {
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return;
+    };
+    let raw = c.into_raw();
+    for slot in &LIVE {
+        if slot
+            .compare_exchange(ptr::null_mut(), raw, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            return;
+        }
+    }
+    // SAFETY: `raw` came from CString::into_raw just above and was stored nowhere.
+    drop(unsafe { CString::from_raw(raw) });
+}
+
+/// Forgets a temporary file that was moved into place or removed.
+pub fn untrack(path: &Path) {
+    let bytes = path.as_os_str().as_bytes();
+    for slot in &LIVE {
+        let p = slot.load(Ordering::SeqCst);
+        // SAFETY: a non-null slot holds a live C string until swapped out.
+        if !p.is_null() && unsafe { CStr::from_ptr(p) }.to_bytes() == bytes {
+            let taken = slot.swap(ptr::null_mut(), Ordering::SeqCst);
+            if !taken.is_null() {
+                // SAFETY: swapped out here, so owned here; it came from into_raw.
+                drop(unsafe { CString::from_raw(taken) });
+            }
+            return;
+        }
+    }
+}
+
+extern "C" fn remove_temps(sig: libc::c_int) {
+    for slot in &LIVE {
+        let p = slot.swap(ptr::null_mut(), Ordering::SeqCst);
+        if !p.is_null() {
+            // SAFETY: unlink is async-signal-safe; `p` is a C string owned here.
+            unsafe { libc::unlink(p) };
+        }
+    }
+    // SAFETY: signal and raise are async-signal-safe; the default action ends the process.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+}
+
+/// On SIGINT, SIGTERM or SIGHUP, removes the temporary files being written before the
+/// signal ends the process as it would have (Ctrl-C during a push to an archive leaves
+/// no hidden partial file beside it). Commands with handlers of their own (`run`,
+/// `tree -i`) put theirs in place meanwhile.
+pub fn remove_temps_on_signals() {
+    let handler = remove_temps as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler makes only async-signal-safe calls.
+        unsafe { libc::signal(sig, handler) };
+    }
+}
+
 /// A unique temporary name in `dir`: `.nobase-<pid>-<n>.tmp`.
 pub fn temp_path(dir: &Path) -> PathBuf {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -98,7 +169,10 @@ pub fn create_temp(dir: &Path) -> Result<(File, PathBuf)> {
         // taken the free lock and deleted the name: make sure the name is still ours.
         let mine = f.metadata().io(|| format!("reading {}", path.display()))?;
         match std::fs::symlink_metadata(&path) {
-            Ok(m) if m.dev() == mine.dev() && m.ino() == mine.ino() => return Ok((f, path)),
+            Ok(m) if m.dev() == mine.dev() && m.ino() == mine.ino() => {
+                track(&path);
+                return Ok((f, path));
+            }
             _ => continue,
         }
     }
@@ -164,13 +238,25 @@ fn replace(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     if res.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
+    untrack(&tmp);
     res.io(|| format!("writing {}", path.display()))
 }
 
 /// Moves a finished file into its final place, failing if the two are on different
 /// filesystems (callers create temps beside their destination).
 pub fn persist(tmp: &Path, dest: &Path) -> Result<()> {
-    std::fs::rename(tmp, dest).io(|| format!("moving {} to {}", tmp.display(), dest.display()))
+    let res =
+        std::fs::rename(tmp, dest).io(|| format!("moving {} to {}", tmp.display(), dest.display()));
+    if res.is_ok() {
+        untrack(tmp);
+    }
+    res
+}
+
+/// Removes a temporary file that will not be kept (errors ignored: it may be gone).
+pub fn discard(tmp: &Path) {
+    let _ = std::fs::remove_file(tmp);
+    untrack(tmp);
 }
 
 /// Asks the kernel to start writing `[from, to)` of `file` to disk without waiting, so a

@@ -576,3 +576,102 @@ fn parallel_builds_pulls_removals_and_fsck_repairs_lose_nothing() {
         assert_eq!(d, src_digest);
     }
 }
+
+/// Ctrl-C (or SIGTERM) while an archive or a store blob is being written: the process
+/// ends by that signal, as before, and the temporary file it was writing is gone with
+/// it, not left hidden beside the destination until some later write cleans it.
+#[test]
+fn an_interrupted_write_takes_its_temporary_file_with_it() {
+    use std::os::unix::process::ExitStatusExt;
+    let env = Env::new();
+    let bin = hello_static();
+    // A large uncompressed layer (sparse on disk) makes the copy last long enough.
+    let big = env.path("big");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(300 << 20)
+        .unwrap();
+    let add = format!("{}:/big", big.display());
+    let b = bin.to_str().unwrap();
+    env.nobase(&[
+        "build",
+        b,
+        "--add",
+        &add,
+        "--compression",
+        "none",
+        "-t",
+        "big:1",
+    ])
+    .ok();
+    let out = env.path("out");
+    std::fs::create_dir(&out).unwrap();
+    let temps_in = |dir: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".nobase-") && n.ends_with(".tmp"))
+            .collect()
+    };
+    let mut judged = 0;
+    for (sig, args, dir) in [
+        (
+            libc::SIGINT,
+            vec![
+                "push".to_string(),
+                "big:1".into(),
+                format!("oci-archive:{}/a.tar", out.display()),
+            ],
+            out.clone(),
+        ),
+        (
+            libc::SIGTERM,
+            vec![
+                "build".to_string(),
+                b.into(),
+                "--add".into(),
+                add.clone(),
+                "--compression".into(),
+                "none".into(),
+                "-t".into(),
+                "big:2".into(),
+                "--source-date-epoch".into(),
+                "7".into(),
+            ],
+            env.store(),
+        ),
+    ] {
+        let mut child = env
+            .cmd(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let seen = loop {
+            if !temps_in(&dir).is_empty() {
+                break true;
+            }
+            if child.try_wait().unwrap().is_some() || std::time::Instant::now() > deadline {
+                break false;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        };
+        // SAFETY: a signal to our own child.
+        unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+        let status = child.wait().unwrap();
+        if !seen || status.signal() != Some(sig) {
+            // It finished before the signal: nothing to judge on this machine.
+            eprintln!("{args:?} ended before the signal ({status:?}); not judged");
+            continue;
+        }
+        assert_eq!(temps_in(&dir), Vec::<String>::new(), "{args:?}");
+        if sig == libc::SIGINT {
+            assert!(!out.join("a.tar").exists(), "a half archive was written");
+        }
+        judged += 1;
+    }
+    assert!(judged > 0, "every write ended before its signal");
+    env.nobase(&["fsck"]).ok();
+}

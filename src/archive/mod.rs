@@ -79,7 +79,7 @@ fn write_atomically(
         fsutil::persist(&tmp, dest)
     })();
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        fsutil::discard(&tmp);
     }
     result
 }
@@ -240,7 +240,7 @@ pub fn write_docker(
                 add_dir(t, id.hex()).io(ctx)?;
                 add_file(t, &format!("{}/layer.tar", id.hex()), size, &mut spool).io(ctx)
             })();
-            let _ = std::fs::remove_file(&spool_path);
+            fsutil::discard(&spool_path);
             res?;
         }
         let cfg_bytes = blobs.read_document(cfg)?;

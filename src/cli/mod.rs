@@ -284,6 +284,9 @@ pub fn main() -> i32 {
         );
         return 0;
     };
+    // Ctrl-C, SIGTERM, SIGHUP: the temporary files being written go first (`run` and
+    // `tree -i` put handlers of their own in place while they need them).
+    nobase::fsutil::remove_temps_on_signals();
     let global = Global {
         store: cli.store,
         quiet: cli.quiet,

@@ -72,7 +72,7 @@ impl Spool {
 impl Drop for Spool {
     fn drop(&mut self) {
         for (_, p) in self.files.drain(..) {
-            let _ = std::fs::remove_file(p);
+            crate::fsutil::discard(&p);
         }
     }
 }

@@ -383,6 +383,7 @@ fn index_layer(
     let (file, path) = fsutil::create_temp(&tmp)?;
     // Unlinked at once: the spool vanishes with the process, however it ends.
     std::fs::remove_file(&path).io(|| format!("removing {}", path.display()))?;
+    fsutil::untrack(&path);
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut offset = 0u64;
     let mut entries = Vec::new();

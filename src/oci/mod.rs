@@ -232,7 +232,7 @@ impl Layout {
                 .io(|| format!("copying {} into {}", src.display(), self.root.display()))
                 .and_then(|_| fsutil::persist(&tmp, &self.blob_path(&desc.digest)));
             if res.is_err() {
-                let _ = std::fs::remove_file(&tmp);
+                fsutil::discard(&tmp);
             }
             return res;
         }
@@ -480,7 +480,7 @@ impl BlobWriter {
                 fsutil::persist(&self.tmp, &self.layout.blob_path(&digest))
             });
         if res.is_err() {
-            let _ = std::fs::remove_file(&self.tmp);
+            fsutil::discard(&self.tmp);
         }
         res.map(|()| (digest, size))
     }
@@ -502,7 +502,7 @@ impl Write for BlobWriter {
 impl Drop for BlobWriter {
     fn drop(&mut self) {
         if self.inner.is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
+            fsutil::discard(&self.tmp);
         }
     }
 }
