@@ -117,6 +117,12 @@ fn cases(env: &Env, port: u16) -> Vec<Case> {
             ),
         ),
         (
+            "pull: a --creds-file that is not there",
+            s(&["pull", &registry, "-t", "x:1", "--creds-file", "nosuch"]),
+            3,
+            "nobase: nosuch does not exist; check the path of the --creds-file\n",
+        ),
+        (
             "build: a --user of three parts",
             s(&["build", "hello", "-u", "a:b:c"]),
             2,

@@ -1012,6 +1012,14 @@ fn credentials_come_from_docker_config_and_wrong_ones_fail_without_leaking() {
     let asked = std::fs::read_to_string(&log).unwrap();
     assert!(asked.contains(&format!("nbgood {host}")), "{asked}");
     assert!(asked.contains(&format!("nbbad {host}")), "{asked}");
+    // A helper that is not installed is named.
+    std::fs::write(&config, r#"{"credsStore":"nbnosuch"}"#).unwrap();
+    let r = nb(&env, &["push", "hello:1", &dest]).code(3);
+    assert!(
+        r.stderr.contains("docker-credential-nbnosuch") && r.stderr.contains("on PATH"),
+        "{}",
+        r.stderr
+    );
     // No credentials at all: says how to give some.
     std::fs::remove_file(&config).unwrap();
     let r = nb(&env, &["push", "hello:1", &dest]).code(3);
@@ -1984,6 +1992,30 @@ fn check_reads_an_image_straight_from_a_registry() {
             let r = nb(&env, &["run", &dest]).ok();
             assert_eq!(r.stdout, "hello world\n");
         }
+    }
+    // What is not there is named as written: a tag after ':', a digest after '@'.
+    let zero = format!("sha256:{}", "0".repeat(64));
+    for (reference, shown, what) in [
+        (
+            format!("docker://{}/check/nothere:1", reg.host()),
+            format!("{}/check/nothere:1", reg.host()),
+            "tag",
+        ),
+        (
+            format!("docker://{}/check/good@{zero}", reg.host()),
+            format!("{}/check/good@{zero}", reg.host()),
+            "digest",
+        ),
+    ] {
+        let r = nb(&env, &["check", &reference]).code(3);
+        assert!(
+            r.stderr
+                .contains(&format!("reading {shown}: no such image"))
+                && r.stderr
+                    .contains(&format!("check the repository and the {what}")),
+            "{}",
+            r.stderr
+        );
     }
 }
 

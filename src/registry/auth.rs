@@ -74,7 +74,7 @@ pub fn parse_user_pass(s: &str, origin: &str) -> Result<GivenCreds> {
 pub fn read_creds_file(path: &Path) -> Result<GivenCreds> {
     let origin = format!("--creds-file {}", path.display());
     let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Usage(format!("{origin}: cannot read it: {e}")))?;
+        .map_err(|e| crate::error::input_error(path, "the --creds-file", e))?;
     parse_user_pass(text.lines().next().unwrap_or(""), &origin)
 }
 
@@ -122,6 +122,16 @@ impl Found {
             ),
         }
     }
+}
+
+/// The program Docker's config at `path` names for `key` (`credHelpers`, else
+/// `credsStore`), for messages.
+fn helper_named(path: &std::path::Path, key: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let name = v["credHelpers"][key]
+        .as_str()
+        .or_else(|| v["credsStore"].as_str())?;
+    Some(format!("docker-credential-{name}"))
 }
 
 /// Looks `host` up in Docker's config. Credential helpers run only here, and only when
@@ -179,7 +189,8 @@ pub fn lookup(host: &str, given: Option<&GivenCreds>) -> Result<Found> {
             "the credential helper {helper} named in {shown} failed for {key}; run `{helper} get` to see why"
         ))),
         Err(E::HelperCommunicationError) => Err(Error::Registry(format!(
-            "could not run the credential helper named in {shown} for {key}; is docker-credential-… on PATH?"
+            "could not run the credential helper {} named in {shown} for {key}; is it on PATH?",
+            helper_named(&path, &key).unwrap_or_else(|| "docker-credential-…".into())
         ))),
         Err(E::ConfigReadError) => Err(Error::Registry(format!(
             "{shown} is not a valid Docker config file"

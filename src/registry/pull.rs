@@ -26,7 +26,13 @@ pub fn fetch_manifest(
     reference: &str,
     pinned: Option<&Digest>,
 ) -> Result<(Descriptor, Vec<u8>)> {
-    let what = format!("reading {}/{repo}:{reference}", client.host);
+    // A digest is written after '@', a tag after ':'.
+    let sep = if reference.starts_with("sha256:") {
+        '@'
+    } else {
+        ':'
+    };
+    let what = format!("reading {}/{repo}{sep}{reference}", client.host);
     let url = client.url(&format!("{repo}/manifests/{reference}"))?;
     let resp = client.request(
         &what,
@@ -38,11 +44,10 @@ pub fn fetch_manifest(
     )?;
     match resp.status().as_u16() {
         200 => {}
-        404 => {
-            return Err(Error::Registry(format!(
-                "{what}: no such image (the registry answered 404: check the repository and tag)"
-            )))
-        }
+        404 => return Err(Error::Registry(format!(
+            "{what}: no such image (the registry answered 404: check the repository and the {})",
+            if sep == '@' { "digest" } else { "tag" }
+        ))),
         _ => return Err(client.status_error(&what, resp)),
     }
     let content_type = header(&resp, "content-type")
