@@ -400,6 +400,12 @@ fn tree_shows_each_layer_and_the_waste_of_an_umoci_image() {
     let ci = &r.json()["ci"];
     assert_eq!(ci["passed"], false);
     assert_eq!(ci["rules"][0]["rule"], "lowest-efficiency");
+    // Fractions read the same in the rules and the summary: as a percent too.
+    let m = ci["rules"][0]["message"].as_str().unwrap();
+    assert!(
+        m.contains(" %)") && m.ends_with("(the lowest allowed is 0.9500 (95.0 %))"),
+        "{m}"
+    );
     for bad in [
         &["--lowest-efficiency", "0.5"][..],
         &["--ci", "--lowest-efficiency", "1.5"][..],

@@ -493,7 +493,9 @@ fn summary(a: &Analysis) -> io::Result<()> {
         let text = format!("{}  ({} layers)", printable(&f.path), f.count);
         (human_size(f.bytes), text)
     });
-    list(&mut out, "Stored by more than one layer", stored)?;
+    // A deletion counts as a version, as in dive: a file stored once and removed later
+    // was still shipped in a layer.
+    list(&mut out, "Stored or removed by more than one layer", stored)?;
     let identical = a.duplicates.iter().map(|d| {
         let size = format!("{} ×{}", human_size(d.size), d.paths.len());
         let paths: Vec<_> = d.paths.iter().map(|p| printable(p)).collect();

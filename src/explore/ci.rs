@@ -47,6 +47,11 @@ pub struct RuleResult {
     pub message: String,
 }
 
+/// A fraction as the rules take it and as the summary shows it: `0.9000 (90.0 %)`.
+fn fraction(f: f64) -> String {
+    format!("{f:.4} ({:.1} %)", f * 100.0)
+}
+
 /// Checks `a` against every rule set in `gates`, in a fixed order.
 pub fn evaluate(a: &Analysis, gates: &Gates) -> Vec<RuleResult> {
     let mut out = Vec::new();
@@ -61,9 +66,9 @@ pub fn evaluate(a: &Analysis, gates: &Gates) -> Vec<RuleResult> {
         rule(
             "lowest-efficiency",
             a.efficiency >= min,
-            format!("image efficiency is {:.4}", a.efficiency),
+            format!("image efficiency is {}", fraction(a.efficiency)),
             "lowest",
-            min.to_string(),
+            fraction(min),
         );
     }
     if let Some(max) = gates.highest_wasted_bytes {
@@ -80,11 +85,11 @@ pub fn evaluate(a: &Analysis, gates: &Gates) -> Vec<RuleResult> {
             "highest-user-wasted-percent",
             a.user_wasted_percent <= max,
             format!(
-                "wasted bytes are {:.4} of the bytes added after the first layer",
-                a.user_wasted_percent
+                "wasted bytes are {} of the bytes added after the first layer",
+                fraction(a.user_wasted_percent)
             ),
             "highest",
-            max.to_string(),
+            fraction(max),
         );
     }
     out

@@ -44,10 +44,12 @@ pub fn fetch_manifest(
     )?;
     match resp.status().as_u16() {
         200 => {}
-        404 => return Err(Error::Registry(format!(
+        404 => {
+            return Err(Error::Registry(format!(
             "{what}: no such image (the registry answered 404: check the repository and the {})",
             if sep == '@' { "digest" } else { "tag" }
-        ))),
+        )))
+        }
         _ => return Err(client.status_error(&what, resp)),
     }
     let content_type = header(&resp, "content-type")
