@@ -158,6 +158,30 @@ fn missing_and_corrupt_files_are_one_line_errors() {
     let r = env.nobase(&["inspect", "truncated"]).code(3);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     assert!(r.stderr.contains("truncated"), "{}", r.stderr);
+    // With --json each file keeps its place in the array, a failed one with its error.
+    let ok = hello_static();
+    let r = env
+        .nobase(&[
+            "inspect",
+            "--json",
+            "nonexistent",
+            ok.to_str().unwrap(),
+            "truncated",
+        ])
+        .code(3);
+    let docs = r.json();
+    let formats: Vec<&str> = docs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["format"].as_str().unwrap())
+        .collect();
+    assert_eq!(formats, ["error", "elf", "error"], "{docs}");
+    assert_eq!(docs[0]["path"], "nonexistent");
+    assert!(
+        docs[2]["error"].as_str().unwrap().contains("truncated"),
+        "{docs}"
+    );
 }
 
 /// An executable's strings are anyone's bytes: an interpreter path with an escape

@@ -343,9 +343,17 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
                 }
             }
             Err(e) => {
-                // Keep going with the other files; the exit code says one failed.
+                // Keep going with the other files; the exit code says one failed. In a
+                // JSON array the file keeps its place, with the error.
                 eprintln!("{}", printable(&format!("nobase: {e}")));
                 code = code.max(e.exit_code());
+                if args.json {
+                    docs.push(json!({
+                        "path": path.display().to_string(),
+                        "format": "error",
+                        "error": e.to_string(),
+                    }));
+                }
             }
         }
     }
