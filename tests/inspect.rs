@@ -75,6 +75,16 @@ fn dynamic_musl_binary() {
     assert_eq!(j["type"], "dynamic");
     assert_eq!(j["interpreter"], "/lib/ld-musl-x86_64.so.1");
     assert_eq!(j["needed"], serde_json::json!(["libc.so"]));
+    // Its loader is its C library: no second piece is promised.
+    let r = env
+        .nobase(&["inspect", hello_musl().to_str().unwrap()])
+        .ok();
+    assert!(
+        r.stdout
+            .contains("needs its loader (musl's, which is its C library too)"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]

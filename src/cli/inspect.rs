@@ -286,19 +286,32 @@ fn human_elf(out: &mut impl Write, path: &Path, info: &ElfInfo) -> io::Result<()
         }
         row(out, "go", s)?;
     }
-    let verdict =
-        if info.kind.is_static() {
-            "starts on its own in FROM scratch: no loader, no libraries".to_string()
-        } else if info.kind.is_executable() {
-            format!(
-            "needs its loader and {} {}: `nobase build` bundles them, or rebuild statically ({})",
-            info.needed.len(),
-            if info.needed.len() == 1 { "library" } else { "libraries" },
+    let verdict = if info.kind.is_static() {
+        "starts on its own in FROM scratch: no loader, no libraries".to_string()
+    } else if info.kind.is_executable() {
+        // musl's loader is its C library too: libc.so (and libpthread…) are not more.
+        let musl = info
+            .interpreter
+            .as_deref()
+            .is_some_and(|i| i.rsplit('/').next().unwrap_or(i).starts_with("ld-musl-"));
+        let libs = info
+            .needed
+            .iter()
+            .filter(|n| !(musl && nobase::loader::musl_is_self(n)))
+            .count();
+        let what = match (libs, musl) {
+            (0, true) => "its loader (musl's, which is its C library too)".to_string(),
+            (0, false) => "its loader".to_string(),
+            (1, _) => "its loader and 1 library".to_string(),
+            (n, _) => format!("its loader and {n} libraries"),
+        };
+        format!(
+            "needs {what}: `nobase build` bundles them, or rebuild statically ({})",
             nobase::build::static_rebuild_hint(info)
         )
-        } else {
-            "not a program: it cannot be an image's entrypoint".to_string()
-        };
+    } else {
+        "not a program: it cannot be an image's entrypoint".to_string()
+    };
     row(out, "scratch", verdict)
 }
 

@@ -1262,7 +1262,7 @@ impl Searcher<'_> {
 }
 
 /// musl's reserved names: `lib` + one of c, pthread, rt, m, dl, util, xnet + `.`.
-fn musl_is_self(name: &str) -> bool {
+pub fn musl_is_self(name: &str) -> bool {
     name.strip_prefix("lib").is_some_and(|rest| {
         ["c.", "pthread.", "rt.", "m.", "dl.", "util.", "xnet."]
             .iter()
