@@ -157,23 +157,33 @@ pub fn create_temp(dir: &Path) -> Result<(File, PathBuf)> {
     use std::os::unix::fs::MetadataExt;
     loop {
         let path = temp_path(dir);
-        let f = OpenOptions::new()
-            .write(true)
-            .read(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&path)
-            .io(|| format!("creating a temporary file in {}", dir.display()))?;
-        flock(&f, Lock::Exclusive, true).io(|| format!("locking {}", path.display()))?;
-        // Between creating and locking, another process's `clean_stale_temps` may have
-        // taken the free lock and deleted the name: make sure the name is still ours.
-        let mine = f.metadata().io(|| format!("reading {}", path.display()))?;
-        match std::fs::symlink_metadata(&path) {
-            Ok(m) if m.dev() == mine.dev() && m.ino() == mine.ino() => {
-                track(&path);
-                return Ok((f, path));
+        // Tracked before it exists, so a signal at any moment finds it (the name is
+        // unique: removing it before it is made removes nothing).
+        track(&path);
+        let made = (|| {
+            let f = OpenOptions::new()
+                .write(true)
+                .read(true)
+                .create_new(true)
+                .mode(0o644)
+                .open(&path)
+                .io(|| format!("creating a temporary file in {}", dir.display()))?;
+            flock(&f, Lock::Exclusive, true).io(|| format!("locking {}", path.display()))?;
+            // Between creating and locking, another process's `clean_stale_temps` may
+            // have taken the free lock and deleted the name: make sure it is still ours.
+            let mine = f.metadata().io(|| format!("reading {}", path.display()))?;
+            Ok(match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.dev() == mine.dev() && m.ino() == mine.ino() => Some(f),
+                _ => None,
+            })
+        })();
+        match made {
+            Ok(Some(f)) => return Ok((f, path)),
+            Ok(None) => untrack(&path),
+            Err(e) => {
+                untrack(&path);
+                return Err(e);
             }
-            _ => continue,
         }
     }
 }

@@ -360,7 +360,7 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
                 // JSON array the file keeps its place, with the error.
                 eprintln!("{}", printable(&format!("nobase: {e}")));
                 code = code.max(e.exit_code());
-                if args.json {
+                if args.json && args.files.len() > 1 {
                     docs.push(json!({
                         "path": path.display().to_string(),
                         "format": "error",
