@@ -2,7 +2,7 @@
 //! atomic replacement, and opening files without following symlinks.
 
 use crate::error::{IoContext, Result};
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -74,22 +74,39 @@ pub fn open_regular_nofollow(path: &Path) -> io::Result<File> {
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Temporary files this process is writing, for [`remove_temps_on_signals`]: each slot
-/// holds a name (a C string) or null. Whoever swaps a name out owns it (the handler, or
-/// [`untrack`] which frees it), so the handler never reads a freed name. With every slot
-/// taken a temp file is simply not tracked: a later write cleans it as a stale one.
+/// holds a name (a C string) or null, and the key of the name's [`temp_path`] counter.
+/// A slot's name is read only by whoever swapped it out (the handler, which unlinks it,
+/// or [`untrack`], which frees it), and [`untrack`] finds its slot by the key, never by
+/// reading another thread's name. With every slot taken a temp file is simply not
+/// tracked: a later write cleans it as a stale one.
 const SLOTS: usize = 256;
 static LIVE: [AtomicPtr<libc::c_char>; SLOTS] = [const { AtomicPtr::new(ptr::null_mut()) }; SLOTS];
+static KEYS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
+
+/// The key of one of this process's temp names (its counter + 1), if it is one.
+fn temp_key(path: &Path) -> Option<u64> {
+    let name = path.file_name()?.to_str()?;
+    let mut parts = name
+        .strip_prefix(".nobase-")?
+        .strip_suffix(".tmp")?
+        .split('-');
+    let pid: u32 = parts.next()?.parse().ok()?;
+    let n: u64 = parts.next()?.parse().ok()?;
+    (pid == std::process::id()).then_some(n + 1)
+}
 
 fn track(path: &Path) {
+    let Some(key) = temp_key(path) else { return };
     let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
         return;
     };
     let raw = c.into_raw();
-    for slot in &LIVE {
+    for (slot, k) in LIVE.iter().zip(&KEYS) {
         if slot
             .compare_exchange(ptr::null_mut(), raw, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok()
         {
+            k.store(key, Ordering::SeqCst);
             return;
         }
     }
@@ -99,11 +116,13 @@ fn track(path: &Path) {
 
 /// Forgets a temporary file that was moved into place or removed.
 pub fn untrack(path: &Path) {
-    let bytes = path.as_os_str().as_bytes();
-    for slot in &LIVE {
-        let p = slot.load(Ordering::SeqCst);
-        // SAFETY: a non-null slot holds a live C string until swapped out.
-        if !p.is_null() && unsafe { CStr::from_ptr(p) }.to_bytes() == bytes {
+    let Some(key) = temp_key(path) else { return };
+    for (slot, k) in LIVE.iter().zip(&KEYS) {
+        // The key is cleared before the name is taken, so a slot freed here and claimed
+        // again at once keeps its new key.
+        if k.compare_exchange(key, 0, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
             let taken = slot.swap(ptr::null_mut(), Ordering::SeqCst);
             if !taken.is_null() {
                 // SAFETY: swapped out here, so owned here; it came from into_raw.
@@ -131,13 +150,21 @@ extern "C" fn remove_temps(sig: libc::c_int) {
 
 /// On SIGINT, SIGTERM or SIGHUP, removes the temporary files being written before the
 /// signal ends the process as it would have (Ctrl-C during a push to an archive leaves
-/// no hidden partial file beside it). Commands with handlers of their own (`run`,
-/// `tree -i`) put theirs in place meanwhile.
+/// no hidden partial file beside it). A signal the caller ignores (`nohup`, a shell's
+/// background job) stays ignored. Commands with handlers of their own (`run`, `tree -i`)
+/// put theirs in place meanwhile.
 pub fn remove_temps_on_signals() {
     let handler = remove_temps as extern "C" fn(libc::c_int) as libc::sighandler_t;
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: the handler makes only async-signal-safe calls.
-        unsafe { libc::signal(sig, handler) };
+        // SAFETY: sigaction with a null new action only reads the current one.
+        let ignored = unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(sig, ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+        };
+        if !ignored {
+            // SAFETY: the handler makes only async-signal-safe calls.
+            unsafe { libc::signal(sig, handler) };
+        }
     }
 }
 

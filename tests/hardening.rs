@@ -674,4 +674,37 @@ fn an_interrupted_write_takes_its_temporary_file_with_it() {
     }
     assert!(judged > 0, "every write ended before its signal");
     env.nobase(&["fsck"]).ok();
+    // A signal the caller ignores (nohup, a shell's background job) stays ignored: the
+    // write goes on to the end.
+    let mut c = env.cmd(&[
+        "push",
+        "big:1",
+        &format!("oci-archive:{}/b.tar", out.display()),
+    ]);
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: signal is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            c.pre_exec(|| {
+                libc::signal(libc::SIGHUP, libc::SIG_IGN);
+                Ok(())
+            })
+        };
+    }
+    let mut child = c.spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while temps_in(&out).is_empty()
+        && child.try_wait().unwrap().is_none()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGHUP) };
+    assert!(
+        child.wait().unwrap().success(),
+        "an ignored SIGHUP ended the push"
+    );
+    assert!(out.join("b.tar").is_file());
 }
