@@ -7,7 +7,7 @@
 use crate::check::{craft, refuses_hostile_layers};
 use crate::registry::{Auth, Registry};
 use crate::util::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -899,5 +899,80 @@ fn a_hard_linked_file_lives_on_when_its_first_name_is_removed() {
         ]
         .into();
         assert_eq!(unpacked, want);
+    }
+}
+
+#[test]
+fn chains_of_hard_links_keep_their_content_as_unpackers_do() {
+    // Tar hard links may name another link; names of one file removed or replaced in
+    // later layers must leave the merged tree umoci unpacks.
+    let env = Env::new();
+    let a = "a".repeat(1000);
+    let f = |name: &str, data: &str| json!({"name": name, "data": data});
+    let l = |name: &str, target: &str| json!({"name": name, "type": "link", "target": target});
+    let wh = |name: &str| json!({"name": name, "data": ""});
+    let base = json!([{"name": "x", "type": "dir", "mode": 0o755}, f("x/A", &a), l("x/B", "x/A"), l("x/C", "x/B")]);
+    for (case, layers, want) in [
+        // C -> B -> A: remove A, then B: C holds the content.
+        (
+            "chain",
+            json!([base, [wh("x/.wh.A")], [wh("x/.wh.B")]]),
+            vec![("/x/C", "file", 1000)],
+        ),
+        // Remove the middle link only: C still names the file.
+        (
+            "midlink",
+            json!([base, [wh("x/.wh.B")]]),
+            vec![("/x/A", "file", 1000), ("/x/C", "hardlink", 0)],
+        ),
+        // Replace the middle link by another file, then remove A: C keeps A's content.
+        (
+            "midreplace",
+            json!([base, [f("x/B", "0123456789")], [wh("x/.wh.A")]]),
+            vec![("/x/B", "file", 10), ("/x/C", "file", 1000)],
+        ),
+    ] {
+        let reference = craft_image(&env.path(case), &json!({"ref": "t", "layers": layers}));
+        let j = env.nobase(&["tree", "--json", &reference]).ok().json();
+        let merged: Vec<(String, String, u64)> = j["merged"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["kind"] != "dir")
+            .map(|f| {
+                (
+                    f["path"].as_str().unwrap().to_string(),
+                    f["kind"].as_str().unwrap().to_string(),
+                    f["size"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, String, u64)> = want
+            .iter()
+            .map(|(p, k, s)| (p.to_string(), k.to_string(), *s))
+            .collect();
+        assert_eq!(merged, want, "{case}");
+        if case == "midlink" {
+            let c = j["merged"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["path"] == "/x/C")
+                .unwrap();
+            assert_eq!(c["target"], "/x/A", "{case}: {c}");
+        }
+        if !have("umoci") {
+            continue;
+        }
+        let image = reference.trim_start_matches("oci:");
+        if let Some(bundle) = umoci_unpack(&env, image) {
+            let mut unpacked = BTreeMap::new();
+            files_under(&bundle.join("rootfs"), "", &mut unpacked);
+            let mine: BTreeMap<String, u64> = merged
+                .iter()
+                .map(|(p, _, s)| (p.clone(), if *s == 0 { 1000 } else { *s }))
+                .collect();
+            assert_eq!(mine, unpacked, "{case}");
+        }
     }
 }

@@ -327,16 +327,66 @@ impl Merge {
         out
     }
 
+    /// Where a chain of hard links (a tar hard link may name another link) ends: the
+    /// present entry that is not a link, or the last name reached.
+    fn link_root(&self, target: &str) -> Arc<str> {
+        let mut at: Arc<str> = Arc::from(target);
+        for _ in 0..crate::root::MAX_HOPS {
+            match self.present(&at) {
+                Some(c) if c.info.kind == Kind::Hardlink => match &c.info.target {
+                    Some(t) => at = Arc::from(&**t),
+                    None => break,
+                },
+                _ => break,
+            }
+        }
+        at
+    }
+
+    /// True when the present hard link `name` leads, through present links, to `path`.
+    fn leads_to(&self, name: &str, path: &str) -> bool {
+        let mut at = name;
+        for _ in 0..crate::root::MAX_HOPS {
+            let Some(c) = self.present(at).filter(|c| c.info.kind == Kind::Hardlink) else {
+                return false;
+            };
+            match c.info.target.as_deref() {
+                Some(t) if t == path => return true,
+                Some(t) => at = t,
+                None => return false,
+            }
+        }
+        false
+    }
+
     /// A file's content outlives a name while another name is a hard link to it (a tar
-    /// hard link names an earlier entry): when `path` stops naming it (deleted or
-    /// replaced), the first remaining link becomes the file, with its size and content,
-    /// and the other links name that one, as on a real filesystem. With `stats`, the
-    /// efficiency figures of the content move with it (deleting one name of a file
-    /// wastes nothing).
+    /// hard link names an earlier entry, itself perhaps a link): when `path` stops naming
+    /// it (deleted or replaced), the first remaining link becomes the file, with its
+    /// size and content, and the links that named `path` name that one, as on a real
+    /// filesystem. When `path` is a link itself, the links that named it name what it
+    /// named. With `stats`, the efficiency figures of the content move with it
+    /// (deleting one name of a file wastes nothing).
     fn hand_over(&mut self, path: &str, stats: bool) {
-        let Some(old) = self.paths.get(path).filter(|c| c.info.kind == Kind::File) else {
+        let Some(old) = self.paths.get(path) else {
             return;
         };
+        if old.info.kind == Kind::Hardlink {
+            let Some(target) = old.info.target.clone() else {
+                return;
+            };
+            let root = self.link_root(&target);
+            for n in self.links.get(&root).cloned().unwrap_or_default() {
+                if let Some(c) = self.paths.get_mut(&n) {
+                    if c.present && c.info.target.as_deref() == Some(path) {
+                        c.info.target = Some(target.clone());
+                    }
+                }
+            }
+            return;
+        }
+        if old.info.kind != Kind::File {
+            return;
+        }
         let (info, hash) = (old.info.clone(), old.hash);
         let (seen, cumulative, min) = (old.seen, old.cumulative, old.min);
         let Some(names) = self.links.remove(path) else {
@@ -344,11 +394,7 @@ impl Merge {
         };
         let mut live: Vec<Arc<str>> = names
             .into_iter()
-            .filter(|n| {
-                self.present(n).is_some_and(|c| {
-                    c.info.kind == Kind::Hardlink && c.info.target.as_deref() == Some(path)
-                })
-            })
+            .filter(|n| self.leads_to(n, path))
             .collect();
         live.sort_by(|a, b| tree_order(a, b));
         live.dedup();
@@ -371,7 +417,9 @@ impl Merge {
         }
         for n in rest {
             if let Some(c) = self.paths.get_mut(n) {
-                c.info.target = Some(heir.as_ref().into());
+                if c.info.target.as_deref() == Some(path) {
+                    c.info.target = Some(heir.as_ref().into());
+                }
             }
         }
         self.links.insert(heir.clone(), rest.to_vec());
@@ -481,8 +529,10 @@ impl Merge {
             }
             if kind == Kind::Hardlink {
                 if let Some(t) = &r.info.target {
+                    // Filed under the file the chain of links ends at.
+                    let root = self.link_root(t);
                     self.links
-                        .entry(Arc::from(&**t))
+                        .entry(root)
                         .or_default()
                         .push(r.info.path.clone());
                 }
