@@ -971,6 +971,25 @@ fn dockerfile_corners_follow_buildkit() {
     if let Some(r) = runc_run(&env, &store_ref(&env, "user:1"), None) {
         assert_eq!(r.stdout, "hello world\n", "{}", r.stderr);
     }
+    // What the Dockerfile wrote itself wins over --with: its own passwd stays.
+    std::fs::write(
+        ctx.join("passwd"),
+        "root:x:0:0::/:/x\napp:x:1000:1000::/:/x\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("group"), "root:x:0:\napp:x:1000:\n").unwrap();
+    let own = "FROM scratch\nCOPY passwd /etc/passwd\nCOPY group /etc/group\nCOPY a.out /hello\n\
+               USER app\nENTRYPOINT [\"/hello\"]\n";
+    build(own, &["-t", "own:1", "--with", "passwd,tmp"]).ok();
+    let t = env.nobase(&["tree", "--json", "own:1"]).ok().json();
+    let passwd_layer = t["merged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/etc/passwd")
+        .unwrap()["layer"]
+        .clone();
+    assert_eq!(passwd_layer, 1, "{t}");
     let r = build(text, &["-t", "user:2", "-e", "A=1"]).code(2);
     assert!(
         r.stderr

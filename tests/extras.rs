@@ -82,12 +82,17 @@ fn with_all_gives_the_rootfs_certs_zoneinfo_users_and_tmp() {
     let env = Env::new();
     let bin = hello_static();
     let layout = env.path("l");
+    // A file the program's layer adds into /tmp leaves /tmp as --with made it (1777).
+    std::fs::write(env.path("seed"), "seed\n").unwrap();
+    let seed = format!("{}:/tmp/seed", env.path("seed").display());
     let j = build_json(
         &env,
         &[
             bin.to_str().unwrap(),
             "--with",
             "all",
+            "--add",
+            &seed,
             "-o",
             &format!("oci:{}:x", layout.display()),
         ],
@@ -170,6 +175,7 @@ fn with_all_gives_the_rootfs_certs_zoneinfo_users_and_tmp() {
     let tmp = std::fs::metadata(rootfs.join("tmp")).unwrap();
     assert!(tmp.is_dir());
     assert_eq!(tmp.permissions().mode() & 0o7777, 0o1777);
+    assert!(rootfs.join("tmp/seed").is_file());
     let cfg: serde_json::Value =
         serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
     let envs: Vec<&str> = cfg["process"]["env"]

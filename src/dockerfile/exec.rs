@@ -161,15 +161,30 @@ pub fn build(df: &Dockerfile, ctx: &Context, opts: &Options, store: &Store) -> R
         warnings.extend(added.warnings);
     }
     // `--with`, as for a build from one executable: what a scratch image cannot get
-    // from a RUN (CA certificates, zoneinfo, passwd, /tmp), from the host.
-    let sources = [crate::root::HostRoot::new("/")];
+    // from a RUN (CA certificates, zoneinfo, passwd, /tmp), from the sysroot or the
+    // host. What the Dockerfile or its base already put there wins: only missing files
+    // are added (in `build BINARY` the extras are the bottom layers, so the same holds).
+    let mut sources = Vec::new();
+    if let Some(s) = &opts.bundle.sysroot {
+        sources.push(crate::root::HostRoot::new(s));
+    }
+    sources.push(crate::root::HostRoot::new("/"));
     for &x in &opts.with {
         let made = crate::build::extras::make(x, &sources)?;
-        let entries = made
+        let entries: Vec<_> = made
             .tree
             .entries()
             .map(|(p, e)| (format!("/{p}"), e.clone()))
+            .filter(|(p, _)| {
+                root::resolve(&out.fs, p)
+                    .ok()
+                    .and_then(|r| out.fs.lstat(&r))
+                    .is_none()
+            })
             .collect();
+        if entries.is_empty() {
+            continue;
+        }
         let layer = place(&out.fs, entries, None, df.stages[target].line, "FROM")?;
         b.commit_layer(&mut out, layer, format!("nobase build {}", x.flag()))?;
         let env = out.config.config.env.get_or_insert_with(Vec::new);

@@ -50,8 +50,8 @@ pub fn resolve_parent(fs: &dyn Root, path: &str) -> std::result::Result<String, 
 /// Puts entries into a new layer tree over the filesystem `fs` below it: each lands where
 /// `fs` resolves it, the directories above it carry their metadata from `fs` (so `COPY x /tmp/`
 /// keeps /tmp's mode) or, missing there, are made 0755 and owned by `owner` (root by
-/// default), and a directory entry that meets a symlink to a directory follows it
-/// instead of replacing the link.
+/// default); a directory entry that is there already keeps its metadata, and one that
+/// meets a symlink to a directory follows it instead of replacing the link.
 pub fn place(
     fs: &dyn Root,
     entries: Vec<(String, Entry)>,
@@ -63,23 +63,22 @@ pub fn place(
         let mut real =
             resolve_parent(fs, &path).map_err(|e| format!("cannot write {path}: {e}"))?;
         if matches!(entry.node, Node::Dir) && real != "/" {
-            if let Some(m) = fs.lstat(&real) {
-                if m.kind == FileType::Symlink {
-                    if let Ok(t) = root::resolve(fs, &real) {
-                        if fs.lstat(&t).map(|m| m.kind) == Some(FileType::Dir) {
-                            // The link stays; its directory keeps its own metadata.
-                            real = t;
-                            if let Some(m) = fs.lstat(&real) {
-                                entry = Entry {
-                                    node: Node::Dir,
-                                    mode: m.mode,
-                                    uid: m.uid,
-                                    gid: m.gid,
-                                };
-                            }
-                        }
+            // A directory that is there already (or a link to one, which stays) keeps
+            // its own metadata: `/tmp` stays 1777 when something is added into it.
+            if fs.lstat(&real).map(|m| m.kind) == Some(FileType::Symlink) {
+                if let Ok(t) = root::resolve(fs, &real) {
+                    if fs.lstat(&t).map(|m| m.kind) == Some(FileType::Dir) {
+                        real = t;
                     }
                 }
+            }
+            if let Some(m) = fs.lstat(&real).filter(|m| m.kind == FileType::Dir) {
+                entry = Entry {
+                    node: Node::Dir,
+                    mode: m.mode,
+                    uid: m.uid,
+                    gid: m.gid,
+                };
             }
         }
         if real == "/" {
