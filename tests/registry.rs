@@ -1872,6 +1872,52 @@ fn tls_registries_need_their_ca_and_token_realms_may_not_downgrade() {
         "{}",
         r.stderr
     );
+    // Signed by the CA given, but for another name: said so, not "did not sign".
+    let tls = env.path("tls");
+    let t = |n: &str| tls.join(n).display().to_string();
+    std::fs::write(
+        tls.join("other.cnf"),
+        "subjectAltName=IP:10.9.9.9\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    ssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=10.9.9.9",
+        "-keyout",
+        &t("other.key"),
+        "-out",
+        &t("other.csr"),
+    ]);
+    ssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &t("other.csr"),
+        "-CA",
+        &t("ca.crt"),
+        "-CAkey",
+        &t("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &t("other.cnf"),
+        "-out",
+        &t("other.crt"),
+    ]);
+    if let Some(named) = Registry::start_with(
+        Auth::None,
+        Some((&tls.join("other.crt"), &tls.join("other.key"))),
+    ) {
+        let d = format!("docker://{}/tls/hello:1", named.host());
+        let r = nb(&env, &["push", "hello:1", &d, "--cert-dir", &cert_dir]).code(3);
+        assert!(r.stderr.contains("not made for the name"), "{}", r.stderr);
+        assert!(!r.stderr.contains("did not sign"), "{}", r.stderr);
+    }
     // The usual self-signed certificate (`openssl req -x509`, which marks it CA:TRUE)
     // as the registry's own: refused by rustls, with how to make one that works; the
     // same made with CA:FALSE is trusted through --cert-dir.

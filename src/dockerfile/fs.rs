@@ -158,7 +158,16 @@ pub fn parse_owner(spec: &str, fs: &dyn Root) -> std::result::Result<Owner, Stri
     if (user.is_empty() && group.is_none()) || group == Some("") {
         return Err(format!("{spec:?} is not USER[:GROUP]"));
     }
-    let user = if user.is_empty() { "0" } else { user };
+    // No user, or `root`, is uid 0 even without a passwd (BuildKit reads no file for it).
+    let user = if user.is_empty() || user == "root" {
+        "0"
+    } else {
+        user
+    };
+    let group = match group {
+        Some("root") => Some("0"),
+        g => g,
+    };
     let numeric = user.parse::<u32>().is_ok();
     // Names are looked up with the runtime's rules (run::user); only a uid's default
     // group differs: the Dockerfile reference makes it the uid.
@@ -264,6 +273,13 @@ mod tests {
             assert_eq!(got, want, "{spec}");
         }
         let empty = StageFs::default();
+        for spec in ["root", "root:root", "0:root"] {
+            assert_eq!(
+                parse_owner(spec, &empty).unwrap(),
+                Owner { uid: 0, gid: 0 },
+                "{spec}"
+            );
+        }
         assert!(parse_owner("app", &empty)
             .unwrap_err()
             .contains("no user \"app\""));

@@ -110,8 +110,20 @@ impl Encoder {
         // Test builds only: a compressor that panics, on a worker thread (unnamed; the
         // test's own thread has the test's name), for blocks that ask for it.
         #[cfg(test)]
-        if data.starts_with(tests::PANIC_MARK) && thread::current().name().is_none() {
-            panic!("a test block asked this worker to panic");
+        if data.starts_with(tests::PANIC_MARK) {
+            use std::sync::atomic::Ordering;
+            if thread::current().name().is_none() {
+                tests::WORKER_PANICKED.store(true, Ordering::SeqCst);
+                panic!("a test block asked this worker to panic");
+            }
+            // The feeding thread helps too: it waits for a worker to take a marked block
+            // (there are dozens), so the test never depends on the scheduler.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while !tests::WORKER_PANICKED.load(Ordering::SeqCst)
+                && std::time::Instant::now() < deadline
+            {
+                thread::sleep(std::time::Duration::from_millis(1));
+            }
         }
         out.clear();
         match self {
@@ -667,6 +679,9 @@ mod tests {
 
     /// A block starting with these bytes makes the worker compressing it panic.
     pub(super) const PANIC_MARK: &[u8] = b"\0nobase test: panic in a worker\0";
+    /// Set by the worker that panics on a marked block.
+    pub(super) static WORKER_PANICKED: std::sync::atomic::AtomicBool =
+        std::sync::atomic::AtomicBool::new(false);
 
     fn compress(data: &[u8], codec: Option<Codec>, threads: u32) -> (Vec<u8>, Digest, u64) {
         let mut w = Pipeline::new(Some(Vec::new()), codec, threads);
@@ -710,6 +725,7 @@ mod tests {
             data.resize(data.len().next_multiple_of(1 << 16), b'x');
         }
         for threads in [2, 3, 8] {
+            WORKER_PANICKED.store(false, std::sync::atomic::Ordering::SeqCst);
             let data = data.clone();
             let (tx, rx) = mpsc::channel();
             thread::Builder::new()

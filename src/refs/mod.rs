@@ -213,10 +213,16 @@ impl ImageRef {
 }
 
 fn parse_registry(rest: &str) -> Result<RegistryRef> {
-    // Never echo credentials written into a reference (docker://user:pass@host/…).
-    let first = rest.split('/').next().unwrap_or(rest);
-    let shown = match first.rsplit_once('@') {
-        Some((_, host)) => format!("***@{host}{}", &rest[first.len()..]),
+    // Never echo credentials written into a reference (docker://user:pass@host/…, the
+    // password perhaps holding '/' or '@'): every '@' that does not start a digest
+    // (`@sha256:`) belongs to them, up to the last such one.
+    let userinfo_end = rest
+        .match_indices('@')
+        .filter(|(i, _)| !rest[i + 1..].starts_with("sha256:"))
+        .map(|(i, _)| i)
+        .next_back();
+    let shown = match userinfo_end {
+        Some(i) => format!("***@{}", &rest[i + 1..]),
         None => rest.to_string(),
     };
     let bad = |why: &str| {
@@ -224,7 +230,7 @@ fn parse_registry(rest: &str) -> Result<RegistryRef> {
             "invalid registry reference docker://{shown}: {why} (expected docker://HOST/REPO[:TAG|@sha256:…])"
         ))
     };
-    if first.contains('@') {
+    if userinfo_end.is_some() {
         return Err(bad(
             "credentials do not go in a reference; give them with --creds USER[:PASSWORD], \
              --creds-file or a docker config.json",
@@ -351,9 +357,11 @@ mod tests {
             "docker://alice:s3cret@127.0.0.1:5000/r:1",
             "docker://alice:s3cret@host",
             "docker://a:b@c:s3cret@host/r",
+            "docker://alice:se/cr3t@host/r:1",
+            "docker://alice:s3cret@host/r@sha256:0000000000000000000000000000000000000000000000000000000000000000",
         ] {
             let e = ImageRef::parse(input).unwrap_err().to_string();
-            assert!(!e.contains("s3cret"), "{e}");
+            assert!(!e.contains("s3cret") && !e.contains("cr3t"), "{e}");
             assert!(e.contains("--creds"), "{e}");
         }
         let e = ImageRef::parse("docker://alpine:3")

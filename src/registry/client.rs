@@ -191,13 +191,28 @@ impl Client {
              certificate: make it with `-addext basicConstraints=critical,CA:FALSE`, or sign \
              a server certificate with a CA given by --cert-dir DIR (DIR/ca.crt), or use \
              --insecure"
+        } else if failures
+            .iter()
+            .any(|f| f.contains("NotValidForName") || f.contains("not valid for name"))
+        {
+            "; the registry's certificate is not made for the name used to reach it (its \
+             subject alternative names must include it): use the name it was made for"
+        } else if failures
+            .iter()
+            .any(|f| f.contains("Expired") || f.contains("certificate expired"))
+        {
+            "; the registry's certificate has expired (or this machine's clock is wrong)"
         } else if failures.iter().any(|f| f.contains("certificate")) {
-            match &self.opts.tls.cert_dir {
-                Some(_) => {
-                    "; the CA certificates of --cert-dir (its *.crt files) did not sign \
-                            the registry's certificate"
+            let unsigned = failures
+                .iter()
+                .any(|f| f.contains("UnknownIssuer") || f.contains("BadSignature"));
+            match (&self.opts.tls.cert_dir, unsigned) {
+                (Some(_), true) => {
+                    "; the CA certificates of --cert-dir (its *.crt files) did not sign the \
+                     registry's certificate"
                 }
-                None => {
+                (Some(_), false) => "; the registry's certificate was refused for the reason above",
+                (None, _) => {
                     "; if the registry uses a private CA, give it with --cert-dir DIR (DIR/ca.crt)"
                 }
             }
