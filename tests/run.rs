@@ -803,3 +803,35 @@ fn umoci_layers_without_final_padding_unpack() {
         assert_eq!(r.stdout, "hello world\n");
     }
 }
+
+#[test]
+fn a_working_directory_that_is_a_file_is_the_images_fault_with_the_way_out() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    let bin = hello_static();
+    build(
+        &env,
+        &[
+            bin.to_str().unwrap(),
+            "-w",
+            "/app/hello-static",
+            "--no-check",
+            "-t",
+            "wd:1",
+        ],
+    );
+    // Even with --no-check: a file is where the directory must be; exit 1, not an I/O
+    // failure, and the flag that gets past it is named.
+    for args in [&["run", "wd:1"][..], &["run", "--no-check", "wd:1"][..]] {
+        let r = env.nobase(args).code(1);
+        assert!(
+            r.stderr.contains("is not a directory in the image") && r.stderr.contains("-w DIR"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    let r = env.nobase(&["run", "-w", "/tmp", "wd:1"]).code(0);
+    assert_eq!(r.stdout, "hello world\n");
+}

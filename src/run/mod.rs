@@ -206,11 +206,25 @@ fn unpack_into(
     let cwd = clean_path(spec.process.cwd.as_bytes())
         .map_err(|m| Error::Usage(format!("working directory {}: {m}", spec.process.cwd)))?;
     let root = inroot::InRoot::open(rootfs).io(|| format!("opening {}", rootfs.display()))?;
-    root.dir(&cwd, true).io(|| {
-        format!(
-            "creating the working directory {} in the image",
-            spec.process.cwd
-        )
+    root.dir(&cwd, true).map_err(|e| {
+        // Something other than a directory is in the way: the image's fault, which no
+        // runtime gets past either (`check` calls it bad-workdir).
+        if matches!(e.raw_os_error(), Some(libc::ENOTDIR) | Some(libc::EEXIST)) {
+            Error::Refused(format!(
+                "the working directory {} is not a directory in the image (a file is in \
+                 the way), so no runtime can start it there; give another with -w DIR, or \
+                 fix the image's WorkingDir",
+                spec.process.cwd
+            ))
+        } else {
+            Error::Io {
+                action: format!(
+                    "creating the working directory {} in the image",
+                    spec.process.cwd
+                ),
+                cause: e,
+            }
+        }
     })?;
 
     if stats.skipped_devices > 0 {
