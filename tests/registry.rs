@@ -1917,6 +1917,8 @@ fn tls_registries_need_their_ca_and_token_realms_may_not_downgrade() {
         let r = nb(&env, &["push", "hello:1", &d, "--cert-dir", &cert_dir]).code(3);
         assert!(r.stderr.contains("not made for the name"), "{}", r.stderr);
         assert!(!r.stderr.contains("did not sign"), "{}", r.stderr);
+        // A server that showed a certificate speaks TLS: no plain-HTTP attempt after it.
+        assert!(!r.stderr.contains("http: "), "{}", r.stderr);
     }
     // The usual self-signed certificate (`openssl req -x509`, which marks it CA:TRUE)
     // as the registry's own: refused by rustls, with how to make one that works; the

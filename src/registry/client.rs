@@ -155,7 +155,13 @@ impl Client {
             let resp = match resp {
                 Ok(r) => r,
                 Err(e) => {
-                    failures.push(format!("{scheme}: {e}"));
+                    let text = e.to_string();
+                    failures.push(format!("{scheme}: {text}"));
+                    // A certificate was presented: the server speaks TLS, and plain
+                    // HTTP to it would only fail (after retries) and hide the reason.
+                    if text.contains("certificate") {
+                        break;
+                    }
                     continue;
                 }
             };
