@@ -297,21 +297,8 @@ fn runpath_origin_private_library_starts_and_missing_is_refused() {
         digests.push(j["digest"].clone());
     }
     assert_eq!(digests[0], digests[1]);
-    let t = env
-        .nobase(&[
-            "tree",
-            "--json",
-            &format!("oci:{}", layout_ref(&env, "mode")),
-        ])
-        .ok()
-        .json();
-    let lib = t["merged"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["path"] == "/opt/app/lib/libgreet.so.1")
-        .unwrap()
-        .clone();
+    let image = format!("oci:{}", layout_ref(&env, "mode"));
+    let lib = merged_entry(&env, &image, "/opt/app/lib/libgreet.so.1");
     assert_eq!(lib["mode"], "0755", "{lib}");
     // inspect shows where RUNPATH found it.
     let ij = env

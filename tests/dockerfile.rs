@@ -981,15 +981,34 @@ fn dockerfile_corners_follow_buildkit() {
     let own = "FROM scratch\nCOPY passwd /etc/passwd\nCOPY group /etc/group\nCOPY a.out /hello\n\
                USER app\nENTRYPOINT [\"/hello\"]\n";
     build(own, &["-t", "own:1", "--with", "passwd,tmp"]).ok();
-    let t = env.nobase(&["tree", "--json", "own:1"]).ok().json();
-    let passwd_layer = t["merged"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["path"] == "/etc/passwd")
-        .unwrap()["layer"]
-        .clone();
-    assert_eq!(passwd_layer, 1, "{t}");
+    let passwd = merged_entry(&env, "own:1", "/etc/passwd");
+    assert_eq!(passwd["layer"], 1, "{passwd}");
+    // --with tmp after a COPY into /tmp still makes /tmp 1777 (a directory the stage
+    // has with other metadata is given the extra's).
+    build(
+        "FROM scratch\nCOPY keep /tmp/keep\n",
+        &["-t", "tmp:1", "--with", "tmp"],
+    )
+    .ok();
+    let tmp = merged_entry(&env, "tmp:1", "/tmp");
+    assert_eq!(tmp["mode"], "1777", "{tmp}");
+    // A COPY of a directory over one the stage has gives its subdirectories the copied
+    // ones' metadata, --chown and --chmod included, as BuildKit's copy does.
+    for (dir, file) in [("one/sub", "f"), ("two/sub", "g")] {
+        std::fs::create_dir_all(ctx.join(dir)).unwrap();
+        std::fs::write(ctx.join(dir).join(file), "x").unwrap();
+    }
+    build(
+        "FROM scratch\nCOPY one/ /app/\nCOPY --chown=1000:1000 --chmod=700 two/ /app/\n",
+        &["-t", "sub:1"],
+    )
+    .ok();
+    let sub = merged_entry(&env, "sub:1", "/app/sub");
+    assert_eq!(
+        (sub["mode"].as_str(), sub["uid"].as_u64()),
+        (Some("0700"), Some(1000)),
+        "{sub}"
+    );
     let r = build(text, &["-t", "user:2", "-e", "A=1"]).code(2);
     assert!(
         r.stderr

@@ -553,14 +553,7 @@ fn hard_links_added_are_stored_and_counted_once() {
     let size = std::fs::metadata(&bin).unwrap().len();
     assert_eq!(j["layers"][0]["files"], 3, "{j}");
     assert_eq!(j["layers"][0]["file_bytes"], size + 100_000, "{j}");
-    let t = env.nobase(&["tree", "--json", "hl:1"]).ok().json();
-    let link = t["merged"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["path"] == "/x/link")
-        .unwrap()
-        .clone();
+    let link = merged_entry(&env, "hl:1", "/x/link");
     assert_eq!(link["kind"], "hardlink", "{link}");
     assert_eq!(link["target"], "/x/data", "{link}");
 }

@@ -411,7 +411,7 @@ pub(crate) fn settle(app: &ImageTree, lower: &[&ImageTree]) -> Result<ImageTree>
         .map(|(p, e)| (format!("/{p}"), e.clone()))
         .collect();
     with_stack(lower, &mut |below| {
-        tree::place(below, entries.clone(), None)
+        tree::place(below, entries.clone(), None, true)
     })
     .map_err(|e| Error::Usage(format!("{e} (in the layers below the application's)")))
 }

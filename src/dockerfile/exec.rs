@@ -165,30 +165,18 @@ pub fn build(df: &Dockerfile, ctx: &Context, opts: &Options, store: &Store) -> R
     // host. What the Dockerfile or its base already put there wins: only missing files
     // are added (in `build BINARY` the extras are the bottom layers, so the same holds).
     let mut sources = Vec::new();
-    if let Some(s) = &opts.bundle.sysroot {
-        sources.push(crate::root::HostRoot::new(s));
+    if !opts.with.is_empty() {
+        if let Some(s) = &opts.bundle.sysroot {
+            sources.push(crate::root::HostRoot::new(crate::build::source_root(
+                Some(s),
+            )?));
+        }
+        sources.push(crate::root::HostRoot::new("/"));
     }
-    sources.push(crate::root::HostRoot::new("/"));
     for &x in &opts.with {
         let made = crate::build::extras::make(x, &sources)?;
-        let entries: Vec<_> = made
-            .tree
-            .entries()
-            .map(|(p, e)| (format!("/{p}"), e.clone()))
-            .filter(|(p, _)| {
-                root::resolve(&out.fs, p)
-                    .ok()
-                    .and_then(|r| out.fs.lstat(&r))
-                    .is_none()
-            })
-            .collect();
-        if entries.is_empty() {
-            continue;
-        }
-        let layer = place(&out.fs, entries, None, df.stages[target].line, "FROM")?;
-        b.commit_layer(&mut out, layer, format!("nobase build {}", x.flag()))?;
         let env = out.config.config.env.get_or_insert_with(Vec::new);
-        for (k, v) in made.env {
+        for (k, v) in &made.env {
             if !env
                 .iter()
                 .any(|e| e.split_once('=').map(|p| p.0) == Some(k.as_str()))
@@ -196,6 +184,30 @@ pub fn build(df: &Dockerfile, ctx: &Context, opts: &Options, store: &Store) -> R
                 env.push(format!("{k}={v}"));
             }
         }
+        // Files the stage has are left alone; directories are added (or given the
+        // extra's metadata: /tmp 1777) unless the stage's are the same already.
+        let entries: Vec<_> = made
+            .tree
+            .entries()
+            .map(|(p, e)| (format!("/{p}"), e.clone()))
+            .filter(|(p, e)| {
+                let have = root::resolve(&out.fs, p)
+                    .ok()
+                    .and_then(|r| out.fs.lstat(&r));
+                match (&e.node, have) {
+                    (_, None) => true,
+                    (Node::Dir, Some(m)) => {
+                        m.kind != FileType::Dir || (m.mode, m.uid, m.gid) != (e.mode, e.uid, e.gid)
+                    }
+                    _ => false,
+                }
+            })
+            .collect();
+        if entries.is_empty() {
+            continue;
+        }
+        let layer = place(&out.fs, entries, None, df.stages[target].line, "FROM")?;
+        b.commit_layer(&mut out, layer, format!("nobase build {}", x.flag()))?;
     }
     let mut config = out.config.clone();
     if !opts.labels.is_empty() {
@@ -1098,7 +1110,7 @@ fn place(
     line: usize,
     kw: &str,
 ) -> Result<ImageTree> {
-    tree::place(fs, entries, owner.map(|o| (o.uid, o.gid))).map_err(|e| at(line, kw, e))
+    tree::place(fs, entries, owner.map(|o| (o.uid, o.gid)), false).map_err(|e| at(line, kw, e))
 }
 
 /// Image paths a `COPY --from` source names in a stage or image (root-relative,

@@ -328,7 +328,9 @@ impl Merge {
     }
 
     /// Where a chain of hard links (a tar hard link may name another link) ends: the
-    /// present entry that is not a link, or the last name reached.
+    /// present entry that is not a link, or the last name reached. Merged links name
+    /// that entry directly (every name of a file is equal on a filesystem), so chains
+    /// exist only in what layers write.
     fn link_root(&self, target: &str) -> Arc<str> {
         let mut at: Arc<str> = Arc::from(target);
         for _ in 0..crate::root::MAX_HOPS {
@@ -343,48 +345,16 @@ impl Merge {
         at
     }
 
-    /// True when the present hard link `name` leads, through present links, to `path`.
-    fn leads_to(&self, name: &str, path: &str) -> bool {
-        let mut at = name;
-        for _ in 0..crate::root::MAX_HOPS {
-            let Some(c) = self.present(at).filter(|c| c.info.kind == Kind::Hardlink) else {
-                return false;
-            };
-            match c.info.target.as_deref() {
-                Some(t) if t == path => return true,
-                Some(t) => at = t,
-                None => return false,
-            }
-        }
-        false
-    }
-
-    /// A file's content outlives a name while another name is a hard link to it (a tar
-    /// hard link names an earlier entry, itself perhaps a link): when `path` stops naming
-    /// it (deleted or replaced), the first remaining link becomes the file, with its
-    /// size and content, and the links that named `path` name that one, as on a real
-    /// filesystem. When `path` is a link itself, the links that named it name what it
-    /// named. With `stats`, the efficiency figures of the content move with it
-    /// (deleting one name of a file wastes nothing).
+    /// A file's (or symlink's) content outlives a name while another name is a hard
+    /// link to it: when `path` stops naming it (deleted or replaced), the first
+    /// remaining link becomes it, with its size and content, and the other links name
+    /// that one, as on a real filesystem. With `stats`, the efficiency figures of the
+    /// content move with it (deleting one name of a file wastes nothing).
     fn hand_over(&mut self, path: &str, stats: bool) {
         let Some(old) = self.paths.get(path) else {
             return;
         };
-        if old.info.kind == Kind::Hardlink {
-            let Some(target) = old.info.target.clone() else {
-                return;
-            };
-            let root = self.link_root(&target);
-            for n in self.links.get(&root).cloned().unwrap_or_default() {
-                if let Some(c) = self.paths.get_mut(&n) {
-                    if c.present && c.info.target.as_deref() == Some(path) {
-                        c.info.target = Some(target.clone());
-                    }
-                }
-            }
-            return;
-        }
-        if old.info.kind != Kind::File {
+        if !matches!(old.info.kind, Kind::File | Kind::Symlink) {
             return;
         }
         let (info, hash) = (old.info.clone(), old.hash);
@@ -394,7 +364,11 @@ impl Merge {
         };
         let mut live: Vec<Arc<str>> = names
             .into_iter()
-            .filter(|n| self.leads_to(n, path))
+            .filter(|n| {
+                self.present(n).is_some_and(|c| {
+                    c.info.kind == Kind::Hardlink && c.info.target.as_deref() == Some(path)
+                })
+            })
             .collect();
         live.sort_by(|a, b| tree_order(a, b));
         live.dedup();
@@ -402,9 +376,9 @@ impl Merge {
             return;
         };
         if let Some(c) = self.paths.get_mut(heir) {
-            c.info.kind = Kind::File;
+            c.info.kind = info.kind;
             c.info.size = info.size;
-            c.info.target = None;
+            c.info.target = info.target.clone();
             c.hash = hash;
             if stats {
                 (c.seen, c.cumulative, c.min) = (seen, cumulative, min);
@@ -417,9 +391,7 @@ impl Merge {
         }
         for n in rest {
             if let Some(c) = self.paths.get_mut(n) {
-                if c.info.target.as_deref() == Some(path) {
-                    c.info.target = Some(heir.as_ref().into());
-                }
+                c.info.target = Some(heir.as_ref().into());
             }
         }
         self.links.insert(heir.clone(), rest.to_vec());
@@ -518,6 +490,20 @@ impl Merge {
                     )));
                 }
             }
+            // A hard link names, in the merged tree, the file its chain ends at, and is
+            // filed under it; one that names its own path changes nothing.
+            let mut merged = r.info.clone();
+            if kind == Kind::Hardlink {
+                let root = self.link_root(r.info.target.as_deref().unwrap_or_default());
+                if *root == *r.info.path {
+                    files.push(LayerFile {
+                        info: r.info,
+                        change,
+                    });
+                    continue;
+                }
+                merged.target = Some(root.as_ref().into());
+            }
             if kind != Kind::Dir {
                 // A non-directory over a directory deletes what was under it.
                 self.delete_under(&child_prefix(&r.info.path));
@@ -527,15 +513,11 @@ impl Merge {
             if self.present(&r.info.path).is_some() {
                 self.hand_over(&r.info.path, false);
             }
-            if kind == Kind::Hardlink {
-                if let Some(t) = &r.info.target {
-                    // Filed under the file the chain of links ends at.
-                    let root = self.link_root(t);
-                    self.links
-                        .entry(root)
-                        .or_default()
-                        .push(r.info.path.clone());
-                }
+            if let (Kind::Hardlink, Some(t)) = (kind, &merged.target) {
+                self.links
+                    .entry(Arc::from(&**t))
+                    .or_default()
+                    .push(r.info.path.clone());
             }
             let cur = self.paths.entry(r.info.path.clone()).or_insert(Cur {
                 info: r.info.clone(),
@@ -546,7 +528,7 @@ impl Merge {
                 cumulative: 0,
                 min: 0,
             });
-            cur.info = r.info.clone();
+            cur.info = merged;
             cur.present = true;
             cur.layer = index;
             cur.hash = r.hash;

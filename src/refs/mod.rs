@@ -212,13 +212,28 @@ impl ImageRef {
     }
 }
 
+/// Whether text after an '@' reads as a digest (`ALGORITHM:…`, nothing after it
+/// containing '/'): the digest is then checked as one, not taken for credentials.
+fn starts_digest(after: &str) -> bool {
+    match after.split_once(':') {
+        Some((alg, rest)) => {
+            !alg.is_empty()
+                && alg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'.' | b'_' | b'-'))
+                && !rest.contains('/')
+        }
+        None => false,
+    }
+}
+
 fn parse_registry(rest: &str) -> Result<RegistryRef> {
     // Never echo credentials written into a reference (docker://user:pass@host/…, the
     // password perhaps holding '/' or '@'): every '@' that does not start a digest
     // (`@sha256:`) belongs to them, up to the last such one.
     let userinfo_end = rest
         .match_indices('@')
-        .filter(|(i, _)| !rest[i + 1..].starts_with("sha256:"))
+        .filter(|(i, _)| !starts_digest(&rest[i + 1..]))
         .map(|(i, _)| i)
         .next_back();
     let shown = match userinfo_end {
@@ -368,5 +383,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("docker.io/library/"), "{e}");
+        // A digest of another algorithm is a digest error, shown whole.
+        let e = ImageRef::parse("docker://host/r@sha512:abc")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !e.contains("credentials") && e.contains("host/r@sha512"),
+            "{e}"
+        );
     }
 }

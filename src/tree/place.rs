@@ -50,12 +50,14 @@ pub fn resolve_parent(fs: &dyn Root, path: &str) -> std::result::Result<String, 
 /// Puts entries into a new layer tree over the filesystem `fs` below it: each lands where
 /// `fs` resolves it, the directories above it carry their metadata from `fs` (so `COPY x /tmp/`
 /// keeps /tmp's mode) or, missing there, are made 0755 and owned by `owner` (root by
-/// default); a directory entry that is there already keeps its metadata, and one that
-/// meets a symlink to a directory follows it instead of replacing the link.
+/// default); a directory entry that meets a symlink to a directory follows it instead
+/// of replacing the link (and, with `keep_dirs`, one that is there already keeps its
+/// metadata).
 pub fn place(
     fs: &dyn Root,
     entries: Vec<(String, Entry)>,
     owner: Option<(u32, u32)>,
+    keep_dirs: bool,
 ) -> std::result::Result<ImageTree, String> {
     let (uid, gid) = owner.unwrap_or((0, 0));
     let mut layer = ImageTree::new();
@@ -63,16 +65,20 @@ pub fn place(
         let mut real =
             resolve_parent(fs, &path).map_err(|e| format!("cannot write {path}: {e}"))?;
         if matches!(entry.node, Node::Dir) && real != "/" {
-            // A directory that is there already (or a link to one, which stays) keeps
-            // its own metadata: `/tmp` stays 1777 when something is added into it.
+            // A link to a directory stays, and the directory keeps its own metadata;
+            // with `keep_dirs`, so does any directory that is there already (`/tmp`
+            // stays 1777 when `build --add` puts a file into it). A Dockerfile COPY
+            // gives an existing subdirectory the copied one's metadata, as BuildKit does.
+            let mut keep = keep_dirs;
             if fs.lstat(&real).map(|m| m.kind) == Some(FileType::Symlink) {
                 if let Ok(t) = root::resolve(fs, &real) {
                     if fs.lstat(&t).map(|m| m.kind) == Some(FileType::Dir) {
                         real = t;
+                        keep = true;
                     }
                 }
             }
-            if let Some(m) = fs.lstat(&real).filter(|m| m.kind == FileType::Dir) {
+            if let Some(m) = fs.lstat(&real).filter(|m| keep && m.kind == FileType::Dir) {
                 entry = Entry {
                     node: Node::Dir,
                     mode: m.mode,

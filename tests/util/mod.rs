@@ -536,3 +536,16 @@ pub fn busybox() -> Option<PathBuf> {
         None
     }
 }
+
+/// The entry at `path` of the merged tree `nobase tree --json IMAGE` reports (panics
+/// when there is none).
+pub fn merged_entry(env: &Env, image: &str, path: &str) -> serde_json::Value {
+    let t = env.nobase(&["tree", "--json", image]).ok().json();
+    t["merged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == path)
+        .unwrap_or_else(|| panic!("{image} has no {path}: {t}"))
+        .clone()
+}
