@@ -993,3 +993,31 @@ fn chains_of_hard_links_keep_their_content_as_unpackers_do() {
         }
     }
 }
+
+#[test]
+fn an_opaque_directory_put_again_lists_each_path_once() {
+    let env = Env::new();
+    let f = |name: &str, data: &str| json!({"name": name, "data": data});
+    let d = json!({"name": "d", "type": "dir", "mode": 0o755});
+    let layers = json!([
+        [d.clone(), f("d/c.conf", "x"), f("d/gone", "y")],
+        [d, f("d/.wh..wh..opq", ""), f("d/c.conf", "x")]
+    ]);
+    let reference = craft_image(&env.path("opq"), &json!({"ref": "t", "layers": layers}));
+    let j = env.nobase(&["tree", "--json", &reference]).ok().json();
+    let second: Vec<(&str, &str)> = j["layers"][1]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["path"].as_str().unwrap(), f["change"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        second,
+        [
+            ("/d", "unchanged"),
+            ("/d/c.conf", "unchanged"),
+            ("/d/gone", "removed")
+        ],
+        "{j}"
+    );
+}

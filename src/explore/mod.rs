@@ -20,7 +20,7 @@ use crate::imagefs::walk::{self, Budget, EntryKind, Limits};
 use crate::oci::{io_to_error, Blobs};
 use serde::{Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -540,6 +540,14 @@ impl Merge {
                 change,
             });
         }
+        // A path the layer deletes (an opaque directory's child, a whiteout) and puts
+        // again is listed once, as put: "- x" beside "= x" said the same thing twice.
+        let put: HashSet<Arc<str>> = files
+            .iter()
+            .filter(|f| f.change != Change::Removed)
+            .map(|f| f.info.path.clone())
+            .collect();
+        files.retain(|f| f.change != Change::Removed || !put.contains(&f.info.path));
         files.sort_by(|a, b| tree_order(&a.info.path, &b.info.path));
         Ok(files)
     }
