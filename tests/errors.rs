@@ -123,6 +123,12 @@ fn cases(env: &Env, port: u16) -> Vec<Case> {
             "nobase: nosuch does not exist; check the path of the --creds-file\n",
         ),
         (
+            "build: an --add below a file of a layer underneath",
+            s(&["build", "hello-static", "--with", "passwd", "--add", "hello.c:/etc/passwd/x"]),
+            2,
+            "nobase: building hello-static: cannot write /etc/passwd/x: /etc/passwd is not a directory (in the layers below the application's)\n",
+        ),
+        (
             "build: a --user of three parts",
             s(&["build", "hello", "-u", "a:b:c"]),
             2,

@@ -80,8 +80,9 @@ fn dynamic_musl_binary() {
         .nobase(&["inspect", hello_musl().to_str().unwrap()])
         .ok();
     assert!(
-        r.stdout
-            .contains("needs its loader (musl's, which is its C library too)"),
+        r.stdout.contains(
+            "needs its loader (musl's, which is its C library too): `nobase build` bundles it,"
+        ),
         "{}",
         r.stdout
     );

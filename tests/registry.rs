@@ -503,22 +503,7 @@ impl TokenServer {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("key.pem");
         let cert = dir.path().join("cert.pem");
-        run(Command::new("openssl").args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=test-issuer",
-            "-keyout",
-            key.to_str().unwrap(),
-            "-out",
-            cert.to_str().unwrap(),
-        ]))
-        .ok();
+        self_signed(&cert, &key, "/CN=test-issuer", &[]);
         let der = Command::new("openssl")
             .args(["x509", "-in", cert.to_str().unwrap(), "-outform", "DER"])
             .output()
@@ -1728,6 +1713,24 @@ fn docker_v2_manifests_copy_and_failed_mounts_fall_back_to_upload() {
     );
 }
 
+/// Runs openssl, asserting it succeeded.
+fn openssl(args: &[&str]) {
+    let r = run(Command::new("openssl").args(args));
+    assert_eq!(r.code, 0, "openssl {args:?}: {}", r.stderr);
+}
+
+/// A self-signed certificate (`openssl req -x509`, which marks it CA:TRUE unless
+/// `extra` says otherwise) for `subject`, written to `crt` with its key at `key`.
+fn self_signed(crt: &Path, key: &Path, subject: &str, extra: &[&str]) {
+    let (crt, key) = (crt.to_str().unwrap(), key.to_str().unwrap());
+    let mut args = vec![
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", subject, "-keyout",
+        key, "-out", crt,
+    ];
+    args.extend_from_slice(extra);
+    openssl(&args);
+}
+
 /// A CA and a server certificate for 127.0.0.1 signed by it, made with openssl.
 /// Returns (dir holding ca.crt only, server cert, server key).
 fn make_tls(env: &Env) -> (PathBuf, PathBuf, PathBuf) {
@@ -1736,26 +1739,13 @@ fn make_tls(env: &Env) -> (PathBuf, PathBuf, PathBuf) {
     std::fs::create_dir_all(&d).unwrap();
     std::fs::create_dir_all(&certs).unwrap();
     let p = |n: &str| d.join(n).display().to_string();
-    let ok = |args: &[&str]| {
-        let r = run(Command::new("openssl").args(args));
-        assert_eq!(r.code, 0, "openssl {args:?}: {}", r.stderr);
-    };
-    ok(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
+    self_signed(
+        &d.join("ca.crt"),
+        &d.join("ca.key"),
         "/CN=nobase test CA",
-        "-keyout",
-        &p("ca.key"),
-        "-out",
-        &p("ca.crt"),
-    ]);
-    ok(&[
+        &[],
+    );
+    openssl(&[
         "req",
         "-newkey",
         "rsa:2048",
@@ -1772,7 +1762,7 @@ fn make_tls(env: &Env) -> (PathBuf, PathBuf, PathBuf) {
         "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
     )
     .unwrap();
-    ok(&[
+    openssl(&[
         "x509",
         "-req",
         "-in",
@@ -1834,34 +1824,17 @@ fn tls_registries_need_their_ca_and_token_realms_may_not_downgrade() {
     let other = env.path("other.d");
     std::fs::create_dir_all(&other).unwrap();
     let o = other.display().to_string();
-    let ssl = |args: &[&str]| {
-        let r = run(Command::new("openssl").args(args));
-        assert_eq!(r.code, 0, "openssl {args:?}: {}", r.stderr);
+    let self_signed_in = |name: &str, extra: &[&str]| {
+        let (crt, key) = (
+            other.join(format!("{name}.pem")),
+            other.join(format!("{name}.key")),
+        );
+        let mut all = vec!["-addext", "subjectAltName=IP:127.0.0.1"];
+        all.extend_from_slice(extra);
+        self_signed(&crt, &key, "/CN=127.0.0.1", &all);
+        (crt, key)
     };
-    let self_signed = |name: &str, extra: &[&str]| {
-        let (crt, key) = (format!("{o}/{name}.pem"), format!("{o}/{name}.key"));
-        let mut args = vec![
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            &key,
-            "-out",
-            &crt,
-        ];
-        args.extend_from_slice(extra);
-        ssl(&args);
-        (PathBuf::from(crt), PathBuf::from(key))
-    };
-    let (unrelated, _) = self_signed("unrelated", &[]);
+    let (unrelated, _) = self_signed_in("unrelated", &[]);
     std::fs::copy(&unrelated, other.join("ca.crt")).unwrap();
     let r = nb(&env, &["pull", &dest, "-t", "x:1", "--cert-dir", &o]).code(3);
     assert!(r.stderr.contains("did not sign"), "{}", r.stderr);
@@ -1880,7 +1853,7 @@ fn tls_registries_need_their_ca_and_token_realms_may_not_downgrade() {
         "subjectAltName=IP:10.9.9.9\nbasicConstraints=CA:FALSE\n",
     )
     .unwrap();
-    ssl(&[
+    openssl(&[
         "req",
         "-newkey",
         "rsa:2048",
@@ -1892,7 +1865,7 @@ fn tls_registries_need_their_ca_and_token_realms_may_not_downgrade() {
         "-out",
         &t("other.csr"),
     ]);
-    ssl(&[
+    openssl(&[
         "x509",
         "-req",
         "-in",
@@ -1931,7 +1904,7 @@ fn tls_registries_need_their_ca_and_token_realms_may_not_downgrade() {
             true,
         ),
     ] {
-        let (crt, key) = self_signed(name, extra);
+        let (crt, key) = self_signed_in(name, extra);
         let Some(own) = Registry::start_with(Auth::None, Some((&crt, &key))) else {
             return;
         };

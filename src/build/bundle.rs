@@ -232,7 +232,7 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
     // What the application adds under a directory the libraries' layer links elsewhere
     // (`--add x:/lib/y`, with /lib → usr/lib) goes through the link, as an unpacker puts
     // it, instead of a directory that would hide the loader's.
-    *app = crate::build::settle(app, &[&libs])?;
+    *app = crate::build::settle(std::mem::take(app), &[&libs])?;
 
     if req.check {
         self_check(&closure, &image_path, &libs, app, req, &opts)?;

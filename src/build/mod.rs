@@ -311,7 +311,13 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
     };
     let mut stack: Vec<&ImageTree> = extra_layers.iter().map(|x| &x.tree).collect();
     stack.extend(bundled.as_ref().map(|b| &b.libs));
-    let app = settle(&app, &stack)?;
+    // The bundle settled the application over its libraries already (its self-check
+    // needs that); only the --with layers below are left to go through.
+    let app = if extra_layers.is_empty() {
+        app
+    } else {
+        settle(app, &stack)?
+    };
     stack.push(&app);
     // The self-check reads the trees, not the layers: it runs beside the layer writing
     // (on a large Go program its scan of the function names is a tenth of the build).
@@ -402,16 +408,18 @@ fn write_layers(
 
 /// The application's entries as they land over the layers `lower` (bottom first):
 /// through their symlinked directories, as Docker's COPY and unpackers put them.
-pub(crate) fn settle(app: &ImageTree, lower: &[&ImageTree]) -> Result<ImageTree> {
+pub(crate) fn settle(app: ImageTree, lower: &[&ImageTree]) -> Result<ImageTree> {
     if lower.is_empty() {
-        return Ok(app.clone());
+        return Ok(app);
     }
-    let entries: Vec<_> = app
-        .entries()
-        .map(|(p, e)| (format!("/{p}"), e.clone()))
-        .collect();
+    let mut entries = Some(
+        app.entries()
+            .map(|(p, e)| (format!("/{p}"), e.clone()))
+            .collect::<Vec<_>>(),
+    );
+    // with_stack calls its function once: the entries move into it.
     with_stack(lower, &mut |below| {
-        tree::place(below, entries.clone(), None, true)
+        tree::place(below, entries.take().unwrap_or_default(), None, true)
     })
     .map_err(|e| Error::Usage(format!("{e} (in the layers below the application's)")))
 }

@@ -306,7 +306,8 @@ fn human_elf(out: &mut impl Write, path: &Path, info: &ElfInfo) -> io::Result<()
             (n, _) => format!("its loader and {n} libraries"),
         };
         format!(
-            "needs {what}: `nobase build` bundles them, or rebuild statically ({})",
+            "needs {what}: `nobase build` bundles {}, or rebuild statically ({})",
+            if libs == 0 { "it" } else { "them" },
             nobase::build::static_rebuild_hint(info)
         )
     } else {

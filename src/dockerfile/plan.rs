@@ -206,9 +206,16 @@ pub fn parse(text: &str) -> Result<Dockerfile> {
     // The crate drops a byte-order mark itself; dropping it here keeps its spans and
     // our line numbers counted from the same text.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let owned = with_empty_entrypoints_marked(text);
-    let text = owned.as_str();
-    let df = pd::parse(text).map_err(|e| {
+    // Parsed once; again only when the parser refused an `ENTRYPOINT []`.
+    let marked: String;
+    let (text, parsed) = match pd::parse(text) {
+        Err(e) if refuses_empty_entrypoint(&e) => {
+            marked = with_empty_entrypoints_marked(text);
+            (marked.as_str(), pd::parse(&marked))
+        }
+        parsed => (text, parsed),
+    };
+    let df = parsed.map_err(|e| {
         if e.line() == 0 {
             Error::Usage(format!(
                 "the Dockerfile has no build stage: {e:#} (start it with FROM scratch or FROM IMAGE)"
@@ -327,12 +334,17 @@ const EMPTY_ENTRYPOINT: &str = "\0nobase: ENTRYPOINT []";
 /// `text` with each one-line `ENTRYPOINT []` the parser refuses written as
 /// `ENTRYPOINT ["<EMPTY_ENTRYPOINT>"]`, line numbers unchanged. Only lines the parser
 /// names are touched, so the same words inside a here-document stay as they are.
+/// The parser's refusal of an `ENTRYPOINT` without arguments (`ENTRYPOINT []`).
+fn refuses_empty_entrypoint(e: &pd::Error) -> bool {
+    format!("{e:#}").starts_with("ENTRYPOINT instruction requires at least one")
+}
+
 fn with_empty_entrypoints_marked(text: &str) -> String {
     let mut text = text.to_string();
     // Each round fixes the first refused line; a Dockerfile has few.
     for _ in 0..64 {
         let Err(e) = pd::parse(&text) else { break };
-        if !format!("{e:#}").starts_with("ENTRYPOINT instruction requires at least one") {
+        if !refuses_empty_entrypoint(&e) {
             break;
         }
         let Some(line) = text.split_inclusive('\n').nth(e.line().saturating_sub(1)) else {
