@@ -87,6 +87,19 @@ fn arguments_env_workdir_and_user_reach_the_program() {
         .nobase(&["run", "bb:1", "--", "echo", "a", "b c"])
         .code(0);
     assert_eq!(r.stdout, "a b c\n");
+    // As with `docker run`, everything from the program's first argument on is the
+    // program's, flags nobase knows too; flags before it are nobase's.
+    let r = env
+        .nobase(&[
+            "run", "-e", "G=hi", "bb:1", "echo", "-e", "$G\\tx", "--keep",
+        ])
+        .code(0);
+    assert_eq!(r.stdout, "$G\tx --keep\n");
+    assert_no_bundle_left(&env);
+    let r = env
+        .nobase(&["run", "-e", "G=hi", "bb:1", "sh", "-c", "echo $G"])
+        .code(0);
+    assert_eq!(r.stdout, "hi\n");
     let r = env
         .nobase(&[
             "run",

@@ -1,4 +1,4 @@
-//! `nobase run IMAGE [-- ARGS…]`: flags → run options → the library unpacks a fresh
+//! `nobase run IMAGE [ARGS…]`: flags → run options → the library unpacks a fresh
 //! bundle, checks it, runs it with runc (or crun, or `--runtime`) and cleans up; the
 //! program's exit code becomes nobase's. Also the container flags `unpack` shares.
 
@@ -15,8 +15,14 @@ use std::time::Duration;
 /// What the container is: flags shared by `run` and `unpack`.
 #[derive(clap::Args, Debug)]
 pub struct ContainerArgs {
-    /// Arguments after `--` replace the image's Cmd.
-    #[arg(last = true, value_name = "ARGS")]
+    /// The program's arguments: they replace the image's Cmd. As with `docker run`,
+    /// everything from the first of them on is the program's, flags too; before it,
+    /// `--` ends nobase's flags (`-- --help` gives the program `--help`).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
     args: Vec<String>,
     /// The program to start instead of the image's Entrypoint (a path, or a JSON array;
     /// "" clears it). As in Docker, the image's Cmd is dropped too.
@@ -116,7 +122,8 @@ impl ContainerArgs {
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:
   nobase run hello:1                       prints what the image's program prints
-  nobase run hello:1 -- --help             arguments after -- replace the image's Cmd
+  nobase run bb:1 ls -l /                  arguments after the image replace its Cmd
+  nobase run hello:1 -- --help             -- first when the first one starts with -
   nobase run -e PORT=8080 -u 1000 server:1
   nobase run --entrypoint /bin/sh tools:1 -- -c 'echo hi'
 

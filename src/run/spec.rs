@@ -235,7 +235,7 @@ pub fn process_args(config: &ContainerConfig, p: &ProcessOptions) -> Result<Vec<
     let args: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
     if args.is_empty() {
         return Err(Error::Usage(
-            "the image names no program (no Entrypoint or Cmd); give one after -- or with --entrypoint"
+            "the image names no program (no Entrypoint or Cmd); give one after the image or with --entrypoint"
                 .into(),
         ));
     }
