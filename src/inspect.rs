@@ -159,7 +159,21 @@ pub fn resolve_in(path: &Path, root_dir: &Path, info: &ElfInfo) -> Result<Resolv
     let base = std::fs::canonicalize(root_dir)
         .io(|| format!("cannot use {} as a root", root_dir.display()))?;
     let host = HostRoot::new(&base);
-    let opts = crate::loader::Options::default();
+    // A library named by a relative path (`gcc … ./libx.so`) is opened from the
+    // working directory: this one, as ldd does, when it lies in the tree.
+    let cwd = std::env::current_dir()
+        .ok()
+        .and_then(|d| std::fs::canonicalize(d).ok())
+        .and_then(|d| {
+            d.strip_prefix(&base)
+                .ok()
+                .and_then(|r| r.to_str())
+                .map(|r| format!("/{r}"))
+        });
+    let opts = crate::loader::Options {
+        cwd: cwd.unwrap_or_else(|| "/".to_string()),
+        ..crate::loader::Options::default()
+    };
     let in_root = file
         .strip_prefix(&base)
         .ok()

@@ -374,6 +374,66 @@ fn runpath_origin_private_library_starts_and_missing_is_refused() {
 }
 
 #[test]
+fn a_library_named_by_a_relative_path_is_opened_from_the_working_directory() {
+    // `gcc main.c ./libgreet.so` records the path as given: ld.so opens it from the
+    // process's working directory and searches nowhere (ldd finds it from this one).
+    let env = Env::new();
+    cc(
+        "gcc",
+        GREET_C,
+        &env.path("libgreet.so"),
+        &["-shared", "-fPIC"],
+    );
+    std::fs::write(env.path("main.c"), MAIN_GREET_C).unwrap();
+    let r = run(Command::new("gcc").current_dir(env.path("")).args([
+        "-O2",
+        "-o",
+        "app",
+        "main.c",
+        "./libgreet.so",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let ij = env.nobase(&["inspect", "--json", "app"]).ok().json();
+    assert_eq!(ij["needed"][0], "./libgreet.so");
+    let lib = &ij["resolved"]["libraries"][0];
+    assert_eq!(lib["found"], true, "{lib}");
+    assert_eq!(
+        lib["canonical"].as_str().map(PathBuf::from),
+        Some(std::fs::canonicalize(env.path("libgreet.so")).unwrap())
+    );
+    // From another directory it is not there, for ldd either.
+    let r = run(Command::new(nobase_bin()).current_dir("/").args([
+        "inspect",
+        "--json",
+        env.path("app").to_str().unwrap(),
+    ]));
+    assert_eq!(r.json()["resolved"]["libraries"][0]["found"], false);
+    // The image runs in its working directory: the refusal names the --add that puts the
+    // library there, and that build starts.
+    let r = env
+        .nobase(&["build", "app", "-w", "/srv", "-t", "rel:1"])
+        .code(1);
+    assert!(
+        r.stderr
+            .contains("opens from the working directory, /srv: add the file there, e.g. --add ./libgreet.so:/srv/libgreet.so"),
+        "{}",
+        r.stderr
+    );
+    let add = ["--add", "./libgreet.so:/srv/libgreet.so"];
+    let j = build(
+        &env,
+        Path::new("app"),
+        "rel",
+        &[&["-w", "/srv"][..], &add].concat(),
+    );
+    assert_eq!(j["platform"], "linux/amd64", "{j}");
+    if let Some(r) = runc_run(&env, &layout_ref(&env, "rel"), None) {
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.stdout, "hello from libgreet\n");
+    }
+}
+
+#[test]
 fn musl_dynamic_hello_starts() {
     if !have("musl-gcc") {
         return;

@@ -88,7 +88,7 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
              --add SRC:DEST, or resolve against another tree with --sysroot DIR",
             req.app_path,
             req.source.describe(),
-            missing_pieces(&closure, req.source)
+            missing_pieces(&closure, req.source, &opts.cwd)
         )));
     }
     let mut blind_spots = loader::dlopen::blind_spots(&overlay, &closure);
@@ -272,7 +272,7 @@ fn self_check(
             "self-check failed: inside the image {} would not start: {} (an --add may hide \
              a bundled file; --no-check writes the image anyway)",
             req.app_path,
-            missing_pieces(&image, &merged)
+            missing_pieces(&image, &merged, &opts.cwd)
         )));
     }
     // Each library must be the file placed for it, not another one that happens to
@@ -305,8 +305,9 @@ fn list_or_none(v: &[&String]) -> String {
     }
 }
 
-/// Every missing piece of a closure, with what was searched.
-fn missing_pieces(c: &Closure, root: &dyn Root) -> String {
+/// Every missing piece of a closure, with what was searched; `cwd` is the image's
+/// working directory.
+fn missing_pieces(c: &Closure, root: &dyn Root, cwd: &str) -> String {
     let mut parts = Vec::new();
     if let Some(Interpreter::Missing { requested, reason }) = &c.interpreter {
         parts.push(format!(
@@ -335,6 +336,17 @@ fn missing_pieces(c: &Closure, root: &dyn Root) -> String {
         }
         for k in &need.skipped {
             s.push_str(&format!("; skipped {}: {}", k.path, k.reason));
+        }
+        if need.name.contains('/') && !need.name.starts_with('/') && !need.name.contains('$') {
+            // `gcc … ./libx.so` records the path as given: ld.so opens it from the
+            // process's working directory and searches nowhere.
+            let at = absolute(&need.name, cwd);
+            let at = lexical(&at).unwrap_or(at);
+            s.push_str(&format!(
+                " (a relative path, which ld.so opens from the working directory, {cwd}: \
+                 add the file there, e.g. --add {}:{at}, or give another directory with -w)",
+                need.name
+            ));
         }
         parts.push(s);
     }
