@@ -79,6 +79,9 @@ pub enum FileKind {
     Script(Shebang),
     /// A directory.
     Directory,
+    /// A FIFO, socket or device: its kind (`fifo`, `socket`, `character-device`,
+    /// `block-device`). Not opened: opening a FIFO waits for a writer.
+    Special(&'static str),
     /// An empty file.
     Empty,
     /// Text without `#!`.
@@ -94,6 +97,7 @@ impl FileKind {
             FileKind::Elf(_) => "elf",
             FileKind::Script(_) => "script",
             FileKind::Directory => "directory",
+            FileKind::Special(kind) => kind,
             FileKind::Empty => "empty",
             FileKind::Text => "text",
             FileKind::Data => "data",
@@ -123,6 +127,19 @@ pub fn inspect_path(path: &Path) -> Result<FileKind> {
         .map_err(|e| crate::error::input_error(path, "the file to inspect", e))?;
     if meta.is_dir() {
         return Ok(FileKind::Directory);
+    }
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        let special = [
+            (t.is_fifo(), "fifo"),
+            (t.is_socket(), "socket"),
+            (t.is_char_device(), "character-device"),
+            (t.is_block_device(), "block-device"),
+        ];
+        if let Some((_, kind)) = special.into_iter().find(|(is, _)| *is) {
+            return Ok(FileKind::Special(kind));
+        }
     }
     let mut head = Vec::with_capacity(512);
     std::fs::File::open(path)

@@ -140,6 +140,12 @@ fn cases(env: &Env, port: u16) -> Vec<Case> {
             2,
             "nobase: invalid value '253402300800' for '--source-date-epoch <SECONDS>': 253402300800 is not in 0..=253402300799\n",
         ),
+        (
+            "push: an upload chunk size of 0",
+            s(&["NOBASE_CHUNK_SIZE=0", "push", "hello:1", &registry]),
+            2,
+            "nobase: NOBASE_CHUNK_SIZE=0 is too small; give at least 4096 bytes\n",
+        ),
     ]
 }
 
@@ -158,10 +164,20 @@ fn each_command_explains_a_representative_error() {
         .port();
     let mut failures = Vec::new();
     for (what, args, code, want) in cases(&env, port) {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        // Leading NAME=VALUE arguments are the environment, as in a shell.
+        let vars: Vec<(&str, &str)> = args
+            .iter()
+            .map_while(|a| {
+                a.split_once('=').filter(|(k, _)| {
+                    !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                })
+            })
+            .collect();
+        let args: Vec<&str> = args[vars.len()..].iter().map(String::as_str).collect();
         let r = run(env
             .cmd(&args)
             .env("NOBASE_RETRIES", "1")
+            .envs(vars.iter().copied())
             .env_remove("NO_COLOR"));
         let got = r
             .stderr

@@ -1,6 +1,7 @@
 //! `nobase inspect`: facts read from ELF headers, checked against what the inputs are.
 
 use crate::util::*;
+use std::process::Command;
 
 fn inspect_json(env: &Env, path: &std::path::Path) -> serde_json::Value {
     env.nobase(&["inspect", "--json", path.to_str().unwrap()])
@@ -156,6 +157,34 @@ fn non_elf_inputs_get_plain_answers() {
     let r = env.nobase(&["inspect", "script", "dir"]).ok();
     assert!(r.stdout.contains("script: script, interpreter \"/bin/sh\""));
     assert!(r.stdout.contains("dir: directory"));
+    // A FIFO is not opened (that would wait for a writer), nor is a device: `file`'s
+    // plain answers, under a timeout so that a regression fails instead of hanging.
+    let fifo = env.path("fifo");
+    assert!(run(Command::new("mkfifo").arg(&fifo)).code == 0);
+    let r = run(Command::new("timeout")
+        .arg("30")
+        .arg(nobase_bin())
+        .args(["inspect", "--json"])
+        .arg(&fifo)
+        .arg("/dev/null"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let formats: Vec<String> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["format"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(formats, ["fifo", "character-device"]);
+    let r = run(Command::new("timeout")
+        .arg("30")
+        .arg(nobase_bin())
+        .arg("inspect")
+        .arg(&fifo));
+    assert_eq!(
+        r.stdout,
+        format!("{}: fifo (not an executable)\n", fifo.display())
+    );
 }
 
 #[test]

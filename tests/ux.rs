@@ -334,3 +334,40 @@ fn progress_and_colour_only_on_a_terminal() {
         assert!(captured.stderr.contains("pushed"), "{:?}", captured.stderr);
     }
 }
+
+#[test]
+fn a_closed_stdout_ends_every_command_quietly() {
+    // `nobase -q images | head -1`: once the reader is gone, writing fails with EPIPE;
+    // the command stops without a panic (exit 101) and without a message.
+    let env = Env::new();
+    let hello = hello_static();
+    env.nobase(&["build", "-q", hello.to_str().unwrap(), "-t", "h:1"])
+        .ok();
+    let store = env.store();
+    let layout = format!("oci:{}", env.path("copy").display());
+    let cases: [&[&str]; 7] = [
+        &["-q", "images"],
+        &["completions", "bash"],
+        &["build", hello.to_str().unwrap(), "-t", "h:2"],
+        &["fsck"],
+        &["push", "h:1", &layout],
+        &["pull", &layout, "-t", "h:3"],
+        &["rmi", "h:2"],
+    ];
+    for args in cases {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = env
+            .cmd(args)
+            .env("NOBASE_STORE", &store)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    // The work was done before the output failed.
+    let r = env.nobase(&["-q", "images"]).ok();
+    assert_eq!(r.stdout.lines().collect::<Vec<_>>(), ["h:1", "h:3"]);
+}

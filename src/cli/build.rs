@@ -580,7 +580,7 @@ fn publish_parts(
         merge(&mut doc, &extra);
         print_json(&doc)?;
     } else if g.quiet {
-        println!("{}", img.top.digest);
+        outln!("{}", img.top.digest)?;
     } else {
         for (p, platform) in parts.iter().zip(&platforms) {
             let prefix = if multi {
@@ -602,9 +602,9 @@ fn publish_parts(
         } else {
             platforms[0].clone()
         };
-        println!("{}  {what}  {}", img.top.digest, human_size(img.size()));
+        outln!("{}  {what}  {}", img.top.digest, human_size(img.size()))?;
         for s in sinks {
-            println!("  → {}", s.describe());
+            outln!("  → {}", s.describe())?;
         }
     }
     Ok(())

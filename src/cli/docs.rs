@@ -4,7 +4,7 @@
 use super::Cli;
 use anyhow::Result;
 use clap::CommandFactory;
-use std::io;
+use std::io::{self, Write};
 use std::path::PathBuf;
 
 /// Arguments of `nobase completions`.
@@ -32,7 +32,10 @@ pub struct ManArgs {
 
 /// Prints a completion script.
 pub fn completions(a: CompletionArgs) -> Result<i32> {
-    clap_complete::generate(a.shell, &mut Cli::command(), "nobase", &mut io::stdout());
+    // Into memory first: clap_complete panics when its writer fails (a closed pipe).
+    let mut script = Vec::new();
+    clap_complete::generate(a.shell, &mut Cli::command(), "nobase", &mut script);
+    io::stdout().write_all(&script)?;
     Ok(0)
 }
 

@@ -40,17 +40,17 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     } else {
         for f in &report.findings {
             // Messages name files of the layout, whose names may hold anything.
-            println!(
+            outln!(
                 "{:<16} {}{}",
                 f.code,
                 super::render::printable(&f.message),
                 if f.repaired { " (removed)" } else { "" }
-            );
+            )?;
         }
         if g.quiet {
             return Ok(if report.clean() { 0 } else { 1 });
         }
-        println!(
+        outln!(
             "{}: {} blobs ({}) verified, {} images, {} problems{}",
             layout.root().display(),
             report.blobs,
@@ -62,7 +62,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             } else {
                 ""
             }
-        );
+        )?;
     }
     Ok(if report.clean() { 0 } else { 1 })
 }

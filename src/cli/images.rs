@@ -103,7 +103,7 @@ pub fn list(g: &Global, args: ListArgs) -> Result<i32> {
         print_json(&docs)?;
     } else if g.quiet {
         for n in names {
-            println!("{n}");
+            outln!("{n}")?;
         }
     } else {
         print_table(&rows)?;
@@ -122,7 +122,7 @@ pub fn rmi(g: &Global, args: RmiArgs) -> Result<i32> {
     for n in &names {
         let d = store.untag(n).with_context(|| format!("removing {n}"))?;
         if !g.quiet {
-            println!("untagged {n} ({})", d.digest);
+            outln!("untagged {n} ({})", d.digest)?;
         }
     }
     let report = store.gc()?;

@@ -244,6 +244,9 @@ fn human(
             )
         }
         FileKind::Directory => writeln!(out, "{p}: directory"),
+        FileKind::Special(kind) => {
+            writeln!(out, "{p}: {} (not an executable)", kind.replace('-', " "))
+        }
         FileKind::Empty => writeln!(out, "{p}: empty file (not an executable)"),
         FileKind::Text => writeln!(out, "{p}: text file without #! (not an executable)"),
         FileKind::Data => writeln!(out, "{p}: data (neither ELF nor a script)"),

@@ -1,6 +1,15 @@
 //! The command line: clap types, one file per subcommand, and the mapping of outcomes to
 //! exit codes. Nothing below this module sees clap.
 
+/// `println!` that gives back the error instead of panicking: a closed stdout
+/// (`nobase -q images | head -1`) or a full disk ends the command through [`report`].
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)
+    }};
+}
+
 mod build;
 mod check;
 mod docs;
@@ -192,7 +201,14 @@ impl Global {
             o.io_timeout = Duration::from_millis(ms.max(1));
         }
         if let Some(n) = env_number("NOBASE_CHUNK_SIZE")? {
-            o.chunk_size = n.max(1);
+            // Below a few KiB every blob becomes a storm of requests (1 byte each at
+            // 0: a push that never ends).
+            if n < MIN_CHUNK {
+                return Err(nobase::Error::Usage(format!(
+                    "NOBASE_CHUNK_SIZE={n} is too small; give at least {MIN_CHUNK} bytes"
+                )));
+            }
+            o.chunk_size = n;
             o.monolithic_max = o.monolithic_max.min(n);
         }
         Ok(o)
@@ -313,6 +329,9 @@ pub fn main() -> i32 {
         Err(err) => report(&err),
     }
 }
+
+/// The smallest upload chunk `NOBASE_CHUNK_SIZE` may ask for.
+const MIN_CHUNK: u64 = 4096;
 
 /// A non-negative number from the environment, if set.
 fn env_number(name: &str) -> nobase::Result<Option<u64>> {

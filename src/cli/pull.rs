@@ -109,9 +109,9 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             human_size(t.bytes_down)
         ));
         if g.quiet {
-            println!("{digest}");
+            outln!("{digest}")?;
         } else {
-            println!("{digest}  {name}");
+            outln!("{digest}  {name}")?;
         }
     }
     Ok(0)

@@ -115,9 +115,9 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             g.note(t.push_summary(&image.top.digest.to_string()));
         }
         if g.quiet {
-            println!("{}", image.top.digest);
+            outln!("{}", image.top.digest)?;
         } else {
-            println!("{}  → {}", image.top.digest, sink.describe());
+            outln!("{}  → {}", image.top.digest, sink.describe())?;
         }
     }
     Ok(0)

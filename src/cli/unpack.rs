@@ -55,18 +55,18 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         g.note(format!("nobase: {n}"));
     }
     if !g.quiet {
-        println!(
+        outln!(
             "{}  {}  {} entries, {} → {}",
             u.manifest,
             printable(&u.platform.to_string()),
             u.stats.entries,
             human_size(u.stats.bytes),
             a.dir.display()
-        );
-        println!(
+        )?;
+        outln!(
             "  start it with: runc run --bundle {} NAME",
             a.dir.display()
-        );
+        )?;
     }
     Ok(0)
 }
