@@ -192,7 +192,7 @@ fn amd64_and_arm64_make_one_index_that_skopeo_and_runtimes_read() {
         let r = env.nobase(&["run", "app:1"]).code(0);
         assert_eq!(r.stdout, "hello world\n");
         let r = env
-            .nobase(&["run", "app:1", "--platform", "linux/arm64"])
+            .nobase(&["run", "--platform", "linux/arm64", "app:1"])
             .code(1);
         // nobase's explanation, before runc is asked (runc's own words are only
         // `exec /app/hello: exec format error`).
@@ -220,7 +220,7 @@ fn amd64_and_arm64_make_one_index_that_skopeo_and_runtimes_read() {
     }
     for cmd in ["check", "tree", "run"] {
         let r = env
-            .nobase(&[cmd, "app:1", "--platform", "linux/s390x"])
+            .nobase(&[cmd, "--platform", "linux/s390x", "app:1"])
             .code(2);
         assert!(
             r.stderr
@@ -247,9 +247,12 @@ fn arm64_dynamic_bundled_from_the_cross_root_runs_under_qemu() {
     }
     let env = Env::new();
     let arm = named(&env, &hello_arm64_dynamic(), "hello");
-    // Without the cross root the host has no arm64 loader: refused, with the way out.
-    let r = env.nobase(&["build", s(&arm)]).code(1);
-    assert!(r.stderr.contains("--sysroot"), "{}", r.stderr);
+    // Without the cross root the host has no arm64 loader (unless arm64 is one of its
+    // dpkg architectures): refused, with the way out.
+    if !Path::new("/lib/ld-linux-aarch64.so.1").exists() {
+        let r = env.nobase(&["build", s(&arm)]).code(1);
+        assert!(r.stderr.contains("--sysroot"), "{}", r.stderr);
+    }
     let layout = env.path("l");
     let j = build_json(
         &env,

@@ -87,8 +87,8 @@ fn arguments_env_workdir_and_user_reach_the_program() {
         .nobase(&["run", "bb:1", "--", "echo", "a", "b c"])
         .code(0);
     assert_eq!(r.stdout, "a b c\n");
-    // As with `docker run`, everything from the program's first argument on is the
-    // program's, flags nobase knows too; flags before it are nobase's.
+    // As with `docker run`, everything after the image is the program's, flags nobase
+    // knows too; flags before the image are nobase's.
     let r = env
         .nobase(&[
             "run", "-e", "G=hi", "bb:1", "echo", "-e", "$G\\tx", "--keep",
@@ -96,6 +96,27 @@ fn arguments_env_workdir_and_user_reach_the_program() {
         .code(0);
     assert_eq!(r.stdout, "$G\tx --keep\n");
     assert_no_bundle_left(&env);
+    // Even when the first of them is one of nobase's flags (docker's rule, not clap's).
+    let r = env
+        .nobase(&[
+            "run",
+            "--entrypoint",
+            r#"["/app/busybox","echo"]"#,
+            "bb:1",
+            "-e",
+            "a\\tb",
+            "-v",
+        ])
+        .code(0);
+    assert_eq!(r.stdout, "a\tb -v\n");
+    env.nobase(&["unpack", "bb:1", "b", "-e", "X=1", "-q"]).ok();
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.path("b/config.json")).unwrap()).unwrap();
+    assert_eq!(
+        spec["process"]["args"],
+        json!(["/app/busybox", "-e", "X=1", "-q"])
+    );
+    std::fs::remove_dir_all(env.path("b")).unwrap();
     let r = env
         .nobase(&["run", "-e", "G=hi", "bb:1", "sh", "-c", "echo $G"])
         .code(0);

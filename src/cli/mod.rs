@@ -276,7 +276,7 @@ fn one_line(text: &str) -> String {
 
 /// Runs nobase with the process's arguments and returns the exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(program_args_verbatim(std::env::args_os().collect())) {
         Ok(c) => c,
         // --help and --version: clap's own text, on stdout.
         Err(e) if !e.use_stderr() => {
@@ -333,6 +333,78 @@ pub fn main() -> i32 {
 /// The smallest upload chunk `NOBASE_CHUNK_SIZE` may ask for.
 const MIN_CHUNK: u64 = 4096;
 
+/// `run IMAGE ARGS…` and `unpack IMAGE DIR ARGS…` take everything after their
+/// positional arguments as the program's, as `docker run` does (`nobase run bb:1 ls -l`
+/// gives ls `-l`, `nobase run img -e x` gives the program `-e x`): a `--` goes in after
+/// them, unless the user put one there, so clap reads none of those as nobase's flags.
+/// Which options take a value comes from the clap definitions themselves.
+fn program_args_verbatim(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    use clap::CommandFactory;
+    let top = Cli::command();
+    // The index after the options (and their values) of `cmd` starting at `i`, with
+    // the number of positionals met on the way until `stop` of them were seen.
+    fn takes_value(cmd: &clap::Command, arg: &str) -> bool {
+        let found = if let Some(long) = arg.strip_prefix("--") {
+            if long.contains('=') {
+                return false;
+            }
+            cmd.get_arguments().find(|a| a.get_long() == Some(long))
+        } else {
+            let mut chars = arg.chars().skip(1);
+            match (chars.next(), chars.next()) {
+                // `-eKEY=V` carries its value; a cluster of flags (`-qv`) takes none.
+                (Some(c), None) => cmd.get_arguments().find(|a| a.get_short() == Some(c)),
+                _ => None,
+            }
+        };
+        found.is_some_and(|a| a.get_action().takes_values())
+    }
+    let mut i = 1;
+    while i < argv.len() {
+        let a = argv[i].to_string_lossy().into_owned();
+        if a == "--" || !a.starts_with('-') || a == "-" {
+            break;
+        }
+        i += if takes_value(&top, &a) { 2 } else { 1 };
+    }
+    let Some(name) = argv.get(i).map(|s| s.to_string_lossy().into_owned()) else {
+        return argv;
+    };
+    let positionals = match name.as_str() {
+        "run" => 1,
+        "unpack" => 2,
+        _ => return argv,
+    };
+    let Some(sub) = top.find_subcommand(&name) else {
+        return argv;
+    };
+    let mut seen = 0;
+    let mut j = i + 1;
+    while j < argv.len() {
+        let a = argv[j].to_string_lossy().into_owned();
+        if a == "--" {
+            return argv;
+        }
+        if a.starts_with('-') && a != "-" {
+            j += if takes_value(sub, &a) || takes_value(&top, &a) {
+                2
+            } else {
+                1
+            };
+            continue;
+        }
+        seen += 1;
+        j += 1;
+        if seen == positionals {
+            if argv.get(j).is_some_and(|n| n != "--") {
+                argv.insert(j, "--".into());
+            }
+            break;
+        }
+    }
+    argv
+}
+
 /// A non-negative number from the environment, if set.
 fn env_number(name: &str) -> nobase::Result<Option<u64>> {
     match std::env::var(name) {
@@ -369,6 +441,48 @@ fn report(err: &anyhow::Error) -> i32 {
 mod tests {
     use super::Cli;
     use clap::CommandFactory;
+
+    #[test]
+    fn the_programs_arguments_start_after_the_image() {
+        let f = |line: &str| {
+            let argv = line.split(' ').map(Into::into).collect();
+            super::program_args_verbatim(argv)
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        for (given, want) in [
+            ("nobase run img -e x", "nobase run img -- -e x"),
+            (
+                "nobase --store s -v run -e K=V -w /t img a -v",
+                "nobase --store s -v run -e K=V -w /t img -- a -v",
+            ),
+            (
+                "nobase run --entrypoint=x -eK=V -qv img --keep",
+                "nobase run --entrypoint=x -eK=V -qv img -- --keep",
+            ),
+            (
+                "nobase run --store s --platform linux/arm64 img x",
+                "nobase run --store s --platform linux/arm64 img -- x",
+            ),
+            (
+                "nobase unpack -u 0 img dir -e X=1",
+                "nobase unpack -u 0 img dir -- -e X=1",
+            ),
+            // Already there, nothing after the image, or another command: as given.
+            ("nobase run img -- -e x", "nobase run img -- -e x"),
+            ("nobase run -e K img", "nobase run -e K img"),
+            ("nobase unpack img dir", "nobase unpack img dir"),
+            (
+                "nobase build ./x -t a:1 -e K=V",
+                "nobase build ./x -t a:1 -e K=V",
+            ),
+            ("nobase --store run images", "nobase --store run images"),
+        ] {
+            assert_eq!(f(given), want, "{given}");
+        }
+    }
 
     /// Every command says what it does and shows examples; every flag and argument has a
     /// one-line description. A new flag without a doc comment fails here.

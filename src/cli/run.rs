@@ -16,13 +16,9 @@ use std::time::Duration;
 #[derive(clap::Args, Debug)]
 pub struct ContainerArgs {
     /// The program's arguments: they replace the image's Cmd. As with `docker run`,
-    /// everything from the first of them on is the program's, flags too; before it,
-    /// `--` ends nobase's flags (`-- --help` gives the program `--help`).
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "ARGS"
-    )]
+    /// everything after the image is the program's, flags too (nobase's own flags go
+    /// before the image); a `--` right after it is left out.
+    #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
     /// The program to start instead of the image's Entrypoint (a path, or a JSON array;
     /// "" clears it). As in Docker, the image's Cmd is dropped too.
@@ -123,7 +119,7 @@ impl ContainerArgs {
 #[command(after_help = "Examples:
   nobase run hello:1                       prints what the image's program prints
   nobase run bb:1 ls -l /                  arguments after the image replace its Cmd
-  nobase run hello:1 -- --help             -- first when the first one starts with -
+  nobase run -e K=V bb:1 sh -c 'echo $K'   nobase's flags before the image, the program's after
   nobase run -e PORT=8080 -u 1000 server:1
   nobase run --entrypoint /bin/sh tools:1 -- -c 'echo hi'
 
