@@ -248,6 +248,21 @@ fn same_binary_from_elsewhere_gives_the_same_digest() {
 }
 
 #[test]
+fn the_root_is_a_working_directory() {
+    // Docker's default: `-w /` is taken (it was refused as "names the root directory").
+    let env = Env::new();
+    let bin = hello_static();
+    build_json(&env, &[bin.to_str().unwrap(), "-t", "w:1", "-w", "/"]);
+    if let Some(c) = skopeo_inspect(&["--config", &format!("oci:{}:w:1", env.store().display())]) {
+        assert_eq!(c["config"]["WorkingDir"], "/", "{c}");
+    }
+    let r = env
+        .nobase(&["build", bin.to_str().unwrap(), "-t", "w:2", "-w", ""])
+        .code(2);
+    assert!(r.stderr.contains("--workdir is empty"), "{}", r.stderr);
+}
+
+#[test]
 fn source_date_epoch_changes_the_digest_and_the_created_time() {
     let env = Env::new();
     let bin = hello_static();
@@ -266,6 +281,21 @@ fn source_date_epoch_changes_the_digest_and_the_created_time() {
     if let Some(c) = skopeo_inspect(&["--config", &format!("oci:{}:e:0", env.store().display())]) {
         assert_eq!(c["created"], "1970-01-01T00:00:00Z");
     }
+    // An empty SOURCE_DATE_EPOCH is unset (it broke every build, blaming a flag the user
+    // never gave); a bad one is named as the variable.
+    let run_with = |v: &str| {
+        run(env
+            .cmd(&["build", "--json", bin.to_str().unwrap(), "-t", "e:2"])
+            .env("SOURCE_DATE_EPOCH", v))
+    };
+    assert_eq!(run_with("").code(0).json()["digest"], d0);
+    let r = run_with("soon").code(2);
+    assert!(
+        r.stderr
+            .contains("SOURCE_DATE_EPOCH=\"soon\" is not a time"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -437,6 +467,17 @@ fn images_lists_and_rmi_collects_unused_blobs() {
     );
     let r = env.nobase(&["rmi", "nope:1"]).code(3);
     assert!(r.stderr.contains("nope:1"), "{}", r.stderr);
+    // As docker rmi: a name that is not there does not stop the others, and the blobs
+    // of those removed are collected.
+    build_json(&env, &[b, "--compression", "zstd", "-t", "z:2"]);
+    let r = env.nobase(&["rmi", "nope:2", "z:2"]).code(3);
+    assert!(
+        r.stderr.contains("removing nope:2: no image nope:2"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.contains("untagged z:2"), "{}", r.stdout);
+    assert_eq!(blob_count(&env.store()), 3);
     // What remains still reads and runs.
     if let Some(d) = skopeo_digest(&format!("oci:{}:a:1", env.store().display())) {
         assert!(d.starts_with("sha256:"));

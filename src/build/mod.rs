@@ -267,9 +267,8 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
         };
         app.add_host(src, &dest)?;
     }
-    if let Some(w) = &plan.workdir {
-        let w = tree::normalize(w)?;
-        if app.get(&w).is_none() {
+    if let Some(w) = plan.workdir.as_deref().map(working_dir).transpose()? {
+        if w != "/" && app.get(&w[1..]).is_none() {
             app.add_dir(&w, 0o755)?;
         }
     }
@@ -357,6 +356,20 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
         bundled,
         report,
     })
+}
+
+/// The image's working directory as `-w` gives it: an image path, normalized, `/` (Docker's
+/// default) included.
+fn working_dir(w: &str) -> Result<String> {
+    if w.is_empty() {
+        return Err(Error::Usage(
+            "--workdir is empty; give the directory the program starts in, e.g. /app".into(),
+        ));
+    }
+    if w.split('/').all(|c| c.is_empty() || c == ".") {
+        return Ok("/".to_string());
+    }
+    Ok(format!("/{}", tree::normalize(w)?))
 }
 
 /// Lowers the calling thread's scheduling priority (nice 10), so that a thread working
@@ -510,7 +523,7 @@ fn bundle_for(
             .find(|(k, _)| k == "LD_LIBRARY_PATH")
             .map(|(_, v)| v.clone()),
         cwd: match &plan.workdir {
-            Some(w) => format!("/{}", tree::normalize(w)?),
+            Some(w) => working_dir(w)?,
             None => "/".to_string(),
         },
         check: plan.check,
@@ -594,11 +607,7 @@ fn container_config(
         ),
         cmd: plan.cmd.clone(),
         volumes: None,
-        working_dir: plan
-            .workdir
-            .as_deref()
-            .map(|w| tree::normalize(w).map(|w| format!("/{w}")))
-            .transpose()?,
+        working_dir: plan.workdir.as_deref().map(working_dir).transpose()?,
         labels: (!plan.labels.is_empty()).then(|| plan.labels.clone()),
         stop_signal: None,
         other: BTreeMap::new(),

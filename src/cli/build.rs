@@ -114,15 +114,14 @@ pub struct Args {
     #[arg(long)]
     no_check: bool,
     /// Creation time and file mtimes, in Unix seconds (up to the end of year 9999, which
-    /// RFC 3339 times, and so every image tool, can write).
+    /// RFC 3339 times, and so every image tool, can write) [default: $SOURCE_DATE_EPOCH
+    /// when set and not empty, else 0]
     #[arg(
         long,
-        env = "SOURCE_DATE_EPOCH",
-        default_value_t = 0,
         value_name = "SECONDS",
-        value_parser = clap::value_parser!(u64).range(0..=253_402_300_799)
+        value_parser = clap::value_parser!(u64).range(0..=MAX_EPOCH)
     )]
-    source_date_epoch: u64,
+    source_date_epoch: Option<u64>,
     /// Compression threads [default: the number of cores]; the output does not depend on it.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     threads: Option<u32>,
@@ -186,6 +185,30 @@ fn writable(r: &ImageRef) -> nobase::Result<()> {
         _ => {}
     }
     Ok(())
+}
+
+/// The latest time an image's `created` can say (the end of year 9999).
+const MAX_EPOCH: u64 = 253_402_300_799;
+
+/// `--source-date-epoch`, else `SOURCE_DATE_EPOCH` (an empty value is unset, as the
+/// reproducible-builds convention has it and as `NOBASE_STORE` is), else 0.
+pub(super) fn epoch(a: &Args) -> nobase::Result<u64> {
+    if let Some(s) = a.source_date_epoch {
+        return Ok(s);
+    }
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s <= MAX_EPOCH)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "SOURCE_DATE_EPOCH={v:?} is not a time in Unix seconds from 0 to {MAX_EPOCH}"
+                ))
+            }),
+        _ => Ok(0),
+    }
 }
 
 /// Compression workers: `--threads`, else one per core.
@@ -293,7 +316,7 @@ fn plan(
         adds,
         compression: Compression::parse(&a.compression)?,
         compression_level: Compression::parse(&a.compression)?.check_level(a.compression_level)?,
-        epoch: a.source_date_epoch,
+        epoch: epoch(a)?,
         bundle: if a.bundle == "never" {
             Bundle::Never
         } else {

@@ -2,7 +2,7 @@
 
 use super::render::{human_size, print_json, print_table, printable};
 use super::Global;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use nobase::oci::read_image;
 use nobase::refs::NameTag;
 use serde_json::json;
@@ -119,10 +119,23 @@ pub fn rmi(g: &Global, args: RmiArgs) -> Result<i32> {
         .map(|n| NameTag::parse(n))
         .collect::<nobase::Result<Vec<_>>>()?;
     let store = g.store()?;
+    // As `docker rmi`: every name is tried, each failure reported, and the blobs of
+    // those removed collected; the first failure's exit code is the command's.
+    let mut failed = None;
     for n in &names {
-        let d = store.untag(n).with_context(|| format!("removing {n}"))?;
-        if !g.quiet {
-            outln!("untagged {n} ({})", d.digest)?;
+        match store.untag(n) {
+            Ok(d) => {
+                if !g.quiet {
+                    outln!("untagged {n} ({})", d.digest)?;
+                }
+            }
+            Err(e) => {
+                eprintln!(
+                    "nobase: removing {n}: {}",
+                    super::render::printable(&e.to_string())
+                );
+                failed.get_or_insert(e.exit_code());
+            }
         }
     }
     let report = store.gc()?;
@@ -138,5 +151,5 @@ pub fn rmi(g: &Global, args: RmiArgs) -> Result<i32> {
             human_size(report.bytes)
         ));
     }
-    Ok(0)
+    Ok(failed.unwrap_or(0))
 }

@@ -128,7 +128,7 @@ pub(super) fn run(
         labels,
         compression: Compression::parse(&a.compression)?,
         compression_level: Compression::parse(&a.compression)?.check_level(a.compression_level)?,
-        epoch: a.source_date_epoch,
+        epoch: super::epoch(a)?,
         threads: threads(a),
         registry: registry.clone(),
         bundle: BundleOptions {
