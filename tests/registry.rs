@@ -267,6 +267,8 @@ enum Fault {
     Forward,
     /// Answer this status (with headers) instead of forwarding.
     Status(u16, Vec<(&'static str, String)>),
+    /// Answer this status with this body.
+    Reply(u16, Vec<u8>),
     /// Read half the request body, then close: the registry sees nothing.
     DropRequest,
     /// Forward, but pass on only this many body bytes of the answer, then close.
@@ -369,6 +371,7 @@ fn proxy_one(
     }
     match fault {
         Fault::Status(code, hs) => respond(&mut out, code, &hs, b""),
+        Fault::Reply(code, body) => respond(&mut out, code, &[], &body),
         Fault::Redirect(to) => respond(&mut out, 307, &[("Location", to)], b""),
         Fault::Forward | Fault::CutResponse(_) | Fault::DropRequest => {
             let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else {
@@ -1472,6 +1475,45 @@ fn blob_redirects_to_another_host_carry_no_credentials() {
     assert!(
         front.seen().iter().any(|s| s.authorization),
         "the registry itself got none"
+    );
+    // Storage that refuses the signed link with an S3-style XML body: only its Code and
+    // Message are shown (the body echoes the request: a key id), and the credentials
+    // given to the registry are not blamed.
+    let refusing = Proxy::start(reg.port, None, |_, _| {
+        Fault::Reply(
+            403,
+            b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match.</Message><AWSAccessKeyId>AKIASECRETKEYID1234</AWSAccessKeyId></Error>".to_vec(),
+        )
+    });
+    let refusing_host = refusing.host();
+    let front2 = Proxy::start(reg.port, None, move |s, _| {
+        if s.method == "GET" && s.path.contains("/blobs/sha256:") {
+            Fault::Redirect(format!("http://{refusing_host}{}", s.path))
+        } else {
+            Fault::Forward
+        }
+    });
+    let r = nb(
+        &Env::new(),
+        &[
+            "pull",
+            &format!("docker://{}/team/hello:1", front2.host()),
+            "-t",
+            "r:2",
+            "--creds",
+            &creds,
+        ],
+    )
+    .code(3);
+    assert!(
+        r.stderr.contains("denied: SignatureDoesNotMatch: The request signature we calculated does not match. by the storage"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("AKIA") && !r.stderr.contains("credentials for"),
+        "{}",
+        r.stderr
     );
 }
 

@@ -576,7 +576,7 @@ impl Client {
             )));
         }
         if !(200..300).contains(&status) {
-            let detail = self.error_detail(resp);
+            let (detail, _) = self.error_detail(resp);
             return Err(Error::Registry(format!("{what}: HTTP {status}{detail}")));
         }
         let bytes = read_capped(resp, MAX_TOKEN_BODY)
@@ -674,10 +674,17 @@ impl Client {
     /// messages (capped, scrubbed), with advice for 401 and 403.
     pub fn status_error(&self, what: &str, resp: Resp) -> Error {
         let status = resp.status().as_u16();
-        let detail = self.error_detail(resp);
+        let (detail, storage) = self.error_detail(resp);
         match status {
             // The caller adds what was being done; "unauthorized" says all there is.
             401 => self.unauthorized(),
+            // An object store's answer (S3, GCS, Azure speak XML): the registry sent the
+            // download to a signed link that was refused; no credential of ours was used.
+            403 if storage => Error::Registry(format!(
+                "{what}: denied{detail} by the storage {} sent the download to (a signed link \
+                 that expired or that its storage refuses; not a matter of your credentials)",
+                self.host
+            )),
             403 => {
                 let origin = self.creds().map(|f| f.origin).unwrap_or_default();
                 Error::Registry(format!(
@@ -689,8 +696,10 @@ impl Client {
         }
     }
 
-    /// `: CODE: message; …` from a registry error body, or nothing.
-    fn error_detail(&self, resp: Resp) -> String {
+    /// `: CODE: message; …` from a registry error body, or nothing; true when the body is
+    /// an object store's XML error (of which only `Code` and `Message` are shown: the
+    /// rest echoes the request, key ids included).
+    fn error_detail(&self, resp: Resp) -> (String, bool) {
         #[derive(serde::Deserialize)]
         struct Errors {
             errors: Vec<One>,
@@ -703,8 +712,10 @@ impl Client {
             message: String,
         }
         let Ok(bytes) = read_capped(resp, MAX_ERROR_BODY) else {
-            return String::new();
+            return (String::new(), false);
         };
+        let body = String::from_utf8_lossy(&bytes);
+        let xml = body.trim_start().starts_with('<');
         let text = match serde_json::from_slice::<Errors>(&bytes) {
             Ok(e) if !e.errors.is_empty() => e
                 .errors
@@ -713,17 +724,20 @@ impl Client {
                 .map(|e| format!("{}: {}", e.code, e.message))
                 .collect::<Vec<_>>()
                 .join("; "),
-            _ => String::from_utf8_lossy(&bytes)
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(200)
-                .collect(),
+            _ if xml => ["Code", "Message"]
+                .iter()
+                .filter_map(|tag| xml_text(&body, tag))
+                .collect::<Vec<_>>()
+                .join(": "),
+            _ => body.lines().next().unwrap_or("").to_string(),
         };
-        if text.trim().is_empty() {
+        let text: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
+        let detail = if text.trim().is_empty() {
             String::new()
         } else {
             format!(": {}", self.scrub(text.trim().to_string()))
-        }
+        };
+        (detail, xml)
     }
 
     fn remember_secret(&self, s: &str) {
@@ -768,6 +782,13 @@ pub fn header_all<'a>(resp: &'a Resp, name: &str) -> impl Iterator<Item = &'a st
 }
 
 /// Reads a body of at most `cap` bytes; longer ones are refused, not truncated.
+/// The text of the first `<tag>…</tag>` of an XML error body.
+fn xml_text<'a>(body: &'a str, tag: &str) -> Option<&'a str> {
+    let start = body.find(&format!("<{tag}>"))? + tag.len() + 2;
+    let len = body[start..].find(&format!("</{tag}>"))?;
+    Some(body[start..start + len].trim()).filter(|t| !t.is_empty())
+}
+
 pub fn read_capped(resp: Resp, cap: u64) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::new();
     resp.into_body()
