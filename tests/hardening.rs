@@ -708,3 +708,87 @@ fn an_interrupted_write_takes_its_temporary_file_with_it() {
     );
     assert!(out.join("b.tar").is_file());
 }
+
+#[test]
+fn a_store_written_as_an_oci_layout_waits_for_its_garbage_collection() {
+    // `nobase push IMG oci:$STORE:x` found blobs present, a concurrent `rmi` collected
+    // them, and the tag then pointed at nothing (push exit 0, fsck failing). Writing
+    // into any layout now holds the lock a collection takes: while one holds it (as
+    // `flock` does here, exclusively, as `rmi` does), the push waits, then completes.
+    if !have("flock") {
+        return;
+    }
+    let env = Env::new();
+    let hello = hello_static();
+    env.nobase(&["build", "-q", hello.to_str().unwrap(), "-t", "h:1"])
+        .ok();
+    let other = format!("oci:{}:h", env.path("other").display());
+    env.nobase(&["push", "h:1", &other]).ok();
+    let held = env.path("held");
+    let mut gc = Command::new("flock")
+        .arg("-x")
+        .arg(env.store().join("blobs"))
+        .arg("-c")
+        .arg(format!("touch {}; sleep 2", held.display()))
+        .spawn()
+        .unwrap();
+    while !held.exists() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let store_as_layout = format!("oci:{}:via", env.store().display());
+    let mut push = env
+        .cmd(&["push", &other, &store_as_layout])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        push.try_wait().unwrap().is_none(),
+        "the push did not wait for the lock"
+    );
+    assert!(gc.wait().unwrap().success());
+    assert!(push.wait().unwrap().success());
+    assert_eq!(fsck(&env).0, 0);
+}
+
+#[test]
+fn blobs_no_image_uses_are_counted_by_fsck_and_collected_by_repair() {
+    // A build that only pushes elsewhere keeps its blobs in the store (the blob cache);
+    // with no tag to remove, no rmi ever collected them.
+    let env = Env::new();
+    let hello = hello_static();
+    let out = format!("oci:{}:x", env.path("out").display());
+    env.nobase(&["build", "-q", hello.to_str().unwrap(), "-o", &out])
+        .ok();
+    let blobs = || {
+        std::fs::read_dir(env.store().join("blobs/sha256"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(blobs(), 3);
+    let (code, j) = fsck(&env);
+    assert_eq!(code, 0, "unused blobs are not a fault: {j}");
+    assert_eq!(j["unused"]["blobs"], 3, "{j}");
+    assert_eq!(j["unused"]["removed"], false, "{j}");
+    let r = env.nobase(&["fsck"]).ok();
+    assert!(
+        r.stderr
+            .contains("3 blobs (330 KiB) no image uses: `nobase fsck --repair` deletes them"),
+        "{}",
+        r.stderr
+    );
+    let r = env.nobase(&["fsck", "--repair"]).ok();
+    assert!(
+        r.stderr.contains("deleted 3 blobs no image uses"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(blobs(), 0);
+    // Images with tags keep theirs.
+    env.nobase(&["build", "-q", hello.to_str().unwrap(), "-t", "k:1"])
+        .ok();
+    env.nobase(&["fsck", "--repair"]).ok();
+    assert_eq!(blobs(), 3);
+    assert_eq!(fsck(&env).1["unused"]["blobs"], 0);
+}

@@ -20,7 +20,8 @@ pub struct Args {
     /// An OCI layout directory to check [default: the local store]
     #[arg(value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// Delete corrupt blobs and temporary files left by interrupted writes.
+    /// Delete corrupt blobs and temporary files left by interrupted writes, and in the
+    /// store the blobs no image uses.
     #[arg(long)]
     repair: bool,
     /// Print the report as JSON.
@@ -30,13 +31,37 @@ pub struct Args {
 
 /// Runs `nobase fsck`; exit 1 when problems remain.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
-    let layout = match &a.dir {
-        Some(d) => nobase::oci::Layout::open(d)?,
-        None => g.store()?.layout().clone(),
+    let store = match &a.dir {
+        Some(_) => None,
+        None => Some(g.store()?),
+    };
+    let layout = match (&a.dir, &store) {
+        (Some(d), _) => nobase::oci::Layout::open(d)?,
+        (None, Some(s)) => s.layout().clone(),
+        (None, None) => unreachable!("the store was opened above"),
     };
     let report = nobase::oci::fsck(&layout, a.repair)?;
+    // In the store, blobs that no image uses (a build that only pushed, an rmi deferred
+    // or killed) are not a fault, but they take space: counted, and collected by
+    // --repair as rmi collects them.
+    let unused = match &store {
+        Some(s) if a.repair => Some(s.gc()?),
+        Some(s) => Some(s.unreferenced()?),
+        None => None,
+    };
+    if let Some(u) = &unused {
+        note_failed_deletions(g, u);
+    }
     if a.json {
-        print_json(&report)?;
+        let mut j = serde_json::to_value(&report)?;
+        if let Some(u) = &unused {
+            j["unused"] = serde_json::json!({
+                "blobs": u.removed,
+                "bytes": u.bytes,
+                "removed": a.repair && !u.deferred,
+            });
+        }
+        print_json(&j)?;
     } else {
         for f in &report.findings {
             // Messages name files of the layout, whose names may hold anything.
@@ -63,6 +88,33 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                 ""
             }
         )?;
+        match &unused {
+            Some(u) if u.deferred => {
+                g.note("blobs no image uses were left: another nobase is writing to the store")
+            }
+            Some(u) if u.removed > 0 && a.repair => g.note(format!(
+                "deleted {} blobs no image uses ({})",
+                u.removed,
+                human_size(u.bytes)
+            )),
+            Some(u) if u.removed > 0 => g.note(format!(
+                "{} blobs ({}) no image uses: `nobase fsck --repair` deletes them",
+                u.removed,
+                human_size(u.bytes)
+            )),
+            _ => {}
+        }
     }
     Ok(if report.clean() { 0 } else { 1 })
+}
+
+/// Says which blobs a collection could not delete, and why (a store another user
+/// owns): they stay, and so does their space.
+pub(super) fn note_failed_deletions(g: &Global, r: &nobase::store::GcReport) {
+    if let Some((d, why)) = r.failed.first() {
+        g.note(format!(
+            "could not delete {} unused blobs (the first, {d}: {why}); their space stays taken",
+            r.failed.len()
+        ));
+    }
 }

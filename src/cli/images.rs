@@ -139,6 +139,7 @@ pub fn rmi(g: &Global, args: RmiArgs) -> Result<i32> {
         }
     }
     let report = store.gc()?;
+    super::fsck::note_failed_deletions(g, &report);
     for (d, size) in &report.blobs {
         g.explain(format_args!("deleted {d} ({})", human_size(*size)));
     }

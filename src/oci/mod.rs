@@ -301,6 +301,9 @@ impl Layout {
     /// Writes every blob of `image` (from `from`) and records its top descriptor in the
     /// index under `ref_name` (replacing an entry of the same name), or unnamed.
     pub fn publish(&self, image: &Image, from: &dyn Blobs, ref_name: Option<&str>) -> Result<()> {
+        // Between finding a blob present and the tag that uses it, a collection (`nobase
+        // rmi` on this layout, when it is a store reached as `oci:DIR`) must not run.
+        let _guard = self.writer_guard()?;
         for d in image.blobs() {
             self.copy_blob(&d, from)?;
         }
@@ -320,6 +323,16 @@ impl Layout {
             });
             Ok(())
         })
+    }
+
+    /// Holds off garbage collection while blobs no tag references yet are written or
+    /// counted on: a shared lock on the blob directory, released when the file is
+    /// dropped (collection takes it exclusively, and waits for no one).
+    pub fn writer_guard(&self) -> Result<std::fs::File> {
+        let blobs = self.root.join("blobs");
+        let f = fsutil::open_dir(&blobs).io(|| format!("opening {}", blobs.display()))?;
+        fsutil::flock(&f, Lock::Shared, true).io(|| format!("locking {}", blobs.display()))?;
+        Ok(f)
     }
 
     /// Finds the index entry named `ref_name`, or the only entry when `None`.

@@ -44,8 +44,10 @@ pub struct GcReport {
     pub bytes: u64,
     /// True when another nobase was writing, so nothing was collected this time.
     pub deferred: bool,
-    /// The blobs removed, with their sizes.
+    /// The blobs removed (or, from [`Store::unreferenced`], removable), with their sizes.
     pub blobs: Vec<(Digest, u64)>,
+    /// Blobs that could not be removed, with why.
+    pub failed: Vec<(Digest, String)>,
 }
 
 impl Store {
@@ -70,10 +72,7 @@ impl Store {
     /// Holds off garbage collection while a build writes blobs that no tag references
     /// yet: a shared lock on the blob directory, released when the file is dropped.
     pub fn writer_guard(&self) -> Result<File> {
-        let blobs = self.layout.root().join("blobs");
-        let f = fsutil::open_dir(&blobs).io(|| format!("opening {}", blobs.display()))?;
-        fsutil::flock(&f, Lock::Shared, true).io(|| format!("locking {}", blobs.display()))?;
-        Ok(f)
+        self.layout.writer_guard()
     }
 
     /// The descriptor tagged `name`.
@@ -151,6 +150,19 @@ impl Store {
             .io(|| format!("opening {}", self.layout.root().display()))?;
         fsutil::flock(&root_dir, Lock::Exclusive, true)
             .io(|| format!("locking {}", self.layout.root().display()))?;
+        let report = self.sweep(true)?;
+        crate::layer::LayerCache::of(&self.layout).prune(&self.layout);
+        Ok(report)
+    }
+
+    /// The blobs no tag uses, which the next collection would remove (nothing is
+    /// locked: a build running now may still tag some of them).
+    pub fn unreferenced(&self) -> Result<GcReport> {
+        self.sweep(false)
+    }
+
+    /// Marks what the tags use and removes (`delete`) or counts the rest.
+    fn sweep(&self, delete: bool) -> Result<GcReport> {
         let mut live: BTreeSet<Digest> = BTreeSet::new();
         for m in self.layout.read_index()?.manifests {
             live.insert(m.digest.clone());
@@ -172,14 +184,16 @@ impl Store {
             };
             if !live.contains(&d) {
                 let len = e.metadata().map(|m| m.len()).unwrap_or(0);
-                if std::fs::remove_file(e.path()).is_ok() {
-                    report.removed += 1;
-                    report.bytes += len;
-                    report.blobs.push((d, len));
+                match delete.then(|| std::fs::remove_file(e.path())) {
+                    Some(Err(err)) => report.failed.push((d, err.to_string())),
+                    _ => {
+                        report.removed += 1;
+                        report.bytes += len;
+                        report.blobs.push((d, len));
+                    }
                 }
             }
         }
-        crate::layer::LayerCache::of(&self.layout).prune(&self.layout);
         Ok(report)
     }
 }
