@@ -390,6 +390,17 @@ impl Default for Flusher {
     }
 }
 
+/// Whether this process may create files in directory `dir` (access(2) with W_OK: a
+/// read-only mount or missing permission says no, as root too for the former).
+pub fn may_write(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a NUL-terminated path that lives for the call.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

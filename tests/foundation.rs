@@ -635,3 +635,45 @@ fn an_output_that_cannot_be_written_stops_the_build_before_any_is() {
         assert_eq!(images, serde_json::json!([]), "{bad}: a tag was written");
     }
 }
+
+#[test]
+fn an_output_on_a_read_only_mount_is_refused_before_anything_is_written() {
+    // `-t ok:1 -o oci:/ro/lay:x`: the tag was written, then the layout failed (exit 3).
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let ro = env.path("ro");
+    std::fs::create_dir(&ro).unwrap();
+    if run(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
+        .arg(&ro))
+    .code
+        != 0
+    {
+        return;
+    }
+    let bin = hello_static();
+    let r = env.nobase(&[
+        "build",
+        bin.to_str().unwrap(),
+        "-t",
+        "ok:1",
+        "-o",
+        &format!("oci:{}:x", ro.join("lay").display()),
+    ]);
+    let r2 = env.nobase(&[
+        "build",
+        bin.to_str().unwrap(),
+        "-t",
+        "ok:2",
+        "-o",
+        &format!("oci-archive:{}", ro.join("a.tar").display()),
+    ]);
+    run(Command::new("umount").arg(&ro));
+    for r in [r, r2] {
+        assert_eq!(r.code, 3, "{}", r.stderr);
+        assert!(r.stderr.contains("is not writable"), "{}", r.stderr);
+    }
+    assert_eq!(env.nobase(&["images", "-q"]).ok().stdout, "");
+}

@@ -175,12 +175,33 @@ fn writable(r: &ImageRef) -> nobase::Result<()> {
             if !dir.is_dir() {
                 return Err(cannot(dir, "is not an existing directory"));
             }
+            if !nobase::fsutil::may_write(dir) {
+                return Err(cannot(dir, "is not writable"));
+            }
             if file.is_dir() {
                 return Err(cannot(file, "is a directory; name the archive file"));
             }
         }
         ImageRef::Oci { dir, .. } if dir.exists() && !dir.is_dir() => {
             return Err(cannot(dir, "exists and is not a directory"));
+        }
+        ImageRef::Oci { dir, .. } => {
+            // The layout, or the directory it will be made in, must take new files (a
+            // read-only mount, another user's directory).
+            let existing = dir
+                .ancestors()
+                .map(|d| {
+                    if d.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        d
+                    }
+                })
+                .find(|d| d.exists())
+                .unwrap_or(Path::new("."));
+            if !nobase::fsutil::may_write(existing) {
+                return Err(cannot(existing, "is not writable"));
+            }
         }
         _ => {}
     }
