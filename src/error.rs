@@ -11,7 +11,7 @@ pub enum Error {
     /// An I/O operation failed; `action` names it with its path (`reading /x`).
     // The OS error is part of the message rather than a `source`, so that chains printed
     // with `{:#}` do not repeat it.
-    #[error("{action}: {cause}")]
+    #[error("{action}: {cause}{}", full_disk_hint(.cause))]
     Io {
         /// What was being done, with the object (`writing /store/index.json`).
         action: String,
@@ -87,6 +87,16 @@ pub fn input_error(path: &std::path::Path, what: &str, cause: io::Error) -> Erro
             action: format!("cannot read {}", path.display()),
             cause,
         }
+    }
+}
+
+/// What to do about a full disk or quota, after the OS's words.
+fn full_disk_hint(cause: &io::Error) -> &'static str {
+    match cause.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+            "; free space there, or write elsewhere (--store DIR, or another -o)"
+        }
+        _ => "",
     }
 }
 

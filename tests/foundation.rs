@@ -677,3 +677,53 @@ fn an_output_on_a_read_only_mount_is_refused_before_anything_is_written() {
     }
     assert_eq!(env.nobase(&["images", "-q"]).ok().stdout, "");
 }
+
+#[test]
+fn a_full_disk_is_named_as_the_output_not_the_input() {
+    // It said "reading /usr/local/bin/terraform: No space left on device".
+    if !is_root() {
+        return;
+    }
+    let env = Env::new();
+    let small = env.path("small");
+    std::fs::create_dir(&small).unwrap();
+    if run(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&small))
+    .code
+        != 0
+    {
+        return;
+    }
+    // 3 MiB that do not compress.
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    let data: Vec<u8> = (0..3 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(env.path("big"), data).unwrap();
+    let store = small.join("store");
+    let r = run(env
+        .cmd(&[
+            "build",
+            hello_static().to_str().unwrap(),
+            "--add",
+            "big:/data/big",
+            "-t",
+            "big:1",
+        ])
+        .env("NOBASE_STORE", &store));
+    run(Command::new("umount").arg(&small));
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("writing the layer into the store: No space left on device")
+            && r.stderr.contains("free space there, or write elsewhere"),
+        "{}",
+        r.stderr
+    );
+}

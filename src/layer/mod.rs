@@ -243,9 +243,19 @@ fn write_entries<W: Write>(
                         // the pipeline's blocks, then padded to the tar record size.
                         tar.append_data(&mut h, path, io::empty()).map_err(fail)?;
                         let w = tar.get_mut();
+                        // The pipeline writes the layer as it reads: a full disk is the
+                        // output's failure, not the input's.
                         let got = w
                             .read_from(&mut crate::progress::Counted(f), *size)
-                            .io(|| format!("reading {}", src.display()))?;
+                            .map_err(|cause| Error::Io {
+                                action: match cause.raw_os_error() {
+                                    Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+                                        "writing the layer into the store".to_string()
+                                    }
+                                    _ => format!("reading {}", src.display()),
+                                },
+                                cause,
+                            })?;
                         if got < *size {
                             return Err(Error::Invalid(format!(
                                 "{} shrank while it was being archived; build again when it is no longer changing",
