@@ -141,6 +141,12 @@ fn cases(env: &Env, port: u16) -> Vec<Case> {
             "nobase: invalid value '253402300800' for '--source-date-epoch <SECONDS>': 253402300800 is not in 0..=253402300799\n",
         ),
         (
+            "build: a FreeBSD program",
+            s(&["build", "hello-freebsd"]),
+            1,
+            "nobase: hello-freebsd is a freebsd program (freebsd/amd64), and containers run on Linux, whose kernel cannot start it; build it for Linux (for Go: GOOS=linux)\n",
+        ),
+        (
             "push: an upload chunk size of 0",
             s(&["NOBASE_CHUNK_SIZE=0", "push", "hello:1", &registry]),
             2,
@@ -154,6 +160,10 @@ fn each_command_explains_a_representative_error() {
     let env = Env::new();
     std::fs::copy(hello_dynamic(), env.path("hello")).unwrap();
     std::fs::copy(hello_static(), env.path("hello-static")).unwrap();
+    // The same program marked FreeBSD in its ELF OS/ABI byte, as Go's GOOS=freebsd.
+    let mut bsd = std::fs::read(hello_static()).unwrap();
+    bsd[7] = 9;
+    std::fs::write(env.path("hello-freebsd"), bsd).unwrap();
     std::fs::write(env.path("hello.c"), "int main(void) { return 0; }\n").unwrap();
     env.nobase(&["build", "hello", "-t", "hello:1"]).ok();
     // A loopback port with nothing listening.

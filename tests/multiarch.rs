@@ -663,3 +663,70 @@ fn archives_and_registries_receive_the_index() {
     let arm_cfg = skopeo_inspect(&["--override-arch", "arm64", "--tls-verify=false", &remote]);
     assert_eq!(arm_cfg.unwrap()["Architecture"], "arm64");
 }
+
+/// The smallest i386 program: writes "hi\n" with int 0x80 and exits 0 (118 bytes, one
+/// PT_LOAD at 0x08048000, no sections), assembled by hand.
+fn tiny_i386() -> Vec<u8> {
+    let base: u32 = 0x0804_8000;
+    let code_at: u32 = 52 + 32;
+    let mut code: Vec<u8> = Vec::new();
+    let msg_at = base + code_at + 31;
+    code.extend([0xb8, 4, 0, 0, 0]); // mov eax, 4 (write)
+    code.extend([0xbb, 1, 0, 0, 0]); // mov ebx, 1
+    code.push(0xb9); // mov ecx, msg
+    code.extend(msg_at.to_le_bytes());
+    code.extend([0xba, 3, 0, 0, 0]); // mov edx, 3
+    code.extend([0xcd, 0x80]); // int 0x80
+    code.extend([0xb8, 1, 0, 0, 0]); // mov eax, 1 (exit)
+    code.extend([0x31, 0xdb]); // xor ebx, ebx
+    code.extend([0xcd, 0x80]); // int 0x80
+    assert_eq!(code.len(), 31);
+    code.extend(b"hi\n");
+    let size = code_at + code.len() as u32;
+    let mut f: Vec<u8> = vec![0x7f, b'E', b'L', b'F', 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    f.extend(2u16.to_le_bytes()); // ET_EXEC
+    f.extend(3u16.to_le_bytes()); // EM_386
+    f.extend(1u32.to_le_bytes());
+    f.extend((base + code_at).to_le_bytes()); // entry
+    f.extend(52u32.to_le_bytes()); // phoff
+    f.extend(0u32.to_le_bytes()); // shoff
+    f.extend(0u32.to_le_bytes()); // flags
+    for v in [52u16, 32, 1, 40, 0, 0] {
+        f.extend(v.to_le_bytes());
+    }
+    for v in [1u32, 0, base, base, size, size, 5, 0x1000] {
+        f.extend(v.to_le_bytes()); // PT_LOAD, R+X
+    }
+    f.extend(code);
+    assert_eq!(f.len() as u32, size);
+    f
+}
+
+#[test]
+fn i386_programs_count_as_runnable_on_amd64() {
+    // An x86_64 kernel runs i386 programs (IA-32 emulation), as Docker does with
+    // linux/386 images there: `run` refused them as "exec format error".
+    if image_host_arch() != "amd64" {
+        return;
+    }
+    let env = Env::new();
+    let p = env.path("hi386");
+    std::fs::write(&p, tiny_i386()).unwrap();
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let j = build_json(&env, &[s(&p), "-t", "i386:1"]);
+    assert_eq!(j["platform"], "linux/386", "{j}");
+    env.nobase(&["check", "i386:1"]).ok();
+    // Under runc only where this kernel has IA-32 emulation (it can be built without).
+    let native = Command::new(&p).output().is_ok_and(|o| o.stdout == b"hi\n");
+    if native && have("runc") && is_root() {
+        let r = env.nobase(&["run", "i386:1"]).ok();
+        assert_eq!(r.stdout, "hi\n");
+    }
+}
+
+fn image_host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        other => other,
+    }
+}

@@ -148,6 +148,15 @@ pub fn read_executable(path: &Path) -> Result<ElfInfo> {
 /// class, ARM variant), or `wanted` (`--platform`), which may name a variant or an
 /// architecture the header does not, but not contradict its architecture.
 pub fn platform_of(path: &Path, info: &ElfInfo, wanted: Option<&Platform>) -> Result<Platform> {
+    if info.os != "linux" {
+        return Err(Error::Refused(format!(
+            "{} is a {} program ({}), and containers run on Linux, whose kernel cannot start \
+             it; build it for Linux (for Go: GOOS=linux)",
+            path.display(),
+            info.os,
+            info.platform().unwrap_or_else(|| info.os.clone())
+        )));
+    }
     match (wanted, &info.architecture) {
         (Some(w), Some(arch)) if &w.architecture != arch => Err(Error::Usage(format!(
             "--platform {w} does not fit {}: it is a {} program ({}); an image declaring \

@@ -804,8 +804,19 @@ impl Checker<'_> {
 
     /// Machine and class against the platform, and a file long enough for its segments.
     fn elf_fits(&mut self, shown: &str, info: &ElfInfo, size: u64, role: &str) -> bool {
+        if info.os != "linux" {
+            self.problem(
+                Code::WrongArchitecture,
+                Some(shown),
+                format!("{shown}{role} is a {} program, which the Linux kernel under every container does not run as one (it fails or crashes at start); rebuild it for Linux (for Go: GOOS=linux)", info.os),
+            );
+            return false;
+        }
         let arch = elf::oci_arch(info.e_machine, info.class, info.little_endian);
-        if arch != Some(self.platform.architecture.as_str()) {
+        // An amd64 kernel runs i386 programs too (IA-32 emulation).
+        let fits = arch == Some(self.platform.architecture.as_str())
+            || (arch == Some("386") && self.platform.architecture == "amd64");
+        if !fits {
             let is = match arch {
                 Some(a) => format!("linux/{a}"),
                 None => "a machine no OCI platform names".into(),

@@ -124,6 +124,10 @@ pub struct ElfInfo {
     pub architecture: Option<String>,
     /// OCI variant (`v7` for 32-bit ARM), when one applies.
     pub variant: Option<String>,
+    /// The operating system it is for, as OCI names it: `linux` unless the ELF OS/ABI
+    /// byte names another (FreeBSD, NetBSD, OpenBSD, Solaris) or Go's build settings say
+    /// `GOOS` is another.
+    pub os: String,
     /// Static, dynamic, shared library…
     #[serde(rename = "type")]
     pub kind: Kind,
@@ -160,9 +164,10 @@ impl ElfInfo {
     /// The OCI platform `os/arch[/variant]`, if the machine is known.
     pub fn platform(&self) -> Option<String> {
         let arch = self.architecture.as_deref()?;
+        let os = &self.os;
         Some(match &self.variant {
-            Some(v) => format!("linux/{arch}/{v}"),
-            None => format!("linux/{arch}"),
+            Some(v) => format!("{os}/{arch}/{v}"),
+            None => format!("{os}/{arch}"),
         })
     }
 
@@ -497,6 +502,14 @@ pub fn parse(src: &dyn ReadAt) -> Result<ElfInfo> {
     };
 
     let (name, arch, variant) = machine_names(e_machine, is64, le);
+    // EI_OSABI: Linux programs say SYSV (0) or GNU (3), ARM's may say ARM_AEABI (64).
+    let os = match ident[7] {
+        2 => "netbsd",
+        6 => "solaris",
+        9 => "freebsd",
+        12 => "openbsd",
+        _ => "linux",
+    };
     let mut info = ElfInfo {
         class: if is64 { 64 } else { 32 },
         little_endian: le,
@@ -505,6 +518,7 @@ pub fn parse(src: &dyn ReadAt) -> Result<ElfInfo> {
         machine: name.to_string(),
         architecture: arch.map(str::to_string),
         variant: variant.map(str::to_string),
+        os: os.to_string(),
         kind: Kind::Other,
         interpreter,
         soname: None,
@@ -597,6 +611,12 @@ pub fn parse(src: &dyn ReadAt) -> Result<ElfInfo> {
         _ => Kind::Other,
     };
     info.go = go::read(&r, &segments, &sections);
+    // NetBSD's Go programs keep OS/ABI 0; Go says which system it built for.
+    if let Some(goos) = info.go.as_ref().and_then(|g| g.settings.get("GOOS")) {
+        if goos != "linux" && goos != "android" {
+            info.os = goos.clone();
+        }
+    }
     if e_machine == 40 && info.architecture.is_some() {
         // Go records GOARM in its build info and writes no attributes section.
         let goarm = info.go.as_ref().and_then(|g| g.settings.get("GOARM"));

@@ -549,6 +549,14 @@ pub fn platform_matches(have: &Platform, want: &Platform) -> bool {
         && (want.variant.is_none() || have.variant == want.variant)
 }
 
+/// Whether this machine's kernel runs programs of `p` natively: its own platform, and
+/// linux/386 on linux/amd64 (the kernel's IA-32 emulation, which Docker relies on too).
+pub fn host_runs(p: &Platform) -> bool {
+    let host = host_platform();
+    platform_matches(p, &host)
+        || (p.os == host.os && host.architecture == "amd64" && p.architecture == "386")
+}
+
 /// The platform of the machine nobase runs on.
 pub fn host_platform() -> Platform {
     let arch = match std::env::consts::ARCH {

@@ -8,7 +8,7 @@ use crate::build::extras::NOBODY_UID;
 use crate::check;
 use crate::elf::ReadAt;
 use crate::error::{Error, Result};
-use crate::image::{host_platform, platform_matches, ImageConfig};
+use crate::image::{host_platform, ImageConfig};
 use crate::root::{HostRoot, Meta, Root};
 use std::io;
 use std::path::Path;
@@ -57,7 +57,7 @@ pub fn check(
     // check's analysis judges the image against its own platform; whether this machine
     // can execute that platform is the run's question.
     let (platform, host) = (image.platform(), host_platform());
-    if !image.architecture.is_empty() && !platform_matches(&platform, &host) {
+    if !image.architecture.is_empty() && !crate::image::host_runs(&platform) {
         return Err(Error::Refused(format!(
             "{program} is built for {platform} and this machine is {host}: it would stop with \"exec format error\"; \
              pick another variant with --platform, or run it where it belongs (--no-check starts it anyway, e.g. under qemu-user binfmt)"
