@@ -766,12 +766,15 @@ fn cross_architecture_build_from_a_sysroot() {
         &exe,
         &[],
     );
-    // Against the host it cannot resolve, and says which sysroot to use.
-    let r = env
-        .nobase(&["build", exe.to_str().unwrap(), "-o", "oci:x"])
-        .code(1);
-    assert!(r.stderr.contains("--sysroot"), "{}", r.stderr);
-    assert!(r.stderr.contains("aarch64-linux-gnu"), "{}", r.stderr);
+    // Against the host it cannot resolve (unless arm64 is one of the host's dpkg
+    // architectures), and says which sysroot to use.
+    if !Path::new("/lib/ld-linux-aarch64.so.1").exists() {
+        let r = env
+            .nobase(&["build", exe.to_str().unwrap(), "-o", "oci:x"])
+            .code(1);
+        assert!(r.stderr.contains("--sysroot"), "{}", r.stderr);
+        assert!(r.stderr.contains("aarch64-linux-gnu"), "{}", r.stderr);
+    }
     let ij = env
         .nobase(&[
             "inspect",

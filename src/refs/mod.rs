@@ -66,20 +66,64 @@ fn validate_name(name: &str) -> std::result::Result<(), &'static str> {
             && name.contains('/')
             && (comp.contains('.') || comp.contains(':') || comp == "localhost");
         let ok = if host_ok {
-            comp.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'))
-                && comp.as_bytes()[0].is_ascii_alphanumeric()
+            valid_host(comp)
         } else {
-            comp.bytes().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-            }) && comp.as_bytes()[0].is_ascii_alphanumeric()
-                && comp.as_bytes()[comp.len() - 1].is_ascii_alphanumeric()
+            valid_component(comp)
         };
         if !ok {
             return Err("it has characters that image names cannot have");
         }
     }
     Ok(())
+}
+
+/// A path component as the distribution grammar has it: lowercase letters and digits,
+/// runs of them joined by one `.`, one or two `_`, or any number of `-`
+/// (`a___b` and `a..b` are not names, and registries refuse them).
+fn valid_component(comp: &str) -> bool {
+    let b = comp.as_bytes();
+    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &comp[start..i];
+        if !(sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|c| c == b'-')) {
+            return false;
+        }
+    }
+    true
+}
+
+/// A registry host: DNS labels (letters, digits, `-`) joined by `.`, or `[IPv6]`, and an
+/// optional port of digits.
+fn valid_host(comp: &str) -> bool {
+    let (host, port) = match comp.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || comp.starts_with('[') => (h, Some(p)),
+        _ => (comp, None),
+    };
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        !v6.is_empty() && v6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':')
+    } else {
+        !host.is_empty()
+            && host.split('.').all(|l| {
+                !l.is_empty()
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            })
+    };
+    port_ok && host_ok
 }
 
 fn validate_tag(tag: &str) -> std::result::Result<(), &'static str> {
@@ -202,6 +246,12 @@ impl ImageRef {
             Err(Error::Usage(format!(
                 "{s} is a path, not an image reference: an OCI layout directory is oci:{s}, an archive oci-archive:{s} or docker-archive:{s}, and a program becomes an image with `nobase build {s}`"
             )))
+        } else if let Some((t, _)) = s.split_once(':').filter(|(t, _)| {
+            matches!(*t, "dir" | "docker-daemon" | "containers-storage" | "ostree" | "sif" | "tarball")
+        }) {
+            Err(Error::Usage(format!(
+                "{s:?}: nobase does not read {t}: images; use NAME[:TAG], oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG] (skopeo copy turns the others into one of these)"
+            )))
         } else if s.contains("://") {
             Err(Error::Usage(format!(
                 "{s:?}: unknown transport; use NAME[:TAG], oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG]"
@@ -251,15 +301,23 @@ fn parse_registry(rest: &str) -> Result<RegistryRef> {
              --creds-file or a docker config.json",
         ));
     }
-    let (host, path) = rest.split_once('/').ok_or_else(|| {
-        bad("no repository (a Docker Hub image is docker://docker.io/library/NAME[:TAG])")
-    })?;
-    if host.is_empty()
-        || !host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
-    {
-        return Err(bad("invalid host"));
+    // As docker and skopeo read it: the first component is a registry host only when it
+    // has a '.' or a ':' or is `localhost`; otherwise the image is on Docker Hub, where
+    // a one-component name is under `library/`.
+    let (host, path) = match rest.split_once('/') {
+        Some((h, p)) if h.contains('.') || h.contains(':') || h == "localhost" => {
+            (h, p.to_string())
+        }
+        Some(_) => ("docker.io", rest.to_string()),
+        None => ("docker.io", format!("library/{rest}")),
+    };
+    let path = match path.split_once('/') {
+        None if host == "docker.io" => format!("library/{path}"),
+        _ => path,
+    };
+    let path = path.as_str();
+    if !valid_host(host) {
+        return Err(bad("invalid host (a name or address, and a port of 1 to 65535)"));
     }
     let (path, digest) = match path.split_once('@') {
         Some((p, d)) => (p, Some(Digest::parse(d).map_err(|e| bad(&e.to_string()))?)),
@@ -346,8 +404,23 @@ mod tests {
             ("/abs", None),
             ("a//b", None),
             ("oci:", None),
-            ("docker://host", None),
+            // As docker and skopeo: a first component without '.', ':' or `localhost`
+            // is a Docker Hub path, and one component is under library/.
+            ("docker://host", Some("docker://docker.io/library/host:latest")),
+            ("docker://library/hello", Some("docker://docker.io/library/hello:latest")),
+            ("docker://team/app:2", Some("docker://docker.io/team/app:2")),
+            ("docker://localhost/a", Some("docker://localhost/a:latest")),
             ("docker://host/Repo", None),
+            ("docker://127.0.0.1:99999/x", None),
+            ("docker://r.example:/x", None),
+            ("docker://-r.example/x", None),
+            // The distribution grammar's separators: one '.', one or two '_', '-'s.
+            ("a__b-c--d.e:1", Some("a__b-c--d.e:1")),
+            ("a___b:1", None),
+            ("a..b", None),
+            ("a._b", None),
+            ("localhost:abc/a", None),
+            ("dir:/tmp/x", None),
             ("docker://host/r@sha256:../../x", None),
             ("ftp://x/y", None),
         ];
@@ -379,10 +452,10 @@ mod tests {
             assert!(!e.contains("s3cret") && !e.contains("cr3t"), "{e}");
             assert!(e.contains("--creds"), "{e}");
         }
-        let e = ImageRef::parse("docker://alpine:3")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("docker.io/library/"), "{e}");
+        assert_eq!(
+            ImageRef::parse("docker://alpine:3").unwrap().to_string(),
+            "docker://docker.io/library/alpine:3"
+        );
         // A digest of another algorithm is a digest error, shown whole.
         let e = ImageRef::parse("docker://host/r@sha512:abc")
             .unwrap_err()
