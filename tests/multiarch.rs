@@ -210,13 +210,31 @@ fn amd64_and_arm64_make_one_index_that_skopeo_and_runtimes_read() {
     for (platform, image) in [(None, &images[0]), (Some("linux/arm64"), &images[1])] {
         let mut args = vec!["check", "--json", "app:1"];
         args.extend(platform.iter().flat_map(|p| ["--platform", *p]));
-        let c = env.nobase(&args).ok().json();
+        let r = env.nobase(&args).ok();
+        let c = r.json();
         assert_eq!(c["ok"], true, "{c}");
+        // Which of the platforms was checked is said, with the others.
+        let checked = platform.unwrap_or("linux/amd64");
+        assert!(
+            r.stderr.contains(&format!(
+                "checked {checked} of the image's 2 platforms (linux/amd64, linux/arm64); --platform checks another"
+            )),
+            "{}",
+            r.stderr
+        );
         let mut args = vec!["tree", "--json", "app:1"];
         args.extend(platform.iter().flat_map(|p| ["--platform", *p]));
         let t = env.nobase(&args).ok().json();
         assert_eq!(t["platform"], image["platform"], "{t}");
         assert_eq!(t["layers"][0]["digest"], image["layers"][0]["digest"]);
+    }
+    // Platforms as containerd reads them: aliases and the v8 of arm64.
+    for alias in ["linux/aarch64", "arm64/v8", "linux/arm64/v8"] {
+        let c = env
+            .nobase(&["check", "--json", "--platform", alias, "app:1"])
+            .ok()
+            .json();
+        assert_eq!(c["ok"], true, "{alias}: {c}");
     }
     for cmd in ["check", "tree", "run"] {
         let r = env

@@ -81,6 +81,23 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
     for step in &report.passed {
         g.explain(format_args!("nobase: passed: {step}"));
     }
+    // A multi-platform image is checked for one platform: say which, and how to check
+    // the others (the verdict is that platform's only).
+    let all: Vec<String> = src
+        .image
+        .manifests
+        .iter()
+        .map(|m| m.config.platform().to_string())
+        .filter(|p| p != "unknown/unknown")
+        .collect();
+    if all.len() > 1 {
+        g.note(format!(
+            "checked {} of the image's {} platforms ({}); --platform checks another",
+            image.config.platform(),
+            all.len(),
+            all.join(", ")
+        ));
+    }
     if args.json {
         print_json(&report)?;
     } else if !g.quiet {

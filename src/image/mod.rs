@@ -131,8 +131,16 @@ impl Platform {
     /// Parses `os/arch[/variant]` (or `arch`, meaning linux).
     pub fn parse(s: &str) -> Result<Platform> {
         let parts: Vec<&str> = s.split('/').collect();
+        // As containerd reads them: `arm/v7` and `arm64` name an architecture (with a
+        // variant) on Linux; aliases and default variants are normalized below.
         let (os, arch, variant) = match parts.as_slice() {
             [arch] => ("linux", *arch, None),
+            [arch, v]
+                if !KNOWN_OS.contains(&arch.to_ascii_lowercase().as_str())
+                    && (KNOWN_ARCH.contains(arch) || normalize_arch(arch, None).0 != *arch) =>
+            {
+                ("linux", *arch, Some(v.to_string()))
+            }
             [os, arch] => (*os, *arch, None),
             [os, arch, v] => (*os, *arch, Some(v.to_string())),
             _ => {
@@ -146,11 +154,63 @@ impl Platform {
                 "invalid platform {s:?}: use os/arch[/variant], e.g. linux/arm64"
             )));
         }
+        let (architecture, variant) = normalize_arch(arch, variant.as_deref());
         Ok(Platform {
-            architecture: arch.to_string(),
-            os: os.to_string(),
+            architecture,
+            os: os.to_ascii_lowercase(),
             variant,
         })
+    }
+}
+
+/// Operating systems OCI platforms name (GOOS values).
+const KNOWN_OS: &[&str] = &[
+    "linux",
+    "windows",
+    "darwin",
+    "freebsd",
+    "netbsd",
+    "openbsd",
+    "solaris",
+    "illumos",
+    "android",
+    "ios",
+    "aix",
+    "plan9",
+    "dragonfly",
+    "js",
+    "wasip1",
+];
+
+/// Architectures OCI platforms name (GOARCH values).
+const KNOWN_ARCH: &[&str] = &[
+    "386", "amd64", "arm", "arm64", "ppc64", "ppc64le", "s390x", "riscv64", "mips", "mipsle",
+    "mips64", "mips64le", "loong64", "wasm",
+];
+
+/// An architecture and variant as containerd normalizes them: the kernel's and
+/// Debian's names (`x86_64`, `aarch64`, `i686`, `armhf`) become Go's, `arm` without a
+/// variant is `v7`, `arm64/v8` is plain `arm64`, and a bare `7` is `v7`.
+fn normalize_arch(arch: &str, variant: Option<&str>) -> (String, Option<String>) {
+    let variant = variant.map(|v| {
+        if v.bytes().all(|b| b.is_ascii_digit() || b == b'.') && !v.is_empty() {
+            format!("v{v}")
+        } else {
+            v.to_string()
+        }
+    });
+    let lower = arch.to_ascii_lowercase();
+    match lower.as_str() {
+        "i386" | "i486" | "i586" | "i686" | "x86" => ("386".into(), variant),
+        "x86_64" | "x86-64" | "amd64" => ("amd64".into(), variant.filter(|v| v != "v1")),
+        "aarch64" | "arm64" => (
+            "arm64".into(),
+            variant.filter(|v| !matches!(v.as_str(), "v8" | "v8.0")),
+        ),
+        "armhf" => ("arm".into(), Some("v7".into())),
+        "armel" => ("arm".into(), Some("v6".into())),
+        "arm" => ("arm".into(), Some(variant.unwrap_or_else(|| "v7".into()))),
+        _ => (arch.to_string(), variant),
     }
 }
 
@@ -544,9 +604,13 @@ impl Image {
 
 /// True when `have` satisfies `want` (a missing variant in `want` matches any).
 pub fn platform_matches(have: &Platform, want: &Platform) -> bool {
+    // An index entry `arm` without a variant is v7, and `arm64/v8` is `arm64`, for both
+    // sides alike.
+    let (have_arch, have_variant) = normalize_arch(&have.architecture, have.variant.as_deref());
+    let (want_arch, want_variant) = normalize_arch(&want.architecture, want.variant.as_deref());
     have.os == want.os
-        && have.architecture == want.architecture
-        && (want.variant.is_none() || have.variant == want.variant)
+        && have_arch == want_arch
+        && (want_variant.is_none() || have_variant == want_variant)
 }
 
 /// Whether this machine's kernel runs programs of `p` natively: its own platform, and
@@ -579,6 +643,48 @@ pub fn host_platform() -> Platform {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platforms_are_read_as_containerd_reads_them() {
+        for (given, want) in [
+            ("linux/arm64", "linux/arm64"),
+            ("arm64", "linux/arm64"),
+            ("linux/arm64/v8", "linux/arm64"),
+            ("arm64/v8", "linux/arm64"),
+            ("linux/aarch64", "linux/arm64"),
+            ("linux/x86_64", "linux/amd64"),
+            ("linux/i386", "linux/386"),
+            ("linux/arm", "linux/arm/v7"),
+            ("arm/v7", "linux/arm/v7"),
+            ("arm/v5", "linux/arm/v5"),
+            ("linux/arm/7", "linux/arm/v7"),
+            ("linux/armhf", "linux/arm/v7"),
+            ("Linux/amd64", "linux/amd64"),
+            ("freebsd/amd64", "freebsd/amd64"),
+        ] {
+            assert_eq!(Platform::parse(given).unwrap().to_string(), want, "{given}");
+        }
+        // An index entry written `arm` (v7) or `arm64/v8` matches the normalized request.
+        let entry = |a: &str, v: Option<&str>| Platform {
+            os: "linux".into(),
+            architecture: a.into(),
+            variant: v.map(Into::into),
+        };
+        let want = |s: &str| Platform::parse(s).unwrap();
+        assert!(platform_matches(&entry("arm", None), &want("linux/arm")));
+        assert!(platform_matches(
+            &entry("arm64", Some("v8")),
+            &want("linux/arm64/v8")
+        ));
+        assert!(platform_matches(
+            &entry("arm64", Some("v8")),
+            &want("linux/arm64")
+        ));
+        assert!(!platform_matches(
+            &entry("arm", Some("v5")),
+            &want("linux/arm")
+        ));
+    }
 
     #[test]
     fn config_serialization_is_deterministic_and_keeps_unknown_fields() {

@@ -247,7 +247,10 @@ impl ImageRef {
                 "{s} is a path, not an image reference: an OCI layout directory is oci:{s}, an archive oci-archive:{s} or docker-archive:{s}, and a program becomes an image with `nobase build {s}`"
             )))
         } else if let Some((t, _)) = s.split_once(':').filter(|(t, _)| {
-            matches!(*t, "dir" | "docker-daemon" | "containers-storage" | "ostree" | "sif" | "tarball")
+            matches!(
+                *t,
+                "dir" | "docker-daemon" | "containers-storage" | "ostree" | "sif" | "tarball"
+            )
         }) {
             Err(Error::Usage(format!(
                 "{s:?}: nobase does not read {t}: images; use NAME[:TAG], oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG] (skopeo copy turns the others into one of these)"
@@ -317,7 +320,9 @@ fn parse_registry(rest: &str) -> Result<RegistryRef> {
     };
     let path = path.as_str();
     if !valid_host(host) {
-        return Err(bad("invalid host (a name or address, and a port of 1 to 65535)"));
+        return Err(bad(
+            "invalid host (a name or address, and a port of 1 to 65535)",
+        ));
     }
     let (path, digest) = match path.split_once('@') {
         Some((p, d)) => (p, Some(Digest::parse(d).map_err(|e| bad(&e.to_string()))?)),
@@ -406,8 +411,14 @@ mod tests {
             ("oci:", None),
             // As docker and skopeo: a first component without '.', ':' or `localhost`
             // is a Docker Hub path, and one component is under library/.
-            ("docker://host", Some("docker://docker.io/library/host:latest")),
-            ("docker://library/hello", Some("docker://docker.io/library/hello:latest")),
+            (
+                "docker://host",
+                Some("docker://docker.io/library/host:latest"),
+            ),
+            (
+                "docker://library/hello",
+                Some("docker://docker.io/library/hello:latest"),
+            ),
             ("docker://team/app:2", Some("docker://docker.io/team/app:2")),
             ("docker://localhost/a", Some("docker://localhost/a:latest")),
             ("docker://host/Repo", None),
