@@ -727,3 +727,25 @@ fn a_full_disk_is_named_as_the_output_not_the_input() {
         r.stderr
     );
 }
+
+#[test]
+fn a_tag_another_tool_wrote_without_a_colon_is_name_latest_everywhere() {
+    // `umoci tag … v2` writes the ref name "v2": `images` listed it as v2:latest, and
+    // `check v2` / `rmi v2` then said there was no such image.
+    if !have("umoci") {
+        return;
+    }
+    let env = Env::new();
+    let bin = hello_static();
+    build_json(&env, &[bin.to_str().unwrap(), "-t", "hello:1"]);
+    let image = format!("{}:hello:1", env.store().display());
+    assert_eq!(
+        run(Command::new("umoci").args(["tag", "--image", &image, "v2"])).code,
+        0
+    );
+    let r = env.nobase(&["images", "-q"]).ok();
+    assert!(r.stdout.lines().any(|l| l == "v2:latest"), "{}", r.stdout);
+    env.nobase(&["check", "v2"]).ok();
+    env.nobase(&["rmi", "v2"]).ok();
+    assert_eq!(env.nobase(&["images", "-q"]).ok().stdout, "hello:1\n");
+}

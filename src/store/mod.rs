@@ -50,6 +50,15 @@ pub struct GcReport {
     pub failed: Vec<(Digest, String)>,
 }
 
+/// Whether index entry `m` is the tag `name`: its ref name read as `nobase images`
+/// lists it, so a tag other tools wrote without `:TAG` (`umoci tag … v2`) is `v2:latest`
+/// for every command.
+fn names(m: &Descriptor, name: &NameTag) -> bool {
+    m.ref_name()
+        .and_then(|r| NameTag::parse(r).ok())
+        .is_some_and(|n| &n == name)
+}
+
 impl Store {
     /// Opens the store at `path`, creating it if needed.
     pub fn open(path: &Path) -> Result<Store> {
@@ -82,7 +91,7 @@ impl Store {
             .read_index()?
             .manifests
             .into_iter()
-            .find(|m| m.ref_name() == Some(key.as_str()))
+            .find(|m| names(m, name))
             .ok_or_else(|| {
                 Error::Invalid(format!(
                     "no image {key} in the store {}; `nobase images` lists what is there",
@@ -120,7 +129,7 @@ impl Store {
             let pos = index
                 .manifests
                 .iter()
-                .position(|m| m.ref_name() == Some(key.as_str()))
+                .position(|m| names(m, name))
                 .ok_or_else(|| {
                     Error::Invalid(format!(
                         "no image {key} in the store {root}; `nobase images` lists what is there"
