@@ -147,6 +147,12 @@ fn cases(env: &Env, port: u16) -> Vec<Case> {
             "nobase: hello-freebsd is a freebsd program (freebsd/amd64), and containers run on Linux, whose kernel cannot start it; build it for Linux (for Go: GOOS=linux)\n",
         ),
         (
+            "images: a --store that is another directory (a typo), which is left alone",
+            s(&["--store", "notastore", "images"]),
+            2,
+            "nobase: notastore is not a nobase store (it has files but no oci-layout); point --store or NOBASE_STORE at a store, or at a new or empty directory to make one\n",
+        ),
+        (
             "push: an upload chunk size of 0",
             s(&["NOBASE_CHUNK_SIZE=0", "push", "hello:1", &registry]),
             2,
@@ -164,6 +170,8 @@ fn each_command_explains_a_representative_error() {
     let mut bsd = std::fs::read(hello_static()).unwrap();
     bsd[7] = 9;
     std::fs::write(env.path("hello-freebsd"), bsd).unwrap();
+    std::fs::create_dir(env.path("notastore")).unwrap();
+    std::fs::write(env.path("notastore/notes.txt"), "mine\n").unwrap();
     std::fs::write(env.path("hello.c"), "int main(void) { return 0; }\n").unwrap();
     env.nobase(&["build", "hello", "-t", "hello:1"]).ok();
     // A loopback port with nothing listening.
@@ -203,4 +211,6 @@ fn each_command_explains_a_representative_error() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The directory taken for a store was not written to.
+    assert_eq!(std::fs::read_dir(env.path("notastore")).unwrap().count(), 1);
 }

@@ -68,6 +68,22 @@ impl Store {
                 path.display()
             )));
         }
+        // A directory with files of its own but no oci-layout is someone else's (a typo
+        // in --store): never made into a store, not even by a command that only reads.
+        // What a store being created by another nobase has at that moment is fine.
+        let ours = |n: &std::ffi::OsStr| {
+            let n = n.to_string_lossy();
+            matches!(n.as_ref(), "blobs" | "index.json" | "oci-layout") || n.starts_with(".nobase")
+        };
+        if !path.join("oci-layout").exists()
+            && std::fs::read_dir(path)
+                .is_ok_and(|d| d.flatten().any(|e| !ours(&e.file_name())))
+        {
+            return Err(Error::Usage(format!(
+                "{} is not a nobase store (it has files but no oci-layout); point --store or NOBASE_STORE at a store, or at a new or empty directory to make one",
+                path.display()
+            )));
+        }
         Ok(Store {
             layout: Layout::create(path)?,
         })
