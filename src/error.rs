@@ -82,6 +82,11 @@ pub fn input_error(path: &std::path::Path, what: &str, cause: io::Error) -> Erro
             "{} does not exist; check the path of {what}",
             path.display()
         ))
+    } else if cause.raw_os_error() == Some(libc::EISDIR) {
+        Error::Invalid(format!(
+            "{} is a directory; give the path of {what}, a file",
+            path.display()
+        ))
     } else {
         Error::Io {
             action: format!("cannot read {}", path.display()),

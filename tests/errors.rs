@@ -153,6 +153,24 @@ fn cases(env: &Env, port: u16) -> Vec<Case> {
             "nobase: notastore is not a nobase store (it has files but no oci-layout); point --store or NOBASE_STORE at a store, or at a new or empty directory to make one\n",
         ),
         (
+            "check: an archive that is not there",
+            s(&["check", "oci-archive:nope.tar"]),
+            3,
+            "nobase: nope.tar does not exist; check the path of the archive\n",
+        ),
+        (
+            "check: a file that is not a tar as an archive",
+            s(&["check", "docker-archive:hello.c"]),
+            3,
+            "nobase: hello.c is not a tar archive (no ustar header), so not an image archive; docker save, skopeo copy … docker-archive:/oci-archive: and nobase write them\n",
+        ),
+        (
+            "build: a directory given as the Dockerfile",
+            s(&["build", "-f", "notastore"]),
+            3,
+            "nobase: notastore is a directory; give the path of the Dockerfile (-f), a file\n",
+        ),
+        (
             "push: an upload chunk size of 0",
             s(&["NOBASE_CHUNK_SIZE=0", "push", "hello:1", &registry]),
             2,

@@ -61,13 +61,23 @@ impl Read for Section<'_> {
 
 impl TarIndex {
     fn open(path: &Path) -> Result<TarIndex> {
-        let file = File::open(path).io(|| format!("opening {}", path.display()))?;
+        let file = File::open(path).map_err(|e| crate::error::input_error(path, "the archive", e))?;
         let meta = file
             .metadata()
             .io(|| format!("reading {}", path.display()))?;
         if !meta.is_file() {
             return Err(Error::Invalid(format!(
                 "{} is not a regular file, so not an image archive",
+                path.display()
+            )));
+        }
+        // ustar (POSIX and GNU) at offset 257 of the first header: what docker save,
+        // skopeo and nobase write. Anything else is named, not half-parsed.
+        let mut head = [0u8; 262];
+        let read = std::os::unix::fs::FileExt::read_at(&file, &mut head, 0).unwrap_or(0);
+        if read < head.len() || &head[257..262] != b"ustar" {
+            return Err(Error::Invalid(format!(
+                "{} is not a tar archive (no ustar header), so not an image archive; docker save, skopeo copy … docker-archive:/oci-archive: and nobase write them",
                 path.display()
             )));
         }

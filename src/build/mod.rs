@@ -6,7 +6,7 @@ pub mod extras;
 pub mod multi;
 
 use crate::elf::{self, ElfInfo, Kind};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::image::{
     self, ContainerConfig, EmptyObject, History, Image, ImageConfig, Platform, RootFs,
 };
@@ -575,7 +575,8 @@ pub(crate) fn source_root(sysroot: Option<&Path>) -> Result<PathBuf> {
     let Some(s) = sysroot else {
         return Ok(PathBuf::from("/"));
     };
-    let base = std::fs::canonicalize(s).io(|| format!("cannot use sysroot {}", s.display()))?;
+    let base = std::fs::canonicalize(s)
+        .map_err(|e| crate::error::input_error(s, "the --sysroot directory", e))?;
     if !base.is_dir() {
         return Err(Error::Usage(format!(
             "sysroot {} is not a directory",

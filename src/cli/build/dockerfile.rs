@@ -76,9 +76,12 @@ fn read_dockerfile(path: Option<&Path>, shown: &str) -> nobase::Result<String> {
             .take(MAX_DOCKERFILE + 1)
             .read_to_end(&mut bytes),
     };
-    res.map_err(|e| Error::Io {
-        action: format!("reading {shown}"),
-        cause: e,
+    res.map_err(|e| match path {
+        Some(p) => nobase::error::input_error(p, "the Dockerfile (-f)", e),
+        None => Error::Io {
+            action: format!("reading {shown}"),
+            cause: e,
+        },
     })?;
     if bytes.len() as u64 > MAX_DOCKERFILE {
         return Err(Error::Invalid(format!(
