@@ -792,3 +792,36 @@ fn blobs_no_image_uses_are_counted_by_fsck_and_collected_by_repair() {
     assert_eq!(blobs(), 3);
     assert_eq!(fsck(&env).1["unused"]["blobs"], 0);
 }
+
+#[test]
+fn a_missing_blob_is_explained_not_a_bare_os_error() {
+    // "opening blob sha256:… in STORE: No such file or directory (os error 2)".
+    let env = Env::new();
+    let hello = hello_static();
+    let j = build_json(&env, &[hello.to_str().unwrap(), "-t", "m:1"]);
+    let layer = j["layers"][0]["digest"].as_str().unwrap().to_string();
+    let hex = layer.trim_start_matches("sha256:");
+    std::fs::remove_file(env.store().join("blobs/sha256").join(hex)).unwrap();
+    let r = env.nobase(&["unpack", "m:1", "b"]).code(3);
+    assert!(
+        r.stderr.contains(&format!(
+            "blob {layer} is missing from {}: the image was removed while it was read (try again), or the layout is damaged (`nobase fsck` says)",
+            env.store().display()
+        )),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_push_into_a_layout_reports_the_blobs_it_holds() {
+    // `push --json IMG oci:DIR` said 0 uploaded, 0 existing for the 3 blobs it wrote.
+    let env = Env::new();
+    let hello = hello_static();
+    build_json(&env, &[hello.to_str().unwrap(), "-t", "p:1"]);
+    let dest = format!("oci:{}:x", env.path("lay").display());
+    let j = env.nobase(&["push", "--json", "p:1", &dest]).ok().json();
+    assert_eq!(j["blobs"]["total"], 3, "{j}");
+    assert!(j["blobs"]["bytes"].as_u64().unwrap() > 100_000, "{j}");
+    assert!(j.get("bytes_uploaded").is_none(), "{j}");
+}

@@ -61,7 +61,8 @@ impl Read for Section<'_> {
 
 impl TarIndex {
     fn open(path: &Path) -> Result<TarIndex> {
-        let file = File::open(path).map_err(|e| crate::error::input_error(path, "the archive", e))?;
+        let file =
+            File::open(path).map_err(|e| crate::error::input_error(path, "the archive", e))?;
         let meta = file
             .metadata()
             .io(|| format!("reading {}", path.display()))?;

@@ -99,17 +99,31 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     reporter.finish();
     let t = reporter.tally();
     if a.json {
-        print_json(&json!({
-            "source": src.to_string(),
-            "destination": dest.to_string(),
-            "digest": image.top.digest.to_string(),
-            "blobs": {
+        // A registry's tally says what was sent; a layout or archive holds every blob
+        // of the image afterwards (it said 0 uploaded, 0 existing for 4 blobs written).
+        let blobs = if matches!(dest, ImageRef::Registry(_)) {
+            json!({
                 "uploaded": t.uploaded,
                 "mounted": t.mounted,
                 "existing": t.existing,
-            },
-            "bytes_uploaded": t.bytes_up,
-        }))?;
+            })
+        } else {
+            let all = image.blobs();
+            json!({
+                "total": all.len(),
+                "bytes": all.iter().map(|d| d.size).sum::<u64>(),
+            })
+        };
+        let mut doc = json!({
+            "source": src.to_string(),
+            "destination": dest.to_string(),
+            "digest": image.top.digest.to_string(),
+            "blobs": blobs,
+        });
+        if matches!(dest, ImageRef::Registry(_)) {
+            doc["bytes_uploaded"] = json!(t.bytes_up);
+        }
+        print_json(&doc)?;
     } else {
         if matches!(dest, ImageRef::Registry(_)) {
             g.note(t.push_summary(&image.top.digest.to_string()));

@@ -378,8 +378,23 @@ pub fn select_ref(
 impl Blobs for Layout {
     fn open(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
         let p = self.blob_path(&desc.digest);
-        let f = fsutil::open_regular_nofollow(&p)
-            .io(|| format!("opening blob {} in {}", desc.digest, self.root.display()))?;
+        let f = fsutil::open_regular_nofollow(&p).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                // An image removed (and collected) while it was being read, or a damaged
+                // layout.
+                Error::Invalid(format!(
+                    "blob {} is missing from {}: the image was removed while it was read \
+                     (try again), or the layout is damaged (`nobase fsck` says)",
+                    desc.digest,
+                    self.root.display()
+                ))
+            } else {
+                Error::Io {
+                    action: format!("opening blob {} in {}", desc.digest, self.root.display()),
+                    cause: e,
+                }
+            }
+        })?;
         Ok(Box::new(VerifyReader::new(
             io::BufReader::with_capacity(1 << 20, f),
             desc.digest.clone(),

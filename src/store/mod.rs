@@ -76,8 +76,7 @@ impl Store {
             matches!(n.as_ref(), "blobs" | "index.json" | "oci-layout") || n.starts_with(".nobase")
         };
         if !path.join("oci-layout").exists()
-            && std::fs::read_dir(path)
-                .is_ok_and(|d| d.flatten().any(|e| !ours(&e.file_name())))
+            && std::fs::read_dir(path).is_ok_and(|d| d.flatten().any(|e| !ours(&e.file_name())))
         {
             return Err(Error::Usage(format!(
                 "{} is not a nobase store (it has files but no oci-layout); point --store or NOBASE_STORE at a store, or at a new or empty directory to make one",
