@@ -403,6 +403,7 @@ fn warnings(b: &Built) -> Vec<serde_json::Value> {
         .map(|w| {
             json!({
                 "kind": w.kind,
+                "code": w.kind,
                 "message": w.message,
                 "add": w.adds.iter().map(|x| format!("{}:{}", x.source, x.dest)).collect::<Vec<_>>(),
                 "with": null,
@@ -413,6 +414,7 @@ fn warnings(b: &Built) -> Vec<serde_json::Value> {
         out.extend(r.problems.iter().map(|p| {
             json!({
                 "kind": p.code,
+                "code": p.code,
                 "message": format!("the image will not start: {}", p.message),
                 "add": [],
                 "with": null,
@@ -421,6 +423,7 @@ fn warnings(b: &Built) -> Vec<serde_json::Value> {
         out.extend(r.warnings.iter().map(|w| {
             json!({
                 "kind": w.code,
+                "code": w.code,
                 "message": w.message,
                 "add": [],
                 "with": w.with,

@@ -18,10 +18,11 @@ not be read.
 
 Examples:
   nobase check hello:1
+  nobase check docker://registry.example.com/team/app:1
   nobase check --json oci-archive:hello.tar | jq .problems")]
 pub struct Args {
-    /// The image: NAME[:TAG], oci:DIR[:REF], oci-archive:FILE[:REF] or
-    /// docker-archive:FILE[:NAME:TAG].
+    /// The image: NAME[:TAG], oci:DIR[:REF], oci-archive:FILE[:REF],
+    /// docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG|@DIGEST].
     #[arg(value_name = "IMAGE")]
     image: String,
     /// Print one JSON document: {ok, image, command, problems, warnings}.
