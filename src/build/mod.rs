@@ -150,18 +150,20 @@ pub fn read_executable(path: &Path) -> Result<ElfInfo> {
 pub fn platform_of(path: &Path, info: &ElfInfo, wanted: Option<&Platform>) -> Result<Platform> {
     if info.os != "linux" {
         return Err(Error::Refused(format!(
-            "{} is a {} program ({}), and containers run on Linux, whose kernel cannot start \
+            "{} is {} {} program ({}), and containers run on Linux, whose kernel cannot start \
              it; build it for Linux (for Go: GOOS=linux)",
             path.display(),
+            crate::elf::article(&info.os),
             info.os,
             info.platform().unwrap_or_else(|| info.os.clone())
         )));
     }
     match (wanted, &info.architecture) {
         (Some(w), Some(arch)) if &w.architecture != arch => Err(Error::Usage(format!(
-            "--platform {w} does not fit {}: it is a {} program ({}); an image declaring \
+            "--platform {w} does not fit {}: it is {} {} program ({}); an image declaring \
              {} would fail with `exec format error`",
             path.display(),
+            crate::elf::article(&info.machine),
             info.machine,
             info.platform().unwrap_or_default(),
             w.architecture
@@ -544,10 +546,12 @@ fn bundle_for(
                 && plan.sysroot.is_none() =>
         {
             Error::Refused(format!(
-                "{m} ({} is a {} program: give --sysroot with a {} tree, e.g. Debian's /usr/{}; \
+                "{m} ({} is {} {} program: give --sysroot with {} {} tree, e.g. Debian's /usr/{}; \
                  with several executables, --sysroot {}=DIR)",
                 plan.binary.display(),
+                crate::elf::article(&info.machine),
                 info.machine,
+                crate::elf::article(&info.machine),
                 info.machine,
                 crate::loader::Arch::of(info)
                     .triplet()

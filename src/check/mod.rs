@@ -808,7 +808,7 @@ impl Checker<'_> {
             self.problem(
                 Code::WrongArchitecture,
                 Some(shown),
-                format!("{shown}{role} is a {} program, which the Linux kernel under every container does not run as one (it fails or crashes at start); rebuild it for Linux (for Go: GOOS=linux)", info.os),
+                format!("{shown}{role} is {} {} program, which the Linux kernel under every container does not run as one (it fails or crashes at start); rebuild it for Linux (for Go: GOOS=linux)", crate::elf::article(&info.os), info.os),
             );
             return false;
         }

@@ -160,6 +160,20 @@ pub struct ElfInfo {
     pub load_end: u64,
 }
 
+/// `a` or `an` before a machine or system name, as it is read aloud ("an ARM aarch64",
+/// "an x86-64", "a freebsd", "a RISC-V").
+pub fn article(word: &str) -> &'static str {
+    let vowel = word
+        .chars()
+        .next()
+        .is_some_and(|c| "AEIOUaeiou".contains(c));
+    if vowel || word.starts_with("x86") {
+        "an"
+    } else {
+        "a"
+    }
+}
+
 impl ElfInfo {
     /// The OCI platform `os/arch[/variant]`, if the machine is known.
     pub fn platform(&self) -> Option<String> {
@@ -951,6 +965,20 @@ fn gnu_hash_count(r: &Reader, off: u64) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn articles_read_as_spoken() {
+        for (word, want) in [
+            ("ARM aarch64", "an"),
+            ("x86-64", "an"),
+            ("Intel 80386", "an"),
+            ("freebsd", "a"),
+            ("RISC-V", "a"),
+            ("PowerPC64", "a"),
+        ] {
+            assert_eq!(article(word), want, "{word}");
+        }
+    }
 
     #[test]
     fn versions_sort_numerically() {
