@@ -44,6 +44,8 @@ pub struct Header {
     pub kind: u16,
     /// e_machine.
     pub machine: u16,
+    /// e_flags, when the bytes given reach it (the float ABI of ARM and RISC-V).
+    pub flags: Option<u32>,
 }
 
 /// Why a candidate file was not used.
@@ -87,11 +89,21 @@ impl Header {
                 u16::from_be_bytes([head[i], head[i + 1]])
             }
         };
+        let at = if class == 64 { 48 } else { 36 };
+        let flags = head.get(at..at + 4).map(|b| {
+            let b = [b[0], b[1], b[2], b[3]];
+            if little_endian {
+                u32::from_le_bytes(b)
+            } else {
+                u32::from_be_bytes(b)
+            }
+        });
         Ok(Header {
             class,
             little_endian,
             kind: u16at(16),
             machine: u16at(18),
+            flags,
         })
     }
 }
@@ -128,10 +140,47 @@ impl Arch {
                 crate::elf::machine_name(self.machine, self.class == 64, self.little_endian)
             ));
         }
+        if let Some(why) = h.flags.and_then(|f| self.float_abi_mismatch(f)) {
+            return Verdict::Skip(why);
+        }
         if h.kind != 2 && h.kind != 3 {
             return Verdict::Fatal("only ET_DYN and ET_EXEC can be loaded".to_string());
         }
         Verdict::Usable
+    }
+
+    /// Why glibc passes over an object of another float ABI (its ARM header check, its
+    /// RISC-V `elf_machine_matches_host`): an armel library on an armhf search path, an
+    /// lp64 one where lp64d is wanted.
+    fn float_abi_mismatch(&self, flags: u32) -> Option<String> {
+        match self.machine {
+            EM_ARM => {
+                const EABI_VER5: u32 = 0x0500_0000;
+                const FLOAT_SOFT: u32 = 0x200;
+                const FLOAT_HARD: u32 = 0x400;
+                if flags & 0xff00_0000 != EABI_VER5 {
+                    return None;
+                }
+                match (self.arm_hard_float(), flags & FLOAT_SOFT != 0, flags & FLOAT_HARD != 0) {
+                    (true, true, _) => Some("soft-float ABI, not hard-float".to_string()),
+                    (false, _, true) => Some("hard-float ABI, not soft-float".to_string()),
+                    _ => None,
+                }
+            }
+            EM_RISCV => {
+                const FLOAT_ABI: u32 = 0x6;
+                let name = |f: u32| match f & FLOAT_ABI {
+                    0 => "soft-float",
+                    2 => "single-float",
+                    4 => "double-float",
+                    _ => "quad-float",
+                };
+                (flags & FLOAT_ABI != self.flags & FLOAT_ABI).then(|| {
+                    format!("{} ABI, not {}", name(flags), name(self.flags))
+                })
+            }
+            _ => None,
+        }
     }
 
     fn arm_hard_float(&self) -> bool {
@@ -351,6 +400,37 @@ mod tests {
             Verdict::Fatal(_)
         ));
         assert!(Header::parse(b"/* GNU ld script */ GROUP ( libc.so.6 )").is_err());
+        // ARM: an armel (soft-float) library on an armhf process's path is passed over,
+        // as glibc does, and the other way round; one that says neither is usable.
+        let armhf = arch(40, 32, true, 0x0500_0400);
+        let armel = arch(40, 32, true, 0x0500_0200);
+        let arm_header = |flags: u32| {
+            let mut h = [0u8; 52];
+            h[..4].copy_from_slice(b"\x7fELF");
+            h[4] = 1;
+            h[5] = 1;
+            h[16] = 3;
+            h[18] = 40;
+            h[36..40].copy_from_slice(&flags.to_le_bytes());
+            Header::parse(&h).unwrap()
+        };
+        assert!(matches!(armhf.verdict(&arm_header(0x0500_0200)), Verdict::Skip(_)));
+        assert_eq!(armhf.verdict(&arm_header(0x0500_0400)), Verdict::Usable);
+        assert_eq!(armhf.verdict(&arm_header(0x0500_0000)), Verdict::Usable);
+        assert!(matches!(armel.verdict(&arm_header(0x0500_0400)), Verdict::Skip(_)));
+        assert_eq!(armel.verdict(&arm_header(0x0500_0200)), Verdict::Usable);
+        // RISC-V: lp64 (soft) where lp64d (double) is wanted.
+        let rv = arch(243, 64, true, 0x5);
+        let mut h = [0u8; 64];
+        h[..4].copy_from_slice(b"\x7fELF");
+        h[4] = 2;
+        h[5] = 1;
+        h[16] = 3;
+        h[18] = 243;
+        h[48..52].copy_from_slice(&0x1u32.to_le_bytes());
+        assert!(matches!(rv.verdict(&Header::parse(&h).unwrap()), Verdict::Skip(_)));
+        h[48..52].copy_from_slice(&0x5u32.to_le_bytes());
+        assert_eq!(rv.verdict(&Header::parse(&h).unwrap()), Verdict::Usable);
         assert!(Header::parse(b"\x7fELF\x02").is_err());
     }
 }

@@ -570,6 +570,7 @@ fn load_interpreter(
         little_endian: info.little_endian,
         kind: 3,
         machine: info.e_machine,
+        flags: Some(info.e_flags),
     }) {
         return Err(format!("{canonical} is for another architecture ({r})"));
     }
