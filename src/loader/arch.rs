@@ -161,7 +161,11 @@ impl Arch {
                 if flags & 0xff00_0000 != EABI_VER5 {
                     return None;
                 }
-                match (self.arm_hard_float(), flags & FLOAT_SOFT != 0, flags & FLOAT_HARD != 0) {
+                match (
+                    self.arm_hard_float(),
+                    flags & FLOAT_SOFT != 0,
+                    flags & FLOAT_HARD != 0,
+                ) {
                     (true, true, _) => Some("soft-float ABI, not hard-float".to_string()),
                     (false, _, true) => Some("hard-float ABI, not soft-float".to_string()),
                     _ => None,
@@ -175,9 +179,8 @@ impl Arch {
                     4 => "double-float",
                     _ => "quad-float",
                 };
-                (flags & FLOAT_ABI != self.flags & FLOAT_ABI).then(|| {
-                    format!("{} ABI, not {}", name(flags), name(self.flags))
-                })
+                (flags & FLOAT_ABI != self.flags & FLOAT_ABI)
+                    .then(|| format!("{} ABI, not {}", name(flags), name(self.flags)))
             }
             _ => None,
         }
@@ -414,10 +417,16 @@ mod tests {
             h[36..40].copy_from_slice(&flags.to_le_bytes());
             Header::parse(&h).unwrap()
         };
-        assert!(matches!(armhf.verdict(&arm_header(0x0500_0200)), Verdict::Skip(_)));
+        assert!(matches!(
+            armhf.verdict(&arm_header(0x0500_0200)),
+            Verdict::Skip(_)
+        ));
         assert_eq!(armhf.verdict(&arm_header(0x0500_0400)), Verdict::Usable);
         assert_eq!(armhf.verdict(&arm_header(0x0500_0000)), Verdict::Usable);
-        assert!(matches!(armel.verdict(&arm_header(0x0500_0400)), Verdict::Skip(_)));
+        assert!(matches!(
+            armel.verdict(&arm_header(0x0500_0400)),
+            Verdict::Skip(_)
+        ));
         assert_eq!(armel.verdict(&arm_header(0x0500_0200)), Verdict::Usable);
         // RISC-V: lp64 (soft) where lp64d (double) is wanted.
         let rv = arch(243, 64, true, 0x5);
@@ -428,7 +437,10 @@ mod tests {
         h[16] = 3;
         h[18] = 243;
         h[48..52].copy_from_slice(&0x1u32.to_le_bytes());
-        assert!(matches!(rv.verdict(&Header::parse(&h).unwrap()), Verdict::Skip(_)));
+        assert!(matches!(
+            rv.verdict(&Header::parse(&h).unwrap()),
+            Verdict::Skip(_)
+        ));
         h[48..52].copy_from_slice(&0x5u32.to_le_bytes());
         assert_eq!(rv.verdict(&Header::parse(&h).unwrap()), Verdict::Usable);
         assert!(Header::parse(b"\x7fELF\x02").is_err());
