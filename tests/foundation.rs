@@ -636,6 +636,17 @@ fn an_output_that_cannot_be_written_stops_the_build_before_any_is() {
     }
 }
 
+/// A tmpfs mounted with `opts` at `name` in the env (root only), or None where mounting
+/// is not allowed; the caller unmounts it.
+fn tmpfs(env: &Env, name: &str, opts: &str) -> Option<std::path::PathBuf> {
+    let dir = env.path(name);
+    std::fs::create_dir(&dir).unwrap();
+    let r = run(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
+        .arg(&dir));
+    (r.code == 0).then_some(dir)
+}
+
 #[test]
 fn an_output_on_a_read_only_mount_is_refused_before_anything_is_written() {
     // `-t ok:1 -o oci:/ro/lay:x`: the tag was written, then the layout failed (exit 3).
@@ -643,16 +654,9 @@ fn an_output_on_a_read_only_mount_is_refused_before_anything_is_written() {
         return;
     }
     let env = Env::new();
-    let ro = env.path("ro");
-    std::fs::create_dir(&ro).unwrap();
-    if run(Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
-        .arg(&ro))
-    .code
-        != 0
-    {
+    let Some(ro) = tmpfs(&env, "ro", "ro,size=1m") else {
         return;
-    }
+    };
     let bin = hello_static();
     let r = env.nobase(&[
         "build",
@@ -685,16 +689,9 @@ fn a_full_disk_is_named_as_the_output_not_the_input() {
         return;
     }
     let env = Env::new();
-    let small = env.path("small");
-    std::fs::create_dir(&small).unwrap();
-    if run(Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(&small))
-    .code
-        != 0
-    {
+    let Some(small) = tmpfs(&env, "small", "size=1m") else {
         return;
-    }
+    };
     // 3 MiB that do not compress.
     let mut x = 0x9e37_79b9_7f4a_7c15_u64;
     let data: Vec<u8> = (0..3 << 20)

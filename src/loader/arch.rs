@@ -371,15 +371,25 @@ mod tests {
         );
     }
 
+    /// The first 64 bytes of a little-endian ET_DYN ELF file of `class` and `machine`,
+    /// with `flags` as e_flags.
+    fn head(class: u8, machine: u8, flags: u32) -> [u8; 64] {
+        let mut h = [0u8; 64];
+        h[..4].copy_from_slice(b"\x7fELF");
+        h[4] = if class == 64 { 2 } else { 1 };
+        h[5] = 1;
+        h[16] = 3;
+        h[18] = machine;
+        let at = if class == 64 { 48 } else { 36 };
+        h[at..at + 4].copy_from_slice(&flags.to_le_bytes());
+        h
+    }
+
     #[test]
     fn header_verdicts() {
         let x86 = arch(62, 64, true, 0);
         let mut h = [0u8; 20];
-        h[..4].copy_from_slice(b"\x7fELF");
-        h[4] = 2;
-        h[5] = 1;
-        h[16] = 3;
-        h[18] = 62;
+        h.copy_from_slice(&head(64, 62, 0)[..20]);
         assert_eq!(x86.verdict(&Header::parse(&h).unwrap()), Verdict::Usable);
         h[18] = 183;
         assert!(matches!(
@@ -407,16 +417,7 @@ mod tests {
         // as glibc does, and the other way round; one that says neither is usable.
         let armhf = arch(40, 32, true, 0x0500_0400);
         let armel = arch(40, 32, true, 0x0500_0200);
-        let arm_header = |flags: u32| {
-            let mut h = [0u8; 52];
-            h[..4].copy_from_slice(b"\x7fELF");
-            h[4] = 1;
-            h[5] = 1;
-            h[16] = 3;
-            h[18] = 40;
-            h[36..40].copy_from_slice(&flags.to_le_bytes());
-            Header::parse(&h).unwrap()
-        };
+        let arm_header = |flags: u32| Header::parse(&head(32, 40, flags)).unwrap();
         assert!(matches!(
             armhf.verdict(&arm_header(0x0500_0200)),
             Verdict::Skip(_)
@@ -430,19 +431,9 @@ mod tests {
         assert_eq!(armel.verdict(&arm_header(0x0500_0200)), Verdict::Usable);
         // RISC-V: lp64 (soft) where lp64d (double) is wanted.
         let rv = arch(243, 64, true, 0x5);
-        let mut h = [0u8; 64];
-        h[..4].copy_from_slice(b"\x7fELF");
-        h[4] = 2;
-        h[5] = 1;
-        h[16] = 3;
-        h[18] = 243;
-        h[48..52].copy_from_slice(&0x1u32.to_le_bytes());
-        assert!(matches!(
-            rv.verdict(&Header::parse(&h).unwrap()),
-            Verdict::Skip(_)
-        ));
-        h[48..52].copy_from_slice(&0x5u32.to_le_bytes());
-        assert_eq!(rv.verdict(&Header::parse(&h).unwrap()), Verdict::Usable);
+        let rv_header = |flags: u32| Header::parse(&head(64, 243, flags)).unwrap();
+        assert!(matches!(rv.verdict(&rv_header(0x1)), Verdict::Skip(_)));
+        assert_eq!(rv.verdict(&rv_header(0x5)), Verdict::Usable);
         assert!(Header::parse(b"\x7fELF\x02").is_err());
     }
 }
