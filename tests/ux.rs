@@ -82,6 +82,17 @@ fn man_pages_generate() {
         let text = std::fs::read_to_string(dir.join(page)).unwrap();
         assert!(text.contains(".TH"), "{page}");
     }
+    // Every page the main page names exists (it listed a nobase-help(1) never written).
+    let main = std::fs::read_to_string(dir.join("nobase.1")).unwrap();
+    for word in main.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '\\')) {
+        if let Some(sub) = word.strip_prefix("nobase\\-") {
+            let page = format!("nobase-{}.1", sub.replace("\\-", "-"));
+            assert!(
+                dir.join(&page).exists(),
+                "nobase.1 names {page}, which is not there"
+            );
+        }
+    }
 }
 
 /// Dogfooding: `scripts/self-image` builds nobase as a static executable and packages it

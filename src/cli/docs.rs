@@ -41,7 +41,9 @@ pub fn completions(a: CompletionArgs) -> Result<i32> {
 
 /// Prints or writes man pages.
 pub fn man(a: ManArgs) -> Result<i32> {
-    let cmd = Cli::command();
+    // Without clap's `help` subcommand: the pages would list a nobase-help(1) that
+    // none of them is (`nobase help COMMAND` still works; `--help` is every page's).
+    let cmd = Cli::command().disable_help_subcommand(true);
     match a.dir {
         None => clap_mangen::Man::new(cmd).render(&mut io::stdout())?,
         Some(dir) => {
