@@ -18,6 +18,10 @@ pub struct Source {
     pub image: Image,
     /// Where its blobs are read from.
     pub blobs: Box<dyn Blobs>,
+    /// For an image of the store, the shared lock a collection (`nobase rmi`) takes
+    /// exclusively: held as long as the source lives, so no blob of the image is
+    /// collected while it is read (a concurrent rmi defers its collection).
+    pub guard: Option<std::fs::File>,
 }
 
 /// Opens the image a reference names. `store` is called only for store references;
@@ -36,11 +40,13 @@ pub fn open_with(
     match r {
         ImageRef::Store(name) => {
             let store = store()?;
+            let guard = store.writer_guard()?;
             let image = store.read(name)?;
             Ok(Source {
                 reference,
                 image,
                 blobs: Box::new(store.layout().clone()),
+                guard: Some(guard),
             })
         }
         ImageRef::Oci { dir, reference: rn } => {
@@ -51,6 +57,7 @@ pub fn open_with(
                 reference,
                 image,
                 blobs: Box::new(layout),
+                guard: None,
             })
         }
         ImageRef::OciArchive {
@@ -62,6 +69,7 @@ pub fn open_with(
                 reference,
                 image,
                 blobs: Box::new(blobs),
+                guard: None,
             })
         }
         ImageRef::DockerArchive { file, name } => {
@@ -70,6 +78,7 @@ pub fn open_with(
                 reference,
                 image,
                 blobs: Box::new(blobs),
+                guard: None,
             })
         }
         ImageRef::Registry(rr) => {
@@ -78,6 +87,7 @@ pub fn open_with(
                 reference,
                 image,
                 blobs: Box::new(blobs),
+                guard: None,
             })
         }
     }

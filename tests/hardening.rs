@@ -742,13 +742,26 @@ fn a_store_written_as_an_oci_layout_waits_for_its_garbage_collection() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // A reader of the store waits too: a collection never runs under an image being
+    // read (an rmi during a push failed it with "No such file or directory").
+    let mut check = env
+        .cmd(&["check", "h:1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         push.try_wait().unwrap().is_none(),
         "the push did not wait for the lock"
     );
+    assert!(
+        check.try_wait().unwrap().is_none(),
+        "check did not wait for the lock"
+    );
     assert!(gc.wait().unwrap().success());
     assert!(push.wait().unwrap().success());
+    assert!(check.wait().unwrap().success());
     assert_eq!(fsck(&env).0, 0);
 }
 
