@@ -95,13 +95,20 @@ pub fn input_error(path: &std::path::Path, what: &str, cause: io::Error) -> Erro
     }
 }
 
+/// Whether an error is a full disk or an exhausted quota.
+pub fn is_full_disk(cause: &io::Error) -> bool {
+    matches!(
+        cause.raw_os_error(),
+        Some(libc::ENOSPC) | Some(libc::EDQUOT)
+    )
+}
+
 /// What to do about a full disk or quota, after the OS's words.
 fn full_disk_hint(cause: &io::Error) -> &'static str {
-    match cause.raw_os_error() {
-        Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
-            "; free space there, or write elsewhere (--store DIR, or another -o)"
-        }
-        _ => "",
+    if is_full_disk(cause) {
+        "; free space there, or write elsewhere (--store DIR, or another -o)"
+    } else {
+        ""
     }
 }
 

@@ -390,15 +390,18 @@ impl Default for Flusher {
     }
 }
 
-/// Whether this process may create files in directory `dir` (access(2) with W_OK: a
-/// read-only mount or missing permission says no, as root too for the former).
-pub fn may_write(dir: &Path) -> bool {
+/// Whether this process may create files in directory `dir` (access(2) with W_OK): the
+/// error says why not (a read-only mount, as root too, or missing permission).
+pub fn may_write(dir: &Path) -> io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the path"))?;
     // SAFETY: a NUL-terminated path that lives for the call.
-    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 #[cfg(test)]

@@ -1419,6 +1419,18 @@ fn endless_faults_fail_cleanly_after_bounded_retries() {
     }
 }
 
+/// A registry front on `upstream` that redirects every blob download to `storage` (a
+/// host:port), as registries backed by object storage do.
+fn blobs_redirected_to(upstream: u16, storage: String) -> Proxy {
+    Proxy::start(upstream, None, move |s, _| {
+        if s.method == "GET" && s.path.contains("/blobs/sha256:") {
+            Fault::Redirect(format!("http://{storage}{}", s.path))
+        } else {
+            Fault::Forward
+        }
+    })
+}
+
 #[test]
 fn blob_redirects_to_another_host_carry_no_credentials() {
     let Some(reg) = Registry::start(Auth::Htpasswd) else {
@@ -1444,14 +1456,7 @@ fn blob_redirects_to_another_host_carry_no_credentials() {
         Some(format!("Basic {}", b64(creds.as_bytes(), false))),
         |_, _| Fault::Forward,
     );
-    let storage_host = storage.host();
-    let front = Proxy::start(reg.port, None, move |s, _| {
-        if s.method == "GET" && s.path.contains("/blobs/sha256:") {
-            Fault::Redirect(format!("http://{storage_host}{}", s.path))
-        } else {
-            Fault::Forward
-        }
-    });
+    let front = blobs_redirected_to(reg.port, storage.host());
     let env2 = Env::new();
     let r = nb(
         &env2,
@@ -1485,14 +1490,7 @@ fn blob_redirects_to_another_host_carry_no_credentials() {
             b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match.</Message><AWSAccessKeyId>AKIASECRETKEYID1234</AWSAccessKeyId></Error>".to_vec(),
         )
     });
-    let refusing_host = refusing.host();
-    let front2 = Proxy::start(reg.port, None, move |s, _| {
-        if s.method == "GET" && s.path.contains("/blobs/sha256:") {
-            Fault::Redirect(format!("http://{refusing_host}{}", s.path))
-        } else {
-            Fault::Forward
-        }
-    });
+    let front2 = blobs_redirected_to(reg.port, refusing.host());
     let r = nb(
         &Env::new(),
         &[

@@ -8,7 +8,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::image::{self, Descriptor, Image, ImageConfig, Manifest};
 use crate::imagefs::name::normalize_name;
 use crate::oci::{io_to_error, read_image, select_ref, Blobs, VerifyReader};
-use crate::refs::NameTag;
+use crate::refs::{docker_full_name, NameTag};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
@@ -309,21 +309,6 @@ fn hex_in_name(name: &str) -> Option<&str> {
         .then_some(stem)
 }
 
-/// A tag as Docker expands it: `hello:1` and `docker.io/library/hello:1` are the same
-/// image (skopeo writes the long form, `docker save` the short one).
-fn docker_normalized(tag: &str) -> String {
-    let first = tag.split('/').next().unwrap_or("");
-    let has_host =
-        tag.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
-    if has_host {
-        tag.to_string()
-    } else if tag.contains('/') {
-        format!("docker.io/{tag}")
-    } else {
-        format!("docker.io/library/{tag}")
-    }
-}
-
 /// Opens the image `name` names (or the only one) in the docker-archive `file`.
 pub fn open_docker_archive(file: &Path, name: Option<&NameTag>) -> Result<(Image, DockerArchive)> {
     let tar = TarIndex::open(file)?;
@@ -343,7 +328,7 @@ pub fn open_docker_archive(file: &Path, name: Option<&NameTag>) -> Result<(Image
             .find(|e| {
                 tags(e)
                     .iter()
-                    .any(|t| docker_normalized(t) == docker_normalized(&n.to_string()))
+                    .any(|t| docker_full_name(t) == docker_full_name(&n.to_string()))
             })
             .ok_or_else(|| Error::Invalid(format!("{place} has no image tagged {n}")))?,
         None => match entries.as_slice() {
@@ -441,9 +426,9 @@ mod tests {
             ("team/hello:1", "docker.io/team/hello:1"),
             ("localhost:5000/hello:1", "localhost:5000/hello:1"),
         ] {
-            assert_eq!(docker_normalized(a), docker_normalized(b));
+            assert_eq!(docker_full_name(a), docker_full_name(b));
         }
-        assert_ne!(docker_normalized("hello:1"), docker_normalized("hello:2"));
+        assert_ne!(docker_full_name("hello:1"), docker_full_name("hello:2"));
     }
 
     #[test]

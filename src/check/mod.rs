@@ -813,10 +813,7 @@ impl Checker<'_> {
             return false;
         }
         let arch = elf::oci_arch(info.e_machine, info.class, info.little_endian);
-        // An amd64 kernel runs i386 programs too (IA-32 emulation).
-        let fits = arch == Some(self.platform.architecture.as_str())
-            || (arch == Some("386") && self.platform.architecture == "amd64");
-        if !fits {
+        if !arch.is_some_and(|a| crate::image::kernel_runs(&self.platform.architecture, a)) {
             let is = match arch {
                 Some(a) => format!("linux/{a}"),
                 None => "a machine no OCI platform names".into(),

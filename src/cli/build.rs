@@ -175,8 +175,8 @@ fn writable(r: &ImageRef) -> nobase::Result<()> {
             if !dir.is_dir() {
                 return Err(cannot(dir, "is not an existing directory"));
             }
-            if !nobase::fsutil::may_write(dir) {
-                return Err(cannot(dir, "is not writable"));
+            if let Err(e) = nobase::fsutil::may_write(dir) {
+                return Err(cannot(dir, &format!("is not writable: {e}")));
             }
             if file.is_dir() {
                 return Err(cannot(file, "is a directory; name the archive file"));
@@ -199,8 +199,8 @@ fn writable(r: &ImageRef) -> nobase::Result<()> {
                 })
                 .find(|d| d.exists())
                 .unwrap_or(Path::new("."));
-            if !nobase::fsutil::may_write(existing) {
-                return Err(cannot(existing, "is not writable"));
+            if let Err(e) = nobase::fsutil::may_write(existing) {
+                return Err(cannot(existing, &format!("is not writable: {e}")));
             }
         }
         _ => {}

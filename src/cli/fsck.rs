@@ -31,14 +31,12 @@ pub struct Args {
 
 /// Runs `nobase fsck`; exit 1 when problems remain.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
-    let store = match &a.dir {
-        Some(_) => None,
-        None => Some(g.store()?),
-    };
-    let layout = match (&a.dir, &store) {
-        (Some(d), _) => nobase::oci::Layout::open(d)?,
-        (None, Some(s)) => s.layout().clone(),
-        (None, None) => unreachable!("the store was opened above"),
+    let (layout, store) = match &a.dir {
+        Some(d) => (nobase::oci::Layout::open(d)?, None),
+        None => {
+            let s = g.store()?;
+            (s.layout().clone(), Some(s))
+        }
     };
     let report = nobase::oci::fsck(&layout, a.repair)?;
     // In the store, blobs that no image uses (a build that only pushed, an rmi deferred

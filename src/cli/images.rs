@@ -130,11 +130,9 @@ pub fn rmi(g: &Global, args: RmiArgs) -> Result<i32> {
                 }
             }
             Err(e) => {
-                eprintln!(
-                    "nobase: removing {n}: {}",
-                    super::render::printable(&e.to_string())
-                );
-                failed.get_or_insert(e.exit_code());
+                // Said as any command's error is, and the command goes on.
+                let code = super::report(&anyhow::Error::new(e).context(format!("removing {n}")));
+                failed.get_or_insert(code);
             }
         }
     }

@@ -276,7 +276,15 @@ fn one_line(text: &str) -> String {
 
 /// Runs nobase with the process's arguments and returns the exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse_from(program_args_verbatim(std::env::args_os().collect())) {
+    use clap::{CommandFactory, FromArgMatches};
+    // One clap definition serves both the `--` insertion and the parse (building it is a
+    // good part of nobase's start-up).
+    let mut cmd = Cli::command();
+    let argv = program_args_verbatim(&cmd, std::env::args_os().collect());
+    let parsed = cmd
+        .try_get_matches_from_mut(argv)
+        .and_then(|m| Cli::from_arg_matches(&m).map_err(|e| e.format(&mut cmd)));
+    let cli = match parsed {
         Ok(c) => c,
         // --help and --version: clap's own text, on stdout.
         Err(e) if !e.use_stderr() => {
@@ -337,12 +345,13 @@ const MIN_CHUNK: u64 = 4096;
 /// positional arguments as the program's, as `docker run` does (`nobase run bb:1 ls -l`
 /// gives ls `-l`, `nobase run img -e x` gives the program `-e x`): a `--` goes in after
 /// them, unless the user put one there, so clap reads none of those as nobase's flags.
-/// Which options take a value comes from the clap definitions themselves.
-fn program_args_verbatim(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    use clap::CommandFactory;
-    let top = Cli::command();
-    // The index after the options (and their values) of `cmd` starting at `i`, with
-    // the number of positionals met on the way until `stop` of them were seen.
+/// Which options take a value comes from the clap definitions themselves (`top`).
+fn program_args_verbatim(
+    top: &clap::Command,
+    mut argv: Vec<std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    // Whether `arg` (as written, `--name` or `-n`) is an option of `cmd` whose value is
+    // the next argument.
     fn takes_value(cmd: &clap::Command, arg: &str) -> bool {
         let found = if let Some(long) = arg.strip_prefix("--") {
             if long.contains('=') {
@@ -365,7 +374,7 @@ fn program_args_verbatim(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsS
         if a == "--" || !a.starts_with('-') || a == "-" {
             break;
         }
-        i += if takes_value(&top, &a) { 2 } else { 1 };
+        i += if takes_value(top, &a) { 2 } else { 1 };
     }
     let Some(name) = argv.get(i).map(|s| s.to_string_lossy().into_owned()) else {
         return argv;
@@ -386,7 +395,7 @@ fn program_args_verbatim(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsS
             return argv;
         }
         if a.starts_with('-') && a != "-" {
-            j += if takes_value(sub, &a) || takes_value(&top, &a) {
+            j += if takes_value(sub, &a) || takes_value(top, &a) {
                 2
             } else {
                 1
@@ -446,7 +455,7 @@ mod tests {
     fn the_programs_arguments_start_after_the_image() {
         let f = |line: &str| {
             let argv = line.split(' ').map(Into::into).collect();
-            super::program_args_verbatim(argv)
+            super::program_args_verbatim(&Cli::command(), argv)
                 .iter()
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect::<Vec<_>>()

@@ -88,12 +88,8 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         }
         None => opened.image,
     };
-    // Blobs written into the store must not be collected by a concurrent `rmi` before
-    // the tag that keeps them exists.
-    let _guard = match &dest {
-        ImageRef::Store(_) => Some(g.store()?.writer_guard()?),
-        _ => None,
-    };
+    // Every sink into a layout (the store's too) holds the store's collection lock while
+    // it publishes (`Layout::publish`).
     sink.publish(&image, opened.blobs.as_ref())
         .with_context(|| format!("push to {shown_dest}"))?;
     reporter.finish();

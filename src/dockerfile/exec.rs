@@ -1226,23 +1226,13 @@ fn arg_values(
         .collect()
 }
 
-/// The registry reference Docker would pull for a plain image name: the first component
-/// is the registry host when it looks like one (`localhost`, a dot or a port), else
-/// Docker Hub, where one-word names live under `library/`.
+/// The registry reference Docker would pull for a plain image name (`docker://` reads
+/// names as docker does: Docker Hub unless the first component is a host).
 fn registry_name(name: &str) -> Option<ImageRef> {
     if name.contains("://") || name.starts_with("oci:") || name.contains("archive:") {
         return None;
     }
-    let (first, rest) = name.split_once('/').unwrap_or(("", name));
-    let is_host = first == "localhost" || first.contains('.') || first.contains(':');
-    let full = if !first.is_empty() && is_host {
-        format!("{first}/{rest}")
-    } else if first.is_empty() {
-        format!("docker.io/library/{rest}")
-    } else {
-        format!("docker.io/{name}")
-    };
-    ImageRef::parse(&format!("docker://{full}")).ok()
+    ImageRef::parse(&format!("docker://{name}")).ok()
 }
 
 /// `KEY=VALUE KEY2=VALUE2` for history lines, quoting values with spaces.

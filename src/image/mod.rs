@@ -613,12 +613,17 @@ pub fn platform_matches(have: &Platform, want: &Platform) -> bool {
         && (want_variant.is_none() || have_variant == want_variant)
 }
 
-/// Whether this machine's kernel runs programs of `p` natively: its own platform, and
-/// linux/386 on linux/amd64 (the kernel's IA-32 emulation, which Docker relies on too).
+/// Whether a kernel of architecture `kernel` runs programs of architecture `program`
+/// natively: its own, and 386 on amd64 (IA-32 emulation, which Docker relies on too).
+pub fn kernel_runs(kernel: &str, program: &str) -> bool {
+    kernel == program || (kernel == "amd64" && program == "386")
+}
+
+/// Whether this machine's kernel runs programs of `p` natively (see [`kernel_runs`]).
 pub fn host_runs(p: &Platform) -> bool {
     let host = host_platform();
     platform_matches(p, &host)
-        || (p.os == host.os && host.architecture == "amd64" && p.architecture == "386")
+        || (p.os == host.os && kernel_runs(&host.architecture, &p.architecture))
 }
 
 /// The platform of the machine nobase runs on.

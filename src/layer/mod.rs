@@ -160,6 +160,22 @@ pub fn write_layer(tree: &ImageTree, opts: &LayerOptions, layout: &Layout) -> Re
 }
 
 fn write_layer_uncached(tree: &ImageTree, opts: &LayerOptions, layout: &Layout) -> Result<Layer> {
+    // The blob is written while the files are read, so a full disk surfaces wherever the
+    // pipeline happened to be writing (a file's contents, a tar header, the last blocks):
+    // it is always the store's failure, never the input's.
+    write_blob(tree, opts, layout).map_err(|e| match e {
+        Error::Io { cause, .. } if crate::error::is_full_disk(&cause) => Error::Io {
+            action: format!(
+                "writing the layer into the store {}",
+                layout.root().display()
+            ),
+            cause,
+        },
+        e => e,
+    })
+}
+
+fn write_blob(tree: &ImageTree, opts: &LayerOptions, layout: &Layout) -> Result<Layer> {
     let blob = layout.blob_writer()?;
     // One pass: tar framing, the diff_id, compression on every core, the blob digest. A
     // plain tar is its own blob: the blob writer's digest is its diff_id.
@@ -243,19 +259,9 @@ fn write_entries<W: Write>(
                         // the pipeline's blocks, then padded to the tar record size.
                         tar.append_data(&mut h, path, io::empty()).map_err(fail)?;
                         let w = tar.get_mut();
-                        // The pipeline writes the layer as it reads: a full disk is the
-                        // output's failure, not the input's.
                         let got = w
                             .read_from(&mut crate::progress::Counted(f), *size)
-                            .map_err(|cause| Error::Io {
-                                action: match cause.raw_os_error() {
-                                    Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
-                                        "writing the layer into the store".to_string()
-                                    }
-                                    _ => format!("reading {}", src.display()),
-                                },
-                                cause,
-                            })?;
+                            .io(|| format!("reading {}", src.display()))?;
                         if got < *size {
                             return Err(Error::Invalid(format!(
                                 "{} shrank while it was being archived; build again when it is no longer changing",

@@ -62,9 +62,7 @@ fn validate_name(name: &str) -> std::result::Result<(), &'static str> {
             return Err("a path component is empty");
         }
         // The first component may be a registry host with a port.
-        let host_ok = i == 0
-            && name.contains('/')
-            && (comp.contains('.') || comp.contains(':') || comp == "localhost");
+        let host_ok = i == 0 && name.contains('/') && is_registry_host(comp);
         let ok = if host_ok {
             valid_host(comp)
         } else {
@@ -75,6 +73,22 @@ fn validate_name(name: &str) -> std::result::Result<(), &'static str> {
         }
     }
     Ok(())
+}
+
+/// Whether the first component of an image name is a registry host, as docker reads
+/// it: it has a `.` or a `:`, or is `localhost`; otherwise the name is a Docker Hub path.
+pub fn is_registry_host(first: &str) -> bool {
+    first.contains('.') || first.contains(':') || first == "localhost"
+}
+
+/// An image name as docker expands it: `hello` is `docker.io/library/hello`, `team/app`
+/// is `docker.io/team/app`, and a name starting with a registry host stays as it is.
+pub fn docker_full_name(name: &str) -> String {
+    match name.split_once('/') {
+        Some((first, _)) if is_registry_host(first) => name.to_string(),
+        Some(_) => format!("docker.io/{name}"),
+        None => format!("docker.io/library/{name}"),
+    }
 }
 
 /// A path component as the distribution grammar has it: lowercase letters and digits,
@@ -304,19 +318,13 @@ fn parse_registry(rest: &str) -> Result<RegistryRef> {
              --creds-file or a docker config.json",
         ));
     }
-    // As docker and skopeo read it: the first component is a registry host only when it
-    // has a '.' or a ':' or is `localhost`; otherwise the image is on Docker Hub, where
-    // a one-component name is under `library/`.
-    let (host, path) = match rest.split_once('/') {
-        Some((h, p)) if h.contains('.') || h.contains(':') || h == "localhost" => {
-            (h, p.to_string())
-        }
-        Some(_) => ("docker.io", rest.to_string()),
-        None => ("docker.io", format!("library/{rest}")),
-    };
-    let path = match path.split_once('/') {
-        None if host == "docker.io" => format!("library/{path}"),
-        _ => path,
+    // As docker and skopeo read it (Docker Hub unless the first component is a host),
+    // `docker.io/hello` included.
+    let full = docker_full_name(rest);
+    let (host, path) = full.split_once('/').expect("a full name has a host");
+    let path = match path.contains('/') {
+        false if host == "docker.io" => format!("library/{path}"),
+        _ => path.to_string(),
     };
     let path = path.as_str();
     if !valid_host(host) {
