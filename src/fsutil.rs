@@ -46,6 +46,85 @@ pub fn flock(file: &File, mode: Lock, wait: bool) -> io::Result<bool> {
     }
 }
 
+/// Takes `mode` on `file` (the lock of `place`), waiting for it as [`flock`] does; when
+/// another process holds it, says first who (from `/proc/locks`) through
+/// [`crate::progress::notice`], so a command held up by a stopped or long-running one
+/// does not hang in silence.
+pub fn flock_or_say(file: &File, mode: Lock, place: &Path) -> io::Result<()> {
+    if flock(file, mode, false)? {
+        return Ok(());
+    }
+    crate::progress::notice(&waiting_message(file, place));
+    flock(file, mode, true).map(|_| ())
+}
+
+/// "waiting for …": the process holding a lock on `file`, what it runs and whether it
+/// is stopped, as far as `/proc` tells.
+fn waiting_message(file: &File, place: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let holder = file
+        .metadata()
+        .ok()
+        .and_then(|m| lock_holder(m.dev(), m.ino()));
+    let Some(pid) = holder else {
+        return format!(
+            "waiting for the lock on {}: another process holds it",
+            place.display()
+        );
+    };
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let mut cmd = std::fs::read(proc.join("cmdline"))
+        .map(|b| {
+            b.split(|&c| c == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    if cmd.chars().count() > 80 {
+        cmd = cmd.chars().take(77).collect::<String>() + "...";
+    }
+    let what = if cmd.is_empty() {
+        format!("process {pid}")
+    } else {
+        format!("process {pid} ({cmd})")
+    };
+    // The state follows the command name, which is in parentheses and may hold any byte.
+    let stopped = std::fs::read_to_string(proc.join("stat"))
+        .ok()
+        .and_then(|s| Some(s[s.rfind(')')? + 1..].trim_start().starts_with(['T', 't'])))
+        .unwrap_or(false);
+    if stopped {
+        format!(
+            "waiting for the lock on {}: {what} holds it and is stopped; resume it (fg in its shell, or kill -CONT {pid}) or end it",
+            place.display()
+        )
+    } else {
+        format!(
+            "waiting for the lock on {}: {what} holds it",
+            place.display()
+        )
+    }
+}
+
+/// The process holding a lock (not waiting for one) on the file `dev`/`ino`, from
+/// `/proc/locks` (`1: FLOCK ADVISORY WRITE 1234 fd:01:5678 0 EOF`), other than this one.
+fn lock_holder(dev: u64, ino: u64) -> Option<u32> {
+    let want = format!("{:02x}:{:02x}:{ino}", libc::major(dev), libc::minor(dev));
+    let me = std::process::id();
+    std::fs::read_to_string("/proc/locks")
+        .ok()?
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 5 && f[1] != "->" && f[5] == want)
+                .then(|| f[4].parse::<u32>().ok())
+                .flatten()
+        })
+        .find(|&pid| pid != me && pid != 0)
+}
+
 /// Opens a directory (to lock it, or to fsync it).
 pub fn open_dir(path: &Path) -> io::Result<File> {
     OpenOptions::new()

@@ -27,6 +27,22 @@ pub fn snapshot() -> (u64, u64) {
     )
 }
 
+static NOTICE: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
+
+/// Sets where [`notice`] goes (the command line prints it on stderr unless `--quiet`);
+/// without one, notices are dropped.
+pub fn on_notice(show: fn(&str)) {
+    let _ = NOTICE.set(show);
+}
+
+/// A line for the person waiting, about why the work stands still (another process
+/// holds a lock it needs).
+pub fn notice(msg: &str) {
+    if let Some(show) = NOTICE.get() {
+        show(msg);
+    }
+}
+
 /// A reader that counts what passes through it as work done.
 pub struct Counted<R>(pub R);
 

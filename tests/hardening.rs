@@ -718,23 +718,10 @@ fn a_store_written_as_an_oci_layout_waits_for_its_garbage_collection() {
     if !have("flock") {
         return;
     }
-    let env = Env::new();
-    let hello = hello_static();
-    env.nobase(&["build", "-q", hello.to_str().unwrap(), "-t", "h:1"])
-        .ok();
+    let env = store_with_hello();
     let other = format!("oci:{}:h", env.path("other").display());
     env.nobase(&["push", "h:1", &other]).ok();
-    let held = env.path("held");
-    let mut gc = Command::new("flock")
-        .arg("-x")
-        .arg(env.store().join("blobs"))
-        .arg("-c")
-        .arg(format!("touch {}; sleep 2", held.display()))
-        .spawn()
-        .unwrap();
-    while !held.exists() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut gc = hold_collection_lock(&env, "held", 2);
     let store_as_layout = format!("oci:{}:via", env.store().display());
     let mut push = env
         .cmd(&["push", &other, &store_as_layout])
@@ -837,4 +824,104 @@ fn a_push_into_a_layout_reports_the_blobs_it_holds() {
     assert_eq!(j["blobs"]["total"], 3, "{j}");
     assert!(j["blobs"]["bytes"].as_u64().unwrap() > 100_000, "{j}");
     assert!(j.get("bytes_uploaded").is_none(), "{j}");
+}
+
+#[test]
+fn a_command_waiting_for_a_store_lock_says_which_process_holds_it() {
+    // A command behind a lock held by a stopped process (a `nobase run` suspended with
+    // Ctrl-Z, an `fsck --repair`) waited in silence. It says who holds the lock, that the
+    // holder is stopped and how to resume it, then goes on once the lock is free.
+    if !have("flock") {
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    let env = store_with_hello();
+    // In a process group of its own, so the lock's holder and its shell end together.
+    let mut holder = hold_collection_lock(&env, "held", 60);
+    let pid = holder.id() as libc::pid_t;
+    // SAFETY: signals to our own child.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let mut check = env
+        .cmd(&["check", "h:1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Lines are read on a thread, so a wait that says nothing fails the test instead of
+    // hanging it.
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stderr = check.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+            let _ = tx.send(l);
+        }
+    });
+    let said = lines.recv_timeout(Duration::from_secs(60));
+    let Ok(said) = said else {
+        // SAFETY: signals to our own child's process group.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+            libc::kill(-pid, libc::SIGCONT);
+        }
+        let _ = check.kill();
+        panic!("check waited for the lock without saying so");
+    };
+    assert!(
+        said.starts_with(&format!(
+            "waiting for the lock on {}: process {pid} (flock -x ",
+            env.store().display()
+        )),
+        "{said}"
+    );
+    assert!(
+        said.ends_with(&format!(
+            "holds it and is stopped; resume it (fg in its shell, or kill -CONT {pid}) or end it"
+        )),
+        "{said}"
+    );
+    assert!(
+        check.try_wait().unwrap().is_none(),
+        "check did not wait for the lock"
+    );
+    // SAFETY: signals to our own child's process group.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+        libc::kill(-pid, libc::SIGCONT);
+    }
+    let _ = holder.wait();
+    assert!(check.wait().unwrap().success());
+    assert!(lines.recv().is_err(), "nothing else on stderr");
+    // Quiet: the same wait says nothing.
+    let mut holder = hold_collection_lock(&env, "held-again", 1);
+    let r = env.nobase(&["-q", "check", "h:1"]).ok();
+    assert!(!r.stderr.contains("waiting"), "{}", r.stderr);
+    let _ = holder.wait();
+}
+
+/// Holds the store's collection lock (exclusively, as `rmi` takes it) in a `flock`
+/// process of its own process group for `secs` seconds; returns once it is held.
+fn hold_collection_lock(env: &Env, marker: &str, secs: u32) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let held = env.path(marker);
+    let child = Command::new("flock")
+        .arg("-x")
+        .arg(env.store().join("blobs"))
+        .arg("-c")
+        .arg(format!("touch {}; sleep {secs}", held.display()))
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    while !held.exists() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// A store holding the static hello world as `h:1`.
+fn store_with_hello() -> Env {
+    let env = Env::new();
+    let hello = hello_static();
+    env.nobase(&["build", "-q", hello.to_str().unwrap(), "-t", "h:1"])
+        .ok();
+    env
 }

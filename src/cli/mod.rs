@@ -311,6 +311,9 @@ pub fn main() -> i32 {
     // Ctrl-C, SIGTERM, SIGHUP: the temporary files being written go first (`run` and
     // `tree -i` put handlers of their own in place while they need them).
     nobase::fsutil::remove_temps_on_signals();
+    if !cli.quiet {
+        nobase::progress::on_notice(|m| eprintln!("{}", render::printable(m)));
+    }
     let global = Global {
         store: cli.store,
         quiet: cli.quiet,

@@ -121,7 +121,10 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
         return Ok(0);
     }
     let only = match &args.layer {
-        Some(sel) => Some(pick_layer(&analysis, sel)?),
+        Some(sel) => {
+            let digests: Vec<&str> = analysis.layers.iter().map(|l| l.digest.hex()).collect();
+            Some(pick_layer(&digests, sel)?)
+        }
         None => None,
     };
     let rules = if args.ci {
@@ -185,27 +188,31 @@ fn warnings(g: &Global, a: &Analysis) {
     }
 }
 
-/// The layer `--layer` names: a number from 1, or a unique digest prefix.
-fn pick_layer(a: &Analysis, sel: &str) -> Result<usize> {
-    let n = a.layers.len();
-    if let Ok(i) = sel.parse::<usize>() {
-        if (1..=n).contains(&i) {
-            return Ok(i);
+/// The layer `--layer` names: a number from 1, or a unique digest prefix. Digits only
+/// are a number, unless no layer has it and there are at least four (`0424`: a prefix).
+fn pick_layer(digests: &[&str], sel: &str) -> Result<usize> {
+    let n = digests.len();
+    let number = sel.parse::<usize>().ok();
+    match number {
+        Some(i) if (1..=n).contains(&i) => return Ok(i),
+        Some(_) if sel.len() < 4 => {
+            return Err(Error::Usage(format!(
+                "--layer {sel}: the image has layers 1 to {n} (1 is the bottom layer)"
+            ))
+            .into())
         }
-        return Err(Error::Usage(format!(
-            "--layer {i}: the image has layers 1 to {n} (1 is the bottom layer)"
-        ))
-        .into());
+        _ => {}
     }
     let hex = sel.strip_prefix("sha256:").unwrap_or(sel);
-    let hits: Vec<usize> = a
-        .layers
-        .iter()
-        .filter(|l| !hex.is_empty() && l.digest.hex().starts_with(hex))
-        .map(|l| l.index)
+    let hits: Vec<usize> = (1..=n)
+        .filter(|&i| !hex.is_empty() && digests[i - 1].starts_with(hex))
         .collect();
     match hits[..] {
         [i] => Ok(i),
+        [] if number.is_some() => Err(Error::Usage(format!(
+            "--layer {sel}: the image has layers 1 to {n} (1 is the bottom layer), and no layer's digest starts with {sel}"
+        ))
+        .into()),
         [] => Err(Error::Usage(format!(
             "--layer {sel}: no layer has that number or digest (the image has layers 1 to {n})"
         ))
@@ -554,6 +561,34 @@ fn ci_report(rules: &[RuleResult], passed: bool, color: bool) -> io::Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn layers_are_picked_by_number_or_digest_prefix() {
+        let d = ["0424aa", "0424bb", "9f00", "51cc"];
+        let pick = |sel| pick_layer(&d, sel).map_err(|e| e.to_string());
+        assert_eq!(pick("2"), Ok(2));
+        assert_eq!(pick("9f"), Ok(3));
+        assert_eq!(pick("sha256:51"), Ok(4));
+        // Digits only: a number when a layer has it; four or more digits that are no
+        // layer's number are a digest prefix.
+        assert_eq!(pick("0424b"), Ok(2));
+        assert_eq!(
+            pick("0424").unwrap_err(),
+            "--layer 0424: several layers' digests start with it; give more digits"
+        );
+        assert_eq!(
+            pick("5"),
+            Err("--layer 5: the image has layers 1 to 4 (1 is the bottom layer)".into())
+        );
+        assert_eq!(
+            pick("5100"),
+            Err("--layer 5100: the image has layers 1 to 4 (1 is the bottom layer), and no layer's digest starts with 5100".into())
+        );
+        assert!(pick("0").unwrap_err().contains("layers 1 to 4"));
+        assert!(pick("zz")
+            .unwrap_err()
+            .contains("no layer has that number or digest"));
+    }
 
     #[test]
     fn modes_read_like_ls() {

@@ -55,7 +55,8 @@ pub fn fsck(layout: &Layout, repair: bool) -> Result<FsckReport> {
     } else {
         fsutil::Lock::Shared
     };
-    fsutil::flock(&guard, mode, true).io(|| format!("locking {}", blobs.display()))?;
+    fsutil::flock_or_say(&guard, mode, layout.root())
+        .io(|| format!("locking {}", blobs.display()))?;
     let mut r = FsckReport::default();
     // Temporary files whose writer is gone (their lock is free).
     for e in std::fs::read_dir(layout.root())

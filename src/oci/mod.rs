@@ -281,7 +281,7 @@ impl Layout {
         durable: bool,
     ) -> Result<T> {
         let dir = fsutil::open_dir(&self.root).io(|| format!("opening {}", self.root.display()))?;
-        fsutil::flock(&dir, Lock::Exclusive, true)
+        fsutil::flock_or_say(&dir, Lock::Exclusive, &self.root)
             .io(|| format!("locking {}", self.root.display()))?;
         let mut index = if self.root.join("index.json").exists() {
             self.read_index()?
@@ -331,7 +331,8 @@ impl Layout {
     pub fn writer_guard(&self) -> Result<std::fs::File> {
         let blobs = self.root.join("blobs");
         let f = fsutil::open_dir(&blobs).io(|| format!("opening {}", blobs.display()))?;
-        fsutil::flock(&f, Lock::Shared, true).io(|| format!("locking {}", blobs.display()))?;
+        fsutil::flock_or_say(&f, Lock::Shared, &self.root)
+            .io(|| format!("locking {}", blobs.display()))?;
         Ok(f)
     }
 

@@ -172,7 +172,7 @@ impl Store {
         // The index lock keeps tags from changing while we mark.
         let root_dir = fsutil::open_dir(self.layout.root())
             .io(|| format!("opening {}", self.layout.root().display()))?;
-        fsutil::flock(&root_dir, Lock::Exclusive, true)
+        fsutil::flock_or_say(&root_dir, Lock::Exclusive, self.layout.root())
             .io(|| format!("locking {}", self.layout.root().display()))?;
         let report = self.sweep(true)?;
         crate::layer::LayerCache::of(&self.layout).prune(&self.layout);
