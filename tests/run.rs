@@ -869,3 +869,58 @@ fn a_working_directory_that_is_a_file_is_the_images_fault_with_the_way_out() {
     let r = env.nobase(&["run", "-w", "/tmp", "wd:1"]).code(0);
     assert_eq!(r.stdout, "hello world\n");
 }
+
+#[test]
+fn localhost_and_the_hostname_resolve_in_a_scratch_image_as_under_docker() {
+    // Docker mounts /etc/hosts and /etc/hostname into every container, scratch ones
+    // too; without them `localhost` did not resolve (a Go server listening on
+    // localhost:8080 failed, while `check` said it would start).
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    let gai = env.path("gai");
+    cc(
+        "gcc",
+        r#"#include <netdb.h>
+#include <stdio.h>
+#include <unistd.h>
+static int resolves(const char *name) {
+  struct addrinfo *r;
+  int e = getaddrinfo(name, "80", 0, &r);
+  if (e) { printf("%s: %s\n", name, gai_strerror(e)); return 0; }
+  freeaddrinfo(r);
+  printf("%s resolves\n", name);
+  return 1;
+}
+int main(void) {
+  char h[256] = "";
+  gethostname(h, sizeof h);
+  return resolves("localhost") & resolves(h) ? 0 : 1;
+}
+"#,
+        &gai,
+        &[],
+    );
+    build(&env, &[gai.to_str().unwrap(), "-t", "gai:1"]);
+    for net in [&[][..], &["--network", "host"][..]] {
+        let mut args = vec!["run"];
+        args.extend_from_slice(net);
+        args.push("gai:1");
+        let r = env.nobase(&args).ok();
+        let lines: Vec<&str> = r.stdout.lines().collect();
+        assert_eq!(lines[0], "localhost resolves", "{net:?}: {}", r.stdout);
+        assert!(
+            lines[1].starts_with("nobase-") && lines[1].ends_with(" resolves"),
+            "{net:?}: {}",
+            r.stdout
+        );
+    }
+    // An unpacked bundle carries the files for plain runc.
+    env.nobase(&["unpack", "gai:1", "bundle"]).ok();
+    let hostname = std::fs::read_to_string(env.path("bundle/hostname")).unwrap();
+    assert!(hostname.starts_with("nobase-"), "{hostname}");
+    let r = runc(&env, &env.path("bundle"));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.starts_with("localhost resolves\n"), "{}", r.stdout);
+}

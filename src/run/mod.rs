@@ -191,7 +191,7 @@ fn unpack_into(
             ));
         }
     }
-    let spec = spec::build(&SpecInputs {
+    let inputs = SpecInputs {
         config: c,
         process: &opts.process,
         user: &user,
@@ -200,7 +200,13 @@ fn unpack_into(
         rootless,
         allow_new_privileges: opts.keep_setuid,
         hostname: format!("nobase-{}", chosen.descriptor.digest.short()),
-    })?;
+    };
+    let spec = spec::build(&inputs)?;
+    let bundle = config_path.parent().unwrap_or(Path::new("."));
+    for (name, text) in spec::etc_files(&inputs) {
+        let path = bundle.join(name);
+        std::fs::write(&path, text).io(|| format!("writing {}", path.display()))?;
+    }
     // The working directory exists before the runtime needs it (0755 if made here, as
     // Docker makes a missing WORKDIR).
     let cwd = clean_path(spec.process.cwd.as_bytes())

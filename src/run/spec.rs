@@ -304,6 +304,25 @@ fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
+/// The files the bundle holds beside config.json for the container's /etc, by name:
+/// `hostname`, and `hosts` naming localhost and the hostname (with the host's network,
+/// the host's /etc/hosts with the container's hostname added).
+pub fn etc_files(i: &SpecInputs<'_>) -> Vec<(&'static str, String)> {
+    let mut hosts = if i.network_host {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        String::new()
+    };
+    if hosts.is_empty() {
+        hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".into();
+    }
+    if !hosts.ends_with('\n') {
+        hosts.push('\n');
+    }
+    hosts.push_str(&format!("127.0.1.1\t{}\n", i.hostname));
+    vec![("hostname", format!("{}\n", i.hostname)), ("hosts", hosts)]
+}
+
 /// Builds the spec.
 pub fn build(i: &SpecInputs<'_>) -> Result<Spec> {
     let args = process_args(i.config, i.process)?;
@@ -376,17 +395,28 @@ pub fn build(i: &SpecInputs<'_>) -> Result<Spec> {
         ));
     }
     if i.network_host {
-        // With the host's network, name resolution needs the host's files (as Docker).
-        for f in ["/etc/resolv.conf", "/etc/hosts"] {
-            if std::path::Path::new(f).is_file() {
-                mounts.push(mount(
-                    f,
-                    "none",
-                    f,
-                    &["rbind", "ro", "nosuid", "nodev", "noexec"],
-                ));
-            }
+        // With the host's network, name resolution needs the host's resolver (as Docker);
+        // its hosts file is in [`etc_files`].
+        let f = "/etc/resolv.conf";
+        if std::path::Path::new(f).is_file() {
+            mounts.push(mount(
+                f,
+                "none",
+                f,
+                &["rbind", "ro", "nosuid", "nodev", "noexec"],
+            ));
         }
+    }
+    // Docker mounts its own /etc/hosts and /etc/hostname into every container, scratch
+    // and `--network none` ones too: `localhost` resolves in any image. Sources relative
+    // to the bundle (runtime spec, "Mounts"), written there by [`etc_files`]' caller.
+    for (name, _) in etc_files(i) {
+        mounts.push(mount(
+            &format!("/etc/{name}"),
+            "none",
+            name,
+            &["rbind", "rw", "nosuid", "nodev", "noexec"],
+        ));
     }
 
     let mut namespaces: Vec<&str> = vec!["pid", "ipc", "uts", "mount"];
@@ -594,6 +624,16 @@ mod tests {
         mounted("/dev/pts", "devpts");
         mounted("/dev/shm", "tmpfs");
         mounted("/dev/mqueue", "mqueue");
+        // Docker's /etc/hosts and /etc/hostname, from files beside config.json.
+        assert_eq!(mounted("/etc/hosts", "none").source, "hosts");
+        assert_eq!(mounted("/etc/hostname", "none").source, "hostname");
+        let files = etc_files(&inputs(false, None));
+        assert_eq!(files[0], ("hostname", "h\n".to_string()));
+        assert!(
+            files[1].1.starts_with("127.0.0.1\tlocalhost\n"),
+            "{files:?}"
+        );
+        assert!(files[1].1.ends_with("\n127.0.1.1\th\n"), "{files:?}");
         assert!(mounted("/sys", "sysfs").options.contains(&"ro".to_string()));
         assert!(s.mounts.iter().any(|m| m.kind == "cgroup"));
         assert!(!s.process.terminal);
