@@ -824,7 +824,14 @@ fn dlopen_blind_spots_come_with_the_add_that_fixes_them() {
         .iter()
         .map(|w| w["kind"].as_str().unwrap())
         .collect();
-    assert!(kinds.contains(&"nss"), "{j:#}");
+    // No nsswitch.conf in the image: glibc's defaults load no module (files and dns are
+    // built in), so the advice is `check`'s: --with passwd, not the host's modules.
+    assert!(!kinds.contains(&"nss"), "{j:#}");
+    let nss = warnings
+        .iter()
+        .find(|w| w["kind"] == "no-nsswitch")
+        .unwrap_or_else(|| panic!("no no-nsswitch warning: {j:#}"));
+    assert_eq!(nss["with"], "passwd");
     let zlib = warnings
         .iter()
         .find(|w| w["kind"] == "dlopen-string")
@@ -836,19 +843,45 @@ fn dlopen_blind_spots_come_with_the_add_that_fixes_them() {
         assert!(r.stdout.contains("dlopen failed"), "{}", r.stdout);
     }
     // The suggested --add makes the dlopen succeed, and the warning goes.
-    let j = build(&env, &exe, "with", &["--add", &add]);
+    let j = build(&env, &exe, "with", &["--add", &add, "--with", "passwd"]);
+    // Nor does --with passwd's nsswitch.conf, whose services are built into glibc: no NSS
+    // warning of either kind (the host's nsswitch.conf was advised here before).
     assert!(
         !j["warnings"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|w| w["kind"] == "dlopen-string"),
+            .any(|w| ["dlopen-string", "nss", "no-nsswitch"].contains(&w["kind"].as_str().unwrap())),
         "{j:#}"
     );
     if let Some(r) = runc_run(&env, &layout_ref(&env, "with"), None) {
         assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
         assert_eq!(r.stdout, "dlopen ok\n");
     }
+    // An nsswitch.conf added with the program decides: a service of its that is not
+    // built in is a module the program loads, and is named.
+    let conf = env.path("nsswitch.conf");
+    std::fs::write(&conf, "passwd: files nobasetest\ngroup: files\n").unwrap();
+    let j = build(
+        &env,
+        &exe,
+        "conf",
+        &["--add", &format!("{}:/etc/nsswitch.conf", conf.display())],
+    );
+    let nss = j["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["kind"] == "nss")
+        .unwrap_or_else(|| panic!("no nss warning: {j:#}"));
+    let m = nss["message"].as_str().unwrap();
+    assert!(
+        m.contains(
+            "libnss_nobasetest.so.2 is not in the host or the image, so those services are skipped"
+        ),
+        "{m}"
+    );
+    assert_eq!(nss["add"], serde_json::json!([]), "{j:#}");
     // The human form prints the same advice on stderr.
     let r = env
         .nobase(&["build", exe.to_str().unwrap(), "-o", "oci:again"])

@@ -19,8 +19,9 @@ use crate::build::LayerReport;
 use crate::elf::ElfInfo;
 use crate::error::{Error, Result};
 use crate::loader::{
-    self, absolute, cache, dirname as parent, dlopen::BlindSpot, Closure, Flavor, Interpreter,
-    Outcome, Via,
+    self, absolute, cache, dirname as parent,
+    dlopen::{BlindSpot, NssConf},
+    Closure, Flavor, Interpreter, Outcome, Via,
 };
 use crate::root::{self, HostRoot, Root};
 use crate::tree::{self, Entry, ImageTree, Node, Overlay};
@@ -63,6 +64,8 @@ pub struct Request<'a> {
     pub cwd: String,
     /// Prove the result by resolving it inside the image.
     pub check: bool,
+    /// The `/etc/nsswitch.conf` another layer gives the image (`--with passwd`).
+    pub nsswitch: Option<&'a [u8]>,
 }
 
 /// Resolves and places the closure. `app` is the application tree (the binary and the
@@ -91,7 +94,13 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
             missing_pieces(&closure, req.source, &opts.cwd)
         )));
     }
-    let mut blind_spots = loader::dlopen::blind_spots(&overlay, &closure);
+    // The image's nsswitch.conf decides which NSS modules load: one added with the
+    // application (read through the overlay), `--with passwd`'s, or none.
+    let added_conf = app
+        .get("etc/nsswitch.conf")
+        .and_then(|_| crate::root::read_file(&overlay, "/etc/nsswitch.conf", 1 << 20).ok());
+    let nss_conf = NssConf::Image(added_conf.as_deref().or(req.nsswitch));
+    let mut blind_spots = loader::dlopen::blind_spots_with(&overlay, &closure, nss_conf);
     // What the application tree already has (the user followed the advice with --add)
     // needs no advice; a blind spot whose every fix is in place is no longer one.
     blind_spots.retain_mut(|b| {

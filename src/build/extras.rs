@@ -245,6 +245,9 @@ fn tzdata(sources: &[HostRoot]) -> Result<ImageTree> {
     Ok(t)
 }
 
+/// The `/etc/nsswitch.conf` of `--with passwd`: only services built into glibc.
+pub const NSSWITCH: &[u8] = b"passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n";
+
 /// `/etc/passwd` and `/etc/group` as distroless writes them (root 0, nobody 65534,
 /// nonroot 65532 with its home), and an `/etc/nsswitch.conf` so glibc's name service
 /// reads those files.
@@ -258,11 +261,7 @@ fn passwd() -> Result<ImageTree> {
     let group = format!("root:x:0:\nnobody:x:{NOBODY_UID}:\nnonroot:x:{NONROOT_UID}:\n");
     t.add_bytes("/etc/passwd", passwd.as_bytes(), 0o644)?;
     t.add_bytes("/etc/group", group.as_bytes(), 0o644)?;
-    t.add_bytes(
-        "/etc/nsswitch.conf",
-        b"passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n",
-        0o644,
-    )?;
+    t.add_bytes("/etc/nsswitch.conf", NSSWITCH, 0o644)?;
     t.add_dir("/root", 0o700)?;
     t.insert(
         "/home/nonroot",

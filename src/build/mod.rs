@@ -538,6 +538,10 @@ fn bundle_for(
             None => "/".to_string(),
         },
         check: plan.check,
+        nsswitch: plan
+            .with
+            .contains(&extras::Extra::Passwd)
+            .then_some(extras::NSSWITCH),
     };
     bundle::bundle(&req, app).map_err(|e| match e {
         Error::Refused(m)

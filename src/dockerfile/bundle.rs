@@ -116,6 +116,8 @@ pub fn bundle_missing(
             library_path: library_path.clone(),
             cwd: cwd.clone(),
             check: opts.check,
+            // The image's files are the application tree: its nsswitch.conf, if any.
+            nsswitch: None,
         };
         let b = bundle::bundle(&req, &mut image)?;
         // Private libraries went into `image` (the application tree); the system ones

@@ -78,12 +78,30 @@ pub const NSS: &[(&str, &str)] = &[
     ("getnetbyaddr", "networks"),
 ];
 
+/// Which `/etc/nsswitch.conf` decides the NSS modules a program loads.
+#[derive(Clone, Copy, Debug)]
+pub enum NssConf<'a> {
+    /// The root's own (a program on its host: `inspect`), whose copy is then advised.
+    Root,
+    /// The image's: these bytes, or none (glibc's defaults).
+    Image(Option<&'a [u8]>),
+}
+
 /// The run-time loads a closure's objects are likely to make, for a glibc or musl
-/// program resolved in `root`.
+/// program resolved in `root`, on that root.
 pub fn blind_spots(root: &dyn Root, closure: &Closure) -> Vec<BlindSpot> {
+    blind_spots_with(root, closure, NssConf::Root)
+}
+
+/// The same, with the name service configured by `nss_conf`.
+pub fn blind_spots_with(
+    root: &dyn Root,
+    closure: &Closure,
+    nss_conf: NssConf<'_>,
+) -> Vec<BlindSpot> {
     let mut out = Vec::new();
     if closure.setup.flavor == Flavor::Glibc {
-        nss(root, closure, &mut out);
+        nss(root, closure, nss_conf, &mut out);
         iconv(root, closure, &mut out);
         libgcc_s(root, closure, &mut out);
     }
@@ -140,7 +158,7 @@ fn glibc_minor(closure: &Closure) -> Option<u32> {
         .max()
 }
 
-fn nss(root: &dyn Root, closure: &Closure, out: &mut Vec<BlindSpot>) {
+fn nss(root: &dyn Root, closure: &Closure, nss_conf: NssConf<'_>, out: &mut Vec<BlindSpot>) {
     let mut funcs: Vec<&str> = Vec::new();
     let mut dbs: BTreeSet<&str> = BTreeSet::new();
     for o in importers(closure) {
@@ -160,7 +178,10 @@ fn nss(root: &dyn Root, closure: &Closure, out: &mut Vec<BlindSpot>) {
     if funcs.is_empty() {
         return;
     }
-    let conf = root::read_file(root, "/etc/nsswitch.conf", MAX_CONF).ok();
+    let conf = match nss_conf {
+        NssConf::Root => root::read_file(root, "/etc/nsswitch.conf", MAX_CONF).ok(),
+        NssConf::Image(c) => c.map(<[u8]>::to_vec),
+    };
     let mut services: BTreeSet<String> = BTreeSet::new();
     match &conf {
         Some(bytes) => {
@@ -200,7 +221,7 @@ fn nss(root: &dyn Root, closure: &Closure, out: &mut Vec<BlindSpot>) {
         &[]
     };
     let mut adds = Vec::new();
-    if conf.is_some() {
+    if conf.is_some() && matches!(nss_conf, NssConf::Root) {
         adds.push(Add {
             source: "/etc/nsswitch.conf".into(),
             dest: "/etc/nsswitch.conf".into(),
@@ -220,6 +241,11 @@ fn nss(root: &dyn Root, closure: &Closure, out: &mut Vec<BlindSpot>) {
             None => absent.push(lib),
         }
     }
+    // In an image whose services are all built in, nothing is loaded: nothing to say
+    // (whether it has the files those services read is `check`'s business).
+    if matches!(nss_conf, NssConf::Image(_)) && adds.is_empty() && absent.is_empty() {
+        return;
+    }
     let shown: Vec<&str> = funcs.iter().take(4).copied().collect();
     let mut message = format!(
         "uses glibc NSS ({}{}): it reads /etc/nsswitch.conf and dlopens libnss_<service>.so.2 for the {} database{}",
@@ -231,7 +257,7 @@ fn nss(root: &dyn Root, closure: &Closure, out: &mut Vec<BlindSpot>) {
     if !builtin.is_empty() {
         message.push_str(" (files and dns are built into this glibc)");
     }
-    if adds.len() > 1 {
+    if adds.iter().any(|a| a.dest != "/etc/nsswitch.conf") {
         message.push_str("; a module needs its own libraries too (`nobase inspect` lists them)");
     }
     if !absent.is_empty() {

@@ -153,7 +153,8 @@ impl Root for Overlay<'_> {
     }
 
     fn describe(&self) -> String {
-        format!("{} over {}", self.upper.describe(), self.lower.describe())
+        // "libfoo.so.1 is not in the host or the files added to the image"
+        format!("{} or {}", self.lower.describe(), self.upper.describe())
     }
 }
 
