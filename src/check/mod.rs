@@ -73,6 +73,9 @@ pub enum WarningCode {
     NoNsswitch,
     /// No `/tmp` the process can write to.
     NoWritableTmp,
+    /// Something the program likely loads at run time (`dlopen`: an NSS module, gconv
+    /// modules, `libgcc_s`, a library named in its strings) is not in the image.
+    RunTimeLoad,
 }
 
 impl WarningCode {
@@ -84,6 +87,7 @@ impl WarningCode {
             WarningCode::NoZoneinfo => Some(Extra::Tzdata),
             WarningCode::NoNsswitch => Some(Extra::Passwd),
             WarningCode::NoWritableTmp => Some(Extra::Tmp),
+            WarningCode::RunTimeLoad => None,
         }
     }
 }
@@ -853,6 +857,15 @@ impl Checker<'_> {
             cwd: self.cwd.clone(),
         };
         let closure = loader::resolve(self.root, exe, Some(info), &opts)?;
+        // What DT_NEEDED does not show, judged by what the image holds (its own
+        // nsswitch.conf, gconv modules, libraries), as `build` advises before bundling.
+        let conf = crate::root::read_file(self.root, "/etc/nsswitch.conf", 1 << 20).ok();
+        let conf = loader::dlopen::NssConf::Image(conf.as_deref());
+        for b in loader::dlopen::blind_spots_with(self.root, &closure, conf) {
+            if b.missing {
+                self.warning(WarningCode::RunTimeLoad, b.message);
+            }
+        }
         let glibc = closure.setup.flavor == loader::Flavor::Glibc;
         let mut versions_found = 0;
         for need in &closure.needs {

@@ -40,6 +40,9 @@ pub struct BlindSpot {
     pub message: String,
     /// The additions that supply it (may be empty when the root does not have them).
     pub adds: Vec<Add>,
+    /// What it loads is not in the root (a module, the gconv directory, a library).
+    #[serde(skip)]
+    pub missing: bool,
 }
 
 /// glibc functions that go through NSS, with the database each reads.
@@ -272,6 +275,7 @@ fn nss(root: &dyn Root, closure: &Closure, nss_conf: NssConf<'_>, out: &mut Vec<
         kind: "nss",
         message,
         adds,
+        missing: !absent.is_empty(),
     });
 }
 
@@ -305,9 +309,15 @@ fn iconv(root: &dyn Root, closure: &Closure, out: &mut Vec<BlindSpot>) {
     out.push(BlindSpot {
         kind: "iconv",
         message: format!(
-            "{} calls iconv_open: glibc dlopens gconv modules for every character set beyond UTF-8, ASCII and Latin-1",
-            o.path
+            "{} calls iconv_open: glibc dlopens gconv modules for every character set beyond UTF-8, ASCII and Latin-1{}",
+            o.path,
+            if adds.is_empty() {
+                format!("; {} has none (no gconv/gconv-modules in the library directories)", closure.root)
+            } else {
+                String::new()
+            }
         ),
+        missing: adds.is_empty(),
         adds,
     });
 }
@@ -338,6 +348,7 @@ fn libgcc_s(root: &dyn Root, closure: &Closure, out: &mut Vec<BlindSpot>) {
             o.path,
             if adds.is_empty() { format!("; {NAME} is not in {}", closure.root) } else { String::new() }
         ),
+        missing: adds.is_empty(),
         adds,
     });
 }
@@ -357,9 +368,13 @@ fn looks_like_library(s: &[u8]) -> bool {
         }
         None => s,
     };
+    // `.abi3.so`, `.cpython-311-x86_64-linux-gnu.so`: suffixes, not names.
     if !base
-        .iter()
-        .all(|c| c.is_ascii_alphanumeric() || b"_+.-".contains(c))
+        .first()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        || !base
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"_+.-".contains(c))
     {
         return false;
     }
@@ -463,6 +478,7 @@ fn strings(root: &dyn Root, closure: &Closure, out: &mut Vec<BlindSpot>) {
         out.push(BlindSpot {
             kind: "dlopen-string",
             message,
+            missing: found.is_none(),
             adds: found.into_iter().collect(),
         });
     }
@@ -484,6 +500,9 @@ mod tests {
             ("lib%s.so", false),
             ("libfoo.so.1a", false),
             ("foo.socket", false),
+            (".abi3.so", false),
+            (".cpython-311-x86_64-linux-gnu.so", false),
+            ("/usr/lib/.hidden.so", false),
             (".so", false),
             ("relative/libx.so", false),
             ("libfoo.so ", false),

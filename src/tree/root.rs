@@ -153,8 +153,13 @@ impl Root for Overlay<'_> {
     }
 
     fn describe(&self) -> String {
-        // "libfoo.so.1 is not in the host or the files added to the image"
-        format!("{} or {}", self.lower.describe(), self.upper.describe())
+        // "libfoo.so.1 is not in the host or the image"
+        let (lower, upper) = (self.lower.describe(), self.upper.describe());
+        if lower == upper {
+            lower
+        } else {
+            format!("{lower} or {upper}")
+        }
     }
 }
 
