@@ -2,7 +2,7 @@
 //! branches on its destination, and one function maps references to sinks.
 
 use crate::archive;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::image::Image;
 use crate::oci::{Blobs, Layout};
 use crate::refs::{ImageRef, NameTag};
@@ -112,6 +112,16 @@ pub fn for_ref_with(
             name: name.clone(),
             shown,
         }),
+        // skopeo refuses it too: the manifest goes under one of them, and the other
+        // would be reported but never made.
+        ImageRef::Registry(rr) if rr.tag.is_some() && rr.digest.is_some() => {
+            return Err(Error::Usage(format!(
+                "{r}: a destination names a tag or a digest, not both; give docker://{}/{}:{}",
+                rr.host,
+                rr.repository,
+                rr.tag.as_deref().unwrap_or_default()
+            )))
+        }
         ImageRef::Registry(rr) => {
             Box::new(registry::RegistrySink::new(rr.clone(), registry.clone()))
         }

@@ -176,6 +176,18 @@ fn cases(env: &Env, port: u16) -> Vec<Case> {
             2,
             "nobase: NOBASE_CHUNK_SIZE=0 is too small; give at least 4096 bytes\n",
         ),
+        (
+            "push: a destination with a tag and a digest (the tag was never made)",
+            s(&["push", "hello:1", &format!("{registry}@sha256:{}", "0".repeat(64))]),
+            2,
+            "nobase: docker://127.0.0.1:$PORT/hello:1@sha256:0000000000000000000000000000000000000000000000000000000000000000: a destination names a tag or a digest, not both; give docker://127.0.0.1:$PORT/hello:1\n",
+        ),
+        (
+            "pull: a registry's name without docker:// (the store's, in nobase)",
+            s(&["pull", "127.0.0.1:5000/team/app:1"]),
+            2,
+            "nobase: 127.0.0.1:5000/team/app:1 is a name in the local store, not a registry; to pull it from a registry give docker://127.0.0.1:5000/team/app:1\n",
+        ),
     ]
 }
 

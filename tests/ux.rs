@@ -382,3 +382,28 @@ fn a_closed_stdout_ends_every_command_quietly() {
     let r = env.nobase(&["-q", "images"]).ok();
     assert_eq!(r.stdout.lines().collect::<Vec<_>>(), ["h:1", "h:3"]);
 }
+
+#[test]
+fn a_push_to_a_registry_like_store_name_says_it_stays_local() {
+    // `docker push 127.0.0.1:5000/app:1` sends to the registry; in nobase a name without
+    // docker:// is the store's. The push is a local copy (exit 0), and it says so.
+    let env = Env::new();
+    let hello = hello_static();
+    env.nobase(&["build", "-q", hello.to_str().unwrap(), "-t", "h:1"])
+        .ok();
+    let r = env
+        .nobase(&["push", "h:1", "127.0.0.1:5000/team/app:1"])
+        .ok();
+    assert!(
+        r.stderr.contains(
+            "note: 127.0.0.1:5000/team/app:1 is a name in the local store; to send the image to that registry, give docker://127.0.0.1:5000/team/app:1"
+        ),
+        "{}",
+        r.stderr
+    );
+    let listed = env.nobase(&["images", "-q"]).ok().stdout;
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    // A plain store name is the store's without a word.
+    let r = env.nobase(&["push", "h:1", "team/app:2"]).ok();
+    assert!(!r.stderr.contains("note:"), "{}", r.stderr);
+}

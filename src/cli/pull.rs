@@ -52,6 +52,13 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                 .into())
             }
         },
+        // `docker pull 127.0.0.1:5000/app:1` is a registry; here a bare name is the store.
+        (None, ImageRef::Store(n)) => {
+            return Err(Error::Usage(format!(
+                "{src} is a name in the local store, not a registry; to pull it from a registry give docker://{n}"
+            ))
+            .into())
+        }
         (None, _) => {
             return Err(
                 Error::Usage(format!("give the store name for {src} with -t NAME[:TAG]")).into(),

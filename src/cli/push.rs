@@ -54,6 +54,18 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         ImageRef::Registry(r) => r.to_string(),
         other => other.to_string(),
     };
+    // `docker push 127.0.0.1:5000/app:1` sends to that registry; here a name without
+    // docker:// is the local store's, which a docker user would not guess.
+    if let ImageRef::Store(n) = &dest {
+        if n.name
+            .split_once('/')
+            .is_some_and(|(first, _)| nobase::refs::is_registry_host(first))
+        {
+            g.note(format!(
+                "note: {n} is a name in the local store; to send the image to that registry, give docker://{n}"
+            ));
+        }
+    }
     let sink = sink::for_ref_with(&dest, || g.store(), &opts)?;
     let opened =
         source::open_with(&src, || g.store(), &opts).with_context(|| format!("reading {src}"))?;
