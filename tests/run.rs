@@ -924,3 +924,54 @@ int main(void) {
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.starts_with("localhost resolves\n"), "{}", r.stdout);
 }
+
+#[test]
+fn a_working_directory_build_makes_belongs_to_the_user_it_runs_as() {
+    // `build -w /work -u 1000:1000` made /work root's, so the program could not write
+    // where it starts, while a Dockerfile's WORKDIR under USER 1000 (BuildKit) gives the
+    // user the directory.
+    let env = Env::new();
+    let hello = hello_static();
+    let owner = |tag: &str| -> (u64, u64) {
+        let j = env.nobase(&["tree", "--json", tag]).ok().json();
+        let w = j["merged"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["path"] == "/work")
+            .unwrap_or_else(|| panic!("no /work: {j}"))
+            .clone();
+        (w["uid"].as_u64().unwrap(), w["gid"].as_u64().unwrap())
+    };
+    let h = hello.to_str().unwrap();
+    build(&env, &[h, "-w", "/work", "-u", "1000:1001", "-t", "w:1"]);
+    assert_eq!(owner("w:1"), (1000, 1001));
+    build(
+        &env,
+        &[
+            h, "-w", "/work", "-u", "nonroot", "--with", "passwd", "-t", "w:2",
+        ],
+    );
+    assert_eq!(owner("w:2"), (65532, 65532));
+    build(&env, &[h, "-w", "/work", "-t", "w:3"]);
+    assert_eq!(owner("w:3"), (0, 0));
+    let Some(bb) = busybox().filter(|_| can_run()) else {
+        return;
+    };
+    build(
+        &env,
+        &[
+            bb.to_str().unwrap(),
+            "-w",
+            "/work",
+            "-u",
+            "1000:1000",
+            "-t",
+            "bbw:1",
+        ],
+    );
+    let r = env
+        .nobase(&["run", "bbw:1", "sh", "-c", "echo hi > x && cat x && pwd"])
+        .ok();
+    assert_eq!(r.stdout, "hi\n/work\n");
+}

@@ -280,7 +280,18 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
     }
     if let Some(w) = plan.workdir.as_deref().map(working_dir).transpose()? {
         if w != "/" && app.get(&w[1..]).is_none() {
-            app.add_dir(&w, 0o755)?;
+            // As a Dockerfile's WORKDIR under USER (BuildKit): owned by the user, so a
+            // program running as 1000 may write where it starts.
+            let (uid, gid) = workdir_owner(plan);
+            app.insert(
+                &w,
+                tree::Entry {
+                    node: tree::Node::Dir,
+                    mode: 0o755,
+                    uid,
+                    gid,
+                },
+            )?;
         }
     }
 
@@ -367,6 +378,44 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
         bundled,
         report,
     })
+}
+
+/// The owner of a working directory `build -w` makes: `--user`'s ids, numbers or the
+/// names `--with passwd` defines (a user's own group when none is given, as its passwd
+/// line says); root for names nobase cannot know at build time.
+fn workdir_owner(plan: &BuildPlan) -> (u32, u32) {
+    let Some(user) = plan.user.as_deref() else {
+        return (0, 0);
+    };
+    let known = |name: &str| -> Option<u32> {
+        if let Ok(n) = name.parse() {
+            return Some(n);
+        }
+        if !plan.with.contains(&extras::Extra::Passwd) {
+            return None;
+        }
+        match name {
+            "root" => Some(0),
+            "nobody" => Some(extras::NOBODY_UID),
+            "nonroot" => Some(extras::NONROOT_UID),
+            _ => None,
+        }
+    };
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let Some(uid) = known(u) else {
+        return (0, 0);
+    };
+    let gid = match g {
+        Some(g) => known(g).unwrap_or(0),
+        // A name's own group (nobase's passwd gives each its own); a bare number has
+        // none, and runs with group 0 as under Docker.
+        None if u.parse::<u32>().is_err() => uid,
+        None => 0,
+    };
+    (uid, gid)
 }
 
 /// The image's working directory as `-w` gives it: an image path, normalized, `/` (Docker's
