@@ -1545,3 +1545,37 @@ fn control_characters_in_an_image_are_shown_escaped() {
     let j = env.nobase(&["check", "--json", &reference]).code(1).json();
     assert_eq!(j["command"][0], "/app/\u{1b}[2Jrun\u{7}\nfake: will start");
 }
+
+#[test]
+fn a_go_program_that_looks_users_up_needs_etc_passwd() {
+    // Go's os/user reads /etc/passwd (directly, or through glibc with cgo): a scratch
+    // image fails `user.Current()` while `check` said nothing.
+    static P: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let Some(bin) = P
+        .get_or_init(|| {
+            go_program(
+                "go-user",
+                "package main\n\nimport (\n\t\"fmt\"\n\t\"os/user\"\n)\n\nfunc main() {\n\tu, err := user.Current()\n\tif err != nil {\n\t\tfmt.Println(err)\n\t\treturn\n\t}\n\tfmt.Println(u.Username)\n}\n",
+                &[],
+            )
+        })
+        .clone()
+    else {
+        return;
+    };
+    let env = Env::new();
+    let bin = bin.to_str().unwrap();
+    env.nobase(&["build", bin, "-t", "u:1"]).ok();
+    let r = env.nobase(&["check", "--json", "u:1"]).ok().json();
+    let w = &r["warnings"];
+    assert_eq!(w.as_array().unwrap().len(), 1, "{w}");
+    assert_eq!(w[0]["code"], "no-passwd", "{w}");
+    assert_eq!(w[0]["with"], "passwd", "{w}");
+    env.nobase(&["build", bin, "-t", "u:2", "--with", "passwd"])
+        .ok();
+    assert_eq!(warning_codes(&env, "u:2"), Vec::<String>::new());
+    if have("runc") && is_root() {
+        assert_ne!(env.nobase(&["run", "u:1"]).ok().stdout, "root\n");
+        assert_eq!(env.nobase(&["run", "u:2"]).ok().stdout, "root\n");
+    }
+}

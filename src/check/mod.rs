@@ -71,6 +71,8 @@ pub enum WarningCode {
     NoZoneinfo,
     /// glibc name service lookups without `/etc/nsswitch.conf`.
     NoNsswitch,
+    /// Go's `os/user` without `/etc/passwd`.
+    NoPasswd,
     /// No `/tmp` the process can write to.
     NoWritableTmp,
     /// Something the program likely loads at run time (`dlopen`: an NSS module, gconv
@@ -85,7 +87,7 @@ impl WarningCode {
             WarningCode::MissingWorkdir => None,
             WarningCode::NoCaCertificates => Some(Extra::Certs),
             WarningCode::NoZoneinfo => Some(Extra::Tzdata),
-            WarningCode::NoNsswitch => Some(Extra::Passwd),
+            WarningCode::NoNsswitch | WarningCode::NoPasswd => Some(Extra::Passwd),
             WarningCode::NoWritableTmp => Some(Extra::Tmp),
             WarningCode::RunTimeLoad => None,
         }
@@ -1121,6 +1123,32 @@ mod tests {
                 .find(|p| p.code == *code)
                 .unwrap_or_else(|| panic!("{ep:?}: no {code:?} in {:?}", r.problems));
             assert!(p.message.contains(words), "{ep:?}: {}", p.message);
+        }
+    }
+
+    #[test]
+    fn a_zone_the_image_sets_needs_its_zoneinfo_file() {
+        let d = tempfile::tempdir().unwrap();
+        let b = d.path();
+        std::fs::set_permissions(b, std::fs::Permissions::from_mode(0o755)).unwrap();
+        put(b, "app/run", b"#!/bin/sh\n", 0o755);
+        put(b, "usr/share/zoneinfo/Asia/Tokyo", b"TZif", 0o644);
+        let zone_warnings = |tz: &str| -> Vec<String> {
+            let r = check(&HostRoot::new(b), "t", &config(&["/app/run"], &[tz], None)).unwrap();
+            r.warnings
+                .into_iter()
+                .filter(|w| w.code == WarningCode::NoZoneinfo)
+                .map(|w| w.message)
+                .collect()
+        };
+        assert_eq!(zone_warnings("TZ=Asia/Tokyo"), Vec::<String>::new());
+        assert_eq!(
+            zone_warnings("TZ=Europe/Paris"),
+            ["the image sets TZ=Europe/Paris, but has no /usr/share/zoneinfo/Europe/Paris, so the program shows UTC times under that name, without an error; add zoneinfo with `nobase build --with tzdata`"]
+        );
+        assert_eq!(zone_warnings("TZ=:Japan").len(), 1);
+        for fine in ["TZ=JST-9", "TZ=EST5EDT", "TZ=UTC", "TZ=", "TZ=:Asia/Tokyo"] {
+            assert_eq!(zone_warnings(fine), Vec::<String>::new(), "{fine}");
         }
     }
 

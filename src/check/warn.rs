@@ -1,6 +1,7 @@
 //! What will likely fail after the program starts, from what its ELF objects say they
 //! use and what the image lacks: CA certificates for TLS, zoneinfo for Go's
-//! `time.LoadLocation`, `nsswitch.conf` for glibc's name service, a writable `/tmp`.
+//! `time.LoadLocation` or a `TZ` the image sets, `nsswitch.conf` for glibc's name
+//! service, `/etc/passwd` for Go's `os/user`, a writable `/tmp`.
 
 use super::{Checker, WarningCode};
 use crate::build::extras::{Extra, CA_FILES, ZONEINFO};
@@ -31,6 +32,9 @@ const GLIBC_NSS: &[u8] = b"/etc/nsswitch.conf";
 /// Go's temporary files and directories all go through `os.TempDir` (CreateTemp,
 /// MkdirTemp, ioutil.TempFile), whose name the pclntab keeps even when it is inlined.
 const GO_TEMP_DIR: &[u8] = b"os.TempDir";
+/// Go's user lookups (`user.Current`, `user.Lookup`, `LookupId`, `LookupGroup`…), which
+/// read /etc/passwd and /etc/group (directly, or through glibc with cgo).
+const GO_USER: &[&[u8]] = &[b"os/user.Current", b"os/user.Lookup"];
 /// C library functions that make temporary files, imported by dynamic programs.
 const TEMP_FUNCS: &[&str] = &[
     "mkstemp",
@@ -135,6 +139,8 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
     // Whether a program uses /tmp only matters when the image's /tmp is not usable.
     let tmp_problem = tmp_problem(ck);
     let mut temp = None;
+    let mut users = None;
+    let mut tz_embedded = false;
     for super::Loaded { shown, path, info } in ck.programs.clone() {
         if info.is_go() {
             // Function names live in the pclntab's name table: reading only that (a
@@ -153,6 +159,8 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
                     GO_LOAD_LOCATION,
                     GO_TZDATA,
                     GO_TEMP_DIR,
+                    GO_USER[0],
+                    GO_USER[1],
                 ],
             )?;
             if hits[0] && !hits[1] {
@@ -163,6 +171,12 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
             }
             if hits[4] {
                 temp.get_or_insert(format!("{shown} is a Go program that uses os.TempDir"));
+            }
+            if hits[5] || hits[6] {
+                users.get_or_insert(shown.clone());
+            }
+            if hits[3] {
+                tz_embedded = true;
             }
         } else {
             if let Some(f) = info
@@ -242,6 +256,7 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
             );
         }
     }
+    let zone_warned_before = ck.warnings.len();
     if let Some(path) = zoneinfo {
         let env_ok = ck.getenv("ZONEINFO").is_some_and(|p| {
             exists(ck.root, p, FileType::File) || exists(ck.root, p, FileType::Dir)
@@ -257,6 +272,32 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
             );
         }
     }
+    // A zone the image names itself (`-e TZ=Asia/Tokyo`) needs its file: without it
+    // glibc and Go fall back to UTC, labelled with the zone's name, without an error.
+    if ck.warnings.len() == zone_warned_before && !tz_embedded {
+        if let Some(file) = ck.getenv("TZ").and_then(tz_file) {
+            let env_dir = ck.getenv("TZDIR").unwrap_or(ZONEINFO);
+            let path = if file.starts_with('/') {
+                file.to_string()
+            } else {
+                format!("{}/{file}", env_dir.trim_end_matches('/'))
+            };
+            if !exists(ck.root, &path, FileType::File) {
+                ck.warning(
+                    WarningCode::NoZoneinfo,
+                    format!("the image sets TZ={}, but has no {path}, so the program shows UTC times under that name, without an error; add zoneinfo with `nobase build {}`", ck.getenv("TZ").unwrap_or_default(), Extra::Tzdata.flag()),
+                );
+            }
+        }
+    }
+    if let Some(path) = users {
+        if !exists(ck.root, "/etc/passwd", FileType::File) {
+            ck.warning(
+                WarningCode::NoPasswd,
+                format!("{path} is a Go program that looks users up (os/user), but the image has no /etc/passwd, so user.Current and user.Lookup fail (\"unknown userid\", or \"requires cgo or $USER set\"); add one with `nobase build {}` (/etc/passwd and /etc/group with root, nobody and nonroot)", Extra::Passwd.flag()),
+            );
+        }
+    }
     if let Some(why) = nss {
         if !exists(ck.root, "/etc/nsswitch.conf", FileType::File) {
             ck.warning(
@@ -266,6 +307,22 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The zoneinfo file a `TZ` value names (`Asia/Tokyo`, `:Europe/Paris`, `:/etc/x`), or
+/// None for POSIX rules that need no file (`JST-9`, `EST5EDT`) and for UTC, which
+/// glibc and Go know without one.
+fn tz_file(tz: &str) -> Option<&str> {
+    let name = tz.strip_prefix(':').unwrap_or(tz);
+    let posix_rule =
+        !tz.starts_with(':') && !name.contains('/') && name.bytes().any(|c| c.is_ascii_digit());
+    if name.is_empty()
+        || posix_rule
+        || matches!(name, "UTC" | "GMT" | "UCT" | "Zulu" | "Etc/UTC" | "Etc/GMT")
+    {
+        return None;
+    }
+    Some(name)
 }
 
 /// What keeps the process's user from creating files in `/tmp`, if anything.
