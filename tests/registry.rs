@@ -1004,7 +1004,27 @@ fn credentials_come_from_docker_config_and_wrong_ones_fail_without_leaking() {
     std::fs::write(&config, r#"{"credsStore":"nbnosuch"}"#).unwrap();
     let r = nb(&env, &["push", "hello:1", &dest]).code(3);
     assert!(
-        r.stderr.contains("docker-credential-nbnosuch") && r.stderr.contains("on PATH"),
+        r.stderr.contains("docker-credential-nbnosuch") && r.stderr.contains("it is not on PATH"),
+        "{}",
+        r.stderr
+    );
+    // One that is there but cannot start (a script without `#!`) is not said to be
+    // missing.
+    let broken = bin.join("docker-credential-nbbroken");
+    std::fs::write(&broken, format!("echo {canary}\n")).unwrap();
+    std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(&config, r#"{"credsStore":"nbbroken"}"#).unwrap();
+    let r = nb_env(&env, &["push", "hello:1", &dest], &[("PATH", &path)]).code(3);
+    assert!(
+        !r.stderr.contains("PATH") && !r.stderr.contains(canary),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(&format!(
+            "the credential helper docker-credential-nbbroken ({}) named in",
+            broken.display()
+        )) && r.stderr.contains("gave no credentials"),
         "{}",
         r.stderr
     );
@@ -1402,8 +1422,9 @@ fn endless_faults_fail_cleanly_after_bounded_retries() {
         "{}",
         r.stderr
     );
-    // Answers that cannot change by asking again are not retried: 401, 403, 404.
-    for status in [401u16, 403, 404] {
+    // Answers that cannot change by asking again are not retried: 401, 403, 404, and
+    // 501 and 505 (a server that does not implement it: a static file server).
+    for status in [401u16, 403, 404, 501, 505] {
         let refuser = Proxy::start(reg.port, None, move |s, _| {
             if s.path == "/v2/" {
                 Fault::Forward

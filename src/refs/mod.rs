@@ -314,7 +314,7 @@ fn parse_registry(rest: &str) -> Result<RegistryRef> {
     };
     if userinfo_end.is_some() {
         return Err(bad(
-            "credentials do not go in a reference; give them with --creds USER[:PASSWORD], \
+            "credentials do not go in a reference; give them with --creds USER:PASSWORD, \
              --creds-file or a docker config.json",
         ));
     }

@@ -134,6 +134,16 @@ fn helper_named(path: &std::path::Path, key: &str) -> Option<String> {
     Some(format!("docker-credential-{name}"))
 }
 
+/// Where `name` is found on PATH, as a shell would find it.
+fn on_path(name: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
 /// Looks `host` up in Docker's config. Credential helpers run only here, and only when
 /// a registry asked for authentication.
 pub fn lookup(host: &str, given: Option<&GivenCreds>) -> Result<Found> {
@@ -188,10 +198,20 @@ pub fn lookup(host: &str, given: Option<&GivenCreds>) -> Result<Found> {
         Err(E::HelperFailure { helper, .. }) => Err(Error::Registry(format!(
             "the credential helper {helper} named in {shown} failed for {key}; run `{helper} get` to see why"
         ))),
-        Err(E::HelperCommunicationError) => Err(Error::Registry(format!(
-            "could not run the credential helper {} named in {shown} for {key}; is it on PATH?",
-            helper_named(&path, &key).unwrap_or_else(|| "docker-credential-…".into())
-        ))),
+        Err(E::HelperCommunicationError) => {
+            let helper =
+                helper_named(&path, &key).unwrap_or_else(|| "docker-credential-…".into());
+            // The crate says the same whether the helper is missing or failed.
+            Err(Error::Registry(match on_path(&helper) {
+                Some(at) => format!(
+                    "the credential helper {helper} ({}) named in {shown} gave no credentials for {key} (it failed, or answered something else); run `echo {key} | {helper} get` to see why",
+                    at.display()
+                ),
+                None => format!(
+                    "could not run the credential helper {helper} named in {shown} for {key}: it is not on PATH"
+                ),
+            }))
+        }
         Err(E::ConfigReadError) => Err(Error::Registry(format!(
             "{shown} is not a valid Docker config file"
         ))),

@@ -314,7 +314,9 @@ impl Client {
             ))),
             Ok(resp) => match resp.status().as_u16() {
                 401 => Verdict::Unauthorized(resp),
-                s @ (408 | 429 | 500..=599) => Verdict::Retry {
+                // 501 Not Implemented and 505 HTTP Version Not Supported say the server
+                // will never do it: no retry (a static file server answering /v2/).
+                s @ (408 | 429 | 500 | 502..=504 | 506..=599) => Verdict::Retry {
                     why: format!("HTTP {s}"),
                     after: header(&resp, "retry-after")
                         .and_then(|v| net::parse_retry_after(v, SystemTime::now())),
