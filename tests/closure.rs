@@ -1306,3 +1306,76 @@ fn an_add_under_a_linked_directory_goes_through_the_link() {
         assert_eq!(r.stdout, "hello world\n");
     }
 }
+
+#[test]
+fn libraries_of_added_shared_objects_are_bundled_too() {
+    // `--add /usr/lib/python3.11:…` put extension modules in the image whose libraries
+    // (libssl, libsqlite3…) were not: `import ssl` failed while `check` passed. What an
+    // added shared object needs comes with it now, and what cannot be found is said.
+    let env = Env::new();
+    let plug = env.path("plug.so");
+    cc(
+        "gcc",
+        "#include <math.h>\ndouble plug_cos(double x) { return cos(x); }\n",
+        &plug,
+        &["-shared", "-fPIC", "-lm"],
+    );
+    let main = env.path("host");
+    cc(
+        "gcc",
+        "#include <dlfcn.h>\n#include <stdio.h>\n\
+         int main(void) {\n\
+           void *h = dlopen(\"/app/plug.so\", RTLD_NOW);\n\
+           if (!h) { printf(\"%s\\n\", dlerror()); return 1; }\n\
+           double (*f)(double) = (double (*)(double))dlsym(h, \"plug_cos\");\n\
+           volatile double x = 0;\n\
+           printf(\"cos %g\\n\", f(x)); return 0;\n}\n",
+        &main,
+        &["-ldl"],
+    );
+    let add = format!("{}:/app/plug.so", plug.display());
+    let j = build(&env, &main, "plug", &["--add", &add]);
+    let libs: Vec<&str> = j["bundled"]["libraries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(libs.iter().any(|l| l.ends_with("/libm.so.6")), "{j:#}");
+    if let Some(r) = runc_run(&env, &layout_ref(&env, "plug"), None) {
+        assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+        assert_eq!(r.stdout, "cos 1\n");
+    }
+    // A library an added object needs that is nowhere: said, the build goes on.
+    let dep = env.path("libnbgone.so");
+    cc(
+        "gcc",
+        "int nb_gone(void) { return 1; }\n",
+        &dep,
+        &["-shared", "-fPIC"],
+    );
+    let needy = env.path("needy.so");
+    cc(
+        "gcc",
+        "int nb_gone(void);\nint needy(void) { return nb_gone(); }\n",
+        &needy,
+        &[
+            "-shared",
+            "-fPIC",
+            &format!("-L{}", env.path("").display()),
+            "-lnbgone",
+        ],
+    );
+    let add = format!("{}:/app/needy.so", needy.display());
+    let j = build(&env, &main, "needy", &["--add", &add]);
+    let w = j["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["kind"] == "added-object")
+        .unwrap_or_else(|| panic!("no added-object warning: {j:#}"));
+    assert_eq!(
+        w["message"],
+        "the added /app/needy.so needs libnbgone.so, which is not in the host or the image, so loading it will fail"
+    );
+}

@@ -16,7 +16,7 @@
 //! * files the user added with `--add` are already in the application layer.
 
 use crate::build::LayerReport;
-use crate::elf::ElfInfo;
+use crate::elf::{ElfInfo, Kind};
 use crate::error::{Error, Result};
 use crate::loader::{
     self, absolute, cache, dirname as parent,
@@ -45,6 +45,9 @@ pub struct Bundled {
     pub private_sources: Vec<String>,
     /// How many libraries the library layer holds (besides the loader).
     pub system_libraries: usize,
+    /// Libraries placed for the shared objects and programs added with the
+    /// application (not the entrypoint's), by image path.
+    pub added_libraries: Vec<String>,
 }
 
 /// Inputs of bundling.
@@ -125,16 +128,45 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
     let mut libs = ImageTree::new();
     let mut private_files: Vec<(String, String)> = Vec::new();
     let mut private_sources = Vec::new();
-    let mut cached = Vec::new();
-    let mut cache_entries: Vec<(String, String)> = Vec::new();
-    let mut musl_path_used = false;
     let mut system_libraries = 0;
+    let mut placed = Placed::default();
     let image_defaults: BTreeSet<String> = closure
         .setup
         .default_dirs
         .iter()
         .map(|d| tree::normalize(d).unwrap_or_default())
         .collect();
+    let place_system = |libs: &mut ImageTree,
+                        placed: &mut Placed,
+                        source: &HostRoot,
+                        o: &loader::Object,
+                        opened: &str,
+                        cwd: &str|
+     -> Result<()> {
+        add_with_links(libs, source, opened)?;
+        for h in &o.hwcaps {
+            add_with_links(libs, source, &absolute(h, cwd))?;
+        }
+        match &o.via {
+            Via::Cache | Via::Conf { .. } => {
+                // The default directories find it only under the name it is asked by.
+                let dir = tree::normalize(&parent(opened)).unwrap_or_default();
+                let file = opened.rsplit('/').next().unwrap_or("");
+                let renamed = o.names.iter().any(|n| !n.contains('/') && n != file);
+                if !image_defaults.contains(&dir) || renamed {
+                    placed.cached.push(opened.to_string());
+                    for name in o.names.iter().filter(|n| !n.contains('/')) {
+                        placed
+                            .cache_entries
+                            .push((name.clone(), opened.to_string()));
+                    }
+                }
+            }
+            Via::MuslPath { .. } => placed.musl_path_used = true,
+            _ => {}
+        }
+        Ok(())
+    };
 
     for i in 1..n {
         let o = &closure.objects[i];
@@ -188,27 +220,52 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
         if o.via != Via::Interpreter {
             system_libraries += 1;
         }
-        add_with_links(&mut libs, req.source, &opened)?;
-        for h in &o.hwcaps {
-            add_with_links(&mut libs, req.source, &absolute(h, &opts.cwd))?;
+        place_system(&mut libs, &mut placed, req.source, o, &opened, &opts.cwd)?;
+    }
+    // Shared objects and programs added with the application (`--add
+    // /usr/lib/python3.11:…`'s extension modules, plugins): what they need comes too,
+    // found as the loader will find it in the image, so loading them works. What cannot
+    // be found is said, as a blind spot.
+    let mut added_libraries = Vec::new();
+    let mut placed_files: BTreeSet<String> = closure
+        .objects
+        .iter()
+        .map(|o| o.canonical.clone())
+        .collect();
+    for (path, info) in added_elf_objects(app, &arch, req.app_path) {
+        let Ok(c) = loader::resolve(&overlay, &path, Some(&info), &opts) else {
+            continue;
+        };
+        for need in c.missing() {
+            blind_spots.push(BlindSpot {
+                kind: "added-object",
+                message: format!(
+                    "the added {path} needs {}, which is not in {}, so loading it will fail",
+                    need.name,
+                    overlay.describe()
+                ),
+                adds: Vec::new(),
+                missing: true,
+            });
         }
-        match &o.via {
-            Via::Cache | Via::Conf { .. } => {
-                // The default directories find it only under the name it is asked by.
-                let dir = tree::normalize(&parent(&opened)).unwrap_or_default();
-                let file = opened.rsplit('/').next().unwrap_or("");
-                let renamed = o.names.iter().any(|n| !n.contains('/') && n != file);
-                if !image_defaults.contains(&dir) || renamed {
-                    cached.push(opened.clone());
-                    for name in o.names.iter().filter(|n| !n.contains('/')) {
-                        cache_entries.push((name.clone(), opened.clone()));
-                    }
-                }
+        for o in c.objects.iter().skip(1) {
+            let opened = absolute(&o.path, &opts.cwd);
+            if o.via == Via::Interpreter
+                || overlay.from_upper(&o.canonical)
+                || !placed_files.insert(o.canonical.clone())
+            {
+                continue;
             }
-            Via::MuslPath { .. } => musl_path_used = true,
-            _ => {}
+            system_libraries += 1;
+            place_system(&mut libs, &mut placed, req.source, o, &opened, &opts.cwd)?;
+            added_libraries.push(opened);
         }
     }
+    let Placed {
+        cached,
+        cache_entries,
+        musl_path_used,
+    } = placed;
 
     // Libraries the source found only through its ld.so.cache or ld.so.conf, in
     // directories the image's loader does not search by default. Two ways to make them
@@ -254,7 +311,47 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
         private,
         private_sources,
         system_libraries,
+        added_libraries,
     })
+}
+
+/// What placing system files found out: libraries only a cache or conf file finds (the
+/// image gets an ld.so.cache naming them), and whether musl's path file is needed.
+#[derive(Default)]
+struct Placed {
+    cached: Vec<String>,
+    cache_entries: Vec<(String, String)>,
+    musl_path_used: bool,
+}
+
+/// The ELF shared objects and dynamic programs of the application tree other than the
+/// entrypoint, of `arch`, by image path.
+fn added_elf_objects(app: &ImageTree, arch: &loader::Arch, exe: &str) -> Vec<(String, ElfInfo)> {
+    let mut out = Vec::new();
+    for (path, e) in app.entries() {
+        if !matches!(e.node, Node::File { size, .. } if size >= 64) {
+            continue;
+        }
+        let p = format!("/{path}");
+        if p == exe {
+            continue;
+        }
+        let Ok(f) = app.open(&p) else { continue };
+        let mut magic = [0u8; 4];
+        if f.read_exact_at(0, &mut magic).is_err() || &magic != b"\x7fELF" {
+            continue;
+        }
+        let Ok(info) = crate::elf::parse(&*f) else {
+            continue;
+        };
+        if matches!(info.kind, Kind::SharedLibrary | Kind::Dynamic)
+            && !info.needed.is_empty()
+            && loader::Arch::of(&info) == *arch
+        {
+            out.push((p, info));
+        }
+    }
+    out
 }
 
 /// Resolves the entrypoint inside the assembled image (library layer under the

@@ -481,6 +481,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                         .filter(|o| o.via != nobase::loader::Via::Interpreter)
                         .map(|o| &o.path)
                         .filter(|p| !b.private_sources.contains(p))
+                        .chain(&b.added_libraries)
                         .collect::<Vec<_>>(),
                     "private": b.private,
                     "ld_so_cache": b.cached,

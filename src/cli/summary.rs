@@ -38,6 +38,16 @@ pub fn print(
                     eprintln!("{prefix}{}", printable(&line));
                 }
             }
+            let added: Vec<String> = bundled
+                .added_libraries
+                .iter()
+                .map(|p| p.rsplit('/').next().unwrap_or(p).to_string())
+                .collect();
+            if !added.is_empty() {
+                for line in wrap(&added, "  the added files need ", WIDTH) {
+                    eprintln!("{prefix}{}", printable(&line));
+                }
+            }
         }
         if g.verbose > 0 {
             list_files(l, blobs, &why, prefix)?;
