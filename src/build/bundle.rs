@@ -324,34 +324,38 @@ struct Placed {
     musl_path_used: bool,
 }
 
-/// The ELF shared objects and dynamic programs of the application tree other than the
-/// entrypoint, of `arch`, by image path.
-fn added_elf_objects(app: &ImageTree, arch: &loader::Arch, exe: &str) -> Vec<(String, ElfInfo)> {
+/// The ELF files of a tree that parse, by image path.
+pub fn elf_files(files: &ImageTree) -> Vec<(String, ElfInfo)> {
     let mut out = Vec::new();
-    for (path, e) in app.entries() {
+    for (path, e) in files.entries() {
         if !matches!(e.node, Node::File { size, .. } if size >= 64) {
             continue;
         }
         let p = format!("/{path}");
-        if p == exe {
-            continue;
-        }
-        let Ok(f) = app.open(&p) else { continue };
+        let Ok(f) = files.open(&p) else { continue };
         let mut magic = [0u8; 4];
         if f.read_exact_at(0, &mut magic).is_err() || &magic != b"\x7fELF" {
             continue;
         }
-        let Ok(info) = crate::elf::parse(&*f) else {
-            continue;
-        };
-        if matches!(info.kind, Kind::SharedLibrary | Kind::Dynamic)
-            && !info.needed.is_empty()
-            && loader::Arch::of(&info) == *arch
-        {
+        if let Ok(info) = crate::elf::parse(&*f) {
             out.push((p, info));
         }
     }
     out
+}
+
+/// The ELF shared objects and dynamic programs of the application tree other than the
+/// entrypoint, of `arch`, that need libraries, by image path.
+fn added_elf_objects(app: &ImageTree, arch: &loader::Arch, exe: &str) -> Vec<(String, ElfInfo)> {
+    elf_files(app)
+        .into_iter()
+        .filter(|(p, info)| {
+            p != exe
+                && matches!(info.kind, Kind::SharedLibrary | Kind::Dynamic)
+                && !info.needed.is_empty()
+                && loader::Arch::of(info) == *arch
+        })
+        .collect()
 }
 
 /// Resolves the entrypoint inside the assembled image (library layer under the

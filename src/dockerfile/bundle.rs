@@ -8,12 +8,12 @@
 
 use super::fs::StageFs;
 use crate::build::{self, bundle, Bundle};
-use crate::elf::{self, ElfInfo, Kind};
+use crate::elf::{ElfInfo, Kind};
 use crate::error::{Error, Result};
 use crate::image::ImageConfig;
 use crate::loader;
-use crate::root::{HostRoot, Root};
-use crate::tree::{Entry, ImageTree, Node};
+use crate::root::HostRoot;
+use crate::tree::{Entry, ImageTree};
 use std::path::{Path, PathBuf};
 
 /// How dynamic executables are treated.
@@ -41,24 +41,10 @@ pub struct Added {
 
 /// The dynamic ELF executables in `files`, by image path.
 fn dynamic_executables(files: &ImageTree) -> Vec<(String, ElfInfo)> {
-    let mut out = Vec::new();
-    for (path, e) in files.entries() {
-        if !matches!(e.node, Node::File { size, .. } if size >= 64) {
-            continue;
-        }
-        let p = format!("/{path}");
-        let Ok(f) = files.open(&p) else { continue };
-        let mut magic = [0u8; 4];
-        if f.read_exact_at(0, &mut magic).is_err() || &magic != b"\x7fELF" {
-            continue;
-        }
-        if let Ok(info) = elf::parse(&*f) {
-            if info.kind == Kind::Dynamic {
-                out.push((p, info));
-            }
-        }
-    }
-    out
+    bundle::elf_files(files)
+        .into_iter()
+        .filter(|(_, info)| info.kind == Kind::Dynamic)
+        .collect()
 }
 
 /// Bundles what the dynamic executables the build added to `fs` miss. Returns `None`
