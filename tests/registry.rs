@@ -1878,8 +1878,10 @@ fn tls_registries_need_their_ca_and_token_realms_may_not_downgrade() {
     // Without it the certificate is unknown, and plain HTTP gets nowhere either.
     let r = nb(&env, &["pull", &dest, "-t", "x:1"]).code(3);
     assert!(r.stderr.contains("certificate"), "{}", r.stderr);
-    // --insecure skips verification.
+    // --insecure skips verification, as skopeo's --tls-verify=false does here too.
     nb(&env, &["pull", &dest, "-t", "x:1", "--insecure"]).ok();
+    nb(&env, &["pull", &dest, "-t", "x:1", "--tls-verify=false"]).ok();
+    nb(&env, &["pull", &dest, "-t", "x:1", "--tls-verify=true"]).code(3);
     // A cert dir whose CA did not sign the registry's certificate says so; one whose
     // ca.crt holds no certificate is an error, not silently nothing.
     let other = env.path("other.d");

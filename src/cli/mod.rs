@@ -97,6 +97,17 @@ pub struct RegistryArgs {
     /// Allow plain HTTP and unverified TLS for a registry that is not on loopback
     #[arg(long, help_heading = "Registry options")]
     insecure: bool,
+    /// skopeo's and podman's spelling: --tls-verify=false is --insecure
+    #[arg(
+        long,
+        value_name = "BOOL",
+        help_heading = "Registry options",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        conflicts_with = "insecure"
+    )]
+    tls_verify: Option<bool>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -187,7 +198,7 @@ impl Global {
             (None, None) => None,
         };
         o.tls.cert_dir = flags.cert_dir.clone();
-        o.tls.insecure = flags.insecure;
+        o.tls.insecure = flags.insecure || flags.tls_verify == Some(false);
         if let Some(n) = env_number("NOBASE_RETRIES")? {
             o.retry.attempts = (n as u32).max(1);
         }
