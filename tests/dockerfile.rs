@@ -1017,3 +1017,31 @@ fn dockerfile_corners_follow_buildkit() {
         r.stderr
     );
 }
+
+#[test]
+fn a_shell_form_command_in_a_scratch_image_is_explained_with_its_exec_form() {
+    // `CMD /app --x` runs /bin/sh -c, which the author never wrote: the refusal named
+    // /bin/sh only. It says where the shell comes from and gives the exec form.
+    let env = Env::new();
+    for (cmd, fix) in [
+        (
+            "CMD /app/a.out --x",
+            "write it in exec form: CMD [\"/app/a.out\",\"--x\"]",
+        ),
+        (
+            "ENTRYPOINT [\"/app/a.out\"] # a note",
+            "it starts with [ but is not a JSON array (a comment after it, or single quotes?); write the array alone on its line, with double quotes",
+        ),
+    ] {
+        let ctx = context(
+            &env,
+            &format!("FROM scratch\nCOPY a.out /app/a.out\n{cmd}\n"),
+            &[],
+        );
+        let r = env
+            .nobase(&["build", "-f", ctx.join("Dockerfile").to_str().unwrap(), ctx.to_str().unwrap(), "-t", "sh:1"])
+            .code(1);
+        assert!(r.stderr.contains("is in shell form, which runs /bin/sh -c"), "{}", r.stderr);
+        assert!(r.stderr.trim_end().ends_with(fix), "{cmd}: {}", r.stderr);
+    }
+}

@@ -232,7 +232,8 @@ pub fn build(df: &Dockerfile, ctx: &Context, opts: &Options, store: &Store) -> R
             message: "the image has no ENTRYPOINT or CMD, so it starts nothing and was not checked (fine for a base or data image)".into(),
         });
     } else if opts.bundle.check {
-        build::check_before_writing(&out.fs, "the image", &config)?;
+        build::check_before_writing(&out.fs, "the image", &config)
+            .map_err(|e| shell_form_hint(e, &config, &out.fs))?;
     }
     let image = build::assemble(store.layout(), &config, &out.layers)?;
     let unused: Vec<&String> = opts
@@ -1248,6 +1249,37 @@ fn pairs_text(pairs: &[(String, String)]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A refusal of an image whose command is a shell form (`CMD /app --x`) while the
+/// image has no shell: the author never wrote `/bin/sh`, so say where it comes from and
+/// give the exec form.
+fn shell_form_hint(e: Error, config: &ImageConfig, fs: &dyn Root) -> Error {
+    let Error::Refused(m) = e else { return e };
+    let c = &config.config;
+    let shell = shell_of(config);
+    let (kw, argv) = match (&c.entrypoint, &c.cmd) {
+        (Some(ep), _) if !ep.is_empty() => ("ENTRYPOINT", ep),
+        (_, Some(cmd)) => ("CMD", cmd),
+        _ => return Error::Refused(m),
+    };
+    let in_shell_form = argv.len() == shell.len() + 1 && argv.starts_with(&shell);
+    if !in_shell_form || crate::root::resolve(fs, &shell[0]).is_ok() {
+        return Error::Refused(m);
+    }
+    let line = &argv[shell.len()];
+    let fix = if line.trim_start().starts_with('[') {
+        // `ENTRYPOINT ["/app"] # note`, `CMD ['/app']`: not JSON, so a shell form.
+        "it starts with [ but is not a JSON array (a comment after it, or single quotes?); write the array alone on its line, with double quotes".to_string()
+    } else {
+        let exec: Vec<&str> = line.split_whitespace().collect();
+        format!("write it in exec form: {kw} {}", json!(exec))
+    };
+    Error::Refused(format!(
+        "{m}. The Dockerfile's {kw} is in shell form, which runs {} {line:?}, and the image has no {}; {fix}",
+        shell.join(" "),
+        shell[0],
+    ))
 }
 
 /// The argv of an exec or shell form: the shell form runs under the stage's `SHELL`
