@@ -975,3 +975,53 @@ fn a_working_directory_build_makes_belongs_to_the_user_it_runs_as() {
         .ok();
     assert_eq!(r.stdout, "hi\n/work\n");
 }
+
+#[test]
+fn setuid_bits_and_file_capabilities_the_image_drops_are_said() {
+    // ping's cap_net_raw and a setuid program's bit do not reach the image (layers
+    // carry no xattrs; programs are stored 0755): the build said nothing, and the
+    // program then failed with "Operation not permitted" as a non-root user.
+    let env = Env::new();
+    let prog = env.path("suid");
+    std::fs::copy(hello_static(), &prog).unwrap();
+    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let r = env
+        .nobase(&["build", prog.to_str().unwrap(), "-t", "s:1"])
+        .ok();
+    assert!(
+        r.stderr.contains(&format!(
+            "warning: {} is setuid on this machine, which the image does not keep",
+            prog.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    if !have("setcap") || !is_root() {
+        return;
+    }
+    let capped = env.path("capped");
+    std::fs::copy(hello_static(), &capped).unwrap();
+    let s = run(Command::new("setcap")
+        .arg("cap_net_raw,cap_net_bind_service=ep")
+        .arg(&capped));
+    if s.code != 0 {
+        return; // a filesystem without xattrs
+    }
+    let j = env
+        .nobase(&["build", "--json", capped.to_str().unwrap(), "-t", "c:1"])
+        .ok()
+        .json();
+    let w = j["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == "dropped-privileges")
+        .unwrap_or_else(|| panic!("no dropped-privileges warning: {j}"));
+    assert!(
+        w["message"]
+            .as_str()
+            .unwrap()
+            .contains("has file capabilities on this machine (cap_net_bind_service, cap_net_raw)"),
+        "{w}"
+    );
+}

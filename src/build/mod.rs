@@ -104,6 +104,119 @@ pub struct Built {
     /// What `nobase check` says of the image (its warnings: CA certificates, zoneinfo,
     /// NSS, /tmp…); None when `--no-check` was given and the analysis could not run.
     pub report: Option<crate::check::Report>,
+    /// Privileges the host file has that the image does not keep (setuid/setgid bits,
+    /// file capabilities), said as warnings.
+    pub dropped: Vec<String>,
+}
+
+/// Linux capability names by bit number (capability.h).
+const CAPABILITIES: &[&str] = &[
+    "chown",
+    "dac_override",
+    "dac_read_search",
+    "fowner",
+    "fsetid",
+    "kill",
+    "setgid",
+    "setuid",
+    "setpcap",
+    "linux_immutable",
+    "net_bind_service",
+    "net_broadcast",
+    "net_admin",
+    "net_raw",
+    "ipc_lock",
+    "ipc_owner",
+    "sys_module",
+    "sys_rawio",
+    "sys_chroot",
+    "sys_ptrace",
+    "sys_pacct",
+    "sys_admin",
+    "sys_boot",
+    "sys_nice",
+    "sys_resource",
+    "sys_time",
+    "sys_tty_config",
+    "mknod",
+    "lease",
+    "audit_write",
+    "audit_control",
+    "setfcap",
+    "mac_override",
+    "mac_admin",
+    "syslog",
+    "wake_alarm",
+    "block_suspend",
+    "audit_read",
+    "perfmon",
+    "bpf",
+    "checkpoint_restore",
+];
+
+/// The capabilities a `security.capability` value grants (permitted or inheritable),
+/// by name: `vfs_cap_data` is a magic word, then (permitted, inheritable) pairs of 32
+/// bits, low word first.
+fn capability_names(xattr: &[u8]) -> Vec<String> {
+    let word = |i: usize| -> u32 {
+        xattr
+            .get(i * 4..i * 4 + 4)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let bits = u64::from(word(1) | word(2)) | (u64::from(word(3) | word(4)) << 32);
+    (0..64)
+        .filter(|b| bits & (1 << b) != 0)
+        .map(|b| match CAPABILITIES.get(b) {
+            Some(n) => format!("cap_{n}"),
+            None => format!("cap_{b}"),
+        })
+        .collect()
+}
+
+/// What the program file has on the host that an image does not keep: setuid and
+/// setgid bits (the program is stored 0755) and file capabilities (layers carry no
+/// extended attributes), each with what it means in the container.
+fn dropped_privileges(host: &Path, app_path: &str) -> Vec<String> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    if let Ok(m) = std::fs::metadata(host) {
+        let bits: Vec<&str> = [(0o4000, "setuid"), (0o2000, "setgid")]
+            .into_iter()
+            .filter(|(b, _)| m.permissions().mode() & b != 0)
+            .map(|(_, n)| n)
+            .collect();
+        if !bits.is_empty() {
+            out.push(format!(
+                "{} is {} on this machine, which the image does not keep ({app_path} is stored 0755, as nobase stores every program): in the container it runs as its user, with no more rights",
+                host.display(),
+                bits.join(" and ")
+            ));
+        }
+    }
+    let Ok(c) = std::ffi::CString::new(host.as_os_str().as_bytes()) else {
+        return out;
+    };
+    let mut buf = [0u8; 64];
+    // SAFETY: a NUL-terminated path and a buffer of the length given, for the call.
+    let n = unsafe {
+        libc::getxattr(
+            c.as_ptr(),
+            c"security.capability".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n > 0 {
+        let caps = capability_names(&buf[..n as usize]);
+        out.push(format!(
+            "{} has file capabilities on this machine ({}), which image layers do not carry: in the container {app_path} has only what its user gets from the runtime (as root, the default set; as another user, none), so what needs {} may fail with \"Operation not permitted\"",
+            host.display(),
+            caps.join(", "),
+            if caps.len() == 1 { "it" } else { "them" }
+        ));
+    }
+    out
 }
 
 /// Reads an executable for building: a clear error for anything that is not an ELF
@@ -377,6 +490,7 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
         layers,
         bundled,
         report,
+        dropped: dropped_privileges(&real, &app_path),
     })
 }
 
@@ -722,6 +836,26 @@ pub fn parse_key_value(s: &str, what: &str) -> Result<(String, String)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn file_capabilities_read_by_name() {
+        // ping's cap_net_raw=ep as setcap writes it (VFS_CAP_REVISION_2, effective bit).
+        let mut x = vec![0x01, 0x00, 0x00, 0x02];
+        x.extend_from_slice(&(1u32 << 13).to_le_bytes());
+        x.extend_from_slice(&[0; 12]);
+        assert_eq!(super::capability_names(&x), ["cap_net_raw"]);
+        // cap_net_bind_service in the inheritable set, cap_bpf (39) in the high word.
+        let mut y = vec![0x01, 0x00, 0x00, 0x02];
+        y.extend_from_slice(&0u32.to_le_bytes());
+        y.extend_from_slice(&(1u32 << 10).to_le_bytes());
+        y.extend_from_slice(&(1u32 << 7).to_le_bytes());
+        y.extend_from_slice(&0u32.to_le_bytes());
+        assert_eq!(
+            super::capability_names(&y),
+            ["cap_net_bind_service", "cap_bpf"]
+        );
+        assert!(super::capability_names(&[1, 2]).is_empty());
+    }
+
     use super::*;
 
     #[test]

@@ -410,6 +410,15 @@ fn warnings(b: &Built) -> Vec<serde_json::Value> {
             })
         })
         .collect();
+    out.extend(b.dropped.iter().map(|m| {
+        json!({
+            "kind": "dropped-privileges",
+            "code": "dropped-privileges",
+            "message": m,
+            "add": [],
+            "with": null,
+        })
+    }));
     if let Some(r) = &b.report {
         out.extend(r.problems.iter().map(|p| {
             json!({
