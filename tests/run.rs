@@ -1025,3 +1025,49 @@ fn setuid_bits_and_file_capabilities_the_image_drops_are_said() {
         "{w}"
     );
 }
+
+#[test]
+fn unpack_never_writes_its_etc_files_through_a_planted_link() {
+    // `unpack IMG DIR` into a directory someone else prepared: DIR/hosts → a file of
+    // theirs' victim was rewritten with the hosts text. A directory that has any of the
+    // bundle's files is refused, and nothing is written through links.
+    let env = Env::new();
+    build(
+        &env,
+        &[
+            hello_static().to_str().unwrap(),
+            "--path",
+            "/app/hello",
+            "-t",
+            "hello:1",
+        ],
+    );
+    let victim = env.path("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    for name in ["hosts", "hostname"] {
+        let dir = env.path(&format!("prepared-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join(name)).unwrap();
+        let r = env
+            .nobase(&["unpack", "hello:1", dir.to_str().unwrap()])
+            .code(2);
+        assert!(r.stderr.contains("already holds a bundle"), "{}", r.stderr);
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+        assert!(!dir.join("rootfs").exists());
+    }
+    // A failed unpack into a new directory leaves nothing, the /etc files included.
+    let gone = env.path("failed");
+    env.nobase(&[
+        "unpack",
+        "-w",
+        "/app/hello",
+        "hello:1",
+        gone.to_str().unwrap(),
+    ])
+    .code(1);
+    assert!(
+        !gone.exists(),
+        "{:?}",
+        std::fs::read_dir(&gone).map(|d| d.count())
+    );
+}

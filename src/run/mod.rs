@@ -25,7 +25,8 @@ use crate::oci::Blobs;
 use crate::root::HostRoot;
 use extract::{ExtractOptions, Extractor};
 use spec::{Spec, SpecInputs};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -96,9 +97,13 @@ pub fn unpack(
 ) -> Result<Unpacked> {
     let rootfs = dir.join("rootfs");
     let config = dir.join("config.json");
-    if rootfs.symlink_metadata().is_ok() || config.symlink_metadata().is_ok() {
+    let etc_files = spec::ETC_FILES.map(|n| dir.join(n));
+    if rootfs.symlink_metadata().is_ok()
+        || config.symlink_metadata().is_ok()
+        || etc_files.iter().any(|f| f.symlink_metadata().is_ok())
+    {
         return Err(Error::Usage(format!(
-            "{} already holds a bundle (rootfs or config.json); unpack into a new directory",
+            "{} already holds a bundle (rootfs, config.json, hosts or hostname); unpack into a new directory",
             dir.display()
         )));
     }
@@ -113,6 +118,9 @@ pub fn unpack(
     if result.is_err() {
         let _ = inroot::remove_tree(&rootfs);
         let _ = std::fs::remove_file(&config);
+        for f in &etc_files {
+            let _ = std::fs::remove_file(f);
+        }
         if created_dir {
             let _ = std::fs::remove_dir(dir);
         }
@@ -204,8 +212,17 @@ fn unpack_into(
     let spec = spec::build(&inputs)?;
     let bundle = config_path.parent().unwrap_or(Path::new("."));
     for (name, text) in spec::etc_files(&inputs) {
+        // New files only, never through a link: the directory may be someone else's
+        // (`unpack IMG /tmp/b` with /tmp/b/hosts → /etc/shadow planted in it).
         let path = bundle.join(name);
-        std::fs::write(&path, text).io(|| format!("writing {}", path.display()))?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o644)
+            .open(&path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .io(|| format!("writing {}", path.display()))?;
     }
     // The working directory exists before the runtime needs it (0755 if made here, as
     // Docker makes a missing WORKDIR).

@@ -304,6 +304,9 @@ fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
+/// The names of [`etc_files`]' files.
+pub const ETC_FILES: [&str; 2] = ["hostname", "hosts"];
+
 /// The files the bundle holds beside config.json for the container's /etc, by name:
 /// `hostname`, and `hosts` naming localhost and the hostname (with the host's network,
 /// the host's /etc/hosts with the container's hostname added).
@@ -320,7 +323,10 @@ pub fn etc_files(i: &SpecInputs<'_>) -> Vec<(&'static str, String)> {
         hosts.push('\n');
     }
     hosts.push_str(&format!("127.0.1.1\t{}\n", i.hostname));
-    vec![("hostname", format!("{}\n", i.hostname)), ("hosts", hosts)]
+    vec![
+        (ETC_FILES[0], format!("{}\n", i.hostname)),
+        (ETC_FILES[1], hosts),
+    ]
 }
 
 /// Builds the spec.
