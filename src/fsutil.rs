@@ -108,21 +108,44 @@ fn waiting_message(file: &File, place: &Path) -> String {
     }
 }
 
-/// The process holding a lock (not waiting for one) on the file `dev`/`ino`, from
-/// `/proc/locks` (`1: FLOCK ADVISORY WRITE 1234 fd:01:5678 0 EOF`), other than this one.
+/// A process holding the lock on the file `dev`/`ino` now, other than this one: one
+/// whose open file carries it (a `lock:` line in `/proc/PID/fdinfo/FD`). The pid that
+/// `/proc/locks` shows is only the one that took the lock, which may have passed it to
+/// a child and exited, so it is tried first and believed only if it still has it.
+/// Lines are matched by device and inode, or by inode alone (btrfs shows its subvolume's
+/// device in `stat` but the filesystem's in the lock lists).
 fn lock_holder(dev: u64, ino: u64) -> Option<u32> {
-    let want = format!("{:02x}:{:02x}:{ino}", libc::major(dev), libc::minor(dev));
+    let full = format!(" {:02x}:{:02x}:{ino} ", libc::major(dev), libc::minor(dev));
+    let inode = format!(":{ino} ");
+    let holds =
+        |line: &str| !line.contains("->") && (line.contains(&full) || line.contains(&inode));
     let me = std::process::id();
-    std::fs::read_to_string("/proc/locks")
-        .ok()?
-        .lines()
-        .filter_map(|l| {
+    let carries = |pid: u32| -> bool {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+            return false;
+        };
+        fds.flatten().any(|fd| {
+            std::fs::read_to_string(fd.path())
+                .is_ok_and(|t| t.lines().any(|l| l.starts_with("lock:") && holds(l)))
+        })
+    };
+    let taker = std::fs::read_to_string("/proc/locks").ok().and_then(|t| {
+        t.lines().find_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() > 5 && f[1] != "->" && f[5] == want)
+            (f.len() > 5 && f[1] != "->" && holds(&format!("{l} ")))
                 .then(|| f[4].parse::<u32>().ok())
                 .flatten()
         })
-        .find(|&pid| pid != me && pid != 0)
+    });
+    if let Some(pid) = taker.filter(|&p| p != me && carries(p)) {
+        return Some(pid);
+    }
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .find(|&pid| carries(pid))
 }
 
 /// Opens a directory (to lock it, or to fsync it).

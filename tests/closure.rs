@@ -1379,3 +1379,68 @@ fn libraries_of_added_shared_objects_are_bundled_too() {
         "the added /app/needy.so needs libnbgone.so, which is not in the host or the image, so loading it will fail"
     );
 }
+
+#[test]
+fn an_added_program_finds_a_library_the_entrypoint_keeps_privately() {
+    // The entrypoint's `$ORIGIN/lib/libfoo.so` goes to /app/lib; an added program whose
+    // RUNPATH reaches the same host file by another path looked there in vain, and the
+    // library was taken as placed already (by its host file): no library, no warning.
+    let env = Env::new();
+    let d = env.path("proj");
+    std::fs::create_dir_all(d.join("bin/lib")).unwrap();
+    std::fs::create_dir_all(d.join("tools")).unwrap();
+    let lib = d.join("bin/lib/libfoo.so");
+    cc(
+        "gcc",
+        "int foo(void) { return 42; }\n",
+        &lib,
+        &["-shared", "-fPIC"],
+    );
+    let src = "#include <stdio.h>\nint foo(void);\nint main(void) { printf(\"foo %d\\n\", foo()); return 0; }\n";
+    let libdir = format!("-L{}", d.join("bin/lib").display());
+    cc(
+        "gcc",
+        src,
+        &d.join("bin/foo"),
+        &[
+            &libdir,
+            "-lfoo",
+            "-Wl,--enable-new-dtags,-rpath,$ORIGIN/lib",
+        ],
+    );
+    cc(
+        "gcc",
+        src,
+        &d.join("tools/helper"),
+        &[
+            &libdir,
+            "-lfoo",
+            "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../bin/lib",
+        ],
+    );
+    let tools = d.join("tools").display().to_string();
+    let j = build(
+        &env,
+        &d.join("bin/foo"),
+        "p",
+        &["--add", &format!("{tools}:{tools}")],
+    );
+    let libs = j["bundled"]["libraries"].to_string();
+    assert!(
+        libs.contains(&format!("{}/bin/lib/libfoo.so", d.display())),
+        "{j:#}"
+    );
+    assert_eq!(
+        j["bundled"]["private"],
+        serde_json::json!(["/app/lib/libfoo.so"]),
+        "{j:#}"
+    );
+    let helper = format!("{tools}/helper");
+    if let Some(r) = runc_run(
+        &env,
+        &layout_ref(&env, "p"),
+        Some(&["--config.entrypoint", &helper]),
+    ) {
+        assert_eq!((r.code, r.stdout.as_str()), (0, "foo 42\n"), "{}", r.stderr);
+    }
+}

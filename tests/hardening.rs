@@ -896,6 +896,29 @@ fn a_command_waiting_for_a_store_lock_says_which_process_holds_it() {
     let r = env.nobase(&["-q", "check", "h:1"]).ok();
     assert!(!r.stderr.contains("waiting"), "{}", r.stderr);
     let _ = holder.wait();
+    // A lock passed on (taken by `flock`, which exits, kept by the `sleep` that inherited
+    // the descriptor): the process that has it is named, not the one that took it.
+    let marker = env.path("passed-on");
+    let mut shell = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "exec 9<{}; flock -x 9; touch {}; exec sleep 2",
+            env.store().join("blobs").display(),
+            marker.display()
+        ))
+        .spawn()
+        .unwrap();
+    while !marker.exists() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r = env.nobase(&["check", "h:1"]).ok();
+    assert!(
+        r.stderr
+            .contains(&format!("process {} (sleep 2) holds it", shell.id())),
+        "{}",
+        r.stderr
+    );
+    let _ = shell.wait();
 }
 
 /// Holds the store's collection lock (exclusively, as `rmi` takes it) in a `flock`

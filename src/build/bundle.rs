@@ -227,10 +227,14 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
     // found as the loader will find it in the image, so loading them works. What cannot
     // be found is said, as a blind spot.
     let mut added_libraries = Vec::new();
-    let mut placed_files: BTreeSet<String> = closure
-        .objects
-        .iter()
-        .map(|o| o.canonical.clone())
+    // Where the loader will look in the image decides, not the host file: a library the
+    // entrypoint has privately (at its `$ORIGIN`) is not where another object looks.
+    let mut placed_paths: BTreeSet<String> = image_path.iter().cloned().collect();
+    // Host files already in the library layer at their own path: another name for one
+    // (a link) adds the link, not a library.
+    let mut placed_files: BTreeSet<String> = (1..n)
+        .filter(|&i| !in_app[i])
+        .map(|i| closure.objects[i].canonical.clone())
         .collect();
     for (path, info) in added_elf_objects(app, &arch, req.app_path) {
         let Ok(c) = loader::resolve(&overlay, &path, Some(&info), &opts) else {
@@ -250,15 +254,19 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
         }
         for o in c.objects.iter().skip(1) {
             let opened = absolute(&o.path, &opts.cwd);
+            // `$ORIGIN/../bin/lib` spelled out (`/app/tools/../bin/lib/libfoo.so`).
+            let shown = lexical(&opened).unwrap_or_else(|_| opened.clone());
             if o.via == Via::Interpreter
                 || overlay.from_upper(&o.canonical)
-                || !placed_files.insert(o.canonical.clone())
+                || !placed_paths.insert(shown.clone())
             {
                 continue;
             }
-            system_libraries += 1;
             place_system(&mut libs, &mut placed, req.source, o, &opened, &opts.cwd)?;
-            added_libraries.push(opened);
+            if placed_files.insert(o.canonical.clone()) {
+                system_libraries += 1;
+                added_libraries.push(shown);
+            }
         }
     }
     let Placed {

@@ -1147,7 +1147,15 @@ mod tests {
             ["the image sets TZ=Europe/Paris, but has no /usr/share/zoneinfo/Europe/Paris, so the program shows UTC times under that name, without an error; add zoneinfo with `nobase build --with tzdata`"]
         );
         assert_eq!(zone_warnings("TZ=:Japan").len(), 1);
-        for fine in ["TZ=JST-9", "TZ=EST5EDT", "TZ=UTC", "TZ=", "TZ=:Asia/Tokyo"] {
+        for fine in [
+            "TZ=JST-9",
+            "TZ=EST5EDT",
+            "TZ=CET-1CEST,M3.5.0,M10.5.0/3",
+            "TZ=EST5EDT,M3.2.0/2,M11.1.0/2",
+            "TZ=UTC",
+            "TZ=",
+            "TZ=:Asia/Tokyo",
+        ] {
             assert_eq!(zone_warnings(fine), Vec::<String>::new(), "{fine}");
         }
     }

@@ -314,8 +314,12 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
 /// glibc and Go know without one.
 fn tz_file(tz: &str) -> Option<&str> {
     let name = tz.strip_prefix(':').unwrap_or(tz);
-    let posix_rule =
-        !tz.starts_with(':') && !name.contains('/') && name.bytes().any(|c| c.is_ascii_digit());
+    // A rule's name and offset come before its first ',' (`CET-1CEST,M3.5.0,M10.5.0/3`:
+    // the '/' after it is a transition time, not a path).
+    let head = name.split(',').next().unwrap_or(name);
+    let posix_rule = !tz.starts_with(':')
+        && (name.contains(',')
+            || (!head.contains('/') && head.bytes().any(|c| c.is_ascii_digit())));
     if name.is_empty()
         || posix_rule
         || matches!(name, "UTC" | "GMT" | "UCT" | "Zulu" | "Etc/UTC" | "Etc/GMT")

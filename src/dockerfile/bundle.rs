@@ -132,12 +132,26 @@ pub fn bundle_missing(
             }
         ));
         for w in b.blind_spots {
-            added.warnings.push(super::exec::Warning {
-                kind: w.kind,
-                message: format!(
+            // Every bundle looks at the same copied shared objects: say each once.
+            if w.kind == "added-object"
+                && added
+                    .warnings
+                    .iter()
+                    .any(|x| x.message.ends_with(&w.message))
+            {
+                continue;
+            }
+            let message = if w.kind == "added-object" {
+                w.message
+            } else {
+                format!(
                     "{path}: {} (copy what it needs into the image with COPY)",
                     w.message
-                ),
+                )
+            };
+            added.warnings.push(super::exec::Warning {
+                kind: w.kind,
+                message,
             });
         }
     }
