@@ -86,6 +86,8 @@ pub enum FileKind {
     Empty,
     /// Text without `#!`.
     Text,
+    /// An `ar` archive: a static library (`libc.a`) or a `.deb`.
+    Archive,
     /// Anything else.
     Data,
 }
@@ -100,6 +102,7 @@ impl FileKind {
             FileKind::Special(kind) => kind,
             FileKind::Empty => "empty",
             FileKind::Text => "text",
+            FileKind::Archive => "ar-archive",
             FileKind::Data => "data",
         }
     }
@@ -111,6 +114,8 @@ pub fn classify_head(head: &[u8]) -> FileKind {
         FileKind::Empty
     } else if let Some(s) = parse_shebang(head) {
         FileKind::Script(s)
+    } else if head.starts_with(b"!<arch>\n") || head.starts_with(b"!<thin>\n") {
+        FileKind::Archive
     } else if std::str::from_utf8(head).is_ok_and(|t| !t.contains('\0'))
         || std::str::from_utf8(&head[..head.len().saturating_sub(3)]).is_ok() && !head.contains(&0)
     {
@@ -260,6 +265,10 @@ mod tests {
         assert_eq!(classify_head(b"").format(), "empty");
         assert_eq!(classify_head(b"hello\n").format(), "text");
         assert_eq!(classify_head(b"#!/bin/sh\n").format(), "script");
+        assert_eq!(
+            classify_head(b"!<arch>\n/               0").format(),
+            "ar-archive"
+        );
         assert_eq!(classify_head(&[0, 159, 146, 150]).format(), "data");
     }
 }

@@ -249,6 +249,10 @@ fn human(
         }
         FileKind::Empty => writeln!(out, "{p}: empty file (not an executable)"),
         FileKind::Text => writeln!(out, "{p}: text file without #! (not an executable)"),
+        FileKind::Archive => writeln!(
+            out,
+            "{p}: ar archive (a static library or a package, not an executable; programs link it in)"
+        ),
         FileKind::Data => writeln!(out, "{p}: data (neither ELF nor a script)"),
     }
 }
