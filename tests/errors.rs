@@ -177,6 +177,18 @@ fn cases(env: &Env, port: u16) -> Vec<Case> {
             "nobase: NOBASE_CHUNK_SIZE=0 is too small; give at least 4096 bytes\n",
         ),
         (
+            "build: a script, which needs its interpreter",
+            s(&["build", "tool.sh"]),
+            3,
+            "nobase: tool.sh is not an ELF executable (nobase packages compiled Linux programs; `nobase inspect tool.sh` says what it is). It is a script for /bin/sh: build that interpreter (if it is a program) and --add the script, with --entrypoint naming both, e.g. `nobase build /bin/sh --add tool.sh:/app/tool.sh --entrypoint '[\"/app/sh\",\"/app/tool.sh\"]'`; an interpreter with a library tree (Python, Perl, Ruby) needs that tree added too (--add /usr/lib/python3.11:/usr/lib/python3.11)\n",
+        ),
+        (
+            "build: two programs of one platform (an index holds one image per platform)",
+            s(&["build", "hello", "hello-static"]),
+            2,
+            "nobase: hello and hello-static are both linux/amd64 programs; several executables make an image index, one image per platform (tell ARM variants apart with --platform, one per executable). To put both in one image, build the first and --add the second (its libraries are bundled too), or write a Dockerfile with a COPY of each\n",
+        ),
+        (
             "push: a destination with a tag and a digest (the tag was never made)",
             s(&["push", "hello:1", &format!("{registry}@sha256:{}", "0".repeat(64))]),
             2,
@@ -203,6 +215,7 @@ fn each_command_explains_a_representative_error() {
     std::fs::create_dir(env.path("notastore")).unwrap();
     std::fs::write(env.path("notastore/notes.txt"), "mine\n").unwrap();
     std::fs::write(env.path("hello.c"), "int main(void) { return 0; }\n").unwrap();
+    std::fs::write(env.path("tool.sh"), "#!/bin/sh\necho tool\n").unwrap();
     env.nobase(&["build", "hello", "-t", "hello:1"]).ok();
     // A loopback port with nothing listening.
     let port = std::net::TcpListener::bind("127.0.0.1:0")

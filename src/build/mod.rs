@@ -219,6 +219,26 @@ fn dropped_privileges(host: &Path, app_path: &str) -> Vec<String> {
     out
 }
 
+/// For a `#!` script given to build: how to package it with its interpreter.
+fn script_hint(path: &Path) -> String {
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .unwrap_or(0);
+    match crate::inspect::classify_head(&head[..n]) {
+        crate::inspect::FileKind::Script(s) => format!(
+            ". It is a script for {}: build that interpreter (if it is a program) and --add the script, with --entrypoint naming both, e.g. `nobase build {} --add {}:/app/{} --entrypoint '[\"/app/{}\",\"/app/{}\"]'`; an interpreter with a library tree (Python, Perl, Ruby) needs that tree added too (--add /usr/lib/python3.11:/usr/lib/python3.11)",
+            s.interpreter,
+            s.interpreter,
+            path.display(),
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("script"),
+            s.interpreter.rsplit('/').next().unwrap_or(&s.interpreter),
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("script"),
+        ),
+        _ => String::new(),
+    }
+}
+
 /// Reads an executable for building: a clear error for anything that is not an ELF
 /// executable nobase can package.
 pub fn read_executable(path: &Path) -> Result<ElfInfo> {
@@ -238,9 +258,10 @@ pub fn read_executable(path: &Path) -> Result<ElfInfo> {
     }
     let info = elf::parse_path(path).map_err(|e| match e {
         elf::ElfError::NotElf => Error::Invalid(format!(
-            "{} is not an ELF executable (nobase packages compiled Linux programs; `nobase inspect {}` says what it is)",
+            "{} is not an ELF executable (nobase packages compiled Linux programs; `nobase inspect {}` says what it is){}",
             path.display(),
-            path.display()
+            path.display(),
+            script_hint(path)
         )),
         source => Error::Elf {
             path: path.display().to_string(),

@@ -95,8 +95,11 @@ pub fn plans(req: &Request) -> Result<Vec<BuildPlan>> {
         for j in 0..i {
             if platforms[i] == platforms[j] {
                 return Err(Error::Usage(format!(
-                    "{} and {} are both {} programs; an image index holds one image per \
-                     platform (tell ARM variants apart with --platform, one per executable)",
+                    "{} and {} are both {} programs; several executables make an image \
+                     index, one image per platform (tell ARM variants apart with --platform, \
+                     one per executable). To put both in one image, build the first and \
+                     --add the second (its libraries are bundled too), or write a Dockerfile \
+                     with a COPY of each",
                     req.binaries[j].display(),
                     req.binaries[i].display(),
                     platforms[i]
