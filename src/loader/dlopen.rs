@@ -392,41 +392,70 @@ fn looks_like_library(s: &[u8]) -> bool {
                     .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))))
 }
 
-/// Whole NUL-terminated strings in a file that look like library names, in order.
+/// Whole NUL-terminated strings in a file that look like library names, in order of
+/// their first appearance. Every name has ".so" in it: the file is searched for that
+/// (memchr's SIMD search, not a byte loop: a 99 MB node took 250 ms that way), and each
+/// hit grown to the NULs around it. Chunks overlap by a whole name, so a name across a
+/// chunk boundary is seen whole in the next chunk.
 fn library_strings(root: &dyn Root, canonical: &str) -> Vec<String> {
+    const CHUNK: usize = 4 << 20;
     let Ok(f) = root.open(canonical) else {
         return Vec::new();
     };
+    let finder = memchr::memmem::Finder::new(b".so");
+    let overlap = 2 * (MAX_NAME + 1);
     let mut found: Vec<String> = Vec::new();
-    let mut cur: Vec<u8> = Vec::new();
-    let mut too_long = false;
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; CHUNK + overlap];
     let size = f.size();
     let mut off = 0u64;
+    // Hits at or after this file offset are new (the overlap is read twice).
+    let mut seen_to = 0u64;
     while off < size {
         let n = ((size - off) as usize).min(buf.len());
         if f.read_exact_at(off, &mut buf[..n]).is_err() {
             break;
         }
-        for &c in &buf[..n] {
-            if c == 0 {
-                if !too_long && looks_like_library(&cur) {
-                    let s = String::from_utf8_lossy(&cur).into_owned();
-                    if !found.contains(&s) {
-                        found.push(s);
-                    }
+        let chunk = &buf[..n];
+        let last = off + n as u64 >= size;
+        for at in finder.find_iter(chunk) {
+            let abs = off + at as u64;
+            if abs < seen_to {
+                continue;
+            }
+            // The string around the hit: from after the NUL before it to the NUL after,
+            // looked for no further than a name can be long.
+            let from = at.saturating_sub(MAX_NAME + 1);
+            let start = match chunk[from..at].iter().rposition(|&c| c == 0) {
+                Some(p) => from + p + 1,
+                // The file's first string.
+                None if off == 0 && from == 0 => 0,
+                // No NUL before it within a name's length: no name.
+                None => continue,
+            };
+            let to = (at + MAX_NAME + 1).min(chunk.len());
+            let hi = chunk[at..to].iter().position(|&c| c == 0).map(|p| at + p);
+            let Some(hi) = hi else {
+                // Cut by the chunk's end: the next chunk, which starts `overlap` earlier,
+                // has it whole. Otherwise too long, or at the file's end: no name.
+                if !last && to == chunk.len() {
+                    break;
                 }
-                cur.clear();
-                too_long = false;
-            } else if !too_long {
-                cur.push(c);
-                if cur.len() > MAX_NAME {
-                    too_long = true;
-                    cur.clear();
+                continue;
+            };
+            let s = &chunk[start..hi];
+            if s.len() <= MAX_NAME && looks_like_library(s) {
+                let s = String::from_utf8_lossy(s).into_owned();
+                if !found.contains(&s) {
+                    found.push(s);
                 }
             }
         }
-        off += n as u64;
+        if last {
+            break;
+        }
+        let next = off + (n - overlap) as u64;
+        seen_to = next;
+        off = next;
     }
     found
 }
@@ -487,6 +516,31 @@ fn strings(root: &dyn Root, closure: &Closure, out: &mut Vec<BlindSpot>) {
 #[cfg(test)]
 mod tests {
     use super::looks_like_library;
+
+    #[test]
+    fn library_names_are_found_across_chunk_boundaries() {
+        let d = tempfile::tempdir().unwrap();
+        let mut data = b"libfirst.so\0".to_vec();
+        data.resize((4 << 20) - 6, b'x');
+        // Straddles the first 4 MiB chunk's end; then one just after, one far on, a
+        // repeat, an over-long one and a suffix that is no name.
+        data.extend_from_slice(b"\0libacross.so.1\0libafter.so\0");
+        data.resize(9 << 20, 0);
+        data.extend_from_slice(b"/usr/lib/libfar.so.2\0libacross.so.1\0.abi3.so\0");
+        data.extend_from_slice(&[b'a'; 300]);
+        data.extend_from_slice(b".so\0libtail.so");
+        std::fs::write(d.path().join("f"), &data).unwrap();
+        let root = crate::root::HostRoot::new(d.path());
+        assert_eq!(
+            super::library_strings(&root, "/f"),
+            [
+                "libfirst.so",
+                "libacross.so.1",
+                "libafter.so",
+                "/usr/lib/libfar.so.2"
+            ]
+        );
+    }
 
     #[test]
     fn library_like_strings() {
