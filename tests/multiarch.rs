@@ -228,6 +228,28 @@ fn amd64_and_arm64_make_one_index_that_skopeo_and_runtimes_read() {
         assert_eq!(t["platform"], image["platform"], "{t}");
         assert_eq!(t["layers"][0]["digest"], image["layers"][0]["digest"]);
     }
+    // --all-platforms: every platform's verdict at once.
+    let all = env
+        .nobase(&["check", "--json", "--all-platforms", "app:1"])
+        .ok()
+        .json();
+    assert_eq!(all["ok"], true, "{all}");
+    let names: Vec<&str> = all["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["platform"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["linux/amd64", "linux/arm64"], "{all}");
+    let text = env
+        .nobase(&["check", "--all-platforms", "app:1"])
+        .ok()
+        .stdout;
+    assert!(
+        text.contains("app:1 (linux/amd64): will start")
+            && text.contains("app:1 (linux/arm64): will start"),
+        "{text}"
+    );
     // Platforms as containerd reads them: aliases and the v8 of arm64.
     for alias in ["linux/aarch64", "arm64/v8", "linux/arm64/v8"] {
         let c = env

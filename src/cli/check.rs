@@ -29,8 +29,12 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Which platform of a multi-platform image to check (os/arch[/variant]).
-    #[arg(long, value_name = "PLATFORM")]
+    #[arg(long, value_name = "PLATFORM", conflicts_with = "all_platforms")]
     platform: Option<String>,
+    /// Check every platform of a multi-platform image (exit 1 if any will not start;
+    /// --json: {ok, image, platforms: [{platform, ok, command, problems, warnings}]}).
+    #[arg(long)]
+    all_platforms: bool,
     #[command(flatten)]
     pub registry: super::RegistryArgs,
 }
@@ -73,6 +77,9 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
     // With the registry flags, so --creds and --insecure work for docker:// too.
     let src = g.open_source(&reference)?;
+    if args.all_platforms {
+        return all_platforms(g, &args, &src);
+    }
     let image = src.image.select(platform.as_ref())?;
     let report = {
         let _line = progress::reading(g, args.json, &src.reference, Some(image));
@@ -105,4 +112,53 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
         human(&mut io::stdout().lock(), &report, color_for(&io::stdout()))?;
     }
     Ok(if report.ok { 0 } else { 1 })
+}
+
+/// `check --all-platforms`: each platform's image of the reference (attestation
+/// manifests, `unknown/unknown`, left out), one verdict each.
+fn all_platforms(g: &Global, args: &Args, src: &nobase::source::Source) -> Result<i32> {
+    let mut reports = Vec::new();
+    for m in &src.image.manifests {
+        let platform = m.config.platform().to_string();
+        if platform == "unknown/unknown" {
+            continue;
+        }
+        let name = format!("{} ({platform})", src.reference);
+        let report = {
+            let _line = progress::reading(g, args.json, &src.reference, Some(m));
+            check::check_image(&name, m, &progress::Counted(&*src.blobs))
+                .with_context(|| format!("checking {name}"))?
+        };
+        for step in &report.passed {
+            g.explain(format_args!("nobase: passed: {step}"));
+        }
+        reports.push((platform, report));
+    }
+    let ok = reports.iter().all(|(_, r)| r.ok);
+    if args.json {
+        let platforms: Vec<serde_json::Value> = reports
+            .iter()
+            .map(|(p, r)| {
+                serde_json::json!({
+                    "platform": p,
+                    "ok": r.ok,
+                    "command": r.command,
+                    "problems": r.problems,
+                    "warnings": r.warnings,
+                })
+            })
+            .collect();
+        print_json(&serde_json::json!({
+            "ok": ok,
+            "image": src.reference,
+            "platforms": platforms,
+        }))?;
+    } else if !g.quiet {
+        let mut out = io::stdout().lock();
+        let color = color_for(&io::stdout());
+        for (_, r) in &reports {
+            human(&mut out, r, color)?;
+        }
+    }
+    Ok(if ok { 0 } else { 1 })
 }
