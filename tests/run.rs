@@ -1071,3 +1071,40 @@ fn unpack_never_writes_its_etc_files_through_a_planted_link() {
         std::fs::read_dir(&gone).map(|d| d.count())
     );
 }
+
+#[test]
+fn an_image_whose_etc_cannot_take_the_hosts_mounts_still_runs() {
+    // After /etc/hosts and /etc/hostname were mounted into every container, images
+    // whose /etc is a file, or whose /etc/hosts is a directory, failed in runc
+    // ("not a directory") while `check` said they would start. They keep their own.
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    let ctx = env.path("ctx");
+    std::fs::create_dir_all(ctx.join("a/etc/hosts")).unwrap();
+    std::fs::write(ctx.join("a/etc/hosts/x"), "x\n").unwrap();
+    std::fs::create_dir_all(ctx.join("b")).unwrap();
+    std::fs::write(ctx.join("b/etc"), "not a directory\n").unwrap();
+    std::fs::copy(hello_static(), ctx.join("hello")).unwrap();
+    for x in ["a", "b"] {
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            format!("FROM scratch\nCOPY hello /hello\nCOPY {x}/ /\nENTRYPOINT [\"/hello\"]\n"),
+        )
+        .unwrap();
+        let tag = format!("etc{x}:1");
+        env.nobase(&[
+            "build",
+            "-q",
+            "-f",
+            ctx.join("Dockerfile").to_str().unwrap(),
+            ctx.to_str().unwrap(),
+            "-t",
+            &tag,
+        ])
+        .ok();
+        let r = env.nobase(&["run", &tag]).ok();
+        assert_eq!(r.stdout, "hello world\n", "{x}: {}", r.stderr);
+    }
+}

@@ -1147,6 +1147,12 @@ mod tests {
             ["the image sets TZ=Europe/Paris, but has no /usr/share/zoneinfo/Europe/Paris, so the program shows UTC times under that name, without an error; add zoneinfo with `nobase build --with tzdata`"]
         );
         assert_eq!(zone_warnings("TZ=:Japan").len(), 1);
+        assert!(
+            zone_warnings("TZ=:/etc/localtime")[0]
+                .ends_with("add a zone file there, e.g. `--add /usr/share/zoneinfo/Europe/Paris:/etc/localtime`"),
+            "{:?}",
+            zone_warnings("TZ=:/etc/localtime")
+        );
         for fine in [
             "TZ=JST-9",
             "TZ=EST5EDT",

@@ -285,7 +285,16 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
             if !exists(ck.root, &path, FileType::File) {
                 ck.warning(
                     WarningCode::NoZoneinfo,
-                    format!("the image sets TZ={}, but has no {path}, so the program shows UTC times under that name, without an error; add zoneinfo with `nobase build {}`", ck.getenv("TZ").unwrap_or_default(), Extra::Tzdata.flag()),
+                    format!(
+                        "the image sets TZ={}, but has no {path}, so the program shows UTC times under that name, without an error; {}",
+                        ck.getenv("TZ").unwrap_or_default(),
+                        if file.starts_with('/') && !file.starts_with(ZONEINFO) {
+                            // `TZ=:/etc/localtime`: a file of its own, which --with tzdata does not make.
+                            format!("add a zone file there, e.g. `--add {ZONEINFO}/Europe/Paris:{path}`")
+                        } else {
+                            format!("add zoneinfo with `nobase build {}`", Extra::Tzdata.flag())
+                        }
+                    ),
                 );
             }
         }

@@ -280,14 +280,17 @@ fn nss(root: &dyn Root, closure: &Closure, nss_conf: NssConf<'_>, out: &mut Vec<
 }
 
 fn iconv(root: &dyn Root, closure: &Closure, out: &mut Vec<BlindSpot>) {
-    let Some(o) = importers(closure).find(|o| {
-        o.info
-            .imports
-            .binary_search_by(|i| i.as_str().cmp("iconv_open"))
-            .is_ok()
-    }) else {
+    // The program's own calls only: libstdc++ (std::codecvt) and libidn2 import
+    // iconv_open for conversions most programs never ask for, and naming every C++
+    // program, node and ping for 7 MB of gconv modules was noise.
+    let o = closure.executable();
+    if o.info
+        .imports
+        .binary_search_by(|i| i.as_str().cmp("iconv_open"))
+        .is_err()
+    {
         return;
-    };
+    }
     let mut seen = BTreeSet::new();
     let mut adds = Vec::new();
     for d in &closure.setup.default_dirs {
