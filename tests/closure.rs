@@ -1444,3 +1444,41 @@ fn an_added_program_finds_a_library_the_entrypoint_keeps_privately() {
         assert_eq!((r.code, r.stdout.as_str()), (0, "foo 42\n"), "{}", r.stderr);
     }
 }
+
+#[test]
+fn a_loader_added_with_the_application_gets_the_links_that_reach_it() {
+    // `--add DIR:/usr/lib/x86_64-linux-gnu` with the loader and libc in DIR: the bundle
+    // layer placed nothing (the files were the user's) and made no /lib64 and /lib
+    // links either, so the self-check refused ("/lib64 does not exist").
+    let libdir = "/usr/lib/x86_64-linux-gnu";
+    let (ld, libc) = (
+        format!("{libdir}/ld-linux-x86-64.so.2"),
+        format!("{libdir}/libc.so.6"),
+    );
+    if !Path::new(&ld).exists() || !Path::new(&libc).exists() {
+        return;
+    }
+    let env = Env::new();
+    let mini = env.path("mini");
+    std::fs::create_dir_all(&mini).unwrap();
+    std::fs::copy(&ld, mini.join("ld-linux-x86-64.so.2")).unwrap();
+    std::fs::copy(&libc, mini.join("libc.so.6")).unwrap();
+    let j = build(
+        &env,
+        &hello_dynamic(),
+        "mini",
+        &["--add", &format!("{}:{libdir}", mini.display())],
+    );
+    assert_eq!(
+        j["layers"][0]["files"], 0,
+        "the bundle layer holds only links: {j:#}"
+    );
+    if let Some(r) = runc_run(&env, &layout_ref(&env, "mini"), None) {
+        assert_eq!(
+            (r.code, r.stdout.as_str()),
+            (0, "hello world\n"),
+            "{}",
+            r.stderr
+        );
+    }
+}

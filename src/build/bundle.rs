@@ -172,7 +172,18 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
         let o = &closure.objects[i];
         let opened = absolute(&o.path, &opts.cwd);
         if overlay.from_upper(&o.canonical) {
-            // Added by the user: already in the application layer.
+            // Added by the user: already in the application layer. When it is reached
+            // through the source's links (`/lib64/ld-linux-x86-64.so.2` → `/lib` →
+            // `usr/lib`, where `--add /usr/lib/x86_64-linux-gnu:…` put the loader), the
+            // links come too, as they do for a bundled file.
+            if let Ok((_, links)) = root::resolve_links(&overlay, &opened) {
+                for l in links
+                    .iter()
+                    .filter(|l| app.get(l.path.trim_start_matches('/')).is_none())
+                {
+                    libs.add_symlink(&l.path, &l.target)?;
+                }
+            }
             image_path[i] = opened;
             in_app[i] = true;
             continue;
