@@ -1482,3 +1482,41 @@ fn a_loader_added_with_the_application_gets_the_links_that_reach_it() {
         );
     }
 }
+
+#[test]
+fn an_added_link_whose_target_stays_on_the_host_is_said() {
+    // `--add /usr/lib/x86_64-linux-gnu/libz.so.1:…` adds the link (to libz.so.1.2.13),
+    // not the file: the dlopen failed in an image the build said nothing about.
+    let env = Env::new();
+    let lib = env.path("libreal.so.1.0");
+    std::fs::write(&lib, "not really a library\n").unwrap();
+    let link = env.path("libreal.so.1");
+    std::os::unix::fs::symlink("libreal.so.1.0", &link).unwrap();
+    let add = format!("{}:/usr/lib/libreal.so.1", link.display());
+    let j = build(&env, &hello_static(), "link", &["--add", &add]);
+    let w = j["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == "dangling-link")
+        .unwrap_or_else(|| panic!("no dangling-link warning: {j:#}"));
+    assert!(
+        w["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the added /usr/lib/libreal.so.1 is a link to libreal.so.1.0, which the image does not have"),
+        "{w}"
+    );
+    // Adding the target too: no warning.
+    let both = format!("{}:/usr/lib/libreal.so.1.0", lib.display());
+    let j = build(
+        &env,
+        &hello_static(),
+        "both",
+        &["--add", &add, "--add", &both],
+    );
+    assert!(
+        !j["warnings"].to_string().contains("dangling-link"),
+        "{j:#}"
+    );
+}

@@ -104,9 +104,26 @@ pub struct Built {
     /// What `nobase check` says of the image (its warnings: CA certificates, zoneinfo,
     /// NSS, /tmp…); None when `--no-check` was given and the analysis could not run.
     pub report: Option<crate::check::Report>,
-    /// Privileges the host file has that the image does not keep (setuid/setgid bits,
-    /// file capabilities), said as warnings.
-    pub dropped: Vec<String>,
+    /// What the build notices of the files themselves, as (code, warning):
+    /// `dropped-privileges` (setuid/setgid bits and file capabilities the image does not
+    /// keep), `dangling-link` (an added link whose target the image lacks).
+    pub notices: Vec<(&'static str, String)>,
+}
+
+/// The links of the application tree (`--add` of a symlink, such as
+/// `/usr/lib/x86_64-linux-gnu/libz.so.1`) whose target the image does not have: the
+/// link is added as a link, and its file was left on the host.
+fn dangling_links(app: &ImageTree, image: &dyn Root) -> Vec<String> {
+    app.entries()
+        .filter_map(|(path, e)| match &e.node {
+            tree::Node::Symlink(target) => Some((format!("/{path}"), target.clone())),
+            _ => None,
+        })
+        .filter(|(path, _)| crate::root::resolve(image, path).is_err())
+        .map(|(path, target)| {
+            format!("the added {path} is a link to {target}, which the image does not have, so opening it fails; --add the file it points to (its real path on this machine, e.g. from `readlink -f`) in its place, or at the target too")
+        })
+        .collect()
 }
 
 /// Linux capability names by bit number (capability.h).
@@ -474,6 +491,7 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
         settle(app, &stack)?
     };
     stack.push(&app);
+    let dangling = with_stack(&stack, &mut |root| dangling_links(&app, root));
     // The self-check reads the trees, not the layers: it runs beside the layer writing
     // (on a large Go program its scan of the function names is a tenth of the build).
     let (layers, report) = std::thread::scope(|s| {
@@ -511,7 +529,11 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
         layers,
         bundled,
         report,
-        dropped: dropped_privileges(&real, &app_path),
+        notices: dropped_privileges(&real, &app_path)
+            .into_iter()
+            .map(|m| ("dropped-privileges", m))
+            .chain(dangling.into_iter().map(|m| ("dangling-link", m)))
+            .collect(),
     })
 }
 

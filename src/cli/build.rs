@@ -410,10 +410,10 @@ fn warnings(b: &Built) -> Vec<serde_json::Value> {
             })
         })
         .collect();
-    out.extend(b.dropped.iter().map(|m| {
+    out.extend(b.notices.iter().map(|(code, m)| {
         json!({
-            "kind": "dropped-privileges",
-            "code": "dropped-privileges",
+            "kind": code,
+            "code": code,
             "message": m,
             "add": [],
             "with": null,
