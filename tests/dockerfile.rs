@@ -1045,3 +1045,40 @@ fn a_shell_form_command_in_a_scratch_image_is_explained_with_its_exec_form() {
         assert!(r.stderr.trim_end().ends_with(fix), "{cmd}: {}", r.stderr);
     }
 }
+
+#[test]
+fn a_copy_into_a_directory_the_host_has_as_a_link_is_refused_with_where_to_copy() {
+    // `COPY libz.so.1 /lib/x86_64-linux-gnu/` next to a dynamic program: the bundle's
+    // `/lib → usr/lib` link (the host's layout) would hide the copied directory; the
+    // build failed with "cannot place a file at /lib", exit 2.
+    if std::fs::read_link("/lib")
+        .map(|t| t != Path::new("usr/lib"))
+        .unwrap_or(true)
+    {
+        return; // not a merged-/usr host
+    }
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        "FROM scratch\nCOPY hello /app/hello\nCOPY extra.so /lib/x86_64-linux-gnu/extra.so\nENTRYPOINT [\"/app/hello\"]\n",
+        &[("extra.so", "not really\n")],
+    );
+    std::fs::copy(hello_dynamic(), ctx.join("hello")).unwrap();
+    let r = env
+        .nobase(&[
+            "build",
+            "-f",
+            ctx.join("Dockerfile").to_str().unwrap(),
+            ctx.to_str().unwrap(),
+            "-t",
+            "clash:1",
+        ])
+        .code(1);
+    assert!(
+        r.stderr
+            .contains("where /lib is a link to usr/lib, but the Dockerfile made /lib a directory")
+            && r.stderr.contains("COPY into /usr/lib instead"),
+        "{}",
+        r.stderr
+    );
+}

@@ -12,8 +12,8 @@ use crate::elf::{ElfInfo, Kind};
 use crate::error::{Error, Result};
 use crate::image::ImageConfig;
 use crate::loader;
-use crate::root::HostRoot;
-use crate::tree::{Entry, ImageTree};
+use crate::root::{HostRoot, Root};
+use crate::tree::{Entry, ImageTree, Node};
 use std::path::{Path, PathBuf};
 
 /// How dynamic executables are treated.
@@ -159,5 +159,33 @@ pub fn bundle_missing(
         return Ok(None);
     }
     added.created_by = format!("nobase bundle {}", lines.join("; "));
+    refuse_clash(files, &added, &source)?;
     Ok(Some(added))
+}
+
+/// A link of the bundle where the Dockerfile made a directory (`/lib` → `usr/lib` on the
+/// host, `COPY libz.so.1 /lib/x86_64-linux-gnu/` in the stage): unpacked, the link would
+/// replace the directory and what was copied into it. Refused, saying where to COPY.
+fn refuse_clash(files: &ImageTree, added: &Added, source: &HostRoot) -> Result<()> {
+    for (at, e) in &added.entries {
+        let Node::Symlink(target) = &e.node else {
+            continue;
+        };
+        if !matches!(
+            files.get(at.trim_start_matches('/')).map(|e| &e.node),
+            Some(Node::Dir)
+        ) {
+            continue;
+        }
+        let instead = if target.starts_with('/') {
+            target.clone()
+        } else {
+            format!("{}/{target}", crate::loader::dirname(at)).replace("//", "/")
+        };
+        return Err(Error::Refused(format!(
+            "the loader and libraries bundled for the Dockerfile's programs keep the paths they have on {}, where {at} is a link to {target}, but the Dockerfile made {at} a directory (the link would hide what was copied there); COPY into {instead} instead, or leave the libraries to the bundle",
+            source.describe()
+        )));
+    }
+    Ok(())
 }
