@@ -1376,7 +1376,7 @@ fn libraries_of_added_shared_objects_are_bundled_too() {
         .unwrap_or_else(|| panic!("no added-object warning: {j:#}"));
     assert_eq!(
         w["message"],
-        "the added /app/needy.so needs libnbgone.so, which is not in the host or the image, so loading it will fail"
+        "the added /app/needy.so needs libnbgone.so, which the loader does not find where it looks in the host or the image, so loading it will fail"
     );
 }
 

@@ -255,7 +255,7 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
             blind_spots.push(BlindSpot {
                 kind: "added-object",
                 message: format!(
-                    "the added {path} needs {}, which is not in {}, so loading it will fail",
+                    "the added {path} needs {}, which the loader does not find where it looks in {}, so loading it will fail",
                     need.name,
                     overlay.describe()
                 ),

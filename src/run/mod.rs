@@ -81,6 +81,17 @@ pub struct Unpacked {
     pub notes: Vec<String>,
 }
 
+/// This machine's hostname (uname's nodename), if it has a usable one.
+fn host_name() -> Option<String> {
+    let n = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let n = n.trim();
+    (!n.is_empty()
+        && n.len() <= 64
+        && n.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.'))
+    .then(|| n.to_string())
+}
+
 fn euid_egid() -> (u32, u32) {
     // SAFETY: geteuid/getegid have no preconditions.
     unsafe { (libc::geteuid(), libc::getegid()) }
@@ -207,7 +218,12 @@ fn unpack_into(
         network_host: opts.network_host,
         rootless,
         allow_new_privileges: opts.keep_setuid,
-        hostname: format!("nobase-{}", chosen.descriptor.digest.short()),
+        // As Docker: the host's network comes with the host's name.
+        hostname: opts
+            .network_host
+            .then(host_name)
+            .flatten()
+            .unwrap_or_else(|| format!("nobase-{}", chosen.descriptor.digest.short())),
     };
     let mut spec = spec::build(&inputs)?;
     let bundle = config_path.parent().unwrap_or(Path::new("."));
