@@ -1579,3 +1579,42 @@ fn a_go_program_that_looks_users_up_needs_etc_passwd() {
         assert_eq!(env.nobase(&["run", "u:2"]).ok().stdout, "root\n");
     }
 }
+
+#[test]
+fn files_added_with_a_program_that_link_libssl_want_ca_certificates() {
+    // python3 links no libssl; its `_ssl` module, added with the stdlib, does: an image
+    // without CA certificates failed every HTTPS request, and nothing said so.
+    let stdlib = "/usr/lib/python3.11";
+    if !Path::new(stdlib).join("lib-dynload").is_dir() || !Path::new("/usr/bin/python3.11").exists()
+    {
+        return;
+    }
+    let env = Env::new();
+    let add = format!("{stdlib}:{stdlib}");
+    let j = env
+        .nobase(&[
+            "build",
+            "--json",
+            "/usr/bin/python3.11",
+            "--add",
+            &add,
+            "-t",
+            "py:1",
+        ])
+        .ok()
+        .json();
+    let w = j["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == "no-ca-certificates")
+        .unwrap_or_else(|| panic!("no no-ca-certificates warning: {j}"));
+    assert!(
+        w["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the files added with the program link lib"),
+        "{w}"
+    );
+    assert_eq!(w["with"], "certs");
+}

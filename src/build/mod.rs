@@ -492,12 +492,16 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
     };
     stack.push(&app);
     let dangling = with_stack(&stack, &mut |root| dangling_links(&app, root));
+    // Python's `_ssl` (added with its stdlib) links libssl where python3 does not.
+    let tls_hint = bundled
+        .as_ref()
+        .and_then(|b| crate::check::warn::tls_of(&b.added_libraries));
     // The self-check reads the trees, not the layers: it runs beside the layer writing
     // (on a large Go program its scan of the function names is a tenth of the build).
     let (layers, report) = std::thread::scope(|s| {
         let check = s.spawn(|| {
             background_priority();
-            self_check(&stack, &app_path, &config, plan.check)
+            self_check(&stack, &app_path, &config, plan.check, tls_hint)
         });
         let layers = write_layers(
             &extra_layers,
@@ -677,9 +681,10 @@ fn self_check(
     app_path: &str,
     config: &ImageConfig,
     refuse: bool,
+    tls_hint: Option<String>,
 ) -> Result<Option<crate::check::Report>> {
     let mut report = match with_stack(layers, &mut |root| {
-        crate::check::check(root, app_path, config)
+        crate::check::check_with(root, app_path, config, tls_hint.clone())
     }) {
         Ok(r) => r,
         // --no-check: an image the analysis cannot read is still written.

@@ -7,7 +7,7 @@
 //! problems; "could not check" (an unreadable image) is an [`Error`].
 
 mod user;
-mod warn;
+pub(crate) mod warn;
 
 pub use user::{Identity, UserError};
 
@@ -146,6 +146,18 @@ pub fn check_image(name: &str, image: &PlatformImage, blobs: &dyn Blobs) -> Resu
 /// Checks whether the image whose filesystem is `root` and config is `config` will
 /// start. `name` names the image in the report.
 pub fn check(root: &dyn Root, name: &str, config: &ImageConfig) -> Result<Report> {
+    check_with(root, name, config, None)
+}
+
+/// [`check`], told by a build why the image likely makes TLS connections when its
+/// entrypoint's closure does not show it (files added with it link libssl: Python's
+/// `_ssl` module).
+pub fn check_with(
+    root: &dyn Root,
+    name: &str,
+    config: &ImageConfig,
+    tls_hint: Option<String>,
+) -> Result<Report> {
     let c = &config.config;
     let mut command: Vec<String> = c.entrypoint.clone().unwrap_or_default();
     command.extend(c.cmd.clone().unwrap_or_default());
@@ -171,6 +183,7 @@ pub fn check(root: &dyn Root, name: &str, config: &ImageConfig) -> Result<Report
         warnings: Vec::new(),
         programs: Vec::new(),
         passed: Vec::new(),
+        tls_hint,
     };
     ck.workdir(c.working_dir.as_deref().unwrap_or(""));
     ck.user(c.user.as_deref().unwrap_or(""));
@@ -211,6 +224,8 @@ pub(crate) struct Checker<'a> {
     pub(crate) programs: Vec<Loaded>,
     /// The steps that passed, in words.
     passed: Vec<String>,
+    /// Why the image likely makes TLS connections, as a build knows it.
+    pub(crate) tls_hint: Option<String>,
 }
 
 /// An ELF object the process will map: the executable, its loader, its libraries.

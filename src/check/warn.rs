@@ -131,9 +131,19 @@ fn is_glibc(info: &ElfInfo) -> bool {
         || info.needed.iter().any(|n| n == "libc.so.6")
 }
 
+/// Why libraries bundled for added files mean TLS, if they do: "the added files link
+/// libssl.so.3".
+pub fn tls_of(libraries: &[String]) -> Option<String> {
+    libraries
+        .iter()
+        .map(|p| p.rsplit('/').next().unwrap_or(p))
+        .find(|n| TLS_LIBS.iter().any(|t| n.starts_with(t)))
+        .map(|lib| format!("the files added with the program link {lib}"))
+}
+
 /// Adds every warning that applies.
 pub(super) fn all(ck: &mut Checker) -> Result<()> {
-    let mut tls = None;
+    let mut tls = ck.tls_hint.clone();
     let mut zoneinfo = None;
     let mut nss = None;
     // Whether a program uses /tmp only matters when the image's /tmp is not usable.
