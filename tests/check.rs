@@ -1603,12 +1603,7 @@ fn files_added_with_a_program_that_link_libssl_want_ca_certificates() {
         ])
         .ok()
         .json();
-    let w = j["warnings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["code"] == "no-ca-certificates")
-        .unwrap_or_else(|| panic!("no no-ca-certificates warning: {j}"));
+    let w = warning(&j, "code", "no-ca-certificates");
     assert!(
         w["message"]
             .as_str()

@@ -897,12 +897,7 @@ fn dlopen_blind_spots_come_with_the_add_that_fixes_them() {
         "conf",
         &["--add", &format!("{}:/etc/nsswitch.conf", conf.display())],
     );
-    let nss = j["warnings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["kind"] == "nss")
-        .unwrap_or_else(|| panic!("no nss warning: {j:#}"));
+    let nss = warning(&j, "kind", "nss");
     let m = nss["message"].as_str().unwrap();
     assert!(
         m.contains(
@@ -944,12 +939,7 @@ fn iconv_programs_are_warned_about_gconv_and_the_add_makes_them_work() {
         &[],
     );
     let j = build(&env, &exe, "conv", &[]);
-    let w = j["warnings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["kind"] == "iconv")
-        .unwrap_or_else(|| panic!("no iconv warning: {j:#}"));
+    let w = warning(&j, "kind", "iconv");
     assert!(
         w["message"].as_str().unwrap().contains("calls iconv_open"),
         "{w}"
@@ -1368,12 +1358,7 @@ fn libraries_of_added_shared_objects_are_bundled_too() {
     );
     let add = format!("{}:/app/needy.so", needy.display());
     let j = build(&env, &main, "needy", &["--add", &add]);
-    let w = j["warnings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["kind"] == "added-object")
-        .unwrap_or_else(|| panic!("no added-object warning: {j:#}"));
+    let w = warning(&j, "kind", "added-object");
     assert_eq!(
         w["message"],
         "the added /app/needy.so needs libnbgone.so, which the loader does not find where it looks in the host or the image, so loading it will fail"
@@ -1494,12 +1479,7 @@ fn an_added_link_whose_target_stays_on_the_host_is_said() {
     std::os::unix::fs::symlink("libreal.so.1.0", &link).unwrap();
     let add = format!("{}:/usr/lib/libreal.so.1", link.display());
     let j = build(&env, &hello_static(), "link", &["--add", &add]);
-    let w = j["warnings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["code"] == "dangling-link")
-        .unwrap_or_else(|| panic!("no dangling-link warning: {j:#}"));
+    let w = warning(&j, "code", "dangling-link");
     assert!(
         w["message"]
             .as_str()

@@ -1017,12 +1017,7 @@ fn setuid_bits_and_file_capabilities_the_image_drops_are_said() {
         .nobase(&["build", "--json", capped.to_str().unwrap(), "-t", "c:1"])
         .ok()
         .json();
-    let w = j["warnings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["code"] == "dropped-privileges")
-        .unwrap_or_else(|| panic!("no dropped-privileges warning: {j}"));
+    let w = warning(&j, "code", "dropped-privileges");
     assert!(
         w["message"]
             .as_str()

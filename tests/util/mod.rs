@@ -549,3 +549,12 @@ pub fn merged_entry(env: &Env, image: &str, path: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("{image} has no {path}: {t}"))
         .clone()
 }
+
+/// The warning of a `--json` report (`build`'s or `check`'s) whose `field` (`kind` or
+/// `code`) is `value`; panics, showing the report, when there is none.
+pub fn warning<'a>(j: &'a serde_json::Value, field: &str, value: &str) -> &'a serde_json::Value {
+    j["warnings"]
+        .as_array()
+        .and_then(|ws| ws.iter().find(|w| w[field] == value))
+        .unwrap_or_else(|| panic!("no {value} warning: {j:#}"))
+}
