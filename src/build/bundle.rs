@@ -266,7 +266,7 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
         for o in c.objects.iter().skip(1) {
             let opened = absolute(&o.path, &opts.cwd);
             // `$ORIGIN/../bin/lib` spelled out (`/app/tools/../bin/lib/libfoo.so`).
-            let shown = lexical(&opened).unwrap_or_else(|_| opened.clone());
+            let shown = tree::lexical(&opened);
             if o.via == Via::Interpreter
                 || overlay.from_upper(&o.canonical)
                 || !placed_paths.insert(shown.clone())
@@ -538,22 +538,12 @@ fn expand(c: &Closure, entry: &str, origin: &str) -> Option<String> {
 /// Normalizes `..` and `.` lexically: inside the image every directory on these paths is
 /// one nobase creates, so lexical and physical resolution agree.
 pub(crate) fn lexical(p: &str) -> Result<String> {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    if parts.is_empty() {
-        return Err(Error::Refused(format!(
+    match tree::lexical(&format!("/{p}")) {
+        root if root == "/" => Err(Error::Refused(format!(
             "{p} names the image root, not a file"
-        )));
+        ))),
+        path => Ok(path),
     }
-    Ok(format!("/{}", parts.join("/")))
 }
 
 /// The history line and counts of the library layer.

@@ -20,6 +20,7 @@ use crate::inspect::{parse_shebang, SHEBANG_BUF};
 use crate::loader::{self, Outcome};
 use crate::oci::Blobs;
 use crate::root::{self, FileType, Meta, ResolveError, Root};
+use crate::tree::lexical;
 
 /// Docker's and umoci's PATH when the image sets none.
 pub use crate::build::DEFAULT_PATH;
@@ -237,21 +238,6 @@ pub(crate) struct Loaded {
     pub(crate) path: String,
     /// What it is.
     pub(crate) info: ElfInfo,
-}
-
-/// Lexically normalizes an absolute path (for directories that do not exist yet).
-fn lexical(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in path.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    format!("/{}", parts.join("/"))
 }
 
 fn kind_name(kind: FileType) -> &'static str {

@@ -120,26 +120,6 @@ fn importers(closure: &Closure) -> impl Iterator<Item = &super::Object> {
     })
 }
 
-/// A path as messages show it: `/app/../lib/librustc_driver.so` (what `$ORIGIN/../lib`
-/// spells) as `/lib/librustc_driver.so`, lexically.
-fn shown(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in path.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    if path.starts_with('/') {
-        format!("/{}", parts.join("/"))
-    } else {
-        parts.join("/")
-    }
-}
-
 fn add_found(root: &dyn Root, closure: &Closure, name: &str) -> Option<Add> {
     let (path, canonical) = closure.search(root, 0, name).ok()?;
     Some(Add {
@@ -333,7 +313,7 @@ fn iconv(root: &dyn Root, closure: &Closure, out: &mut Vec<BlindSpot>) {
         kind: "iconv",
         message: format!(
             "{} calls iconv_open: glibc dlopens gconv modules for every character set beyond UTF-8, ASCII and Latin-1{}",
-            shown(&o.path),
+            crate::tree::lexical(&o.path),
             if adds.is_empty() {
                 format!("; {} has none (no gconv/gconv-modules in the library directories)", closure.root)
             } else {
@@ -368,7 +348,7 @@ fn libgcc_s(root: &dyn Root, closure: &Closure, out: &mut Vec<BlindSpot>) {
         kind: "libgcc_s",
         message: format!(
             "{} calls {f}: glibc dlopens {NAME} to unwind the thread, and aborts (\"libgcc_s.so.1 must be installed for pthread_cancel to work\") without it{}",
-            shown(&o.path),
+            crate::tree::lexical(&o.path),
             if adds.is_empty() { format!("; {NAME} is not in {}", closure.root) } else { String::new() }
         ),
         missing: adds.is_empty(),
@@ -520,11 +500,11 @@ fn strings(root: &dyn Root, closure: &Closure, out: &mut Vec<BlindSpot>) {
         let message = match &found {
             Some(_) => format!(
                 "{} contains the string \"{s}\": if it dlopens it, the image needs it (and its libraries)",
-                shown(&exe.path)
+                crate::tree::lexical(&exe.path)
             ),
             None => format!(
                 "{} contains the string \"{s}\", a library name that is not in {}; if the program dlopens it, that will fail",
-                shown(&exe.path), closure.root
+                crate::tree::lexical(&exe.path), closure.root
             ),
         };
         out.push(BlindSpot {
@@ -539,13 +519,6 @@ fn strings(root: &dyn Root, closure: &Closure, out: &mut Vec<BlindSpot>) {
 #[cfg(test)]
 mod tests {
     use super::looks_like_library;
-
-    #[test]
-    fn paths_are_shown_without_dot_dot() {
-        assert_eq!(super::shown("/app/../lib/libx.so"), "/lib/libx.so");
-        assert_eq!(super::shown("/app/./bin//x"), "/app/bin/x");
-        assert_eq!(super::shown("libx.so"), "libx.so");
-    }
 
     #[test]
     fn library_names_are_found_across_chunk_boundaries() {

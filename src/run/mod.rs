@@ -210,6 +210,19 @@ fn unpack_into(
             ));
         }
     }
+    // Mounted only over what can take it: an image whose /etc is a file or a link
+    // (`/etc → /proc/self`), or whose /etc/hosts is a directory or a link, keeps its
+    // own, as it ran before these mounts existed (runc refuses such a mount).
+    let mountable = |name: &&str| -> bool {
+        let etc = rootfs.join("etc");
+        match std::fs::symlink_metadata(&etc) {
+            Err(_) => true,
+            Ok(m) if m.is_dir() => {
+                std::fs::symlink_metadata(etc.join(name)).map_or(true, |m| m.file_type().is_file())
+            }
+            Ok(_) => false,
+        }
+    };
     let inputs = SpecInputs {
         config: c,
         process: &opts.process,
@@ -224,32 +237,11 @@ fn unpack_into(
             .then(host_name)
             .flatten()
             .unwrap_or_else(|| format!("nobase-{}", chosen.descriptor.digest.short())),
+        etc: spec::ETC_FILES.into_iter().filter(mountable).collect(),
     };
-    let mut spec = spec::build(&inputs)?;
+    let spec = spec::build(&inputs)?;
     let bundle = config_path.parent().unwrap_or(Path::new("."));
-    // Mounted only over what can take it: an image whose /etc is a file or a link
-    // (`/etc → /proc/self`), or whose /etc/hosts is a directory or a link, keeps its
-    // own, as it ran before these mounts existed (runc refuses such a mount).
-    let mountable = |name: &str| -> bool {
-        let etc = rootfs.join("etc");
-        match std::fs::symlink_metadata(&etc) {
-            Err(_) => true,
-            Ok(m) if m.is_dir() => {
-                std::fs::symlink_metadata(etc.join(name)).map_or(true, |m| m.file_type().is_file())
-            }
-            Ok(_) => false,
-        }
-    };
-    spec.mounts.retain(|m| {
-        m.destination
-            .strip_prefix("/etc/")
-            .filter(|n| spec::ETC_FILES.contains(n) && m.source == *n)
-            .is_none_or(mountable)
-    });
     for (name, text) in spec::etc_files(&inputs) {
-        if !mountable(name) {
-            continue;
-        }
         // New files only, never through a link: the directory may be someone else's
         // (`unpack IMG /tmp/b` with /tmp/b/hosts → /etc/shadow planted in it).
         let path = bundle.join(name);

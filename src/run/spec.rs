@@ -218,6 +218,9 @@ pub struct SpecInputs<'a> {
     pub allow_new_privileges: bool,
     /// The container's hostname.
     pub hostname: String,
+    /// Which of [`ETC_FILES`] are mounted into /etc (an image whose /etc cannot take
+    /// one keeps its own); the caller writes them beside config.json.
+    pub etc: Vec<&'static str>,
 }
 
 /// argv: the Entrypoint (or `--entrypoint`) followed by the Cmd (or the run's
@@ -307,9 +310,9 @@ fn strings(v: &[&str]) -> Vec<String> {
 /// The names of [`etc_files`]' files.
 pub const ETC_FILES: [&str; 2] = ["hostname", "hosts"];
 
-/// The files the bundle holds beside config.json for the container's /etc, by name:
-/// `hostname`, and `hosts` naming localhost and the hostname (with the host's network,
-/// the host's /etc/hosts with the container's hostname added).
+/// The files the bundle holds beside config.json for the container's /etc, by name
+/// (those of `i.etc`): `hostname`, and `hosts` naming localhost and the hostname (with
+/// the host's network, the host's /etc/hosts with the container's hostname added).
 pub fn etc_files(i: &SpecInputs<'_>) -> Vec<(&'static str, String)> {
     let mut hosts = if i.network_host {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
@@ -323,10 +326,13 @@ pub fn etc_files(i: &SpecInputs<'_>) -> Vec<(&'static str, String)> {
         hosts.push('\n');
     }
     hosts.push_str(&format!("127.0.1.1\t{}\n", i.hostname));
-    vec![
+    [
         (ETC_FILES[0], format!("{}\n", i.hostname)),
         (ETC_FILES[1], hosts),
     ]
+    .into_iter()
+    .filter(|(name, _)| i.etc.contains(name))
+    .collect()
 }
 
 /// Builds the spec.
@@ -416,7 +422,7 @@ pub fn build(i: &SpecInputs<'_>) -> Result<Spec> {
     // Docker mounts its own /etc/hosts and /etc/hostname into every container, scratch
     // and `--network none` ones too: `localhost` resolves in any image. Sources relative
     // to the bundle (runtime spec, "Mounts"), written there by [`etc_files`]' caller.
-    for (name, _) in etc_files(i) {
+    for name in &i.etc {
         mounts.push(mount(
             &format!("/etc/{name}"),
             "none",
@@ -614,6 +620,7 @@ mod tests {
             rootless,
             allow_new_privileges: false,
             hostname: "h".into(),
+            etc: ETC_FILES.to_vec(),
         };
         let s = build(&inputs(false, None)).unwrap();
         let ns: Vec<&str> = s.linux.namespaces.iter().map(|n| n.kind.as_str()).collect();

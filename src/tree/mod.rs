@@ -112,6 +112,28 @@ pub const NAME_MAX: usize = 255;
 /// Paths, with their terminating NUL, fit in this many bytes.
 pub const PATH_MAX: usize = 4096;
 
+/// Resolves `.` and `..` lexically, as for paths that need not exist (`/app/../lib/x`
+/// is `/lib/x`; `..` stops at the root). An absolute path stays absolute, a relative one
+/// relative.
+pub fn lexical(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    let joined = parts.join("/");
+    if path.starts_with('/') {
+        format!("/{joined}")
+    } else {
+        joined
+    }
+}
+
 /// Default permission bits for a host file: executables 0755, everything else 0644,
 /// so the digest does not depend on the umask of whoever built the binary.
 pub fn normalized_mode(host_mode: u32) -> u32 {
@@ -376,6 +398,15 @@ impl ImageTree {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lexical_paths_keep_their_kind() {
+        assert_eq!(lexical("/app/../lib/libx.so"), "/lib/libx.so");
+        assert_eq!(lexical("/app/./bin//x"), "/app/bin/x");
+        assert_eq!(lexical("/../../x"), "/x");
+        assert_eq!(lexical("libx.so"), "libx.so");
+        assert_eq!(lexical("a/../../b"), "b");
+    }
 
     #[test]
     fn normalize_cases() {
