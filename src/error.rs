@@ -30,6 +30,16 @@ pub enum Error {
     /// with `--bundle never`, an image that would not start.
     #[error("{0}")]
     Refused(String),
+    /// `run`'s check found that the program would not start (exit code 1). `run` itself
+    /// exits with `run_code`, as Docker and a shell do: 127 when something is not
+    /// found, 126 when it cannot be executed, 125 for the rest of the setup.
+    #[error("{message}")]
+    WouldNotStart {
+        /// What is missing or wrong, and the way past it.
+        message: String,
+        /// 125, 126 or 127.
+        run_code: i32,
+    },
     /// The request itself is wrong (exit code 2): a malformed reference or flag value.
     #[error("{0}")]
     Usage(String),
@@ -62,7 +72,7 @@ impl Error {
     /// The process exit code this error maps to (DESIGN.md conventions).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Refused(_) => 1,
+            Error::Refused(_) | Error::WouldNotStart { .. } => 1,
             Error::Usage(_) => 2,
             _ => 3,
         }

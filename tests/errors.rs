@@ -40,7 +40,7 @@ fn cases(env: &Env, port: u16) -> Vec<Case> {
         (
             "run: an image the store does not have",
             s(&["run", "nothere:1"]),
-            3,
+            125,
             "nobase: opening nothere:1: no image nothere:1 in the store $STORE; `nobase images` lists what is there\n",
         ),
         (

@@ -70,6 +70,17 @@ fn stored_hello_runs_and_its_exit_code_is_ours() {
         ],
     );
     env.nobase(&["run", "hello:cmd"]).code(7);
+    // nobase's own failures are Docker's 125, which programs rarely use, never 1–3: a
+    // missing image, a bad flag, a runtime that is not there.
+    for args in [
+        &["run", "nothere:1"][..],
+        &["run", "--no-such-flag", "hello:1"][..],
+        &["-q", "run", "--stop-timeout", "soon", "hello:1"][..],
+        &["run", "--runtime", "no-such-runtime", "hello:1"][..],
+    ] {
+        let r = env.nobase(args).code(125);
+        assert!(r.stderr.starts_with("nobase: "), "{args:?}: {}", r.stderr);
+    }
     // Nothing is left behind: no bundle, no lock.
     assert_no_bundle_left(&env);
 }
@@ -195,7 +206,7 @@ fn a_user_without_permission_is_refused_as_runc_would_fail() {
             {"name": "app/hello", "from": bin, "mode": 0o700},
         ]]}),
     );
-    let r = env.nobase(&["run", &layout]).code(1);
+    let r = env.nobase(&["run", &layout]).code(126);
     assert!(
         r.stderr.contains("not executable by user 1000")
             && r.stderr.contains("permission denied")
@@ -214,7 +225,7 @@ fn a_user_without_permission_is_refused_as_runc_would_fail() {
     // A missing program is named before runc is asked.
     let r = env
         .nobase(&["run", "--entrypoint", "/app/nothere", &layout])
-        .code(1);
+        .code(127);
     assert!(
         r.stderr.contains("no such file or directory"),
         "{}",
@@ -407,7 +418,7 @@ fn a_missing_loader_is_named_before_runc_and_a_failing_runtime_leaves_nothing() 
             {"name": "app/hello", "from": hello_dynamic(), "mode": 0o755},
         ]]}),
     );
-    let r = env.nobase(&["run", &layout]).code(1);
+    let r = env.nobase(&["run", &layout]).code(127);
     assert!(
         r.stderr.contains("/lib64/ld-linux-x86-64.so.2"),
         "{}",
@@ -700,7 +711,7 @@ fn usage_errors_are_clear() {
     build(&env, &[hello_static().to_str().unwrap(), "-t", "hello:1"]);
     let r = env
         .nobase(&["run", "--runtime", "/nonexistent/runc", "hello:1"])
-        .code(2);
+        .code(125);
     assert!(r.stderr.contains("--runtime"), "{}", r.stderr);
     let r = env
         .nobase(&["unpack", "-w", "relative", "hello:1", "b"])
@@ -790,7 +801,7 @@ fn without_root_bundles_are_rootless() {
     );
     // Another user than root cannot be mapped without privileges: said plainly.
     let r = as_nobody(&["run", "-u", "1000", &image, "--", "id"]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.code, 125, "{}", r.stderr);
     assert!(r.stderr.contains("run nobase as root"), "{}", r.stderr);
 }
 
@@ -856,10 +867,10 @@ fn a_working_directory_that_is_a_file_is_the_images_fault_with_the_way_out() {
             "wd:1",
         ],
     );
-    // Even with --no-check: a file is where the directory must be; exit 1, not an I/O
-    // failure, and the flag that gets past it is named.
+    // Even with --no-check: a file is where the directory must be; refused (125, as
+    // Docker's setup failures), not an I/O failure, and the flag that gets past it is named.
     for args in [&["run", "wd:1"][..], &["run", "--no-check", "wd:1"][..]] {
-        let r = env.nobase(args).code(1);
+        let r = env.nobase(args).code(125);
         assert!(
             r.stderr.contains("is not a directory in the image") && r.stderr.contains("-w DIR"),
             "{args:?}: {}",

@@ -308,7 +308,14 @@ pub fn main() -> i32 {
                 "nobase: {}",
                 one_line(&e.render().to_string())
             );
-            return 2;
+            // A script reads any code but 125–127 from `run` as its program's.
+            return if subcommand(&cmd, &std::env::args_os().collect::<Vec<_>>())
+                .is_some_and(|(_, name)| name == "run")
+            {
+                run::RUN_FAILED
+            } else {
+                2
+            };
         }
     };
     let Some(command) = cli.command else {
@@ -338,7 +345,15 @@ pub fn main() -> i32 {
         Command::Tree(a) => tree::run(&global, a),
         Command::Images(a) => images::list(&global, a),
         Command::Rmi(a) => images::rmi(&global, a),
-        Command::Run(a) => run::run(&global, *a),
+        Command::Run(a) => {
+            return match run::run(&global, *a) {
+                Ok(code) => code,
+                Err(err) => match report(&err) {
+                    0 => 0,
+                    _ => run::exit_code(&err),
+                },
+            }
+        }
         Command::Unpack(a) => unpack::run(&global, *a),
         Command::Push(a) => push::run(&global, a),
         Command::Pull(a) => pull::run(&global, a),
@@ -355,6 +370,39 @@ pub fn main() -> i32 {
 /// The smallest upload chunk `NOBASE_CHUNK_SIZE` may ask for.
 const MIN_CHUNK: u64 = 4096;
 
+/// Whether `arg` (as written, `--name` or `-n`) is an option of `cmd` whose value is
+/// the next argument.
+fn takes_value(cmd: &clap::Command, arg: &str) -> bool {
+    let found = if let Some(long) = arg.strip_prefix("--") {
+        if long.contains('=') {
+            return false;
+        }
+        cmd.get_arguments().find(|a| a.get_long() == Some(long))
+    } else {
+        let mut chars = arg.chars().skip(1);
+        match (chars.next(), chars.next()) {
+            // `-eKEY=V` carries its value; a cluster of flags (`-qv`) takes none.
+            (Some(c), None) => cmd.get_arguments().find(|a| a.get_short() == Some(c)),
+            _ => None,
+        }
+    };
+    found.is_some_and(|a| a.get_action().takes_values())
+}
+
+/// Where the subcommand is in `argv` and its name: the first argument that is not one
+/// of the global options or their values.
+fn subcommand(top: &clap::Command, argv: &[std::ffi::OsString]) -> Option<(usize, String)> {
+    let mut i = 1;
+    while i < argv.len() {
+        let a = argv[i].to_string_lossy();
+        if a == "--" || !a.starts_with('-') || a == "-" {
+            break;
+        }
+        i += if takes_value(top, &a) { 2 } else { 1 };
+    }
+    argv.get(i).map(|s| (i, s.to_string_lossy().into_owned()))
+}
+
 /// `run IMAGE ARGS…` and `unpack IMAGE DIR ARGS…` take everything after their
 /// positional arguments as the program's, as `docker run` does (`nobase run bb:1 ls -l`
 /// gives ls `-l`, `nobase run img -e x` gives the program `-e x`): a `--` goes in after
@@ -364,33 +412,7 @@ fn program_args_verbatim(
     top: &clap::Command,
     mut argv: Vec<std::ffi::OsString>,
 ) -> Vec<std::ffi::OsString> {
-    // Whether `arg` (as written, `--name` or `-n`) is an option of `cmd` whose value is
-    // the next argument.
-    fn takes_value(cmd: &clap::Command, arg: &str) -> bool {
-        let found = if let Some(long) = arg.strip_prefix("--") {
-            if long.contains('=') {
-                return false;
-            }
-            cmd.get_arguments().find(|a| a.get_long() == Some(long))
-        } else {
-            let mut chars = arg.chars().skip(1);
-            match (chars.next(), chars.next()) {
-                // `-eKEY=V` carries its value; a cluster of flags (`-qv`) takes none.
-                (Some(c), None) => cmd.get_arguments().find(|a| a.get_short() == Some(c)),
-                _ => None,
-            }
-        };
-        found.is_some_and(|a| a.get_action().takes_values())
-    }
-    let mut i = 1;
-    while i < argv.len() {
-        let a = argv[i].to_string_lossy().into_owned();
-        if a == "--" || !a.starts_with('-') || a == "-" {
-            break;
-        }
-        i += if takes_value(top, &a) { 2 } else { 1 };
-    }
-    let Some(name) = argv.get(i).map(|s| s.to_string_lossy().into_owned()) else {
+    let Some((i, name)) = subcommand(top, &argv) else {
         return argv;
     };
     let positionals = match name.as_str() {

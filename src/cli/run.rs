@@ -123,7 +123,9 @@ impl ContainerArgs {
   nobase run -e PORT=8080 -u 1000 server:1
   nobase run --entrypoint /bin/sh tools:1 -- -c 'echo hi'
 
-The program's exit code is nobase's. Each run unpacks a fresh bundle next to the store
+The program's exit code is nobase's. When the program cannot start, the code is Docker's:
+127 for a program, loader or library that is not there, 126 for one that cannot be
+executed, 125 for every other failure of nobase's own. Each run unpacks a fresh bundle next to the store
 (STORE/../bundles/run-*) and removes it afterwards (--keep keeps it).")]
 pub struct Args {
     /// The image (NAME[:TAG] in the store, oci:DIR[:REF], …).
@@ -166,6 +168,22 @@ pub fn chosen<'a>(
 ) -> Option<&'a nobase::image::PlatformImage> {
     image.select(opts.platform.as_ref()).ok()
 }
+
+/// The exit code of a `run` that failed before its program could start, as `docker run`
+/// has it, so that a script can tell nobase's failures from the program's own codes:
+/// 126 or 127 when the check found the program cannot be executed or is not found, 125
+/// for everything else (the image, the store, the runtime, the flags).
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    err.chain()
+        .find_map(|c| match c.downcast_ref::<Error>() {
+            Some(Error::WouldNotStart { run_code, .. }) => Some(*run_code),
+            _ => None,
+        })
+        .unwrap_or(RUN_FAILED)
+}
+
+/// `run`'s own failure (Docker's 125).
+pub const RUN_FAILED: i32 = 125;
 
 /// Runs `nobase run`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {

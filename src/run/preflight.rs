@@ -1,11 +1,12 @@
 //! The start-up check before the runtime runs a bundle: `nobase check`'s analysis over
 //! the unpacked rootfs, with the process as this run will start it (its argv, user,
-//! working directory and environment). Problems are a refusal (exit code 1) naming what
-//! is missing; `--no-check` skips it.
+//! working directory and environment). Problems are a refusal naming what is missing,
+//! with the exit code Docker gives when the runtime fails the same way (see
+//! [`run_code`]); `--no-check` skips it.
 
 use super::Unpacked;
 use crate::build::extras::NOBODY_UID;
-use crate::check;
+use crate::check::{self, Code};
 use crate::elf::ReadAt;
 use crate::error::{Error, Result};
 use crate::image::{host_platform, ImageConfig};
@@ -58,10 +59,13 @@ pub fn check(
     // can execute that platform is the run's question.
     let (platform, host) = (image.platform(), host_platform());
     if !image.architecture.is_empty() && !crate::image::host_runs(&platform) {
-        return Err(Error::Refused(format!(
-            "{program} is built for {platform} and this machine is {host}: it would stop with \"exec format error\"; \
-             pick another variant with --platform, or run it where it belongs (--no-check starts it anyway, e.g. under qemu-user binfmt)"
-        )));
+        return Err(Error::WouldNotStart {
+            message: format!(
+                "{program} is built for {platform} and this machine is {host}: it would stop with \"exec format error\"; \
+                 pick another variant with --platform, or run it where it belongs (--no-check starts it anyway, e.g. under qemu-user binfmt)"
+            ),
+            run_code: run_code(Code::ExecFormat),
+        });
     }
     let mut config = image.clone();
     config.config.entrypoint = Some(p.args.clone());
@@ -89,8 +93,30 @@ pub fn check(
         return Ok(());
     }
     let problems: Vec<String> = report.problems.iter().map(|p| p.message.clone()).collect();
-    Err(Error::Refused(format!(
-        "{program} would not start: {} (--no-check runs it anyway)",
-        problems.join("; ")
-    )))
+    Err(Error::WouldNotStart {
+        message: format!(
+            "{program} would not start: {} (--no-check runs it anyway)",
+            problems.join("; ")
+        ),
+        run_code: report.problems.first().map_or(125, |p| run_code(p.code)),
+    })
+}
+
+/// The exit code of a run that stops at `code`, as Docker's client chooses it from the
+/// runtime's error (and a shell for a command): 127 for a program, loader or library
+/// that is not found (ld.so itself exits 127 for a library), 126 for one that cannot be
+/// executed, 125 for the rest of the container's setup (user, working directory).
+pub fn run_code(code: Code) -> i32 {
+    match code {
+        Code::NotFound
+        | Code::MissingInterpreter
+        | Code::MissingLibrary
+        | Code::MissingSymbolVersion => 127,
+        Code::NotRegularFile
+        | Code::NotExecutable
+        | Code::ExecFormat
+        | Code::WrongArchitecture
+        | Code::SymlinkLoop => 126,
+        Code::NoCommand | Code::UnknownUser | Code::UnknownGroup | Code::BadWorkdir => 125,
+    }
 }
