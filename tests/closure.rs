@@ -1466,6 +1466,41 @@ fn a_loader_added_with_the_application_gets_the_links_that_reach_it() {
             r.stderr
         );
     }
+    // The loader and libc added as files exactly where the loader looks: nothing is left
+    // for a bundle layer, and none is written (it was an empty tar that said "loader
+    // and 0 libraries"). The program still says what it needs.
+    let j = build(
+        &env,
+        &hello_dynamic(),
+        "added",
+        &[
+            "--add",
+            &format!(
+                "{}:/lib64/ld-linux-x86-64.so.2",
+                mini.join("ld-linux-x86-64.so.2").display()
+            ),
+            "--add",
+            &format!(
+                "{}:/lib/x86_64-linux-gnu/libc.so.6",
+                mini.join("libc.so.6").display()
+            ),
+        ],
+    );
+    let layers = j["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1, "{j:#}");
+    assert_eq!(layers[0]["files"], 3, "{j:#}");
+    assert_eq!(
+        j["bundled"]["libraries"][0], "/lib/x86_64-linux-gnu/libc.so.6",
+        "{j:#}"
+    );
+    if let Some(r) = runc_run(&env, &layout_ref(&env, "added"), None) {
+        assert_eq!(
+            (r.code, r.stdout.as_str()),
+            (0, "hello world\n"),
+            "{}",
+            r.stderr
+        );
+    }
 }
 
 #[test]

@@ -626,8 +626,9 @@ fn write_layers(
         });
     }
     // Libraries below the application: the layer depends only on the closure, so a
-    // rebuilt application with the same libraries reuses its blob.
-    if let Some(b) = bundled {
+    // rebuilt application with the same libraries reuses its blob. None when the files
+    // added with the program supply the loader and every library.
+    if let Some(b) = bundled.filter(|b| !b.libs.is_empty()) {
         let l = layer::write_layer(&b.libs, opts, layout)?;
         layers.push(bundle::layer_report(b, l));
     }

@@ -30,9 +30,15 @@ pub fn print(
     }
     let n = layers.len();
     let why = bundled.map(reasons).unwrap_or_default();
+    // What the program needs goes under the bundle layer, or under the program's own when
+    // the files added with it supplied everything.
+    let needs_at = layers
+        .iter()
+        .position(is_bundle_layer)
+        .unwrap_or(n.saturating_sub(1));
     for (i, l) in layers.iter().enumerate() {
         eprintln!("{prefix}{}", printable(&layer_line(i + 1, n, l)));
-        if let Some(bundled) = bundled.filter(|_| is_bundle_layer(l)) {
+        if let Some(bundled) = bundled.filter(|_| i == needs_at) {
             for (requester, libs) in needed_groups(bundled) {
                 for line in wrap(&libs, &format!("  {requester} needs "), WIDTH) {
                     eprintln!("{prefix}{}", printable(&line));
