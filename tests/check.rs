@@ -1613,3 +1613,99 @@ fn files_added_with_a_program_that_link_libssl_want_ca_certificates() {
     );
     assert_eq!(w["with"], "certs");
 }
+
+/// A module or helper the entrypoint does not link, with a library the image has
+/// nowhere, fails when the program loads or starts it: `check` of an image built
+/// elsewhere names it (`unloadable-object`), and says nothing once the library is in the
+/// image, even off the loader's path (a loaded object can satisfy the name).
+#[test]
+fn objects_beside_the_program_that_lack_a_library_are_named() {
+    let fx = fixtures();
+    let env = Env::new();
+    let image = |name: &str, extra: serde_json::Value| {
+        let mut files = vec![
+            serde_json::json!({"name": "app", "type": "dir", "mode": 0o755}),
+            serde_json::json!({"name": "app/hello", "src": hello_static(), "mode": 0o755}),
+            serde_json::json!({"name": "app/plugins", "type": "dir", "mode": 0o755}),
+            serde_json::json!({"name": "app/plugins/libdeep1.so", "src": fx.dir.join("libdeep1.so"), "mode": 0o644}),
+            serde_json::json!({"name": "app/tool", "src": fx.dir.join("deepapp"), "mode": 0o755}),
+        ];
+        files.extend(extra.as_array().unwrap().iter().cloned());
+        let dir = craft(
+            &env,
+            name,
+            serde_json::json!({"config": {"Entrypoint": ["/app/hello"]}, "layers": [files]}),
+        );
+        format!("oci:{}:latest", dir.display())
+    };
+    let broken = image("broken", serde_json::json!([]));
+    let j = env.nobase(&["check", "--json", &broken]).ok().json();
+    assert_eq!(j["ok"], true, "{j:#}");
+    let messages: Vec<&str> = j["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["code"] == "unloadable-object")
+        .map(|w| w["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(messages.len(), 2, "{j:#}");
+    assert!(
+        messages[0].starts_with("/app/plugins/libdeep1.so (a module or plugin the program may load) needs libdeep2.so, which the image has nowhere, so loading it fails; add it to the image"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[1].starts_with("/app/tool (a helper the program may start) needs its loader /lib64/ld-linux-x86-64.so.2 and libc.so.6, which the image has nowhere, so starting it fails"),
+        "{messages:?}"
+    );
+    // The human report says the same, after the verdict.
+    let r = env.nobase(&["check", &broken]).ok();
+    assert!(
+        r.stdout
+            .contains("warning unloadable-object: /app/plugins/libdeep1.so"),
+        "{}",
+        r.stdout
+    );
+    // The tool's libdeep1.so is in the image (in /app/plugins, where no search finds it):
+    // not said. With the loader, libc and libdeep2.so there too, nothing is said.
+    let whole = image(
+        "whole",
+        serde_json::json!([
+            {"name": "lib64", "type": "dir", "mode": 0o755},
+            {"name": "lib64/ld-linux-x86-64.so.2", "src": fx.ld_linux, "mode": 0o755},
+            {"name": "lib", "type": "dir", "mode": 0o755},
+            {"name": "lib/libc.so.6", "src": fx.libc, "mode": 0o755},
+            {"name": "opt", "type": "dir", "mode": 0o755},
+            {"name": "opt/libdeep2.so", "src": fx.dir.join("libdeep2.so"), "mode": 0o644},
+        ]),
+    );
+    let j = env.nobase(&["check", "--json", &whole]).ok().json();
+    assert!(
+        !j["warnings"].to_string().contains("unloadable-object"),
+        "{j:#}"
+    );
+    // A build beside a static program, which bundles nothing, says it too.
+    let add = format!(
+        "{}:/app/plugins/libdeep1.so",
+        fx.dir.join("libdeep1.so").display()
+    );
+    let j = env
+        .nobase(&[
+            "build",
+            "--json",
+            hello_static().to_str().unwrap(),
+            "--add",
+            &add,
+            "-t",
+            "plug:1",
+        ])
+        .ok()
+        .json();
+    let w = warning(&j, "code", "unloadable-object");
+    assert!(
+        w["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("/app/plugins/libdeep1.so (a module"),
+        "{w}"
+    );
+}

@@ -501,7 +501,14 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
     let (layers, report) = std::thread::scope(|s| {
         let check = s.spawn(|| {
             background_priority();
-            self_check(&stack, &app_path, &config, plan.check, tls_hint)
+            self_check(
+                &stack,
+                &app_path,
+                &config,
+                plan.check,
+                tls_hint,
+                bundled.is_none(),
+            )
         });
         let layers = write_layers(
             &extra_layers,
@@ -683,9 +690,16 @@ fn self_check(
     config: &ImageConfig,
     refuse: bool,
     tls_hint: Option<String>,
+    every_object: bool,
 ) -> Result<Option<crate::check::Report>> {
+    // A bundle resolved what the files added with a dynamic program need, and said what
+    // it could not find; beside a static program nothing did.
+    let opts = crate::check::Options {
+        tls_hint,
+        every_object,
+    };
     let mut report = match with_stack(layers, &mut |root| {
-        crate::check::check_with(root, app_path, config, tls_hint.clone())
+        crate::check::check_with(root, app_path, config, &opts)
     }) {
         Ok(r) => r,
         // --no-check: an image the analysis cannot read is still written.

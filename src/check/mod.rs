@@ -6,6 +6,7 @@
 //! returns findings, not errors: "checked, and it will not start" is a [`Report`] with
 //! problems; "could not check" (an unreadable image) is an [`Error`].
 
+mod objects;
 mod user;
 pub(crate) mod warn;
 
@@ -79,6 +80,9 @@ pub enum WarningCode {
     /// Something the program likely loads at run time (`dlopen`: an NSS module, gconv
     /// modules, `libgcc_s`, a library named in its strings) is not in the image.
     RunTimeLoad,
+    /// Another ELF object in the image (a module, plugin or helper program) needs a
+    /// library or loader the image has nowhere.
+    UnloadableObject,
 }
 
 impl WarningCode {
@@ -90,7 +94,7 @@ impl WarningCode {
             WarningCode::NoZoneinfo => Some(Extra::Tzdata),
             WarningCode::NoNsswitch | WarningCode::NoPasswd => Some(Extra::Passwd),
             WarningCode::NoWritableTmp => Some(Extra::Tmp),
-            WarningCode::RunTimeLoad => None,
+            WarningCode::RunTimeLoad | WarningCode::UnloadableObject => None,
         }
     }
 }
@@ -141,23 +145,37 @@ pub struct Report {
 /// be read (exit 3), never that it will not start.
 pub fn check_image(name: &str, image: &PlatformImage, blobs: &dyn Blobs) -> Result<Report> {
     let fs = ImageFs::load(name, image, blobs, &imagefs::Options::default())?;
-    check(&fs, name, &image.config)
+    let opts = Options {
+        every_object: true,
+        ..Options::default()
+    };
+    check_with(&fs, name, &image.config, &opts)
 }
 
 /// Checks whether the image whose filesystem is `root` and config is `config` will
 /// start. `name` names the image in the report.
 pub fn check(root: &dyn Root, name: &str, config: &ImageConfig) -> Result<Report> {
-    check_with(root, name, config, None)
+    check_with(root, name, config, &Options::default())
 }
 
-/// [`check`], told by a build why the image likely makes TLS connections when its
-/// entrypoint's closure does not show it (files added with it link libssl: Python's
-/// `_ssl` module).
+/// What a check is told, or asked to do, beyond the entrypoint.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Why the image likely makes TLS connections when its entrypoint's closure does
+    /// not show it, as a build knows (files added with it link libssl: Python's `_ssl`).
+    pub tls_hint: Option<String>,
+    /// Also look at every other ELF object in the image (modules, plugins, helper
+    /// programs) for a library the image has nowhere (`unloadable-object`). A build of
+    /// a dynamic program resolves its added objects itself; `run` needs only problems.
+    pub every_object: bool,
+}
+
+/// [`check`] with [`Options`].
 pub fn check_with(
     root: &dyn Root,
     name: &str,
     config: &ImageConfig,
-    tls_hint: Option<String>,
+    opts: &Options,
 ) -> Result<Report> {
     let c = &config.config;
     let mut command: Vec<String> = c.entrypoint.clone().unwrap_or_default();
@@ -184,7 +202,7 @@ pub fn check_with(
         warnings: Vec::new(),
         programs: Vec::new(),
         passed: Vec::new(),
-        tls_hint,
+        tls_hint: opts.tls_hint.clone(),
     };
     ck.workdir(c.working_dir.as_deref().unwrap_or(""));
     ck.user(c.user.as_deref().unwrap_or(""));
@@ -201,6 +219,9 @@ pub fn check_with(
         }
     }
     warn::all(&mut ck)?;
+    if opts.every_object {
+        objects::warn(&mut ck);
+    }
     Ok(Report {
         ok: ck.problems.is_empty(),
         image: name.to_string(),
