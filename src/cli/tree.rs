@@ -497,12 +497,14 @@ fn summary(a: &Analysis) -> io::Result<()> {
     });
     list(&mut out, "Largest files", largest)?;
     let stored = a.inefficient.iter().map(|f| {
-        let text = format!("{}  ({} layers)", printable(&f.path), f.count);
+        // Versions, not layers: one layer may remove a path and store it again, or store
+        // it twice.
+        let text = format!("{}  ({} times)", printable(&f.path), f.count);
         (human_size(f.bytes), text)
     });
     // A deletion counts as a version, as in dive: a file stored once and removed later
     // was still shipped in a layer.
-    list(&mut out, "Stored or removed by more than one layer", stored)?;
+    list(&mut out, "Stored or removed more than once", stored)?;
     let identical = a.duplicates.iter().map(|d| {
         let size = format!("{} ×{}", human_size(d.size), d.paths.len());
         let paths: Vec<_> = d.paths.iter().map(|p| printable(p)).collect();

@@ -507,6 +507,14 @@ impl Merge {
             if kind != Kind::Dir {
                 // A non-directory over a directory deletes what was under it.
                 self.delete_under(&child_prefix(&r.info.path));
+            } else if let Some(c) = self
+                .paths
+                .get_mut(&r.info.path)
+                .filter(|c| c.present && c.info.kind != Kind::Dir)
+            {
+                // A directory over a file deletes the file: one more version of the
+                // path, as its whiteout would be (its bytes were shipped for nothing).
+                c.record(0);
             }
             self.warn_if_written_through(index, &r.info.path);
             // A file replaced under its name lives on under its hard links.
@@ -1001,6 +1009,31 @@ mod tests {
         let paths: Vec<&str> = a.merged.iter().map(|f| &*f.info.path).collect();
         assert_eq!(paths, vec!["/d"]);
         assert_eq!(a.wasted.overwritten_or_removed, 3);
+    }
+
+    #[test]
+    fn a_directory_over_a_file_deletes_the_file() {
+        // The files' bytes were shipped in layer 1 and hidden by layer 2: waste, as a
+        // whiteout of them would be (it was 0, and efficiency 100 %).
+        let a = analyze_layers(&[
+            &[E::F("f", &[7u8; 700]), E::F("e", &[8u8; 300])],
+            &[E::D("f/"), E::F("f/in", b"12345"), E::D("e/")],
+        ]);
+        assert_eq!(
+            marks(&a.layers[1]),
+            vec![
+                ("/e".to_string(), Change::Modified, 0),
+                ("/f".to_string(), Change::Modified, 0),
+                ("/f/in".to_string(), Change::Added, 5),
+            ]
+        );
+        assert_eq!(a.wasted.overwritten_or_removed, 1000);
+        assert_eq!(a.final_bytes, 5);
+        assert!(
+            (a.efficiency - 5.0 / 1005.0).abs() < 1e-9,
+            "{}",
+            a.efficiency
+        );
     }
 
     #[test]
