@@ -32,6 +32,12 @@ fn cases(env: &Env, port: u16) -> Vec<Case> {
             "nobase: --add conf.toml:/etc/app/: conf.toml does not exist on this machine; give an existing file or directory as SRC\n",
         ),
         (
+            "build: an --add that lands on the program",
+            s(&["build", "hello-static", "--add", "hello.c:/app/hello-static"]),
+            2,
+            "nobase: building hello-static: --add hello.c:/app/hello-static puts another file at /app/hello-static, where the program goes; add it elsewhere, or put the program at another path (--path)\n",
+        ),
+        (
             "check: a path given where an image is expected",
             s(&["check", "./hello"]),
             2,

@@ -417,6 +417,7 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
     if let Some(e) = app.get(&app_path[1..]).cloned() {
         app.insert(&app_path, tree::Entry { mode: 0o755, ..e })?;
     }
+    let program = host_inode(&app, &app_path);
     for (src, dest) in &plan.adds {
         let dest = if dest.ends_with('/') {
             let name = src
@@ -428,6 +429,14 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
             dest.clone()
         };
         app.add_host(src, &dest)?;
+        // An --add that lands on the program (its own file added again is fine) would
+        // leave an image whose entrypoint is something else.
+        if host_inode(&app, &app_path) != program {
+            return Err(Error::Usage(format!(
+                "--add {}:{dest} puts another file at {app_path}, where the program goes; add it elsewhere, or put the program at another path (--path)",
+                src.display()
+            )));
+        }
     }
     if let Some(w) = plan.workdir.as_deref().map(working_dir).transpose()? {
         if w != "/" && app.get(&w[1..]).is_none() {
@@ -608,6 +617,18 @@ fn background_priority() {
     // SAFETY: setpriority on this thread's own id; no memory is involved.
     unsafe {
         libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10);
+    }
+}
+
+/// The host file (device and inode) an entry of `tree` takes its bytes from.
+fn host_inode(tree: &ImageTree, path: &str) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    match tree.get(path.trim_start_matches('/')).map(|e| &e.node) {
+        Some(tree::Node::File {
+            content: tree::Content::Host { path, .. },
+            ..
+        }) => std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino())),
+        _ => None,
     }
 }
 
