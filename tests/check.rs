@@ -1709,3 +1709,45 @@ fn objects_beside_the_program_that_lack_a_library_are_named() {
         "{w}"
     );
 }
+
+/// The places a missing library was looked for are each named once: `RUNPATH /opt/priv`,
+/// not `RUNPATH /opt/priv /opt/priv`.
+#[test]
+fn a_missing_library_names_each_searched_place_once() {
+    let fx = fixtures();
+    let env = Env::new();
+    let exe = env.path("rp-bin");
+    cc(
+        "gcc",
+        DEEP_MAIN_C.replace("deep1", "deep2").as_str(),
+        &exe,
+        &[
+            &format!("-L{}", fx.dir.display()),
+            "-ldeep2",
+            "-Wl,-rpath,/opt/priv",
+            "-Wl,--enable-new-dtags",
+        ],
+    );
+    let dir = craft(
+        &env,
+        "rp-image",
+        serde_json::json!({"config": {"Entrypoint": ["/app/rp"]}, "layers": [[
+            {"name": "app", "type": "dir"},
+            {"name": "app/rp", "src": exe},
+            {"name": "lib64", "type": "dir"},
+            {"name": "lib64/ld-linux-x86-64.so.2", "src": fx.ld_linux},
+            {"name": "lib", "type": "dir"},
+            {"name": "lib/x86_64-linux-gnu", "type": "dir"},
+            {"name": "lib/x86_64-linux-gnu/libc.so.6", "src": fx.libc},
+        ]]}),
+    );
+    let r = env
+        .nobase(&["check", &format!("oci:{}:latest", dir.display())])
+        .code(1);
+    assert!(
+        r.stdout
+            .contains("(RUNPATH /opt/priv; default directories /lib/x86_64-linux-gnu,"),
+        "{}",
+        r.stdout
+    );
+}

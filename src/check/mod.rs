@@ -902,18 +902,25 @@ impl Checker<'_> {
                     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
                     for s in searched {
                         let via = s.via.describe();
+                        // A way that names its directory (`RUNPATH /opt/lib`, the cache
+                        // file) is not followed by it again.
+                        let dir = (via != s.dir && !via.ends_with(&format!(" {}", s.dir)))
+                            .then(|| s.dir.clone());
                         match groups.last_mut() {
                             Some((v, dirs)) if *v == via => {
-                                if !dirs.contains(&s.dir) {
-                                    dirs.push(s.dir.clone());
+                                if let Some(d) = dir.filter(|d| !dirs.contains(d)) {
+                                    dirs.push(d);
                                 }
                             }
-                            _ => groups.push((via, vec![s.dir.clone()])),
+                            _ => groups.push((via, dir.into_iter().collect())),
                         }
                     }
                     let dirs: Vec<String> = groups
                         .iter()
-                        .map(|(via, d)| format!("{via} {}", d.join(", ")))
+                        .map(|(via, d)| match d.is_empty() {
+                            true => via.clone(),
+                            false => format!("{via} {}", d.join(", ")),
+                        })
                         .collect();
                     let skipped: Vec<String> = need
                         .skipped
