@@ -103,7 +103,7 @@ impl TarIndex {
                 }
                 // Members whose names climb out (`../x`) can never be referenced by a
                 // validated name below, so they are simply not indexed.
-                let Ok(name) = normalize_name(&String::from_utf8_lossy(&entry.path_bytes())) else {
+                let Ok(name) = normalize_name(&entry.path_bytes()) else {
                     continue;
                 };
                 let member = match entry.header().entry_type() {
@@ -117,7 +117,7 @@ impl TarIndex {
                     },
                     tar::EntryType::Link => match entry
                         .link_name_bytes()
-                        .and_then(|t| normalize_name(&String::from_utf8_lossy(&t)).ok())
+                        .and_then(|t| normalize_name(&t).ok())
                         .and_then(|t| members.get(&t).cloned())
                     {
                         Some(m) => m,
@@ -148,7 +148,7 @@ impl TarIndex {
         if reference.starts_with('/') {
             return Err(bad("an absolute path"));
         }
-        let mut name = normalize_name(reference).map_err(|why| bad(&why))?;
+        let mut name = normalize_name(reference.as_bytes()).map_err(|why| bad(&why))?;
         for _ in 0..=MAX_HOPS {
             match self.members.get(&name) {
                 Some(Member::File { offset, size }) => return Ok((*offset, *size)),

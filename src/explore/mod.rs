@@ -852,6 +852,8 @@ mod tests {
     /// A layer entry: name, data (for files), or a kind marker.
     enum E<'a> {
         F(&'a str, &'a [u8]),
+        /// A file whose name is any bytes.
+        B(&'a [u8], &'a [u8]),
         D(&'a str),
         L(&'a str, &'a str),
         H(&'a str, &'a str),
@@ -866,6 +868,13 @@ mod tests {
                 E::F(name, data) => {
                     h.set_entry_type(tar::EntryType::Regular);
                     h.set_size(data.len() as u64);
+                    b.append_data(&mut h, name, *data).unwrap();
+                }
+                E::B(name, data) => {
+                    use std::os::unix::ffi::OsStrExt;
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_size(data.len() as u64);
+                    let name = std::ffi::OsStr::from_bytes(name);
                     b.append_data(&mut h, name, *data).unwrap();
                 }
                 E::D(name) => {
@@ -1009,6 +1018,28 @@ mod tests {
         let paths: Vec<&str> = a.merged.iter().map(|f| &*f.info.path).collect();
         assert_eq!(paths, vec!["/d"]);
         assert_eq!(a.wasted.overwritten_or_removed, 3);
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_stay_apart() {
+        // Latin-1 é and è: two files, and the whiteout of one leaves the other (both were
+        // one path, "caf\u{fffd}", and the whiteout removed both).
+        let a = analyze_layers(&[
+            &[E::B(b"caf\xe9", &[1; 100]), E::B(b"caf\xe8", &[2; 200])],
+            &[E::B(b".wh.caf\xe9", b"")],
+        ]);
+        let merged: Vec<(&str, u64)> = a
+            .merged
+            .iter()
+            .map(|f| (&*f.info.path, f.info.size))
+            .collect();
+        assert_eq!(merged, vec![("/caf\\xe8", 200)]);
+        assert_eq!(a.total_bytes, 300);
+        assert_eq!(a.wasted.overwritten_or_removed, 100);
+        assert_eq!(
+            marks(&a.layers[1]),
+            vec![("/caf\\xe9".to_string(), Change::Removed, 100)]
+        );
     }
 
     #[test]

@@ -82,10 +82,24 @@ pub fn classify(raw: &[u8]) -> Result<EntryName, String> {
 }
 
 /// A cleaned name as one string (`a/b`; empty for the root), for readers that index by
-/// name. Names that are not UTF-8 are shown with replacement characters.
-pub fn normalize_name(raw: &str) -> Result<String, String> {
-    let comps = clean_path(raw.as_bytes())?;
-    Ok(String::from_utf8_lossy(&comps.join(&b'/')).into_owned())
+/// name. Bytes that are not UTF-8 are written as `\xNN` ([`name_string`]).
+pub fn normalize_name(raw: &[u8]) -> Result<String, String> {
+    let comps = clean_path(raw)?;
+    Ok(name_string(&comps.join(&b'/')))
+}
+
+/// A name's bytes as a string that keeps them apart: UTF-8 as it is, every other byte as
+/// `\xNN`. A replacement character would make `caf\xe9` and `caf\xe8` one path (one
+/// whiteout would remove both, and `tree` would count one file twice).
+pub fn name_string(raw: &[u8]) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for chunk in raw.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
 }
 
 /// Why readers would disagree on an entry's name, if they would: its PAX records give a
@@ -129,6 +143,14 @@ mod tests {
     }
 
     #[test]
+    fn bytes_that_are_not_utf8_are_escaped_one_by_one() {
+        assert_eq!(name_string(b"caf\xc3\xa9"), "café");
+        assert_eq!(name_string(b"caf\xe9"), "caf\\xe9");
+        assert_ne!(name_string(b"caf\xe9"), name_string(b"caf\xe8"));
+        assert_eq!(normalize_name(b"./a/\xff\xfe/b").unwrap(), "a/\\xff\\xfe/b");
+    }
+
+    #[test]
     fn names_normalize_or_are_refused() {
         let cases: &[(&str, Option<&str>)] = &[
             ("./usr/bin/env", Some("usr/bin/env")),
@@ -142,10 +164,14 @@ mod tests {
             ("a\0b", None),
         ];
         for (raw, want) in cases {
-            assert_eq!(normalize_name(raw).ok().as_deref(), *want, "{raw:?}");
+            assert_eq!(
+                normalize_name(raw.as_bytes()).ok().as_deref(),
+                *want,
+                "{raw:?}"
+            );
         }
         assert_eq!(
-            normalize_name("../x").unwrap_err(),
+            normalize_name(b"../x").unwrap_err(),
             "climbs out of the root with '..'"
         );
     }

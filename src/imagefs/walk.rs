@@ -4,7 +4,7 @@
 //! paths and whiteouts already classified. `check`, `tree` and `run` all read layers
 //! through [`for_each_entry`], so hostile names are refused in one place.
 
-use super::name::{classify, name_ambiguity, normalize_name, EntryName};
+use super::name::{classify, name_ambiguity, name_string, normalize_name, EntryName};
 use crate::digest::{Digest, HashReader};
 use crate::error::{Error, Result};
 use crate::image::{self, Descriptor};
@@ -392,14 +392,14 @@ impl Read for ReadAhead {
 /// global headers, AUFS metadata, unknown types).
 fn describe<R: Read>(entry: &tar::Entry<R>, layer: &Digest) -> Result<Option<Entry>> {
     use tar::EntryType as T;
-    let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+    let raw = name_string(&entry.path_bytes());
     let bad = |why: String| {
         Error::Invalid(format!(
             "layer {layer}: entry {raw:?} {why}; the layer is corrupt or hostile, so nobase refuses to read it"
         ))
     };
     let h = entry.header();
-    let joined = |c: &[Vec<u8>]| String::from_utf8_lossy(&c.join(&b'/')).into_owned();
+    let joined = |c: &[Vec<u8>]| name_string(&c.join(&b'/'));
     let (path, whiteout) = match classify(&entry.path_bytes()).map_err(bad)? {
         EntryName::Ignored => return Ok(None),
         EntryName::Path(comps) => (joined(&comps), None),
@@ -415,7 +415,7 @@ fn describe<R: Read>(entry: &tar::Entry<R>, layer: &Digest) -> Result<Option<Ent
         T::Symlink => {
             let target = entry
                 .link_name_bytes()
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .map(|b| name_string(&b))
                 .unwrap_or_default();
             if target.is_empty() || target.contains('\0') {
                 return Err(bad(
@@ -425,12 +425,13 @@ fn describe<R: Read>(entry: &tar::Entry<R>, layer: &Digest) -> Result<Option<Ent
             EntryKind::Symlink(target)
         }
         T::Link => {
-            let target = entry
-                .link_name_bytes()
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default();
-            let target = normalize_name(&target)
-                .map_err(|why| bad(format!("is a hard link whose target {target:?} {why}")))?;
+            let raw_target = entry.link_name_bytes().unwrap_or_default();
+            let target = normalize_name(&raw_target).map_err(|why| {
+                bad(format!(
+                    "is a hard link whose target {:?} {why}",
+                    name_string(&raw_target)
+                ))
+            })?;
             if target.is_empty() {
                 return Err(bad("is a hard link to the root directory".into()));
             }
