@@ -1145,6 +1145,31 @@ fn tar_headers_readers_disagree_on_read_as_gnu_tar_or_are_refused() {
             .concat(),
         ),
         (
+            // GNU tar's sparse files in PAX format 1.0 (`tar --sparse --format=posix`):
+            // runtimes see /app, 1024 bytes; the tar crate a file GNUSparseFile.1/app
+            // holding the chunk map and "hello".
+            "pax-sparse-1.0",
+            [
+                xheader(
+                    &[
+                        pax("GNU.sparse.major", "1"),
+                        pax("GNU.sparse.minor", "0"),
+                        pax("GNU.sparse.name", "app"),
+                        pax("GNU.sparse.realsize", "1024"),
+                    ]
+                    .concat(),
+                ),
+                block(
+                    tar::EntryType::Regular,
+                    "GNUSparseFile.1/app",
+                    517,
+                    &[&b"1\n0\n5\n"[..], &[0u8; 506], b"hello"].concat(),
+                ),
+                end.clone(),
+            ]
+            .concat(),
+        ),
+        (
             "pax-linkpath-then-gnu-longlink",
             [
                 block(tar::EntryType::Regular, "target", 1, b"t"),

@@ -90,7 +90,7 @@ impl TarIndex {
                 let mut entry = entry.io(ctx)?;
                 if let Some(why) = crate::imagefs::name::name_ambiguity(&mut entry) {
                     return Err(Error::Invalid(format!(
-                        "{}: member {:?} {why}; the archive is corrupt or hostile",
+                        "{}: member {:?} {why}; nobase refuses the archive",
                         path.display(),
                         String::from_utf8_lossy(&entry.path_bytes())
                     )));

@@ -102,21 +102,40 @@ pub fn name_string(raw: &[u8]) -> String {
     out
 }
 
-/// Why readers would disagree on an entry's name, if they would: its PAX records give a
-/// `path` (or `linkpath`) other than the one it is read with, because a GNU long name
-/// overrode it. Go's archive/tar (which runtimes unpack with) and the tar crate take the
-/// GNU name, GNU tar the PAX one; such an entry lands in different places for
-/// different readers, so every nobase tar reader refuses it.
+/// Why readers would disagree on an entry's name or contents, if they would, and so
+/// every nobase tar reader refuses it:
+/// * its PAX records give a `path` (or `linkpath`) other than the one it is read with,
+///   because a GNU long name overrode it. Go's archive/tar (which runtimes unpack with)
+///   and the tar crate take the GNU name, GNU tar the PAX one;
+/// * it is a sparse file in GNU tar's PAX format (`GNU.sparse.*` records, from `tar
+///   --sparse --format=posix`). Go's archive/tar and GNU tar expand it under its real
+///   name; the tar crate reads a file named `GNUSparseFile.N/NAME` holding the packed
+///   chunks (and, in format 1.0, their map), so `check` said a program that runs was
+///   missing and `unpack` wrote the wrong file.
 pub fn name_ambiguity<R: std::io::Read>(entry: &mut tar::Entry<'_, R>) -> Option<String> {
     let mut pax: Vec<(&'static str, Vec<u8>)> = Vec::new();
+    let mut sparse = None;
     if let Ok(Some(exts)) = entry.pax_extensions() {
         for ext in exts.flatten() {
             match ext.key_bytes() {
                 b"path" => pax.push(("path", ext.value_bytes().to_vec())),
                 b"linkpath" => pax.push(("linkpath", ext.value_bytes().to_vec())),
+                b"GNU.sparse.name" => sparse = Some(ext.value_bytes().to_vec()),
+                k if k.starts_with(b"GNU.sparse.") => {
+                    sparse.get_or_insert_with(Vec::new);
+                }
                 _ => {}
             }
         }
+    }
+    if let Some(real) = sparse {
+        let real = match real.is_empty() {
+            true => String::new(),
+            false => format!(" {:?}", name_string(&real)),
+        };
+        return Some(format!(
+            "is the sparse file{real} in GNU tar's PAX format (GNU.sparse.* records), which tar readers resolve differently: Go's archive/tar and GNU tar expand it under its real name, nobase does not read it; write the layer without --sparse, or in GNU format (tar --format=gnu), whose sparse files nobase reads"
+        ));
     }
     for (key, value) in pax {
         let used = match key {

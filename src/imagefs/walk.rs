@@ -284,9 +284,9 @@ fn walk(
                 budget.add_entry(&desc.digest)?;
                 if let Some(why) = name_ambiguity(&mut entry) {
                     return Err(Error::Invalid(format!(
-                        "layer {}: entry {:?} {why}; the layer is corrupt or hostile, so nobase refuses to read it",
+                        "layer {}: entry {:?} {why}; nobase refuses to read the layer",
                         desc.digest,
-                        String::from_utf8_lossy(&entry.path_bytes())
+                        name_string(&entry.path_bytes())
                     )));
                 }
                 let data_end = entry.raw_file_position().saturating_add(entry.size());
