@@ -68,6 +68,12 @@ fn cases(env: &Env, port: u16) -> Vec<Case> {
             "nobase: give the store name for oci:layout with -t NAME[:TAG]\n",
         ),
         (
+            "fsck: a store that does not exist (a typo)",
+            s(&["--store", "typo/store", "fsck"]),
+            3,
+            "nobase: the store typo/store does not exist (the first build or pull makes it); check --store and NOBASE_STORE\n",
+        ),
+        (
             "images: a store that is not a directory",
             s(&["--store", "hello.c", "images"]),
             2,

@@ -407,3 +407,44 @@ fn a_push_to_a_registry_like_store_name_says_it_stays_local() {
     let r = env.nobase(&["push", "h:1", "team/app:2"]).ok();
     assert!(!r.stderr.contains("note:"), "{}", r.stderr);
 }
+
+/// A mistyped store is not made into a new, empty one by a command that only reads: each
+/// says it does not exist, and nothing appears on disk; `images` lists nothing.
+#[test]
+fn commands_that_read_never_make_a_store_at_a_typo() {
+    let env = Env::new();
+    let typo = env.path("typo/store");
+    let t = typo.to_str().unwrap();
+    for (args, code) in [
+        (&["fsck"][..], 3),
+        (&["check", "x:1"][..], 3),
+        (&["tree", "x:1"][..], 3),
+        (&["rmi", "x:1"][..], 3),
+        (&["push", "x:1", "oci:out:x"][..], 3),
+        (&["run", "x:1"][..], 125),
+        (&["images"][..], 0),
+    ] {
+        let mut all = vec!["--store", t];
+        all.extend_from_slice(args);
+        let r = env.nobase(&all).code(code);
+        assert!(
+            r.stderr.contains("the store") && r.stderr.contains("does not exist"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(!env.path("typo").exists(), "{args:?} made the store");
+    }
+    let r = env.nobase(&["--store", t, "images", "--json"]).ok();
+    assert_eq!(r.json(), serde_json::json!([]));
+    // A build makes it.
+    env.nobase(&[
+        "--store",
+        t,
+        "build",
+        hello_static().to_str().unwrap(),
+        "-t",
+        "x:1",
+    ])
+    .ok();
+    env.nobase(&["--store", t, "fsck"]).ok();
+}

@@ -34,7 +34,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     let (layout, store) = match &a.dir {
         Some(d) => (nobase::oci::Layout::open(d)?, None),
         None => {
-            let s = g.store()?;
+            let s = g.existing_store()?;
             (s.layout().clone(), Some(s))
         }
     };

@@ -41,7 +41,22 @@ pub struct RmiArgs {
 
 /// Runs `nobase images`.
 pub fn list(g: &Global, args: ListArgs) -> Result<i32> {
-    let store = g.store()?;
+    // No store yet is no images, as on a fresh machine; it is not made here, and a typo
+    // in --store or NOBASE_STORE is said.
+    let path = g.store_path()?;
+    let store = if path.exists() {
+        Some(g.store()?)
+    } else {
+        g.note(format!(
+            "nobase: the store {} does not exist yet (the first build or pull makes it)",
+            path.display()
+        ));
+        None
+    };
+    let listed = match &store {
+        Some(s) => s.list()?.into_iter().map(|(n, d)| (n, d, s)).collect(),
+        None => Vec::new(),
+    };
     let mut rows = vec![vec![
         "NAME".to_string(),
         "TAG".into(),
@@ -52,7 +67,7 @@ pub fn list(g: &Global, args: ListArgs) -> Result<i32> {
     ]];
     let mut docs = Vec::new();
     let mut names = Vec::new();
-    for (name, desc) in store.list()? {
+    for (name, desc, store) in listed {
         if g.quiet && !args.json {
             // Only the names, for scripts; nothing else is read.
             names.push(name.to_string());
@@ -118,7 +133,7 @@ pub fn rmi(g: &Global, args: RmiArgs) -> Result<i32> {
         .iter()
         .map(|n| NameTag::parse(n))
         .collect::<nobase::Result<Vec<_>>>()?;
-    let store = g.store()?;
+    let store = g.existing_store()?;
     // As `docker rmi`: every name is tried, each failure reported, and the blobs of
     // those removed collected; the first failure's exit code is the command's.
     let mut failed = None;

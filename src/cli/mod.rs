@@ -178,6 +178,20 @@ impl Global {
         nobase::store::Store::open(&self.store_path()?)
     }
 
+    /// Opens the local store to read from it. One that does not exist is an error
+    /// naming it: a typo in --store or NOBASE_STORE must not make a new, empty store
+    /// and answer from it ("0 problems", no images).
+    pub fn existing_store(&self) -> nobase::Result<nobase::store::Store> {
+        let path = self.store_path()?;
+        if !path.exists() {
+            return Err(nobase::Error::Invalid(format!(
+                "the store {} does not exist (the first build or pull makes it); check --store and NOBASE_STORE",
+                path.display()
+            )));
+        }
+        nobase::store::Store::open(&path)
+    }
+
     /// How to talk to registries: the registry flags, plus tuning from the environment
     /// (`NOBASE_RETRIES`, `NOBASE_RETRY_BASE_MS`, `NOBASE_RETRY_CAP_MS`,
     /// `NOBASE_CHUNK_SIZE`, `NOBASE_IO_TIMEOUT_MS`), reporting to `events`.
@@ -235,7 +249,7 @@ impl Global {
         // Reading is shown by the command's own progress line: no per-blob bars (as
         // for --json).
         let events = std::sync::Arc::new(push::Reporter::new(self, true));
-        nobase::source::open_with(r, || self.store(), &self.registry(events)?)
+        nobase::source::open_with(r, || self.existing_store(), &self.registry(events)?)
     }
 
     /// Prints a diagnostic line on stderr unless `-q`.

@@ -68,8 +68,8 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
     let reporter = Arc::new(Reporter::new(g, a.json));
     let opts = g.registry(reporter.clone())?;
-    let opened =
-        source::open_with(&src, || g.store(), &opts).with_context(|| format!("reading {src}"))?;
+    let opened = source::open_with(&src, || g.existing_store(), &opts)
+        .with_context(|| format!("reading {src}"))?;
     let image = if a.all_platforms {
         opened.image
     } else {

@@ -67,8 +67,8 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         }
     }
     let sink = sink::for_ref_with(&dest, || g.store(), &opts)?;
-    let opened =
-        source::open_with(&src, || g.store(), &opts).with_context(|| format!("reading {src}"))?;
+    let opened = source::open_with(&src, || g.existing_store(), &opts)
+        .with_context(|| format!("reading {src}"))?;
     let image = match &platform {
         Some(p) => opened.image.single(Some(p))?,
         // A docker-archive has no index: it gets this machine's image, said so, and the
