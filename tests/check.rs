@@ -1751,3 +1751,82 @@ fn a_missing_library_names_each_searched_place_once() {
         r.stdout
     );
 }
+
+/// A program linked to bind every symbol at start (`-z now`) beside a library of the
+/// right name but another build, without the function it calls: the loader stops before
+/// `main` (`symbol lookup error`, exit 127), so `check` says it will not start and
+/// `run` refuses with 127. Bound lazily, the same program starts (the call is never
+/// made), and `check` agrees.
+#[test]
+fn a_symbol_no_library_defines_stops_a_program_bound_at_start() {
+    let fx = fixtures();
+    let env = Env::new();
+    let call = "#include <stdio.h>\nint deep2(void);\nint main(int c, char **v) { puts(\"started\"); return c > 5 ? deep2() : 0; }\n";
+    let link = |name: &str, now: bool| {
+        let out = env.path(name);
+        let mut flags = vec![format!("-L{}", fx.dir.display()), "-ldeep2".to_string()];
+        if now {
+            flags.push("-Wl,-z,now".into());
+        }
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        cc("gcc", call, &out, &flags);
+        out
+    };
+    let (now, lazy) = (link("app-now", true), link("app-lazy", false));
+    // The same soname, another function.
+    let other = env.path("libdeep2-other.so");
+    cc(
+        "gcc",
+        "int deep3(void) { return 3; }\n",
+        &other,
+        &["-shared", "-fPIC", "-Wl,-soname,libdeep2.so"],
+    );
+    let image = |name: &str, app: &Path| {
+        let dir = craft(
+            &env,
+            name,
+            serde_json::json!({"config": {"Entrypoint": ["/app/run"]}, "layers": [[
+                {"name": "app", "type": "dir"},
+                {"name": "app/run", "src": app},
+                {"name": "lib64", "type": "dir"},
+                {"name": "lib64/ld-linux-x86-64.so.2", "src": fx.ld_linux},
+                {"name": "lib", "type": "dir"},
+                {"name": "lib/x86_64-linux-gnu", "type": "dir"},
+                {"name": "lib/x86_64-linux-gnu/libc.so.6", "src": fx.libc},
+                {"name": "lib/x86_64-linux-gnu/libdeep2.so", "src": other},
+            ]]}),
+        );
+        format!("{}:latest", dir.display())
+    };
+    let bound = image("bound-now", &now);
+    let j = env
+        .nobase(&["check", "--json", &format!("oci:{bound}")])
+        .code(1)
+        .json();
+    assert_eq!(j["problems"][0]["code"], "missing-symbol", "{j:#}");
+    assert!(
+        j["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("/app/run requires the symbol deep2, which none of the objects loaded with it defines, and it is linked to bind every symbol at start (BIND_NOW)"),
+        "{j:#}"
+    );
+    let lazily = image("bound-lazily", &lazy);
+    env.nobase(&["check", &format!("oci:{lazily}")]).ok();
+    // runc agrees on both.
+    if let Some(r) = runc_run(&env, &bound, None) {
+        assert_eq!(r.code, 127, "{}", r.stderr);
+        assert!(r.stderr.contains("undefined symbol: deep2"), "{}", r.stderr);
+    }
+    if let Some(r) = runc_run(&env, &lazily, None) {
+        assert_eq!(
+            (r.code, r.stdout.as_str()),
+            (0, "started\n"),
+            "{}",
+            r.stderr
+        );
+    }
+    if have("runc") && is_root() {
+        env.nobase(&["run", &format!("oci:{bound}")]).code(127);
+    }
+}

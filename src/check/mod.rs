@@ -51,6 +51,8 @@ pub enum Code {
     MissingLibrary,
     /// A library lacks a symbol version (`GLIBC_2.34`) a program requires.
     MissingSymbolVersion,
+    /// An object bound at start (BIND_NOW) requires a symbol no loaded object defines.
+    MissingSymbol,
     /// `User` names a user the image's `/etc/passwd` does not have.
     UnknownUser,
     /// `User` names a group the image's `/etc/group` does not have.
@@ -994,7 +996,58 @@ impl Checker<'_> {
                 "{versions_found} symbol versions the programs require are defined by their libraries"
             ));
         }
+        if closure.is_complete() {
+            self.symbols(&closure);
+        }
         Ok(())
+    }
+
+    /// Every symbol an object bound at start requires is defined by one of the objects
+    /// loaded (the global scope: the program, its libraries, the loader). Under BIND_NOW
+    /// (`-z now`, hardened and Rust builds, or LD_BIND_NOW) the loader binds them all
+    /// before `main` and stops at the first it cannot find; a library of the same name
+    /// but another build (one without symbol versions to say so) is how that happens.
+    /// Lazily bound functions fail only when called, so only BIND_NOW objects are judged.
+    fn symbols(&mut self, closure: &loader::Closure) {
+        let env_now = self.getenv("LD_BIND_NOW").is_some_and(|v| !v.is_empty());
+        let defined: std::collections::HashSet<&str> = closure
+            .objects
+            .iter()
+            .flat_map(|o| o.info.defined.iter().map(String::as_str))
+            .collect();
+        let mut problems = Vec::new();
+        for o in closure
+            .objects
+            .iter()
+            .filter(|o| o.info.bind_now || env_now)
+        {
+            let missing: Vec<&str> = o
+                .info
+                .required
+                .iter()
+                .map(String::as_str)
+                .filter(|s| !defined.contains(s))
+                .collect();
+            let Some(first) = missing.first() else {
+                continue;
+            };
+            let more = match missing.len() {
+                1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            };
+            let why = if o.info.bind_now {
+                "it is linked to bind every symbol at start (BIND_NOW)"
+            } else {
+                "the image sets LD_BIND_NOW"
+            };
+            problems.push((
+                o.path.clone(),
+                format!("{} requires the symbol {first}{more}, which none of the objects loaded with it defines, and {why}, so the loader stops with `symbol lookup error: undefined symbol: {first}`; put the libraries {} was built against into the image (nobase build --bundle auto), or rebuild it against these", o.path, o.path),
+            ));
+        }
+        for (path, message) in problems {
+            self.problem(Code::MissingSymbol, Some(&path), message);
+        }
     }
 
     /// The loader opens each library for reading as the process's user.

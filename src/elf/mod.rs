@@ -148,6 +148,18 @@ pub struct ElfInfo {
     /// Undefined dynamic symbols (what the object imports), sorted.
     #[serde(skip)]
     pub imports: Vec<String>,
+    /// The imports that are not weak: the loader must find each in the objects loaded,
+    /// or stop ("symbol lookup error"). Sorted.
+    #[serde(skip)]
+    pub required: Vec<String>,
+    /// Dynamic symbols the object defines for others (global or weak), sorted.
+    #[serde(skip)]
+    pub defined: Vec<String>,
+    /// Every symbol is bound at load time (DT_BIND_NOW, DF_BIND_NOW or DF_1_NOW, as
+    /// `-z now` and most hardened builds set): one the loader cannot find stops the
+    /// program before `main`, not when it is first called.
+    #[serde(skip)]
+    pub bind_now: bool,
     /// No `.symtab` section.
     pub stripped: bool,
     /// The compiler named in `.comment` (`rustc version 1.95.0`, `GCC: (Debian) 12.2.0`).
@@ -366,6 +378,13 @@ const DT_VERDEFNUM: u64 = 0x6fff_fffd;
 const DT_VERNEED: u64 = 0x6fff_fffe;
 const DT_VERNEEDNUM: u64 = 0x6fff_ffff;
 const DF_1_PIE: u64 = 0x0800_0000;
+const DF_1_NOW: u64 = 0x1;
+const DT_BIND_NOW: u64 = 24;
+const DT_FLAGS: u64 = 30;
+const DF_BIND_NOW: u64 = 0x8;
+const STB_GLOBAL: u8 = 1;
+const STB_WEAK: u8 = 2;
+const STB_GNU_UNIQUE: u8 = 10;
 
 /// Reads an ELF file from `src`. Every offset and count is checked against the file;
 /// corrupt input yields an error, never a panic or an allocation beyond [`MAX_TABLE`].
@@ -542,6 +561,9 @@ pub fn parse(src: &dyn ReadAt) -> Result<ElfInfo> {
         version_needs: Vec::new(),
         version_defs: Vec::new(),
         imports: Vec::new(),
+        required: Vec::new(),
+        defined: Vec::new(),
+        bind_now: false,
         stripped: !sections.iter().any(|s| s.sh_type == SHT_SYMTAB),
         compiler: read_compiler(&r, &sections),
         go: None,
@@ -596,7 +618,11 @@ pub fn parse(src: &dyn ReadAt) -> Result<ElfInfo> {
             if let Some(off) = d.verdef.and_then(|a| vaddr_to_offset(&segments, a)) {
                 info.version_defs = read_verdef(&r, off, d.verdefnum, strtab)?;
             }
-            info.imports = read_imports(&r, d, &segments, &sections, strtab).unwrap_or_default();
+            let symbols = read_symbols(&r, d, &segments, &sections, strtab).unwrap_or_default();
+            info.imports = symbols.imports;
+            info.required = symbols.required;
+            info.defined = symbols.defined;
+            info.bind_now = d.bind_now || d.flags & DF_BIND_NOW != 0 || d.flags_1 & DF_1_NOW != 0;
         } else if !d.needed.is_empty() {
             return Err(ElfError::Invalid(
                 "DT_NEEDED entries but no readable DT_STRTAB".into(),
@@ -728,7 +754,9 @@ struct Dynamic {
     soname: Option<u64>,
     rpath: Option<u64>,
     runpath: Option<u64>,
+    flags: u64,
     flags_1: u64,
+    bind_now: bool,
     verneed: Option<u64>,
     verneednum: u64,
     verdef: Option<u64>,
@@ -756,6 +784,8 @@ fn read_dynamic(r: &Reader, seg: &Segment) -> Result<Dynamic> {
             DT_RPATH => d.rpath = Some(val),
             DT_RUNPATH => d.runpath = Some(val),
             DT_FLAGS_1 => d.flags_1 = val,
+            DT_FLAGS => d.flags = val,
+            DT_BIND_NOW => d.bind_now = true,
             DT_VERNEED => d.verneed = Some(val),
             DT_VERNEEDNUM => d.verneednum = val,
             DT_VERDEF => d.verdef = Some(val),
@@ -881,14 +911,25 @@ fn read_verdef(r: &Reader, mut off: u64, num: u64, strtab: &[u8]) -> Result<Vec<
     Ok(out)
 }
 
-/// The undefined symbols of the dynamic symbol table: what the object imports.
-fn read_imports(
+/// The dynamic symbol table's names, by what the loader does with them.
+#[derive(Default)]
+struct Symbols {
+    /// Undefined (imported), weak or not.
+    imports: Vec<String>,
+    /// Undefined and not weak.
+    required: Vec<String>,
+    /// Defined, global or weak.
+    defined: Vec<String>,
+}
+
+/// Reads the dynamic symbol table.
+fn read_symbols(
     r: &Reader,
     d: &Dynamic,
     segments: &[Segment],
     sections: &[Section],
     strtab: &[u8],
-) -> Result<Vec<String>> {
+) -> Result<Symbols> {
     let entsize: u64 = if r.is64 { 24 } else { 16 };
     let (off, count) = if let Some(s) = sections.iter().find(|s| s.sh_type == SHT_DYNSYM) {
         let es = if s.entsize >= entsize {
@@ -899,7 +940,7 @@ fn read_imports(
         (s.offset, s.size / es)
     } else {
         let Some(off) = d.symtab.and_then(|a| vaddr_to_offset(segments, a)) else {
-            return Ok(Vec::new());
+            return Ok(Symbols::default());
         };
         let count = if let Some(h) = d.hash.and_then(|a| vaddr_to_offset(segments, a)) {
             let b = r.bytes("DT_HASH", h, 8)?;
@@ -913,22 +954,34 @@ fn read_imports(
     };
     let count = count.min(MAX_TABLE / entsize);
     let table = r.bytes("the dynamic symbol table", off, count * entsize)?;
-    let mut out = Vec::new();
+    let mut out = Symbols::default();
     for i in 1..count as usize {
         let b = &table[i * entsize as usize..];
-        let (name, shndx) = if r.is64 {
-            (r.u32(b, 0), r.u16(b, 6))
+        let (name, info, shndx) = if r.is64 {
+            (r.u32(b, 0), b[4], r.u16(b, 6))
         } else {
-            (r.u32(b, 0), r.u16(b, 14))
+            (r.u32(b, 0), b[12], r.u16(b, 14))
         };
-        if shndx == 0 && name != 0 {
-            if let Some(n) = cstr(strtab, name as u64) {
-                out.push(n);
+        let bind = info >> 4;
+        if name == 0 || !matches!(bind, STB_GLOBAL | STB_WEAK | STB_GNU_UNIQUE) {
+            continue;
+        }
+        let Some(n) = cstr(strtab, name as u64) else {
+            continue;
+        };
+        if shndx != 0 {
+            out.defined.push(n);
+        } else {
+            if bind != STB_WEAK {
+                out.required.push(n.clone());
             }
+            out.imports.push(n);
         }
     }
-    out.sort();
-    out.dedup();
+    for v in [&mut out.imports, &mut out.required, &mut out.defined] {
+        v.sort();
+        v.dedup();
+    }
     Ok(out)
 }
 

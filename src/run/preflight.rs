@@ -111,7 +111,8 @@ pub fn run_code(code: Code) -> i32 {
         Code::NotFound
         | Code::MissingInterpreter
         | Code::MissingLibrary
-        | Code::MissingSymbolVersion => 127,
+        | Code::MissingSymbolVersion
+        | Code::MissingSymbol => 127,
         Code::NotRegularFile
         | Code::NotExecutable
         | Code::ExecFormat
