@@ -215,9 +215,9 @@ fn a_user_without_permission_is_refused_as_runc_would_fail() {
         r.stderr
     );
     assert_eq!(r.stdout, "");
-    // Without the check, runc itself refuses, in the words the check quoted.
-    let r = env.nobase(&["run", "--no-check", &layout]);
-    assert_ne!(r.code, 0);
+    // Without the check, runc itself refuses, in the words the check quoted, and the
+    // code is still Docker's for it (runc's own is 1, which a program may return).
+    let r = env.nobase(&["run", "--no-check", &layout]).code(126);
     assert!(r.stderr.contains("permission denied"), "{}", r.stderr);
     // Its owner may run it.
     let r = env.nobase(&["run", "-u", "0", &layout]).code(0);
@@ -231,6 +231,11 @@ fn a_user_without_permission_is_refused_as_runc_would_fail() {
         "{}",
         r.stderr
     );
+    // And when runc is the one to find it missing.
+    let r = env
+        .nobase(&["run", "--no-check", "--entrypoint", "/app/nothere", &layout])
+        .code(127);
+    assert!(r.stderr.contains("stat /app/nothere"), "{}", r.stderr);
 }
 
 #[test]

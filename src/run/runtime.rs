@@ -109,9 +109,14 @@ impl Runtime {
         name: &str,
         stop_timeout: Duration,
     ) -> Result<i32> {
+        // The runtime's own errors also go to a log, so that its failure to start the
+        // program can be told from the program's exit code.
+        let log = bundle.join("runtime.log");
         let mut child = self
             .cmd(state)
-            .args(["run", "--bundle"])
+            .arg("--log")
+            .arg(&log)
+            .args(["--log-format", "json", "run", "--bundle"])
             .arg(bundle)
             .arg(name)
             .stdin(Stdio::inherit())
@@ -149,10 +154,16 @@ impl Runtime {
         };
         signals::set_child(0);
         use std::os::unix::process::ExitStatusExt;
-        Ok(status
+        let code = status
             .code()
             .or_else(|| status.signal().map(|s| 128 + s))
-            .unwrap_or(1))
+            .unwrap_or(1);
+        if code != 0 {
+            if let Some(c) = start_failure(&std::fs::read_to_string(&log).unwrap_or_default()) {
+                return Ok(c);
+            }
+        }
+        Ok(code)
     }
 
     /// Deletes the container if it still exists (quietly: usually `run` already did).
@@ -165,6 +176,29 @@ impl Runtime {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// The exit code of a run the runtime itself could not start (it logged an error), as
+/// Docker chooses it from the runtime's words: 127 when the program is not found, 126
+/// when it may not be executed, 125 otherwise. None when the runtime logged no error:
+/// the exit code is the program's. (A program whose loader is missing fails inside the
+/// container's exec, after the runtime is done: its code stays 1, as runc gives it.)
+fn start_failure(log: &str) -> Option<i32> {
+    let msg = log
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| matches!(v["level"].as_str(), Some("error" | "fatal")))
+        .find_map(|v| v["msg"].as_str().map(str::to_string))?;
+    Some(
+        if msg.contains("no such file or directory") || msg.contains("executable file not found") {
+            127
+        } else if msg.contains("permission denied") || msg.contains("is a directory") {
+            126
+        } else {
+            125
+        },
+    )
 }
 
 /// A bundle made for one `nobase run`: `BUNDLES/run-ID/` (config.json, rootfs, and the
@@ -276,6 +310,25 @@ pub fn clean_stale(bundles: &Path, runtime: &Runtime) -> usize {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_runtime_that_logged_an_error_failed_to_start_the_program() {
+        let line = |m: &str| format!("{{\"level\":\"error\",\"msg\":{m:?}}}\n");
+        let cases = [
+            ("runc run failed: unable to start container process: exec: \"/x\": stat /x: no such file or directory", Some(127)),
+            ("runc run failed: unable to start container process: exec: \"/app\": permission denied", Some(126)),
+            ("runc run failed: unable to start container process: error during container init: error mounting", Some(125)),
+        ];
+        for (msg, want) in cases {
+            assert_eq!(start_failure(&line(msg)), want, "{msg}");
+        }
+        // Warnings, and no log at all, leave the program's code alone.
+        assert_eq!(start_failure(""), None);
+        assert_eq!(
+            start_failure("{\"level\":\"warning\",\"msg\":\"x\"}\n"),
+            None
+        );
+    }
 
     #[test]
     fn runtimes_are_found_in_order_or_named_in_the_error() {
