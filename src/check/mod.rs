@@ -997,7 +997,7 @@ impl Checker<'_> {
             ));
         }
         if closure.is_complete() {
-            self.symbols(&closure);
+            self.symbols(&closure)?;
         }
         Ok(())
     }
@@ -1008,13 +1008,34 @@ impl Checker<'_> {
     /// before `main` and stops at the first it cannot find; a library of the same name
     /// but another build (one without symbol versions to say so) is how that happens.
     /// Lazily bound functions fail only when called, so only BIND_NOW objects are judged.
-    fn symbols(&mut self, closure: &loader::Closure) {
+    fn symbols(&mut self, closure: &loader::Closure) -> Result<()> {
         let env_now = self.getenv("LD_BIND_NOW").is_some_and(|v| !v.is_empty());
-        let defined: std::collections::HashSet<&str> = closure
+        if !closure
             .objects
             .iter()
-            .flat_map(|o| o.info.defined.iter().map(String::as_str))
+            .any(|o| (o.info.bind_now || env_now) && !o.info.required.is_empty())
+        {
+            return Ok(());
+        }
+        // Which of the required symbols each loaded object defines, read now: only this
+        // check needs it.
+        let wanted: std::collections::HashSet<&str> = closure
+            .objects
+            .iter()
+            .flat_map(|o| o.info.required.iter().map(String::as_str))
             .collect();
+        let mut defined = std::collections::HashSet::new();
+        for o in &closure.objects {
+            let f = self
+                .root
+                .open(&o.canonical)
+                .map_err(|e| io_err(e, &o.canonical, self.root))?;
+            let info = elf::parse_with_symbols(&*f, &wanted).map_err(|e| Error::Elf {
+                path: o.path.clone(),
+                source: e,
+            })?;
+            defined.extend(info.defined);
+        }
         let mut problems = Vec::new();
         for o in closure
             .objects
@@ -1026,7 +1047,7 @@ impl Checker<'_> {
                 .required
                 .iter()
                 .map(String::as_str)
-                .filter(|s| !defined.contains(s))
+                .filter(|s| !defined.contains(*s))
                 .collect();
             let Some(first) = missing.first() else {
                 continue;
@@ -1048,6 +1069,7 @@ impl Checker<'_> {
         for (path, message) in problems {
             self.problem(Code::MissingSymbol, Some(&path), message);
         }
+        Ok(())
     }
 
     /// The loader opens each library for reading as the process's user.

@@ -152,7 +152,8 @@ pub struct ElfInfo {
     /// or stop ("symbol lookup error"). Sorted.
     #[serde(skip)]
     pub required: Vec<String>,
-    /// Dynamic symbols the object defines for others (global or weak), sorted.
+    /// Dynamic symbols the object defines for others (global or weak), sorted; read
+    /// only by [`parse_with_symbols`].
     #[serde(skip)]
     pub defined: Vec<String>,
     /// Every symbol is bound at load time (DT_BIND_NOW, DF_BIND_NOW or DF_1_NOW, as
@@ -389,6 +390,23 @@ const STB_GNU_UNIQUE: u8 = 10;
 /// Reads an ELF file from `src`. Every offset and count is checked against the file;
 /// corrupt input yields an error, never a panic or an allocation beyond [`MAX_TABLE`].
 pub fn parse(src: &dyn ReadAt) -> Result<ElfInfo> {
+    parse_inner(src, None)
+}
+
+/// [`parse`], also reading which of the symbols `wanted` the object defines
+/// ([`ElfInfo::defined`], left empty by `parse`: a large program defines tens of
+/// thousands, and a symbol check needs only those some object requires).
+pub fn parse_with_symbols(
+    src: &dyn ReadAt,
+    wanted: &std::collections::HashSet<&str>,
+) -> Result<ElfInfo> {
+    parse_inner(src, Some(wanted))
+}
+
+fn parse_inner(
+    src: &dyn ReadAt,
+    wanted: Option<&std::collections::HashSet<&str>>,
+) -> Result<ElfInfo> {
     let size = src.size();
     if size < 16 {
         let mut head = vec![0; size as usize];
@@ -618,7 +636,8 @@ pub fn parse(src: &dyn ReadAt) -> Result<ElfInfo> {
             if let Some(off) = d.verdef.and_then(|a| vaddr_to_offset(&segments, a)) {
                 info.version_defs = read_verdef(&r, off, d.verdefnum, strtab)?;
             }
-            let symbols = read_symbols(&r, d, &segments, &sections, strtab).unwrap_or_default();
+            let symbols =
+                read_symbols(&r, d, &segments, &sections, strtab, wanted).unwrap_or_default();
             info.imports = symbols.imports;
             info.required = symbols.required;
             info.defined = symbols.defined;
@@ -809,10 +828,15 @@ fn vaddr_to_offset(segments: &[Segment], addr: u64) -> Option<u64> {
 
 /// A NUL-terminated string at `off` in a string table.
 fn cstr(table: &[u8], off: u64) -> Option<String> {
+    cstr_bytes(table, off).map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+/// The NUL-terminated bytes at `off` of a string table.
+fn cstr_bytes(table: &[u8], off: u64) -> Option<&[u8]> {
     let start = usize::try_from(off).ok()?;
     let rest = table.get(start..)?;
-    let end = rest.iter().position(|&b| b == 0)?;
-    Some(String::from_utf8_lossy(&rest[..end]).into_owned())
+    let end = memchr::memchr(0, rest)?;
+    Some(&rest[..end])
 }
 
 fn split_path(s: String) -> Vec<String> {
@@ -929,6 +953,7 @@ fn read_symbols(
     segments: &[Segment],
     sections: &[Section],
     strtab: &[u8],
+    wanted: Option<&std::collections::HashSet<&str>>,
 ) -> Result<Symbols> {
     let entsize: u64 = if r.is64 { 24 } else { 16 };
     let (off, count) = if let Some(s) = sections.iter().find(|s| s.sh_type == SHT_DYNSYM) {
@@ -966,17 +991,24 @@ fn read_symbols(
         if name == 0 || !matches!(bind, STB_GLOBAL | STB_WEAK | STB_GNU_UNIQUE) {
             continue;
         }
+        if shndx != 0 {
+            // Compared in place: only the wanted names are copied.
+            let Some(wanted) = wanted else { continue };
+            let Some(raw) = cstr_bytes(strtab, name as u64) else {
+                continue;
+            };
+            if let Some(n) = std::str::from_utf8(raw).ok().filter(|n| wanted.contains(n)) {
+                out.defined.push(n.to_string());
+            }
+            continue;
+        }
         let Some(n) = cstr(strtab, name as u64) else {
             continue;
         };
-        if shndx != 0 {
-            out.defined.push(n);
-        } else {
-            if bind != STB_WEAK {
-                out.required.push(n.clone());
-            }
-            out.imports.push(n);
+        if bind != STB_WEAK {
+            out.required.push(n.clone());
         }
+        out.imports.push(n);
     }
     for v in [&mut out.imports, &mut out.required, &mut out.defined] {
         v.sort();
