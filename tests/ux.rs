@@ -448,3 +448,39 @@ fn commands_that_read_never_make_a_store_at_a_typo() {
     .ok();
     env.nobase(&["--store", t, "fsck"]).ok();
 }
+
+/// Outputs are written in order; when one fails, the build says which were written and
+/// which were never tried, so a script does not take the store tag for a finished job.
+#[test]
+fn a_failed_output_says_what_was_written_and_what_was_not() {
+    let env = Env::new();
+    // A port nothing listens on: bind one, then let it go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("docker://127.0.0.1:{port}/x:1");
+    let lay = format!("oci:{}:x", env.path("lay").display());
+    let r = run(env
+        .cmd(&[
+            "build",
+            hello_static().to_str().unwrap(),
+            "-t",
+            "x:1",
+            "-o",
+            &dead,
+            "-o",
+            &lay,
+        ])
+        .env("NOBASE_RETRIES", "0"));
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "nobase: written: x:1; not written: {lay} (the outputs are written in order and the build stopped at {dead})"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(!env.path("lay").exists());
+}

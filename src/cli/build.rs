@@ -553,9 +553,32 @@ fn publish_parts(
     extra: serde_json::Value,
 ) -> Result<()> {
     let blobs = Trusted(layout);
-    for s in sinks {
-        s.publish(img, &blobs)
-            .with_context(|| format!("writing {}", s.describe()))?;
+    for (i, s) in sinks.iter().enumerate() {
+        if let Err(e) = s.publish(img, &blobs) {
+            // Outputs are written in order: say which exist and which were never tried.
+            let names = |list: &[Box<dyn Sink>]| {
+                list.iter()
+                    .map(|s| s.describe())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let (done, left) = (names(&sinks[..i]), names(&sinks[i + 1..]));
+            if !done.is_empty() || !left.is_empty() {
+                let done = match done.is_empty() {
+                    true => "nothing was written".to_string(),
+                    false => format!("written: {done}"),
+                };
+                let left = match left.is_empty() {
+                    true => String::new(),
+                    false => format!("; not written: {left}"),
+                };
+                g.note(format!(
+                    "nobase: {done}{left} (the outputs are written in order and the build stopped at {})",
+                    s.describe()
+                ));
+            }
+            return Err(anyhow::Error::from(e).context(format!("writing {}", s.describe())));
+        }
         if s.describe().starts_with("docker://") {
             reporter.finish();
             if !a.json {
