@@ -30,9 +30,10 @@ pub enum Error {
     /// with `--bundle never`, an image that would not start.
     #[error("{0}")]
     Refused(String),
-    /// `run`'s check found that the program would not start (exit code 1). `run` itself
+    /// `run`'s check found that the program would not start. `run` (its only producer)
     /// exits with `run_code`, as Docker and a shell do: 127 when something is not
-    /// found, 126 when it cannot be executed, 125 for the rest of the setup.
+    /// found, 126 when it cannot be executed, 125 for the rest of the setup; elsewhere
+    /// it would be a refusal (1).
     #[error("{message}")]
     WouldNotStart {
         /// What is missing or wrong, and the way past it.

@@ -1638,6 +1638,25 @@ fn objects_beside_the_program_that_lack_a_library_are_named() {
         );
         format!("oci:{}:latest", dir.display())
     };
+    // The command itself with its loader missing is the check's problem, not also a
+    // helper that may fail.
+    let dir = craft(
+        &env,
+        "noloader",
+        serde_json::json!({"config": {"Entrypoint": ["/app/tool"]}, "layers": [[
+            {"name": "app", "type": "dir"},
+            {"name": "app/tool", "src": fx.dir.join("deepapp")},
+        ]]}),
+    );
+    let j = env
+        .nobase(&["check", "--json", &format!("oci:{}:latest", dir.display())])
+        .code(1)
+        .json();
+    assert_eq!(j["problems"][0]["code"], "missing-interpreter", "{j:#}");
+    assert!(
+        !j["warnings"].to_string().contains("unloadable-object"),
+        "{j:#}"
+    );
     let broken = image("broken", serde_json::json!([]));
     let j = env.nobase(&["check", "--json", &broken]).ok().json();
     assert_eq!(j["ok"], true, "{j:#}");
@@ -1650,11 +1669,11 @@ fn objects_beside_the_program_that_lack_a_library_are_named() {
         .collect();
     assert_eq!(messages.len(), 2, "{j:#}");
     assert!(
-        messages[0].starts_with("/app/plugins/libdeep1.so (a module or plugin the program may load) needs libdeep2.so, which the image has nowhere, so loading it fails; add it to the image"),
+        messages[0].starts_with("/app/plugins/libdeep1.so (a module or plugin the program may load) needs libdeep2.so, which the image has nowhere: if the program loads it, that fails; add it to the image"),
         "{messages:?}"
     );
     assert!(
-        messages[1].starts_with("/app/tool (a helper the program may start) needs its loader /lib64/ld-linux-x86-64.so.2 and libc.so.6, which the image has nowhere, so starting it fails"),
+        messages[1].starts_with("/app/tool (a helper the program may start) needs its loader /lib64/ld-linux-x86-64.so.2 and libc.so.6, which the image has nowhere: if the program starts it, that fails"),
         "{messages:?}"
     );
     // The human report says the same, after the verdict.
@@ -1828,5 +1847,54 @@ fn a_symbol_no_library_defines_stops_a_program_bound_at_start() {
     }
     if have("runc") && is_root() {
         env.nobase(&["run", &format!("oci:{bound}")]).code(127);
+    }
+
+    // musl binds every symbol at start, `-z now` or not.
+    let musl_dir = env.path("musl");
+    std::fs::create_dir_all(&musl_dir).unwrap();
+    let lib = musl_dir.join("libdeep2.so");
+    cc(
+        "musl-gcc",
+        DEEP2_C,
+        &lib,
+        &["-shared", "-fPIC", "-Wl,-soname,libdeep2.so"],
+    );
+    let app = musl_dir.join("app");
+    let dir_flag = format!("-L{}", musl_dir.display());
+    cc("musl-gcc", call, &app, &[&dir_flag, "-ldeep2"]);
+    let other = musl_dir.join("libdeep2-other.so");
+    cc(
+        "musl-gcc",
+        "int deep3(void) { return 3; }\n",
+        &other,
+        &["-shared", "-fPIC", "-Wl,-soname,libdeep2.so"],
+    );
+    let dir = craft(
+        &env,
+        "musl-image",
+        serde_json::json!({"config": {"Entrypoint": ["/app/run"]}, "layers": [[
+            {"name": "app", "type": "dir"},
+            {"name": "app/run", "src": app},
+            {"name": "lib", "type": "dir"},
+            {"name": "lib/ld-musl-x86_64.so.1", "src": fx.musl_ld},
+            {"name": "lib/libdeep2.so", "src": other},
+        ]]}),
+    );
+    let reference = format!("{}:latest", dir.display());
+    let j = env
+        .nobase(&["check", "--json", &format!("oci:{reference}")])
+        .code(1)
+        .json();
+    assert_eq!(j["problems"][0]["code"], "missing-symbol", "{j:#}");
+    assert!(
+        j["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("musl's loader binds every symbol at start, so the loader stops with `Error relocating /app/run: deep2: symbol not found`"),
+        "{j:#}"
+    );
+    if let Some(r) = runc_run(&env, &reference, None) {
+        assert_eq!(r.code, 127, "{}", r.stderr);
+        assert!(r.stderr.contains("symbol not found"), "{}", r.stderr);
     }
 }

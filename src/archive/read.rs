@@ -112,7 +112,7 @@ impl TarIndex {
                         size: entry.size(),
                     },
                     tar::EntryType::Symlink => match entry.link_name_bytes() {
-                        Some(t) => Member::Symlink(String::from_utf8_lossy(&t).into_owned()),
+                        Some(t) => Member::Symlink(crate::imagefs::name::name_string(&t)),
                         None => continue,
                     },
                     tar::EntryType::Link => match entry

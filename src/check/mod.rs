@@ -203,6 +203,7 @@ pub fn check_with(
         problems: Vec::new(),
         warnings: Vec::new(),
         programs: Vec::new(),
+        executed: Vec::new(),
         passed: Vec::new(),
         tls_hint: opts.tls_hint.clone(),
     };
@@ -246,6 +247,9 @@ pub(crate) struct Checker<'a> {
     pub(crate) warnings: Vec<Warning>,
     /// Every ELF object that will be mapped.
     pub(crate) programs: Vec<Loaded>,
+    /// Every file the start-up executes (the command, `#!` interpreters), by path in the
+    /// image, whether or not it got far enough to be mapped.
+    pub(crate) executed: Vec<String>,
     /// The steps that passed, in words.
     passed: Vec<String>,
     /// Why the image likely makes TLS connections, as a build knows it.
@@ -645,6 +649,7 @@ impl Checker<'_> {
     /// Steps 4–6 for the file at canonical path `real` (shown as `shown`), which the
     /// process may execute: what the kernel does with it, recursively for scripts.
     fn exec(&mut self, shown: &str, real: &str, depth: usize) -> Result<()> {
+        self.executed.push(real.to_string());
         let f = self
             .root
             .open(real)
@@ -1009,11 +1014,22 @@ impl Checker<'_> {
     /// but another build (one without symbol versions to say so) is how that happens.
     /// Lazily bound functions fail only when called, so only BIND_NOW objects are judged.
     fn symbols(&mut self, closure: &loader::Closure) -> Result<()> {
-        let env_now = self.getenv("LD_BIND_NOW").is_some_and(|v| !v.is_empty());
+        // musl binds every symbol at start, always.
+        let musl = closure.setup.flavor == loader::Flavor::Musl;
+        let env_now = musl || self.getenv("LD_BIND_NOW").is_some_and(|v| !v.is_empty());
         if !closure
             .objects
             .iter()
             .any(|o| (o.info.bind_now || env_now) && !o.info.required.is_empty())
+        {
+            return Ok(());
+        }
+        // A preloaded library (LD_PRELOAD, /etc/ld.so.preload) defines symbols too, and
+        // is not in the closure: no judgement then.
+        if self
+            .getenv("LD_PRELOAD")
+            .is_some_and(|v| !v.trim().is_empty())
+            || self.root.lstat("/etc/ld.so.preload").is_some()
         {
             return Ok(());
         }
@@ -1030,10 +1046,11 @@ impl Checker<'_> {
                 .root
                 .open(&o.canonical)
                 .map_err(|e| io_err(e, &o.canonical, self.root))?;
-            let info = elf::parse_with_symbols(&*f, &wanted).map_err(|e| Error::Elf {
-                path: o.path.clone(),
-                source: e,
-            })?;
+            // An object whose symbol table cannot be read defines what it defines: no
+            // judgement rather than a refusal of everything it would have answered.
+            let Ok(info) = elf::parse_with_symbols(&*f, &wanted) else {
+                return Ok(());
+            };
             defined.extend(info.defined);
         }
         let mut problems = Vec::new();
@@ -1056,14 +1073,25 @@ impl Checker<'_> {
                 1 => String::new(),
                 n => format!(" (and {} more)", n - 1),
             };
-            let why = if o.info.bind_now {
-                "it is linked to bind every symbol at start (BIND_NOW)"
+            let (why, words) = if musl {
+                (
+                    "musl's loader binds every symbol at start",
+                    format!("Error relocating {}: {first}: symbol not found", o.path),
+                )
+            } else if o.info.bind_now {
+                (
+                    "it is linked to bind every symbol at start (BIND_NOW)",
+                    format!("symbol lookup error: undefined symbol: {first}"),
+                )
             } else {
-                "the image sets LD_BIND_NOW"
+                (
+                    "the image sets LD_BIND_NOW",
+                    format!("symbol lookup error: undefined symbol: {first}"),
+                )
             };
             problems.push((
                 o.path.clone(),
-                format!("{} requires the symbol {first}{more}, which none of the objects loaded with it defines, and {why}, so the loader stops with `symbol lookup error: undefined symbol: {first}`; put the libraries {} was built against into the image (nobase build --bundle auto), or rebuild it against these", o.path, o.path),
+                format!("{} requires the symbol {first}{more}, which none of the objects loaded with it defines, and {why}, so the loader stops with `{words}`; put the libraries {} was built against into the image (nobase build --bundle auto), or rebuild it against these", o.path, o.path),
             ));
         }
         for (path, message) in problems {

@@ -89,7 +89,14 @@ fn elf_object(root: &dyn Root, path: &str) -> Option<ElfInfo> {
 /// loader, the image does not have anywhere (at most [`MAX_WARNINGS`], then a count).
 pub(super) fn warn(ck: &mut Checker) {
     let s = scan(ck.root, &ck.platform.architecture);
-    let loaded: BTreeSet<&str> = ck.programs.iter().map(|p| p.path.as_str()).collect();
+    // The start-up's own files are judged by the check itself (a command whose loader
+    // is missing is `missing-interpreter`, not a helper that may fail).
+    let loaded: BTreeSet<&str> = ck
+        .programs
+        .iter()
+        .map(|p| p.path.as_str())
+        .chain(ck.executed.iter().map(String::as_str))
+        .collect();
     let mut messages = Vec::new();
     for (path, info) in &s.objects {
         if loaded.contains(path.as_str()) {
@@ -101,6 +108,11 @@ pub(super) fn warn(ck: &mut Checker) {
             .filter(|n| !n.contains('/') && !s.names.contains(n.as_str()))
             .map(String::as_str)
             .collect();
+        // A prebuilt object for the other C library (npm packages ship glibc and musl
+        // builds side by side) is never the one loaded.
+        if libraries.iter().any(|l| other_libc(l, &s.names)) {
+            continue;
+        }
         let loader = info
             .interpreter
             .as_deref()
@@ -126,6 +138,13 @@ pub(super) fn warn(ck: &mut Checker) {
     }
 }
 
+/// Whether `lib` is the C library of the other flavor than the one the image has.
+fn other_libc(lib: &str, names: &HashSet<String>) -> bool {
+    let musl = |n: &str| n.starts_with("libc.musl-") || n.starts_with("ld-musl-");
+    (musl(lib) && names.contains("libc.so.6"))
+        || (lib == "libc.so.6" && names.iter().any(|n| musl(n)))
+}
+
 fn message(path: &str, program: bool, loader: Option<&str>, libraries: &[&str]) -> String {
     let mut what = Vec::new();
     if let Some(l) = loader {
@@ -142,16 +161,35 @@ fn message(path: &str, program: bool, loader: Option<&str>, libraries: &[&str]) 
             if n == 1 { "library" } else { "libraries" }
         ),
     };
-    let (fails, how) = if program {
-        ("starting it fails", "a helper the program may start")
+    let (how, fails) = if program {
+        (
+            "a helper the program may start",
+            "if the program starts it, that fails",
+        )
     } else {
         (
-            "loading it fails",
             "a module or plugin the program may load",
+            "if the program loads it, that fails",
         )
     };
     format!(
-        "{path} ({how}) needs {listed}, which the image has nowhere, so {fails}; add {} to the image (`nobase build` of a dynamic program bundles what the files added with it need)",
+        "{path} ({how}) needs {listed}, which the image has nowhere: {fails}; add {} to the image (`nobase build` of a dynamic program bundles what the files added with it need)",
         if what.len() + rest == 1 { "it" } else { "them" }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_other_c_library_is_told_apart() {
+        let glibc: HashSet<String> = ["libc.so.6".to_string()].into();
+        let musl: HashSet<String> = ["ld-musl-x86_64.so.1".to_string()].into();
+        assert!(other_libc("libc.musl-x86_64.so.1", &glibc));
+        assert!(!other_libc("libc.musl-x86_64.so.1", &musl));
+        assert!(other_libc("libc.so.6", &musl));
+        assert!(!other_libc("libc.so.6", &HashSet::new()));
+        assert!(!other_libc("libssl.so.3", &glibc));
+    }
 }

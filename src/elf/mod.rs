@@ -636,8 +636,13 @@ fn parse_inner(
             if let Some(off) = d.verdef.and_then(|a| vaddr_to_offset(&segments, a)) {
                 info.version_defs = read_verdef(&r, off, d.verdefnum, strtab)?;
             }
-            let symbols =
-                read_symbols(&r, d, &segments, &sections, strtab, wanted).unwrap_or_default();
+            // A table that cannot be read is no imports for `parse`; for a symbol check
+            // it is an error (it would read as "defines nothing").
+            let symbols = match read_symbols(&r, d, &segments, &sections, strtab, wanted) {
+                Ok(s) => s,
+                Err(e) if wanted.is_some() => return Err(e),
+                Err(_) => Symbols::default(),
+            };
             info.imports = symbols.imports;
             info.required = symbols.required;
             info.defined = symbols.defined;

@@ -507,14 +507,14 @@ impl Merge {
             if kind != Kind::Dir {
                 // A non-directory over a directory deletes what was under it.
                 self.delete_under(&child_prefix(&r.info.path));
-            } else if let Some(c) = self
-                .paths
-                .get_mut(&r.info.path)
-                .filter(|c| c.present && c.info.kind != Kind::Dir)
+            } else if self
+                .present(&r.info.path)
+                .is_some_and(|c| c.info.kind != Kind::Dir)
             {
-                // A directory over a file deletes the file: one more version of the
-                // path, as its whiteout would be (its bytes were shipped for nothing).
-                c.record(0);
+                // A directory over a file deletes the file, as its whiteout would: one
+                // more version of the path (its bytes were shipped for nothing), unless
+                // a hard link keeps the content, which then lives on under that name.
+                self.delete(&r.info.path);
             }
             self.warn_if_written_through(index, &r.info.path);
             // A file replaced under its name lives on under its hard links.
@@ -1065,6 +1065,10 @@ mod tests {
             "{}",
             a.efficiency
         );
+        // A hard link keeps the content alive under its own name: nothing is wasted.
+        let a = analyze_layers(&[&[E::F("f", &[7u8; 700]), E::H("g", "f")], &[E::D("f/")]]);
+        assert_eq!(a.wasted.overwritten_or_removed, 0, "{:?}", a.inefficient);
+        assert_eq!(a.final_bytes, 700);
     }
 
     #[test]

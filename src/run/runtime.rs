@@ -158,7 +158,8 @@ impl Runtime {
             .code()
             .or_else(|| status.signal().map(|s| 128 + s))
             .unwrap_or(1);
-        if code != 0 {
+        // runc and crun exit 1 when they fail; so may the program.
+        if code == 1 {
             if let Some(c) = start_failure(&std::fs::read_to_string(&log).unwrap_or_default()) {
                 return Ok(c);
             }
@@ -178,22 +179,41 @@ impl Runtime {
     }
 }
 
-/// The exit code of a run the runtime itself could not start (it logged an error), as
-/// Docker chooses it from the runtime's words: 127 when the program is not found, 126
-/// when it may not be executed, 125 otherwise. None when the runtime logged no error:
-/// the exit code is the program's. (A program whose loader is missing fails inside the
-/// container's exec, after the runtime is done: its code stays 1, as runc gives it.)
+/// The exit code of a run (that ended with 1) the runtime itself could not start, from
+/// the last error it logged, as Docker chooses it from the runtime's words: 127 when
+/// the program is not found, 126 when it may not be executed, 125 for the rest of the
+/// setup (mounts, the working directory). None when the error is not a failure to start
+/// (runc also logs errors while cleaning up after a program that ran and exited 1): the
+/// code is the program's. A program whose loader is missing fails inside the
+/// container's exec, after the runtime is done: its code stays 1, as runc gives it.
 fn start_failure(log: &str) -> Option<i32> {
     let msg = log
         .lines()
         .rev()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| matches!(v["level"].as_str(), Some("error" | "fatal")))
-        .find_map(|v| v["msg"].as_str().map(str::to_string))?;
+        .find_map(|v| v["msg"].as_str().map(str::to_lowercase))?;
+    // runc: `exec: "/x": stat /x: no such file or directory`, `exec: "x": executable
+    // file not found in $PATH`, `exec /x: permission denied`; crun: ``executable file
+    // `/x` not found in $PATH: No such file or directory``, `open executable:
+    // Permission denied`. A part of the message (between ": ") starts with those words.
+    let exec = msg.split(": ").any(|part| {
+        part == "exec"
+            || ["exec ", "executable file", "open executable"]
+                .iter()
+                .any(|w| part.starts_with(w))
+    });
+    let starting = exec
+        || msg.contains("unable to start container process")
+        || msg.contains("runc run failed")
+        || msg.contains("runc create failed");
+    if !starting {
+        return None;
+    }
     Some(
-        if msg.contains("no such file or directory") || msg.contains("executable file not found") {
+        if exec && (msg.contains("no such file or directory") || msg.contains("not found")) {
             127
-        } else if msg.contains("permission denied") || msg.contains("is a directory") {
+        } else if exec && (msg.contains("permission denied") || msg.contains("is a directory")) {
             126
         } else {
             125
@@ -316,8 +336,19 @@ mod tests {
         let line = |m: &str| format!("{{\"level\":\"error\",\"msg\":{m:?}}}\n");
         let cases = [
             ("runc run failed: unable to start container process: exec: \"/x\": stat /x: no such file or directory", Some(127)),
+            ("runc run failed: unable to start container process: exec: \"x\": executable file not found in $PATH", Some(127)),
             ("runc run failed: unable to start container process: exec: \"/app\": permission denied", Some(126)),
-            ("runc run failed: unable to start container process: error during container init: error mounting", Some(125)),
+            ("runc run failed: unable to start container process: exec /app/hello: permission denied", Some(126)),
+            ("runc run failed: unable to start container process: error mounting \"/usr/libexec\": no such file or directory", Some(125)),
+            // Setup failures other than the program's: Docker's 125, whatever the words.
+            ("runc run failed: unable to start container process: error during container init: error mounting \"/h\" to rootfs at \"/etc/hosts\": no such file or directory", Some(125)),
+            ("runc run failed: unable to start container process: chdir to cwd (\"/w\") set in config.json failed: permission denied", Some(125)),
+            // crun's words.
+            ("executable file `/x` not found in $PATH: No such file or directory", Some(127)),
+            ("open executable: Permission denied", Some(126)),
+            // Errors of a cleanup after the program ran: its own code stays.
+            ("unable to remove cgroup: device or resource busy", None),
+            ("kill container: no such process", None),
         ];
         for (msg, want) in cases {
             assert_eq!(start_failure(&line(msg)), want, "{msg}");
