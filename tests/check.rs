@@ -1849,6 +1849,41 @@ fn a_symbol_no_library_defines_stops_a_program_bound_at_start() {
         env.nobase(&["run", &format!("oci:{bound}")]).code(127);
     }
 
+    // Data is bound at start however functions are: a program that copies a variable
+    // from the library (a copy relocation) or takes its address stops there too.
+    let uses_data = "extern int deep2_data;\nint main(void) { return deep2_data; }\n";
+    let with_data = env.path("libdeep2-data.so");
+    cc(
+        "gcc",
+        "int deep2_data = 7;\nint deep2(void) { return 2; }\n",
+        &with_data,
+        &["-shared", "-fPIC", "-Wl,-soname,libdeep2.so"],
+    );
+    let data_dir = format!("-L{}", env.path("data-lib").display());
+    std::fs::create_dir_all(env.path("data-lib")).unwrap();
+    std::fs::copy(&with_data, env.path("data-lib/libdeep2.so")).unwrap();
+    for (name, flags) in [("copy", &["-no-pie"][..]), ("got", &["-fPIC"][..])] {
+        let app = env.path(&format!("app-{name}"));
+        let mut all = vec![data_dir.as_str(), "-ldeep2"];
+        all.extend_from_slice(flags);
+        cc("gcc", uses_data, &app, &all);
+        let reference = image(&format!("data-{name}"), &app);
+        let j = env
+            .nobase(&["check", "--json", &format!("oci:{reference}")])
+            .code(1)
+            .json();
+        assert!(
+            j["problems"][0]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("/app/run requires the symbol deep2_data, which none of the objects loaded with it defines, and it refers to it as data"),
+            "{name}: {j:#}"
+        );
+        if let Some(r) = runc_run(&env, &reference, None) {
+            assert_eq!(r.code, 127, "{name}: {}", r.stderr);
+        }
+    }
+
     // musl binds every symbol at start, `-z now` or not.
     let musl_dir = env.path("musl");
     std::fs::create_dir_all(&musl_dir).unwrap();

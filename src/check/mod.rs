@@ -1017,10 +1017,20 @@ impl Checker<'_> {
         // musl binds every symbol at start, always.
         let musl = closure.setup.flavor == loader::Flavor::Musl;
         let env_now = musl || self.getenv("LD_BIND_NOW").is_some_and(|v| !v.is_empty());
-        if !closure
+        // What the loader binds at start for each object: every required import under
+        // BIND_NOW, else those data relocations name (functions wait for their call);
+        // and the data it copies into the program, which a library must define.
+        fn judged(o: &loader::Object, env_now: bool) -> &[String] {
+            if o.info.bind_now || env_now {
+                &o.info.required
+            } else {
+                &o.info.bound_at_start
+            }
+        }
+        if closure
             .objects
             .iter()
-            .any(|o| (o.info.bind_now || env_now) && !o.info.required.is_empty())
+            .all(|o| judged(o, env_now).is_empty() && o.info.copied.is_empty())
         {
             return Ok(());
         }
@@ -1033,14 +1043,19 @@ impl Checker<'_> {
         {
             return Ok(());
         }
-        // Which of the required symbols each loaded object defines, read now: only this
-        // check needs it.
+        // Which of those symbols each loaded object defines, read now: only this check
+        // needs it.
         let wanted: std::collections::HashSet<&str> = closure
             .objects
             .iter()
-            .flat_map(|o| o.info.required.iter().map(String::as_str))
+            .flat_map(|o| {
+                judged(o, env_now)
+                    .iter()
+                    .chain(&o.info.copied)
+                    .map(String::as_str)
+            })
             .collect();
-        let mut defined = std::collections::HashSet::new();
+        let mut defined_by = Vec::new();
         for o in &closure.objects {
             let f = self
                 .root
@@ -1051,21 +1066,28 @@ impl Checker<'_> {
             let Ok(info) = elf::parse_with_symbols(&*f, &wanted) else {
                 return Ok(());
             };
-            defined.extend(info.defined);
+            defined_by.push(info.defined);
         }
+        let defined = |name: &str, except: Option<usize>| {
+            defined_by.iter().enumerate().any(|(i, d)| {
+                Some(i) != except && d.binary_search_by(|x| x.as_str().cmp(name)).is_ok()
+            })
+        };
         let mut problems = Vec::new();
-        for o in closure
-            .objects
-            .iter()
-            .filter(|o| o.info.bind_now || env_now)
-        {
-            let missing: Vec<&str> = o
-                .info
-                .required
+        for (i, o) in closure.objects.iter().enumerate() {
+            let mut missing: Vec<&str> = judged(o, env_now)
                 .iter()
                 .map(String::as_str)
-                .filter(|s| !defined.contains(*s))
+                .filter(|s| !defined(s, None))
                 .collect();
+            // A copy is made from another object, never from the program's own copy.
+            missing.extend(
+                o.info
+                    .copied
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|s| !defined(s, Some(i))),
+            );
             let Some(first) = missing.first() else {
                 continue;
             };
@@ -1083,9 +1105,14 @@ impl Checker<'_> {
                     "it is linked to bind every symbol at start (BIND_NOW)",
                     format!("symbol lookup error: undefined symbol: {first}"),
                 )
-            } else {
+            } else if env_now {
                 (
                     "the image sets LD_BIND_NOW",
+                    format!("symbol lookup error: undefined symbol: {first}"),
+                )
+            } else {
+                (
+                    "it refers to it as data, which the loader binds at start",
                     format!("symbol lookup error: undefined symbol: {first}"),
                 )
             };

@@ -140,7 +140,8 @@ pub(super) fn warn(ck: &mut Checker) {
 
 /// Whether `lib` is the C library of the other flavor than the one the image has.
 fn other_libc(lib: &str, names: &HashSet<String>) -> bool {
-    let musl = |n: &str| n.starts_with("libc.musl-") || n.starts_with("ld-musl-");
+    // musl's libc is `libc.so` to what musl-gcc links, `libc.musl-ARCH.so.1` to Alpine's.
+    let musl = |n: &str| n == "libc.so" || n.starts_with("libc.musl-") || n.starts_with("ld-musl-");
     (musl(lib) && names.contains("libc.so.6"))
         || (lib == "libc.so.6" && names.iter().any(|n| musl(n)))
 }
@@ -187,6 +188,7 @@ mod tests {
         let glibc: HashSet<String> = ["libc.so.6".to_string()].into();
         let musl: HashSet<String> = ["ld-musl-x86_64.so.1".to_string()].into();
         assert!(other_libc("libc.musl-x86_64.so.1", &glibc));
+        assert!(other_libc("libc.so", &glibc));
         assert!(!other_libc("libc.musl-x86_64.so.1", &musl));
         assert!(other_libc("libc.so.6", &musl));
         assert!(!other_libc("libc.so.6", &HashSet::new()));

@@ -156,6 +156,15 @@ pub struct ElfInfo {
     /// only by [`parse_with_symbols`].
     #[serde(skip)]
     pub defined: Vec<String>,
+    /// Required imports that data relocations name (GLOB_DAT, absolute addresses,
+    /// copies): bound at load time even when functions are bound lazily. Sorted.
+    #[serde(skip)]
+    pub bound_at_start: Vec<String>,
+    /// Symbols the object copies from a library at load time (copy relocations of a
+    /// non-PIC executable's data): defined in its own table, but a library must define
+    /// them too. Sorted.
+    #[serde(skip)]
+    pub copied: Vec<String>,
     /// Every symbol is bound at load time (DT_BIND_NOW, DF_BIND_NOW or DF_1_NOW, as
     /// `-z now` and most hardened builds set): one the loader cannot find stops the
     /// program before `main`, not when it is first called.
@@ -381,6 +390,10 @@ const DT_VERNEEDNUM: u64 = 0x6fff_ffff;
 const DF_1_PIE: u64 = 0x0800_0000;
 const DF_1_NOW: u64 = 0x1;
 const DT_BIND_NOW: u64 = 24;
+const DT_RELA: u64 = 7;
+const DT_RELASZ: u64 = 8;
+const DT_REL: u64 = 17;
+const DT_RELSZ: u64 = 18;
 const DT_FLAGS: u64 = 30;
 const DF_BIND_NOW: u64 = 0x8;
 const STB_GLOBAL: u8 = 1;
@@ -581,6 +594,8 @@ fn parse_inner(
         imports: Vec::new(),
         required: Vec::new(),
         defined: Vec::new(),
+        bound_at_start: Vec::new(),
+        copied: Vec::new(),
         bind_now: false,
         stripped: !sections.iter().any(|s| s.sh_type == SHT_SYMTAB),
         compiler: read_compiler(&r, &sections),
@@ -638,14 +653,20 @@ fn parse_inner(
             }
             // A table that cannot be read is no imports for `parse`; for a symbol check
             // it is an error (it would read as "defines nothing").
-            let symbols = match read_symbols(&r, d, &segments, &sections, strtab, wanted) {
-                Ok(s) => s,
-                Err(e) if wanted.is_some() => return Err(e),
-                Err(_) => Symbols::default(),
-            };
+            let symbols =
+                match read_symbols(&r, d, &segments, &sections, strtab, wanted).and_then(|mut s| {
+                    read_relocations(&r, d, &segments, e_machine, &mut s)?;
+                    Ok(s)
+                }) {
+                    Ok(s) => s,
+                    Err(e) if wanted.is_some() => return Err(e),
+                    Err(_) => Symbols::default(),
+                };
             info.imports = symbols.imports;
             info.required = symbols.required;
             info.defined = symbols.defined;
+            info.bound_at_start = symbols.bound_at_start;
+            info.copied = symbols.copied;
             info.bind_now = d.bind_now || d.flags & DF_BIND_NOW != 0 || d.flags_1 & DF_1_NOW != 0;
         } else if !d.needed.is_empty() {
             return Err(ElfError::Invalid(
@@ -781,6 +802,10 @@ struct Dynamic {
     flags: u64,
     flags_1: u64,
     bind_now: bool,
+    rela: Option<u64>,
+    relasz: u64,
+    rel: Option<u64>,
+    relsz: u64,
     verneed: Option<u64>,
     verneednum: u64,
     verdef: Option<u64>,
@@ -810,6 +835,10 @@ fn read_dynamic(r: &Reader, seg: &Segment) -> Result<Dynamic> {
             DT_FLAGS_1 => d.flags_1 = val,
             DT_FLAGS => d.flags = val,
             DT_BIND_NOW => d.bind_now = true,
+            DT_RELA => d.rela = Some(val),
+            DT_RELASZ => d.relasz = val,
+            DT_REL => d.rel = Some(val),
+            DT_RELSZ => d.relsz = val,
             DT_VERNEED => d.verneed = Some(val),
             DT_VERNEEDNUM => d.verneednum = val,
             DT_VERDEF => d.verdef = Some(val),
@@ -949,6 +978,13 @@ struct Symbols {
     required: Vec<String>,
     /// Defined, global or weak.
     defined: Vec<String>,
+    /// Required and named by a relocation outside the PLT.
+    bound_at_start: Vec<String>,
+    /// Named by a copy relocation.
+    copied: Vec<String>,
+    /// Every symbol's name and whether it is a required import, by index (for the
+    /// relocations).
+    by_index: Vec<(Option<String>, bool)>,
 }
 
 /// Reads the dynamic symbol table.
@@ -993,9 +1029,15 @@ fn read_symbols(
             (r.u32(b, 0), b[12], r.u16(b, 14))
         };
         let bind = info >> 4;
+        if out.by_index.len() < i {
+            out.by_index.resize(i, (None, false));
+        }
         if name == 0 || !matches!(bind, STB_GLOBAL | STB_WEAK | STB_GNU_UNIQUE) {
+            out.by_index.push((None, false));
             continue;
         }
+        out.by_index
+            .push((cstr(strtab, name as u64), shndx == 0 && bind != STB_WEAK));
         if shndx != 0 {
             // Compared in place: only the wanted names are copied.
             let Some(wanted) = wanted else { continue };
@@ -1020,6 +1062,65 @@ fn read_symbols(
         v.dedup();
     }
     Ok(out)
+}
+
+/// The relocation type that copies a symbol's data into the executable, by machine.
+fn copy_type(e_machine: u16) -> Option<u32> {
+    match e_machine {
+        62 | 3 => Some(5), // x86-64 R_X86_64_COPY, i386 R_386_COPY
+        183 => Some(1024), // aarch64 R_AARCH64_COPY
+        40 => Some(20),    // arm R_ARM_COPY
+        243 => Some(4),    // riscv R_RISCV_COPY
+        _ => None,
+    }
+}
+
+/// The relocations outside the PLT (DT_RELA, DT_REL): the symbols they name are bound
+/// when the object is loaded, however functions are bound; copy relocations among them
+/// name data a library must define.
+fn read_relocations(
+    r: &Reader,
+    d: &Dynamic,
+    segments: &[Segment],
+    e_machine: u16,
+    out: &mut Symbols,
+) -> Result<()> {
+    let copy = copy_type(e_machine);
+    let tables = [
+        (d.rela, d.relasz, if r.is64 { 24 } else { 12 }),
+        (d.rel, d.relsz, if r.is64 { 16 } else { 8 }),
+    ];
+    for (addr, size, entsize) in tables {
+        let Some(off) = addr.and_then(|a| vaddr_to_offset(segments, a)) else {
+            continue;
+        };
+        let count = (size / entsize).min(MAX_TABLE / entsize);
+        let table = r.bytes("the relocation table", off, count * entsize)?;
+        for i in 0..count as usize {
+            let at = i * entsize as usize;
+            // r_offset, then r_info (symbol index and type), then (RELA) the addend.
+            let info = r.word(&table, at + if r.is64 { 8 } else { 4 });
+            let (sym, kind) = if r.is64 {
+                ((info >> 32) as usize, (info & 0xffff_ffff) as u32)
+            } else {
+                ((info >> 8) as usize, (info & 0xff) as u32)
+            };
+            let Some((Some(name), required)) = out.by_index.get(sym).cloned() else {
+                continue;
+            };
+            if copy == Some(kind) {
+                out.copied.push(name);
+            } else if required {
+                out.bound_at_start.push(name);
+            }
+        }
+    }
+    for v in [&mut out.bound_at_start, &mut out.copied] {
+        v.sort();
+        v.dedup();
+    }
+    out.by_index = Vec::new();
+    Ok(())
 }
 
 /// Counts the symbols that a DT_GNU_HASH table covers (it does not store the count).
