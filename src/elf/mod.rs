@@ -655,7 +655,7 @@ fn parse_inner(
             // it is an error (it would read as "defines nothing").
             let symbols =
                 match read_symbols(&r, d, &segments, &sections, strtab, wanted).and_then(|mut s| {
-                    read_relocations(&r, d, &segments, e_machine, &mut s)?;
+                    read_relocations(&r, d, &segments, e_machine, strtab, &mut s)?;
                     Ok(s)
                 }) {
                     Ok(s) => s,
@@ -982,9 +982,10 @@ struct Symbols {
     bound_at_start: Vec<String>,
     /// Named by a copy relocation.
     copied: Vec<String>,
-    /// Every symbol's name and whether it is a required import, by index (for the
-    /// relocations).
-    by_index: Vec<(Option<String>, bool)>,
+    /// Every symbol's name (its offset in the string table; 0 for none) and whether
+    /// it is a required import, by index, for the relocations: names are copied only
+    /// for the symbols a relocation checked here names.
+    by_index: Vec<(u32, bool)>,
 }
 
 /// Reads the dynamic symbol table.
@@ -1030,14 +1031,13 @@ fn read_symbols(
         };
         let bind = info >> 4;
         if out.by_index.len() < i {
-            out.by_index.resize(i, (None, false));
+            out.by_index.resize(i, (0, false));
         }
         if name == 0 || !matches!(bind, STB_GLOBAL | STB_WEAK | STB_GNU_UNIQUE) {
-            out.by_index.push((None, false));
+            out.by_index.push((0, false));
             continue;
         }
-        out.by_index
-            .push((cstr(strtab, name as u64), shndx == 0 && bind != STB_WEAK));
+        out.by_index.push((name, shndx == 0 && bind != STB_WEAK));
         if shndx != 0 {
             // Compared in place: only the wanted names are copied.
             let Some(wanted) = wanted else { continue };
@@ -1083,6 +1083,7 @@ fn read_relocations(
     d: &Dynamic,
     segments: &[Segment],
     e_machine: u16,
+    strtab: &[u8],
     out: &mut Symbols,
 ) -> Result<()> {
     let copy = copy_type(e_machine);
@@ -1105,12 +1106,19 @@ fn read_relocations(
             } else {
                 ((info >> 8) as usize, (info & 0xff) as u32)
             };
-            let Some((Some(name), required)) = out.by_index.get(sym).cloned() else {
+            let Some(&(name, required)) = out.by_index.get(sym) else {
                 continue;
             };
-            if copy == Some(kind) {
+            let is_copy = copy == Some(kind);
+            if name == 0 || !(is_copy || required) {
+                continue;
+            }
+            let Some(name) = cstr(strtab, name as u64) else {
+                continue;
+            };
+            if is_copy {
                 out.copied.push(name);
-            } else if required {
+            } else {
                 out.bound_at_start.push(name);
             }
         }
