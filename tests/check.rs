@@ -1639,13 +1639,14 @@ fn objects_beside_the_program_that_lack_a_library_are_named() {
         format!("oci:{}:latest", dir.display())
     };
     // The command itself with its loader missing is the check's problem, not also a
-    // helper that may fail.
+    // helper that may fail; nor is its libc, beside it, "a module or plugin" then.
     let dir = craft(
         &env,
         "noloader",
         serde_json::json!({"config": {"Entrypoint": ["/app/tool"]}, "layers": [[
             {"name": "app", "type": "dir"},
             {"name": "app/tool", "src": fx.dir.join("deepapp")},
+            {"name": "app/libdeep1.so", "src": fx.dir.join("libdeep1.so")},
         ]]}),
     );
     let j = env

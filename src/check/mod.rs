@@ -222,7 +222,9 @@ pub fn check_with(
         }
     }
     warn::all(&mut ck)?;
-    if opts.every_object {
+    // Once the program starts: before that, its own problems say what is missing, and
+    // the objects it would have loaded would only say it again as helpers' faults.
+    if opts.every_object && ck.problems.is_empty() {
         objects::warn(&mut ck);
     }
     Ok(Report {

@@ -4,9 +4,10 @@
 //! no file or link of that name in any directory — will fail to load: one warning per
 //! object, naming what it lacks.
 //!
-//! Only a library absent from the whole image is said: one that exists outside the
-//! loader's search path may still be found at run time (glibc matches a `DT_NEEDED`
-//! name against the objects already loaded, as a JVM's modules find `libjvm.so`).
+//! Only for an image whose program starts, and only a library absent from the whole
+//! image is said: one that exists outside the loader's search path may still be found
+//! at run time (glibc matches a `DT_NEEDED` name against the objects already loaded,
+//! as a JVM's modules find `libjvm.so`).
 
 use super::{Checker, WarningCode};
 use crate::elf::{self, ElfInfo, Kind};
