@@ -1708,18 +1708,16 @@ fn objects_beside_the_program_that_lack_a_library_are_named() {
         "{}:/app/plugins/libdeep1.so",
         fx.dir.join("libdeep1.so").display()
     );
-    let j = env
-        .nobase(&[
-            "build",
-            "--json",
+    let j = build_json(
+        &env,
+        &[
             hello_static().to_str().unwrap(),
             "--add",
             &add,
             "-t",
             "plug:1",
-        ])
-        .ok()
-        .json();
+        ],
+    );
     let w = warning(&j, "code", "unloadable-object");
     assert!(
         w["message"]

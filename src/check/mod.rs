@@ -1075,7 +1075,6 @@ impl Checker<'_> {
                 Some(i) != except && d.binary_search_by(|x| x.as_str().cmp(name)).is_ok()
             })
         };
-        let mut problems = Vec::new();
         for (i, o) in closure.objects.iter().enumerate() {
             let mut missing: Vec<&str> = judged(o, env_now)
                 .iter()
@@ -1118,13 +1117,11 @@ impl Checker<'_> {
                     format!("symbol lookup error: undefined symbol: {first}"),
                 )
             };
-            problems.push((
-                o.path.clone(),
+            self.problem(
+                Code::MissingSymbol,
+                Some(&o.path),
                 format!("{} requires the symbol {first}{more}, which none of the objects loaded with it defines, and {why}, so the loader stops with `{words}`; put the libraries {} was built against into the image (nobase build --bundle auto), or rebuild it against these", o.path, o.path),
-            ));
-        }
-        for (path, message) in problems {
-            self.problem(Code::MissingSymbol, Some(&path), message);
+            );
         }
         Ok(())
     }

@@ -76,14 +76,10 @@ fn scan(root: &dyn Root, architecture: &str) -> Scan {
     s
 }
 
+/// The file's ELF header and tables, if it is an ELF file (`parse` says NotElf from its
+/// first 16 bytes otherwise).
 fn elf_object(root: &dyn Root, path: &str) -> Option<ElfInfo> {
-    let f = root.open(path).ok()?;
-    let mut magic = [0u8; 4];
-    f.read_exact_at(0, &mut magic).ok()?;
-    if !elf::has_magic(&magic) {
-        return None;
-    }
-    elf::parse(&*f).ok()
+    elf::parse(&*root.open(path).ok()?).ok()
 }
 
 /// Warns about each object outside the entrypoint's closure that needs a library, or a

@@ -1021,7 +1021,11 @@ fn read_symbols(
     };
     let count = count.min(MAX_TABLE / entsize);
     let table = r.bytes("the dynamic symbol table", off, count * entsize)?;
-    let mut out = Symbols::default();
+    // Index 0 is the null symbol; every other index gets its entry below.
+    let mut out = Symbols {
+        by_index: vec![(0, false)],
+        ..Symbols::default()
+    };
     for i in 1..count as usize {
         let b = &table[i * entsize as usize..];
         let (name, info, shndx) = if r.is64 {
@@ -1030,9 +1034,6 @@ fn read_symbols(
             (r.u32(b, 0), b[12], r.u16(b, 14))
         };
         let bind = info >> 4;
-        if out.by_index.len() < i {
-            out.by_index.resize(i, (0, false));
-        }
         if name == 0 || !matches!(bind, STB_GLOBAL | STB_WEAK | STB_GNU_UNIQUE) {
             out.by_index.push((0, false));
             continue;
