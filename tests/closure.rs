@@ -1366,6 +1366,62 @@ fn libraries_of_added_shared_objects_are_bundled_too() {
 }
 
 #[test]
+fn an_added_program_of_the_other_c_library_gets_its_own_loader() {
+    // A musl program with a glibc tool added beside it: the tool's libc.so.6 came, its
+    // loader /lib64/ld-linux-x86-64.so.2 did not, and the tool could not start.
+    if !have("musl-gcc") {
+        return;
+    }
+    let env = Env::new();
+    let main = env.path("launcher");
+    cc(
+        "musl-gcc",
+        "#include <stdio.h>\n#include <unistd.h>\n\
+         int main(int c, char **v) {\n\
+           if (c > 1) { execv(v[1], v + 1); perror(\"exec\"); return 127; }\n\
+           puts(\"musl\"); return 0;\n}\n",
+        &main,
+        &[],
+    );
+    let add = format!("{}:/bin/ghello", hello_dynamic().display());
+    let j = build(&env, &main, "mixed", &["--add", &add]);
+    assert_eq!(
+        j["bundled"]["added_loaders"],
+        serde_json::json!(["/lib64/ld-linux-x86-64.so.2"]),
+        "{j:#}"
+    );
+    assert!(
+        j["layers"][0]["created_by"]
+            .as_str()
+            .unwrap()
+            .contains("(and /lib64/ld-linux-x86-64.so.2 for added programs)"),
+        "{j:#}"
+    );
+    if let Some(r) = runc_run(&env, &layout_ref(&env, "mixed"), Some(&["/bin/ghello"])) {
+        assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+        assert_eq!(r.stdout, "hello world\n");
+    }
+    // An added program whose loader is nowhere: said, the build goes on.
+    let odd = env.path("odd");
+    cc(
+        "gcc",
+        "int main(void) { return 0; }\n",
+        &odd,
+        &["-Wl,--dynamic-linker=/lib/ld-nobase-nowhere.so.1"],
+    );
+    let add = format!("{}:/bin/odd", odd.display());
+    let j = build(&env, &main, "odd", &["--add", &add]);
+    let w = warning(&j, "kind", "added-object");
+    assert!(
+        w["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the added /bin/odd needs its loader /lib/ld-nobase-nowhere.so.1, which is not usable in"),
+        "{w}"
+    );
+}
+
+#[test]
 fn an_added_program_finds_a_library_the_entrypoint_keeps_privately() {
     // The entrypoint's `$ORIGIN/lib/libfoo.so` goes to /app/lib; an added program whose
     // RUNPATH reaches the same host file by another path looked there in vain, and the

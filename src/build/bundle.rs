@@ -48,6 +48,9 @@ pub struct Bundled {
     /// Libraries placed for the shared objects and programs added with the
     /// application (not the entrypoint's), by image path.
     pub added_libraries: Vec<String>,
+    /// Loaders of added programs that are not the entrypoint's (a glibc tool beside a
+    /// musl program), by image path.
+    pub added_loaders: Vec<String>,
 }
 
 /// Inputs of bundling.
@@ -130,18 +133,14 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
     let mut private_sources = Vec::new();
     let mut system_libraries = 0;
     let mut placed = Placed::default();
-    let image_defaults: BTreeSet<String> = closure
-        .setup
-        .default_dirs
-        .iter()
-        .map(|d| tree::normalize(d).unwrap_or_default())
-        .collect();
+    let image_defaults = default_dirs(&closure);
     let place_system = |libs: &mut ImageTree,
                         placed: &mut Placed,
                         source: &HostRoot,
                         o: &loader::Object,
                         opened: &str,
-                        cwd: &str|
+                        cwd: &str,
+                        image_defaults: &BTreeSet<String>|
      -> Result<()> {
         add_with_links(libs, source, opened)?;
         for h in &o.hwcaps {
@@ -231,13 +230,22 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
         if o.via != Via::Interpreter {
             system_libraries += 1;
         }
-        place_system(&mut libs, &mut placed, req.source, o, &opened, &opts.cwd)?;
+        place_system(
+            &mut libs,
+            &mut placed,
+            req.source,
+            o,
+            &opened,
+            &opts.cwd,
+            &image_defaults,
+        )?;
     }
     // Shared objects and programs added with the application (`--add
     // /usr/lib/python3.11:…`'s extension modules, plugins): what they need comes too,
     // found as the loader will find it in the image, so loading them works. What cannot
     // be found is said, as a blind spot.
     let mut added_libraries = Vec::new();
+    let mut added_loaders = Vec::new();
     // Where the loader will look in the image decides, not the host file: a library the
     // entrypoint has privately (at its `$ORIGIN`) is not where another object looks.
     let mut placed_paths: BTreeSet<String> = image_path.iter().cloned().collect();
@@ -251,6 +259,20 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
         let Ok(c) = loader::resolve(&overlay, &path, Some(&info), &opts) else {
             continue;
         };
+        if let Some(Interpreter::Missing { requested, reason }) = &c.interpreter {
+            blind_spots.push(BlindSpot {
+                kind: "added-object",
+                message: format!(
+                    "the added {path} needs its loader {requested}, which is not usable in {}: {reason}, so running it will fail",
+                    overlay.describe()
+                ),
+                adds: Vec::new(),
+                missing: true,
+            });
+        }
+        // Its own loader's rules decide where its libraries are (a glibc tool beside a
+        // musl program).
+        let defaults = default_dirs(&c);
         for need in c.missing() {
             blind_spots.push(BlindSpot {
                 kind: "added-object",
@@ -267,14 +289,24 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
             let opened = absolute(&o.path, &opts.cwd);
             // `$ORIGIN/../bin/lib` spelled out (`/app/tools/../bin/lib/libfoo.so`).
             let shown = tree::lexical(&opened);
-            if o.via == Via::Interpreter
-                || overlay.from_upper(&o.canonical)
-                || !placed_paths.insert(shown.clone())
-            {
+            if overlay.from_upper(&o.canonical) || !placed_paths.insert(shown.clone()) {
                 continue;
             }
-            place_system(&mut libs, &mut placed, req.source, o, &opened, &opts.cwd)?;
-            if placed_files.insert(o.canonical.clone()) {
+            place_system(
+                &mut libs,
+                &mut placed,
+                req.source,
+                o,
+                &opened,
+                &opts.cwd,
+                &defaults,
+            )?;
+            if !placed_files.insert(o.canonical.clone()) {
+                continue;
+            }
+            if o.via == Via::Interpreter {
+                added_loaders.push(shown);
+            } else {
                 system_libraries += 1;
                 added_libraries.push(shown);
             }
@@ -294,7 +326,9 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
     // `nobase inspect` on the unpacked image all agree with the source), and it is the
     // very mechanism the source used to find them. The cache is the new format glibc
     // has read since 2.32 (and written by default since), sorted as ldconfig sorts it.
-    if !cache_entries.is_empty() && closure.setup.flavor == Flavor::Glibc {
+    // (Only glibc's loader finds libraries through a cache or ld.so.conf, the
+    // entrypoint's or an added program's.)
+    if !cache_entries.is_empty() {
         let bytes = cache::write(&cache_entries, arch.cache_flags(), arch.little_endian);
         libs.add_bytes("/etc/ld.so.cache", &bytes, 0o644)?;
     }
@@ -331,7 +365,17 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
         private_sources,
         system_libraries,
         added_libraries,
+        added_loaders,
     })
+}
+
+/// The directories a closure's loader searches by default, as image paths.
+fn default_dirs(c: &Closure) -> BTreeSet<String> {
+    c.setup
+        .default_dirs
+        .iter()
+        .map(|d| tree::normalize(d).unwrap_or_default())
+        .collect()
 }
 
 /// What placing system files found out: libraries only a cache or conf file finds (the
@@ -546,6 +590,30 @@ pub(crate) fn lexical(p: &str) -> Result<String> {
     }
 }
 
+/// What a bundle holds, for its history line and the Dockerfile summary: `loader
+/// /lib64/ld-linux-x86-64.so.2 and 1 library`.
+pub fn contents(b: &Bundled) -> String {
+    let loader = b
+        .closure
+        .interpreter_object()
+        .map(|o| o.path.as_str())
+        .unwrap_or("(none)");
+    let others = if b.added_loaders.is_empty() {
+        String::new()
+    } else {
+        format!(" (and {} for added programs)", b.added_loaders.join(", "))
+    };
+    format!(
+        "loader {loader}{others} and {} {}",
+        b.system_libraries,
+        if b.system_libraries == 1 {
+            "library"
+        } else {
+            "libraries"
+        }
+    )
+}
+
 /// The history line and counts of the library layer.
 pub fn layer_report(b: &Bundled, layer: crate::layer::Layer) -> LayerReport {
     let files = b
@@ -553,21 +621,8 @@ pub fn layer_report(b: &Bundled, layer: crate::layer::Layer) -> LayerReport {
         .entries()
         .filter(|(_, e)| matches!(e.node, Node::File { .. }))
         .count();
-    let loader = b
-        .closure
-        .interpreter_object()
-        .map(|o| o.path.as_str())
-        .unwrap_or("(none)");
     LayerReport {
-        created_by: format!(
-            "nobase bundle: loader {loader} and {} {}",
-            b.system_libraries,
-            if b.system_libraries == 1 {
-                "library"
-            } else {
-                "libraries"
-            }
-        ),
+        created_by: format!("nobase bundle: {}", contents(b)),
         files,
         file_bytes: b.libs.file_bytes(),
         layer,

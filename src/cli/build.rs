@@ -492,6 +492,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                         .filter(|p| !b.private_sources.contains(p))
                         .chain(&b.added_libraries)
                         .collect::<Vec<_>>(),
+                    "added_loaders": b.added_loaders,
                     "private": b.private,
                     "ld_so_cache": b.cached,
                 })),

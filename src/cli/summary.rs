@@ -44,10 +44,17 @@ pub fn print(
                     eprintln!("{prefix}{}", printable(&line));
                 }
             }
+            // Loaders by path (they are asked for by path), libraries by name.
             let added: Vec<String> = bundled
-                .added_libraries
+                .added_loaders
                 .iter()
-                .map(|p| p.rsplit('/').next().unwrap_or(p).to_string())
+                .cloned()
+                .chain(
+                    bundled
+                        .added_libraries
+                        .iter()
+                        .map(|p| p.rsplit('/').next().unwrap_or(p).to_string()),
+                )
                 .collect();
             if !added.is_empty() {
                 for line in wrap(&added, "  the added files need ", WIDTH) {

@@ -117,20 +117,7 @@ pub fn bundle_missing(
             added.entries.push((format!("/{p}"), e.clone()));
         }
         image.merge(b.libs.clone())?;
-        let loader_path = b
-            .closure
-            .interpreter_object()
-            .map(|o| o.path.clone())
-            .unwrap_or_else(|| "(none)".into());
-        lines.push(format!(
-            "{path}: loader {loader_path} and {} {}",
-            b.system_libraries,
-            if b.system_libraries == 1 {
-                "library"
-            } else {
-                "libraries"
-            }
-        ));
+        lines.push(format!("{path}: {}", crate::build::bundle::contents(&b)));
         for w in b.blind_spots {
             // Every bundle looks at the same copied shared objects: say each once.
             if w.kind == "added-object"
