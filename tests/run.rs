@@ -192,6 +192,51 @@ fn arguments_env_workdir_and_user_reach_the_program() {
 }
 
 #[test]
+fn root_runs_what_only_its_capabilities_allow_and_is_warned() {
+    // A program only its owner and group may execute (0750, 1001:1002) under root:
+    // Docker and `nobase run` give root CAP_DAC_OVERRIDE, which executes any file with
+    // an execute bit and enters any directory; the check refused it all the same. It
+    // starts now, with a warning that a runtime without capabilities (runc's default
+    // spec, umoci's bundles) fails it — which runc shows.
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    let bin = hello_static();
+    let layout = craft_image(
+        &env.path("owned"),
+        &json!({"ref": "owned", "config": {"Entrypoint": ["/opt/app/hello"]},
+        "layers": [[
+            {"name": "opt", "type": "dir", "mode": 0o700, "uid": 1001, "gid": 1002},
+            {"name": "opt/app", "type": "dir", "mode": 0o755},
+            {"name": "opt/app/hello", "from": bin, "mode": 0o750, "uid": 1001, "gid": 1002},
+        ]]}),
+    );
+    let j = env.nobase(&["check", "--json", &layout]).ok().json();
+    assert_eq!(j["ok"], true, "{j:#}");
+    let w = warning(&j, "code", "dac-override");
+    assert_eq!(
+        w["message"].as_str().unwrap().split(" only through").next().unwrap(),
+        "root may enter /opt (mode 0700, owner 1001:1002), execute /opt/app/hello (mode 0750, owner 1001:1002)",
+        "{w}"
+    );
+    let r = env.nobase(&["run", &layout]).code(0);
+    assert_eq!(r.stdout, "hello world\n");
+    if let Some(r) = runc_run(&env, &layout[4..], None) {
+        assert_ne!(r.code, 0, "{}", r.stdout);
+        assert!(r.stderr.contains("permission denied"), "{}", r.stderr);
+    }
+    // No execute bit at all: not even root executes it.
+    let layout = craft_image(
+        &env.path("plain"),
+        &json!({"ref": "plain", "config": {"Entrypoint": ["/hello"]},
+        "layers": [[{"name": "hello", "from": bin, "mode": 0o640, "uid": 1001}]]}),
+    );
+    let r = env.nobase(&["run", &layout]).code(126);
+    assert!(r.stderr.contains("no execute permission"), "{}", r.stderr);
+}
+
+#[test]
 fn a_user_without_permission_is_refused_as_runc_would_fail() {
     if !can_run() {
         return;

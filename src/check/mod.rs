@@ -10,7 +10,7 @@ mod objects;
 mod user;
 pub(crate) mod warn;
 
-pub use user::{Identity, UserError};
+pub use user::{Grant, Identity, UserError};
 
 use crate::build::extras::Extra;
 use crate::elf::{self, ElfInfo};
@@ -85,6 +85,9 @@ pub enum WarningCode {
     /// Another ELF object in the image (a module, plugin or helper program) needs a
     /// library or loader the image has nowhere.
     UnloadableObject,
+    /// Root may execute, read or enter what the start needs only through
+    /// CAP_DAC_OVERRIDE, which runtimes without capabilities do not give.
+    DacOverride,
 }
 
 impl WarningCode {
@@ -96,7 +99,9 @@ impl WarningCode {
             WarningCode::NoZoneinfo => Some(Extra::Tzdata),
             WarningCode::NoNsswitch | WarningCode::NoPasswd => Some(Extra::Passwd),
             WarningCode::NoWritableTmp => Some(Extra::Tmp),
-            WarningCode::RunTimeLoad | WarningCode::UnloadableObject => None,
+            WarningCode::RunTimeLoad | WarningCode::UnloadableObject | WarningCode::DacOverride => {
+                None
+            }
         }
     }
 }
@@ -206,6 +211,7 @@ pub fn check_with(
         executed: Vec::new(),
         passed: Vec::new(),
         tls_hint: opts.tls_hint.clone(),
+        overrides: Vec::new(),
     };
     ck.workdir(c.working_dir.as_deref().unwrap_or(""));
     ck.user(c.user.as_deref().unwrap_or(""));
@@ -222,6 +228,13 @@ pub fn check_with(
         }
     }
     warn::all(&mut ck)?;
+    if !ck.overrides.is_empty() && ck.problems.is_empty() {
+        let what = std::mem::take(&mut ck.overrides).join(", ");
+        ck.warning(
+            WarningCode::DacOverride,
+            format!("root may {what} only through CAP_DAC_OVERRIDE, not by the mode bits: it starts under Docker, Podman and nobase run, which give root that capability, and fails with `permission denied` where root has none (runc's default spec and umoci's bundles, a Kubernetes pod that drops ALL capabilities); give root's class the permission (chmod a+rx) or the files to root"),
+        );
+    }
     // Once the program starts: before that, its own problems say what is missing, and
     // the objects it would have loaded would only say it again as helpers' faults.
     if opts.every_object && ck.problems.is_empty() {
@@ -256,6 +269,9 @@ pub(crate) struct Checker<'a> {
     passed: Vec<String>,
     /// Why the image likely makes TLS connections, as a build knows it.
     pub(crate) tls_hint: Option<String>,
+    /// What root reaches only through CAP_DAC_OVERRIDE (`execute /app/x (mode 0750,
+    /// owner 1000:1000)`).
+    overrides: Vec<String>,
 }
 
 /// An ELF object the process will map: the executable, its loader, its libraries.
@@ -289,6 +305,17 @@ impl Checker<'_> {
 
     fn pass(&mut self, step: String) {
         self.passed.push(step);
+    }
+
+    /// Notes that root may `verb` `path` only through CAP_DAC_OVERRIDE.
+    fn overridden(&mut self, verb: &str, path: &str, m: &Meta) {
+        let what = format!(
+            "{verb} {path} (mode {:04o}, owner {}:{})",
+            m.mode, m.uid, m.gid
+        );
+        if !self.overrides.contains(&what) {
+            self.overrides.push(what);
+        }
     }
 
     pub(crate) fn warning(&mut self, code: WarningCode, message: String) {
@@ -616,13 +643,17 @@ impl Checker<'_> {
     /// execute bit that applies to this user.
     fn may_execute(&mut self, shown: &str, real: &str, meta: &Meta, role: &str) -> bool {
         let who = self.id.describe();
-        if let Some((dir, dm)) = self.id.unsearchable_dir(self.root, real) {
-            self.problem(
-                Code::NotExecutable,
-                Some(shown),
-                format!("{role} {shown} lies in {dir}, which {who} may not enter (mode {:04o}, owner {}:{}), so exec fails with `permission denied`; make the directory searchable (chmod a+x) or run as its owner", dm.mode, dm.uid, dm.gid),
-            );
-            return false;
+        match self.id.unsearchable_dir(self.root, real) {
+            Some((dir, dm, Grant::Denied)) => {
+                self.problem(
+                    Code::NotExecutable,
+                    Some(shown),
+                    format!("{role} {shown} lies in {dir}, which {who} may not enter (mode {:04o}, owner {}:{}), so exec fails with `permission denied`; make the directory searchable (chmod a+x) or run as its owner", dm.mode, dm.uid, dm.gid),
+                );
+                return false;
+            }
+            Some((dir, dm, _)) => self.overridden("enter", &dir, &dm),
+            None => {}
         }
         if meta.kind != FileType::File {
             self.problem(
@@ -632,7 +663,11 @@ impl Checker<'_> {
             );
             return false;
         }
-        if !self.id.allows(meta, 1) {
+        let grant = self.id.grant(meta, 1);
+        if grant == Grant::Override {
+            self.overridden("execute", shown, meta);
+        }
+        if grant == Grant::Denied {
             self.problem(
                 Code::NotExecutable,
                 Some(shown),
@@ -711,7 +746,11 @@ impl Checker<'_> {
             return Ok(());
         }
         let meta = self.root.lstat(real);
-        if meta.is_some_and(|m| !self.id.allows(&m, 4)) {
+        let grant = meta.map(|m| (self.id.grant(&m, 4), m));
+        if let Some((Grant::Override, m)) = grant {
+            self.overridden("read", shown, &m);
+        }
+        if let Some((Grant::Denied, _)) = grant {
             self.problem(
                 Code::NotExecutable,
                 Some(shown),
@@ -1130,16 +1169,27 @@ impl Checker<'_> {
     fn readable_library(&mut self, req: &str, name: &str, obj: &loader::Object) {
         let who = self.id.describe();
         let blocked = match self.id.unsearchable_dir(self.root, &obj.canonical) {
-            Some((dir, m)) => Some(format!(
+            Some((dir, m, Grant::Denied)) => Some(format!(
                 "it lies in {dir} (mode {:04o}, owner {}:{}), which {who} may not enter",
                 m.mode, m.uid, m.gid
             )),
+            Some((dir, m, _)) => {
+                self.overridden("enter", &dir, &m);
+                None
+            }
             None => match self.root.lstat(&obj.canonical) {
-                Some(m) if !self.id.allows(&m, 4) => Some(format!(
-                    "it (mode {:04o}, owner {}:{}) is not readable by {who}",
-                    m.mode, m.uid, m.gid
-                )),
-                _ => None,
+                Some(m) => match self.id.grant(&m, 4) {
+                    Grant::Denied => Some(format!(
+                        "it (mode {:04o}, owner {}:{}) is not readable by {who}",
+                        m.mode, m.uid, m.gid
+                    )),
+                    Grant::Override => {
+                        self.overridden("read", &obj.path, &m);
+                        None
+                    }
+                    Grant::Bits => None,
+                },
+                None => None,
             },
         };
         if let Some(why) = blocked {

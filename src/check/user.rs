@@ -2,7 +2,7 @@
 //! [`crate::run::user`] lookup in the image's `/etc/passwd` and `/etc/group`) — and the
 //! permission test the kernel applies to that identity.
 
-use crate::root::{Meta, Root};
+use crate::root::{FileType, Meta, Root};
 pub use crate::run::user::UserError;
 
 /// The identity the container's process gets.
@@ -28,11 +28,13 @@ impl Identity {
         }
     }
 
-    /// True when the kernel grants `bit` (4 read, 2 write, 1 execute/search) on an entry
-    /// with `meta` to this identity. No capability is assumed: runc's default process
-    /// (the one umoci generates) has no CAP_DAC_OVERRIDE, so even uid 0 gets only the
-    /// owner, group or other bits that apply to it.
-    pub fn allows(&self, meta: &Meta, bit: u32) -> bool {
+    /// How the kernel answers a request for `bit` (4 read, 2 write, 1 execute/search) on
+    /// an entry with `meta` from this identity. Root is judged as Docker, Podman and
+    /// `nobase run` start it, with CAP_DAC_OVERRIDE: reading, writing and searching are
+    /// always allowed, executing a file when any execute bit is set. Where root has no
+    /// capabilities (runc's default spec, umoci's bundles, a pod that drops ALL), only
+    /// the owner, group or other bits that apply count: [`Grant::Override`] tells.
+    pub fn grant(&self, meta: &Meta, bit: u32) -> Grant {
         let shift = if meta.uid == self.uid {
             6
         } else if meta.gid == self.gid || self.groups.contains(&meta.gid) {
@@ -40,18 +42,32 @@ impl Identity {
         } else {
             0
         };
-        (meta.mode >> shift) & bit != 0
+        if (meta.mode >> shift) & bit != 0 {
+            Grant::Bits
+        } else if self.uid == 0
+            && (bit != 1 || meta.kind == FileType::Dir || meta.mode & 0o111 != 0)
+        {
+            Grant::Override
+        } else {
+            Grant::Denied
+        }
+    }
+
+    /// True when the kernel grants `bit` (see [`Identity::grant`]).
+    pub fn allows(&self, meta: &Meta, bit: u32) -> bool {
+        self.grant(meta, bit) != Grant::Denied
     }
 
     /// The first directory on the way to the canonical `path` that this identity may not
-    /// search, if any.
-    pub fn unsearchable_dir(&self, root: &dyn Root, path: &str) -> Option<(String, Meta)> {
+    /// search by its mode bits, if any, and whether root's CAP_DAC_OVERRIDE searches it.
+    pub fn unsearchable_dir(&self, root: &dyn Root, path: &str) -> Option<(String, Meta, Grant)> {
         let mut dir = String::from("/");
         let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
         for (i, c) in comps.iter().enumerate() {
             let meta = root.lstat(&dir)?;
-            if !self.allows(&meta, 1) {
-                return Some((dir, meta));
+            match self.grant(&meta, 1) {
+                Grant::Bits => {}
+                g => return Some((dir, meta, g)),
             }
             if i + 1 < comps.len() {
                 if dir != "/" {
@@ -62,6 +78,17 @@ impl Identity {
         }
         None
     }
+}
+
+/// The kernel's answer to an access request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grant {
+    /// The mode bits that apply to the identity allow it.
+    Bits,
+    /// Only root's CAP_DAC_OVERRIDE allows it.
+    Override,
+    /// Refused.
+    Denied,
 }
 
 /// Resolves the config's `User` (`""`, `name`, `uid`, `name:group`, `uid:gid`…).
@@ -105,8 +132,19 @@ mod tests {
             gid: 0,
             groups: vec![],
         };
-        // No CAP_DAC_OVERRIDE: root's own bits decide.
-        assert!(!root.allows(&m(0o644, 0, 0), 1));
-        assert!(!root.allows(&m(0o701 & 0o070, 1000, 1000), 1));
+        // CAP_DAC_OVERRIDE: root executes a file with any execute bit, reads and
+        // searches anything; without it (runc's default spec) only its bits count.
+        assert_eq!(root.grant(&m(0o700, 0, 0), 1), Grant::Bits);
+        assert_eq!(root.grant(&m(0o750, 1001, 1002), 1), Grant::Override);
+        assert_eq!(root.grant(&m(0o001, 1000, 1000), 1), Grant::Bits);
+        assert_eq!(root.grant(&m(0o600, 1000, 1000), 4), Grant::Override);
+        assert_eq!(root.grant(&m(0o644, 0, 0), 1), Grant::Denied);
+        assert_eq!(root.grant(&m(0o600, 1000, 1000), 1), Grant::Denied);
+        let dir = Meta {
+            kind: crate::root::FileType::Dir,
+            ..m(0o700, 2000, 2000)
+        };
+        assert_eq!(root.grant(&dir, 1), Grant::Override);
+        assert_eq!(id.grant(&dir, 1), Grant::Denied);
     }
 }
