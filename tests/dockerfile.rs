@@ -1082,3 +1082,80 @@ fn a_copy_into_a_directory_the_host_has_as_a_link_is_refused_with_where_to_copy(
         r.stderr
     );
 }
+
+#[test]
+fn workdir_follows_links_never_replaces_a_file_and_whiteout_names_are_refused() {
+    // `WORKDIR /w/sub` with /w -> /data (missing) made a directory /w over the link;
+    // BuildKit follows the link and makes /data/sub.
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        "FROM scratch\nCOPY r/ /\nWORKDIR /w/sub\nCOPY a.out ./\nENTRYPOINT [\"/data/sub/a.out\"]\n",
+        &[("wh/.wh.a.out", "")],
+    );
+    std::fs::create_dir_all(ctx.join("r")).unwrap();
+    std::os::unix::fs::symlink("/data", ctx.join("r/w")).unwrap();
+    build_df(&env, &ctx, &["-t", "linked:1"]);
+    if let Some(root) = unpack(&env, "linked:1") {
+        assert_eq!(
+            std::fs::read_link(root.join("w")).unwrap(),
+            Path::new("/data")
+        );
+        assert!(root.join("data/sub/a.out").is_file());
+    }
+    if let Some(r) = runc_run(&env, &store_ref(&env, "linked:1"), None) {
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.stdout, "hello world\n");
+    }
+    // A WORKDIR that is a file: refused, as BuildKit's mkdir fails (the file was
+    // silently replaced by an empty directory).
+    let df = ctx.join("Dockerfile.file");
+    std::fs::write(
+        &df,
+        "FROM scratch\nCOPY a.out /f\nWORKDIR /f\nENTRYPOINT [\"/f\"]\n",
+    )
+    .unwrap();
+    let r = env
+        .nobase(&[
+            "build",
+            "-f",
+            df.to_str().unwrap(),
+            ctx.to_str().unwrap(),
+            "-t",
+            "f:1",
+        ])
+        .code(2);
+    assert!(
+        r.stderr
+            .contains("line 3: WORKDIR: cannot make the directory /f: /f is a file"),
+        "{}",
+        r.stderr
+    );
+    // A context file named .wh.NAME would be a whiteout in the layer, deleting NAME
+    // from the layers below.
+    let df = ctx.join("Dockerfile.wh");
+    std::fs::write(&df, "FROM scratch\nCOPY a.out /app/\nCOPY wh/ /app/\n").unwrap();
+    let r = env
+        .nobase(&[
+            "build",
+            "-f",
+            df.to_str().unwrap(),
+            ctx.to_str().unwrap(),
+            "-t",
+            "wh:1",
+        ])
+        .code(2);
+    assert!(
+        r.stderr
+            .contains("line 3: COPY: image path \"/app/.wh.a.out\" has a name starting with .wh.")
+            && r.stderr.contains("deletes \"a.out\" from the layers below"),
+        "{}",
+        r.stderr
+    );
+    let r = env.nobase(&["images"]).ok();
+    assert!(
+        !r.stdout.contains("wh") && !r.stdout.contains("f:1"),
+        "{}",
+        r.stdout
+    );
+}

@@ -88,6 +88,18 @@ pub fn normalize(path: &str) -> Result<String> {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
     };
+    if let Some(wh) = parts.iter().find(|c| c.starts_with(".wh.")) {
+        return Err(Error::Usage(format!(
+            "image path {:?} has a name starting with .wh. ({:?}): in a layer that is a whiteout, which deletes {} from the layers below instead of adding a file; rename it",
+            shown(path),
+            shown(wh),
+            if *wh == ".wh..wh..opq" {
+                "everything the layers below put in its directory".to_string()
+            } else {
+                format!("{:?}", &wh[4..])
+            }
+        )));
+    }
     if let Some(long) = parts.iter().find(|c| c.len() > NAME_MAX) {
         return Err(Error::Usage(format!(
             "image path {:?} has a name of {} bytes ({:?}); file names are at most {NAME_MAX} bytes",
@@ -419,6 +431,9 @@ mod tests {
             ("/a/../b", None),
             ("..", None),
             ("a\0b", None),
+            ("/out/dir/.wh.foo", None),
+            ("a/.wh..wh..opq", None),
+            ("a/.whx/.wh", Some("a/.whx/.wh")),
             (
                 &format!("/app/{}", "y".repeat(255)),
                 Some(&format!("app/{}", "y".repeat(255))[..]),

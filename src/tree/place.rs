@@ -6,12 +6,30 @@ use crate::root::{self, FileType, ResolveError, Root};
 
 /// Where a path lands in `fs` when something is written there: its parent directories
 /// resolved through symlinks inside the image (as Docker does, so `COPY x /bin/` over a
-/// base whose /bin links to /usr/bin writes /usr/bin/x), the last component kept.
+/// base whose /bin links to /usr/bin writes /usr/bin/x), the last component kept. A
+/// link whose target is missing is followed too: the target is what gets created, as
+/// BuildKit's mkdir makes it (`WORKDIR /w/sub` with `/w -> /data` makes /data/sub).
 /// Returns a normalized absolute path.
 pub fn resolve_parent(fs: &dyn Root, path: &str) -> std::result::Result<String, ResolveError> {
+    let mut path = path.to_string();
+    for _ in 0..=root::MAX_HOPS {
+        match parent_once(fs, &path)? {
+            Ok(real) => return Ok(real),
+            Err(through_link) => path = through_link,
+        }
+    }
+    Err(ResolveError::Loop { at: path })
+}
+
+/// One pass of [`resolve_parent`]: the path, or Err with the path rewritten through the
+/// first dangling link on the way.
+fn parent_once(
+    fs: &dyn Root,
+    path: &str,
+) -> std::result::Result<std::result::Result<String, String>, ResolveError> {
     let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
     let Some((last, parents)) = comps.split_last() else {
-        return Ok("/".to_string());
+        return Ok(Ok("/".to_string()));
     };
     let mut dir = "/".to_string();
     for (i, c) in parents.iter().enumerate() {
@@ -28,6 +46,10 @@ pub fn resolve_parent(fs: &dyn Root, path: &str) -> std::result::Result<String, 
                 dir = real;
             }
             Err(ResolveError::NotFound { .. }) => {
+                if let Some(target) = link_target(fs, &next) {
+                    let rest = comps[i + 1..].join("/");
+                    return Ok(Err(format!("{target}/{rest}")));
+                }
                 // Missing from here on: the rest is created as written.
                 let rest = parents[i..].join("/");
                 dir = if dir == "/" {
@@ -40,11 +62,26 @@ pub fn resolve_parent(fs: &dyn Root, path: &str) -> std::result::Result<String, 
             Err(e) => return Err(e),
         }
     }
-    Ok(if dir == "/" {
+    Ok(Ok(if dir == "/" {
         format!("/{last}")
     } else {
         format!("{dir}/{last}")
-    })
+    }))
+}
+
+/// What the symlink at `real` (whose parent is a real directory) points to, as an
+/// absolute path; None when `real` is not a link.
+fn link_target(fs: &dyn Root, real: &str) -> Option<String> {
+    if fs.lstat(real).map(|m| m.kind) != Some(FileType::Symlink) {
+        return None;
+    }
+    let t = fs.readlink(real)?;
+    let parent = real.rsplit_once('/').map_or("", |(p, _)| p);
+    Some(super::lexical(&if t.starts_with('/') {
+        t
+    } else {
+        format!("{parent}/{t}")
+    }))
 }
 
 /// Puts entries into a new layer tree over the filesystem `fs` below it: each lands where
@@ -70,13 +107,32 @@ pub fn place(
             // stays 1777 when `build --add` puts a file into it). A Dockerfile COPY
             // gives an existing subdirectory the copied one's metadata, as BuildKit does.
             let mut keep = keep_dirs;
-            if fs.lstat(&real).map(|m| m.kind) == Some(FileType::Symlink) {
-                if let Ok(t) = root::resolve(fs, &real) {
-                    if fs.lstat(&t).map(|m| m.kind) == Some(FileType::Dir) {
+            let mut hops = 0;
+            while fs.lstat(&real).map(|m| m.kind) == Some(FileType::Symlink)
+                && hops <= root::MAX_HOPS
+            {
+                hops += 1;
+                match root::resolve(fs, &real) {
+                    Ok(t) if fs.lstat(&t).map(|m| m.kind) == Some(FileType::Dir) => {
                         real = t;
                         keep = true;
                     }
+                    // A dangling link: its target is made (BuildKit's mkdir follows it).
+                    Err(ResolveError::NotFound { .. }) => {
+                        if let Some(t) = link_target(fs, &real) {
+                            real = resolve_parent(fs, &t)
+                                .map_err(|e| format!("cannot write {path}: {e}"))?;
+                            continue;
+                        }
+                    }
+                    _ => {}
                 }
+                break;
+            }
+            if fs.lstat(&real).map(|m| m.kind) == Some(FileType::File) {
+                return Err(format!(
+                    "cannot make the directory {path}: {real} is a file in the image below"
+                ));
             }
             if let Some(m) = fs.lstat(&real).filter(|m| keep && m.kind == FileType::Dir) {
                 entry = Entry {
