@@ -2034,6 +2034,123 @@ fn tls_registries_need_their_ca_and_token_realms_may_not_downgrade() {
     );
 }
 
+/// Regression: a client certificate rustls refuses (an X.509 v1 certificate from a plain
+/// `openssl x509 -req`, a key of another certificate, a client.cert that is not PEM)
+/// made ureq panic (exit 101) at the first connection, even to a plain-HTTP registry.
+/// Each is now a one-line error naming the file and the cause, exit 3; a proper
+/// (version 3, clientAuth) certificate still works.
+#[test]
+fn client_certificates_rustls_refuses_are_errors_not_panics() {
+    if !have("openssl") {
+        eprintln!("skipped: openssl is not installed");
+        return;
+    }
+    let Some(reg) = Registry::start(Auth::None) else {
+        return;
+    };
+    let env = Env::new();
+    build_image(&env, "hello:1", false);
+    let d = env.path("client-tls");
+    std::fs::create_dir_all(&d).unwrap();
+    let p = |n: &str| d.join(n).display().to_string();
+    self_signed(&d.join("ca.crt"), &d.join("ca.key"), "/CN=client CA", &[]);
+    for name in ["client", "other"] {
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            &p(&format!("{name}.key")),
+            "-out",
+            &p(&format!("{name}.csr")),
+        ]);
+    }
+    std::fs::write(
+        d.join("client.cnf"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    // Signed by the CA from client.csr; without -extfile openssl makes version 1.
+    let sign = |out: &str, extra: &[&str]| {
+        let (csr, ca, cakey) = (p("client.csr"), p("ca.crt"), p("ca.key"));
+        let mut args = vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &cakey,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            out,
+        ];
+        args.extend_from_slice(extra);
+        openssl(&args);
+    };
+    let client_cnf = p("client.cnf");
+    sign(&p("v1.cert"), &[]);
+    sign(&p("v3.cert"), &["-extfile", &client_cnf]);
+    let dir_with = |name: &str, cert: Option<&str>, key: &str| {
+        let dir = env.path(&format!("certs-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(d.join("ca.crt"), dir.join("ca.crt")).unwrap();
+        match cert {
+            Some(c) => std::fs::copy(d.join(c), dir.join("client.cert")).map(|_| ()),
+            None => std::fs::write(dir.join("client.cert"), "not a certificate\n"),
+        }
+        .unwrap();
+        std::fs::copy(d.join(key), dir.join("client.key")).unwrap();
+        dir.display().to_string()
+    };
+    let dest = format!("docker://{}/client/hello:1", reg.host());
+    let good = dir_with("v3", Some("v3.cert"), "client.key");
+    nb(&env, &["push", "hello:1", &dest, "--cert-dir", &good]).ok();
+    for (name, cert, key, says) in [
+        (
+            "v1",
+            Some("v1.cert"),
+            "client.key",
+            "client.cert is an X.509 version 1 certificate",
+        ),
+        (
+            "mismatch",
+            Some("v3.cert"),
+            "other.key",
+            "client.key does not belong to",
+        ),
+        (
+            "junk",
+            None,
+            "client.key",
+            "client.cert holds no certificate",
+        ),
+    ] {
+        let dir = dir_with(name, cert, key);
+        for args in [
+            vec!["pull", &dest, "-t", "p:1", "--cert-dir", &dir],
+            vec!["push", "hello:1", &dest, "--cert-dir", &dir],
+        ] {
+            // `code` also fails on a panic.
+            let r = nb(&env, &args).code(3);
+            assert!(r.stderr.contains(says), "{name}: {}", r.stderr);
+            assert!(r.stderr.contains(&dir), "{name}: {}", r.stderr);
+            assert_eq!(
+                r.stderr.trim_end().lines().count(),
+                1,
+                "{name}: {}",
+                r.stderr
+            );
+        }
+    }
+}
+
 #[test]
 fn check_reads_an_image_straight_from_a_registry() {
     let Some(reg) = Registry::start(Auth::None) else {

@@ -353,11 +353,141 @@ fn read_certs(path: &Path, out: &mut Vec<ureq::tls::Certificate<'static>>) -> Re
     Ok(out.len() - before)
 }
 
+/// Reads a client certificate (`NAME.cert`) and its key (`NAME.key`) and checks them the
+/// way rustls will when ureq builds its configuration. ureq treats a pair rustls refuses
+/// as impossible and panics (in whichever thread first connects), so everything it would
+/// refuse is refused here, naming the file and the reason.
+fn client_identity(cert: &Path) -> Result<ureq::tls::ClientCert> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use ureq::tls::{ClientCert, PrivateKey};
+    let key_path = cert.with_extension("key");
+    let mut chain = Vec::new();
+    if read_certs(cert, &mut chain)? == 0 {
+        return Err(Error::Registry(format!(
+            "{} holds no certificate (-----BEGIN CERTIFICATE-----); put the client \
+             certificate there in PEM form, or remove the file",
+            cert.display()
+        )));
+    }
+    let key_pem = std::fs::read(&key_path).map_err(|e| {
+        Error::Registry(format!(
+            "{} has no matching key {}: {e}",
+            cert.display(),
+            key_path.display()
+        ))
+    })?;
+    let no_key = || {
+        Error::Registry(format!(
+            "{} holds no usable private key (-----BEGIN PRIVATE KEY-----)",
+            key_path.display()
+        ))
+    };
+    // ureq's reader and pki-types' take the first private key of the file alike.
+    let key = PrivateKey::from_pem(&key_pem).map_err(|_| no_key())?;
+    let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| no_key())?;
+    let chain_der: Vec<CertificateDer<'static>> = chain
+        .iter()
+        .map(|c| CertificateDer::from(c.der().to_vec()))
+        .collect();
+    // The same call ureq makes (`with_client_auth_cert`, on the same ring provider): it
+    // loads the key and compares its public half with the certificate's.
+    let checked = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map(|b| {
+        b.with_root_certificates(rustls::RootCertStore::empty())
+            .with_client_auth_cert(chain_der, key_der)
+    });
+    match checked {
+        Ok(Ok(_)) => Ok(ClientCert::new_with_certs(&chain, key)),
+        Ok(Err(e)) => Err(Error::Registry(client_identity_refusal(
+            cert,
+            &key_path,
+            chain.first().map(|c| c.der()),
+            &e,
+        ))),
+        Err(e) => Err(Error::Registry(format!("setting up TLS: {e}"))),
+    }
+}
+
+/// Why rustls refused a client certificate and key, in words, with what to do.
+fn client_identity_refusal(
+    cert: &Path,
+    key: &Path,
+    first: Option<&[u8]>,
+    e: &rustls::Error,
+) -> String {
+    use rustls::{Error as E, InconsistentKeys};
+    let (cert, key) = (cert.display(), key.display());
+    match e {
+        E::InconsistentKeys(InconsistentKeys::KeyMismatch) => format!(
+            "{key} does not belong to {cert} (the certificate holds another public key); \
+             give the key the certificate was issued for"
+        ),
+        E::InvalidCertificate(_) if first.and_then(x509_version) == Some(1) => format!(
+            "{cert} is an X.509 version 1 certificate, which TLS client authentication here \
+             does not accept; re-issue it with extensions (openssl x509 -req … -extfile \
+             FILE, FILE holding extendedKeyUsage=clientAuth)"
+        ),
+        E::InvalidCertificate(why) => format!(
+            "{cert} cannot be used as a TLS client certificate: it does not parse as one \
+             ({why:?})"
+        ),
+        E::General(why) => format!(
+            "{key} holds a private key that TLS here cannot use ({why}); RSA (2048 bits or \
+             more), ECDSA P-256/P-384 and Ed25519 keys work"
+        ),
+        other => format!("{cert} with {key} cannot be used for TLS client authentication: {other}"),
+    }
+}
+
+/// The version of a DER X.509 certificate (1, 2 or 3), read from the start of its
+/// TBSCertificate: an explicit `[0]` version field, absent in version 1.
+fn x509_version(der: &[u8]) -> Option<u8> {
+    // One DER header: (tag, header length, content length).
+    fn header(b: &[u8]) -> Option<(u8, usize, usize)> {
+        let tag = *b.first()?;
+        let first = *b.get(1)?;
+        if first < 0x80 {
+            return Some((tag, 2, usize::from(first)));
+        }
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let len = b
+            .get(2..2 + n)?
+            .iter()
+            .fold(0usize, |acc, &x| (acc << 8) | usize::from(x));
+        Some((tag, 2 + n, len))
+    }
+    let (0x30, cert_h, _) = header(der)? else {
+        return None;
+    };
+    let tbs = der.get(cert_h..)?;
+    let (0x30, tbs_h, _) = header(tbs)? else {
+        return None;
+    };
+    let first = tbs.get(tbs_h..)?;
+    match header(first)? {
+        // [0] EXPLICIT Version ::= INTEGER { v1(0), v2(1), v3(2) }
+        (0xa0, h, _) => match first.get(h..h + 3)? {
+            [0x02, 0x01, v] if *v <= 2 => Some(v + 1),
+            _ => None,
+        },
+        // The serial number comes first: no version field, so version 1.
+        (0x02, _, _) => Some(1),
+        _ => None,
+    }
+}
+
 /// Builds the TLS configuration for `host`: the system's roots (the Mozilla set that
 /// ureq bundles only when the system has no bundle), plus the cert directory's CAs and
 /// client certificate.
 fn tls_config(host: &str, opts: &TlsOptions) -> Result<ureq::tls::TlsConfig> {
-    use ureq::tls::{ClientCert, PrivateKey, RootCerts, TlsConfig};
+    use ureq::tls::{RootCerts, TlsConfig};
     let mut roots = Vec::new();
     let env_bundle = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
     let mut system = false;
@@ -395,22 +525,7 @@ fn tls_config(host: &str, opts: &TlsOptions) -> Result<ureq::tls::TlsConfig> {
                         )));
                     }
                 }
-                Some("cert") => {
-                    let key = p.with_extension("key");
-                    let mut chain = Vec::new();
-                    read_certs(p, &mut chain)?;
-                    let key_pem = std::fs::read(&key).map_err(|e| {
-                        Error::Registry(format!(
-                            "{} has no matching key {}: {e}",
-                            p.display(),
-                            key.display()
-                        ))
-                    })?;
-                    let key = PrivateKey::from_pem(&key_pem).map_err(|_| {
-                        Error::Registry(format!("{} holds no usable private key", key.display()))
-                    })?;
-                    client = Some(ClientCert::new_with_certs(&chain, key));
-                }
+                Some("cert") => client = Some(client_identity(p)?),
                 _ => {}
             }
         }
@@ -559,6 +674,25 @@ mod tests {
             "https://s3/x?X-Amz-Signature=…"
         );
         assert_eq!(redact("http://h/v2/"), "http://h/v2/");
+    }
+
+    #[test]
+    fn x509_versions_are_read_from_the_tbs_certificate() {
+        // SEQUENCE { SEQUENCE (TBSCertificate) { … } }, short and long length forms.
+        let v3 = [
+            0x30, 0x0a, 0x30, 0x08, 0xa0, 0x03, 0x02, 0x01, 0x02, 0x02, 0x01, 0x05,
+        ];
+        let v1 = [0x30, 0x81, 0x05, 0x30, 0x03, 0x02, 0x01, 0x05];
+        for (der, want) in [
+            (&v3[..], Some(3)),
+            (&v1[..], Some(1)),
+            (&[0x30, 0x02, 0x04, 0x00][..], None),
+            (&[0x30][..], None),
+            (&[][..], None),
+            (&[0x30, 0x85, 1, 2, 3, 4, 5][..], None),
+        ] {
+            assert_eq!(x509_version(der), want, "{der:02x?}");
+        }
     }
 
     #[test]
