@@ -2151,6 +2151,73 @@ fn client_certificates_rustls_refuses_are_errors_not_panics() {
     }
 }
 
+/// Regression: an explicit `--tls-verify=true` still fell back to plain HTTP on loopback
+/// (skopeo refuses: "server gave HTTP response to HTTPS client"). Said explicitly, it now
+/// means HTTPS only; without the flag a loopback registry may still use plain HTTP.
+#[test]
+fn tls_verify_true_means_https_only_even_on_loopback() {
+    let Some(reg) = Registry::start(Auth::None) else {
+        return;
+    };
+    let env = Env::new();
+    build_image(&env, "hello:1", false);
+    let dest = format!("docker://{}/plain/hello:1", reg.host());
+    nb(&env, &["push", "hello:1", &dest]).ok();
+    nb(&env, &["pull", &dest, "-t", "p:1"]).ok();
+    for flag in ["--tls-verify=true", "--tls-verify"] {
+        for args in [
+            vec!["pull", &dest, "-t", "p:2", flag, "-v"],
+            vec!["push", "hello:1", &dest, flag, "-v"],
+        ] {
+            let r = nb(&env, &args).code(3);
+            assert!(
+                r.stderr.contains(
+                    "answered in plain HTTP, not TLS, and --tls-verify=true allows only HTTPS"
+                ),
+                "{args:?}: {}",
+                r.stderr
+            );
+            assert!(!r.stderr.contains("GET http://"), "{args:?}: {}", r.stderr);
+        }
+    }
+    let images = nb(&env, &["images", "--json"]).ok().json();
+    let tags: Vec<String> = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            format!(
+                "{}:{}",
+                i["name"].as_str().unwrap(),
+                i["tag"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(!tags.contains(&"p:2".to_string()), "{tags:?}");
+    // A registry that speaks TLS is reached with it.
+    if !have("openssl") {
+        return;
+    }
+    let (certs, crt, key) = make_tls(&env);
+    let Some(tls) = Registry::start_with(Auth::None, Some((&crt, &key))) else {
+        return;
+    };
+    let tdest = format!("docker://{}/tls/hello:1", tls.host());
+    let cert_dir = certs.display().to_string();
+    nb(
+        &env,
+        &[
+            "push",
+            "hello:1",
+            &tdest,
+            "--cert-dir",
+            &cert_dir,
+            "--tls-verify=true",
+        ],
+    )
+    .ok();
+}
+
 #[test]
 fn check_reads_an_image_straight_from_a_registry() {
     let Some(reg) = Registry::start(Auth::None) else {

@@ -97,7 +97,7 @@ pub struct RegistryArgs {
     /// Allow plain HTTP and unverified TLS for a registry that is not on loopback
     #[arg(long, help_heading = "Registry options")]
     insecure: bool,
-    /// skopeo's and podman's spelling: --tls-verify=false is --insecure
+    /// skopeo's and podman's spelling: --tls-verify=false is --insecure; --tls-verify=true allows only HTTPS (no plain HTTP even on loopback)
     #[arg(
         long,
         value_name = "BOOL",
@@ -213,6 +213,9 @@ impl Global {
         };
         o.tls.cert_dir = flags.cert_dir.clone();
         o.tls.insecure = flags.insecure || flags.tls_verify == Some(false);
+        // Said explicitly, --tls-verify=true means what skopeo makes of it: HTTPS only,
+        // no plain-HTTP fall-back even on loopback.
+        o.tls.https_only = flags.tls_verify == Some(true);
         if let Some(n) = env_number("NOBASE_RETRIES")? {
             o.retry.attempts = (n as u32).max(1);
         }

@@ -107,9 +107,11 @@ impl Client {
     }
 
     /// Plain HTTP is allowed for loopback registries (as Docker does) and with
-    /// `--insecure`; every other registry must speak TLS.
+    /// `--insecure`; every other registry must speak TLS, and every registry must when
+    /// the user asked for verified TLS (`--tls-verify=true`).
     fn plain_http_allowed(&self) -> bool {
-        self.opts.tls.insecure || classify(&self.api_host) == HostClass::Loopback
+        !self.opts.tls.https_only
+            && (self.opts.tls.insecure || classify(&self.api_host) == HostClass::Loopback)
     }
 
     /// `http(s)://host`, pinging `/v2/` the first time.
@@ -224,6 +226,15 @@ impl Client {
             }
         } else if self.plain_http_allowed() {
             "; check that the registry is running and listening at that address"
+        } else if self.opts.tls.https_only
+            && failures.iter().any(|f| f.contains("InvalidContentType"))
+        {
+            // What rustls makes of a plain-HTTP answer to its hello.
+            "; the registry answered in plain HTTP, not TLS, and --tls-verify=true allows \
+             only HTTPS (leave the flag out to let a loopback registry use plain HTTP)"
+        } else if self.opts.tls.https_only {
+            "; check that the registry is running and serving HTTPS at that address \
+             (--tls-verify=true allows only HTTPS)"
         } else {
             " (plain HTTP is used only for loopback registries or with --insecure)"
         };

@@ -329,6 +329,9 @@ pub struct TlsOptions {
     pub cert_dir: Option<PathBuf>,
     /// Skip certificate verification (`--insecure`).
     pub insecure: bool,
+    /// HTTPS only, even for a loopback registry (an explicit `--tls-verify=true`, as
+    /// skopeo reads it): no fall-back to plain HTTP.
+    pub https_only: bool,
 }
 
 /// Files that hold the system's CA bundle on common distributions; `SSL_CERT_FILE`
