@@ -23,8 +23,14 @@ const PASS: &str = "s3cret-Pa55";
 
 pub(crate) enum Auth {
     None,
+    /// Basic auth for USER:PASS.
     Htpasswd,
-    Token { realm: String, cert: PathBuf },
+    /// Basic auth for another user.
+    HtpasswdAs(&'static str, &'static str),
+    Token {
+        realm: String,
+        cert: PathBuf,
+    },
 }
 
 pub(crate) struct Registry {
@@ -64,23 +70,29 @@ impl Registry {
 
     /// The same, serving TLS with `(certificate, key)`.
     fn start_with(auth: Auth, tls: Option<(&Path, &Path)>) -> Option<Registry> {
-        if !have("docker-registry") || (matches!(auth, Auth::Htpasswd) && !have("htpasswd")) {
+        let htpasswd = match auth {
+            Auth::Htpasswd => Some((USER, PASS)),
+            Auth::HtpasswdAs(user, pass) => Some((user, pass)),
+            _ => None,
+        };
+        if !have("docker-registry") || (htpasswd.is_some() && !have("htpasswd")) {
             return None;
         }
         for _ in 0..5 {
             let dir = tempfile::tempdir().unwrap();
             let port = free_port();
-            let auth_yaml = match &auth {
-                Auth::None => String::new(),
-                Auth::Htpasswd => {
-                    let out = run(Command::new("htpasswd").args(["-Bbn", USER, PASS])).ok();
+            let auth_yaml = match (&auth, htpasswd) {
+                (Auth::None, _) => String::new(),
+                (Auth::Htpasswd | Auth::HtpasswdAs(..), Some((user, pass))) => {
+                    let out = run(Command::new("htpasswd").args(["-Bbn", user, pass])).ok();
                     std::fs::write(dir.path().join("htpasswd"), out.stdout).unwrap();
                     format!(
                         "auth: {{htpasswd: {{realm: test, path: {}}}}}\n",
                         dir.path().join("htpasswd").display()
                     )
                 }
-                Auth::Token { realm, cert } => format!(
+                (Auth::Htpasswd | Auth::HtpasswdAs(..), None) => unreachable!(),
+                (Auth::Token { realm, cert }, _) => format!(
                     "auth: {{token: {{realm: \"{realm}\", service: test-registry, issuer: test-issuer, rootcertbundle: {}}}}}\n",
                     cert.display()
                 ),
@@ -286,6 +298,8 @@ struct Seen {
     range: Option<String>,
     content_range: Option<String>,
     authorization: bool,
+    /// The Authorization header itself.
+    authorization_header: Option<String>,
 }
 
 type Plan = dyn Fn(&Seen, usize) -> Fault + Send + Sync;
@@ -352,6 +366,7 @@ fn proxy_one(
         range: find("range"),
         content_range: find("content-range"),
         authorization: find("authorization").is_some(),
+        authorization_header: find("authorization"),
     };
     let index = {
         let mut v = seen.lock().unwrap();
@@ -2216,6 +2231,141 @@ fn tls_verify_true_means_https_only_even_on_loopback() {
         ],
     )
     .ok();
+}
+
+/// Regression: `push --creds U:P docker://A/… docker://B/…` sent A's credentials to B
+/// too (and hid B's entry in config.json). Credentials now go to exactly one registry:
+/// `--creds` is refused between two registries, `--src-creds`/`--dest-creds` name each
+/// side, a side without any uses config.json, and B never sees A's password.
+#[test]
+fn creds_for_one_registry_never_reach_the_other() {
+    const OTHER_USER: &str = "other-user";
+    const OTHER_PASS: &str = "0ther-Pa55-dest";
+    let Some(a) = Registry::start(Auth::Htpasswd) else {
+        return;
+    };
+    let Some(b) = Registry::start(Auth::HtpasswdAs(OTHER_USER, OTHER_PASS)) else {
+        return;
+    };
+    // B is reached through a proxy that records every Authorization header it is sent.
+    let front = Proxy::start(b.port, None, |_, _| Fault::Forward);
+    let env = Env::new();
+    build_image(&env, "hello:1", false);
+    let (a_creds, b_creds) = (
+        format!("{USER}:{PASS}"),
+        format!("{OTHER_USER}:{OTHER_PASS}"),
+    );
+    let src = format!("docker://{}/team/hello:1", a.host());
+    let dest = format!("docker://{}/copy/hello:1", front.host());
+    // One registry side: --creds is for it, as before.
+    nb(&env, &["push", "hello:1", &src, "--creds", &a_creds]).ok();
+
+    // Two registries and only --creds: refused before anything is sent anywhere.
+    for args in [
+        vec!["push", &src, &dest, "--creds", &a_creds],
+        vec!["push", &src, &src, "--creds", &a_creds],
+    ] {
+        let r = nb(&env, &args).code(2);
+        assert!(
+            r.stderr.contains("--src-creds") && r.stderr.contains("--dest-creds"),
+            "{}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains(PASS), "{}", r.stderr);
+    }
+    assert!(front.seen().is_empty(), "{:?}", front.seen());
+    // Building to two registries with one --creds: refused as well.
+    let bin = hello_static();
+    let r = nb(
+        &env,
+        &[
+            "build",
+            bin.to_str().unwrap(),
+            "-o",
+            &src,
+            "-o",
+            &dest,
+            "--creds",
+            &a_creds,
+        ],
+    )
+    .code(2);
+    assert!(r.stderr.contains("every registry output"), "{}", r.stderr);
+    assert!(front.seen().is_empty(), "{:?}", front.seen());
+    // Side flags where a side is no registry, or with --creds: usage errors.
+    nb(&env, &["push", "hello:1", &dest, "--src-creds", &a_creds]).code(2);
+    nb(&env, &["push", &src, "oci:out:x", "--dest-creds", &b_creds]).code(2);
+    nb(
+        &env,
+        &[
+            "push",
+            &src,
+            &dest,
+            "--creds",
+            &a_creds,
+            "--dest-creds",
+            &b_creds,
+        ],
+    )
+    .code(2);
+
+    // Each side its own: works, and B is sent only B's credentials.
+    let b_file = env.path("b-creds");
+    std::fs::write(&b_file, format!("{b_creds}\n")).unwrap();
+    for dest_flag in [
+        vec!["--dest-creds", &b_creds],
+        vec!["--dest-creds-file", b_file.to_str().unwrap()],
+    ] {
+        let mut args = vec!["push", &src, &dest, "--src-creds", &a_creds, "-v"];
+        args.extend_from_slice(&dest_flag);
+        let r = nb(&env, &args).ok();
+        for secret in [PASS, OTHER_PASS] {
+            assert!(!r.stderr.contains(secret) && !r.stdout.contains(secret));
+        }
+    }
+    // Without --dest-creds, B's entry in config.json is used (--src-creds does not hide it).
+    let docker = env.path("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::write(
+        docker.join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
+            front.host(),
+            b64(b_creds.as_bytes(), false)
+        ),
+    )
+    .unwrap();
+    let dest2 = format!("docker://{}/copy/hello:2", front.host());
+    nb(&env, &["push", &src, &dest2, "--src-creds", &a_creds]).ok();
+    std::fs::remove_file(docker.join("config.json")).unwrap();
+    // With neither, B refuses, and the advice names the flag for its side.
+    let r = nb(&env, &["push", &src, &dest2, "--src-creds", &a_creds]).code(3);
+    assert!(
+        r.stderr.contains("--dest-creds or --dest-creds-file"),
+        "{}",
+        r.stderr
+    );
+    // A registry source alone: --creds is the source's.
+    let out = format!("oci:{}:x", env.path("out").display());
+    nb(&env, &["push", &dest, &out, "--creds", &b_creds]).ok();
+
+    let sent: Vec<String> = front
+        .seen()
+        .iter()
+        .filter_map(|s| s.authorization_header.clone())
+        .collect();
+    assert!(!sent.is_empty(), "B was never sent credentials");
+    for h in &sent {
+        let basic = h.strip_prefix("Basic ").unwrap_or_else(|| panic!("{h}"));
+        let decoded = String::from_utf8(unb64(basic)).unwrap();
+        assert_eq!(decoded, b_creds, "B was sent other credentials");
+    }
+    if let Some(d) = skopeo_registry_digest(
+        &format!("docker://{}/copy/hello:1", b.host()),
+        Some(&b_creds),
+    ) {
+        assert_eq!(Some(d), skopeo_registry_digest(&src, Some(&a_creds)));
+    }
 }
 
 #[test]

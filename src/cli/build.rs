@@ -149,6 +149,25 @@ fn sinks(
     if refs.is_empty() {
         refs.push(ImageRef::Store(default()?));
     }
+    // Credentials from the command line are for one registry: with outputs on two
+    // hosts, one host's password would be sent to the other.
+    let mut hosts: Vec<&str> = refs
+        .iter()
+        .filter_map(|r| match r {
+            ImageRef::Registry(r) => Some(r.host.as_str()),
+            _ => None,
+        })
+        .collect();
+    hosts.sort_unstable();
+    hosts.dedup();
+    if let (Some(given), [first, second, ..]) = (&registry.creds, hosts.as_slice()) {
+        return Err(nobase::Error::Usage(format!(
+            "{} would go to every registry output, {first} and {second}; build to one \
+             registry, then copy to the other with `nobase push … --dest-creds`",
+            given.origin.split(' ').next().unwrap_or("--creds")
+        ))
+        .into());
+    }
     // Outputs that cannot be written are found before any is: a failed build leaves no
     // tag or directory behind for a script to mistake for its result.
     for r in &refs {

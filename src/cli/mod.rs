@@ -156,6 +156,20 @@ impl Command {
     }
 }
 
+/// Credentials given as `FLAG USER:PASS` or `FLAG-file FILE` (clap keeps the two apart).
+pub(crate) fn given_creds(
+    value: Option<&str>,
+    file: Option<&std::path::Path>,
+    flag: &str,
+) -> nobase::Result<Option<nobase::registry::GivenCreds>> {
+    use nobase::registry as r;
+    match (value, file) {
+        (Some(c), _) => r::parse_user_pass(c, flag).map(Some),
+        (None, Some(f)) => r::read_creds_file(f, &format!("{flag}-file")).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
 /// Settings every command shares.
 pub(crate) struct Global {
     store: Option<PathBuf>,
@@ -206,11 +220,11 @@ impl Global {
             ..r::Options::default()
         };
         let flags = &self.registry;
-        o.creds = match (&flags.creds, &flags.creds_file) {
-            (Some(c), _) => Some(r::parse_user_pass(c, "--creds")?),
-            (None, Some(f)) => Some(r::read_creds_file(f)?),
-            (None, None) => None,
-        };
+        o.creds = given_creds(
+            flags.creds.as_deref(),
+            flags.creds_file.as_deref(),
+            "--creds",
+        )?;
         o.tls.cert_dir = flags.cert_dir.clone();
         o.tls.insecure = flags.insecure || flags.tls_verify == Some(false);
         // Said explicitly, --tls-verify=true means what skopeo makes of it: HTTPS only,

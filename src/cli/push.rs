@@ -9,11 +9,12 @@ use super::Global;
 use anyhow::{Context, Result};
 use nobase::image::{Descriptor, Platform};
 use nobase::refs::ImageRef;
-use nobase::registry::{BlobOutcome, Events, Transfer};
-use nobase::{sink, source};
+use nobase::registry::{BlobOutcome, Events, Options, Transfer};
+use nobase::{sink, source, Error};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,8 +25,12 @@ use std::time::{Duration, Instant};
   nobase push oci:out:hello docker://localhost:5000/hello:1
   nobase push docker://registry.example.com/a:1 docker://registry.example.com/b:1   (blobs are mounted, not copied)
   nobase push hello:1 docker-archive:hello.tar:hello:1
+  nobase push docker://a.example/x:1 docker://b.example/x:1 --src-creds-file a.txt --dest-creds-file b.txt
 
-Credentials come from --creds/--creds-file, else Docker's config.json (docker login).")]
+Credentials come from --creds/--creds-file, else Docker's config.json (docker login).
+--creds is for the one registry of SRC and DEST; between two registries give each
+side its own with --src-creds and --dest-creds (a side without uses config.json).
+Credentials given for one registry are never sent to the other.")]
 pub struct Args {
     /// The image to send: NAME[:TAG], oci:DIR[:REF], docker://HOST/REPO[:TAG|@DIGEST]…
     #[arg(value_name = "SRC")]
@@ -39,8 +44,117 @@ pub struct Args {
     /// Print a JSON summary on stdout.
     #[arg(long)]
     json: bool,
+    /// Credentials for a docker:// SRC only
+    #[arg(
+        long,
+        value_name = "USER:PASS",
+        help_heading = "Registry options",
+        conflicts_with_all = ["src_creds_file", "creds", "creds_file"]
+    )]
+    src_creds: Option<String>,
+    /// A file whose first line is USER:PASS, for a docker:// SRC only
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Registry options",
+        conflicts_with_all = ["creds", "creds_file"]
+    )]
+    src_creds_file: Option<PathBuf>,
+    /// Credentials for a docker:// DEST only
+    #[arg(
+        long,
+        value_name = "USER:PASS",
+        help_heading = "Registry options",
+        conflicts_with_all = ["dest_creds_file", "creds", "creds_file"]
+    )]
+    dest_creds: Option<String>,
+    /// A file whose first line is USER:PASS, for a docker:// DEST only
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Registry options",
+        conflicts_with_all = ["creds", "creds_file"]
+    )]
+    dest_creds_file: Option<PathBuf>,
     #[command(flatten)]
     pub registry: super::RegistryArgs,
+}
+
+/// The registry options of each side of a push: credentials go to exactly one registry.
+/// `--creds` names the one registry among SRC and DEST; between two registries it
+/// would reach both (a password for one host sent to another), so it is refused there
+/// and each side takes its own `--src-creds` / `--dest-creds`.
+fn side_options(
+    a: &Args,
+    src: &ImageRef,
+    dest: &ImageRef,
+    common: Options,
+) -> nobase::Result<(Options, Options)> {
+    let host = |r: &ImageRef| match r {
+        ImageRef::Registry(r) => Some(r.host.clone()),
+        _ => None,
+    };
+    let (src_host, dest_host) = (host(src), host(dest));
+    let src_given = super::given_creds(
+        a.src_creds.as_deref(),
+        a.src_creds_file.as_deref(),
+        "--src-creds",
+    )?;
+    let dest_given = super::given_creds(
+        a.dest_creds.as_deref(),
+        a.dest_creds_file.as_deref(),
+        "--dest-creds",
+    )?;
+    for (given, flag, side, r) in [
+        (&src_given, "--src-creds", "SRC", src),
+        (&dest_given, "--dest-creds", "DEST", dest),
+    ] {
+        if given.is_some() && host(r).is_none() {
+            return Err(Error::Usage(format!(
+                "{flag} is for a registry, and {side} ({r}) is not one (registries are docker://HOST/REPO)"
+            )));
+        }
+    }
+    let (src_creds, dest_creds) = match (common.creds.clone(), &src_host, &dest_host) {
+        (Some(_), Some(s), Some(d)) if s == d => {
+            return Err(Error::Usage(format!(
+                "--creds is for one registry, and SRC and DEST are both registries (on {s}); \
+                 give --src-creds and --dest-creds (or their -file forms), the same ones if \
+                 they are"
+            )))
+        }
+        (Some(_), Some(s), Some(d)) => {
+            return Err(Error::Usage(format!(
+                "--creds would go to both registries, {s} and {d}; say which it is for with \
+                 --src-creds or --dest-creds (or --src-creds-file, --dest-creds-file), one \
+                 for each that needs credentials"
+            )))
+        }
+        (Some(c), Some(_), None) => (Some(c), None),
+        (Some(c), None, Some(_)) => (None, Some(c)),
+        (Some(_), None, None) => (None, None),
+        (None, _, _) => (src_given, dest_given),
+    };
+    let both = src_host.is_some() && dest_host.is_some();
+    let src_opts = Options {
+        creds: src_creds,
+        creds_flags: if both {
+            "--src-creds or --src-creds-file"
+        } else {
+            common.creds_flags
+        },
+        ..common.clone()
+    };
+    let dest_opts = Options {
+        creds: dest_creds,
+        creds_flags: if both {
+            "--dest-creds or --dest-creds-file"
+        } else {
+            common.creds_flags
+        },
+        ..common
+    };
+    Ok((src_opts, dest_opts))
 }
 
 /// Runs `nobase push`.
@@ -49,7 +163,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     let dest = ImageRef::parse(&a.destination)?;
     let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
     let reporter = Arc::new(Reporter::new(g, a.json));
-    let opts = g.registry(reporter.clone())?;
+    let (src_opts, dest_opts) = side_options(&a, &src, &dest, g.registry(reporter.clone())?)?;
     let shown_dest = match &dest {
         ImageRef::Registry(r) => r.to_string(),
         other => other.to_string(),
@@ -66,8 +180,8 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             ));
         }
     }
-    let sink = sink::for_ref_with(&dest, || g.store(), &opts)?;
-    let opened = source::open_with(&src, || g.existing_store(), &opts)
+    let sink = sink::for_ref_with(&dest, || g.store(), &dest_opts)?;
+    let opened = source::open_with(&src, || g.existing_store(), &src_opts)
         .with_context(|| format!("reading {src}"))?;
     let image = match &platform {
         Some(p) => opened.image.single(Some(p))?,

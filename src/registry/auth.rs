@@ -69,12 +69,12 @@ pub fn parse_user_pass(s: &str, origin: &str) -> Result<GivenCreds> {
     }
 }
 
-/// Reads `--creds-file FILE`: its first line is `USER:PASS`. A file keeps the password
-/// out of the process list and shell history.
-pub fn read_creds_file(path: &Path) -> Result<GivenCreds> {
-    let origin = format!("--creds-file {}", path.display());
+/// Reads `--creds-file FILE` (or whichever `flag` named it): its first line is
+/// `USER:PASS`. A file keeps the password out of the process list and shell history.
+pub fn read_creds_file(path: &Path, flag: &str) -> Result<GivenCreds> {
+    let origin = format!("{flag} {}", path.display());
     let text = std::fs::read_to_string(path)
-        .map_err(|e| crate::error::input_error(path, "the --creds-file", e))?;
+        .map_err(|e| crate::error::input_error(path, &format!("the {flag}"), e))?;
     parse_user_pass(text.lines().next().unwrap_or(""), &origin)
 }
 
@@ -112,12 +112,12 @@ pub struct Found {
 
 impl Found {
     /// The advice for a registry that refused: which credentials to check, or how to
-    /// give some.
-    pub fn advice(&self, host: &str) -> String {
+    /// give some (with `flags`, the options that would give them here).
+    pub fn advice(&self, host: &str, flags: &str) -> String {
         match self.creds {
             Some(_) => format!("check the credentials for {host} {}", self.origin),
             None => format!(
-                "{host} needs credentials and none were found ({}); log in with `docker login {host}`, or pass --creds or --creds-file",
+                "{host} needs credentials and none were found ({}); log in with `docker login {host}`, or pass {flags}",
                 self.origin
             ),
         }

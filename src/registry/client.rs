@@ -487,7 +487,7 @@ impl Client {
     pub fn unauthorized(&self) -> Error {
         let advice = self
             .creds()
-            .map(|f| f.advice(&self.host))
+            .map(|f| f.advice(&self.host, self.opts.creds_flags))
             .unwrap_or_else(|e| e.to_string());
         Error::Registry(format!("unauthorized: {advice}"))
     }
@@ -585,7 +585,7 @@ impl Client {
             return Err(Error::Registry(format!(
                 "unauthorized: the token server for {} refused: {}",
                 self.host,
-                creds.advice(&self.host)
+                creds.advice(&self.host, self.opts.creds_flags)
             )));
         }
         if !(200..300).contains(&status) {

@@ -94,9 +94,12 @@ impl Events for Quiet {}
 /// How nobase talks to registries.
 #[derive(Clone)]
 pub struct Options {
-    /// Credentials from the command line; otherwise Docker's config is consulted when
-    /// a registry asks.
+    /// Credentials from the command line, for the one registry these options are used
+    /// with (never for two: `push` between registries gets one `Options` per side);
+    /// otherwise Docker's config is consulted when a registry asks.
     pub creds: Option<GivenCreds>,
+    /// The options that give credentials here, for advice (`--creds or --creds-file`).
+    pub creds_flags: &'static str,
     /// CA and client certificates, `--insecure`.
     pub tls: TlsOptions,
     /// Retries of passing failures.
@@ -119,6 +122,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             creds: None,
+            creds_flags: "--creds or --creds-file",
             tls: TlsOptions::default(),
             retry: RetryPolicy::default(),
             io_timeout: Duration::from_secs(60),
