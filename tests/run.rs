@@ -375,11 +375,14 @@ fn wait_running(env: &Env, deadline: Instant) -> PathBuf {
 /// `sig` (`TERM`, `INT`…) to nobase only, and returns nobase's exit code and the state
 /// dir.
 fn signal(env: &Env, args: &[&str], sig: &str) -> (i32, PathBuf) {
+    // stderr goes to a file, not a pipe: a nobase killed by the signal would leave its
+    // runtime holding the pipe open, and reading it would never end.
+    let err_path = env.path("signal.stderr");
     let mut child = env
         .cmd(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(std::fs::File::create(&err_path).unwrap())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -399,14 +402,7 @@ fn signal(env: &Env, args: &[&str], sig: &str) -> (i32, PathBuf) {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let mut err = String::new();
-    use std::io::Read;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = std::fs::read_to_string(&err_path).unwrap();
     assert!(!err.contains("panicked"), "{err}");
     (status.code().unwrap_or(-1), state)
 }
@@ -451,6 +447,100 @@ fn sigterm_and_sigint_reach_the_program_and_leave_no_container() {
         assert_eq!(got, code, "SIG{sig}");
         assert_no_container_left(&env, &state, &marker);
     }
+}
+
+#[test]
+fn sigusr1_sigusr2_and_realtime_signals_reach_the_program_not_kill_nobase() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    if !busybox_image(&env) {
+        return;
+    }
+    // Signals other than the four stop signals killed nobase itself (rc 138 for USR1),
+    // leaving the container running unsupervised. Like `docker run`, nobase forwards
+    // them: the program's handler runs and its own exit code comes back. 40 is a
+    // real-time signal (SIGRTMIN+6 under glibc).
+    for (sig, code) in [("USR1", 41), ("USR2", 42), ("40", 45)] {
+        // `sleep 8…`: the other tests' `sleep 7…4` would be a prefix of `sleep 7…41`.
+        let marker = format!("sleep 8{}{code}", std::process::id());
+        let script = format!("trap 'exit {code}' {sig}; {marker} & wait");
+        let (got, state) = signal(&env, &["run", "bb:1", "--", "sh", "-c", &script], sig);
+        assert_eq!(got, code, "SIG{sig}");
+        assert_no_container_left(&env, &state, &marker);
+    }
+    // SIGUSR1 asks for no stop (a reload, say): the program carries on past the stop
+    // timeout and ends when it will, with its own code.
+    let marker = format!("sleep 8{}46", std::process::id());
+    let script = format!("trap 'got=1' USR1; {marker} & wait; sleep 2; [ -n \"$got\" ] && exit 46");
+    let (got, state) = signal(
+        &env,
+        &[
+            "run",
+            "--stop-timeout",
+            "1",
+            "bb:1",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+        "USR1",
+    );
+    assert_eq!(got, 46, "a SIGUSR1 the program handles must not stop it");
+    // Its `sleep` went with the container when the shell, its PID 1, ended.
+    assert_no_container_left(&env, &state, &marker);
+}
+
+#[test]
+fn a_sigusr2_while_unpacking_cancels_the_run_and_leaves_no_bundle() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    // Many files, so that unpacking takes a while: the signal comes in the middle. The
+    // entrypoint does not exist, so a signal that came too late ends in 127, not a hang.
+    let files: Vec<_> = [json!({"name": "d", "type": "dir", "mode": 0o755})]
+        .into_iter()
+        .chain((0..8000).map(|i| json!({"name": format!("d/{i}"), "zeros": 32 << 10})))
+        .collect();
+    let layout = craft_image(
+        &env.path("many"),
+        &json!({"ref": "many", "gzip": false, "config": {"Entrypoint": ["/nothing"]},
+                "layers": [files]}),
+    );
+    let child = env
+        .cmd(&["run", "--no-check", &layout])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // The rootfs is being filled.
+    'wait: loop {
+        assert!(Instant::now() < deadline, "unpacking never started");
+        if let Ok(rd) = std::fs::read_dir(env.path("bundles")) {
+            for e in rd.flatten() {
+                if e.path().join("rootfs/d").is_dir() {
+                    break 'wait;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGUSR2) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    // It stopped the work, cleaned up, and ends with the signal's code, as for SIGTERM.
+    assert_eq!(out.status.code(), Some(128 + libc::SIGUSR2), "{err}");
+    assert!(
+        err.contains("interrupted before the container started"),
+        "{err}"
+    );
+    assert_no_bundle_left(&env);
 }
 
 #[test]
