@@ -544,6 +544,61 @@ fn a_sigusr2_while_unpacking_cancels_the_run_and_leaves_no_bundle() {
 }
 
 #[test]
+fn a_container_left_running_by_a_killed_nobase_is_said_to_be_stopped() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    if !busybox_image(&env) {
+        return;
+    }
+    // nobase killed outright (SIGKILL cannot be caught): its runtime and container run
+    // on, unsupervised. The next run stops them, and says so.
+    let marker = format!("sleep 8{}47", std::process::id());
+    let mut child = env
+        .cmd(&["run", "bb:1", "--", "sh", "-c", &format!("{marker} & wait")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = wait_running(&env, Instant::now() + Duration::from_secs(120));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let r = env.nobase(&["run", "bb:1", "--", "true"]).code(0);
+    assert!(
+        r.stderr
+            .contains("stopped and removed a container left running by an earlier nobase run"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("(its program was pid "), "{}", r.stderr);
+    assert!(!r.stderr.contains("bundle(s)"), "{}", r.stderr);
+    // `runc run` of the killed nobase ends once its container is gone.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let alive = std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+            std::fs::read(p.path().join("cmdline"))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(&marker)
+                })
+                .unwrap_or(false)
+        });
+        if !alive {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the container's program survived"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_no_container_left(&env, &state, &marker);
+}
+
+#[test]
 fn a_missing_loader_is_named_before_runc_and_a_failing_runtime_leaves_nothing() {
     if !can_run() {
         return;

@@ -15,7 +15,7 @@ pub mod spec;
 pub mod user;
 
 pub use extract::{ExtractStats, Limits};
-pub use runtime::{clean_stale, RunBundle, Runtime};
+pub use runtime::{clean_stale, Cleaned, RunBundle, Runtime};
 
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
@@ -342,9 +342,16 @@ pub fn run(
     note: &dyn Fn(&str),
 ) -> Result<RunOutcome> {
     let stale = clean_stale(&opts.bundles, &opts.runtime);
-    if stale > 0 {
+    for pid in &stale.stopped {
         note(&format!(
-            "removed {stale} bundle(s) left by an earlier nobase run that did not finish"
+            "stopped and removed a container left running by an earlier nobase run that \
+             did not finish (its program was pid {pid})"
+        ));
+    }
+    let rest = stale.removed.saturating_sub(stale.stopped.len());
+    if rest > 0 {
+        note(&format!(
+            "removed {rest} bundle(s) left by an earlier nobase run that did not finish"
         ));
     }
     // From here on nobase outlives its container: stop signals are caught.

@@ -167,6 +167,25 @@ impl Runtime {
         Ok(code)
     }
 
+    /// The pid of the container's process if it is still there (running, paused, or
+    /// created and not yet started), from `RUNTIME state` (runc and crun print the same
+    /// JSON); None when it has stopped or the runtime does not know it.
+    fn live_pid(&self, state: &Path, name: &str) -> Option<i32> {
+        let out = self
+            .cmd(state)
+            .args(["state", name])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        if v["status"].as_str() == Some("stopped") {
+            return None;
+        }
+        let pid = v["pid"].as_i64()?;
+        i32::try_from(pid).ok().filter(|p| *p > 0)
+    }
+
     /// Deletes the container if it still exists (quietly: usually `run` already did).
     pub fn delete(&self, state: &Path, name: &str) {
         let _ = self
@@ -290,13 +309,24 @@ impl RunBundle {
     }
 }
 
+/// What [`clean_stale`] did.
+#[derive(Clone, Debug, Default)]
+pub struct Cleaned {
+    /// Bundles removed (those of the stopped containers included).
+    pub removed: usize,
+    /// The pids of the containers that were still running, unsupervised, and were
+    /// stopped (killed) before their bundles were removed.
+    pub stopped: Vec<i32>,
+}
+
 /// Removes bundles whose nobase died (their lock is free), deleting any container
-/// still registered in their state directory first. Returns how many were removed.
-pub fn clean_stale(bundles: &Path, runtime: &Runtime) -> usize {
+/// still registered in their state directory first: one still running has lost the
+/// nobase that forwarded its signals and would remove it, so it is killed.
+pub fn clean_stale(bundles: &Path, runtime: &Runtime) -> Cleaned {
+    let mut done = Cleaned::default();
     let Ok(rd) = std::fs::read_dir(bundles) else {
-        return 0;
+        return done;
     };
-    let mut n = 0;
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(id) = name
@@ -315,15 +345,19 @@ pub fn clean_stale(bundles: &Path, runtime: &Runtime) -> usize {
         let state = dir.join("state");
         if let Ok(containers) = std::fs::read_dir(&state) {
             for c in containers.flatten() {
-                runtime.delete(&state, &c.file_name().to_string_lossy());
+                let name = c.file_name().to_string_lossy().into_owned();
+                if let Some(pid) = runtime.live_pid(&state, &name) {
+                    done.stopped.push(pid);
+                }
+                runtime.delete(&state, &name);
             }
         }
         if inroot::remove_tree(&dir).is_ok() {
             let _ = std::fs::remove_file(e.path());
-            n += 1;
+            done.removed += 1;
         }
     }
-    n
+    done
 }
 
 #[cfg(test)]
