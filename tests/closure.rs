@@ -286,6 +286,20 @@ fn runpath_origin_private_library_starts_and_missing_is_refused() {
         assert_eq!(r.code, 0, "{}", r.stderr);
         assert_eq!(r.stdout, "hello from libgreet\n");
     }
+    // A --path ending in / is a directory: the program keeps its name there (it became
+    // a file named /opt/app/bin).
+    let j = build(&env, &exe, "slash", &["--path", "/opt/app/bin/"]);
+    assert_eq!(
+        j["bundled"]["private"],
+        serde_json::json!(["/opt/app/lib/libgreet.so.1"])
+    );
+    if let Some(c) = skopeo_inspect(&["--config", &format!("oci:{}", layout_ref(&env, "slash"))]) {
+        let name = exe.file_name().unwrap().to_str().unwrap();
+        assert_eq!(
+            c["config"]["Entrypoint"],
+            serde_json::json!([format!("/opt/app/bin/{name}")])
+        );
+    }
     // The private library's mode on the host does not reach the image: 0755 either way,
     // the same digest.
     use std::os::unix::fs::PermissionsExt;

@@ -400,10 +400,13 @@ pub fn build(plan: &BuildPlan, layout: &Layout) -> Result<Built> {
                 plan.binary.display()
             ))
         })?;
-    let app_path = format!(
-        "/{}",
-        tree::normalize(plan.app_path.as_deref().unwrap_or(&format!("/app/{base}")))?
-    );
+    // `--path /usr/local/bin/` keeps the name, as `--add`'s DEST ending in / does.
+    let app_path = match plan.app_path.as_deref() {
+        Some(dir) if dir.ends_with('/') => format!("{dir}{base}"),
+        Some(p) => p.to_string(),
+        None => format!("/app/{base}"),
+    };
+    let app_path = format!("/{}", tree::normalize(&app_path)?);
 
     let mut app = ImageTree::new();
     // A link named as the executable (`/usr/bin/python3` → `python3.11`, `/usr/bin/go` →

@@ -58,7 +58,7 @@ pub struct Args {
     /// Also write it to oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG]; repeatable.
     #[arg(short = 'o', long = "output", value_name = "REF")]
     outputs: Vec<String>,
-    /// Where the executable goes in the image [default: /app/<basename>]
+    /// Where the executable goes in the image (a PATH ending in / keeps its name) [default: /app/<basename>]
     #[arg(long, value_name = "PATH")]
     path: Option<String>,
     /// The program to start, replacing the executable's path (a path, or a JSON array).
