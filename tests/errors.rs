@@ -138,7 +138,7 @@ fn cases(env: &Env, port: u16) -> Vec<Case> {
             "build: an --add below a file of a layer underneath",
             s(&["build", "hello-static", "--with", "passwd", "--add", "hello.c:/etc/passwd/x"]),
             2,
-            "nobase: building hello-static: cannot write /etc/passwd/x: /etc/passwd is not a directory (in the layers below the application's)\n",
+            "nobase: building hello-static: cannot make the directory /etc/passwd: /etc/passwd is a file in the image below (in the layers below the application's)\n",
         ),
         (
             "build: a --user of three parts",
