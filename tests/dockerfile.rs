@@ -682,6 +682,40 @@ fn dynamic_executables_copied_in_are_bundled_and_checked() {
         "{}",
         r.stderr
     );
+    // The self-check's warnings are said, with their fixes, as `build BINARY` says
+    // them (they were dropped): a program making temporary files needs /tmp.
+    let mk = ctx.join("mk");
+    cc(
+        "gcc",
+        "#include <stdio.h>\n#include <stdlib.h>\nint main(void){char t[]=\"/tmp/aXXXXXX\";printf(\"%d\\n\",mkstemp(t));return 0;}\n",
+        &mk,
+        &[],
+    );
+    std::fs::write(
+        &df,
+        "FROM scratch\nCOPY mk /app/mk\nENTRYPOINT [\"/app/mk\"]\n",
+    )
+    .unwrap();
+    let j = build_df(&env, &ctx, &["-t", "mk:1"]);
+    let w = warning(&j, "kind", "no-writable-tmp");
+    assert_eq!(w["with"], "tmp", "{w}");
+    let r = env
+        .nobase(&[
+            "build",
+            "-f",
+            df.to_str().unwrap(),
+            ctx.to_str().unwrap(),
+            "-t",
+            "mk:1",
+        ])
+        .ok();
+    assert!(
+        r.stderr.contains("warning: /app/mk calls mkstemp") && r.stderr.contains("fix: --with tmp"),
+        "{}",
+        r.stderr
+    );
+    let j = build_df(&env, &ctx, &["-t", "mk:2", "--with", "tmp"]);
+    assert_eq!(j["warnings"], json!([]), "{j}");
     // A static program needs nothing: no bundle layer.
     std::fs::write(&df, "FROM scratch\nCOPY a.out /app/hello\n").unwrap();
     assert_eq!(

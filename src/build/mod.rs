@@ -742,8 +742,16 @@ fn self_check(
 
 /// Refuses an image that `nobase check` says would not start, naming every problem;
 /// `root` is its filesystem as it will be. Every builder runs this before writing.
-pub fn check_before_writing(root: &dyn Root, name: &str, config: &ImageConfig) -> Result<()> {
-    refuse_if_broken(&crate::check::check(root, name, config)?)
+/// Its report, for the warnings.
+pub fn check_before_writing(
+    root: &dyn Root,
+    name: &str,
+    config: &ImageConfig,
+    opts: &crate::check::Options,
+) -> Result<crate::check::Report> {
+    let report = crate::check::check_with(root, name, config, opts)?;
+    refuse_if_broken(&report)?;
+    Ok(report)
 }
 
 /// The refusal for a report that says the image would not start.

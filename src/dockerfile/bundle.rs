@@ -137,8 +137,9 @@ pub fn bundle_missing(
                 )
             };
             added.warnings.push(super::exec::Warning {
-                kind: w.kind,
+                kind: w.kind.into(),
                 message,
+                with: None,
             });
         }
     }

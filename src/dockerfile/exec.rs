@@ -56,10 +56,13 @@ pub struct Options {
 /// Something the user should know that did not stop the build.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Warning {
-    /// `unused-build-arg`, or a bundling blind spot (`nss`, `dlopen-string`…).
-    pub kind: &'static str,
+    /// `unused-build-arg`, a bundling blind spot (`nss`, `dlopen-string`…) or the
+    /// self-check's warning code (`no-ca-certificates`…).
+    pub kind: String,
     /// What and why, and what to do.
     pub message: String,
+    /// The `--with` that fixes it, when one does.
+    pub with: Option<crate::build::extras::Extra>,
 }
 
 /// A finished Dockerfile build.
@@ -228,12 +231,33 @@ pub fn build(df: &Dockerfile, ctx: &Context, opts: &Options, store: &Store) -> R
         .any(|v| !v.is_empty());
     if !has_command {
         warnings.push(Warning {
-            kind: "no-command",
+            kind: "no-command".into(),
             message: "the image has no ENTRYPOINT or CMD, so it starts nothing and was not checked (fine for a base or data image)".into(),
+            with: None,
         });
     } else if opts.bundle.check {
-        build::check_before_writing(&out.fs, "the image", &config)
+        // Every object: a static entrypoint's neighbours were not bundled for.
+        let check_opts = crate::check::Options {
+            every_object: true,
+            ..Default::default()
+        };
+        let report = build::check_before_writing(&out.fs, "the image", &config, &check_opts)
             .map_err(|e| shell_form_hint(e, &config, &out.fs))?;
+        // What a program may load at run time, the bundles said already.
+        warnings.extend(
+            report
+                .warnings
+                .into_iter()
+                .filter(|w| w.code != crate::check::WarningCode::RunTimeLoad)
+                .map(|w| Warning {
+                    kind: serde_json::to_value(w.code)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    message: w.message,
+                    with: w.with,
+                }),
+        );
     }
     let image = build::assemble(store.layout(), &config, &out.layers)?;
     let unused: Vec<&String> = opts
@@ -243,7 +267,8 @@ pub fn build(df: &Dockerfile, ctx: &Context, opts: &Options, store: &Store) -> R
         .collect();
     if !unused.is_empty() {
         warnings.push(Warning {
-            kind: "unused-build-arg",
+            kind: "unused-build-arg".into(),
+            with: None,
             message: format!(
                 "build arguments not declared with ARG, so not used: {}",
                 unused
