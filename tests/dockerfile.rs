@@ -1193,3 +1193,35 @@ fn workdir_follows_links_never_replaces_a_file_and_whiteout_names_are_refused() 
         r.stdout
     );
 }
+
+#[test]
+fn copy_from_a_stage_gives_the_directory_it_makes_the_sources_owner_and_mode() {
+    // `COPY --from=a /t/pkg /newpkg` made /newpkg 0755 root while its files kept
+    // 77:88; BuildKit gives the directory it creates the source directory's metadata.
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        "FROM scratch AS a\nADD a.tar /t/\nFROM scratch\nCOPY --from=a /t/pkg /newpkg\nCOPY --from=a --chown=5:6 /t/pkg /owned\n",
+        &[("pk/pkg/f", "f\n")],
+    );
+    let r = run(Command::new("tar").args([
+        "--owner=77",
+        "--group=88",
+        "--mode=u+rwX,go-rwx",
+        "-cf",
+        ctx.join("a.tar").to_str().unwrap(),
+        "-C",
+        ctx.join("pk").to_str().unwrap(),
+        "pkg",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    build_df(&env, &ctx, &["-t", "meta:1"]);
+    if let Some(root) = unpack(&env, "meta:1") {
+        let m = std::fs::metadata(root.join("newpkg")).unwrap();
+        assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (0o700, 77, 88));
+        let m = std::fs::metadata(root.join("owned")).unwrap();
+        assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (0o700, 5, 6));
+        let m = std::fs::metadata(root.join("owned/f")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (5, 6));
+    }
+}

@@ -1005,6 +1005,11 @@ impl Builder<'_> {
         // The entries, at their final image paths.
         let mut entries: Vec<(String, Entry)> = Vec::new();
         let mut dest_dir_needed = false;
+        // A directory of a stage or image copied whole: the destination this makes takes
+        // its owner and mode, as BuildKit's copy gives the directory it creates the
+        // source's metadata (`COPY --from=build /home/app /home/app`).
+        let mut dest_dir_from: Option<Entry> = None;
+        let single = items.len() == 1;
         for item in items {
             match item {
                 Item::Ctx(m) if m.is_dir => {
@@ -1062,6 +1067,12 @@ impl Builder<'_> {
                 } => {
                     if is_dir {
                         dest_dir_needed = true;
+                        if single {
+                            dest_dir_from = Some(
+                                fs_entry(&src.fs, &path, &mut self.spool)
+                                    .map_err(|e| at(line, kw, e))?,
+                            );
+                        }
                         walk_fs(
                             &src.fs,
                             &path,
@@ -1093,20 +1104,16 @@ impl Builder<'_> {
             }
         }
         // The destination directory, when this instruction creates it: 0755 (--chmod is
-        // for what is copied), owned like the copied files.
+        // for what is copied) or the copied directory's mode, owned like the copied files
+        // (or as that directory).
         if (dest_dir_needed || dir_syntax) && !dest_exists_dir && dest != "/" {
-            entries.insert(
-                0,
-                (
-                    dest.clone(),
-                    Entry {
-                        node: Node::Dir,
-                        mode: 0o755,
-                        uid: 0,
-                        gid: 0,
-                    },
-                ),
-            );
+            let made = dest_dir_from.unwrap_or(Entry {
+                node: Node::Dir,
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+            });
+            entries.insert(0, (dest.clone(), made));
         }
         let owner = match &chown {
             Some(spec) => Some(
