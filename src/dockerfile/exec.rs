@@ -1010,6 +1010,9 @@ impl Builder<'_> {
         // source's metadata (`COPY --from=build /home/app /home/app`).
         let mut dest_dir_from: Option<Entry> = None;
         let single = items.len() == 1;
+        // The entries an archive unpacked: they keep its modes (BuildKit gives the
+        // unpacking only --chown).
+        let mut unpacked: Vec<std::ops::Range<usize>> = Vec::new();
         for item in items {
             match item {
                 Item::Ctx(m) if m.is_dir => {
@@ -1034,10 +1037,12 @@ impl Builder<'_> {
                 }
                 Item::Tar(m, packing) => {
                     dest_dir_needed = true;
+                    let first = entries.len();
                     entries.extend(
                         tarball::extract(&self.ctx.host(&m.real), packing, &dest, &mut self.spool)
                             .map_err(|e| at(line, kw, e))?,
                     );
+                    unpacked.push(first..entries.len());
                 }
                 Item::Text { name, text } => {
                     let target = if dest_is_dir {
@@ -1097,8 +1102,8 @@ impl Builder<'_> {
             }
         }
         if let Some(mode) = chmod {
-            for (_, e) in &mut entries {
-                if !matches!(e.node, Node::Symlink(_)) {
+            for (i, (_, e)) in entries.iter_mut().enumerate() {
+                if !matches!(e.node, Node::Symlink(_)) && !unpacked.iter().any(|r| r.contains(&i)) {
                     e.mode = mode;
                 }
             }
