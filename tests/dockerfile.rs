@@ -1024,6 +1024,15 @@ fn dockerfile_corners_follow_buildkit() {
     build(own, &["-t", "own:1", "--with", "passwd,tmp"]).ok();
     let passwd = merged_entry(&env, "own:1", "/etc/passwd");
     assert_eq!(passwd["layer"], 1, "{passwd}");
+    // A directory --with only puts files into keeps the stage's owner and mode: the
+    // home WORKDIR made for the user stayed the user's (it was given back to root).
+    let homes = "FROM scratch\nCOPY passwd /etc/passwd\nCOPY group /etc/group\nCOPY a.out /hello\n\
+                 USER app\nWORKDIR /home/app/data\nENTRYPOINT [\"/hello\"]\n";
+    build(homes, &["-t", "homes:1", "--with", "passwd"]).ok();
+    let home = merged_entry(&env, "homes:1", "/home");
+    assert_eq!(home["uid"], 1000, "{home}");
+    let nonroot = merged_entry(&env, "homes:1", "/home/nonroot");
+    assert_eq!(nonroot["uid"], 65532, "{nonroot}");
     // --with tmp after a COPY into /tmp still makes /tmp 1777 (a directory the stage
     // has with other metadata is given the extra's).
     build(

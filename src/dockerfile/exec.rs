@@ -187,24 +187,33 @@ pub fn build(df: &Dockerfile, ctx: &Context, opts: &Options, store: &Store) -> R
                 env.push(format!("{k}={v}"));
             }
         }
-        // Files the stage has are left alone; directories are added (or given the
-        // extra's metadata: /tmp 1777) unless the stage's are the same already.
+        // Files the stage has are left alone; directories are added, and one the extra
+        // is about (/tmp 1777, a home) is given the extra's metadata unless the stage's
+        // is the same already. A directory that only holds the extra's files (/etc,
+        // /home) keeps the stage's owner and mode.
+        let parents: BTreeSet<&str> = made
+            .tree
+            .entries()
+            .filter_map(|(p, _)| p.rsplit_once('/').map(|(d, _)| d))
+            .collect();
         let entries: Vec<_> = made
             .tree
             .entries()
-            .map(|(p, e)| (format!("/{p}"), e.clone()))
             .filter(|(p, e)| {
-                let have = root::resolve(&out.fs, p)
+                let have = root::resolve(&out.fs, &format!("/{p}"))
                     .ok()
                     .and_then(|r| out.fs.lstat(&r));
                 match (&e.node, have) {
                     (_, None) => true,
-                    (Node::Dir, Some(m)) => {
-                        m.kind != FileType::Dir || (m.mode, m.uid, m.gid) != (e.mode, e.uid, e.gid)
+                    (Node::Dir, Some(m)) if m.kind == FileType::Dir => {
+                        !parents.contains(p.as_str())
+                            && (m.mode, m.uid, m.gid) != (e.mode, e.uid, e.gid)
                     }
+                    (Node::Dir, Some(_)) => true,
                     _ => false,
                 }
             })
+            .map(|(p, e)| (format!("/{p}"), e.clone()))
             .collect();
         if entries.is_empty() {
             continue;
