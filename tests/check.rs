@@ -1932,3 +1932,89 @@ fn a_symbol_no_library_defines_stops_a_program_bound_at_start() {
         assert!(r.stderr.contains("symbol not found"), "{}", r.stderr);
     }
 }
+
+#[test]
+fn a_locale_or_python_library_the_image_lacks_is_said_and_runc_agrees() {
+    // `LANG=C.UTF-8` in an image without that compiled locale: glibc's setlocale fails
+    // and the program runs in the C locale (Perl warns at every start).
+    let env = Env::new();
+    let prog = env.path("loc");
+    cc(
+        "gcc",
+        "#include <locale.h>\n#include <stdio.h>\nint main(void){const char *l = setlocale(LC_ALL, \"\");\nputs(l ? l : \"fallback\");return 0;}\n",
+        &prog,
+        &[],
+    );
+    let prog = prog.to_str().unwrap();
+    env.nobase(&["build", prog, "-t", "loc:1", "-e", "LANG=C.UTF-8"])
+        .ok();
+    let j = env.nobase(&["check", "--json", "loc:1"]).ok().json();
+    let w = warning(&j, "code", "no-locale");
+    assert!(
+        w["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the image sets LANG=C.UTF-8 and /app/loc calls setlocale, but the image has no locale C.UTF-8"),
+        "{w}"
+    );
+    if let Some(r) = runc_run(&env, &format!("{}:loc:1", env.store().display()), None) {
+        assert_eq!(r.stdout, "fallback\n", "{}", r.stderr);
+    }
+    if Path::new("/usr/lib/locale/C.utf8/LC_CTYPE").exists() {
+        let add = "/usr/lib/locale/C.utf8:/usr/lib/locale/C.utf8";
+        env.nobase(&[
+            "build",
+            prog,
+            "-t",
+            "loc:2",
+            "-e",
+            "LANG=C.UTF-8",
+            "--add",
+            add,
+        ])
+        .ok();
+        assert!(!warning_codes(&env, "loc:2").contains(&"no-locale".to_string()));
+        if let Some(r) = runc_run(&env, &format!("{}:loc:2", env.store().display()), None) {
+            assert_eq!(r.stdout, "C.UTF-8\n", "{}", r.stderr);
+        }
+    }
+    // C needs no file.
+    env.nobase(&["build", prog, "-t", "loc:3", "-e", "LC_ALL=C"])
+        .ok();
+    assert!(!warning_codes(&env, "loc:3").contains(&"no-locale".to_string()));
+
+    // Python without its standard library starts and stops at once.
+    let python = Path::new("/usr/bin/python3");
+    if !python.exists() {
+        return;
+    }
+    env.nobase(&["build", "/usr/bin/python3", "-t", "py:1"])
+        .ok();
+    let j = env.nobase(&["check", "--json", "py:1"]).ok().json();
+    let w = warning(&j, "code", "no-python-library");
+    let msg = w["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("/app/python3 is Python 3.") && msg.contains("No module named 'encodings'"),
+        "{w}"
+    );
+    if let Some(r) = runc_run(
+        &env,
+        &format!("{}:py:1", env.store().display()),
+        Some(&["-c", "print(1)"]),
+    ) {
+        assert_ne!(r.code, 0);
+        assert!(r.stderr.contains("encodings"), "{}", r.stderr);
+    }
+    // Where it looks, the library is found (the check needs only its encodings/).
+    let version = msg["/app/python3 is Python ".len()..]
+        .split(',')
+        .next()
+        .unwrap();
+    let enc = env.path("encodings");
+    std::fs::create_dir_all(&enc).unwrap();
+    std::fs::write(enc.join("__init__.py"), "").unwrap();
+    let add = format!("{}:/usr/lib/python{version}/encodings", enc.display());
+    env.nobase(&["build", "/usr/bin/python3", "-t", "py:2", "--add", &add])
+        .ok();
+    assert!(!warning_codes(&env, "py:2").contains(&"no-python-library".to_string()));
+}

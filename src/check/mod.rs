@@ -7,6 +7,7 @@
 //! problems; "could not check" (an unreadable image) is an [`Error`].
 
 mod objects;
+mod runtime_data;
 mod user;
 pub(crate) mod warn;
 
@@ -85,6 +86,11 @@ pub enum WarningCode {
     /// Another ELF object in the image (a module, plugin or helper program) needs a
     /// library or loader the image has nowhere.
     UnloadableObject,
+    /// The environment names a locale (`LANG=C.UTF-8`) a glibc program sets, and the
+    /// image has no compiled locale of that name.
+    NoLocale,
+    /// A Python interpreter whose standard library is not where it looks.
+    NoPythonLibrary,
     /// Root may execute, read or enter what the start needs only through
     /// CAP_DAC_OVERRIDE, which runtimes without capabilities do not give.
     DacOverride,
@@ -99,9 +105,11 @@ impl WarningCode {
             WarningCode::NoZoneinfo => Some(Extra::Tzdata),
             WarningCode::NoNsswitch | WarningCode::NoPasswd => Some(Extra::Passwd),
             WarningCode::NoWritableTmp => Some(Extra::Tmp),
-            WarningCode::RunTimeLoad | WarningCode::UnloadableObject | WarningCode::DacOverride => {
-                None
-            }
+            WarningCode::RunTimeLoad
+            | WarningCode::UnloadableObject
+            | WarningCode::DacOverride
+            | WarningCode::NoLocale
+            | WarningCode::NoPythonLibrary => None,
         }
     }
 }
@@ -228,6 +236,7 @@ pub fn check_with(
         }
     }
     warn::all(&mut ck)?;
+    runtime_data::warn(&mut ck)?;
     if !ck.overrides.is_empty() && ck.problems.is_empty() {
         let what = std::mem::take(&mut ck.overrides).join(", ");
         ck.warning(

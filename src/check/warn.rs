@@ -56,7 +56,7 @@ const TEMP_FUNCS: &[&str] = &[
 /// unstripped, links glibc's temporary-name generator.
 const TMP_NEEDLES: &[&[u8]] = &[b"/tmp/", b"\0/tmp\0", b"__gen_tempname"];
 
-fn exists(root: &dyn Root, path: &str, kind: FileType) -> bool {
+pub(super) fn exists(root: &dyn Root, path: &str, kind: FileType) -> bool {
     root::resolve(root, path)
         .ok()
         .and_then(|p| root.lstat(&p))
@@ -114,6 +114,11 @@ fn scan(root: &dyn Root, path: &str, part: Part, needles: &[&[u8]]) -> Result<Ve
     Ok(found)
 }
 
+/// Which of `needles` occur anywhere in the file at canonical `path`.
+pub(super) fn scan_whole(root: &dyn Root, path: &str, needles: &[&[u8]]) -> Result<Vec<bool>> {
+    scan(root, path, Part::Whole, needles)
+}
+
 /// Whether a match of `needle` at `at` in `buf` is the path itself: a needle that starts
 /// with '/' must not continue a longer path (`/tmp/` inside `/var/tmp/app`, a RUNPATH).
 fn whole_path(buf: &[u8], at: usize, needle: &[u8]) -> bool {
@@ -124,7 +129,7 @@ fn whole_path(buf: &[u8], at: usize, needle: &[u8]) -> bool {
     !(before.is_ascii_alphanumeric() || matches!(before, b'.' | b'_' | b'-' | b'/'))
 }
 
-fn is_glibc(info: &ElfInfo) -> bool {
+pub(super) fn is_glibc(info: &ElfInfo) -> bool {
     info.interpreter
         .as_deref()
         .is_some_and(|i| i.contains("ld-linux"))
