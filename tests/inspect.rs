@@ -64,6 +64,21 @@ fn dynamic_glibc_binary() {
         .arg(hello_dynamic()))
     .ok();
     assert_eq!(inspect_json(&env, &stripped)["stripped"], true);
+    // A program that names its loader in DT_NEEDED too (node does) needs one library
+    // here, not two.
+    let named = env.path("named-loader");
+    cc(
+        "gcc",
+        "int main(void) { return 0; }\n",
+        &named,
+        &["-Wl,--no-as-needed", "-l:ld-linux-x86-64.so.2"],
+    );
+    let r = env.nobase(&["inspect", named.to_str().unwrap()]).ok();
+    assert!(
+        r.stdout.contains("needs its loader and 1 library:"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]

@@ -301,10 +301,16 @@ fn human_elf(out: &mut impl Write, path: &Path, info: &ElfInfo) -> io::Result<()
             .interpreter
             .as_deref()
             .is_some_and(|i| i.rsplit('/').next().unwrap_or(i).starts_with("ld-musl-"));
+        // A program that names its loader in DT_NEEDED too (node's
+        // ld-linux-x86-64.so.2) needs no more for it.
+        let loader = info
+            .interpreter
+            .as_deref()
+            .map(|i| i.rsplit('/').next().unwrap_or(i));
         let libs = info
             .needed
             .iter()
-            .filter(|n| !(musl && nobase::loader::musl_is_self(n)))
+            .filter(|n| !(musl && nobase::loader::musl_is_self(n)) && Some(n.as_str()) != loader)
             .count();
         let what = match (libs, musl) {
             (0, true) => "its loader (musl's, which is its C library too)".to_string(),
