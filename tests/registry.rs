@@ -1710,6 +1710,63 @@ fn multi_platform_indexes_push_and_pull_by_platform() {
 }
 
 #[test]
+fn a_download_that_breaks_and_then_fails_counts_one_sequence_of_attempts() {
+    let Some(reg) = Registry::start(Auth::None) else {
+        return;
+    };
+    let env = Env::new();
+    build_image(&env, "hello:1", false);
+    let dest = format!("docker://{}/reset/hello:1", reg.host());
+    nb(&env, &["push", "hello:1", &dest]).ok();
+    // Each blob's first download breaks off after 1000 bytes (the small config
+    // arrives whole); every later request for it answers 500.
+    let first: Arc<Mutex<std::collections::BTreeSet<String>>> = Arc::default();
+    let proxy = Proxy::start(reg.port, None, move |s, _| {
+        if s.method == "GET" && s.path.contains("/blobs/sha256:") {
+            if first.lock().unwrap().insert(s.path.clone()) {
+                Fault::CutResponse(1000)
+            } else {
+                Fault::Status(500, vec![])
+            }
+        } else {
+            Fault::Forward
+        }
+    });
+    let src = format!("docker://{}/reset/hello:1", proxy.host());
+    let env2 = Env::new();
+    let r = nb_env(
+        &env2,
+        &["pull", &src, "-t", "x:1"],
+        &[("NOBASE_RETRIES", "5")],
+    )
+    .code(3);
+    let said: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter_map(|l| l.split("(attempt ").nth(1))
+        .collect();
+    assert_eq!(
+        said,
+        ["2 of 5)", "3 of 5)", "4 of 5)", "5 of 5)"],
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("still failing after 5 attempts"),
+        "{}",
+        r.stderr
+    );
+    // Five attempts said, five made: the first download and four more.
+    let layer_gets = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.method == "GET" && s.path.contains("/blobs/sha256:"))
+        .count()
+        - 1; // the config's one GET
+    assert_eq!(layer_gets, 5, "{:#?}", proxy.seen());
+}
+
+#[test]
 fn docker_v2_manifests_copy_and_failed_mounts_fall_back_to_upload() {
     let Some(reg) = Registry::start(Auth::None) else {
         return;

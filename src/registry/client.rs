@@ -35,6 +35,27 @@ pub enum Body<'a> {
     Stream(&'a mut dyn Read, u64),
 }
 
+/// The failed attempts of one operation, shared by every retry loop that serves it (a
+/// download and the requests that reconnect it; an upload and the sessions, chunks and
+/// status requests it takes), so the attempts the user is told of are one sequence and
+/// the retry policy bounds the whole operation, not each loop anew.
+#[derive(Debug, Default)]
+pub struct Tries(std::cell::Cell<u32>);
+
+impl Tries {
+    /// Counts one more failed attempt; returns how many have failed so far.
+    pub fn fail(&self) -> u32 {
+        let n = self.0.get() + 1;
+        self.0.set(n);
+        n
+    }
+
+    /// Progress was made: the next failure starts a new sequence.
+    pub fn reset(&self) {
+        self.0.set(0);
+    }
+}
+
 /// What to do after one attempt.
 pub enum Verdict {
     /// A final answer (any status but 401, 408, 429 and 5xx).
@@ -352,11 +373,22 @@ impl Client {
     pub fn run(
         &self,
         what: &str,
+        once: impl FnMut() -> Result<Net<Resp>>,
+        on_401: impl FnMut(Resp) -> Result<Option<Resp>>,
+    ) -> Result<Resp> {
+        self.run_counted(what, &Tries::default(), once, on_401)
+    }
+
+    /// [`Client::run`] counting failures in `tries`, which the operation this request
+    /// serves shares with its other retry loops: one sequence of attempts, one bound.
+    pub fn run_counted(
+        &self,
+        what: &str,
+        tries: &Tries,
         mut once: impl FnMut() -> Result<Net<Resp>>,
         mut on_401: impl FnMut(Resp) -> Result<Option<Resp>>,
     ) -> Result<Resp> {
         let max = self.opts.retry.attempts.max(1);
-        let mut attempt = 1;
         loop {
             match self.judge(what, once()?) {
                 Verdict::Done(r) => return Ok(r),
@@ -364,15 +396,15 @@ impl Client {
                     Some(r) => return Ok(r),
                     None => continue,
                 },
-                Verdict::Retry { why, after } if attempt < max => {
-                    self.backoff(what, &why, attempt, after);
-                    attempt += 1;
-                }
-                Verdict::Retry { why, .. } => {
-                    return Err(Error::Registry(format!(
-                        "{what}: {why}, still failing after {}",
-                        super::attempts(max)
-                    )))
+                Verdict::Retry { why, after } => {
+                    let failed = tries.fail();
+                    if failed >= max {
+                        return Err(Error::Registry(format!(
+                            "{what}: {why}, still failing after {}",
+                            super::attempts(failed)
+                        )));
+                    }
+                    self.backoff(what, &why, failed, after);
                 }
                 Verdict::Fail(e) => return Err(e),
             }
@@ -390,11 +422,27 @@ impl Client {
         body: Option<&[u8]>,
         scopes: &Scopes,
     ) -> Result<Resp> {
+        self.request_counted(what, method, url, headers, body, scopes, &Tries::default())
+    }
+
+    /// [`Client::request`] counting failures in the operation's `tries`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn request_counted(
+        &self,
+        what: &str,
+        method: &str,
+        url: &Url,
+        headers: &[(&str, String)],
+        body: Option<&[u8]>,
+        scopes: &Scopes,
+        tries: &Tries,
+    ) -> Result<Resp> {
         let mut scopes = scopes.clone();
         let mut reauthed = false;
         let scopes_cell = std::cell::RefCell::new(&mut scopes);
-        self.run(
+        self.run_counted(
             what,
+            tries,
             || {
                 let authz = self.authorization(&scopes_cell.borrow())?;
                 let body = body.map_or(Body::Empty, Body::Bytes);
@@ -648,21 +696,24 @@ impl Client {
 
     /// GET of a registry path that may redirect (blobs live in object storage on many
     /// registries): each hop is checked, and credentials go only to the registry.
+    /// Failures count in the operation's `tries`.
     pub fn get_following(
         &self,
         what: &str,
         url: &Url,
         headers: &[(&str, String)],
         scopes: &Scopes,
+        tries: &Tries,
     ) -> Result<Resp> {
         let base = self.base()?;
         let mut url = url.clone();
         for _ in 0..=MAX_REDIRECTS {
             let resp = if base.same_origin(&url) {
-                self.request(what, "GET", &url, headers, None, scopes)?
+                self.request_counted(what, "GET", &url, headers, None, scopes, tries)?
             } else {
-                self.run(
+                self.run_counted(
                     what,
+                    tries,
                     || Ok(self.send_raw("GET", &url, headers, Body::Empty, None)),
                     |r| Ok(Some(r)),
                 )?

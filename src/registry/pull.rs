@@ -3,7 +3,7 @@
 //! against their digests and resumes a broken download with a `Range` request.
 
 use super::auth::Scopes;
-use super::client::{header, read_capped, Client, Resp};
+use super::client::{header, read_capped, Client, Resp, Tries};
 use super::{BlobOutcome, Transfer};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -129,7 +129,7 @@ impl RegistryBlobs {
 
     /// Opens a blob at `offset` (0 = from the start), following redirects. Returns the
     /// response and whether it starts at `offset` (206) or at 0 (200).
-    fn get_blob(&self, desc: &Descriptor, offset: u64) -> Result<(Resp, bool)> {
+    fn get_blob(&self, desc: &Descriptor, offset: u64, tries: &Tries) -> Result<(Resp, bool)> {
         let what = format!(
             "downloading {} from {}/{}",
             desc.digest, self.client.host, self.repo
@@ -142,9 +142,9 @@ impl RegistryBlobs {
         } else {
             Vec::new()
         };
-        let resp = self
-            .client
-            .get_following(&what, &url, &headers, &Scopes::pull(&self.repo))?;
+        let resp =
+            self.client
+                .get_following(&what, &url, &headers, &Scopes::pull(&self.repo), tries)?;
         match resp.status().as_u16() {
             200 => Ok((resp, false)),
             206 if offset > 0 => {
@@ -203,14 +203,15 @@ impl Blobs for RegistryBlobs {
                 desc.size,
             )));
         }
-        let (resp, _) = self.get_blob(desc, 0)?;
+        let tries = Tries::default();
+        let (resp, _) = self.get_blob(desc, 0, &tries)?;
         self.client.opts.events.blob_start(desc, Transfer::Download);
         let reader = ResumingReader {
             blobs: self,
             desc: desc.clone(),
             body: Some(Box::new(resp.into_body().into_reader())),
             pos: 0,
-            failures: 0,
+            tries,
             reported: false,
         };
         let verified = VerifyReader::new(reader, desc.digest.clone(), desc.size);
@@ -233,19 +234,20 @@ impl Blobs for RegistryBlobs {
 /// A blob download that reconnects where it broke off: `Range: bytes=N-`, checked
 /// `Content-Range`; a registry that answers 200 instead has its first N bytes skipped
 /// (the digest check covers the whole stream either way). Gives up after the retry
-/// policy's attempts without progress.
+/// policy's attempts without progress, counting a broken body and a failed reconnect
+/// alike (one sequence: the requests that reconnect share its [`Tries`]).
 struct ResumingReader<'a> {
     blobs: &'a RegistryBlobs,
     desc: Descriptor,
     body: Option<Box<dyn Read + Send>>,
     pos: u64,
-    failures: u32,
+    tries: Tries,
     reported: bool,
 }
 
 impl ResumingReader<'_> {
     fn reopen(&mut self) -> Result<()> {
-        let (resp, partial) = self.blobs.get_blob(&self.desc, self.pos)?;
+        let (resp, partial) = self.blobs.get_blob(&self.desc, self.pos, &self.tries)?;
         let mut body: Box<dyn Read + Send> = Box::new(resp.into_body().into_reader());
         if !partial && self.pos > 0 {
             let skipped = io::copy(&mut (&mut body).take(self.pos), &mut io::sink())
@@ -288,24 +290,24 @@ impl Read for ResumingReader<'_> {
                 Ok(0) => "the connection closed early".to_string(),
                 Ok(n) => {
                     self.pos += n as u64;
-                    self.failures = 0;
+                    self.tries.reset();
                     client.opts.events.blob_progress(&self.desc, self.pos);
                     return Ok(n);
                 }
                 Err(e) => e.to_string(),
             };
-            self.failures += 1;
-            if self.failures >= client.opts.retry.attempts.max(1) {
+            let failed = self.tries.fail();
+            if failed >= client.opts.retry.attempts.max(1) {
                 return Err(io::Error::other(Error::Registry(format!(
                     "downloading {} from {}/{}: {failure}, still failing after {}",
                     self.desc.digest,
                     client.host,
                     self.blobs.repo,
-                    super::attempts(self.failures)
+                    super::attempts(failed)
                 ))));
             }
             let what = format!("downloading {}", self.desc.digest);
-            client.backoff(&what, &failure, self.failures, None);
+            client.backoff(&what, &failure, failed, None);
             self.body = None;
         }
     }

@@ -4,7 +4,7 @@
 //! registry's reported offset); layers in parallel, then configs, then manifests.
 
 use super::auth::Scopes;
-use super::client::{header, lock, Body, Client, Verdict};
+use super::client::{header, lock, Body, Client, Tries, Verdict};
 use super::hints::Hints;
 use super::net::Url;
 use super::{BlobOutcome, Transfer};
@@ -226,12 +226,12 @@ impl Pusher<'_> {
     }
 
     /// `POST …/blobs/uploads/`: a new upload session.
-    fn start(&self, d: &Descriptor) -> Result<Url> {
+    fn start(&self, d: &Descriptor, tries: &Tries) -> Result<Url> {
         let what = self.what(d);
         let url = self.client.url(&format!("{}/blobs/uploads/", self.repo))?;
-        let resp = self
-            .client
-            .request(&what, "POST", &url, &[], None, &self.scopes())?;
+        let resp =
+            self.client
+                .request_counted(&what, "POST", &url, &[], None, &self.scopes(), tries)?;
         match (resp.status().as_u16(), header(&resp, "location")) {
             (202, Some(loc)) => self.location(&url, loc),
             (202, None) => Err(Error::Registry(format!(
@@ -242,32 +242,34 @@ impl Pusher<'_> {
     }
 
     /// Uploads a blob, starting new sessions (bounded) when one breaks beyond repair.
+    /// Every failure of the upload — a session's, a chunk's, a status request's — counts
+    /// in one [`Tries`], so the attempts said are one sequence with one bound.
     fn upload(&self, d: &Descriptor, mut session: Option<Url>) -> Result<BlobOutcome> {
         let what = self.what(d);
         let max = self.client.opts.retry.attempts.max(1);
-        let mut attempt = 1;
+        let tries = Tries::default();
         loop {
             let loc = match session.take() {
                 Some(l) => l,
-                None => self.start(d)?,
+                None => self.start(d, &tries)?,
             };
             let result = if d.size <= self.client.opts.monolithic_max {
                 self.put_whole(d, &loc)
             } else {
-                self.put_chunked(d, loc)
+                self.put_chunked(d, loc, &tries)
             };
             match result {
                 Ok(()) => return Ok(BlobOutcome::Uploaded { bytes: d.size }),
                 Err(Stop::Fatal(e)) => return Err(e),
-                Err(Stop::Restart(why, _)) if attempt >= max => {
-                    return Err(Error::Registry(format!(
-                        "{what}: {why}, still failing after {}",
-                        super::attempts(max)
-                    )))
-                }
                 Err(Stop::Restart(why, after)) => {
-                    self.client.backoff(&what, &why, attempt, after);
-                    attempt += 1;
+                    let failed = tries.fail();
+                    if failed >= max {
+                        return Err(Error::Registry(format!(
+                            "{what}: {why}, still failing after {}",
+                            super::attempts(failed)
+                        )));
+                    }
+                    self.client.backoff(&what, &why, failed, after);
                 }
             }
         }
@@ -320,12 +322,11 @@ impl Pusher<'_> {
     /// PATCHes of `chunk_size` bytes with `Content-Range`, each answered with the new
     /// `Location` and the `Range` the registry holds; after a failure, the upload's
     /// status says where to go on. Then the final PUT with `?digest=`.
-    fn put_chunked(&self, d: &Descriptor, mut loc: Url) -> Result<(), Stop> {
+    fn put_chunked(&self, d: &Descriptor, mut loc: Url, tries: &Tries) -> Result<(), Stop> {
         let what = self.what(d);
         let opts = &self.client.opts;
         let mut src = Source::new(self.blobs, d, &opts.events);
         let mut offset = 0u64;
-        let mut failures = 0u32;
         while offset < d.size {
             let n = opts.chunk_size.max(1).min(d.size - offset);
             src.seek(offset)?;
@@ -351,14 +352,16 @@ impl Pusher<'_> {
                     let held = header(resp, "range")
                         .and_then(range_end)
                         .unwrap_or(offset + n);
+                    let before = offset;
                     offset = held.min(offset + n);
-                    failures = 0;
+                    if offset > before {
+                        tries.reset();
+                    }
                     continue;
                 }
             }
             // Something went wrong with this chunk: wait, ask where the upload stands,
             // and go on from there.
-            failures += 1;
             let (why, after) = match verdict {
                 Verdict::Done(resp) if resp.status().as_u16() == 416 => {
                     ("the registry expected another offset".to_string(), None)
@@ -371,14 +374,15 @@ impl Pusher<'_> {
                     fatal => return Err(fatal),
                 },
             };
-            if failures >= opts.retry.attempts.max(1) {
+            let failed = tries.fail();
+            if failed >= opts.retry.attempts.max(1) {
                 return Err(Stop::Fatal(Error::Registry(format!(
                     "{what}: {why}, still failing after {}",
-                    super::attempts(failures)
+                    super::attempts(failed)
                 ))));
             }
-            self.client.backoff(&what, &why, failures, after);
-            match self.status(&loc)? {
+            self.client.backoff(&what, &why, failed, after);
+            match self.status(&loc, tries)? {
                 Some((held, new_loc)) => {
                     offset = held.min(d.size);
                     if let Some(l) = new_loc {
@@ -394,9 +398,15 @@ impl Pusher<'_> {
         src.verify_end()?;
         let url = loc.with_query("digest", &d.digest.to_string());
         let scopes = self.scopes();
-        let resp = self
-            .client
-            .request(&what, "PUT", &url, &octet_stream(), Some(&[]), &scopes)?;
+        let resp = self.client.request_counted(
+            &what,
+            "PUT",
+            &url,
+            &octet_stream(),
+            Some(&[]),
+            &scopes,
+            tries,
+        )?;
         match resp.status().as_u16() {
             201 => self
                 .check_digest_header(&what, &resp, &d.digest)
@@ -412,11 +422,11 @@ impl Pusher<'_> {
     /// `GET` on the upload session: how many bytes the registry holds, and the new
     /// location. `None` when the session is gone (registries may drop a session whose
     /// request failed halfway; the caller starts a new one).
-    fn status(&self, loc: &Url) -> Result<Option<(u64, Option<Url>)>, Stop> {
+    fn status(&self, loc: &Url, tries: &Tries) -> Result<Option<(u64, Option<Url>)>, Stop> {
         let what = format!("checking an upload to {}/{}", self.client.host, self.repo);
-        let resp = self
-            .client
-            .request(&what, "GET", loc, &[], None, &self.scopes())?;
+        let resp =
+            self.client
+                .request_counted(&what, "GET", loc, &[], None, &self.scopes(), tries)?;
         match resp.status().as_u16() {
             204 | 202 | 200 => {
                 let held = header(&resp, "range").and_then(range_end).unwrap_or(0);
