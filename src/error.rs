@@ -44,7 +44,8 @@ pub enum Error {
     /// The request itself is wrong (exit code 2): a malformed reference or flag value.
     #[error("{0}")]
     Usage(String),
-    /// An input is malformed or hostile (exit code 3).
+    /// An input is malformed or hostile, or lacks what was asked of it (no image of that
+    /// name, no variant for that platform) (exit code 3).
     #[error("{0}")]
     Invalid(String),
     /// Bytes did not match the digest that names them.

@@ -1562,13 +1562,21 @@ fn put_blob(dir: &Path, bytes: &[u8]) -> String {
     d
 }
 
-#[test]
-fn multi_platform_indexes_push_and_pull_by_platform() {
-    let Some(reg) = Registry::start(Auth::None) else {
-        return;
-    };
-    let env = Env::new();
-    build_image(&env, "hello:1", false);
+/// A layout `multi` (ref `multi`) holding a two-platform index made by hand from the
+/// static hello world (built into `env`'s store as hello:1): the same layer, an arm64
+/// config beside the amd64 one; with `attestation`, a BuildKit-style attestation
+/// manifest too.
+struct Multi {
+    dir: PathBuf,
+    amd_digest: String,
+    amd_config: String,
+    arm_digest: String,
+    arm_config: String,
+    idx_digest: String,
+}
+
+fn two_platforms(env: &Env, attestation: bool) -> Multi {
+    build_image(env, "hello:1", false);
     // A two-platform index made by hand from the built image: the same layer, an
     // arm64 config beside the amd64 one (nobase only moves bytes here).
     let store = env.store();
@@ -1606,13 +1614,39 @@ fn multi_platform_indexes_push_and_pull_by_platform() {
     let arm_manifest_bytes = serde_json::to_vec(&arm_manifest).unwrap();
     let arm_digest = put_blob(&dir, &arm_manifest_bytes);
     let mt = "application/vnd.oci.image.manifest.v1+json";
+    let mut manifests = vec![
+        serde_json::json!({"mediaType": mt, "digest": amd_digest, "size": amd_manifest_bytes.len(), "platform": {"architecture": "amd64", "os": "linux"}}),
+        serde_json::json!({"mediaType": mt, "digest": arm_digest, "size": arm_manifest_bytes.len(), "platform": {"architecture": "arm64", "os": "linux"}}),
+    ];
+    if attestation {
+        // As BuildKit writes provenance: an image manifest of platform unknown/unknown,
+        // annotated as an attestation of the amd64 image.
+        let cfg = serde_json::to_vec(&serde_json::json!({
+            "architecture": "unknown", "os": "unknown",
+            "rootfs": {"type": "layers", "diff_ids": []}
+        }))
+        .unwrap();
+        let cfg_digest = put_blob(&dir, &cfg);
+        let m = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2, "mediaType": mt,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg_digest, "size": cfg.len()},
+            "layers": []
+        }))
+        .unwrap();
+        let m_digest = put_blob(&dir, &m);
+        manifests.push(serde_json::json!({
+            "mediaType": mt, "digest": m_digest, "size": m.len(),
+            "platform": {"architecture": "unknown", "os": "unknown"},
+            "annotations": {
+                "vnd.docker.reference.type": "attestation-manifest",
+                "vnd.docker.reference.digest": amd_digest,
+            }
+        }));
+    }
     let idx = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [
-            {"mediaType": mt, "digest": amd_digest, "size": amd_manifest_bytes.len(), "platform": {"architecture": "amd64", "os": "linux"}},
-            {"mediaType": mt, "digest": arm_digest, "size": arm_manifest_bytes.len(), "platform": {"architecture": "arm64", "os": "linux"}},
-        ]
+        "manifests": manifests,
     });
     let idx_bytes = serde_json::to_vec(&idx).unwrap();
     let idx_digest = put_blob(&dir, &idx_bytes);
@@ -1625,6 +1659,32 @@ fn multi_platform_indexes_push_and_pull_by_platform() {
     )
     .unwrap();
 
+    Multi {
+        dir,
+        amd_digest,
+        amd_config: amd_manifest["config"]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        arm_digest,
+        arm_config: arm_config_digest,
+        idx_digest,
+    }
+}
+
+#[test]
+fn multi_platform_indexes_push_and_pull_by_platform() {
+    let Some(reg) = Registry::start(Auth::None) else {
+        return;
+    };
+    let env = Env::new();
+    let Multi {
+        dir,
+        amd_digest,
+        arm_digest,
+        idx_digest,
+        ..
+    } = two_platforms(&env, false);
     let dest = format!("docker://{}/team/multi:1", reg.host());
     let r = nb(
         &env,
@@ -1683,7 +1743,7 @@ fn multi_platform_indexes_push_and_pull_by_platform() {
         &env2,
         &["pull", &dest, "-t", "m:s390x", "--platform", "linux/s390x"],
     )
-    .code(2);
+    .code(3);
     assert!(
         none.stderr.contains("no linux/s390x variant"),
         "{}",
@@ -1707,6 +1767,35 @@ fn multi_platform_indexes_push_and_pull_by_platform() {
         "only the index by tag: {}",
         r.stderr
     );
+}
+
+#[test]
+fn images_and_check_leave_attestation_manifests_out_of_the_platforms() {
+    let env = Env::new();
+    let m = two_platforms(&env, true);
+    env.nobase(&["push", &format!("oci:{}:multi", m.dir.display()), "att:1"])
+        .ok();
+    let j = env.nobase(&["images", "--json"]).ok().json();
+    let att = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "att")
+        .expect("att:1 listed");
+    assert_eq!(att["platform"], "linux/amd64,linux/arm64", "{j}");
+    let table = env.nobase(&["images"]).ok();
+    assert!(!table.stdout.contains("unknown"), "{}", table.stdout);
+    // check --all-platforms already left it out; it still does.
+    let c = env
+        .nobase(&["check", "--all-platforms", "--json", "att:1"])
+        .json();
+    let platforms: Vec<&str> = c["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["platform"].as_str().unwrap())
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"], "{c}");
 }
 
 #[test]

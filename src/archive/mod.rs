@@ -155,6 +155,7 @@ pub fn write_docker(
                 image
                     .manifests
                     .iter()
+                    .filter(|m| !m.is_attestation())
                     .map(|m| m.config.platform().to_string())
                     .collect::<Vec<_>>()
                     .join(", "),

@@ -95,8 +95,8 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
         .image
         .manifests
         .iter()
+        .filter(|m| !m.is_attestation())
         .map(|m| m.config.platform().to_string())
-        .filter(|p| p != "unknown/unknown")
         .collect();
     if all.len() > 1 {
         g.note(format!(
@@ -115,14 +115,11 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
 }
 
 /// `check --all-platforms`: each platform's image of the reference (attestation
-/// manifests, `unknown/unknown`, left out), one verdict each.
+/// manifests left out), one verdict each.
 fn all_platforms(g: &Global, args: &Args, src: &nobase::source::Source) -> Result<i32> {
     let mut reports = Vec::new();
-    for m in &src.image.manifests {
+    for m in src.image.manifests.iter().filter(|m| !m.is_attestation()) {
         let platform = m.config.platform().to_string();
-        if platform == "unknown/unknown" {
-            continue;
-        }
         let name = format!("{} ({platform})", src.reference);
         let report = {
             let _line = progress::reading(g, args.json, &src.reference, Some(m));

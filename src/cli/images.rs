@@ -76,8 +76,11 @@ pub fn list(g: &Global, args: ListArgs) -> Result<i32> {
         // An entry whose blobs are unreadable is still listed, marked, not fatal.
         let (platforms, size, created) = match read_image(&desc, store.layout()) {
             Ok(img) => (
+                // Attestation manifests (BuildKit's provenance, `unknown/unknown`) are
+                // no platform of the image.
                 img.manifests
                     .iter()
+                    .filter(|m| !m.is_attestation())
                     .map(|m| printable(&m.config.platform().to_string()).into_owned())
                     .collect::<Vec<_>>()
                     .join(","),

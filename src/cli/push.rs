@@ -197,7 +197,7 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                         .image
                         .manifests
                         .iter()
-                        .filter(|m| m.descriptor.digest != one.top.digest)
+                        .filter(|m| m.descriptor.digest != one.top.digest && !m.is_attestation())
                         .map(|m| m.config.platform().to_string())
                         .collect();
                     g.note(format!(

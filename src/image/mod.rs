@@ -490,6 +490,13 @@ pub struct PlatformImage {
 }
 
 impl PlatformImage {
+    /// True for an attestation manifest (BuildKit's provenance and SBOM documents),
+    /// which an index lists beside the images: not an image of any platform, so it is
+    /// left out wherever platforms are listed or chosen.
+    pub fn is_attestation(&self) -> bool {
+        is_attestation(&self.descriptor) || self.config.platform().to_string() == "unknown/unknown"
+    }
+
     /// Bytes of its blobs: the manifest, the config and every layer.
     pub fn size(&self) -> u64 {
         self.descriptor.size
@@ -550,33 +557,20 @@ impl Image {
         self.blobs().iter().map(|d| d.size).sum()
     }
 
-    /// The single platform image, or the one matching `platform`.
+    /// The single platform image, or the one matching `platform` (attestation
+    /// manifests are never chosen).
     pub fn select(&self, platform: Option<&Platform>) -> Result<&PlatformImage> {
-        match platform {
-            None if self.manifests.len() == 1 => Ok(&self.manifests[0]),
+        let images = || self.manifests.iter().filter(|m| !m.is_attestation());
+        let found = match platform {
+            None if self.manifests.len() == 1 => Some(&self.manifests[0]),
+            None if images().count() == 1 => images().next(),
             None => {
                 let host = host_platform();
-                self.manifests
-                    .iter()
-                    .find(|m| platform_matches(&m.config.platform(), &host))
-                    .ok_or_else(|| {
-                        Error::Usage(format!(
-                            "the image has no {host} variant (it has {}); choose one with --platform",
-                            self.platforms()
-                        ))
-                    })
+                images().find(|m| platform_matches(&m.config.platform(), &host))
             }
-            Some(p) => self
-                .manifests
-                .iter()
-                .find(|m| platform_matches(&m.config.platform(), p))
-                .ok_or_else(|| {
-                    Error::Usage(format!(
-                        "the image has no {p} variant (it has {})",
-                        self.platforms()
-                    ))
-                }),
-        }
+            Some(p) => images().find(|m| platform_matches(&m.config.platform(), p)),
+        };
+        found.ok_or_else(|| no_variant(platform, &self.platforms()))
     }
 
     /// The image narrowed to the one platform [`Image::select`] picks: its manifest
@@ -596,9 +590,38 @@ impl Image {
     fn platforms(&self) -> String {
         self.manifests
             .iter()
+            .filter(|m| !m.is_attestation())
             .map(|m| m.config.platform().to_string())
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+/// The annotation BuildKit puts on an index entry that is an attestation manifest.
+const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+
+/// True for an index entry that is an attestation manifest (annotated so, or with the
+/// platform `unknown/unknown` BuildKit gives them).
+pub fn is_attestation(entry: &Descriptor) -> bool {
+    entry
+        .annotations
+        .get(REFERENCE_TYPE)
+        .is_some_and(|t| t == "attestation-manifest")
+        || entry
+            .platform
+            .as_ref()
+            .is_some_and(|p| p.os == "unknown" && p.architecture == "unknown")
+}
+
+/// The image has no variant for `want` (`None`: this machine). A fact about the image,
+/// as "no image named X" is: exit 3, not a usage error.
+fn no_variant(want: Option<&Platform>, has: &str) -> Error {
+    match want {
+        None => Error::Invalid(format!(
+            "the image has no {} variant (it has {has}); choose one with --platform",
+            host_platform()
+        )),
+        Some(p) => Error::Invalid(format!("the image has no {p} variant (it has {has})")),
     }
 }
 
