@@ -4,7 +4,7 @@
 
 use crate::archive;
 use crate::error::Result;
-use crate::image::Image;
+use crate::image::{Image, Want};
 use crate::oci::{read_image, Blobs, Layout};
 use crate::refs::ImageRef;
 use crate::registry;
@@ -32,6 +32,39 @@ pub fn open(r: &ImageRef, store: impl FnOnce() -> Result<Store>) -> Result<Sourc
 
 /// [`open`] with registry settings (credentials, certificates, retries, progress).
 pub fn open_with(
+    r: &ImageRef,
+    store: impl FnOnce() -> Result<Store>,
+    registry: &registry::Options,
+) -> Result<Source> {
+    open_for(r, store, registry, Want::All)
+}
+
+/// [`open_with`] of the platforms `want` asks for; with [`Want::One`], the image is
+/// narrowed to that platform (as [`Image::single`] narrows it), and a registry is
+/// asked for that platform's manifest and config only.
+pub fn open_for(
+    r: &ImageRef,
+    store: impl FnOnce() -> Result<Store>,
+    registry: &registry::Options,
+    want: Want,
+) -> Result<Source> {
+    if let ImageRef::Registry(rr) = r {
+        let (image, blobs) = registry::open_for(rr, registry, want)?;
+        return Ok(Source {
+            reference: r.to_string(),
+            image,
+            blobs: Box::new(blobs),
+            guard: None,
+        });
+    }
+    let mut source = open_all(r, store, registry)?;
+    if let Want::One(p) = want {
+        source.image = source.image.single(p)?;
+    }
+    Ok(source)
+}
+
+fn open_all(
     r: &ImageRef,
     store: impl FnOnce() -> Result<Store>,
     registry: &registry::Options,

@@ -1769,6 +1769,123 @@ fn multi_platform_indexes_push_and_pull_by_platform() {
     );
 }
 
+fn blob_size(dir: &Path, digest: &str) -> u64 {
+    std::fs::metadata(
+        dir.join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:")),
+    )
+    .unwrap()
+    .len()
+}
+
+#[test]
+fn pulling_one_platform_fetches_only_its_manifest_and_config_and_counts_them() {
+    let Some(reg) = Registry::start(Auth::None) else {
+        return;
+    };
+    let env = Env::new();
+    let m = two_platforms(&env, true);
+    let dest = format!("docker://{}/team/multi:1", reg.host());
+    nb(
+        &env,
+        &["push", &format!("oci:{}:multi", m.dir.display()), &dest],
+    )
+    .ok();
+    let proxy = Proxy::start(reg.port, None, |_, _| Fault::Forward);
+    let src = format!("docker://{}/team/multi:1", proxy.host());
+    let env2 = Env::new();
+    let j = nb(
+        &env2,
+        &[
+            "pull",
+            &src,
+            "-t",
+            "m:arm",
+            "--platform",
+            "linux/arm64",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(j["digest"], m.arm_digest.as_str(), "{j}");
+    // The index, then the arm64 manifest, its config and the layer: nothing of the
+    // amd64 image, nothing of the attestation.
+    let seen = proxy.seen();
+    for s in &seen {
+        assert!(
+            !s.path.contains(&m.amd_digest) && !s.path.contains(&m.amd_config),
+            "fetched the other platform's document: {seen:#?}"
+        );
+    }
+    assert_eq!(
+        proxy.count("GET", "/manifests/"),
+        2,
+        "the index and one manifest: {seen:#?}"
+    );
+    let layer = &serde_json::from_slice::<serde_json::Value>(
+        &std::fs::read(
+            m.dir
+                .join("blobs/sha256")
+                .join(m.arm_digest.trim_start_matches("sha256:")),
+        )
+        .unwrap(),
+    )
+    .unwrap()["layers"][0]["digest"];
+    let documents = blob_size(&m.dir, &m.idx_digest)
+        + blob_size(&m.dir, &m.arm_digest)
+        + blob_size(&m.dir, &m.arm_config);
+    let layer_size = blob_size(&m.dir, layer.as_str().unwrap());
+    assert_eq!(j["blobs"]["downloaded"], 3, "{j}");
+    assert_eq!(j["blobs"]["present"], 0, "{j}");
+    assert_eq!(j["bytes_downloaded"], documents + layer_size, "{j}");
+    // Again into the same store: every blob is there; what was received is the
+    // documents read to choose the image, and the summary says so.
+    let again = nb(
+        &env2,
+        &[
+            "pull",
+            &src,
+            "-t",
+            "m:arm2",
+            "--platform",
+            "linux/arm64",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(again["blobs"]["downloaded"], 0, "{again}");
+    assert_eq!(again["blobs"]["present"], 3, "{again}");
+    assert_eq!(again["bytes_downloaded"], documents, "{again}");
+    let r = nb(
+        &env2,
+        &["pull", &src, "-t", "m:arm3", "--platform", "linux/arm64"],
+    )
+    .ok();
+    assert!(
+        r.stderr
+            .contains("pulled 3 blobs (0 downloaded, 3 already present), ")
+            && r.stderr
+                .contains(" received (manifests and config included), manifest "),
+        "{}",
+        r.stderr
+    );
+    // A platform the image lacks is a fact about the image (exit 3), not a usage
+    // error; the attestation is no platform it has.
+    let none = nb(
+        &env2,
+        &["pull", &src, "-t", "m:s390x", "--platform", "linux/s390x"],
+    )
+    .code(3);
+    assert!(
+        none.stderr
+            .contains("no linux/s390x variant (it has linux/amd64, linux/arm64)"),
+        "{}",
+        none.stderr
+    );
+}
+
 #[test]
 fn images_and_check_leave_attestation_manifests_out_of_the_platforms() {
     let env = Env::new();

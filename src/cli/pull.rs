@@ -6,7 +6,7 @@ use super::push::Reporter;
 use super::render::{human_size, print_json};
 use super::Global;
 use anyhow::{Context, Result};
-use nobase::image::Platform;
+use nobase::image::{Platform, Want};
 use nobase::refs::{ImageRef, NameTag};
 use nobase::{source, Error};
 use serde_json::json;
@@ -68,13 +68,15 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
     let reporter = Arc::new(Reporter::new(g, a.json));
     let opts = g.registry(reporter.clone())?;
-    let opened = source::open_with(&src, || g.existing_store(), &opts)
-        .with_context(|| format!("reading {src}"))?;
-    let image = if a.all_platforms {
-        opened.image
+    // One platform: only its manifest and config are fetched, not every platform's.
+    let want = if a.all_platforms {
+        Want::All
     } else {
-        opened.image.single(platform.as_ref())?
+        Want::One(platform.as_ref())
     };
+    let opened = source::open_for(&src, || g.existing_store(), &opts, want)
+        .with_context(|| format!("reading {src}"))?;
+    let image = opened.image;
     let store = g.store()?;
     let _guard = store.writer_guard()?;
     let layout = store.layout();
@@ -100,6 +102,9 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     reporter.finish();
     let t = reporter.tally();
     let digest = image.top.digest.to_string();
+    // Blobs are counted by what the store lacked; bytes by what came over the network,
+    // which includes the manifests and config read to learn the image, stored or not.
+    let from_registry = matches!(src, ImageRef::Registry(_));
     if a.json {
         print_json(&json!({
             "source": src.to_string(),
@@ -109,11 +114,24 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             "bytes_downloaded": t.bytes_down,
         }))?;
     } else {
+        let received = if from_registry {
+            format!(
+                ", {} received (manifests and config included)",
+                human_size(t.bytes_down)
+            )
+        } else {
+            String::new()
+        };
         g.note(format!(
-            "pulled {} blobs ({} already present), {} received, manifest {digest}",
+            "pulled {} blobs ({} {}, {} already present){received}, manifest {digest}",
             blobs.len(),
+            blobs.len() - present,
+            if from_registry {
+                "downloaded"
+            } else {
+                "copied"
+            },
             present,
-            human_size(t.bytes_down)
         ));
         if g.quiet {
             outln!("{digest}")?;

@@ -7,7 +7,7 @@ use super::progress::format_line;
 use super::render::{human_size, print_json, printable};
 use super::Global;
 use anyhow::{Context, Result};
-use nobase::image::{Descriptor, Platform};
+use nobase::image::{Descriptor, Platform, Want};
 use nobase::refs::ImageRef;
 use nobase::registry::{BlobOutcome, Events, Options, Transfer};
 use nobase::{sink, source, Error};
@@ -181,10 +181,15 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         }
     }
     let sink = sink::for_ref_with(&dest, || g.store(), &dest_opts)?;
-    let opened = source::open_with(&src, || g.existing_store(), &src_opts)
+    // With --platform, a registry is asked for that platform's manifest and config only.
+    let want = match &platform {
+        Some(p) => Want::One(Some(p)),
+        None => Want::All,
+    };
+    let opened = source::open_for(&src, || g.existing_store(), &src_opts, want)
         .with_context(|| format!("reading {src}"))?;
     let image = match &platform {
-        Some(p) => opened.image.single(Some(p))?,
+        Some(_) => opened.image,
         // A docker-archive has no index: it gets this machine's image, said so, and the
         // digest printed is the one written (without one for this machine, the archive
         // writer refuses, naming the choices).
@@ -439,6 +444,13 @@ impl Events for Reporter {
             b.done = b.total;
             b.finished = Some(format!("{label} ({})", human_size(b.total)));
         });
+    }
+
+    fn received(&self, bytes: u64) {
+        self.tally
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .bytes_down += bytes;
     }
 
     fn manifest_pushed(&self, desc: &Descriptor, reference: &str) {

@@ -597,6 +597,15 @@ impl Image {
     }
 }
 
+/// Which platforms of a multi-platform image a reader wants.
+#[derive(Clone, Copy, Debug)]
+pub enum Want<'a> {
+    /// Every one (the index as it is).
+    All,
+    /// One: this platform, or (`None`) the only one, else this machine's.
+    One(Option<&'a Platform>),
+}
+
 /// The annotation BuildKit puts on an index entry that is an attestation manifest.
 const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 
@@ -611,6 +620,46 @@ pub fn is_attestation(entry: &Descriptor) -> bool {
             .platform
             .as_ref()
             .is_some_and(|p| p.os == "unknown" && p.architecture == "unknown")
+}
+
+/// Picks the index entry for `want` (`None`: the only image, else this machine's) by
+/// the platforms the index lists, attestations left out; `Ok(None)` when some entry
+/// lists no platform (then only the configs can tell).
+pub fn choose_entry<'a>(
+    entries: &'a [Descriptor],
+    want: Option<&Platform>,
+) -> Result<Option<&'a Descriptor>> {
+    let images: Vec<&Descriptor> = entries
+        .iter()
+        .filter(|d| is_manifest(&d.media_type) && !is_attestation(d))
+        .collect();
+    let Some(platforms) = images
+        .iter()
+        .map(|d| d.platform.clone())
+        .collect::<Option<Vec<Platform>>>()
+    else {
+        return Ok(None);
+    };
+    let found = match want {
+        None if images.len() == 1 => Some(images[0]),
+        None => {
+            let host = host_platform();
+            images
+                .iter()
+                .zip(&platforms)
+                .find(|(_, p)| platform_matches(p, &host))
+                .map(|(d, _)| *d)
+        }
+        Some(w) => images
+            .iter()
+            .zip(&platforms)
+            .find(|(_, p)| platform_matches(p, w))
+            .map(|(d, _)| *d),
+    };
+    let listed: Vec<String> = platforms.iter().map(Platform::to_string).collect();
+    found
+        .map(Some)
+        .ok_or_else(|| no_variant(want, &listed.join(", ")))
 }
 
 /// The image has no variant for `want` (`None`: this machine). A fact about the image,

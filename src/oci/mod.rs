@@ -9,7 +9,7 @@ pub use fsck::{fsck, Finding, FsckReport};
 use crate::digest::{Digest, HashReader, HashWriter};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, Lock};
-use crate::image::{self, Descriptor, Image, Index, PlatformImage};
+use crate::image::{self, Descriptor, Image, Index, PlatformImage, Want};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -455,6 +455,29 @@ pub fn read_image(top: &Descriptor, blobs: &dyn Blobs) -> Result<Image> {
             top.digest, top.media_type
         )))
     }
+}
+
+/// Reads the image `top` names as `want` asks. For one platform of an index whose
+/// entries say their platforms, only the chosen manifest and its config are read (from
+/// a registry, the other platforms' documents are never fetched); otherwise every
+/// manifest is read and the image then narrowed by the configs.
+pub fn read_image_for(top: &Descriptor, blobs: &dyn Blobs, want: Want) -> Result<Image> {
+    let Want::One(platform) = want else {
+        return read_image(top, blobs);
+    };
+    if image::is_index(&top.media_type) {
+        let raw = blobs.read_document(top)?;
+        let index: Index =
+            image::parse_document(&raw, &top.media_type, &format!("index {}", top.digest))?;
+        if let Some(entry) = image::choose_entry(&index.manifests, platform)? {
+            return Ok(Image {
+                top: entry.clone(),
+                index: None,
+                manifests: vec![read_manifest(entry, blobs)?],
+            });
+        }
+    }
+    read_image(top, blobs)?.single(platform)
 }
 
 fn read_manifest(d: &Descriptor, blobs: &dyn Blobs) -> Result<PlatformImage> {

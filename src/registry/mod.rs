@@ -28,7 +28,7 @@ pub use pull::RegistryBlobs;
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::image::{Descriptor, Image};
+use crate::image::{Descriptor, Image, Want};
 use crate::oci::Blobs;
 use crate::refs::RegistryRef;
 use crate::sink::Sink;
@@ -82,6 +82,9 @@ pub trait Events: Send + Sync {
     fn blob_progress(&self, _desc: &Descriptor, _done: u64) {}
     /// A blob is settled.
     fn blob_done(&self, _desc: &Descriptor, _outcome: BlobOutcome) {}
+    /// A manifest or index of this many bytes was received (blobs say so with
+    /// [`Events::blob_done`]).
+    fn received(&self, _bytes: u64) {}
     /// A manifest or index was stored under `reference`.
     fn manifest_pushed(&self, _desc: &Descriptor, _reference: &str) {}
 }
@@ -179,8 +182,14 @@ pub fn api_repository(host: &str, repo: &str) -> String {
 /// they are read (streamed and verified). The blobs it lists are remembered as present
 /// in that repository, so a later push to another repository can mount them.
 pub fn open(r: &RegistryRef, opts: &Options) -> Result<(Image, RegistryBlobs)> {
+    open_for(r, opts, Want::All)
+}
+
+/// [`open`] of the platforms `want` asks for: for one platform of a multi-platform
+/// image, the other platforms' manifests and configs are not fetched.
+pub fn open_for(r: &RegistryRef, opts: &Options, want: Want) -> Result<(Image, RegistryBlobs)> {
     let client = Arc::new(client::Client::new(&r.host, opts)?);
-    let (image, blobs) = pull::open(r, client)?;
+    let (image, blobs) = pull::open(r, client, want)?;
     let digests: Vec<Digest> = image.blobs().into_iter().map(|d| d.digest).collect();
     let (host, repo) = blobs.location();
     hints::Hints::load(opts.hints.as_deref()).record(&host, &repo, &digests);

@@ -7,7 +7,7 @@ use super::client::{header, read_capped, Client, Resp, Tries};
 use super::{BlobOutcome, Transfer};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::image::{self, Descriptor};
+use crate::image::{self, Descriptor, Want};
 use crate::oci::{Blobs, VerifyReader};
 use crate::refs::RegistryRef;
 use std::collections::HashMap;
@@ -57,6 +57,7 @@ pub fn fetch_manifest(
         .unwrap_or_default();
     let bytes = read_capped(resp, image::MAX_DOCUMENT)
         .map_err(|e| Error::Registry(format!("{what}: {e}")))?;
+    client.opts.events.received(bytes.len() as u64);
     let digest = Digest::of(&bytes);
     if let Some(want) = pinned {
         if &digest != want {
@@ -314,14 +315,19 @@ impl Read for ResumingReader<'_> {
 }
 
 /// Opens an image in a registry: its top manifest (by tag or digest), then, through
-/// [`crate::oci::read_image`], each platform's manifest and config.
-pub fn open(r: &RegistryRef, client: Arc<Client>) -> Result<(crate::image::Image, RegistryBlobs)> {
+/// [`crate::oci::read_image_for`], the manifest and config of each platform `want`
+/// asks for (of one platform, only that one's are fetched).
+pub fn open(
+    r: &RegistryRef,
+    client: Arc<Client>,
+    want: Want,
+) -> Result<(crate::image::Image, RegistryBlobs)> {
     let repo = super::api_repository(&r.host, &r.repository);
     let (top, bytes) = fetch_manifest(&client, &repo, &r.reference(), r.digest.as_ref())?;
     let mut docs = HashMap::new();
     docs.insert(top.digest.clone(), bytes);
     let blobs = RegistryBlobs::new(client, &repo, docs);
-    let image = crate::oci::read_image(&top, &blobs)?;
+    let image = crate::oci::read_image_for(&top, &blobs, want)?;
     Ok((image, blobs))
 }
 
