@@ -754,3 +754,106 @@ fn a_tag_another_tool_wrote_without_a_colon_is_name_latest_everywhere() {
     env.nobase(&["rmi", "v2"]).ok();
     assert_eq!(env.nobase(&["images", "-q"]).ok().stdout, "hello:1\n");
 }
+
+#[test]
+fn a_docker_archive_is_never_silently_replaced_and_oci_dir_keeps_other_images() {
+    let env = Env::new();
+    let bin = hello_static();
+    let bin = bin.to_str().unwrap();
+    let a = build_json(&env, &[bin, "-t", "a:1"])["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = build_json(&env, &[bin, "-t", "b:1", "-e", "B=1"])["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(a, b);
+    // docker-archive: the same image under the same name again is fine (nothing
+    // changes); anything else there is refused, the file left as it was.
+    let tar = env.path("x.tar");
+    let dest = format!("docker-archive:{}:a:1", tar.display());
+    env.nobase(&["push", "a:1", &dest]).ok();
+    let before = std::fs::read(&tar).unwrap();
+    env.nobase(&["push", "a:1", &dest]).ok();
+    for (img, to) in [("b:1", "b:1"), ("a:1", "a:2")] {
+        let r = env
+            .nobase(&[
+                "push",
+                img,
+                &format!("docker-archive:{}:{to}", tar.display()),
+            ])
+            .code(1);
+        assert!(
+            r.stderr
+                .contains("already exists and holds an image tagged a:1; a docker-archive cannot be added to or changed"),
+            "{}",
+            r.stderr
+        );
+        assert_eq!(std::fs::read(&tar).unwrap(), before, "{img} as {to}");
+    }
+    // oci:DIR without REF adds the image beside the others, as skopeo does; the same
+    // one twice is listed once; oci:DIR:REF replaces that name only.
+    let dir = env.path("layout");
+    let layout = format!("oci:{}", dir.display());
+    env.nobase(&["push", "a:1", &format!("{layout}:keep")]).ok();
+    env.nobase(&["push", "a:1", &layout]).ok();
+    env.nobase(&["push", "b:1", &layout]).ok();
+    env.nobase(&["push", "b:1", &layout]).ok();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let entries: Vec<(String, Option<&str>)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["digest"].as_str().unwrap().to_string(),
+                m["annotations"]["org.opencontainers.image.ref.name"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(entries.len(), 3, "{index}");
+    for want in [
+        (a.clone(), Some("keep")),
+        (a.clone(), None),
+        (b.clone(), None),
+    ] {
+        assert!(
+            entries.iter().any(|(d, r)| (d, *r) == (&want.0, want.1)),
+            "{want:?} in {index}"
+        );
+    }
+    env.nobase(&["push", "b:1", &format!("{layout}:keep")]).ok();
+    if let Some(d) = skopeo_digest(&format!("{layout}:keep")) {
+        assert_eq!(d, b);
+    }
+    // fsck of a layout names the blobs no image uses (a's config, manifest and layer
+    // are still used by the unnamed entry: none here), without calling them a fault.
+    let j = env
+        .nobase(&["fsck", "--json", dir.to_str().unwrap()])
+        .ok()
+        .json();
+    assert_eq!(j["unused"]["blobs"], 0, "{j}");
+    let stray = b"not referenced by anything";
+    let hex = sha256_hex(stray);
+    std::fs::write(
+        dir.join("blobs/sha256")
+            .join(hex.trim_start_matches("sha256:")),
+        stray,
+    )
+    .unwrap();
+    let j = env
+        .nobase(&["fsck", "--json", dir.to_str().unwrap()])
+        .ok()
+        .json();
+    assert_eq!(j["unused"]["blobs"], 1, "{j}");
+    assert_eq!(j["unused"]["bytes"], stray.len(), "{j}");
+    let r = env.nobase(&["fsck", dir.to_str().unwrap()]).ok();
+    assert!(
+        r.stderr
+            .contains("1 blobs (26 B) no image of the index uses"),
+        "{}",
+        r.stderr
+    );
+}

@@ -5,7 +5,9 @@
 
 mod read;
 
-pub use read::{open_docker_archive, open_oci_archive, DockerArchive, OciArchive};
+pub use read::{
+    docker_archive_entries, open_docker_archive, open_oci_archive, DockerArchive, OciArchive,
+};
 
 use crate::digest::HashReader;
 use crate::error::{Error, IoContext, Result};
@@ -133,6 +135,46 @@ struct DockerManifestEntry {
     layers: Vec<String>,
 }
 
+/// A docker-archive cannot be added to or changed in place (skopeo refuses it too:
+/// "docker-archive doesn't support modifying existing images"): an existing `dest` is
+/// written again only when it holds exactly this image under these tags (writing is
+/// deterministic, so that changes nothing). Anything else there is refused, never
+/// silently replaced.
+fn refuse_other_image(dest: &Path, ours: &DockerManifestEntry) -> Result<()> {
+    match std::fs::symlink_metadata(dest) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err::<(), _>(e).io(|| format!("reading {}", dest.display())),
+        Ok(_) => {}
+    }
+    // An unreadable file is not ours to overwrite either.
+    let held = docker_archive_entries(dest).unwrap_or_default();
+    let same = matches!(held.as_slice(), [(config, tags, layers)]
+        if *config == ours.config && *tags == ours.repo_tags && *layers == ours.layers);
+    if same {
+        return Ok(());
+    }
+    let what = match held.as_slice() {
+        [] => "something that is not this image".to_string(),
+        entries => {
+            let tags: Vec<&str> = entries
+                .iter()
+                .flat_map(|(_, t, _)| t.iter().map(String::as_str))
+                .collect();
+            if tags.is_empty() {
+                format!("{} untagged image(s)", entries.len())
+            } else {
+                format!("an image tagged {}", tags.join(", "))
+            }
+        }
+    };
+    Err(Error::Refused(format!(
+        "{} already exists and holds {what}; a docker-archive cannot be added to or changed \
+         (skopeo refuses it too): remove the file first, write another one, or use \
+         oci:DIR:REF, which holds several images",
+        dest.display()
+    )))
+}
+
 /// Writes a `docker-archive` as `docker save` does: `manifest.json`, the config as
 /// `<hex>.json`, each layer uncompressed as `<diff_id>/layer.tar`, and `repositories`.
 /// Layers are decompressed from their blobs and checked against the config's diff_ids.
@@ -177,6 +219,7 @@ pub fn write_docker(
             .map(|id| format!("{}/layer.tar", id.hex()))
             .collect(),
     };
+    refuse_other_image(dest, &entry)?;
     let manifest = serde_json::to_vec(&[entry]).expect("serializes");
     let repositories = name.map(|n| {
         let top = pi

@@ -309,18 +309,37 @@ fn hex_in_name(name: &str) -> Option<&str> {
         .then_some(stem)
 }
 
-/// Opens the image `name` names (or the only one) in the docker-archive `file`.
-pub fn open_docker_archive(file: &Path, name: Option<&NameTag>) -> Result<(Image, DockerArchive)> {
-    let tar = TarIndex::open(file)?;
-    let place = file.display().to_string();
+/// The entries of a docker-archive's `manifest.json`.
+fn docker_entries(tar: &TarIndex, place: &str) -> Result<Vec<DockerManifestEntry>> {
     let raw = tar.read_small("manifest.json").map_err(|e| match e {
         Error::Invalid(_) => Error::Invalid(format!(
             "{place} is not a docker archive: it has no manifest.json"
         )),
         e => e,
     })?;
-    let entries: Vec<DockerManifestEntry> =
-        image::from_bytes(&raw, &format!("manifest.json in {place}"))?;
+    image::from_bytes(&raw, &format!("manifest.json in {place}"))
+}
+
+/// One image of a docker-archive's `manifest.json`: its config member, its `RepoTags`
+/// and its layer members.
+pub type DockerEntry = (String, Vec<String>, Vec<String>);
+
+/// What a docker-archive's `manifest.json` says of each image it holds. For `docker
+/// load`'s default names and for telling whether an archive already holds an image.
+pub fn docker_archive_entries(file: &Path) -> Result<Vec<DockerEntry>> {
+    let tar = TarIndex::open(file)?;
+    let entries = docker_entries(&tar, &file.display().to_string())?;
+    Ok(entries
+        .into_iter()
+        .map(|e| (e.config, e.repo_tags.unwrap_or_default(), e.layers))
+        .collect())
+}
+
+/// Opens the image `name` names (or the only one) in the docker-archive `file`.
+pub fn open_docker_archive(file: &Path, name: Option<&NameTag>) -> Result<(Image, DockerArchive)> {
+    let tar = TarIndex::open(file)?;
+    let place = file.display().to_string();
+    let entries = docker_entries(&tar, &place)?;
     let tags = |e: &DockerManifestEntry| e.repo_tags.clone().unwrap_or_default();
     let entry = match name {
         Some(n) => entries

@@ -50,6 +50,12 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
     if let Some(u) = &unused {
         note_failed_deletions(g, u);
     }
+    // In another layout they are only counted: what else uses its blobs (an image being
+    // written by another tool) is not for nobase to know.
+    let layout_unused = match (&store, report.unreferenced) {
+        (None, Some((n, bytes))) if n > 0 => Some((n, bytes)),
+        _ => None,
+    };
     if a.json {
         let mut j = serde_json::to_value(&report)?;
         if let Some(u) = &unused {
@@ -58,6 +64,8 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                 "bytes": u.bytes,
                 "removed": a.repair && !u.deferred,
             });
+        } else if let (None, Some((n, bytes))) = (&store, report.unreferenced) {
+            j["unused"] = serde_json::json!({"blobs": n, "bytes": bytes, "removed": false});
         }
         print_json(&j)?;
     } else {
@@ -101,6 +109,12 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                 human_size(u.bytes)
             )),
             _ => {}
+        }
+        if let Some((n, bytes)) = layout_unused {
+            g.note(format!(
+                "{n} blobs ({}) no image of the index uses (not a fault; left in place)",
+                human_size(bytes)
+            ));
         }
     }
     Ok(if report.clean() { 0 } else { 1 })

@@ -32,6 +32,10 @@ pub struct FsckReport {
     pub images: usize,
     /// Problems.
     pub findings: Vec<Finding>,
+    /// Sound blobs that no image of the index uses (count, bytes): not a fault, but
+    /// space; `None` when an image could not be read (its blobs are unknown).
+    #[serde(skip)]
+    pub unreferenced: Option<(usize, u64)>,
 }
 
 impl FsckReport {
@@ -103,7 +107,7 @@ pub fn fsck(layout: &Layout, repair: bool) -> Result<FsckReport> {
         }
     }
     let dir = layout.root().join("blobs").join("sha256");
-    let mut present = BTreeSet::new();
+    let mut present = std::collections::BTreeMap::new();
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .io(|| format!("listing {}", dir.display()))?
         .flatten()
@@ -128,7 +132,7 @@ pub fn fsck(layout: &Layout, repair: bool) -> Result<FsckReport> {
             Ok((d, n)) if d == expected => {
                 r.blobs += 1;
                 r.bytes += n;
-                present.insert(expected);
+                present.insert(expected, n);
             }
             other => {
                 let why = match other {
@@ -149,9 +153,20 @@ pub fn fsck(layout: &Layout, repair: bool) -> Result<FsckReport> {
     // look once more before calling a blob missing — once per blob, however many images
     // need it.
     let mut looked_again: std::collections::HashMap<Digest, bool> = Default::default();
+    let used: BTreeSet<&Digest> = needed
+        .iter()
+        .flat_map(|(_, blobs)| blobs.iter().map(|d| &d.digest))
+        .collect();
+    if !r.findings.iter().any(|f| f.code == "unreadable-image") {
+        let (n, bytes) = present
+            .iter()
+            .filter(|(d, _)| !used.contains(d))
+            .fold((0, 0), |(n, b), (_, size)| (n + 1, b + size));
+        r.unreferenced = Some((n, bytes));
+    }
     for (name, blobs) in needed {
         for d in blobs {
-            let here = present.contains(&d.digest)
+            let here = present.contains_key(&d.digest)
                 || *looked_again.entry(d.digest.clone()).or_insert_with(|| {
                     hash(&layout.blob_path(&d.digest)).is_ok_and(|(h, _)| h == d.digest)
                 });

@@ -299,7 +299,9 @@ impl Layout {
     }
 
     /// Writes every blob of `image` (from `from`) and records its top descriptor in the
-    /// index under `ref_name` (replacing an entry of the same name), or unnamed.
+    /// index under `ref_name` (replacing the entry of that name), or unnamed: added
+    /// beside the other entries, as skopeo adds it (an unnamed entry of the same digest
+    /// is replaced, so writing it twice lists it once).
     pub fn publish(&self, image: &Image, from: &dyn Blobs, ref_name: Option<&str>) -> Result<()> {
         // Between finding a blob present and the tag that uses it, a collection (`nobase
         // rmi` on this layout, when it is a store reached as `oci:DIR`) must not run.
@@ -314,7 +316,12 @@ impl Layout {
                 .insert(image::REF_NAME.to_string(), r.to_string());
         }
         self.update_index(|index| {
-            index.manifests.retain(|m| m.ref_name() != ref_name);
+            match ref_name {
+                Some(_) => index.manifests.retain(|m| m.ref_name() != ref_name),
+                None => index
+                    .manifests
+                    .retain(|m| m.ref_name().is_some() || m.digest != top.digest),
+            }
             index.manifests.push(top);
             index.manifests.sort_by(|a, b| {
                 a.ref_name()
