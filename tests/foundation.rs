@@ -792,6 +792,25 @@ fn a_docker_archive_is_never_silently_replaced_and_oci_dir_keeps_other_images() 
         );
         assert_eq!(std::fs::read(&tar).unwrap(), before, "{img} as {to}");
     }
+    // docker load names the image by its one RepoTag: so does pull without -t.
+    let env2 = Env::new();
+    let r = env2
+        .nobase(&["pull", &format!("docker-archive:{}", tar.display())])
+        .ok();
+    assert!(r.stdout.ends_with("  a:1\n"), "{}", r.stdout);
+    env2.nobase(&["check", "a:1"]).ok();
+    // Without a RepoTag there is no name to take: -t is asked for.
+    let untagged = env.path("untagged.tar");
+    env.nobase(&[
+        "push",
+        "b:1",
+        &format!("docker-archive:{}", untagged.display()),
+    ])
+    .ok();
+    let r = env2
+        .nobase(&["pull", &format!("docker-archive:{}", untagged.display())])
+        .code(2);
+    assert!(r.stderr.contains("-t NAME[:TAG]"), "{}", r.stderr);
     // oci:DIR without REF adds the image beside the others, as skopeo does; the same
     // one twice is listed once; oci:DIR:REF replaces that name only.
     let dir = env.path("layout");

@@ -59,6 +59,32 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             ))
             .into())
         }
+        // As `docker load`: the archive's own name, when it has exactly one.
+        (None, ImageRef::DockerArchive { name: Some(n), .. }) => n.clone(),
+        (None, ImageRef::DockerArchive { file, name: None }) => {
+            let tags: Vec<String> = nobase::archive::docker_archive_entries(file)
+                .with_context(|| format!("reading {src}"))?
+                .into_iter()
+                .flat_map(|(_, tags, _)| tags)
+                .collect();
+            match tags.as_slice() {
+                [one] => NameTag::parse(one)
+                    .with_context(|| format!("{src} names its image {one:?}; give -t NAME[:TAG]"))?,
+                [] => {
+                    return Err(Error::Usage(format!(
+                        "{src} has no RepoTags to name the image by; give the store name with -t NAME[:TAG]"
+                    ))
+                    .into())
+                }
+                several => {
+                    return Err(Error::Usage(format!(
+                        "{src} has several RepoTags ({}); give the store name with -t NAME[:TAG]",
+                        several.join(", ")
+                    ))
+                    .into())
+                }
+            }
+        }
         (None, _) => {
             return Err(
                 Error::Usage(format!("give the store name for {src} with -t NAME[:TAG]")).into(),
