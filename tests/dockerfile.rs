@@ -1241,3 +1241,68 @@ fn copy_from_a_stage_gives_the_directory_it_makes_the_sources_owner_and_mode() {
         assert_eq!((m.uid(), m.gid()), (5, 6));
     }
 }
+
+#[test]
+fn a_custom_syntax_is_warned_about_and_a_repeated_directive_refused() {
+    // `# syntax=example.com/my/frontend:v1` was ignored without a word (its extensions
+    // silently not applied), and a second `# escape=` was accepted where BuildKit
+    // refuses it (the parser crate dropped every directive then).
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        "# syntax=example.com/my/frontend:v1\nFROM scratch\nCOPY a.out /a\nENTRYPOINT [\"/a\"]\n",
+        &[],
+    );
+    let j = build_df(&env, &ctx, &["-t", "syntax:1"]);
+    let w = warning(&j, "kind", "syntax-directive");
+    assert!(
+        w["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 1: # syntax=example.com/my/frontend:v1 names another Dockerfile frontend; nobase reads the Dockerfile itself"),
+        "{w}"
+    );
+    let df = ctx.join("Dockerfile");
+    let build = |text: &str| {
+        std::fs::write(&df, text).unwrap();
+        env.nobase(&[
+            "build",
+            "-f",
+            df.to_str().unwrap(),
+            ctx.to_str().unwrap(),
+            "-t",
+            "syntax:2",
+        ])
+    };
+    let r = build(
+        "# syntax=docker/dockerfile:1-labs\nFROM scratch\nCOPY a.out /a\nENTRYPOINT [\"/a\"]\n",
+    )
+    .ok();
+    assert!(
+        r.stderr.contains(
+            "warning: line 1: # syntax=docker/dockerfile:1-labs asks for the labs channel"
+        ),
+        "{}",
+        r.stderr
+    );
+    let r =
+        build("# syntax=docker/dockerfile:1\nFROM scratch\nCOPY a.out /a\nENTRYPOINT [\"/a\"]\n")
+            .ok();
+    assert!(!r.stderr.contains("syntax="), "{}", r.stderr);
+    for (text, name) in [
+        ("# escape=`\n# escape=\\\nFROM scratch\n", "escape"),
+        (
+            "# syntax=docker/dockerfile:1\n# syntax=docker/dockerfile:1\nFROM scratch\n",
+            "syntax",
+        ),
+    ] {
+        let r = build(text).code(2);
+        assert!(
+            r.stderr.contains(&format!(
+                "line 2: only one {name} parser directive can be used"
+            )),
+            "{}",
+            r.stderr
+        );
+    }
+}

@@ -157,7 +157,7 @@ pub fn build(df: &Dockerfile, ctx: &Context, opts: &Options, store: &Store) -> R
     let target = b.target()?;
     b.check_refusals(target)?;
     let mut out = (*b.stage(target)?).clone();
-    let mut warnings = Vec::new();
+    let mut warnings = df.warnings.clone();
     if let Some(added) = bundle::bundle_missing(&out.fs, &out.config, &opts.bundle)? {
         let layer = place(&out.fs, added.entries, None, df.stages[target].line, "FROM")?;
         b.commit_layer(&mut out, layer, added.created_by)?;

@@ -5,6 +5,7 @@
 //! included). Instructions nobase cannot honour are kept as refusals, so that only the
 //! stages a build needs are refused.
 
+use super::exec::Warning;
 use super::lex;
 use crate::error::{Error, Result};
 use parse_dockerfile::{self as pd, Instruction};
@@ -18,6 +19,8 @@ pub struct Dockerfile {
     pub global_args: Vec<Instr>,
     /// The build stages, in order.
     pub stages: Vec<Stage>,
+    /// What the text itself deserves a warning for (a `# syntax=` nobase does not honour).
+    pub warnings: Vec<Warning>,
 }
 
 /// One build stage: a `FROM` and the instructions up to the next one.
@@ -206,6 +209,7 @@ pub fn parse(text: &str) -> Result<Dockerfile> {
     // The crate drops a byte-order mark itself; dropping it here keeps its spans and
     // our line numbers counted from the same text.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let directives = directives(text)?;
     // Parsed once; again only when the parser refused an `ENTRYPOINT []`.
     let marked: String;
     let (text, parsed) = match pd::parse(text) {
@@ -306,6 +310,96 @@ pub fn parse(text: &str) -> Result<Dockerfile> {
         escape,
         global_args,
         stages,
+        warnings: directives
+            .iter()
+            .filter(|d| d.name == "syntax")
+            .filter_map(|d| syntax_warning(d.line, &d.value))
+            .collect(),
+    })
+}
+
+/// A parser directive at the top of the file (`# syntax=…`, `# escape=…`, `# check=…`).
+struct Directive {
+    /// Lowercased, as BuildKit reads it.
+    name: String,
+    value: String,
+    line: usize,
+}
+
+/// The parser directives as BuildKit reads them: `# name=value` lines at the very top,
+/// ended by the first line that is not one (an instruction, an empty line, another
+/// comment, an unknown name). A name given twice is an error there ("only one escape
+/// parser directive can be used"); the parser crate instead drops every directive and
+/// reads on, so a second `# escape=` changed how the whole file was read without a word.
+fn directives(text: &str) -> Result<Vec<Directive>> {
+    let mut found: Vec<Directive> = Vec::new();
+    for (i, line) in text.split('\n').enumerate() {
+        let Some(rest) = line.trim_start().strip_prefix('#') else {
+            break;
+        };
+        let Some((name, value)) = rest.split_once('=') else {
+            break;
+        };
+        let name = name.trim();
+        let value = value.trim();
+        let well_formed = name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && name.chars().all(|c| c.is_ascii_alphanumeric())
+            && !value.is_empty();
+        let name = name.to_ascii_lowercase();
+        if !well_formed || !["syntax", "escape", "check"].contains(&name.as_str()) {
+            break;
+        }
+        let line = i + 1;
+        if let Some(first) = found.iter().find(|d| d.name == name) {
+            return Err(Error::Usage(format!(
+                "line {line}: only one {name} parser directive can be used (line {} has one already; BuildKit refuses the second, so keep one # {name}= line)",
+                first.line
+            )));
+        }
+        found.push(Directive {
+            name,
+            value: value.to_string(),
+            line,
+        });
+    }
+    Ok(found)
+}
+
+/// A warning for a `# syntax=` that asks for more than the stable Dockerfile frontend:
+/// nobase reads the text itself (the rules of `docker/dockerfile:1`), so a custom
+/// frontend's extensions, or the labs channel's, would silently not apply.
+fn syntax_warning(line: usize, value: &str) -> Option<Warning> {
+    // BuildKit takes the first word as the frontend's reference.
+    let reference = value.split_whitespace().next().unwrap_or(value);
+    let r = reference.split('@').next().unwrap_or(reference);
+    let r = r.strip_prefix("docker.io/").unwrap_or(r);
+    let (name, tag) = match r.rsplit_once(':') {
+        Some((n, t)) if !t.contains('/') => (n, Some(t)),
+        _ => (r, None),
+    };
+    let version = |t: &str| {
+        t == "latest"
+            || (!t.is_empty()
+                && t.split('.').count() <= 3
+                && t.split('.')
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
+    };
+    let message = match tag {
+        _ if name != "docker/dockerfile" => format!(
+            "line {line}: # syntax={reference} names another Dockerfile frontend; nobase reads the Dockerfile itself, with the rules of docker/dockerfile:1, so that frontend's own extensions are not applied"
+        ),
+        Some(t) if t == "labs" || t.ends_with("-labs") => format!(
+            "line {line}: # syntax={reference} asks for the labs channel; nobase reads the Dockerfile itself, with the rules of docker/dockerfile:1, and supports no labs-only features"
+        ),
+        Some(t) if !version(t) => format!(
+            "line {line}: # syntax={reference} is not a release of docker/dockerfile; nobase reads the Dockerfile itself, with the rules of docker/dockerfile:1"
+        ),
+        _ => return None,
+    };
+    Some(Warning {
+        kind: "syntax-directive".into(),
+        message,
+        with: None,
     })
 }
 
@@ -754,6 +848,62 @@ mod tests {
         assert!(e
             .to_string()
             .starts_with("line 2: ADD https://example.com/x: nobase does not fetch"));
+    }
+
+    #[test]
+    fn directives_follow_buildkit() {
+        // A repeated directive is refused, as BuildKit does; it used to drop them all.
+        for (text, want) in [
+            (
+                "# escape=`\n# escape=\\\nFROM scratch\n",
+                "line 2: only one escape parser directive can be used (line 1 has one",
+            ),
+            (
+                "# syntax=docker/dockerfile:1\n#SYNTAX = docker/dockerfile:1\nFROM scratch\n",
+                "line 2: only one syntax parser directive can be used",
+            ),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            assert!(e.to_string().starts_with(want), "{text:?}: {e}");
+        }
+        // After the first line that is not a directive, `# escape=` is a comment.
+        let df = parse("# escape=`\n\n# escape=\\\nFROM scratch\n").unwrap();
+        assert_eq!(df.escape, '`');
+        let df = parse("# note\n# escape=`\n# escape=`\nFROM scratch\n").unwrap();
+        assert_eq!(df.escape, '\\');
+        // `# syntax=` other than a release of docker/dockerfile is worth a warning.
+        for (syntax, want) in [
+            ("docker/dockerfile:1", None),
+            ("docker/dockerfile", None),
+            ("docker/dockerfile:1.7.1", None),
+            ("docker.io/docker/dockerfile:1@sha256:ab", None),
+            ("docker/dockerfile:1-labs", Some("labs channel")),
+            ("docker/dockerfile:labs", Some("labs channel")),
+            (
+                "example.com/my/frontend:v1",
+                Some("another Dockerfile frontend"),
+            ),
+            (
+                "docker/dockerfile-upstream:master",
+                Some("another Dockerfile frontend"),
+            ),
+            ("docker/dockerfile:experimental", Some("not a release")),
+        ] {
+            let df = parse(&format!("# syntax={syntax}\nFROM scratch\n")).unwrap();
+            let got = df.warnings.first().map(|w| w.message.clone());
+            match want {
+                None => assert!(got.is_none(), "{syntax}: {got:?}"),
+                Some(w) => {
+                    let got = got.unwrap_or_default();
+                    assert!(
+                        got.starts_with(&format!("line 1: # syntax={syntax} ")),
+                        "{got}"
+                    );
+                    assert!(got.contains(w), "{syntax}: {got}");
+                }
+            }
+        }
     }
 
     #[test]
