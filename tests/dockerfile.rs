@@ -1306,3 +1306,46 @@ fn a_custom_syntax_is_warned_about_and_a_repeated_directive_refused() {
         );
     }
 }
+
+#[test]
+fn an_expose_of_nothing_adds_no_field_and_a_relative_volume_is_refused() {
+    // `EXPOSE $UNDEF` wrote `"ExposedPorts": {}`, which BuildKit's config leaves out;
+    // `VOLUME rel/path` was recorded as written, and the container then fails to start
+    // (runc: mount destination not absolute).
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        "FROM scratch\nCOPY a.out /a\nEXPOSE $UNDEF\nENTRYPOINT [\"/a\"]\n",
+        &[],
+    );
+    build_df(&env, &ctx, &["-t", "noport:1"]);
+    if let Some(c) = raw_config(&env, "noport:1") {
+        assert!(c["config"].get("ExposedPorts").is_none(), "{c}");
+    }
+    let df = ctx.join("Dockerfile");
+    for (volume, shown) in [("rel/path", "\"/rel/path\""), ("[\"./data\"]", "\"/data\"")] {
+        std::fs::write(
+            &df,
+            format!("FROM scratch\nWORKDIR /app\nVOLUME {volume}\n"),
+        )
+        .unwrap();
+        let r = env
+            .nobase(&[
+                "build",
+                "-f",
+                df.to_str().unwrap(),
+                ctx.to_str().unwrap(),
+                "-t",
+                "vol:1",
+            ])
+            .code(2);
+        assert!(
+            r.stderr.contains("line 3: VOLUME: ")
+                && r.stderr.contains("is not an absolute path")
+                && r.stderr
+                    .contains(&format!("write the absolute path, such as {shown}")),
+            "{}",
+            r.stderr
+        );
+    }
+}

@@ -716,15 +716,20 @@ impl Builder<'_> {
                         all.extend(expand_ports(&w).map_err(|e| at(line, kw, e))?);
                     }
                 }
-                let map = out
-                    .config
-                    .config
-                    .exposed_ports
-                    .get_or_insert_with(BTreeMap::new);
-                for p in &all {
-                    map.insert(p.clone(), EmptyObject {});
+                // An EXPOSE that expands to nothing (`EXPOSE $UNSET`) exposes nothing
+                // and adds no field: BuildKit makes an empty map, which Go's encoder
+                // leaves out of the config.
+                if !all.is_empty() {
+                    let map = out
+                        .config
+                        .config
+                        .exposed_ports
+                        .get_or_insert_with(BTreeMap::new);
+                    for p in &all {
+                        map.insert(p.clone(), EmptyObject {});
+                    }
                 }
-                format!("EXPOSE {}", all.join(" "))
+                format!("EXPOSE {}", all.join(" ")).trim_end().to_string()
             }
             Op::Volume(vols) => {
                 let mut all = Vec::new();
@@ -732,6 +737,19 @@ impl Builder<'_> {
                     let v = word(v)?;
                     if v.trim().is_empty() {
                         return Err(at(line, kw, "a volume path cannot be empty"));
+                    }
+                    // BuildKit records a relative path as written, and the container
+                    // then fails to start (runc: "mount destination data not absolute");
+                    // older engines mounted it below /, never below WORKDIR.
+                    if !v.starts_with('/') {
+                        return Err(at(
+                            line,
+                            kw,
+                            format!(
+                                "{v:?} is not an absolute path; BuildKit records it as written, and a container of the image then fails to start (runc: mount destination {v} not absolute); write the absolute path, such as {:?} (a VOLUME is not relative to WORKDIR)",
+                                format!("/{}", pattern::clean(&v))
+                            ),
+                        ));
                     }
                     all.push(v);
                 }
