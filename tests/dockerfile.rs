@@ -1349,3 +1349,33 @@ fn an_expose_of_nothing_adds_no_field_and_a_relative_volume_is_refused() {
         );
     }
 }
+
+#[test]
+fn a_required_variable_says_it_is_unset_and_a_cut_substitution_how_to_quote_it() {
+    // `ENV X=${UNDEF:?must be set}` said only `"be" has no '='`: Docker splits the words
+    // before substituting, even inside ${…}, which the message now says with the quoting
+    // that keeps the word whole; the quoted form stops with BuildKit's message.
+    let env = Env::new();
+    let ctx = context(&env, "", &[]);
+    let df = ctx.join("Dockerfile");
+    for (text, want) in [
+        (
+            "FROM scratch\nENV X=${UNDEF:?must be set}\n",
+            "line 2: ENV: \"be\" has no '=': the words of this instruction are split at spaces before variables are substituted, even inside ${…}, as Docker does, so \"X=${UNDEF:?must\" was cut there; quote the value: X=\"${UNDEF:?must be set}\"",
+        ),
+        (
+            "FROM scratch\nENV X=\"${UNDEF:?must be set}\"\n",
+            "line 2: ENV: UNDEF: must be set (UNDEF is not set)",
+        ),
+        (
+            "FROM scratch\nWORKDIR ${UNDEF:?must be set}\n",
+            "line 2: WORKDIR: UNDEF: must be set (UNDEF is not set)",
+        ),
+    ] {
+        std::fs::write(&df, text).unwrap();
+        let r = env
+            .nobase(&["build", "-f", df.to_str().unwrap(), ctx.to_str().unwrap(), "-t", "req:1"])
+            .code(2);
+        assert!(r.stderr.contains(want), "{text}: {}", r.stderr);
+    }
+}

@@ -297,10 +297,14 @@ impl<'a> Lexer<'a> {
                 match modifier {
                     Some('-') => Ok(if empty { word } else { value.unwrap_or_default() }),
                     Some('+') => Ok(if empty { String::new() } else { word }),
+                    // BuildKit's words ("NAME: message"), then what happened, which
+                    // a message of the author's own may not say.
                     Some('?') if empty => Err(if word.is_empty() {
                         format!("{name}: is not allowed to be empty")
+                    } else if value.is_none() {
+                        format!("{name}: {word} ({name} is not set)")
                     } else {
-                        format!("{name}: {word}")
+                        format!("{name}: {word} ({name} is empty)")
                     }),
                     Some('?') => Ok(value.unwrap_or_default()),
                     Some(m) => Err(format!("unsupported modifier ({m}) in substitution")),
@@ -316,7 +320,7 @@ impl<'a> Lexer<'a> {
                     ('?', None) => Err(if word.is_empty() {
                         format!("{name}: is not allowed to be unset")
                     } else {
-                        format!("{name}: {word}")
+                        format!("{name}: {word} ({name} is not set)")
                     }),
                     (_, Some(v)) => Ok(v),
                     (_, None) => Ok(String::new()),
@@ -415,16 +419,56 @@ pub fn name_values(
         };
     }
     words
-        .into_iter()
-        .map(|w| match w.split_once('=') {
+        .iter()
+        .enumerate()
+        .map(|(i, w)| match w.split_once('=') {
             Some(("", _)) => Err(format!("{w:?} has an empty name; write KEY=VALUE")),
             Some((k, v)) => Ok((k.to_string(), Some(v.to_string()))),
-            None if legacy => Err(format!(
-                "{w:?} has no '='; write KEY=VALUE (each word of this form needs one)"
-            )),
-            None => Ok((w, None)),
+            None if legacy => Err(match cut_substitution(&words, i) {
+                Some(fix) => fix,
+                None => {
+                    format!("{w:?} has no '='; write KEY=VALUE (each word of this form needs one)")
+                }
+            }),
+            None => Ok((w.clone(), None)),
         })
         .collect()
+}
+
+/// When word `i` (which has no `=`) is the rest of a `${…}` that an earlier word opened
+/// (`X=${V:?must be set}`): what happened and the fix. Docker splits these words at
+/// unquoted spaces before substituting, even inside `${…}` (BuildKit: "can't find = in
+/// \"be\""), so the same is refused here, with the quoting that keeps it one word.
+fn cut_substitution(words: &[String], i: usize) -> Option<String> {
+    // The `${` still open after each word, counted from the word that opened it.
+    let start = (0..i).rev().find(|&j| {
+        let joined = words[j..i].join(" ");
+        let mut depth = 0usize;
+        let mut chars = joined.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '$' && chars.peek() == Some(&'{') {
+                chars.next();
+                depth += 1;
+            } else if c == '}' {
+                depth = depth.saturating_sub(1);
+            }
+        }
+        depth > 0 && words[j].contains('=')
+    })?;
+    let end = (i..words.len())
+        .find(|&k| words[k].contains('}'))
+        .unwrap_or(words.len() - 1);
+    let whole = words[start..=end].join(" ");
+    let (key, value) = whole.split_once('=')?;
+    let fix = if value.contains('"') {
+        "quote the value".to_string()
+    } else {
+        format!("quote the value: {key}=\"{value}\"")
+    };
+    Some(format!(
+        "{:?} has no '=': the words of this instruction are split at spaces before variables are substituted, even inside ${{…}}, as Docker does, so {:?} was cut there; {fix}",
+        words[i], words[start]
+    ))
 }
 
 /// Removes line continuations (the escape character at the end of a line) from text
@@ -551,6 +595,30 @@ mod tests {
             [("A".into(), Some("a\\ b".into()))]
         );
         assert!(kv("A=1 B", true).is_err());
+        // A `${…}` with spaces is cut as Docker cuts it; the error says so.
+        let e = kv("X=${UNDEF:?must be set} Y=1", true).unwrap_err();
+        assert_eq!(
+            e,
+            "\"be\" has no '=': the words of this instruction are split at spaces before variables are substituted, even inside ${…}, as Docker does, so \"X=${UNDEF:?must\" was cut there; quote the value: X=\"${UNDEF:?must be set}\""
+        );
+        assert!(kv("A=${B} C", true)
+            .unwrap_err()
+            .starts_with("\"C\" has no '='; write KEY=VALUE"));
+        assert_eq!(
+            word(
+                &kv("X=\"${UNDEF:?must be set}\"", true).unwrap()[0]
+                    .1
+                    .clone()
+                    .unwrap(),
+                '\\',
+                &vars()
+            ),
+            Err("UNDEF: must be set (UNDEF is not set)".to_string())
+        );
+        assert_eq!(
+            word("${EMPTY:?must be set}", '\\', &vars()),
+            Err("EMPTY: must be set (EMPTY is empty)".to_string())
+        );
         assert!(kv("=1", true).is_err());
         assert!(kv("D", true).is_err());
         assert_eq!(
