@@ -1379,3 +1379,31 @@ fn a_required_variable_says_it_is_unset_and_a_cut_substitution_how_to_quote_it()
         assert!(r.stderr.contains(want), "{text}: {}", r.stderr);
     }
 }
+
+#[test]
+fn a_shell_form_healthcheck_without_the_shell_is_warned_about_with_its_exec_form() {
+    // `HEALTHCHECK CMD /a health` becomes CMD-SHELL, which the engine runs with
+    // /bin/sh -c: in a scratch image the check can never pass. Nothing said so.
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        "FROM scratch\nCOPY a.out /a\nHEALTHCHECK --interval=5s CMD /a health\nENTRYPOINT [\"/a\"]\n",
+        &[],
+    );
+    let j = build_df(&env, &ctx, &["-t", "hc:1"]);
+    let w = warning(&j, "kind", "healthcheck-shell-form");
+    assert_eq!(
+        w["message"],
+        "line 3: HEALTHCHECK CMD /a health is in shell form, which the engine runs as /bin/sh -c \"/a health\", and the image has no /bin/sh, so the check can never pass (the container is reported unhealthy); write it in exec form: HEALTHCHECK CMD [\"/a\",\"health\"]",
+        "{j}"
+    );
+    // The exec form, or a shell form under a SHELL the image has, is fine.
+    for text in [
+        "FROM scratch\nCOPY a.out /a\nHEALTHCHECK CMD [\"/a\", \"health\"]\nENTRYPOINT [\"/a\"]\n",
+        "FROM scratch\nCOPY a.out /a\nSHELL [\"/a\"]\nHEALTHCHECK CMD health\nENTRYPOINT [\"/a\"]\n",
+    ] {
+        std::fs::write(ctx.join("Dockerfile"), text).unwrap();
+        let j = build_df(&env, &ctx, &["-t", "hc:2"]);
+        assert!(!j.to_string().contains("healthcheck-shell-form"), "{text}: {j}");
+    }
+}

@@ -86,6 +86,8 @@ struct StageOut {
     reports: Vec<LayerReport>,
     /// Known once the base says so (or at the end for scratch).
     platform: Option<Platform>,
+    /// The line of the `HEALTHCHECK` in effect, when a stage of this build set it.
+    healthcheck_line: Option<usize>,
 }
 
 /// Variables visible to an instruction: `ENV` first, then the `ARG`s in scope.
@@ -221,6 +223,7 @@ pub fn build(df: &Dockerfile, ctx: &Context, opts: &Options, store: &Store) -> R
         let layer = place(&out.fs, entries, None, df.stages[target].line, "FROM")?;
         b.commit_layer(&mut out, layer, format!("nobase build {}", x.flag()))?;
     }
+    warnings.extend(healthcheck_without_shell(&out));
     let mut config = out.config.clone();
     if !opts.labels.is_empty() {
         config
@@ -463,6 +466,7 @@ impl Builder<'_> {
                 fs: StageFs::default(),
                 reports: Vec::new(),
                 platform,
+                healthcheck_line: None,
             }
         } else if let Some(idx) = self.stage_ref(&base, st.index, false) {
             // The earlier stage's files stay the upper tree: everything this build
@@ -563,6 +567,7 @@ impl Builder<'_> {
                 upper: ImageTree::new(),
             },
             reports: Vec::new(),
+            healthcheck_line: None,
         });
         self.images.insert(key, out.clone());
         Ok(out)
@@ -792,6 +797,7 @@ impl Builder<'_> {
                 format!("SHELL {}", json!(sh))
             }
             Op::Healthcheck(h) => {
+                out.healthcheck_line = Some(line);
                 let v = healthcheck_json(h.as_ref());
                 out.config
                     .config
@@ -1344,6 +1350,41 @@ fn shell_form_hint(e: Error, config: &ImageConfig, fs: &dyn Root) -> Error {
         shell.join(" "),
         shell[0],
     ))
+}
+
+/// A warning for a `HEALTHCHECK` in shell form (`CMD-SHELL`) in an image without the
+/// shell the engine runs it with (the config's `Shell`, else `/bin/sh -c`): the probe can
+/// never run, so the container is reported unhealthy. Not refused: the image starts, and
+/// its health is the engine's business; the `CMD`/`ENTRYPOINT` refusal is for a program
+/// that cannot start at all.
+fn healthcheck_without_shell(out: &StageOut) -> Option<Warning> {
+    let test = out.config.config.other.get("Healthcheck")?.get("Test")?;
+    let test: Vec<String> = serde_json::from_value(test.clone()).ok()?;
+    let [kind, line] = &test[..] else {
+        return None;
+    };
+    if kind != "CMD-SHELL" {
+        return None;
+    }
+    let shell = shell_of(&out.config);
+    if root::resolve(&out.fs, &shell[0]).is_ok() {
+        return None;
+    }
+    let whence = match out.healthcheck_line {
+        Some(n) => format!("line {n}: HEALTHCHECK CMD {line}"),
+        None => format!("the HEALTHCHECK CMD {line} the base image sets"),
+    };
+    let exec: Vec<&str> = line.split_whitespace().collect();
+    Some(Warning {
+        kind: "healthcheck-shell-form".into(),
+        message: format!(
+            "{whence} is in shell form, which the engine runs as {} {line:?}, and the image has no {}, so the check can never pass (the container is reported unhealthy); write it in exec form: HEALTHCHECK CMD {}",
+            shell.join(" "),
+            shell[0],
+            json!(exec)
+        ),
+        with: None,
+    })
 }
 
 /// The argv of an exec or shell form: the shell form runs under the stage's `SHELL`
