@@ -1407,3 +1407,71 @@ fn a_shell_form_healthcheck_without_the_shell_is_warned_about_with_its_exec_form
         assert!(!j.to_string().contains("healthcheck-shell-form"), "{text}: {j}");
     }
 }
+
+#[test]
+fn a_copy_that_opens_up_private_modes_says_so() {
+    // A context file 0600 (a secret) became 0644 world-readable in the image, 0700
+    // 0755, without a word (docker keeps the bits). Normalizing stays; it is said.
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        "FROM scratch\nCOPY m/secret.key /secret.key\nCOPY m /m\nCOPY --chmod=600 m/secret.key /kept.key\nCOPY pub /pub\n",
+        &[
+            ("m/secret.key", "k\n"),
+            ("m/a", "a"),
+            ("m/b", "b"),
+            ("m/c", "c"),
+            ("m/d", "d"),
+            ("m/open", "o"),
+            ("pub/readme", "r"),
+        ],
+    );
+    let mode = |p: &str, m: u32| {
+        std::fs::set_permissions(ctx.join(p), std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    for f in ["m/secret.key", "m/a", "m/b", "m/c"] {
+        mode(f, 0o600);
+    }
+    mode("m/d", 0o700);
+    mode("m", 0o750);
+    mode("m/open", 0o644);
+    mode("pub", 0o755);
+    mode("pub/readme", 0o644);
+    let j = build_df(&env, &ctx, &["-t", "modes:1"]);
+    let messages: Vec<&str> = j["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["kind"] == "mode-widened")
+        .map(|w| w["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "line 2: COPY m/secret.key /secret.key: m/secret.key was 0600 on the host and is 0644 in the image (nobase normalizes modes so the digest does not depend on the checkout); keep it private with COPY --chmod=600",
+            "line 3: COPY m /m: 6 paths are open to more users in the image than on the host: m (0750 → 0755), m/a (0600 → 0644), m/b (0600 → 0644), m/c (0600 → 0644), m/d (0700 → 0755), and 1 more (nobase normalizes modes so the digest does not depend on the checkout); keep them private with a COPY --chmod of their own (such as --chmod=750)",
+        ],
+        "{j}"
+    );
+    // The normalization itself is unchanged, and the human output prints the warning.
+    let secret = merged_entry(&env, "modes:1", "/secret.key");
+    assert_eq!(secret["mode"], "0644", "{secret}");
+    let df = ctx.join("Dockerfile");
+    let r = env
+        .nobase(&[
+            "build",
+            "-f",
+            df.to_str().unwrap(),
+            ctx.to_str().unwrap(),
+            "-t",
+            "modes:2",
+        ])
+        .ok();
+    assert!(
+        r.stderr
+            .contains("warning: line 2: COPY m/secret.key /secret.key: m/secret.key was 0600"),
+        "{}",
+        r.stderr
+    );
+}

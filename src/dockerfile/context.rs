@@ -8,6 +8,7 @@ use super::pattern::{self, Ignore, Pattern};
 use crate::error::{Error, IoContext, Result};
 use crate::root::{self, FileType, HostRoot, Root};
 use crate::tree::{self, Entry};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// A build context directory and its ignore rules.
@@ -26,6 +27,30 @@ pub struct Matched {
     pub real: String,
     /// True when it is a directory (its contents are copied).
     pub is_dir: bool,
+}
+
+/// A context path the image gives a looser mode than the host does: its group or others
+/// may read or run it there, not here (`0600` → `0644`, `0700` → `0755`), because image
+/// modes are normalized so that the digest does not depend on the checkout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Widened {
+    /// The path in the context.
+    pub source: String,
+    /// Its permission bits on the host.
+    pub host: u32,
+    /// Its permission bits in the image.
+    pub image: u32,
+}
+
+impl Widened {
+    /// `Some` when `image` grants group or others a read or execute bit `host` does not.
+    pub fn check(source: &str, host: u32, image: u32) -> Option<Widened> {
+        (image & !host & 0o055 != 0).then(|| Widened {
+            source: source.to_string(),
+            host: host & 0o7777,
+            image: image & 0o7777,
+        })
+    }
 }
 
 impl Matched {
@@ -193,21 +218,35 @@ impl Context {
 
     /// The entries for copying context path `m` to image path `dest` (absolute): a
     /// file or symlink target lands at `dest`; a directory's contents land below `dest`.
-    /// `exclude` holds `COPY --exclude` patterns, matched relative to the source.
+    /// `exclude` holds `COPY --exclude` patterns, matched relative to the source. What the
+    /// image makes readable to more users than the host did is added to `widened`.
     pub fn entries(
         &self,
         m: &Matched,
         dest: &str,
         exclude: &Ignore,
+        widened: &mut Vec<Widened>,
     ) -> Result<Vec<(String, Entry)>> {
         let mut out = Vec::new();
         if !m.is_dir {
-            out.push((dest.to_string(), tree::host_entry(&self.host(&m.real))?));
             // A followed symlink gives its target's content, not a link.
+            let host = self.host(&m.real);
+            let e = tree::host_entry(&host)?;
+            widened.extend(Widened::check(&m.rel, host_mode(&host)?, e.mode));
+            out.push((dest.to_string(), e));
             return Ok(out);
         }
-        self.walk(&m.real, &m.rel, "", dest, exclude, &mut out)?;
-        Ok(out)
+        let mut found = Found {
+            entries: out,
+            widened,
+        };
+        self.walk(&m.real, &m.rel, "", dest, exclude, &mut found)?;
+        Ok(found.entries)
+    }
+
+    /// The permission bits of a context path on the host.
+    pub fn host_mode(&self, rel: &str) -> Result<u32> {
+        host_mode(&self.host(rel))
     }
 
     fn walk(
@@ -217,7 +256,7 @@ impl Context {
         below: &str,
         dest: &str,
         exclude: &Ignore,
-        out: &mut Vec<(String, Entry)>,
+        out: &mut Found<'_>,
     ) -> Result<()> {
         let dir = self.host(real);
         let mut names: Vec<String> = Vec::new();
@@ -236,13 +275,21 @@ impl Context {
             let ignored = self.ignored(&child_shown) || exclude.excluded(&child_below);
             // Below an ignored directory, an exception can still bring files back.
             let exceptions = self.ignore.has_exceptions() || exclude.has_exceptions();
-            let is_dir = std::fs::symlink_metadata(&host)
-                .io(|| format!("reading {}", host.display()))?
-                .is_dir();
+            let meta =
+                std::fs::symlink_metadata(&host).io(|| format!("reading {}", host.display()))?;
+            let is_dir = meta.is_dir();
             let target = format!("{}/{name}", dest.trim_end_matches('/'));
             if !ignored {
                 // Only what is copied is read: an ignored FIFO or socket is no error.
-                out.push((target.clone(), tree::host_entry(&host)?));
+                let e = tree::host_entry(&host)?;
+                if !meta.file_type().is_symlink() {
+                    out.widened.extend(Widened::check(
+                        &child_shown,
+                        meta.permissions().mode(),
+                        e.mode,
+                    ));
+                }
+                out.entries.push((target.clone(), e));
             }
             if is_dir && (!ignored || exceptions) {
                 let real = join_rel(real, &name);
@@ -251,6 +298,21 @@ impl Context {
         }
         Ok(())
     }
+}
+
+/// What a walk of a context directory finds: the entries, and the widened modes.
+struct Found<'a> {
+    entries: Vec<(String, Entry)>,
+    widened: &'a mut Vec<Widened>,
+}
+
+/// The permission bits of a host path (not following a final symlink).
+fn host_mode(path: &Path) -> Result<u32> {
+    Ok(std::fs::symlink_metadata(path)
+        .io(|| format!("reading {}", path.display()))?
+        .permissions()
+        .mode()
+        & 0o7777)
 }
 
 #[cfg(test)]
@@ -296,7 +358,7 @@ mod tests {
         assert_eq!(rels("logs/*").unwrap(), ["logs/keep.log"]);
         let all = c.matches(".").unwrap();
         let paths: Vec<_> = c
-            .entries(&all[0], "/app", &Ignore::default())
+            .entries(&all[0], "/app", &Ignore::default(), &mut Vec::new())
             .unwrap()
             .into_iter()
             .map(|(p, _)| p)
@@ -308,12 +370,53 @@ mod tests {
         let ex = Ignore::parse("*.c\n").unwrap();
         let src = c.matches("src").unwrap();
         let paths: Vec<_> = c
-            .entries(&src[0], "/s", &ex)
+            .entries(&src[0], "/s", &ex, &mut Vec::new())
             .unwrap()
             .into_iter()
             .map(|(p, _)| p)
             .collect();
         assert_eq!(paths, ["/s/sub", "/s/sub/x.c"]);
+    }
+
+    #[test]
+    fn modes_the_image_opens_up_are_reported() {
+        let (d, c) = ctx("");
+        let set = |p: &str, m: u32| {
+            std::fs::set_permissions(d.path().join(p), std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        set("src/main.c", 0o600);
+        set("src/sub", 0o700);
+        set("src/sub/x.c", 0o664);
+        set("a.txt", 0o640);
+        let mut widened = Vec::new();
+        let src = c.matches("src").unwrap();
+        c.entries(&src[0], "/s", &Ignore::default(), &mut widened)
+            .unwrap();
+        let a = c.matches("a.txt").unwrap();
+        c.entries(&a[0], "/a", &Ignore::default(), &mut widened)
+            .unwrap();
+        let got: Vec<_> = widened
+            .iter()
+            .map(|w| (w.source.as_str(), w.host, w.image))
+            .collect();
+        // 0664 → 0644 takes a right away: not reported.
+        assert_eq!(
+            got,
+            [
+                ("src/main.c", 0o600, 0o644),
+                ("src/sub", 0o700, 0o755),
+                ("a.txt", 0o640, 0o644)
+            ]
+        );
+        for (host, image, want) in [
+            (0o750, 0o755, true),
+            (0o711, 0o755, true),
+            (0o4755, 0o755, false),
+            (0o777, 0o755, false),
+            (0o644, 0o644, false),
+        ] {
+            assert_eq!(Widened::check("x", host, image).is_some(), want, "{host:o}");
+        }
     }
 
     #[test]

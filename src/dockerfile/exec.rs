@@ -6,7 +6,7 @@
 //! stage is assembled into an image whose blobs are all in the store.
 
 use super::bundle::{self, BundleOptions};
-use super::context::{self, Context, Matched};
+use super::context::{self, Context, Matched, Widened};
 use super::fs::{self, Owner, StageFs};
 use super::lex::{self, Vars};
 use super::pattern::{self, Ignore};
@@ -138,6 +138,8 @@ struct Builder<'a> {
     /// Stages some `COPY --from` reads.
     copied_from: BTreeSet<usize>,
     created: String,
+    /// What the instructions run so far deserve a warning for.
+    warnings: Vec<Warning>,
 }
 
 /// Builds the target stage of `df` with files from `ctx`, writing blobs into `store`.
@@ -154,12 +156,14 @@ pub fn build(df: &Dockerfile, ctx: &Context, opts: &Options, store: &Store) -> R
         images: BTreeMap::new(),
         copied_from: BTreeSet::new(),
         created: image::rfc3339(opts.epoch),
+        warnings: Vec::new(),
     };
     b.global_args()?;
     let target = b.target()?;
     b.check_refusals(target)?;
     let mut out = (*b.stage(target)?).clone();
     let mut warnings = df.warnings.clone();
+    warnings.append(&mut b.warnings);
     if let Some(added) = bundle::bundle_missing(&out.fs, &out.config, &opts.bundle)? {
         let layer = place(&out.fs, added.entries, None, df.stages[target].line, "FROM")?;
         b.commit_layer(&mut out, layer, added.created_by)?;
@@ -1046,13 +1050,21 @@ impl Builder<'_> {
         // The entries an archive unpacked: they keep its modes (BuildKit gives the
         // unpacking only --chown).
         let mut unpacked: Vec<std::ops::Range<usize>> = Vec::new();
+        // Context paths the image opens to more users than the host did.
+        let mut widened: Vec<Widened> = Vec::new();
         for item in items {
             match item {
                 Item::Ctx(m) if m.is_dir => {
                     dest_dir_needed = true;
+                    // The directory this makes for it is 0755 whatever the source's mode.
+                    if !dest_exists_dir && dest != "/" {
+                        let host = self.ctx.host_mode(&m.real).map_err(|e| at(line, kw, e))?;
+                        let shown = if m.rel.is_empty() { "." } else { &m.rel };
+                        widened.extend(Widened::check(shown, host, 0o755));
+                    }
                     entries.extend(
                         self.ctx
-                            .entries(&m, &dest, &exclude)
+                            .entries(&m, &dest, &exclude, &mut widened)
                             .map_err(|e| at(line, kw, e))?,
                     );
                 }
@@ -1064,7 +1076,7 @@ impl Builder<'_> {
                     };
                     entries.extend(
                         self.ctx
-                            .entries(&m, &target, &exclude)
+                            .entries(&m, &target, &exclude, &mut widened)
                             .map_err(|e| at(line, kw, e))?,
                     );
                 }
@@ -1169,8 +1181,50 @@ impl Builder<'_> {
         // Directories this creates above the destination are owned like what is copied,
         // as BuildKit's copy makes them.
         let layer = place(&out.fs, entries, owner, line, kw)?;
+        // --chmod gives what is copied the mode it names: nothing was widened then.
+        if chmod.is_none() {
+            self.warnings
+                .extend(widened_warning(line, &shown.join(" "), &widened));
+        }
         self.commit_layer(out, layer, shown.join(" "))
     }
+}
+
+/// One warning for the context paths an instruction copies with looser modes than they
+/// have on the host (a private key 0600 becomes 0644): up to five named, and how many.
+/// The normalization stays (it is what makes the digest independent of the checkout);
+/// what it gives away should not go unsaid.
+fn widened_warning(line: usize, instruction: &str, widened: &[Widened]) -> Option<Warning> {
+    const SHOWN: usize = 5;
+    let why = "nobase normalizes modes so the digest does not depend on the checkout";
+    let message = match widened {
+        [] => return None,
+        [w] => format!(
+            "line {line}: {instruction}: {} was {:04o} on the host and is {:04o} in the image ({why}); keep it private with COPY --chmod={:o}",
+            w.source, w.host, w.image, w.host & 0o777
+        ),
+        all => {
+            let mut list: Vec<String> = all
+                .iter()
+                .take(SHOWN)
+                .map(|w| format!("{} ({:04o} → {:04o})", w.source, w.host, w.image))
+                .collect();
+            if all.len() > SHOWN {
+                list.push(format!("and {} more", all.len() - SHOWN));
+            }
+            format!(
+                "line {line}: {instruction}: {} paths are open to more users in the image than on the host: {} ({why}); keep them private with a COPY --chmod of their own (such as --chmod={:o})",
+                all.len(),
+                list.join(", "),
+                all[0].host & 0o777
+            )
+        }
+    };
+    Some(Warning {
+        kind: "mode-widened".into(),
+        message,
+        with: None,
+    })
 }
 
 /// [`tree::place`] over the stage's filesystem, errors pointing at the instruction.
