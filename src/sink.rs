@@ -68,6 +68,9 @@ struct DockerArchiveSink {
     file: PathBuf,
     name: Option<NameTag>,
     shown: String,
+    /// A build's output replaces what the file held (as `docker save -o` does); a copy
+    /// refuses to (as skopeo does).
+    replace: bool,
 }
 
 impl Sink for DockerArchiveSink {
@@ -75,7 +78,7 @@ impl Sink for DockerArchiveSink {
         self.shown.clone()
     }
     fn publish(&self, image: &Image, blobs: &dyn Blobs) -> Result<()> {
-        archive::write_docker(&self.file, image, blobs, self.name.as_ref())
+        archive::write_docker(&self.file, image, blobs, self.name.as_ref(), self.replace)
     }
 }
 
@@ -90,6 +93,25 @@ pub fn for_ref_with(
     r: &ImageRef,
     store: impl FnOnce() -> Result<Store>,
     registry: &registry::Options,
+) -> Result<Box<dyn Sink>> {
+    sink_for(r, store, registry, false)
+}
+
+/// [`for_ref_with`] for a build's `-o`: an existing docker-archive file is replaced by
+/// the new build, as `docker save -o` and buildx's `--output dest=` replace theirs.
+pub fn for_build_output(
+    r: &ImageRef,
+    store: impl FnOnce() -> Result<Store>,
+    registry: &registry::Options,
+) -> Result<Box<dyn Sink>> {
+    sink_for(r, store, registry, true)
+}
+
+fn sink_for(
+    r: &ImageRef,
+    store: impl FnOnce() -> Result<Store>,
+    registry: &registry::Options,
+    replace: bool,
 ) -> Result<Box<dyn Sink>> {
     let shown = r.to_string();
     Ok(match r {
@@ -111,6 +133,7 @@ pub fn for_ref_with(
             file: file.clone(),
             name: name.clone(),
             shown,
+            replace,
         }),
         // skopeo refuses it too: the manifest goes under one of them, and the other
         // would be reported but never made.

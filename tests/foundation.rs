@@ -792,6 +792,17 @@ fn a_docker_archive_is_never_silently_replaced_and_oci_dir_keeps_other_images() 
         );
         assert_eq!(std::fs::read(&tar).unwrap(), before, "{img} as {to}");
     }
+    // A build's -o names its output file: it replaces what was there, as `docker save
+    // -o` does (a rebuild into the same file is the everyday case).
+    let other = env.path("y.tar");
+    let out = format!("docker-archive:{}:app:1", other.display());
+    env.nobase(&["build", bin, "-o", &out, "-q"]).ok();
+    let first = std::fs::read(&other).unwrap();
+    build_json(&env, &[bin, "-e", "B=2", "-o", &out]);
+    assert_ne!(std::fs::read(&other).unwrap(), first);
+    if let Some(c) = skopeo_inspect(&["--config", &out]) {
+        assert!(c["config"]["Env"].to_string().contains("B=2"), "{c}");
+    }
     // docker load names the image by its one RepoTag: so does pull without -t.
     let env2 = Env::new();
     let r = env2

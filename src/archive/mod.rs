@@ -177,12 +177,14 @@ fn refuse_other_image(dest: &Path, ours: &DockerManifestEntry) -> Result<()> {
 
 /// Writes a `docker-archive` as `docker save` does: `manifest.json`, the config as
 /// `<hex>.json`, each layer uncompressed as `<diff_id>/layer.tar`, and `repositories`.
+/// An existing file is refused unless it holds this image, or `replace` is set.
 /// Layers are decompressed from their blobs and checked against the config's diff_ids.
 pub fn write_docker(
     dest: &Path,
     image: &Image,
     blobs: &dyn Blobs,
     name: Option<&NameTag>,
+    replace: bool,
 ) -> Result<()> {
     let pi = match image.manifests.as_slice() {
         [one] => one,
@@ -219,7 +221,9 @@ pub fn write_docker(
             .map(|id| format!("{}/layer.tar", id.hex()))
             .collect(),
     };
-    refuse_other_image(dest, &entry)?;
+    if !replace {
+        refuse_other_image(dest, &entry)?;
+    }
     let manifest = serde_json::to_vec(&[entry]).expect("serializes");
     let repositories = name.map(|n| {
         let top = pi

@@ -175,7 +175,7 @@ fn sinks(
     }
     Ok(refs
         .iter()
-        .map(|r| sink::for_ref_with(r, || g.store(), registry))
+        .map(|r| sink::for_build_output(r, || g.store(), registry))
         .collect::<nobase::Result<Vec<_>>>()?)
 }
 
