@@ -1181,6 +1181,30 @@ fn workdir_follows_links_never_replaces_a_file_and_whiteout_names_are_refused() 
         "{}",
         r.stderr
     );
+    // Or a link to a file.
+    std::fs::write(
+        &df,
+        "FROM scratch\nCOPY a.out /f\nCOPY r/ /\nWORKDIR /cfg\nENTRYPOINT [\"/f\"]\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/f", ctx.join("r/cfg")).unwrap();
+    let r = env
+        .nobase(&[
+            "build",
+            "-f",
+            df.to_str().unwrap(),
+            ctx.to_str().unwrap(),
+            "-t",
+            "f:1",
+        ])
+        .code(2);
+    assert!(
+        r.stderr
+            .contains("line 4: WORKDIR: cannot make the directory /cfg: /f is a file"),
+        "{}",
+        r.stderr
+    );
+    std::fs::remove_file(ctx.join("r/cfg")).unwrap();
     // A context file named .wh.NAME would be a whiteout in the layer, deleting NAME
     // from the layers below.
     let df = ctx.join("Dockerfile.wh");

@@ -117,6 +117,8 @@ pub fn place(
                         real = t;
                         keep = true;
                     }
+                    // A link to a file: refused below, as the file itself.
+                    Ok(t) => real = t,
                     // A dangling link: its target is made (BuildKit's mkdir follows it).
                     Err(ResolveError::NotFound { .. }) => {
                         if let Some(t) = link_target(fs, &real) {
