@@ -476,7 +476,20 @@ struct Part<'a> {
 /// Runs `nobase build`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     let reporter = std::sync::Arc::new(Reporter::new(g, a.json));
-    let registry = g.registry(reporter.clone())?;
+    let mut registry = g.registry(reporter.clone())?;
+    // --creds with a registry output are that registry's: a Dockerfile's FROM image
+    // on another host is pulled without them (config.json still answers for it).
+    let output_hosts: Vec<String> = a
+        .outputs
+        .iter()
+        .filter_map(|o| match ImageRef::parse(o) {
+            Ok(ImageRef::Registry(r)) => Some(r.host),
+            _ => None,
+        })
+        .collect();
+    if let (Some(given), Some(host)) = (registry.creds.as_mut(), output_hosts.first()) {
+        given.host = Some(host.clone());
+    }
     if a.file.is_some() {
         return dockerfile::run(g, &a, &reporter, &registry);
     }

@@ -116,13 +116,9 @@ fn side_options(
         }
     }
     let (src_creds, dest_creds) = match (common.creds.clone(), &src_host, &dest_host) {
-        (Some(_), Some(s), Some(d)) if s == d => {
-            return Err(Error::Usage(format!(
-                "--creds is for one registry, and SRC and DEST are both registries (on {s}); \
-                 give --src-creds and --dest-creds (or their -file forms), the same ones if \
-                 they are"
-            )))
-        }
+        // One registry on both sides (a copy between its repositories, which mounts
+        // blobs): the credentials are that registry's.
+        (Some(c), Some(s), Some(d)) if s == d => (Some(c.clone()), Some(c)),
         (Some(_), Some(s), Some(d)) => {
             return Err(Error::Usage(format!(
                 "--creds would go to both registries, {s} and {d}; say which it is for with \

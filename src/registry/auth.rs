@@ -49,6 +49,9 @@ pub struct GivenCreds {
     pub creds: Creds,
     /// `--creds` or `--creds-file /path`, for messages.
     pub origin: String,
+    /// The one registry they are for, when the command knows it (a build's output
+    /// registry): other hosts (a Dockerfile's FROM images elsewhere) never get them.
+    pub host: Option<String>,
 }
 
 /// Parses `USER:PASS` (the password may contain `:`).
@@ -61,6 +64,7 @@ pub fn parse_user_pass(s: &str, origin: &str) -> Result<GivenCreds> {
                 pass: Secret(pass.to_string()),
             },
             origin: origin.to_string(),
+            host: None,
         }),
         // The value itself is never echoed: it is (part of) a password.
         _ => Err(Error::Usage(format!(
@@ -147,7 +151,7 @@ fn on_path(name: &str) -> Option<std::path::PathBuf> {
 /// Looks `host` up in Docker's config. Credential helpers run only here, and only when
 /// a registry asked for authentication.
 pub fn lookup(host: &str, given: Option<&GivenCreds>) -> Result<Found> {
-    if let Some(g) = given {
+    if let Some(g) = given.filter(|g| g.host.as_deref().is_none_or(|h| h == host)) {
         return Ok(Found {
             creds: Some(g.creds.clone()),
             origin: format!("given with {}", g.origin),
