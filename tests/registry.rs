@@ -1422,6 +1422,33 @@ fn endless_faults_fail_cleanly_after_bounded_retries() {
     assert!(start.elapsed() < Duration::from_secs(60));
     let heads = proxy.count("HEAD", "/blobs/");
     assert!((3..=6).contains(&heads), "{heads} HEADs");
+    // A registry that takes each session's first chunk and then loses the session
+    // (replicas without shared upload storage): the landed chunk reset the count, so
+    // the upload started sessions forever. Now the sessions are bounded too.
+    build_image(&env, "big:1", true);
+    let lossy = Proxy::start(reg.port, None, |s, _| {
+        if s.method == "PATCH"
+            && s.content_range
+                .as_deref()
+                .is_some_and(|r| !r.starts_with("0-"))
+        {
+            Fault::Status(404, vec![])
+        } else {
+            Fault::Forward
+        }
+    });
+    let dest = format!("docker://{}/lossy/big:1", lossy.host());
+    let mut env_vars = fast.to_vec();
+    env_vars.push(("NOBASE_CHUNK_SIZE", "1048576"));
+    let r = nb_env(&env, &["push", "big:1", &dest], &env_vars).code(3);
+    assert!(
+        r.stderr
+            .contains("the upload session was lost, still failing after 3 attempts"),
+        "{}",
+        r.stderr
+    );
+    let posts = lossy.count("POST", "/blobs/uploads/");
+    assert!(posts <= 4 * 3, "{posts} sessions started");
     // Dropped connections on a pull give up too.
     let dropper = Proxy::start(reg.port, None, |s, _| {
         if s.path == "/v2/" {

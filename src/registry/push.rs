@@ -248,6 +248,10 @@ impl Pusher<'_> {
         let what = self.what(d);
         let max = self.client.opts.retry.attempts.max(1);
         let tries = Tries::default();
+        // Sessions started again: a chunk that lands resets `tries`, never this, so a
+        // registry that loses every session after its first chunk (replicas without
+        // shared upload storage) cannot keep the upload going forever.
+        let mut restarts = 0;
         loop {
             let loc = match session.take() {
                 Some(l) => l,
@@ -262,7 +266,8 @@ impl Pusher<'_> {
                 Ok(()) => return Ok(BlobOutcome::Uploaded { bytes: d.size }),
                 Err(Stop::Fatal(e)) => return Err(e),
                 Err(Stop::Restart(why, after)) => {
-                    let failed = tries.fail();
+                    restarts += 1;
+                    let failed = tries.fail().max(restarts);
                     if failed >= max {
                         return Err(Error::Registry(format!(
                             "{what}: {why}, still failing after {}",
@@ -356,7 +361,19 @@ impl Pusher<'_> {
                     offset = held.min(offset + n);
                     if offset > before {
                         tries.reset();
+                        continue;
                     }
+                    // Accepted, and yet no more of the blob held: a failure like any
+                    // other, or a registry answering `Range: 0-0` forever loops.
+                    let failed = tries.fail();
+                    if failed >= opts.retry.attempts.max(1) {
+                        return Err(Stop::Fatal(Error::Registry(format!(
+                            "{what}: the registry accepts chunks but holds no more of the blob than {before} bytes, still after {}",
+                            super::attempts(failed)
+                        ))));
+                    }
+                    self.client
+                        .backoff(&what, "the registry kept none of the chunk", failed, None);
                     continue;
                 }
             }
