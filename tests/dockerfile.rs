@@ -1421,6 +1421,19 @@ fn a_shell_form_healthcheck_without_the_shell_is_warned_about_with_its_exec_form
         "line 3: HEALTHCHECK CMD /a health is in shell form, which the engine runs as /bin/sh -c \"/a health\", and the image has no /bin/sh, so the check can never pass (the container is reported unhealthy); write it in exec form: HEALTHCHECK CMD [\"/a\",\"health\"]",
         "{j}"
     );
+    // Shell syntax cannot be split into an exec form at its spaces: not suggested.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY a.out /a\nHEALTHCHECK CMD /a health || exit 1\nENTRYPOINT [\"/a\"]\n",
+    )
+    .unwrap();
+    let j = build_df(&env, &ctx, &["-t", "hc:3"]);
+    let w = warning(&j, "kind", "healthcheck-shell-form");
+    let m = w["message"].as_str().unwrap();
+    assert!(
+        m.ends_with("with a program that does what the shell syntax did") && !m.contains("\"||\""),
+        "{m}"
+    );
     // The exec form, or a shell form under a SHELL the image has, is fine.
     for text in [
         "FROM scratch\nCOPY a.out /a\nHEALTHCHECK CMD [\"/a\", \"health\"]\nENTRYPOINT [\"/a\"]\n",

@@ -1428,14 +1428,21 @@ fn healthcheck_without_shell(out: &StageOut) -> Option<Warning> {
         Some(n) => format!("line {n}: HEALTHCHECK CMD {line}"),
         None => format!("the HEALTHCHECK CMD {line} the base image sets"),
     };
+    // The exec form spelled out only where splitting at spaces keeps the meaning: a
+    // line with shell syntax (`curl -f … || exit 1`) needs the program to do it.
+    let plain = !line.contains(|c: char| "|&;<>()$`\\\"'*?[]#~".contains(c));
     let exec: Vec<&str> = line.split_whitespace().collect();
+    let fix = if plain {
+        format!("write it in exec form: HEALTHCHECK CMD {}", json!(exec))
+    } else {
+        "write it in exec form, HEALTHCHECK CMD [\"PROGRAM\", \"ARG\", …], with a program that does what the shell syntax did".to_string()
+    };
     Some(Warning {
         kind: "healthcheck-shell-form".into(),
         message: format!(
-            "{whence} is in shell form, which the engine runs as {} {line:?}, and the image has no {}, so the check can never pass (the container is reported unhealthy); write it in exec form: HEALTHCHECK CMD {}",
+            "{whence} is in shell form, which the engine runs as {} {line:?}, and the image has no {}, so the check can never pass (the container is reported unhealthy); {fix}",
             shell.join(" "),
             shell[0],
-            json!(exec)
         ),
         with: None,
     })
