@@ -196,13 +196,7 @@ pub fn write_docker(
                  oci-archive:{} instead, or choose one with `nobase push IMAGE \
                  docker-archive:{} --platform P`",
                 image::host_platform(),
-                image
-                    .manifests
-                    .iter()
-                    .filter(|m| !m.is_attestation())
-                    .map(|m| m.config.platform().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                image.platform_names().join(", "),
                 dest.display(),
                 dest.display()
             ))

@@ -259,32 +259,30 @@ pub fn bundle(req: &Request, app: &mut ImageTree) -> Result<Bundled> {
         let Ok(c) = loader::resolve(&overlay, &path, Some(&info), &opts) else {
             continue;
         };
-        if let Some(Interpreter::Missing { requested, reason }) = &c.interpreter {
+        let mut unloadable = |message: String| {
             blind_spots.push(BlindSpot {
                 kind: "added-object",
-                message: format!(
-                    "the added {path} needs its loader {requested}, which is not usable in {}: {reason}, so running it will fail",
-                    overlay.describe()
-                ),
+                message,
                 adds: Vec::new(),
                 missing: true,
-            });
+            })
+        };
+        if let Some(Interpreter::Missing { requested, reason }) = &c.interpreter {
+            unloadable(format!(
+                "the added {path} needs its loader {requested}, which is not usable in {}: {reason}, so running it will fail",
+                overlay.describe()
+            ));
+        }
+        for need in c.missing() {
+            unloadable(format!(
+                "the added {path} needs {}, which the loader does not find where it looks in {}, so loading it will fail",
+                need.name,
+                overlay.describe()
+            ));
         }
         // Its own loader's rules decide where its libraries are (a glibc tool beside a
         // musl program).
         let defaults = default_dirs(&c);
-        for need in c.missing() {
-            blind_spots.push(BlindSpot {
-                kind: "added-object",
-                message: format!(
-                    "the added {path} needs {}, which the loader does not find where it looks in {}, so loading it will fail",
-                    need.name,
-                    overlay.describe()
-                ),
-                adds: Vec::new(),
-                missing: true,
-            });
-        }
         for o in c.objects.iter().skip(1) {
             let opened = absolute(&o.path, &opts.cwd);
             // `$ORIGIN/../bin/lib` spelled out (`/app/tools/../bin/lib/libfoo.so`).

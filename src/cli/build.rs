@@ -149,25 +149,6 @@ fn sinks(
     if refs.is_empty() {
         refs.push(ImageRef::Store(default()?));
     }
-    // Credentials from the command line are for one registry: with outputs on two
-    // hosts, one host's password would be sent to the other.
-    let mut hosts: Vec<&str> = refs
-        .iter()
-        .filter_map(|r| match r {
-            ImageRef::Registry(r) => Some(r.host.as_str()),
-            _ => None,
-        })
-        .collect();
-    hosts.sort_unstable();
-    hosts.dedup();
-    if let (Some(given), [first, second, ..]) = (&registry.creds, hosts.as_slice()) {
-        return Err(nobase::Error::Usage(format!(
-            "{} would go to every registry output, {first} and {second}; build to one \
-             registry, then copy to the other with `nobase push … --dest-creds`",
-            given.origin.split(' ').next().unwrap_or("--creds")
-        ))
-        .into());
-    }
     // Outputs that cannot be written are found before any is: a failed build leaves no
     // tag or directory behind for a script to mistake for its result.
     for r in &refs {
@@ -473,23 +454,41 @@ struct Part<'a> {
     extra: serde_json::Value,
 }
 
+/// Credentials from the command line are for one registry: the registry outputs'
+/// host, to which they are bound (a Dockerfile's FROM image on another host is pulled
+/// without them; config.json still answers for it). Outputs on two hosts are refused:
+/// one host's password would be sent to the other.
+fn bind_creds(a: &Args, registry: &mut nobase::registry::Options) -> nobase::Result<()> {
+    let Some(given) = registry.creds.as_mut() else {
+        return Ok(());
+    };
+    let mut hosts = Vec::new();
+    for o in &a.outputs {
+        if let Some(h) = ImageRef::parse(o)?.registry_host() {
+            hosts.push(h.to_string());
+        }
+    }
+    hosts.sort_unstable();
+    hosts.dedup();
+    match hosts.as_slice() {
+        [first, second, ..] => Err(nobase::Error::Usage(format!(
+            "{} would go to every registry output, {first} and {second}; build to one \
+             registry, then copy to the other with `nobase push … --dest-creds`",
+            given.origin.split(' ').next().unwrap_or("--creds")
+        ))),
+        [host] => {
+            given.host = Some(host.clone());
+            Ok(())
+        }
+        [] => Ok(()),
+    }
+}
+
 /// Runs `nobase build`.
 pub fn run(g: &Global, a: Args) -> Result<i32> {
     let reporter = std::sync::Arc::new(Reporter::new(g, a.json));
     let mut registry = g.registry(reporter.clone())?;
-    // --creds with a registry output are that registry's: a Dockerfile's FROM image
-    // on another host is pulled without them (config.json still answers for it).
-    let output_hosts: Vec<String> = a
-        .outputs
-        .iter()
-        .filter_map(|o| match ImageRef::parse(o) {
-            Ok(ImageRef::Registry(r)) => Some(r.host),
-            _ => None,
-        })
-        .collect();
-    if let (Some(given), Some(host)) = (registry.creds.as_mut(), output_hosts.first()) {
-        given.host = Some(host.clone());
-    }
+    bind_creds(&a, &mut registry)?;
     if a.file.is_some() {
         return dockerfile::run(g, &a, &reporter, &registry);
     }

@@ -91,13 +91,7 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
     }
     // A multi-platform image is checked for one platform: say which, and how to check
     // the others (the verdict is that platform's only).
-    let all: Vec<String> = src
-        .image
-        .manifests
-        .iter()
-        .filter(|m| !m.is_attestation())
-        .map(|m| m.config.platform().to_string())
-        .collect();
+    let all = src.image.platform_names();
     if all.len() > 1 {
         g.note(format!(
             "checked {} of the image's {} platforms ({}); --platform checks another",
@@ -118,7 +112,7 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
 /// manifests left out), one verdict each.
 fn all_platforms(g: &Global, args: &Args, src: &nobase::source::Source) -> Result<i32> {
     let mut reports = Vec::new();
-    for m in src.image.manifests.iter().filter(|m| !m.is_attestation()) {
+    for m in src.image.images() {
         let platform = m.config.platform().to_string();
         let name = format!("{} ({platform})", src.reference);
         let report = {

@@ -78,10 +78,9 @@ pub fn list(g: &Global, args: ListArgs) -> Result<i32> {
             Ok(img) => (
                 // Attestation manifests (BuildKit's provenance, `unknown/unknown`) are
                 // no platform of the image.
-                img.manifests
+                img.platform_names()
                     .iter()
-                    .filter(|m| !m.is_attestation())
-                    .map(|m| printable(&m.config.platform().to_string()).into_owned())
+                    .map(|p| printable(p).into_owned())
                     .collect::<Vec<_>>()
                     .join(","),
                 img.size(),

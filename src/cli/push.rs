@@ -90,11 +90,7 @@ fn side_options(
     dest: &ImageRef,
     common: Options,
 ) -> nobase::Result<(Options, Options)> {
-    let host = |r: &ImageRef| match r {
-        ImageRef::Registry(r) => Some(r.host.clone()),
-        _ => None,
-    };
-    let (src_host, dest_host) = (host(src), host(dest));
+    let (src_host, dest_host) = (src.registry_host(), dest.registry_host());
     let src_given = super::given_creds(
         a.src_creds.as_deref(),
         a.src_creds_file.as_deref(),
@@ -109,7 +105,7 @@ fn side_options(
         (&src_given, "--src-creds", "SRC", src),
         (&dest_given, "--dest-creds", "DEST", dest),
     ] {
-        if given.is_some() && host(r).is_none() {
+        if given.is_some() && r.registry_host().is_none() {
             return Err(Error::Usage(format!(
                 "{flag} is for a registry, and {side} ({r}) is not one (registries are docker://HOST/REPO)"
             )));
@@ -196,9 +192,8 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
                 Ok(one) => {
                     let left: Vec<String> = opened
                         .image
-                        .manifests
-                        .iter()
-                        .filter(|m| m.descriptor.digest != one.top.digest && !m.is_attestation())
+                        .images()
+                        .filter(|m| m.descriptor.digest != one.top.digest)
                         .map(|m| m.config.platform().to_string())
                         .collect();
                     g.note(format!(

@@ -560,17 +560,19 @@ impl Image {
     /// The single platform image, or the one matching `platform` (attestation
     /// manifests are never chosen).
     pub fn select(&self, platform: Option<&Platform>) -> Result<&PlatformImage> {
-        let images = || self.manifests.iter().filter(|m| !m.is_attestation());
         let found = match platform {
             None if self.manifests.len() == 1 => Some(&self.manifests[0]),
-            None if images().count() == 1 => images().next(),
+            None if self.images().count() == 1 => self.images().next(),
             None => {
                 let host = host_platform();
-                images().find(|m| platform_matches(&m.config.platform(), &host))
+                self.images()
+                    .find(|m| platform_matches(&m.config.platform(), &host))
             }
-            Some(p) => images().find(|m| platform_matches(&m.config.platform(), p)),
+            Some(p) => self
+                .images()
+                .find(|m| platform_matches(&m.config.platform(), p)),
         };
-        found.ok_or_else(|| no_variant(platform, &self.platforms()))
+        found.ok_or_else(|| no_variant(platform, &self.platform_names().join(", ")))
     }
 
     /// The image narrowed to the one platform [`Image::select`] picks: its manifest
@@ -587,13 +589,17 @@ impl Image {
         })
     }
 
-    fn platforms(&self) -> String {
-        self.manifests
-            .iter()
-            .filter(|m| !m.is_attestation())
+    /// Its platform images: attestation manifests (BuildKit's provenance,
+    /// `unknown/unknown`) are none.
+    pub fn images(&self) -> impl Iterator<Item = &PlatformImage> {
+        self.manifests.iter().filter(|m| !m.is_attestation())
+    }
+
+    /// The platforms of its [`Image::images`] (`linux/amd64`).
+    pub fn platform_names(&self) -> Vec<String> {
+        self.images()
             .map(|m| m.config.platform().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+            .collect()
     }
 }
 

@@ -223,6 +223,14 @@ pub enum ImageRef {
 }
 
 impl ImageRef {
+    /// The registry host of a `docker://` reference.
+    pub fn registry_host(&self) -> Option<&str> {
+        match self {
+            ImageRef::Registry(r) => Some(&r.host),
+            _ => None,
+        }
+    }
+
     /// Parses a reference in any of the forms above.
     pub fn parse(s: &str) -> Result<ImageRef> {
         let split = |rest: &str| -> (PathBuf, Option<String>) {

@@ -1,7 +1,7 @@
 //! Signals while nobase runs a container. nobase must outlive its container: every
 //! signal whose default would end nobase is caught, not obeyed (see [`handled`]), as
 //! `docker run` catches them for its sig-proxy. Before the runtime starts they cancel
-//! the run: the work stops, what was written is removed, and nobase ends by the signal.
+//! the run: the work stops, what was written is removed, and nobase exits with 128 + the signal's number.
 //! Afterwards, those sent by another process (`kill`, systemd) are forwarded to the
 //! runtime, which passes them to the container's program. Those from the terminal
 //! (Ctrl-C) already reach the runtime, which is in the same process group, so they are

@@ -178,3 +178,43 @@ pub fn place(
     }
     Ok(layer)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> Entry {
+        Entry {
+            node: Node::Dir,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    #[test]
+    fn directories_follow_dangling_links_and_refuse_loops_and_files() {
+        let mut below = ImageTree::new();
+        below.add_symlink("/w", "/data").unwrap();
+        below.add_symlink("/a", "b").unwrap();
+        below.add_symlink("/b", "a").unwrap();
+        below.add_bytes("/f", b"x", 0o644).unwrap();
+        below.add_symlink("/cfg", "f").unwrap();
+        // The link's target is made, under the link and through it.
+        let layer = place(&below, vec![("/w/sub".into(), dir())], None, false).unwrap();
+        assert!(layer.get("data/sub").is_some() && layer.get("w").is_none());
+        let layer = place(&below, vec![("/w".into(), dir())], None, false).unwrap();
+        assert!(layer.get("data").is_some() && layer.get("w").is_none());
+        // A cycle of links is an error, not a loop.
+        let e = place(&below, vec![("/a/x".into(), dir())], None, false).unwrap_err();
+        assert!(e.contains("too many levels of symbolic links"), "{e}");
+        // A file, or a link to one, is never replaced by a directory.
+        for p in ["/f", "/cfg"] {
+            let e = place(&below, vec![(p.into(), dir())], None, false).unwrap_err();
+            assert_eq!(
+                e,
+                format!("cannot make the directory {p}: /f is a file in the image below")
+            );
+        }
+    }
+}
