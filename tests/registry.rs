@@ -704,7 +704,7 @@ fn build_image(env: &Env, tag: &str, big: bool) -> String {
 }
 
 /// `nobase` with a private mount-hint cache, fast retries and no inherited
-/// Docker config.
+/// credentials (Docker's config.json, the containers' auth.json files).
 fn nb(env: &Env, args: &[&str]) -> Run {
     nb_env(env, args, &[])
 }
@@ -714,6 +714,9 @@ fn nb_env(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> Run {
     let mut c = env.cmd(args);
     c.env("XDG_CACHE_HOME", env.path("cache"))
         .env("DOCKER_CONFIG", env.path("docker"))
+        .env("XDG_RUNTIME_DIR", env.path("run"))
+        .env("XDG_CONFIG_HOME", env.path("config"))
+        .env_remove("REGISTRY_AUTH_FILE")
         .env("NOBASE_RETRY_BASE_MS", "20")
         .env("NOBASE_RETRY_CAP_MS", "1500");
     for (k, v) in vars {
@@ -1051,6 +1054,148 @@ fn credentials_come_from_docker_config_and_wrong_ones_fail_without_leaking() {
         "{}",
         r.stderr
     );
+}
+
+#[test]
+fn credentials_from_skopeo_login_auth_json_and_authfile() {
+    let Some(reg) = Registry::start(Auth::Htpasswd) else {
+        return;
+    };
+    if !have("skopeo") {
+        return;
+    }
+    let env = Env::new();
+    build_image(&env, "hello:1", false);
+    let host = reg.host();
+    let dest = format!("docker://{host}/team/hello:1");
+    let run_dir = env.path("run");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let auth_json = run_dir.join("containers/auth.json");
+
+    // Before any login: the message names where it looked.
+    let r = nb(&env, &["push", "hello:1", &dest]).code(3);
+    assert!(
+        r.stderr.contains("needs credentials and none were found")
+            && r.stderr.contains(&auth_json.display().to_string())
+            && r.stderr.contains("skopeo login"),
+        "{}",
+        r.stderr
+    );
+
+    // `skopeo login` writes $XDG_RUNTIME_DIR/containers/auth.json; nobase reads it.
+    let login = run(Command::new("skopeo")
+        .args(["login", "--tls-verify=false", "-u", USER, "-p", PASS, &host])
+        .env("XDG_RUNTIME_DIR", &run_dir)
+        .env_remove("REGISTRY_AUTH_FILE"));
+    assert_eq!(login.code, 0, "skopeo login: {}", login.stderr);
+    assert!(auth_json.is_file());
+    nb(&env, &["push", "hello:1", &dest]).ok();
+
+    // The same file elsewhere, named by $REGISTRY_AUTH_FILE or --authfile.
+    let elsewhere = env.path("elsewhere.json");
+    std::fs::rename(&auth_json, &elsewhere).unwrap();
+    let named = elsewhere.to_str().unwrap();
+    nb(&env, &["push", "hello:1", &dest]).code(3);
+    nb_env(
+        &env,
+        &["push", "hello:1", &dest],
+        &[("REGISTRY_AUTH_FILE", named)],
+    )
+    .ok();
+    nb(&env, &["push", "hello:1", &dest, "--authfile", named]).ok();
+    let pulled = nb(
+        &env,
+        &["pull", &dest, "-t", "back:1", "--authfile", named, "--json"],
+    )
+    .ok()
+    .json();
+    assert!(pulled["digest"].is_string(), "{pulled}");
+
+    // A named file is the only one read, as in skopeo: the login in the usual place
+    // does not count when $REGISTRY_AUTH_FILE names a file without this registry.
+    std::fs::rename(&elsewhere, &auth_json).unwrap();
+    let other = env.path("other.json");
+    std::fs::write(&other, r#"{"auths":{"other.example":{"auth":"dTpw"}}}"#).unwrap();
+    let r = nb_env(
+        &env,
+        &["push", "hello:1", &dest],
+        &[("REGISTRY_AUTH_FILE", other.to_str().unwrap())],
+    )
+    .code(3);
+    assert!(
+        r.stderr
+            .contains(&format!("{} has no entry for {host}", other.display())),
+        "{}",
+        r.stderr
+    );
+    // --authfile wins over $REGISTRY_AUTH_FILE; a missing one is a usage error.
+    nb_env(
+        &env,
+        &[
+            "push",
+            "hello:1",
+            &dest,
+            "--authfile",
+            auth_json.to_str().unwrap(),
+        ],
+        &[("REGISTRY_AUTH_FILE", other.to_str().unwrap())],
+    )
+    .ok();
+    let r = nb(
+        &env,
+        &[
+            "push",
+            "hello:1",
+            &dest,
+            "--authfile",
+            "/nonexistent/auth.json",
+        ],
+    )
+    .code(2);
+    assert!(
+        r.stderr
+            .contains("--authfile /nonexistent/auth.json: no such file"),
+        "{}",
+        r.stderr
+    );
+
+    // An entry for a repository only (auth.json allows HOST/REPO keys) is explained,
+    // not silently ignored.
+    let auth = b64(format!("{USER}:{PASS}").as_bytes(), false);
+    std::fs::write(
+        &auth_json,
+        format!(r#"{{"auths":{{"{host}/team":{{"auth":"{auth}"}}}}}}"#),
+    )
+    .unwrap();
+    let r = nb(&env, &["push", "hello:1", &dest]).code(3);
+    assert!(
+        r.stderr.contains(&format!(
+            "entries for repositories ({host}/team) are not matched"
+        )),
+        "{}",
+        r.stderr
+    );
+
+    // Wrong credentials there: named, never printed.
+    let canary = "Canary-Pw-2b8e41d0";
+    let bad = b64(format!("{USER}:{canary}").as_bytes(), false);
+    std::fs::write(
+        &auth_json,
+        format!(r#"{{"auths":{{"{host}":{{"auth":"{bad}"}}}}}}"#),
+    )
+    .unwrap();
+    let r = nb(&env, &["push", "hello:1", &dest, "-v"]).code(3);
+    assert!(
+        r.stderr.contains(&format!(
+            "check the credentials for {host} in {}",
+            auth_json.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    for out in [&r.stdout, &r.stderr] {
+        assert!(!out.contains(canary) && !out.contains(&bad), "{out}");
+    }
 }
 
 #[test]

@@ -91,6 +91,9 @@ pub struct RegistryArgs {
     /// A file whose first line is USER:PASS
     #[arg(long, value_name = "FILE", help_heading = "Registry options")]
     creds_file: Option<PathBuf>,
+    /// The credentials file to read instead of skopeo's auth.json and Docker's config.json [default: $REGISTRY_AUTH_FILE]
+    #[arg(long, value_name = "FILE", help_heading = "Registry options")]
+    authfile: Option<PathBuf>,
     /// Extra CA certificates (*.crt) and a client certificate (*.cert + *.key) for the registry
     #[arg(long, value_name = "DIR", help_heading = "Registry options")]
     cert_dir: Option<PathBuf>,
@@ -225,6 +228,17 @@ impl Global {
             flags.creds_file.as_deref(),
             "--creds",
         )?;
+        if let Some(f) = &flags.authfile {
+            // A file named on the command line must be there; $REGISTRY_AUTH_FILE
+            // naming none only means no credentials, as in skopeo.
+            if !f.is_file() {
+                return Err(nobase::Error::Usage(format!(
+                    "--authfile {}: no such file",
+                    f.display()
+                )));
+            }
+            o.authfile = Some(f.clone());
+        }
         o.tls.cert_dir = flags.cert_dir.clone();
         o.tls.insecure = flags.insecure || flags.tls_verify == Some(false);
         // Said explicitly, --tls-verify=true means what skopeo makes of it: HTTPS only,

@@ -27,9 +27,10 @@ use std::time::{Duration, Instant};
   nobase push hello:1 docker-archive:hello.tar:hello:1
   nobase push docker://a.example/x:1 docker://b.example/x:1 --src-creds-file a.txt --dest-creds-file b.txt
 
-Credentials come from --creds/--creds-file, else Docker's config.json (docker login).
+Credentials come from --creds/--creds-file, else what skopeo login or docker login
+left (--authfile or $REGISTRY_AUTH_FILE, auth.json, Docker's config.json).
 --creds is for the one registry of SRC and DEST; between two registries give each
-side its own with --src-creds and --dest-creds (a side without uses config.json).
+side its own with --src-creds and --dest-creds (a side without uses those files).
 Credentials given for one registry are never sent to the other.")]
 pub struct Args {
     /// The image to send: NAME[:TAG], oci:DIR[:REF], docker://HOST/REPO[:TAG|@DIGEST]…

@@ -85,12 +85,60 @@ pub fn read_creds_file(path: &Path, flag: &str) -> Result<GivenCreds> {
 /// Docker's client config file: `$DOCKER_CONFIG/config.json`, else
 /// `~/.docker/config.json`.
 pub fn docker_config_path() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(d).join("config.json"));
+    if let Some(d) = env_path("DOCKER_CONFIG") {
+        return Some(d.join("config.json"));
     }
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(|h| PathBuf::from(h).join(".docker").join("config.json"))
+    env_path("HOME").map(|h| h.join(".docker").join("config.json"))
+}
+
+/// A non-empty path from the environment.
+fn env_path(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// A file credentials are looked up in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredFile {
+    /// Its path.
+    pub path: PathBuf,
+    /// Docker's own config, which files Docker Hub under its historic key; the
+    /// containers' auth.json files it as `docker.io`.
+    pub docker: bool,
+}
+
+/// Where credentials are looked for, in the order skopeo and podman read them
+/// (containers-auth.json(5)): a file the user named (`--authfile`, else
+/// `$REGISTRY_AUTH_FILE`) alone; otherwise the containers' `auth.json` that `skopeo
+/// login` and `podman login` write (`$XDG_RUNTIME_DIR/containers/auth.json`, else
+/// `/run/containers/UID/auth.json`), then `$XDG_CONFIG_HOME/containers/auth.json` (else
+/// `~/.config/…`), then Docker's `config.json` that `docker login` writes.
+pub fn credential_files(authfile: Option<&Path>) -> Vec<CredFile> {
+    let file = |path: PathBuf, docker: bool| CredFile { path, docker };
+    if let Some(f) = authfile
+        .map(Path::to_path_buf)
+        .or_else(|| env_path("REGISTRY_AUTH_FILE"))
+    {
+        return vec![file(f, false)];
+    }
+    let primary = match env_path("XDG_RUNTIME_DIR") {
+        Some(d) => d.join("containers/auth.json"),
+        // SAFETY: getuid has no preconditions.
+        None => PathBuf::from(format!("/run/containers/{}/auth.json", unsafe {
+            libc::getuid()
+        })),
+    };
+    let mut files = vec![file(primary, false)];
+    let config_home =
+        env_path("XDG_CONFIG_HOME").or_else(|| env_path("HOME").map(|h| h.join(".config")));
+    if let Some(d) = config_home {
+        files.push(file(d.join("containers/auth.json"), false));
+    }
+    if let Some(d) = docker_config_path() {
+        files.push(file(d, true));
+    }
+    files
 }
 
 /// The key Docker files a registry's credentials under (`docker login HOST`); Docker
@@ -104,13 +152,21 @@ pub fn config_key(host: &str) -> String {
     }
 }
 
+/// The key the containers' auth.json files a registry under (`skopeo login HOST`).
+fn auth_json_key(host: &str) -> String {
+    match host {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
+        h => h.to_string(),
+    }
+}
+
 /// Credentials found (or not) for a registry, and a phrase saying where from.
 #[derive(Clone, Debug)]
 pub struct Found {
     /// The credentials, if any.
     pub creds: Option<Creds>,
     /// Where they came from (`in /root/.docker/config.json`, `given with --creds`), or
-    /// why there are none (`/root/.docker/config.json does not exist`).
+    /// why there are none (`/root/.docker/config.json has no entry for HOST`).
     pub origin: String,
 }
 
@@ -121,7 +177,7 @@ impl Found {
         match self.creds {
             Some(_) => format!("check the credentials for {host} {}", self.origin),
             None => format!(
-                "{host} needs credentials and none were found ({}); log in with `docker login {host}`, or pass {flags}",
+                "{host} needs credentials and none were found ({}); log in with `docker login {host}` or `skopeo login {host}`, or pass {flags}",
                 self.origin
             ),
         }
@@ -138,6 +194,30 @@ fn helper_named(path: &std::path::Path, key: &str) -> Option<String> {
     Some(format!("docker-credential-{name}"))
 }
 
+/// Keys of `path`'s `auths` that name repositories or namespaces of `host`
+/// (`HOST/team`), which auth.json allows and nobase does not match: for the message
+/// that explains why they were not used.
+fn namespaced_keys(path: &Path, host: &str) -> Vec<String> {
+    let Some(v) = std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+    else {
+        return Vec::new();
+    };
+    let prefix = format!("{host}/");
+    let mut keys: Vec<String> = v["auths"]
+        .as_object()
+        .map(|m| {
+            m.keys()
+                .filter(|k| k.starts_with(&prefix))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    keys.sort();
+    keys
+}
+
 /// Where `name` is found on PATH, as a shell would find it.
 fn on_path(name: &str) -> Option<std::path::PathBuf> {
     use std::os::unix::fs::PermissionsExt;
@@ -148,29 +228,62 @@ fn on_path(name: &str) -> Option<std::path::PathBuf> {
         })
 }
 
-/// Looks `host` up in Docker's config. Credential helpers run only here, and only when
-/// a registry asked for authentication.
-pub fn lookup(host: &str, given: Option<&GivenCreds>) -> Result<Found> {
+/// Looks `host` up: credentials given on the command line for it, else the first of
+/// [`credential_files`] (with `authfile`, the one the user named) that has an entry.
+/// Credential helpers run only here, and only when a registry asked for
+/// authentication.
+pub fn lookup(host: &str, given: Option<&GivenCreds>, authfile: Option<&Path>) -> Result<Found> {
     if let Some(g) = given.filter(|g| g.host.as_deref().is_none_or(|h| h == host)) {
         return Ok(Found {
             creds: Some(g.creds.clone()),
             origin: format!("given with {}", g.origin),
         });
     }
-    let Some(path) = docker_config_path() else {
-        return Ok(Found {
-            creds: None,
-            origin: "neither HOME nor DOCKER_CONFIG is set to find config.json".into(),
-        });
-    };
-    let file = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Found {
-                creds: None,
-                origin: format!("{} does not exist", path.display()),
-            })
+    let files = credential_files(authfile);
+    let mut missing = Vec::new();
+    let mut without = Vec::new();
+    let mut namespaced = Vec::new();
+    for f in &files {
+        match lookup_in(host, f)? {
+            Lookup::Found(found) => return Ok(found),
+            Lookup::Missing => missing.push(f.path.display().to_string()),
+            Lookup::NoEntry => {
+                without.push(f.path.display().to_string());
+                namespaced.extend(namespaced_keys(&f.path, host));
+            }
         }
+    }
+    let mut origin = match (without.len(), missing.len()) {
+        (0, 0) => "no file to look in: HOME is not set".to_string(),
+        (0, 1) => format!("{} does not exist", missing[0]),
+        (0, _) => format!("none of {} exists", missing.join(", ")),
+        (1, _) => format!("{} has no entry for {host}", without[0]),
+        _ => format!("none of {} has an entry for {host}", without.join(", ")),
+    };
+    if !namespaced.is_empty() {
+        origin.push_str(&format!(
+            "; entries for repositories ({}) are not matched: log in to the registry {host} as a whole",
+            namespaced.join(", ")
+        ));
+    }
+    Ok(Found {
+        creds: None,
+        origin,
+    })
+}
+
+/// What one credentials file holds for a registry.
+enum Lookup {
+    Found(Found),
+    Missing,
+    NoEntry,
+}
+
+fn lookup_in(host: &str, file: &CredFile) -> Result<Lookup> {
+    let path = &file.path;
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Lookup::Missing),
         Err(e) => {
             return Err(Error::Registry(format!(
                 "reading credentials from {}: {e}",
@@ -179,32 +292,32 @@ pub fn lookup(host: &str, given: Option<&GivenCreds>) -> Result<Found> {
         }
     };
     use docker_credential::{CredentialRetrievalError as E, DockerCredential};
-    let key = config_key(host);
+    let key = if file.docker {
+        config_key(host)
+    } else {
+        auth_json_key(host)
+    };
     let shown = path.display();
-    match docker_credential::get_credential_from_reader(std::io::BufReader::new(file), &key) {
-        Ok(DockerCredential::UsernamePassword(user, pass)) => Ok(Found {
+    match docker_credential::get_credential_from_reader(std::io::BufReader::new(f), &key) {
+        Ok(DockerCredential::UsernamePassword(user, pass)) => Ok(Lookup::Found(Found {
             creds: Some(Creds::Basic {
                 user,
                 pass: Secret(pass),
             }),
             origin: format!("in {shown}"),
-        }),
-        Ok(DockerCredential::IdentityToken(t)) => Ok(Found {
+        })),
+        Ok(DockerCredential::IdentityToken(t)) => Ok(Lookup::Found(Found {
             creds: Some(Creds::IdentityToken(Secret(t))),
             origin: format!("in {shown} (identity token)"),
-        }),
-        Err(E::NoCredentialConfigured) => Ok(Found {
-            creds: None,
-            origin: format!("{shown} has no entry for {key}"),
-        }),
+        })),
+        Err(E::NoCredentialConfigured) => Ok(Lookup::NoEntry),
         // The helper's own output is not repeated: a failing helper may print what
         // it was given.
         Err(E::HelperFailure { helper, .. }) => Err(Error::Registry(format!(
             "the credential helper {helper} named in {shown} failed for {key}; run `{helper} get` to see why"
         ))),
         Err(E::HelperCommunicationError) => {
-            let helper =
-                helper_named(&path, &key).unwrap_or_else(|| "docker-credential-…".into());
+            let helper = helper_named(path, &key).unwrap_or_else(|| "docker-credential-…".into());
             // The crate says the same whether the helper is missing or failed.
             Err(Error::Registry(match on_path(&helper) {
                 Some(at) => format!(
@@ -217,7 +330,7 @@ pub fn lookup(host: &str, given: Option<&GivenCreds>) -> Result<Found> {
             }))
         }
         Err(E::ConfigReadError) => Err(Error::Registry(format!(
-            "{shown} is not a valid Docker config file"
+            "{shown} is not a valid credentials file (JSON with \"auths\", as docker login and skopeo login write)"
         ))),
         Err(e) => Err(Error::Registry(format!(
             "credentials for {key} in {shown}: {e}"

@@ -544,7 +544,11 @@ impl Client {
         if let Some(f) = &*lock(&self.found) {
             return Ok(f.clone());
         }
-        let f = auth::lookup(&self.host, self.opts.creds.as_ref())?;
+        let f = auth::lookup(
+            &self.host,
+            self.opts.creds.as_ref(),
+            self.opts.authfile.as_deref(),
+        )?;
         if let Some(c) = &f.creds {
             for s in c.secrets() {
                 self.remember_secret(&s);

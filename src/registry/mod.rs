@@ -103,6 +103,9 @@ pub struct Options {
     pub creds: Option<GivenCreds>,
     /// The options that give credentials here, for advice (`--creds or --creds-file`).
     pub creds_flags: &'static str,
+    /// The credentials file the user named (`--authfile`), read instead of the usual
+    /// ones (`$REGISTRY_AUTH_FILE`, the containers' auth.json, Docker's config.json).
+    pub authfile: Option<PathBuf>,
     /// CA and client certificates, `--insecure`.
     pub tls: TlsOptions,
     /// Retries of passing failures.
@@ -126,6 +129,7 @@ impl Default for Options {
         Options {
             creds: None,
             creds_flags: "--creds or --creds-file",
+            authfile: None,
             tls: TlsOptions::default(),
             retry: RetryPolicy::default(),
             io_timeout: Duration::from_secs(60),
