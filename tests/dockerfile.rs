@@ -1512,3 +1512,68 @@ fn a_copy_that_opens_up_private_modes_says_so() {
         r.stderr
     );
 }
+
+#[test]
+fn a_workdir_for_a_user_that_with_passwd_adds_is_that_users() {
+    // `USER nonroot` + `WORKDIR /data` + `--with passwd` made /data root's: the name
+    // was looked up before the passwd layer existed, and the service, writing to its
+    // working directory, failed at start with "Permission denied".
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        "FROM scratch\nCOPY writer /app/writer\nUSER nonroot\nWORKDIR /data\n\
+         COPY --chown=nonroot:nonroot a.out /data/hello\nENTRYPOINT [\"/app/writer\"]\n",
+        &[],
+    );
+    cc(
+        "gcc",
+        "#include <stdio.h>\n#include <unistd.h>\nint main(void){FILE*f=fopen(\"state.db\",\"w\");\
+         if(!f){perror(\"fopen state.db\");return 1;}printf(\"wrote as %d\\n\",(int)getuid());return 0;}\n",
+        &ctx.join("writer"),
+        &["-static"],
+    );
+    let j = build_df(&env, &ctx, &["-t", "wd:1", "--with", "passwd"]);
+    assert!(
+        !j.to_string().contains("workdir-owner"),
+        "no warning when the user is known: {j}"
+    );
+    for path in ["/data", "/data/hello"] {
+        let e = merged_entry(&env, "wd:1", path);
+        assert_eq!(
+            (e["uid"].as_u64(), e["gid"].as_u64()),
+            (Some(65532), Some(65532)),
+            "{path}: {e}"
+        );
+    }
+    if let Some(r) = runc_run(&env, &store_ref(&env, "wd:1"), None) {
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains("wrote as 65532"), "{}", r.stdout);
+    }
+    // Without --with passwd the name is unknown: the directory is root's, as BuildKit
+    // makes it, and a warning says so and what a program running as the user will meet.
+    let df = ctx.join("Dockerfile");
+    std::fs::write(
+        &df,
+        "FROM scratch\nCOPY writer /app/writer\nUSER nonroot\nWORKDIR /data\nENTRYPOINT [\"/app/writer\"]\n",
+    )
+    .unwrap();
+    let r = env
+        .nobase(&[
+            "build",
+            "-f",
+            df.to_str().unwrap(),
+            ctx.to_str().unwrap(),
+            "-t",
+            "wd:2",
+            "--no-check",
+        ])
+        .ok();
+    assert!(
+        r.stderr
+            .contains("WORKDIR /data is made owned by root, not by USER nonroot"),
+        "{}",
+        r.stderr
+    );
+    let e = merged_entry(&env, "wd:2", "/data");
+    assert_eq!(e["uid"].as_u64(), Some(0), "{e}");
+}

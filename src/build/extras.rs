@@ -251,7 +251,7 @@ pub const NSSWITCH: &[u8] = b"passwd: files\ngroup: files\nshadow: files\nhosts:
 /// `/etc/passwd` and `/etc/group` as distroless writes them (root 0, nobody 65534,
 /// nonroot 65532 with its home), and an `/etc/nsswitch.conf` so glibc's name service
 /// reads those files.
-fn passwd() -> Result<ImageTree> {
+pub fn passwd() -> Result<ImageTree> {
     let mut t = ImageTree::new();
     let passwd = format!(
         "root:x:0:0:root:/root:/sbin/nologin\n\

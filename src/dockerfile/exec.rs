@@ -13,6 +13,7 @@ use super::pattern::{self, Ignore};
 use super::plan::{self, at, Cause, Cmdline, Dockerfile, Instr, Op, Stage};
 use super::spool::Spool;
 use super::tarball;
+use crate::build::extras::Extra;
 use crate::build::{self, LayerReport, DEFAULT_PATH};
 use crate::elf;
 use crate::error::{Error, Result};
@@ -691,14 +692,23 @@ impl Builder<'_> {
                 if dir != "/" && !exists {
                     // Docker creates the directory, as a layer of its own, with its
                     // missing parents, owned by the USER in effect (root when the image
-                    // does not know the name, as BuildKit does).
-                    let owner = out
-                        .config
-                        .config
-                        .user
-                        .as_deref()
-                        .and_then(|u| fs::parse_owner(u, &out.fs).ok())
-                        .unwrap_or(Owner { uid: 0, gid: 0 });
+                    // does not know the name, as BuildKit does: said in a warning, for
+                    // a program that writes there then fails).
+                    let user = out.config.config.user.clone();
+                    let owner = match user.as_deref().map(|u| (u, self.owner(u, &out.fs))) {
+                        None => Owner { uid: 0, gid: 0 },
+                        Some((_, Ok(o))) => o,
+                        Some((u, Err(e))) => {
+                            self.warnings.push(Warning {
+                                kind: "workdir-owner".into(),
+                                message: format!(
+                                    "line {line}: WORKDIR {dir} is made owned by root, not by USER {u}: {e}; a program running as {u} cannot write there (give USER a number, or add the user's /etc/passwd before)"
+                                ),
+                                with: None,
+                            });
+                            Owner { uid: 0, gid: 0 }
+                        }
+                    };
                     let entry = Entry {
                         node: Node::Dir,
                         mode: 0o755,
@@ -824,6 +834,26 @@ impl Builder<'_> {
     }
 
     /// Writes a layer and records it in the stage.
+    /// Resolves `user[:group]` as the stage's files know it; a name the stage has no
+    /// `/etc/passwd` for is looked up in the one `--with passwd` will add (root,
+    /// nobody, nonroot), as the running container will see it.
+    fn owner(&self, spec: &str, fs: &dyn Root) -> std::result::Result<Owner, String> {
+        let found = fs::parse_owner(spec, fs);
+        let without_passwd = || {
+            root::resolve(fs, "/etc/passwd")
+                .ok()
+                .and_then(|r| fs.lstat(&r))
+                .is_none()
+        };
+        match found {
+            Err(_) if self.opts.with.contains(&Extra::Passwd) && without_passwd() => {
+                let table = crate::build::extras::passwd().map_err(|e| e.to_string())?;
+                fs::parse_owner(spec, &table).or(found)
+            }
+            found => found,
+        }
+    }
+
     fn commit_layer(
         &mut self,
         out: &mut StageOut,
@@ -1167,7 +1197,7 @@ impl Builder<'_> {
         }
         let owner = match &chown {
             Some(spec) => Some(
-                fs::parse_owner(spec, &out.fs)
+                self.owner(spec, &out.fs)
                     .map_err(|e| at(line, kw, format!("--chown={spec}: {e}")))?,
             ),
             None => None,
