@@ -1469,6 +1469,25 @@ fn warnings_name_what_the_program_will_miss() {
             .ok();
         assert_eq!(warning_codes(&env, "hello-go:1"), Vec::<String>::new());
     }
+    // A program that only tells the local time links time.LoadLocationFromTZData (every
+    // Go program that reads time.Local does) but never loads a zone by name: no
+    // no-zoneinfo warning (it had one, as nearly every Go service did).
+    if let Some(go) = go_program(
+        "go-local-time",
+        "package main\n\nimport (\n\t\"fmt\"\n\t\"time\"\n)\n\nfunc main() { fmt.Println(time.Now().Format(time.RFC3339)) }\n",
+        &[],
+    ) {
+        let bytes = std::fs::read(&go).unwrap();
+        assert!(
+            bytes
+                .windows(27)
+                .any(|w| w == b"time.LoadLocationFromTZData"),
+            "the fixture links LoadLocationFromTZData"
+        );
+        env.nobase(&["build", go.to_str().unwrap(), "-t", "go-local:1"])
+            .ok();
+        assert_eq!(warning_codes(&env, "go-local:1"), Vec::<String>::new());
+    }
     // A C program that makes a temporary file needs a writable /tmp, dynamic (it imports
     // mkstemp) or static and stripped (glibc's P_tmpdir is in it); --with tmp adds one.
     let src = "#include <stdio.h>\n#include <stdlib.h>\nint main(void){char t[]=\"/tmp/aXXXXXX\";printf(\"%d\\n\",mkstemp(t));return 0;}\n";

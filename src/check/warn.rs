@@ -25,7 +25,9 @@ const ZONEINFO_DIRS: &[&str] = &[
 /// stripped Go binaries keep).
 const GO_X509: &[u8] = b"crypto/x509.loadSystemRoots";
 const GO_X509_FALLBACK: &[u8] = b"x509roots/fallback";
-const GO_LOAD_LOCATION: &[u8] = b"time.LoadLocation";
+/// With its terminating NUL: every Go program that reads `time.Local` links
+/// `time.LoadLocationFromTZData`, and only `LoadLocation` itself loads a zone by name.
+const GO_LOAD_LOCATION: &[u8] = b"time.LoadLocation\0";
 const GO_TZDATA: &[u8] = b"time/tzdata";
 /// What static glibc links in when it uses NSS.
 const GLIBC_NSS: &[u8] = b"/etc/nsswitch.conf";
