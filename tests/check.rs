@@ -2002,15 +2002,32 @@ fn a_locale_or_python_library_the_image_lacks_is_said_and_runc_agrees() {
         .ok();
     assert!(!warning_codes(&env, "loc:3").contains(&"no-locale".to_string()));
 
-    // Python without its standard library starts and stops at once.
+    // Python without its standard library starts and stops at once: it will not start,
+    // so the build's self-check refuses it, and `check` says so with exit 1 (it said
+    // "will start" beside a warning that it stops at start).
     let python = Path::new("/usr/bin/python3");
     if !python.exists() {
         return;
     }
-    env.nobase(&["build", "/usr/bin/python3", "-t", "py:1"])
+    let r = env
+        .nobase(&["build", "/usr/bin/python3", "-t", "py:1"])
+        .code(1);
+    assert!(
+        r.stderr.contains("self-check failed") && r.stderr.contains("No module named 'encodings'"),
+        "{}",
+        r.stderr
+    );
+    env.nobase(&["build", "/usr/bin/python3", "-t", "py:1", "--no-check"])
         .ok();
-    let j = env.nobase(&["check", "--json", "py:1"]).ok().json();
-    let w = warning(&j, "code", "no-python-library");
+    let j = env.nobase(&["check", "--json", "py:1"]).code(1).json();
+    assert_eq!(j["ok"], false, "{j}");
+    let w = j["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["code"] == "no-python-library")
+        .unwrap_or_else(|| panic!("no no-python-library problem: {j:#}"));
+    assert_eq!(w["path"], "/app/python3", "{w}");
     let msg = w["message"].as_str().unwrap();
     assert!(
         msg.starts_with("/app/python3 is Python 3.") && msg.contains("No module named 'encodings'"),
@@ -2035,5 +2052,15 @@ fn a_locale_or_python_library_the_image_lacks_is_said_and_runc_agrees() {
     let add = format!("{}:/usr/lib/python{version}/encodings", enc.display());
     env.nobase(&["build", "/usr/bin/python3", "-t", "py:2", "--add", &add])
         .ok();
-    assert!(!warning_codes(&env, "py:2").contains(&"no-python-library".to_string()));
+    env.nobase(&["check", "py:2"]).ok();
+    // Nor is it judged with a PYTHONPATH, which may hold the library.
+    env.nobase(&[
+        "build",
+        "/usr/bin/python3",
+        "-t",
+        "py:3",
+        "-e",
+        "PYTHONPATH=/opt/lib",
+    ])
+    .ok();
 }

@@ -62,6 +62,9 @@ pub enum Code {
     BadWorkdir,
     /// A path runs through more than 40 symlinks.
     SymlinkLoop,
+    /// A Python interpreter whose standard library is not where it looks: it starts
+    /// and stops at once with `No module named 'encodings'`.
+    NoPythonLibrary,
 }
 
 /// What may go wrong after the program has started.
@@ -89,8 +92,6 @@ pub enum WarningCode {
     /// The environment names a locale (`LANG=C.UTF-8`) a glibc program sets, and the
     /// image has no compiled locale of that name.
     NoLocale,
-    /// A Python interpreter whose standard library is not where it looks.
-    NoPythonLibrary,
     /// Root may execute, read or enter what the start needs only through
     /// CAP_DAC_OVERRIDE, which runtimes without capabilities do not give.
     DacOverride,
@@ -108,8 +109,7 @@ impl WarningCode {
             WarningCode::RunTimeLoad
             | WarningCode::UnloadableObject
             | WarningCode::DacOverride
-            | WarningCode::NoLocale
-            | WarningCode::NoPythonLibrary => None,
+            | WarningCode::NoLocale => None,
         }
     }
 }

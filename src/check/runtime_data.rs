@@ -5,7 +5,7 @@
 //! warns at every start).
 
 use super::warn::{exists, is_glibc};
-use super::{Checker, Loaded, WarningCode};
+use super::{Checker, Code, Loaded, WarningCode};
 use crate::root::FileType;
 
 /// Where glibc looks for compiled locales when `LOCPATH` is not set.
@@ -163,6 +163,15 @@ fn python(ck: &mut Checker) -> super::Result<()> {
     if prefixes.iter().any(|p| has(p)) {
         return Ok(());
     }
+    // Not judged: a PYTHONPATH (encodings may be on it), or a virtual environment's
+    // pyvenv.cfg beside the program or above it (its `home` names the prefix).
+    let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+    let venv = [dir, dir.rsplit_once('/').map_or("", |(d, _)| d)]
+        .iter()
+        .any(|d| exists(ck.root, &format!("{d}/pyvenv.cfg"), FileType::File));
+    if venv || ck.getenv("PYTHONPATH").is_some_and(|v| !v.is_empty()) {
+        return Ok(());
+    }
     // The fix: the library of the Python whose libpython the image has (pyenv's, at
     // its own prefix), else the system's, as they are on this machine.
     let fix = libpython_prefix(ck)
@@ -174,8 +183,9 @@ fn python(ck: &mut Checker) -> super::Result<()> {
             || format!("; add the {lib} directory of the Python it came from"),
             |host| format!("; add it: --add {host}:{host}"),
         );
-    ck.warning(
-        WarningCode::NoPythonLibrary,
+    ck.problem(
+        Code::NoPythonLibrary,
+        Some(&path),
         format!("{shown} is Python {version}, whose standard library ({lib}, with encodings/) is not in the image where it looks (under {}), so it stops at start with `No module named 'encodings'`{fix}", prefixes.join(", ")),
     );
     Ok(())

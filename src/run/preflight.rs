@@ -105,7 +105,8 @@ pub fn check(
 /// The exit code of a run that stops at `code`, as Docker's client chooses it from the
 /// runtime's error (and a shell for a command): 127 for a program, loader or library
 /// that is not found (ld.so itself exits 127 for a library), 126 for one that cannot be
-/// executed, 125 for the rest of the container's setup (user, working directory).
+/// executed, 125 for the rest of the container's setup (user, working directory), and
+/// the program's own code for what it reports itself.
 pub fn run_code(code: Code) -> i32 {
     match code {
         Code::NotFound
@@ -119,5 +120,7 @@ pub fn run_code(code: Code) -> i32 {
         | Code::WrongArchitecture
         | Code::SymlinkLoop => 126,
         Code::NoCommand | Code::UnknownUser | Code::UnknownGroup | Code::BadWorkdir => 125,
+        // Python itself reports it and exits 1.
+        Code::NoPythonLibrary => 1,
     }
 }
