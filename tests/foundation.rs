@@ -124,6 +124,10 @@ fn config_flags_land_in_the_config() {
             "8080",
             "--expose",
             "53/udp",
+            // A range and an upper-case protocol, as docker run --expose and EXPOSE
+            // take them (they were refused).
+            "--expose",
+            "9000-9001/TCP",
             "--add",
             "data:/srv/data",
             "--",
@@ -143,6 +147,9 @@ fn config_flags_land_in_the_config() {
     assert_eq!(cfg["Labels"]["org.example"], "yes");
     assert!(cfg["ExposedPorts"]["8080/tcp"].is_object());
     assert!(cfg["ExposedPorts"]["53/udp"].is_object());
+    assert!(cfg["ExposedPorts"]["9000/tcp"].is_object());
+    assert!(cfg["ExposedPorts"]["9001/tcp"].is_object());
+    assert_eq!(cfg["ExposedPorts"].as_object().unwrap().len(), 4, "{cfg}");
     let env_list: Vec<&str> = cfg["Env"]
         .as_array()
         .unwrap()

@@ -894,16 +894,24 @@ fn container_config(
     })
 }
 
-/// Parses `PORT[/PROTO]` as `docker run --expose` does; the protocol defaults to tcp.
-pub fn parse_port(s: &str) -> Result<String> {
-    let (port, proto) = s.split_once('/').unwrap_or((s, "tcp"));
-    let ok_port = port.parse::<u16>().is_ok_and(|p| p > 0);
-    if !ok_port || !matches!(proto, "tcp" | "udp" | "sctp") {
-        return Err(Error::Usage(format!(
-            "invalid port {s:?}: use PORT[/tcp|udp|sctp] with PORT in 1..65535"
-        )));
+/// Parses `PORT[/PROTO]` or `FIRST-LAST[/PROTO]` as `docker run --expose` and
+/// Dockerfile `EXPOSE` do: the protocol defaults to tcp and is case-blind, and a range
+/// is one entry per port (`8000-8002` → `8000/tcp`, `8001/tcp`, `8002/tcp`).
+pub fn parse_ports(spec: &str) -> Result<Vec<String>> {
+    let (ports, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
+    let proto = proto.to_ascii_lowercase();
+    let (lo, hi) = ports.split_once('-').unwrap_or((ports, ports));
+    let bad = || {
+        Error::Usage(format!(
+            "invalid port {spec:?}: use PORT[/tcp|udp|sctp] or FIRST-LAST[/PROTO], ports in 1..65535"
+        ))
+    };
+    let lo: u16 = lo.parse().map_err(|_| bad())?;
+    let hi: u16 = hi.parse().map_err(|_| bad())?;
+    if lo == 0 || hi < lo || !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(bad());
     }
-    Ok(format!("{port}/{proto}"))
+    Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
 }
 
 /// Parses an `--entrypoint` value: a JSON array of strings, or one program path.
@@ -955,10 +963,14 @@ mod tests {
 
     #[test]
     fn ports_and_pairs() {
-        assert_eq!(parse_port("80").unwrap(), "80/tcp");
-        assert_eq!(parse_port("53/udp").unwrap(), "53/udp");
-        for bad in ["0", "x", "70000", "80/http", ""] {
-            assert!(parse_port(bad).is_err(), "{bad}");
+        assert_eq!(parse_ports("80").unwrap(), ["80/tcp"]);
+        assert_eq!(parse_ports("53/UDP").unwrap(), ["53/udp"]);
+        assert_eq!(
+            parse_ports("8000-8002").unwrap(),
+            ["8000/tcp", "8001/tcp", "8002/tcp"]
+        );
+        for bad in ["0", "x", "9-8", "70000", "80/http", "", "0-2"] {
+            assert!(parse_ports(bad).is_err(), "{bad}");
         }
         assert_eq!(
             parse_key_value("A=b=c", "env").unwrap(),

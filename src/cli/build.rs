@@ -79,7 +79,7 @@ pub struct Args {
     /// Add a label (KEY=VALUE); repeatable.
     #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
-    /// Declare a port (PORT[/tcp|udp|sctp]); repeatable.
+    /// Declare a port or a range (PORT[/tcp|udp|sctp], FIRST-LAST[/PROTO]); repeatable.
     #[arg(long, value_name = "PORT")]
     expose: Vec<String>,
     /// Add a host file or directory at an image path (SRC:DEST, DEST ending in / keeps the name); repeatable.
@@ -289,8 +289,9 @@ fn plan(
     let expose = a
         .expose
         .iter()
-        .map(|p| build::parse_port(p))
-        .collect::<nobase::Result<Vec<_>>>()?;
+        .map(|p| build::parse_ports(p))
+        .collect::<nobase::Result<Vec<_>>>()?
+        .concat();
     let adds = a
         .adds
         .iter()

@@ -732,7 +732,9 @@ impl Builder<'_> {
                 let mut all = Vec::new();
                 for p in ports {
                     for w in lex::words(p, esc, &vars).map_err(|e| at(line, kw, e))? {
-                        all.extend(expand_ports(&w).map_err(|e| at(line, kw, e))?);
+                        all.extend(
+                            build::parse_ports(&w).map_err(|e| at(line, kw, e.to_string()))?,
+                        );
                     }
                 }
                 // An EXPOSE that expands to nothing (`EXPOSE $UNSET`) exposes nothing
@@ -1528,25 +1530,6 @@ fn healthcheck_json(h: Option<&plan::Healthcheck>) -> Value {
     Value::Object(m)
 }
 
-/// `80`, `80/udp`, `8000-8002/tcp` → `80/tcp`…, one entry per port as Docker does.
-fn expand_ports(spec: &str) -> std::result::Result<Vec<String>, String> {
-    let (ports, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
-    let proto = proto.to_ascii_lowercase();
-    let (lo, hi) = match ports.split_once('-') {
-        Some((a, b)) => (a, b),
-        None => (ports, ports),
-    };
-    let bad = || format!("invalid port {spec:?}: use PORT[/tcp|udp|sctp] or FIRST-LAST[/PROTO]");
-    let lo: u16 = lo.parse().map_err(|_| bad())?;
-    let hi: u16 = hi.parse().map_err(|_| bad())?;
-    if lo == 0 || hi < lo {
-        return Err(bad());
-    }
-    (lo..=hi)
-        .map(|p| build::parse_port(&format!("{p}/{proto}")).map_err(|_| bad()))
-        .collect()
-}
-
 /// A signal name Linux knows (with or without `SIG`, `RTMIN+n`…) or a number.
 fn valid_signal(s: &str) -> bool {
     if let Ok(n) = s.parse::<u32>() {
@@ -1646,15 +1629,6 @@ mod tests {
 
     #[test]
     fn ports_signals_and_shells() {
-        assert_eq!(expand_ports("80").unwrap(), ["80/tcp"]);
-        assert_eq!(expand_ports("53/UDP").unwrap(), ["53/udp"]);
-        assert_eq!(
-            expand_ports("8000-8002").unwrap(),
-            ["8000/tcp", "8001/tcp", "8002/tcp"]
-        );
-        for bad in ["0", "x", "9-8", "80/http", "70000"] {
-            assert!(expand_ports(bad).is_err(), "{bad}");
-        }
         for s in ["SIGTERM", "TERM", "9", "SIGRTMIN+3"] {
             assert!(valid_signal(s), "{s}");
         }
