@@ -1199,6 +1199,37 @@ fn credentials_from_skopeo_login_auth_json_and_authfile() {
 }
 
 #[test]
+fn an_unreachable_registry_is_tried_once_per_command_not_once_per_layer() {
+    // Nothing listens: the first request's retries say so, and the other layers fail
+    // with the same answer at once. Each layer waited out its own retry sequence (a push
+    // of four layers to a registry that was down took a minute).
+    let env = Env::new();
+    let bin = hello_static();
+    env.nobase(&[
+        "build",
+        bin.to_str().unwrap(),
+        "-t",
+        "layers:1",
+        "--with",
+        "all",
+    ])
+    .ok();
+    let dest = format!("docker://127.0.0.1:{}/team/layers:1", free_port());
+    let r = nb(&env, &["push", "layers:1", &dest]).code(3);
+    assert!(
+        r.stderr.contains("cannot reach the registry"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        r.stderr.matches("(attempt 2 of ").count(),
+        1,
+        "one retry sequence: {}",
+        r.stderr
+    );
+}
+
+#[test]
 fn bearer_tokens_push_pull_mount_and_identity_tokens() {
     if !have("openssl") {
         return;

@@ -94,6 +94,10 @@ pub struct Client {
     /// Held while pinging or fetching a token, so parallel uploads starting together
     /// make one ping and one token request, not one each.
     handshake: Mutex<()>,
+    /// Why the ping failed, after its retries: every later request of the command
+    /// fails with it at once instead of retrying the same unreachable host again (a
+    /// push of four layers waited out four retry sequences).
+    unreachable: Mutex<Option<String>>,
     /// Every secret this client has seen, scrubbed from any message it builds.
     secrets: Mutex<Vec<String>>,
 }
@@ -123,6 +127,7 @@ impl Client {
             found: Mutex::new(None),
             tokens: Mutex::new(HashMap::new()),
             handshake: Mutex::new(()),
+            unreachable: Mutex::new(None),
             secrets: Mutex::new(secrets),
         })
     }
@@ -144,7 +149,15 @@ impl Client {
         if let Some((u, _)) = &*lock(&self.ready) {
             return Ok(u.clone());
         }
-        self.ping()?;
+        if let Some(why) = &*lock(&self.unreachable) {
+            return Err(Error::Registry(why.clone()));
+        }
+        if let Err(e) = self.ping() {
+            if let Error::Registry(why) = &e {
+                *lock(&self.unreachable) = Some(why.clone());
+            }
+            return Err(e);
+        }
         Ok(lock(&self.ready).as_ref().expect("set by ping").0.clone())
     }
 
