@@ -19,12 +19,13 @@ pub enum Error {
         cause: io::Error,
     },
     /// An ELF file could not be read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Elf {
         /// The file.
         path: String,
-        /// Why.
-        source: crate::elf::ElfError,
+        /// Why (not a `source`: the message says it already, and error chains would
+        /// say it twice).
+        error: crate::elf::ElfError,
     },
     /// The work was understood and deliberately refused (exit code 1): a dynamic binary
     /// with `--bundle never`, an image that would not start.

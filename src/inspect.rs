@@ -155,9 +155,9 @@ pub fn inspect_path(path: &Path) -> Result<FileKind> {
     if elf::has_magic(&head) {
         return elf::parse_path(path)
             .map(|i| FileKind::Elf(Box::new(i)))
-            .map_err(|source| Error::Elf {
+            .map_err(|error| Error::Elf {
                 path: path.display().to_string(),
-                source,
+                error,
             });
     }
     Ok(classify_head(&head))

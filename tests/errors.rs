@@ -269,3 +269,25 @@ fn each_command_explains_a_representative_error() {
     // The directory taken for a store was not written to.
     assert_eq!(std::fs::read_dir(env.path("notastore")).unwrap().count(), 1);
 }
+
+#[test]
+fn a_truncated_elf_says_why_once() {
+    // The cause was printed twice: once in the message, once more as its source.
+    let env = Env::new();
+    let whole = std::fs::read(hello_dynamic()).unwrap();
+    std::fs::write(env.path("cut"), &whole[..5000]).unwrap();
+    for cmd in ["build", "inspect"] {
+        let r = env.nobase(&[cmd, "cut"]).code(3);
+        assert_eq!(
+            r.stderr.matches("lies outside the file").count(),
+            1,
+            "{cmd}: {}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("the file is truncated or corrupt"),
+            "{}",
+            r.stderr
+        );
+    }
+}

@@ -280,9 +280,9 @@ pub fn read_executable(path: &Path) -> Result<ElfInfo> {
             path.display(),
             script_hint(path)
         )),
-        source => Error::Elf {
+        error => Error::Elf {
             path: path.display().to_string(),
-            source,
+            error,
         },
     })?;
     if !info.kind.is_executable() {
