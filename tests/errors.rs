@@ -291,3 +291,47 @@ fn a_truncated_elf_says_why_once() {
         );
     }
 }
+
+#[test]
+fn an_env_script_is_told_to_build_the_program_env_would_run() {
+    // `#!/usr/bin/env python3` was told to build /usr/bin/env: that image has no python3
+    // for env to find, and exited 127 while build and check passed. The advice names the
+    // program PATH finds, and following it gives an image that runs the script.
+    let env = Env::new();
+    std::fs::write(
+        env.path("tool"),
+        "#!/usr/bin/env sh\necho from the env script\n",
+    )
+    .unwrap();
+    let r = env.nobase(&["build", "tool"]).code(3);
+    assert!(
+        r.stderr
+            .contains("It is a script for sh, found on PATH by /usr/bin/env"),
+        "{}",
+        r.stderr
+    );
+    let advice = r
+        .stderr
+        .split("e.g. `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .unwrap_or_else(|| panic!("no command in: {}", r.stderr));
+    assert!(!advice.starts_with("nobase build /usr/bin/env"), "{advice}");
+    assert!(
+        advice.ends_with(r#"--add tool:/app/tool --entrypoint '["/app/sh","/app/tool"]'"#),
+        "{advice}"
+    );
+    let command = format!(
+        "{} -t envsh:1",
+        advice.replacen("nobase", nobase_bin().to_str().unwrap(), 1)
+    );
+    let built = run(std::process::Command::new("sh")
+        .args(["-c", &command])
+        .current_dir(env.dir.path())
+        .env("NOBASE_STORE", env.store()));
+    assert_eq!(built.code, 0, "{command}: {}", built.stderr);
+    env.nobase(&["check", "envsh:1"]).ok();
+    if let Some(r) = runc_run(&env, &format!("{}:envsh:1", env.store().display()), None) {
+        assert_eq!(r.stdout, "from the env script\n", "{}", r.stderr);
+    }
+}

@@ -242,18 +242,60 @@ fn script_hint(path: &Path) -> String {
     let n = std::fs::File::open(path)
         .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
         .unwrap_or(0);
-    match crate::inspect::classify_head(&head[..n]) {
-        crate::inspect::FileKind::Script(s) => format!(
-            ". It is a script for {}: build that interpreter (if it is a program) and --add the script, with --entrypoint naming both, e.g. `nobase build {} --add {}:/app/{} --entrypoint '[\"/app/{}\",\"/app/{}\"]'`; an interpreter with a library tree (Python, Perl, Ruby) needs that tree added too (--add /usr/lib/python3.11:/usr/lib/python3.11)",
-            s.interpreter,
-            s.interpreter,
-            path.display(),
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("script"),
-            s.interpreter.rsplit('/').next().unwrap_or(&s.interpreter),
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("script"),
+    let crate::inspect::FileKind::Script(s) = crate::inspect::classify_head(&head[..n]) else {
+        return String::new();
+    };
+    let script = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("script");
+    // `#!/usr/bin/env python3` runs the python3 that PATH finds: the image needs that
+    // program, not env (a scratch image has no python3 on any PATH for env to find).
+    let via_env = (s.interpreter.rsplit('/').next() == Some("env"))
+        .then(|| {
+            let arg = s.argument.as_deref()?.trim();
+            let arg = arg.strip_prefix("-S").map_or(arg, str::trim_start);
+            let program = arg.split_whitespace().next()?;
+            (!program.starts_with('-') && !program.contains('=')).then_some(program)
+        })
+        .flatten();
+    let (build, note) = match via_env {
+        Some(program) => (
+            program_on_path(program),
+            format!(
+                "{program}, found on PATH by {} (which an image without that PATH's programs cannot do)",
+                s.interpreter
+            ),
         ),
-        _ => String::new(),
-    }
+        None => (s.interpreter.clone(), s.interpreter.clone()),
+    };
+    let name = build.rsplit('/').next().unwrap_or(&build);
+    format!(
+        ". It is a script for {note}: build that interpreter (if it is a program) and --add the script, with --entrypoint naming both, e.g. `nobase build {build} --add {}:/app/{script} --entrypoint '[\"/app/{name}\",\"/app/{script}\"]'`; an interpreter with a library tree (Python, Perl, Ruby) needs that tree added too (--add /usr/lib/python3.11:/usr/lib/python3.11)",
+        path.display(),
+    )
+}
+
+/// The `program` a `#!/usr/bin/env program` script would run here: the first on PATH
+/// that is an ELF file (a pyenv or asdf shim is a script that runs another), else the
+/// first, else the bare name.
+fn program_on_path(program: &str) -> String {
+    let dirs = std::env::var_os("PATH").unwrap_or_default();
+    let found: Vec<PathBuf> = std::env::split_paths(&dirs)
+        .map(|d| d.join(program))
+        .filter(|p| p.is_file())
+        .collect();
+    let elf = |p: &&PathBuf| {
+        let mut magic = [0u8; 4];
+        std::fs::File::open(p)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+            .is_ok_and(|()| elf::has_magic(&magic))
+    };
+    found
+        .iter()
+        .find(elf)
+        .or(found.first())
+        .map_or_else(|| program.to_string(), |p| p.display().to_string())
 }
 
 /// Reads an executable for building: a clear error for anything that is not an ELF

@@ -218,16 +218,6 @@ fn namespaced_keys(path: &Path, host: &str) -> Vec<String> {
     keys
 }
 
-/// Where `name` is found on PATH, as a shell would find it.
-fn on_path(name: &str) -> Option<std::path::PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(name))
-        .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-}
-
 /// Looks `host` up: credentials given on the command line for it, else the first of
 /// [`credential_files`] (with `authfile`, the one the user named) that has an entry.
 /// Credential helpers run only here, and only when a registry asked for
@@ -319,7 +309,7 @@ fn lookup_in(host: &str, file: &CredFile) -> Result<Lookup> {
         Err(E::HelperCommunicationError) => {
             let helper = helper_named(path, &key).unwrap_or_else(|| "docker-credential-…".into());
             // The crate says the same whether the helper is missing or failed.
-            Err(Error::Registry(match on_path(&helper) {
+            Err(Error::Registry(match crate::fsutil::on_path(&helper) {
                 Some(at) => format!(
                     "the credential helper {helper} ({}) named in {shown} gave no credentials for {key} (it failed, or answered something else); run `echo {key} | {helper} get` to see why",
                     at.display()
