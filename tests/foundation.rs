@@ -894,3 +894,23 @@ fn a_docker_archive_is_never_silently_replaced_and_oci_dir_keeps_other_images() 
         r.stderr
     );
 }
+
+#[test]
+fn an_rmi_that_removes_nothing_collects_nothing() {
+    // A mistyped name (exit 3) still swept the store's unused blobs away.
+    let env = Env::new();
+    build_json(&env, &[hello_static().to_str().unwrap(), "-t", "a:1"]);
+    let stray = b"a blob nothing uses";
+    let stray_path = env
+        .store()
+        .join("blobs/sha256")
+        .join(sha256_hex(stray).trim_start_matches("sha256:"));
+    std::fs::write(&stray_path, stray).unwrap();
+    let r = env.nobase(&["rmi", "nope:1"]).code(3);
+    assert!(!r.stderr.contains("deleted"), "{}", r.stderr);
+    assert!(stray_path.exists(), "a failed rmi collected blobs");
+    // An rmi that removes something collects it, and the stray blob with it.
+    let r = env.nobase(&["rmi", "a:1"]).ok();
+    assert!(r.stderr.contains("deleted"), "{}", r.stderr);
+    assert!(!stray_path.exists());
+}

@@ -139,9 +139,11 @@ pub fn rmi(g: &Global, args: RmiArgs) -> Result<i32> {
     // As `docker rmi`: every name is tried, each failure reported, and the blobs of
     // those removed collected; the first failure's exit code is the command's.
     let mut failed = None;
+    let mut untagged = 0;
     for n in &names {
         match store.untag(n) {
             Ok(d) => {
+                untagged += 1;
                 if !g.quiet {
                     outln!("untagged {n} ({})", d.digest)?;
                 }
@@ -152,6 +154,10 @@ pub fn rmi(g: &Global, args: RmiArgs) -> Result<i32> {
                 failed.get_or_insert(code);
             }
         }
+    }
+    // Nothing removed, nothing to collect: a mistyped name leaves the store as it was.
+    if untagged == 0 {
+        return Ok(failed.unwrap_or(0));
     }
     let report = store.gc()?;
     super::fsck::note_failed_deletions(g, &report);
