@@ -2118,6 +2118,131 @@ fn images_and_check_leave_attestation_manifests_out_of_the_platforms() {
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"], "{c}");
 }
 
+/// Adds to `m`'s index two OCI 1.1 artifact manifests, as `oras attach` and cosign
+/// write them: an SBOM (empty config, a JSON "layer", `artifactType`) listed with no
+/// platform and no annotation, so only its manifest says what it is, and a signature
+/// whose entry says its `artifactType`. Returns the SBOM manifest's digest.
+fn add_artifacts(m: &mut Multi) -> String {
+    let empty = put_blob(&m.dir, b"{}");
+    let mt = "application/vnd.oci.image.manifest.v1+json";
+    let artifact = |kind: &str, data: &[u8]| {
+        let layer = put_blob(&m.dir, data);
+        let bytes = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2, "mediaType": mt, "artifactType": kind,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+            "layers": [{"mediaType": kind, "digest": layer, "size": data.len()}],
+            "subject": {"mediaType": mt, "digest": m.amd_digest, "size": 1},
+        }))
+        .unwrap();
+        (put_blob(&m.dir, &bytes), bytes.len())
+    };
+    let (sbom, sbom_size) = artifact("application/spdx+json", br#"{"spdxVersion":"SPDX-2.3"}"#);
+    let (sig, sig_size) = artifact("application/vnd.dev.cosign.artifact.sig.v1+json", b"sig");
+    let read = |d: &str| {
+        std::fs::read(
+            m.dir
+                .join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let mut idx: serde_json::Value = serde_json::from_slice(&read(&m.idx_digest)).unwrap();
+    let entries = idx["manifests"].as_array_mut().unwrap();
+    entries.push(serde_json::json!({"mediaType": mt, "digest": sbom, "size": sbom_size}));
+    entries.push(
+        serde_json::json!({"mediaType": mt, "digest": sig, "size": sig_size,
+        "artifactType": "application/vnd.dev.cosign.artifact.sig.v1+json"}),
+    );
+    let idx_bytes = serde_json::to_vec(&idx).unwrap();
+    m.idx_digest = put_blob(&m.dir, &idx_bytes);
+    std::fs::write(
+        m.dir.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [
+            {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": m.idx_digest, "size": idx_bytes.len(),
+             "annotations": {"org.opencontainers.image.ref.name": "multi"}}]}))
+        .unwrap(),
+    )
+    .unwrap();
+    sbom
+}
+
+#[test]
+fn artifact_manifests_in_an_index_are_no_platform_and_travel_byte_for_byte() {
+    let env = Env::new();
+    let mut m = two_platforms(&env, false);
+    let sbom = add_artifacts(&mut m);
+    let src = format!("oci:{}:multi", m.dir.display());
+    // Before, every command failed: the SBOM's empty config lists no layers, and its
+    // manifest one.
+    let t = env
+        .nobase(&["tree", "--json", "--platform", "linux/amd64", &src])
+        .ok();
+    assert!(t.stdout.contains("/app/hello"), "{}", t.stdout);
+    let c = env
+        .nobase(&["check", "--all-platforms", "--json", &src])
+        .json();
+    let platforms: Vec<&str> = c["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["platform"].as_str().unwrap())
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"], "{c}");
+    // The whole index into the store: its digest kept, the artifacts listed as such.
+    let j = env
+        .nobase(&["pull", "--all-platforms", "--json", &src, "-t", "art:1"])
+        .ok()
+        .json();
+    assert_eq!(j["digest"], m.idx_digest.as_str(), "{j}");
+    let images = env.nobase(&["images", "--json"]).ok().json();
+    assert_eq!(images[0]["platform"], "linux/amd64,linux/arm64", "{images}");
+    assert_eq!(
+        images[0]["artifacts"],
+        serde_json::json!([
+            "application/spdx+json",
+            "application/vnd.dev.cosign.artifact.sig.v1+json"
+        ]),
+        "{images}"
+    );
+    env.nobase(&["fsck"]).ok();
+    // Through a registry and back: the index and the artifact keep their digests.
+    let Some(reg) = Registry::start(Auth::None) else {
+        return;
+    };
+    let dest = format!("docker://{}/team/art:1", reg.host());
+    nb(&env, &["push", "art:1", &dest]).ok();
+    if let Some(d) = skopeo_registry_digest(&dest, None) {
+        assert_eq!(d, m.idx_digest);
+        let at = format!("docker://{}/team/art@{sbom}", reg.host());
+        assert_eq!(skopeo_registry_digest(&at, None).unwrap(), sbom);
+    }
+    let env2 = Env::new();
+    let back = nb(
+        &env2,
+        &["pull", "--all-platforms", "--json", &dest, "-t", "art:2"],
+    )
+    .ok()
+    .json();
+    assert_eq!(back["digest"], m.idx_digest.as_str(), "{back}");
+    // One platform from the registry: the artifacts are never chosen.
+    let one = nb(
+        &env2,
+        &[
+            "pull",
+            "--json",
+            &dest,
+            "-t",
+            "art:amd",
+            "--platform",
+            "linux/amd64",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(one["digest"], m.amd_digest.as_str(), "{one}");
+    nb(&env2, &["fsck"]).ok();
+}
+
 #[test]
 fn a_download_that_breaks_and_then_fails_counts_one_sequence_of_attempts() {
     let Some(reg) = Registry::start(Auth::None) else {

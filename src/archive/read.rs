@@ -420,6 +420,7 @@ pub fn open_docker_archive(file: &Path, name: Option<&NameTag>) -> Result<(Image
         ),
         layers,
         annotations: Default::default(),
+        artifact_type: None,
     };
     let manifest_bytes = image::to_bytes(&manifest);
     let mut top = Descriptor::new(

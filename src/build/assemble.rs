@@ -33,6 +33,7 @@ pub fn assemble(layout: &Layout, config: &ImageConfig, layers: &[Descriptor]) ->
         config: config_desc,
         layers: layers.iter().cloned().map(oci_layer).collect(),
         annotations: BTreeMap::new(),
+        artifact_type: None,
     };
     let mut top = layout.put_bytes(image::MT_OCI_MANIFEST, &image::to_bytes(&manifest))?;
     top.platform = Some(config.platform());

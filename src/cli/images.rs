@@ -74,7 +74,7 @@ pub fn list(g: &Global, args: ListArgs) -> Result<i32> {
             continue;
         }
         // An entry whose blobs are unreadable is still listed, marked, not fatal.
-        let (platforms, size, created) = match read_image(&desc, store.layout()) {
+        let (platforms, size, created, artifacts) = match read_image(&desc, store.layout()) {
             Ok(img) => (
                 // Attestation manifests (BuildKit's provenance, `unknown/unknown`) are
                 // no platform of the image.
@@ -84,8 +84,8 @@ pub fn list(g: &Global, args: ListArgs) -> Result<i32> {
                     .collect::<Vec<_>>()
                     .join(","),
                 img.size(),
-                img.manifests
-                    .first()
+                img.images()
+                    .next()
                     .and_then(|m| {
                         m.config
                             .created
@@ -93,15 +93,21 @@ pub fn list(g: &Global, args: ListArgs) -> Result<i32> {
                             .map(|c| printable(c).into_owned())
                     })
                     .unwrap_or_default(),
+                // SBOMs, signatures, attestations the index carries beside its images.
+                img.artifact_kinds()
+                    .iter()
+                    .map(|k| printable(k).into_owned())
+                    .collect::<Vec<_>>(),
             ),
             Err(e) => {
                 eprintln!("nobase: {name}: {}", printable(&e.to_string()));
-                ("(unreadable)".into(), desc.size, String::new())
+                ("(unreadable)".into(), desc.size, String::new(), Vec::new())
             }
         };
         docs.push(json!({
             "name": name.name, "tag": name.tag, "digest": desc.digest.to_string(),
             "platform": platforms, "size": size, "created": created,
+            "artifacts": artifacts,
         }));
         rows.push(vec![
             name.name.clone(),

@@ -94,6 +94,10 @@ pub struct Descriptor {
     /// Foreign-layer URLs (never fetched by nobase).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub urls: Vec<String>,
+    /// For index entries: the artifact type of an artifact manifest (an SBOM, a
+    /// signature), which is no image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
 }
 
 impl Descriptor {
@@ -106,6 +110,7 @@ impl Descriptor {
             platform: None,
             annotations: BTreeMap::new(),
             urls: Vec::new(),
+            artifact_type: None,
         }
     }
 
@@ -240,6 +245,10 @@ pub struct Manifest {
     /// Annotations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Set on an artifact manifest (an SBOM, a signature): what it carries. Never set by
+    /// nobase, whose manifests are images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
 }
 
 /// An image index (or Docker manifest list).
@@ -490,11 +499,30 @@ pub struct PlatformImage {
 }
 
 impl PlatformImage {
-    /// True for an attestation manifest (BuildKit's provenance and SBOM documents),
-    /// which an index lists beside the images: not an image of any platform, so it is
-    /// left out wherever platforms are listed or chosen.
-    pub fn is_attestation(&self) -> bool {
-        is_attestation(&self.descriptor) || self.config.platform().to_string() == "unknown/unknown"
+    /// True for an artifact manifest an index lists beside the images (BuildKit's
+    /// provenance and SBOM attestations, an SBOM or signature an OCI 1.1 tool attached):
+    /// not an image of any platform, so it is left out wherever platforms are listed or
+    /// chosen, and its config is never read as an image's.
+    pub fn is_artifact(&self) -> bool {
+        is_artifact_entry(&self.descriptor)
+            || is_artifact_manifest(&self.manifest)
+            || self.config.platform().to_string() == "unknown/unknown"
+    }
+
+    /// What an artifact carries, for listing it: its artifact type, else its config's
+    /// media type (`attestation` for BuildKit's, whose config says an image's).
+    pub fn artifact_kind(&self) -> String {
+        let kind = self
+            .manifest
+            .artifact_type
+            .as_ref()
+            .or(self.descriptor.artifact_type.as_ref())
+            .unwrap_or(&self.manifest.config.media_type);
+        if is_image_config(kind) {
+            "attestation".to_string()
+        } else {
+            kind.clone()
+        }
     }
 
     /// Bytes of its blobs: the manifest, the config and every layer.
@@ -560,8 +588,15 @@ impl Image {
     /// The single platform image, or the one matching `platform` (attestation
     /// manifests are never chosen).
     pub fn select(&self, platform: Option<&Platform>) -> Result<&PlatformImage> {
+        if self.images().next().is_none() {
+            return Err(Error::Invalid(format!(
+                "{} is no image but an artifact ({}): nothing in it can be run, checked or \
+                 unpacked",
+                self.top.digest,
+                self.artifact_kinds().join(", ")
+            )));
+        }
         let found = match platform {
-            None if self.manifests.len() == 1 => Some(&self.manifests[0]),
             None if self.images().count() == 1 => self.images().next(),
             None => {
                 let host = host_platform();
@@ -589,10 +624,20 @@ impl Image {
         })
     }
 
-    /// Its platform images: attestation manifests (BuildKit's provenance,
-    /// `unknown/unknown`) are none.
+    /// Its platform images: artifact manifests (BuildKit's provenance, `unknown/unknown`;
+    /// SBOMs and signatures, see [`PlatformImage::is_artifact`]) are none.
     pub fn images(&self) -> impl Iterator<Item = &PlatformImage> {
-        self.manifests.iter().filter(|m| !m.is_attestation())
+        self.manifests.iter().filter(|m| !m.is_artifact())
+    }
+
+    /// What its artifact manifests carry ([`PlatformImage::artifact_kind`]), in index
+    /// order.
+    pub fn artifact_kinds(&self) -> Vec<String> {
+        self.manifests
+            .iter()
+            .filter(|m| m.is_artifact())
+            .map(PlatformImage::artifact_kind)
+            .collect()
     }
 
     /// The platforms of its [`Image::images`] (`linux/amd64`).
@@ -615,9 +660,10 @@ pub enum Want<'a> {
 /// The annotation BuildKit puts on an index entry that is an attestation manifest.
 const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 
-/// True for an index entry that is an attestation manifest (annotated so, or with the
-/// platform `unknown/unknown` BuildKit gives them).
-pub fn is_attestation(entry: &Descriptor) -> bool {
+/// True for an index entry that its descriptor alone shows to be an artifact, not an
+/// image: an attestation manifest (annotated so, or with the platform `unknown/unknown`
+/// BuildKit gives them), or an entry with an `artifactType` (OCI 1.1).
+pub fn is_artifact_entry(entry: &Descriptor) -> bool {
     entry
         .annotations
         .get(REFERENCE_TYPE)
@@ -626,10 +672,24 @@ pub fn is_attestation(entry: &Descriptor) -> bool {
             .platform
             .as_ref()
             .is_some_and(|p| p.os == "unknown" && p.architecture == "unknown")
+        || entry.artifact_type.is_some()
+}
+
+/// True for a manifest that is an artifact, not an image: it says an `artifactType`, or
+/// its config is not an image config (the empty `application/vnd.oci.empty.v1+json` of
+/// SBOMs and signatures, a Helm chart's, …). Such a manifest's "layers" are no
+/// filesystem and its config no image config; reading them as an image fails.
+pub fn is_artifact_manifest(m: &Manifest) -> bool {
+    m.artifact_type.is_some() || !is_image_config(&m.config.media_type)
+}
+
+/// True for the media type of an image config (OCI or Docker).
+pub fn is_image_config(mt: &str) -> bool {
+    mt == MT_OCI_CONFIG || mt == MT_DOCKER_CONFIG
 }
 
 /// Picks the index entry for `want` (`None`: the only image, else this machine's) by
-/// the platforms the index lists, attestations left out; `Ok(None)` when some entry
+/// the platforms the index lists, artifacts left out; `Ok(None)` when some entry
 /// lists no platform (then only the configs can tell).
 pub fn choose_entry<'a>(
     entries: &'a [Descriptor],
@@ -637,7 +697,7 @@ pub fn choose_entry<'a>(
 ) -> Result<Option<&'a Descriptor>> {
     let images: Vec<&Descriptor> = entries
         .iter()
-        .filter(|d| is_manifest(&d.media_type) && !is_attestation(d))
+        .filter(|d| is_manifest(&d.media_type) && !is_artifact_entry(d))
         .collect();
     let Some(platforms) = images
         .iter()

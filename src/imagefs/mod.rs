@@ -552,6 +552,7 @@ pub(crate) mod tests {
                 config: Descriptor::new(image::MT_OCI_CONFIG, Digest::of(b""), 0),
                 layers: descs,
                 annotations: Default::default(),
+                artifact_type: None,
             },
             config,
         }

@@ -491,6 +491,15 @@ fn read_manifest(d: &Descriptor, blobs: &dyn Blobs) -> Result<PlatformImage> {
     let raw = blobs.read_document(d)?;
     let manifest: image::Manifest =
         image::parse_document(&raw, &d.media_type, &format!("manifest {}", d.digest))?;
+    if image::is_artifact_entry(d) || image::is_artifact_manifest(&manifest) {
+        // An SBOM, a signature, an attestation: kept and copied as it is, never read as
+        // an image (its config need not be an image config, nor its layers tars).
+        return Ok(PlatformImage {
+            descriptor: d.clone(),
+            manifest,
+            config: image::ImageConfig::default(),
+        });
+    }
     let raw = blobs.read_document(&manifest.config)?;
     let config: image::ImageConfig =
         image::from_bytes(&raw, &format!("config {}", manifest.config.digest))?;
