@@ -421,7 +421,8 @@ fn hostile_layouts_are_refused_by_every_reader_and_touch_nothing() {
                 c["rootfs"]["diff_ids"][0] = format!("sha256:{}", "1".repeat(64)).into();
                 l.set_config(&c);
             },
-            By::LayerReaders,
+            // Copies decompress each layer as it streams in to check it, too.
+            By::All,
             "diff_id",
         ),
         (
@@ -443,7 +444,7 @@ fn hostile_layouts_are_refused_by_every_reader_and_touch_nothing() {
                 "digest": d, "size": n});
                 l.set_manifest(&m);
             },
-            By::LayerReaders,
+            By::All,
             "decompression bomb",
         ),
     ];
@@ -1247,4 +1248,56 @@ fn tar_headers_readers_disagree_on_read_as_gnu_tar_or_are_refused() {
             assert_eq!(m.len(), *size, "{name}: {p}");
         }
     }
+}
+
+// ---------------------------------------------------------------------------------
+// Layers whose content is not what the config says.
+
+/// Writes a docker-save archive whose one `layer.tar` is gzip-compressed (as `docker
+/// save` of a containerd-store image writes it) and holds other bytes than the config's
+/// diff_id names. Returns the archive, the diff_id and the sha256 of what is there.
+fn docker_archive_with_wrong_gzip_layer(env: &Env) -> (PathBuf, String, String) {
+    let out = env.path("baddiff.tar");
+    let script = r#"
+import gzip, hashlib, io, json, sys, tarfile
+def tar(content):
+    buf = io.BytesIO(); t = tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT)
+    ti = tarfile.TarInfo("etc/passwd"); ti.size = len(content); ti.mtime = 0
+    t.addfile(ti, io.BytesIO(content)); t.close(); return buf.getvalue()
+sha = lambda b: hashlib.sha256(b).hexdigest()
+good, bad = tar(b"root:x:0:0::/:/bin/sh\n"), tar(b"ROOT:x:0:0::/:/bin/sh\n")
+cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                  "rootfs": {"type": "layers", "diff_ids": ["sha256:" + sha(good)]}}).encode()
+files = {sha(cfg) + ".json": cfg, "l1/layer.tar": gzip.compress(bad, mtime=0),
+         "manifest.json": json.dumps([{"Config": sha(cfg) + ".json", "RepoTags": ["bad/diff:1"],
+                                       "Layers": ["l1/layer.tar"]}]).encode()}
+with tarfile.open(sys.argv[1], "w") as tf:
+    for n, d in files.items():
+        ti = tarfile.TarInfo(n); ti.size = len(d); tf.addfile(ti, io.BytesIO(d))
+print("sha256:" + sha(good), "sha256:" + sha(bad))
+"#;
+    let r = run(Command::new("python3").args(["-c", script]).arg(&out));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut digests = r.stdout.split_whitespace().map(str::to_string);
+    (out, digests.next().unwrap(), digests.next().unwrap())
+}
+
+#[test]
+fn pull_refuses_a_compressed_docker_archive_layer_that_is_not_its_diff_id() {
+    let env = Env::new();
+    let (archive, want, found) = docker_archive_with_wrong_gzip_layer(&env);
+    let src = format!("docker-archive:{}", archive.display());
+    // Readers refused it already; skopeo copy does too ("Digest did not match").
+    env.nobase(&["tree", &src]).code(3);
+    // pull passed it on, and fsck then called the store clean.
+    let r = env.nobase(&["pull", &src]).code(3);
+    assert!(
+        r.stderr.contains("diff_id") && r.stderr.contains(&want) && r.stderr.contains(&found),
+        "{}",
+        r.stderr
+    );
+    // Nothing written: no tag, no blob.
+    assert_eq!(env.nobase(&["images", "--json"]).ok().json(), json!([]));
+    assert_eq!(blob_count(&env.store()), 0);
+    env.nobase(&["fsck"]).ok();
 }

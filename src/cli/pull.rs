@@ -119,8 +119,9 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             .iter()
             .filter(|d| !documents.contains(&&d.digest))
             .collect();
+        let diff_ids = image.diff_ids()?;
         nobase::registry::parallel(&layers, opts.jobs, |d| {
-            layout.copy_blob(d, opened.blobs.as_ref())
+            layout.copy_layer(d, diff_ids.get(&d.digest), opened.blobs.as_ref())
         })?;
         layout.publish(&image, opened.blobs.as_ref(), Some(&name.to_string()))
     };

@@ -535,14 +535,15 @@ impl Builder<'_> {
         }
         let src = self.open_source(name)?;
         let pi = src.image.select(platform)?.clone();
-        for d in &pi.manifest.layers {
+        for (i, d) in pi.manifest.layers.iter().enumerate() {
             if image::layer_compression(&d.media_type).is_none() {
                 return Err(Error::Invalid(format!(
                     "{name}: layer {} has media type {:?}, which nobase cannot reuse",
                     d.digest, d.media_type
                 )));
             }
-            self.store.layout().copy_blob(d, &*src.blobs)?;
+            let diff_id = pi.config.rootfs.diff_ids.get(i);
+            self.store.layout().copy_layer(d, diff_id, &*src.blobs)?;
         }
         if let Some(Value::Array(triggers)) = pi.config.config.other.get("OnBuild") {
             if !triggers.is_empty() {

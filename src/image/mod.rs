@@ -580,6 +580,26 @@ impl Image {
         out
     }
 
+    /// Each layer blob of its images with the diff_id its config gives it (artifacts'
+    /// blobs are no layers). A blob given two diff_ids is refused: one of them is wrong.
+    pub fn diff_ids(&self) -> Result<BTreeMap<Digest, Digest>> {
+        let mut out = BTreeMap::new();
+        for m in self.images() {
+            for (l, id) in m.manifest.layers.iter().zip(&m.config.rootfs.diff_ids) {
+                if let Some(other) = out.insert(l.digest.clone(), id.clone()) {
+                    if &other != id {
+                        return Err(Error::Invalid(format!(
+                            "layer {} is given two diff_ids, {other} and {id}, by the \
+                             image's configs; at most one can be right",
+                            l.digest
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Total bytes of all blobs.
     pub fn size(&self) -> u64 {
         self.blobs().iter().map(|d| d.size).sum()

@@ -223,8 +223,30 @@ impl Layout {
     /// trusted local file is copied with `copy_file_range` (reflinks where the
     /// filesystem has them); anything else is verified as it streams in.
     pub fn copy_blob(&self, desc: &Descriptor, from: &dyn Blobs) -> Result<()> {
+        self.copy_layer(desc, None, from)
+    }
+
+    /// [`Layout::copy_blob`] for a layer whose uncompressed stream must hash to
+    /// `diff_id` (its config's): an import from anything but a trusted local file
+    /// decompresses the blob as it streams in and refuses it, writing nothing, when the
+    /// two differ (a docker-archive's gzipped `layer.tar`, a layout or registry blob
+    /// whose config lies). A blob already here, or of a media type nobase cannot
+    /// decompress, is not checked.
+    pub fn copy_layer(
+        &self,
+        desc: &Descriptor,
+        diff_id: Option<&Digest>,
+        from: &dyn Blobs,
+    ) -> Result<()> {
         if self.has_blob(desc) {
             return Ok(());
+        }
+        let compression = diff_id.and(image::layer_compression(&desc.media_type));
+        if let (Some(image::LayerCompression::None), Some(want)) = (compression, diff_id) {
+            // An uncompressed layer's diff_id is its digest, verified as it streams.
+            if want != &desc.digest {
+                return Err(diff_id_mismatch(desc, want, desc.digest.clone()));
+            }
         }
         if let Some(src) = from.trusted_path(desc) {
             let (_f, tmp) = fsutil::create_temp(&self.root)?;
@@ -238,8 +260,47 @@ impl Layout {
         }
         let mut r = from.open(desc)?;
         let mut w = self.blob_writer()?;
-        io::copy(&mut r, &mut w)
-            .map_err(|e| io_to_error(e, || format!("copying blob {}", desc.digest)))?;
+        let ctx = || format!("copying blob {}", desc.digest);
+        match (compression, diff_id) {
+            (Some(c), Some(want)) if c != image::LayerCompression::None => {
+                // One pass: the decompressor pulls the blob through a tee that writes it
+                // out, and the uncompressed bytes are hashed on the way to nowhere.
+                let mut tee = Tee {
+                    inner: &mut r,
+                    out: &mut w,
+                };
+                // The readers' cap on what a layer may expand to holds here too: a
+                // decompression bomb stops the import, not a CPU for hours.
+                let cap = crate::imagefs::walk::Limits::default().layer_cap(desc.size);
+                let unpacked = crate::layer::decompress(Box::new(&mut tee), c).and_then(|u| {
+                    let mut h = HashWriter::new(io::sink());
+                    io::copy(&mut u.take(cap.saturating_add(1)), &mut h).map_err(|e| {
+                        io_to_error(e, || format!("decompressing layer {}", desc.digest))
+                    })?;
+                    if h.count() > cap {
+                        return Err(Error::Invalid(format!(
+                            "layer {} expands to more than {cap} bytes, over {}× its \
+                             compressed size: a decompression bomb, or a layer too sparse \
+                             for nobase to read",
+                            desc.digest,
+                            crate::imagefs::walk::Limits::default().max_ratio
+                        )));
+                    }
+                    Ok(h.finish().1)
+                });
+                // Whatever follows the compressed stream is part of the blob (and its
+                // digest, checked at the end): a damaged blob is named as such rather
+                // than by the decompressor's complaint it caused.
+                io::copy(&mut tee, &mut io::sink()).map_err(|e| io_to_error(e, ctx))?;
+                let found = unpacked?;
+                if &found != want {
+                    return Err(diff_id_mismatch(desc, want, found));
+                }
+            }
+            _ => {
+                io::copy(&mut r, &mut w).map_err(|e| io_to_error(e, ctx))?;
+            }
+        }
         let (d, _) = w.commit()?;
         if d != desc.digest {
             return Err(Error::DigestMismatch {
@@ -306,8 +367,9 @@ impl Layout {
         // Between finding a blob present and the tag that uses it, a collection (`nobase
         // rmi` on this layout, when it is a store reached as `oci:DIR`) must not run.
         let _guard = self.writer_guard()?;
+        let diff_ids = image.diff_ids()?;
         for d in image.blobs() {
-            self.copy_blob(&d, from)?;
+            self.copy_layer(&d, diff_ids.get(&d.digest), from)?;
         }
         let mut top = image.top.clone();
         top.annotations.remove(image::REF_NAME);
@@ -352,6 +414,33 @@ impl Layout {
             &place,
             &format!("oci:{place}"),
         )
+    }
+}
+
+/// A layer whose uncompressed content is not what its image's config says.
+fn diff_id_mismatch(desc: &Descriptor, want: &Digest, found: Digest) -> Error {
+    Error::DigestMismatch {
+        what: format!(
+            "layer {} (uncompressed, against its config's diff_id; the image is damaged \
+             or was written wrongly, and nothing of it was stored)",
+            desc.digest
+        ),
+        expected: want.clone(),
+        found,
+    }
+}
+
+/// A reader that writes what it reads into `out` as well.
+struct Tee<'a, R, W> {
+    inner: &'a mut R,
+    out: &'a mut W,
+}
+
+impl<R: Read, W: Write> Read for Tee<'_, R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out.write_all(&buf[..n])?;
+        Ok(n)
     }
 }
 
