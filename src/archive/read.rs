@@ -274,6 +274,10 @@ pub struct DockerArchive {
 }
 
 impl Blobs for DockerArchive {
+    fn layers_unnamed(&self) -> bool {
+        true
+    }
+
     fn open(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
         let r: Box<dyn Read + Send + '_> = match self.blobs.get(&desc.digest) {
             Some(Location::Member(name)) => {

@@ -112,6 +112,9 @@ impl Blobs for Counted<'_> {
     fn open(&self, desc: &nobase::image::Descriptor) -> nobase::Result<Box<dyn Read + Send + '_>> {
         Ok(Box::new(nobase::progress::Counted(self.0.open(desc)?)))
     }
+    fn layers_unnamed(&self) -> bool {
+        self.0.layers_unnamed()
+    }
 }
 
 /// Starts a line for reading `image`'s layers (their compressed bytes are the total).

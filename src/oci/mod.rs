@@ -29,6 +29,15 @@ pub trait Blobs: Sync {
         None
     }
 
+    /// Whether a layer's digest here was computed from its own bytes rather than named
+    /// by the image: a docker-archive's `layer.tar`, which `docker save` records only by
+    /// its uncompressed diff_id. Only the diff_id then proves a compressed layer is the
+    /// image's, and an import decompresses it to check (a registry's or a layout's blob
+    /// is named by its digest, verified as it streams, as skopeo verifies it).
+    fn layers_unnamed(&self) -> bool {
+        false
+    }
+
     /// Reads a small document blob (manifest, index, config) whole, verified.
     fn read_document(&self, desc: &Descriptor) -> Result<Vec<u8>> {
         if desc.size > image::MAX_DOCUMENT {
@@ -227,11 +236,13 @@ impl Layout {
     }
 
     /// [`Layout::copy_blob`] for a layer whose uncompressed stream must hash to
-    /// `diff_id` (its config's): an import from anything but a trusted local file
-    /// decompresses the blob as it streams in and refuses it, writing nothing, when the
-    /// two differ (a docker-archive's gzipped `layer.tar`, a layout or registry blob
-    /// whose config lies). A blob already here, or of a media type nobase cannot
-    /// decompress, is not checked.
+    /// `diff_id` (its config's). An uncompressed layer's digest must be it. A compressed
+    /// one from a source whose layer digests are not the image's own
+    /// ([`Blobs::layers_unnamed`]: a docker-archive's gzipped `layer.tar`) is
+    /// decompressed as it streams in and refused, writing nothing, when the two differ.
+    /// A blob already here, or of a media type nobase cannot decompress, is not checked;
+    /// a registry's or layout's compressed layer is checked by its digest alone (tree,
+    /// check and unpack find a config that lies).
     pub fn copy_layer(
         &self,
         desc: &Descriptor,
@@ -241,7 +252,9 @@ impl Layout {
         if self.has_blob(desc) {
             return Ok(());
         }
-        let compression = diff_id.and(image::layer_compression(&desc.media_type));
+        let compression = diff_id
+            .filter(|_| from.layers_unnamed())
+            .and(image::layer_compression(&desc.media_type));
         if let (Some(image::LayerCompression::None), Some(want)) = (compression, diff_id) {
             // An uncompressed layer's diff_id is its digest, verified as it streams.
             if want != &desc.digest {
