@@ -1021,3 +1021,34 @@ fn an_opaque_directory_put_again_lists_each_path_once() {
         "{j}"
     );
 }
+
+#[test]
+fn waste_never_counts_a_byte_twice() {
+    // The user's report: /big stored twice and copied to /copy was 3 MB wasted of 3 MB
+    // (2 MB overwritten, then /big's final version again as a duplicate of /copy).
+    let env = Env::new();
+    let ctx = env.path("ctx");
+    write(&ctx.join("big"), &noise(11, 1_000_000));
+    write(
+        &ctx.join("Dockerfile"),
+        b"FROM scratch\nCOPY big /big\nCOPY big /big\nCOPY big /copy\n",
+    );
+    let dockerfile = ctx.join("Dockerfile");
+    env.nobase(&[
+        "-q",
+        "build",
+        "-f",
+        dockerfile.to_str().unwrap(),
+        "-t",
+        "waste:1",
+        "--no-check",
+        ctx.to_str().unwrap(),
+    ])
+    .ok();
+    let j = env.nobase(&["tree", "--json", "waste:1"]).ok().json();
+    assert_eq!(j["total_bytes"], 3_000_000, "{j}");
+    assert_eq!(j["wasted_bytes"], 2_000_000, "{j}");
+    assert_eq!(j["wasted"]["duplicates"], 0, "{j}");
+    assert_eq!(j["duplicates"][0]["paths"], json!(["/big", "/copy"]), "{j}");
+    assert_eq!(j["duplicates"][0]["wasted"], 0, "{j}");
+}

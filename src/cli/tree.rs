@@ -23,7 +23,9 @@ Each layer's entries are marked + added, ~ modified, = unchanged (stored again, 
 or - removed, against the layers below; the merged tree names the layer each file comes
 from. Efficiency and wasted bytes are dive's: a path stored by several layers counts
 whole as waste, and efficiency is the smallest version of each path over all versions
-stored. Identical files at different paths count as waste too.
+stored. Identical files at different paths count as waste too, each copy beyond one,
+unless its bytes are already counted: no byte is wasted twice, and the waste never
+exceeds the bytes stored.
 
 Exit status: 0 done (in --ci mode: every rule passed), 1 a --ci rule failed (named on
 stderr), 2 usage error, 3 the image could not be read.
@@ -505,10 +507,13 @@ fn summary(a: &Analysis) -> io::Result<()> {
     // A deletion counts as a version, as in dive: a file stored once and removed later
     // was still shipped in a layer.
     list(&mut out, "Stored or removed more than once", stored)?;
+    // Copies already counted as overwritten are not counted again: each group says
+    // what it adds to the waste.
     let identical = a.duplicates.iter().map(|d| {
         let size = format!("{} ×{}", human_size(d.size), d.paths.len());
         let paths: Vec<_> = d.paths.iter().map(|p| printable(p)).collect();
-        (size, paths.join(" "))
+        let text = format!("{}  ({} wasted)", paths.join(" "), human_size(d.wasted));
+        (size, text)
     });
     list(&mut out, "Identical files", identical)
 }

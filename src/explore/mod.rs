@@ -148,6 +148,9 @@ pub struct Duplicate {
     pub size: u64,
     /// Their paths, sorted.
     pub paths: Vec<String>,
+    /// What the group adds to [`Wasted::duplicates`]: the copies beyond one, less those
+    /// whose bytes [`Wasted::overwritten_or_removed`] already counts.
+    pub wasted: u64,
 }
 
 /// Where the wasted bytes are.
@@ -156,7 +159,8 @@ pub struct Wasted {
     /// Bytes of paths stored by more than one layer (overwritten or removed later), as
     /// dive counts them.
     pub overwritten_or_removed: u64,
-    /// Bytes of the extra copies of identical files in the final tree.
+    /// Bytes of the extra copies of identical files in the final tree that
+    /// `overwritten_or_removed` does not already count (no byte is counted twice).
     pub duplicates: u64,
 }
 
@@ -244,6 +248,10 @@ struct Cur {
     cumulative: u64,
     /// The smallest version stored (0 once deleted).
     min: u64,
+    /// The present content's bytes are counted in another path's versions (a hard link
+    /// that kept a file's content when its first name was replaced): that path was
+    /// stored more than once, so those bytes are already waste.
+    counted_elsewhere: bool,
 }
 
 impl Cur {
@@ -359,6 +367,9 @@ impl Merge {
         }
         let (info, hash) = (old.info.clone(), old.hash);
         let (seen, cumulative, min) = (old.seen, old.cumulative, old.min);
+        // Without `stats` the content's bytes stay counted under `path`, which is being
+        // replaced and so holds two versions at least: they are waste already.
+        let counted_elsewhere = old.counted_elsewhere || !stats;
         let Some(names) = self.links.remove(path) else {
             return;
         };
@@ -380,6 +391,7 @@ impl Merge {
             c.info.size = info.size;
             c.info.target = info.target.clone();
             c.hash = hash;
+            c.counted_elsewhere = counted_elsewhere;
             if stats {
                 (c.seen, c.cumulative, c.min) = (seen, cumulative, min);
             }
@@ -535,11 +547,13 @@ impl Merge {
                 seen: 0,
                 cumulative: 0,
                 min: 0,
+                counted_elsewhere: false,
             });
             cur.info = merged;
             cur.present = true;
             cur.layer = index;
             cur.hash = r.hash;
+            cur.counted_elsewhere = false;
             if kind != Kind::Dir {
                 cur.record(r.info.size);
             }
@@ -764,14 +778,18 @@ fn summarize(name: &str, image: &PlatformImage, layers: Vec<Layer>, merge: Merge
     inefficient.truncate(TOP);
 
     let mut merged = Vec::new();
-    let mut by_content: HashMap<(u64, Hash), Vec<Arc<str>>> = HashMap::new();
+    // The files of each content, with whether their bytes are already counted as
+    // overwritten.
+    type Copies = Vec<(Arc<str>, bool)>;
+    let mut by_content: HashMap<(u64, Hash), Copies> = HashMap::new();
     let mut final_bytes = 0u64;
     for c in merge.paths.into_values().filter(|c| c.present) {
         if c.info.kind == Kind::File {
             final_bytes += c.info.size;
             if let Some(h) = c.hash {
+                let counted = c.counted_elsewhere || c.seen >= 2;
                 let same = by_content.entry((c.info.size, h)).or_default();
-                same.push(c.info.path.clone());
+                same.push((c.info.path.clone(), counted));
             }
         }
         merged.push(MergedFile {
@@ -781,24 +799,31 @@ fn summarize(name: &str, image: &PlatformImage, layers: Vec<Layer>, merge: Merge
     }
     merged.sort_by(|a, b| tree_order(&a.info.path, &b.info.path));
 
-    // Not in dive: identical files at different paths of the final tree. Every copy but
-    // one is waste (hard links are not copies: their entries carry no data).
+    // Not in dive: identical files at different paths of the final tree. One copy is
+    // needed; every other is waste, unless its bytes are already counted above (its
+    // path was stored more than once: dive counts every version of it, the final one
+    // included). The copy kept is one not counted yet, so no stored byte is counted
+    // twice and the waste never exceeds the bytes stored. Hard links are not copies:
+    // their entries store nothing.
     let mut duplicates: Vec<Duplicate> = by_content
         .into_iter()
-        .filter(|(_, paths)| paths.len() > 1)
-        .map(|((size, _), paths)| {
-            let mut paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+        .filter(|(_, copies)| copies.len() > 1)
+        .map(|((size, _), copies)| {
+            let fresh = copies.iter().filter(|(_, counted)| !counted).count() as u64;
+            let mut paths: Vec<String> = copies.iter().map(|(p, _)| p.to_string()).collect();
             paths.sort();
-            Duplicate { size, paths }
+            Duplicate {
+                size,
+                paths,
+                wasted: size * fresh.saturating_sub(1),
+            }
         })
         .collect();
-    let dup_bytes: u64 = duplicates
-        .iter()
-        .map(|d| d.size * (d.paths.len() as u64 - 1))
-        .sum();
+    let dup_bytes: u64 = duplicates.iter().map(|d| d.wasted).sum();
     duplicates.sort_by(|a, b| {
-        let waste = |d: &Duplicate| d.size * (d.paths.len() as u64 - 1);
-        waste(b).cmp(&waste(a)).then_with(|| a.paths.cmp(&b.paths))
+        (b.wasted, b.size)
+            .cmp(&(a.wasted, a.size))
+            .then_with(|| a.paths.cmp(&b.paths))
     });
     duplicates.truncate(TOP);
 
@@ -1010,6 +1035,63 @@ mod tests {
         assert_eq!(a.wasted.overwritten_or_removed, 0);
         assert!(a.merged.iter().any(|f| &*f.info.path == "/esc/passwd"));
         assert!(a.warnings[0].contains("/esc/passwd is written below /esc"));
+    }
+
+    #[test]
+    fn no_byte_is_counted_as_wasted_twice() {
+        // a stored twice (dive counts both versions) and identical to b: b is the copy
+        // kept, so the duplicate adds nothing (it was 12 B of waste in 12 B stored).
+        let a = analyze_layers(&[
+            &[E::F("a", b"same"), E::F("b", b"same")],
+            &[E::F("a", b"same")],
+        ]);
+        assert_eq!(a.total_bytes, 12);
+        assert_eq!(a.wasted.overwritten_or_removed, 8);
+        assert_eq!(a.wasted.duplicates, 0);
+        assert_eq!(a.wasted_bytes, 8);
+        assert_eq!(a.duplicates[0].paths, vec!["/a", "/b"]);
+        assert_eq!(a.duplicates[0].wasted, 0);
+        // COPY big /big twice, then COPY big /copy: dive's 2 MB, not 3 MB of 3 MB.
+        let big = vec![9u8; 1_000_000];
+        let a = analyze_layers(&[
+            &[E::F("big", &big)],
+            &[E::F("big", &big)],
+            &[E::F("copy", &big)],
+        ]);
+        assert_eq!(a.total_bytes, 3_000_000);
+        assert_eq!(a.wasted_bytes, 2_000_000);
+        assert_eq!(a.wasted.duplicates, 0);
+        // Three fresh copies: two are waste.
+        let a = analyze_layers(&[&[E::F("x", b"1234"), E::F("y", b"1234"), E::F("z", b"1234")]]);
+        assert_eq!((a.wasted_bytes, a.duplicates[0].wasted), (8, 8));
+        // Two copies of a path stored twice and one fresh copy: the fresh one is kept.
+        let a = analyze_layers(&[
+            &[E::F("x", b"1234"), E::F("y", b"1234")],
+            &[E::F("x", b"1234"), E::F("y", b"1234"), E::F("z", b"1234")],
+        ]);
+        assert_eq!((a.total_bytes, a.wasted_bytes), (20, 16));
+    }
+
+    #[test]
+    fn hard_links_store_nothing() {
+        // A link to a lower layer's file, whose first name is then stored again: the
+        // link keeps the old content (a file of the final tree now), but its bytes are
+        // the first version of /big, already counted as overwritten.
+        let big = vec![5u8; 1000];
+        let a = analyze_layers(&[
+            &[E::F("big", &big)],
+            &[E::H("link", "big")],
+            &[E::F("big", &big), E::F("copy", &big)],
+        ]);
+        assert_eq!(a.total_bytes, 3000);
+        assert_eq!(a.wasted.overwritten_or_removed, 2000);
+        assert_eq!(a.wasted.duplicates, 0, "{:?}", a.duplicates);
+        assert_eq!(a.duplicates[0].paths, vec!["/big", "/copy", "/link"]);
+        // A link beside a copy: the copy is waste, the link is not.
+        let a = analyze_layers(&[&[E::F("f", &big)], &[E::H("g", "f"), E::F("c", &big)]]);
+        assert_eq!((a.total_bytes, a.wasted_bytes), (2000, 1000));
+        let a = analyze_layers(&[&[E::F("f", &big)], &[E::H("g", "f")]]);
+        assert_eq!(a.wasted_bytes, 0);
     }
 
     #[test]
