@@ -1052,3 +1052,51 @@ fn waste_never_counts_a_byte_twice() {
     assert_eq!(j["duplicates"][0]["paths"], json!(["/big", "/copy"]), "{j}");
     assert_eq!(j["duplicates"][0]["wasted"], 0, "{j}");
 }
+
+#[test]
+fn a_directory_whited_out_and_put_again_lists_its_lost_children() {
+    // `.wh.r` and a new `r/` in one layer (the user's c_rmdir.py): the layer showed
+    // "= r" and "+ fresh" only, while the summary counted /r/old and /r/sub/x as removed.
+    let env = Env::new();
+    let f = |name: &str, data: &str| json!({"name": name, "data": data});
+    let d = |name: &str| json!({"name": name, "type": "dir", "mode": 0o755});
+    let layers = json!([
+        [
+            d("r"),
+            f("r/old", &"o".repeat(40)),
+            d("r/sub"),
+            f("r/sub/x", &"x".repeat(50))
+        ],
+        [f(".wh.r", ""), d("r"), f("r/fresh", "fresh")]
+    ]);
+    let reference = craft_image(&env.path("rmdir"), &json!({"ref": "x", "layers": layers}));
+    let j = env.nobase(&["tree", "--json", &reference]).ok().json();
+    let want: BTreeMap<String, String> = [
+        ("/r", "modified"),
+        ("/r/fresh", "added"),
+        ("/r/old", "removed"),
+        ("/r/sub", "removed"),
+    ]
+    .iter()
+    .map(|(p, c)| (p.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(changes(&j["layers"][1]), want, "{j}");
+    assert_eq!(j["wasted_bytes"], 90, "{j}");
+    let out = env
+        .nobase(&["tree", "--layer", "2", &reference])
+        .ok()
+        .stdout;
+    let lines = section(&out, "Layer 2/2");
+    assert!(has_line(&lines, "~ d", "r"), "{out}");
+    assert!(has_line(&lines, "+ -", "fresh"), "{out}");
+    assert!(has_line(&lines, "-", "old"), "{out}");
+    assert!(has_line(&lines, "-", "sub"), "{out}");
+    // What umoci unpacks agrees: only the fresh file is left.
+    if have("umoci") {
+        if let Some(bundle) = umoci_unpack(&env, reference.trim_start_matches("oci:")) {
+            let mut unpacked = BTreeMap::new();
+            files_under(&bundle.join("rootfs"), "", &mut unpacked);
+            assert_eq!(unpacked, [("/r/fresh".to_string(), 5)].into());
+        }
+    }
+}

@@ -436,9 +436,27 @@ impl Merge {
     fn apply(&mut self, index: usize, digest: &Digest, raws: Vec<Raw>) -> Result<Vec<LayerFile>> {
         let mut files = Vec::with_capacity(raws.len());
         let mut changes = Vec::with_capacity(raws.len());
+        let ops = |op| {
+            raws.iter()
+                .filter(move |r| r.op == op)
+                .map(|r| r.info.path.clone())
+                .collect::<HashSet<Arc<str>>>()
+        };
+        let (puts, whited) = (ops(Op::Put), ops(Op::Whiteout));
         for r in &raws {
             let change = match (r.op, self.present(&r.info.path)) {
                 (Op::Put, None) => Change::Added,
+                // `.wh.DIR` and `DIR/` in one layer: the directory is replaced, emptied
+                // of what the layers below put in it (listed as removed).
+                (Op::Put, Some(c))
+                    if c.info.kind == Kind::Dir
+                        && r.info.kind == Kind::Dir
+                        && whited.contains(&r.info.path)
+                        && under(&self.paths, &child_prefix(&r.info.path))
+                            .any(|(_, c)| c.present) =>
+                {
+                    Change::Modified
+                }
                 (Op::Put, Some(c)) if c.info == r.info && c.hash == r.hash => Change::Unchanged,
                 (Op::Put, Some(_)) => Change::Modified,
                 _ => Change::Removed,
@@ -450,33 +468,23 @@ impl Merge {
             match r.op {
                 Op::Whiteout => {
                     let below = self.delete_under(&child_prefix(path));
-                    let own = self.delete(path);
-                    let bytes: u64 = below.iter().map(|(_, _, s)| s).sum();
-                    let kind = match own {
-                        Some((k, _)) => k,
-                        None if below.is_empty() => Kind::Other,
-                        None => Kind::Dir,
-                    };
-                    files.push(removal(path, kind, bytes + own.map_or(0, |(_, s)| s)));
+                    let mut deleted: Vec<_> = self
+                        .delete(path)
+                        .map(|(kind, size)| (path.clone(), kind, size))
+                        .into_iter()
+                        .collect();
+                    deleted.extend(below);
+                    if deleted.is_empty() {
+                        // A whiteout of nothing: listed, hiding nothing.
+                        files.push(removal(path, Kind::Other, 0));
+                    } else {
+                        let parent = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+                        files.extend(removals(parent, deleted, &puts));
+                    }
                 }
                 Op::Opaque => {
-                    // One removal per child the opaque directory hides, each with the
-                    // bytes under it, as dive shows the top-most deleted path.
-                    let prefix = child_prefix(path);
-                    let mut groups: BTreeMap<Arc<str>, (Kind, u64)> = BTreeMap::new();
-                    for (path, kind, size) in self.delete_under(&prefix) {
-                        let rest = &path[prefix.len()..];
-                        match rest.find('/') {
-                            None => groups.entry(path.clone()).or_insert((kind, 0)).1 += size,
-                            Some(i) => {
-                                let top: Arc<str> = Arc::from(&path[..prefix.len() + i]);
-                                groups.entry(top).or_insert((Kind::Dir, 0)).1 += size;
-                            }
-                        }
-                    }
-                    for (path, (kind, size)) in groups {
-                        files.push(removal(&path, kind, size));
-                    }
+                    let deleted = self.delete_under(&child_prefix(path));
+                    files.extend(removals(&child_prefix(path), deleted, &puts));
                 }
                 Op::Put => {}
             }
@@ -518,7 +526,9 @@ impl Merge {
             }
             if kind != Kind::Dir {
                 // A non-directory over a directory deletes what was under it.
-                self.delete_under(&child_prefix(&r.info.path));
+                let prefix = child_prefix(&r.info.path);
+                let deleted = self.delete_under(&prefix);
+                files.extend(removals(&prefix, deleted, &puts));
             } else if self
                 .present(&r.info.path)
                 .is_some_and(|c| c.info.kind != Kind::Dir)
@@ -597,6 +607,42 @@ impl Merge {
             }
         }
     }
+}
+
+/// How a layer lists the paths it deleted under `base` (a prefix ending with '/'): as
+/// dive shows the top-most deleted path, one removal per path right under `base`, with
+/// the bytes under it. A path the layer puts again is not removed as a whole (its new
+/// version is listed instead): what it held below is listed, each under its top-most
+/// path not put again. So `.wh.r` and `r/` in one layer list `~ r` and `- r/old`, never
+/// a bare `= r` that hides the removal.
+fn removals(
+    base: &str,
+    deleted: Vec<(Arc<str>, Kind, u64)>,
+    puts: &HashSet<Arc<str>>,
+) -> Vec<LayerFile> {
+    let mut groups: BTreeMap<Arc<str>, (Kind, u64)> = BTreeMap::new();
+    for (path, kind, size) in deleted {
+        let mut end = base.len();
+        let top = loop {
+            match path.get(end..).and_then(|rest| rest.find('/')) {
+                Some(i) => {
+                    let above = &path[..end + i];
+                    if !puts.contains(above) {
+                        break Some((Arc::from(above), Kind::Dir));
+                    }
+                    end += i + 1;
+                }
+                None => break (!puts.contains(&path)).then_some((path, kind)),
+            }
+        };
+        if let Some((top, kind)) = top {
+            groups.entry(top).or_insert((kind, 0)).1 += size;
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(path, (kind, size))| removal(&path, kind, size))
+        .collect()
 }
 
 fn removal(path: &Arc<str>, kind: Kind, size: u64) -> LayerFile {
@@ -1035,6 +1081,69 @@ mod tests {
         assert_eq!(a.wasted.overwritten_or_removed, 0);
         assert!(a.merged.iter().any(|f| &*f.info.path == "/esc/passwd"));
         assert!(a.warnings[0].contains("/esc/passwd is written below /esc"));
+    }
+
+    #[test]
+    fn a_directory_removed_and_put_again_in_one_layer_lists_what_it_lost() {
+        use Change::*;
+        let s = |p: &str, c, n| (p.to_string(), c, n);
+        let lower: &[E] = &[
+            E::D("r/"),
+            E::F("r/old", &[b'o'; 40]),
+            E::D("r/sub/"),
+            E::F("r/sub/x", &[b'x'; 50]),
+            E::F("r/sub/y", b"yy"),
+        ];
+        let a = analyze_layers(&[
+            lower,
+            &[E::F(".wh.r", b""), E::D("r/"), E::F("r/fresh", b"fresh")],
+        ]);
+        assert_eq!(
+            marks(&a.layers[1]),
+            vec![
+                s("/r", Modified, 0),
+                s("/r/fresh", Added, 5),
+                s("/r/old", Removed, 40),
+                s("/r/sub", Removed, 52),
+            ]
+        );
+        assert_eq!(a.wasted_bytes, 92);
+        // A directory below it put again too: what it held is listed, not the
+        // directory.
+        let a = analyze_layers(&[lower, &[E::F(".wh.r", b""), E::D("r/"), E::D("r/sub/")]]);
+        assert_eq!(
+            marks(&a.layers[1]),
+            vec![
+                s("/r", Modified, 0),
+                s("/r/old", Removed, 40),
+                s("/r/sub", Unchanged, 0),
+                s("/r/sub/x", Removed, 50),
+                s("/r/sub/y", Removed, 2),
+            ]
+        );
+        // The same in an opaque directory, and under a file put over a directory.
+        let a = analyze_layers(&[lower, &[E::F("r/.wh..wh..opq", b""), E::D("r/sub/")]]);
+        let removed: Vec<_> = marks(&a.layers[1])
+            .into_iter()
+            .filter(|m| m.1 == Removed)
+            .collect();
+        assert_eq!(
+            removed,
+            vec![
+                s("/r/old", Removed, 40),
+                s("/r/sub/x", Removed, 50),
+                s("/r/sub/y", Removed, 2)
+            ]
+        );
+        let a = analyze_layers(&[lower, &[E::F("r", b"file")]]);
+        assert_eq!(
+            marks(&a.layers[1]),
+            vec![
+                s("/r", Modified, 4),
+                s("/r/old", Removed, 40),
+                s("/r/sub", Removed, 52)
+            ]
+        );
     }
 
     #[test]
