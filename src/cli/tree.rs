@@ -41,7 +41,8 @@ pub struct Args {
     /// docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG].
     #[arg(value_name = "IMAGE")]
     image: String,
-    /// Show only this layer: its number (1 is the bottom layer) or a digest prefix.
+    /// Show only this layer: its number (1 is the bottom layer) or a digest prefix
+    /// (sha256:59a9; two or more digits that are no layer's number are one too).
     #[arg(long, value_name = "N")]
     layer: Option<String>,
     /// Print one JSON document: {image, layers: [{digest, size, uncompressed_size,
@@ -125,7 +126,11 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
     let only = match &args.layer {
         Some(sel) => {
             let digests: Vec<&str> = analysis.layers.iter().map(|l| l.digest.hex()).collect();
-            Some(pick_layer(&digests, sel)?)
+            let (i, note) = pick_layer(&digests, sel)?;
+            if let Some(note) = note {
+                g.note(note);
+            }
+            Some(i)
         }
         None => None,
     };
@@ -190,39 +195,76 @@ fn warnings(g: &Global, a: &Analysis) {
     }
 }
 
-/// The layer `--layer` names: a number from 1, or a unique digest prefix. Digits only
-/// are a number, unless no layer has it and there are at least four (`0424`: a prefix).
-fn pick_layer(digests: &[&str], sel: &str) -> Result<usize> {
+/// The layer `--layer` names: a number from 1, or a unique digest prefix (`sha256:`
+/// optional), with a note for stderr when the choice could be read the other way.
+/// Digits are a number when a layer has it; two or more digits that are no layer's
+/// number are a digest prefix (`--layer 59` of a six-layer image is the layer
+/// `sha256:59a9…`).
+fn pick_layer(digests: &[&str], sel: &str) -> Result<(usize, Option<String>)> {
     let n = digests.len();
-    let number = sel.parse::<usize>().ok();
-    match number {
-        Some(i) if (1..=n).contains(&i) => return Ok(i),
-        Some(_) if sel.len() < 4 => {
-            return Err(Error::Usage(format!(
-                "--layer {sel}: the image has layers 1 to {n} (1 is the bottom layer)"
-            ))
-            .into())
-        }
-        _ => {}
-    }
+    let number = sel
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| sel.parse::<usize>().ok())
+        .flatten();
     let hex = sel.strip_prefix("sha256:").unwrap_or(sel);
     let hits: Vec<usize> = (1..=n)
         .filter(|&i| !hex.is_empty() && digests[i - 1].starts_with(hex))
         .collect();
+    let usage = |msg: String| Err(Error::Usage(format!("--layer {sel}: {msg}")).into());
+    if let Some(i) = number.filter(|i| (1..=n).contains(i)) {
+        // One digit names some digest's start more often than not: no note for it.
+        let note = (sel.len() > 1 && !hits.is_empty()).then(|| {
+            format!(
+                "nobase: --layer {sel} is layer {i} (1 is the bottom layer); for the digest starting with {sel}, give --layer sha256:{sel}"
+            )
+        });
+        return Ok((i, note));
+    }
+    // One digit is a number mistyped far more often than a digest: `--layer 4` of a
+    // three-layer image is not the layer whose digest starts with 4.
+    if number.is_some() && sel.len() == 1 {
+        return usage(format!(
+            "the image has layers 1 to {n} (1 is the bottom layer; a digest prefix is given as sha256:{sel})"
+        ));
+    }
     match hits[..] {
-        [i] => Ok(i),
-        [] if number.is_some() => Err(Error::Usage(format!(
-            "--layer {sel}: the image has layers 1 to {n} (1 is the bottom layer), and no layer's digest starts with {sel}"
-        ))
-        .into()),
-        [] => Err(Error::Usage(format!(
-            "--layer {sel}: no layer has that number or digest (the image has layers 1 to {n})"
-        ))
-        .into()),
-        _ => Err(Error::Usage(format!(
-            "--layer {sel}: several layers' digests start with it; give more digits"
-        ))
-        .into()),
+        [i] if number.is_some() => Ok((
+            i,
+            Some(format!(
+                "nobase: the image has no layer {sel} (it has 1 to {n}); showing layer {i}, whose digest starts with {sel}"
+            )),
+        )),
+        [i] => Ok((i, None)),
+        [] if number.is_some() => usage(format!(
+            "the image has layers 1 to {n} (1 is the bottom layer), and no layer's digest starts with {sel}"
+        )),
+        [] => usage(format!(
+            "no layer has that number or digest (the image has layers 1 to {n}; a digest prefix looks like sha256:{})",
+            digests.first().map_or("", |d| &d[..d.len().min(4)])
+        )),
+        [first, ..] if hits.iter().all(|&i| digests[i - 1] == digests[first - 1]) => {
+            usage(format!(
+                "layers {} have the same digest; choose one by its number: --layer {first}",
+                and_list(&hits)
+            ))
+        }
+        _ => usage(format!(
+            "the digests of layers {} start with it; give more digits, or the layer's number",
+            and_list(&hits)
+        )),
+    }
+}
+
+/// `2 and 5`, `1, 2 and 5`.
+fn and_list(items: &[usize]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [init @ .., last] => {
+            let init: Vec<String> = init.iter().map(|i| i.to_string()).collect();
+            format!("{} and {last}", init.join(", "))
+        }
     }
 }
 
@@ -571,30 +613,61 @@ mod tests {
 
     #[test]
     fn layers_are_picked_by_number_or_digest_prefix() {
-        let d = ["0424aa", "0424bb", "9f00", "51cc"];
-        let pick = |sel| pick_layer(&d, sel).map_err(|e| e.to_string());
+        let d = ["0424aa", "0424bb", "9f00", "51cc", "59a9", "38f8", "38f8"];
+        let pick = |sel| {
+            pick_layer(&d, sel)
+                .map(|(i, _)| i)
+                .map_err(|e| e.to_string())
+        };
+        let note = |sel| pick_layer(&d, sel).unwrap().1.unwrap_or_default();
         assert_eq!(pick("2"), Ok(2));
         assert_eq!(pick("9f"), Ok(3));
         assert_eq!(pick("sha256:51"), Ok(4));
-        // Digits only: a number when a layer has it; four or more digits that are no
-        // layer's number are a digest prefix.
+        // Digits only: a number when a layer has it, else a digest prefix, said so.
+        assert_eq!(pick("59"), Ok(5));
+        assert_eq!(
+            note("59"),
+            "nobase: the image has no layer 59 (it has 1 to 7); showing layer 5, whose digest starts with 59"
+        );
+        assert_eq!(pick("5"), Ok(5));
+        assert_eq!(note("5"), "");
+        let d2 = ["12ab", "34cd"];
+        let (i, note) = pick_layer(&d2, "2").unwrap();
+        assert_eq!((i, note), (2, None));
+        let d12: Vec<String> = (0..12).map(|i| format!("{i:02}ff")).collect();
+        let d12: Vec<&str> = d12.iter().map(|s| s.as_str()).collect();
+        let (i, note) = pick_layer(&d12, "10").unwrap();
+        assert_eq!(i, 10);
+        assert_eq!(
+            note.unwrap(),
+            "nobase: --layer 10 is layer 10 (1 is the bottom layer); for the digest starting with 10, give --layer sha256:10"
+        );
         assert_eq!(pick("0424b"), Ok(2));
         assert_eq!(
             pick("0424").unwrap_err(),
-            "--layer 0424: several layers' digests start with it; give more digits"
+            "--layer 0424: the digests of layers 1 and 2 start with it; give more digits, or the layer's number"
+        );
+        // Two layers with one digest: more digits never help, their numbers do.
+        assert_eq!(
+            pick("38f8").unwrap_err(),
+            "--layer 38f8: layers 6 and 7 have the same digest; choose one by its number: --layer 6"
         );
         assert_eq!(
-            pick("5"),
-            Err("--layer 5: the image has layers 1 to 4 (1 is the bottom layer)".into())
+            pick("80"),
+            Err("--layer 80: the image has layers 1 to 7 (1 is the bottom layer), and no layer's digest starts with 80".into())
         );
+        assert!(pick("00").unwrap_err().contains("layers 1 to 7"));
+        // One digit out of range is a number, even when a digest starts with it.
         assert_eq!(
-            pick("5100"),
-            Err("--layer 5100: the image has layers 1 to 4 (1 is the bottom layer), and no layer's digest starts with 5100".into())
+            pick("9"),
+            Err("--layer 9: the image has layers 1 to 7 (1 is the bottom layer; a digest prefix is given as sha256:9)".into())
         );
-        assert!(pick("0").unwrap_err().contains("layers 1 to 4"));
-        assert!(pick("zz")
-            .unwrap_err()
-            .contains("no layer has that number or digest"));
+        assert_eq!(pick("sha256:9"), Ok(3));
+        assert_eq!(
+            pick("zz").unwrap_err(),
+            "--layer zz: no layer has that number or digest (the image has layers 1 to 7; a digest prefix looks like sha256:0424)"
+        );
+        assert_eq!(and_list(&[1, 2, 5]), "1, 2 and 5");
     }
 
     #[test]
