@@ -1100,3 +1100,34 @@ fn a_directory_whited_out_and_put_again_lists_its_lost_children() {
         }
     }
 }
+
+#[test]
+fn ci_fractions_cannot_be_misread_as_percentages() {
+    // `--highest-user-wasted-percent 10` meant 1000 % and passed (dive's fraction), while
+    // `--lowest-efficiency 90` was refused: both flags now take 0.1 or 10%, and refuse a
+    // bare number over 1 saying so.
+    let env = Env::new();
+    for (flag, value, hint) in [
+        ("--highest-user-wasted-percent", "10", "write 0.1 or 10%"),
+        ("--lowest-efficiency", "90", "write 0.9 or 90%"),
+    ] {
+        let r = env.nobase(&["tree", "--ci", flag, value, "x:1"]).code(2);
+        assert!(r.stderr.contains("0.1 means 10 %"), "{}", r.stderr);
+        assert!(r.stderr.contains(hint), "{}", r.stderr);
+    }
+    let image = craft_image(
+        &env.path("one"),
+        &json!({"ref": "t", "layers": [[{"name": "a", "data": "x"}], [{"name": "a", "data": "y"}]]}),
+    );
+    // 2 B wasted of the 1 B added after the first layer: 200 %.
+    for (value, code) in [("10%", 1), ("0.1", 1), ("250%", 0)] {
+        env.nobase(&[
+            "tree",
+            "--ci",
+            "--highest-user-wasted-percent",
+            value,
+            &image,
+        ])
+        .code(code);
+    }
+}

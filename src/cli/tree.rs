@@ -54,7 +54,7 @@ pub struct Args {
     /// when one fails.
     #[arg(long)]
     ci: bool,
-    /// Rule: fail when efficiency (0..1) is below F.
+    /// Rule: fail when efficiency is below F, a fraction from 0 to 1 (0.9, or 90%).
     #[arg(long, value_name = "F", requires = "ci", value_parser = efficiency_arg)]
     lowest_efficiency: Option<f64>,
     /// Rule: fail when more than SIZE bytes are wasted (3000000, 20MB = 20 000 000 as in
@@ -62,7 +62,7 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", requires = "ci", value_parser = ci::parse_bytes)]
     highest_wasted_bytes: Option<u64>,
     /// Rule: fail when wasted bytes exceed this fraction of the bytes added after the
-    /// first layer (0.1, or 10%).
+    /// first layer: 0.1 (dive's form) or 10% mean 10 %; more than 100 % only with % (150%).
     #[arg(long, value_name = "F", requires = "ci", value_parser = share_arg)]
     highest_user_wasted_percent: Option<f64>,
     /// Explore the image on the terminal, as dive does: the layers on the left, the

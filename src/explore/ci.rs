@@ -132,24 +132,49 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     Ok(v.round() as u64)
 }
 
-/// Parses a fraction (`0.9`) or a percentage (`90%`) into a fraction; `max` bounds it.
+/// Parses a fraction (`0.9`, dive's form) or a percentage (`90%`) into a fraction; `max`
+/// bounds it. A bare number above 1 is refused, never read as a fraction of more than
+/// 100 % nor as a percentage: `--highest-user-wasted-percent 10` meant 1000 % to dive
+/// while its name says percent, so the user is asked to write which one (`0.1`, `10%`).
+/// More than 100 %, where `max` allows it, is written as a percentage (`150%`).
 pub fn parse_fraction(s: &str, max: Option<f64>) -> Result<f64, String> {
     let t = s.trim();
-    let (num, scale) = match t.strip_suffix('%') {
-        Some(n) => (n.trim(), 100.0),
-        None => (t, 1.0),
+    let (num, percent) = match t.strip_suffix('%') {
+        Some(n) => (n.trim(), true),
+        None => (t, false),
     };
     let v: f64 = num
         .parse()
         .map_err(|_| format!("{s:?} is not a number (examples: 0.9, 90%)"))?;
-    let v = v / scale;
-    if !v.is_finite() || v < 0.0 || max.is_some_and(|m| v > m) {
-        return Err(match max {
-            Some(m) => format!("{s:?} is outside 0..{m}"),
-            None => format!("{s:?} is negative or not finite"),
-        });
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("{s:?} is negative or not finite"));
+    }
+    if !percent && v > 1.0 {
+        let mut msg = format!(
+            "{s:?} is more than 1: the rule takes a fraction (0.1 means 10 %); write {} or {}%",
+            decimal(v / 100.0),
+            decimal(v)
+        );
+        if max.is_none() {
+            msg += &format!(
+                " (or {}% if {} times is meant)",
+                decimal(v * 100.0),
+                decimal(v)
+            );
+        }
+        return Err(msg);
+    }
+    let v = if percent { v / 100.0 } else { v };
+    if let Some(m) = max.filter(|&m| v > m) {
+        return Err(format!("{s:?} is more than {}%", decimal(m * 100.0)));
     }
     Ok(v)
+}
+
+/// A number as a person writes it: `0.1`, `10`, `1.5` (no float noise, no trailing zeros).
+fn decimal(v: f64) -> String {
+    let s = format!("{v:.6}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 #[cfg(test)]
@@ -187,9 +212,17 @@ mod tests {
     fn fractions_parse() {
         let cases: &[(&str, Option<f64>, Option<f64>)] = &[
             ("0.9", Some(1.0), Some(0.9)),
+            ("1", Some(1.0), Some(1.0)),
             ("90%", Some(1.0), Some(0.9)),
+            ("100%", Some(1.0), Some(1.0)),
+            ("101%", Some(1.0), None),
             ("1.5", Some(1.0), None),
-            ("1.5", None, Some(1.5)),
+            ("0.1", None, Some(0.1)),
+            ("10%", None, Some(0.1)),
+            ("150%", None, Some(1.5)),
+            // dive's fraction over 1 is refused: the flag's name says percent.
+            ("1.5", None, None),
+            ("10", None, None),
             ("-0.1", None, None),
             ("NaN", None, None),
             ("x", None, None),
@@ -197,5 +230,17 @@ mod tests {
         for (s, max, want) in cases {
             assert_eq!(parse_fraction(s, *max).ok(), *want, "{s:?}");
         }
+        assert_eq!(
+            parse_fraction("10", None).unwrap_err(),
+            "\"10\" is more than 1: the rule takes a fraction (0.1 means 10 %); write 0.1 or 10% (or 1000% if 10 times is meant)"
+        );
+        assert_eq!(
+            parse_fraction("90", Some(1.0)).unwrap_err(),
+            "\"90\" is more than 1: the rule takes a fraction (0.1 means 10 %); write 0.9 or 90%"
+        );
+        assert_eq!(
+            parse_fraction("120%", Some(1.0)).unwrap_err(),
+            "\"120%\" is more than 100%"
+        );
     }
 }
