@@ -882,7 +882,7 @@ fn a_hard_linked_file_lives_on_when_its_first_name_is_removed() {
         [
             ("/app", "dir", 0, ""),
             ("/app/b", "file", 300_000, ""),
-            ("/app/c", "hardlink", 0, "/app/b"),
+            ("/app/c", "hardlink", 300_000, "/app/b"),
         ]
     );
     assert_eq!(j["final_bytes"], 300_000, "{j}");
@@ -923,7 +923,7 @@ fn chains_of_hard_links_keep_their_content_as_unpackers_do() {
         (
             "midlink",
             json!([base, [wh("x/.wh.B")]]),
-            vec![("/x/A", "file", 1000), ("/x/C", "hardlink", 0)],
+            vec![("/x/A", "file", 1000), ("/x/C", "hardlink", 1000)],
         ),
         // Replace the middle link by another file, then remove A: C keeps A's content.
         (
@@ -985,10 +985,8 @@ fn chains_of_hard_links_keep_their_content_as_unpackers_do() {
         if let Some(bundle) = umoci_unpack(&env, image) {
             let mut unpacked = BTreeMap::new();
             files_under(&bundle.join("rootfs"), "", &mut unpacked);
-            let mine: BTreeMap<String, u64> = merged
-                .iter()
-                .map(|(p, _, s)| (p.clone(), if *s == 0 { 1000 } else { *s }))
-                .collect();
+            let mine: BTreeMap<String, u64> =
+                merged.iter().map(|(p, _, s)| (p.clone(), *s)).collect();
             assert_eq!(mine, unpacked, "{case}");
         }
     }
@@ -1130,4 +1128,52 @@ fn ci_fractions_cannot_be_misread_as_percentages() {
         ])
         .code(code);
     }
+}
+
+#[test]
+fn hard_links_show_their_files_mode_and_size_and_counts_read_in_the_singular() {
+    // git-upload-pack, a hard link to git, showed the link header's 0644 and 0 B while
+    // the file is 0755 and 2 MB; and a one-layer image said "in 1 layers", "1 files".
+    let env = Env::new();
+    let layers = json!([[
+        {"name": "bin", "type": "dir", "mode": 0o755},
+        {"name": "bin/git", "data": "g".repeat(5000), "mode": 0o755},
+        {"name": "bin/git-upload-pack", "type": "link", "target": "bin/git", "mode": 0o644}
+    ]]);
+    let reference = craft_image(&env.path("git"), &json!({"ref": "t", "layers": layers}));
+    let j = env.nobase(&["tree", "--json", &reference]).ok().json();
+    for entry in [
+        merged_entry(&env, &reference, "/bin/git-upload-pack"),
+        j["layers"][0]["files"][2].clone(),
+    ] {
+        assert_eq!(entry["kind"], "hardlink", "{entry}");
+        assert_eq!(entry["mode"], "0755", "{entry}");
+        assert_eq!(entry["size"], 5000, "{entry}");
+        assert_eq!(entry["target"], "/bin/git", "{entry}");
+    }
+    // The link stores nothing: no waste, no duplicate, and the directory holds 5000 B.
+    assert_eq!(j["total_bytes"], 5000, "{j}");
+    assert_eq!(j["final_bytes"], 5000, "{j}");
+    assert_eq!(j["wasted_bytes"], 0, "{j}");
+    let out = env.nobase(&["tree", &reference]).ok().stdout;
+    let merged = section(&out, "Merged tree");
+    assert!(
+        merged
+            .iter()
+            .any(|l| l.contains("-rwxr-xr-x") && l.ends_with("git-upload-pack => /bin/git")),
+        "{out}"
+    );
+    assert!(
+        merged
+            .iter()
+            .any(|l| l.contains("4.9 KiB") && l.ends_with("── bin")),
+        "{out}"
+    );
+    assert!(out.contains("Merged tree  4.9 KiB in 2 files"), "{out}");
+    assert!(out.contains(" of files in 1 layer ("), "{out}");
+    let ci = env
+        .nobase(&["tree", "--ci", "--lowest-efficiency", "0.5", &reference])
+        .ok()
+        .stdout;
+    assert!(ci.contains("(0 of 1 rule failed)"), "{ci}");
 }

@@ -174,8 +174,8 @@ pub fn rmi(g: &Global, args: RmiArgs) -> Result<i32> {
         g.note("blob cleanup deferred: another nobase is writing to the store; the next rmi collects them");
     } else if report.removed > 0 {
         g.note(format!(
-            "deleted {} unused blobs ({})",
-            report.removed,
+            "deleted {} ({})",
+            super::render::count(report.removed, "unused blob"),
             human_size(report.bytes)
         ));
     }

@@ -92,6 +92,16 @@ impl<W: Write> Write for Escaping<W> {
     }
 }
 
+/// `1 layer`, `3 layers`: a count with its noun in the number it takes (`noun` is the
+/// singular; the plural adds `s`).
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// `812 B`, `3.4 KiB`, `1.2 MiB`… (binary units, one decimal above KiB).
 pub fn human_size(n: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -147,7 +157,14 @@ pub fn print_table(rows: &[Vec<String>]) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{human_size, printable, Cow};
+    use super::{count, human_size, printable, Cow};
+
+    #[test]
+    fn counts_take_the_singular_for_one() {
+        assert_eq!(count(1, "layer"), "1 layer");
+        assert_eq!(count(0, "file"), "0 files");
+        assert_eq!(count(2, "image"), "2 images");
+    }
 
     #[test]
     fn control_characters_are_shown_escaped() {

@@ -3,7 +3,7 @@
 //! rule fails).
 
 use super::progress;
-use super::render::{color_for, human_size, paint, print_json, print_table, printable};
+use super::render::{color_for, count, human_size, paint, print_json, print_table, printable};
 use super::Global;
 use anyhow::{Context, Result};
 use nobase::explore::ci::{self, Gates, RuleResult};
@@ -419,7 +419,8 @@ fn tree_rows<T>(
         items,
         |it| &info(it).path,
         |it| info(it).size,
-        |it| !removed(it),
+        // A hard link is one more name of a file counted where it is stored.
+        |it| !removed(it) && info(it).kind != Kind::Hardlink,
         |line| {
             let Some(it) = line.item.map(|i| &items[i]) else {
                 // A directory only implied by the paths below it.
@@ -485,9 +486,12 @@ fn layer(out: &mut impl Write, a: &Analysis, l: &explore::Layer, color: bool) ->
 
 fn merged(out: &mut impl Write, a: &Analysis, color: bool) -> io::Result<()> {
     let head = format!(
-        "Merged tree  {} in {} files",
+        "Merged tree  {} in {}",
         human_size(a.final_bytes),
-        a.merged.iter().filter(|f| f.info.kind != Kind::Dir).count()
+        count(
+            a.merged.iter().filter(|f| f.info.kind != Kind::Dir).count(),
+            "file"
+        )
     );
     writeln!(out, "{}", paint(color, "1", &head))?;
     let lead = |f: &MergedFile| ("", format!("L{}", f.layer));
@@ -508,9 +512,9 @@ fn summary(a: &Analysis) -> io::Result<()> {
         vec![
             "Total size".into(),
             format!(
-                "{} of files in {} layers ({} compressed); final tree {}",
+                "{} of files in {} ({} compressed); final tree {}",
                 human_size(a.total_bytes),
-                a.layers.len(),
+                count(a.layers.len(), "layer"),
                 human_size(compressed),
                 human_size(a.final_bytes)
             ),
@@ -601,9 +605,8 @@ fn ci_report(rules: &[RuleResult], passed: bool, color: bool) -> io::Result<()> 
     };
     writeln!(
         out,
-        "Result: {result} ({} of {} rules failed)",
-        failed,
-        rules.len()
+        "Result: {result} ({failed} of {} failed)",
+        count(rules.len(), "rule")
     )
 }
 

@@ -62,9 +62,10 @@ pub struct FileInfo {
     /// Absolute path in the image (`/app/hello`).
     #[serde(serialize_with = "ser_str")]
     pub path: Arc<str>,
-    /// Data bytes (for a removal: the bytes of the files it hides).
+    /// Data bytes (for a removal: the bytes of the files it hides; for a hard link: its
+    /// file's, though the link itself stores none).
     pub size: u64,
-    /// Permission bits, shown in octal (`"0755"`).
+    /// Permission bits, shown in octal (`"0755"`; a hard link's are its file's).
     #[serde(serialize_with = "ser_mode")]
     pub mode: u32,
     /// What it is.
@@ -353,6 +354,20 @@ impl Merge {
         at
     }
 
+    /// A hard link entry as the merged tree holds it: naming the end of its chain, with
+    /// that file's mode, owner and size (one file, whatever name it is reached by; the
+    /// link header's own mode and size 0 say nothing on a filesystem).
+    fn as_linked(&self, link: &FileInfo) -> FileInfo {
+        let root = self.link_root(link.target.as_deref().unwrap_or_default());
+        let mut out = link.clone();
+        if let Some(f) = self.present(&root).filter(|c| c.info.kind != Kind::Dir) {
+            (out.mode, out.uid, out.gid, out.size) =
+                (f.info.mode, f.info.uid, f.info.gid, f.info.size);
+        }
+        out.target = Some(root.as_ref().into());
+        out
+    }
+
     /// A file's (or symlink's) content outlives a name while another name is a hard
     /// link to it: when `path` stops naming it (deleted or replaced), the first
     /// remaining link becomes it, with its size and content, and the other links name
@@ -457,7 +472,16 @@ impl Merge {
                 {
                     Change::Modified
                 }
-                (Op::Put, Some(c)) if c.info == r.info && c.hash == r.hash => Change::Unchanged,
+                (Op::Put, Some(c))
+                    if c.hash == r.hash
+                        && if r.info.kind == Kind::Hardlink {
+                            c.info == self.as_linked(&r.info)
+                        } else {
+                            c.info == r.info
+                        } =>
+                {
+                    Change::Unchanged
+                }
                 (Op::Put, Some(_)) => Change::Modified,
                 _ => Change::Removed,
             };
@@ -512,17 +536,24 @@ impl Merge {
             }
             // A hard link names, in the merged tree, the file its chain ends at, and is
             // filed under it; one that names its own path changes nothing.
+            // The layer lists a hard link with the target it names, the merged tree with
+            // the file its chain ends at; both with that file's mode, owner and size.
             let mut merged = r.info.clone();
+            let mut shown = r.info.clone();
             if kind == Kind::Hardlink {
-                let root = self.link_root(r.info.target.as_deref().unwrap_or_default());
-                if *root == *r.info.path {
+                let linked = self.as_linked(&r.info);
+                shown = FileInfo {
+                    target: r.info.target.clone(),
+                    ..linked.clone()
+                };
+                if linked.target.as_deref() == Some(&*r.info.path) {
                     files.push(LayerFile {
-                        info: r.info,
+                        info: shown,
                         change,
                     });
                     continue;
                 }
-                merged.target = Some(root.as_ref().into());
+                merged = linked;
             }
             if kind != Kind::Dir {
                 // A non-directory over a directory deletes what was under it.
@@ -565,10 +596,11 @@ impl Merge {
             cur.hash = r.hash;
             cur.counted_elsewhere = false;
             if kind != Kind::Dir {
+                // A hard link's entry stores nothing: its own size (0), not its file's.
                 cur.record(r.info.size);
             }
             files.push(LayerFile {
-                info: r.info,
+                info: shown,
                 change,
             });
         }
@@ -672,9 +704,11 @@ fn history_per_layer(image: &PlatformImage, warnings: &mut Vec<String>) -> Vec<O
         .filter(|h| !h.empty_layer)
         .collect();
     if !image.config.history.is_empty() && made.len() != n {
+        let plural = |k: usize, noun: &str| format!("{k} {noun}{}", if k == 1 { "" } else { "s" });
         warnings.push(format!(
-            "the config's history names {} layer-making steps for {n} layers; the instructions shown may be misplaced",
-            made.len()
+            "the config's history names {} for {}; the instructions shown may be misplaced",
+            plural(made.len(), "layer-making step"),
+            plural(n, "layer")
         ));
     }
     for (slot, h) in out.iter_mut().zip(made) {
@@ -1201,6 +1235,14 @@ mod tests {
         assert_eq!((a.total_bytes, a.wasted_bytes), (2000, 1000));
         let a = analyze_layers(&[&[E::F("f", &big)], &[E::H("g", "f")]]);
         assert_eq!(a.wasted_bytes, 0);
+        // A link is shown with its file's size (and mode), and stored again the same is
+        // unchanged.
+        let a = analyze_layers(&[&[E::F("f", &big), E::H("g", "f")], &[E::H("g", "f")]]);
+        assert_eq!(
+            marks(&a.layers[1]),
+            vec![("/g".to_string(), Change::Unchanged, 1000)]
+        );
+        assert_eq!((a.total_bytes, a.wasted_bytes), (1000, 0));
     }
 
     #[test]
