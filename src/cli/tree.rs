@@ -225,7 +225,7 @@ fn pick_layer(digests: &[&str], sel: &str) -> Result<(usize, Option<String>)> {
     // three-layer image is not the layer whose digest starts with 4.
     if number.is_some() && sel.len() == 1 {
         return usage(format!(
-            "the image has layers 1 to {n} (1 is the bottom layer; a digest prefix is given as sha256:{sel})"
+            "the image has layers 1 to {n} (1 is the bottom layer)"
         ));
     }
     match hits[..] {
@@ -663,7 +663,7 @@ mod tests {
         // One digit out of range is a number, even when a digest starts with it.
         assert_eq!(
             pick("9"),
-            Err("--layer 9: the image has layers 1 to 7 (1 is the bottom layer; a digest prefix is given as sha256:9)".into())
+            Err("--layer 9: the image has layers 1 to 7 (1 is the bottom layer)".into())
         );
         assert_eq!(pick("sha256:9"), Ok(3));
         assert_eq!(
