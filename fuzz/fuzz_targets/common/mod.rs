@@ -94,6 +94,7 @@ pub fn image(layers: &[&[u8]]) -> (PlatformImage, Mem) {
         manifest: Manifest {
             schema_version: 2,
             media_type: None,
+            artifact_type: None,
             config: Descriptor::new(image::MT_OCI_CONFIG, Digest::of(b"c"), 1),
             layers: descs,
             annotations: Default::default(),
