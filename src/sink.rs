@@ -119,6 +119,11 @@ fn sink_for(
             store: store()?,
             name: name.clone(),
         }),
+        ImageRef::StoreDigest { .. } => {
+            return Err(Error::Usage(format!(
+                "{r} names an image the store has by its digest; to write one, give NAME[:TAG]"
+            )))
+        }
         ImageRef::Oci { dir, reference } => Box::new(LayoutSink {
             dir: dir.clone(),
             reference: reference.clone(),

@@ -82,6 +82,18 @@ fn open_all(
                 guard: Some(guard),
             })
         }
+        ImageRef::StoreDigest { name, prefix } => {
+            let store = store()?;
+            let guard = store.writer_guard()?;
+            let top = store.resolve_digest(name.as_deref(), prefix)?;
+            let image = read_image(&top, store.layout())?;
+            Ok(Source {
+                reference,
+                image,
+                blobs: Box::new(store.layout().clone()),
+                guard: Some(guard),
+            })
+        }
         ImageRef::Oci { dir, reference: rn } => {
             let layout = Layout::open(dir)?;
             let top = layout.resolve(rn.as_deref())?;

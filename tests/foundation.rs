@@ -914,3 +914,55 @@ fn an_rmi_that_removes_nothing_collects_nothing() {
     assert!(r.stderr.contains("deleted"), "{}", r.stderr);
     assert!(!stray_path.exists());
 }
+
+#[test]
+fn store_images_are_reached_by_digest_named_or_not() {
+    // `images` showed digests nothing took, and an image copied into the store under no
+    // name was invisible and unreachable.
+    let env = Env::new();
+    let bin = hello_static();
+    build_json(&env, &[bin.to_str().unwrap(), "-t", "h:1"]);
+    let list = env.nobase(&["images", "--json"]).ok().json();
+    let digest = list[0]["digest"].as_str().unwrap().to_string();
+    let short = &digest[..19]; // sha256: and 12 digits, as `images` shows it
+    let r = env.nobase(&["check", short]).ok();
+    assert!(r.stdout.contains("will start"), "{}", r.stdout);
+    env.nobase(&["check", &format!("h@{digest}")]).ok();
+    let r = env.nobase(&["check", &format!("other@{digest}")]).code(3);
+    assert!(r.stderr.contains("no image other@sha256:"), "{}", r.stderr);
+    env.nobase(&["check", &format!("h@{}", &digest[..20])])
+        .code(2);
+    env.nobase(&["check", "sha256:2d3"]).code(2);
+    // Never a name to write to: a tag sha256:… could not be read back.
+    env.nobase(&["build", bin.to_str().unwrap(), "-t", short])
+        .code(2);
+    env.nobase(&["push", "h:1", short]).code(2);
+    // skopeo copies into the store without a name: listed as <none>, reached by digest.
+    if !have("skopeo") {
+        return;
+    }
+    let store = env.store();
+    let r = run(std::process::Command::new("skopeo").args([
+        "copy",
+        &format!("oci:{}:h:1", store.display()),
+        &format!("oci:{}", store.display()),
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    env.nobase(&["rmi", "h:1"]).ok();
+    let list = env.nobase(&["images", "--json"]).ok().json();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["name"], serde_json::Value::Null, "{list}");
+    assert_eq!(list[0]["digest"], digest.as_str());
+    let table = env.nobase(&["images"]).ok();
+    assert!(table.stdout.contains("<none>"), "{}", table.stdout);
+    assert_eq!(env.nobase(&["images", "-q"]).ok().stdout, "");
+    let tree = env.nobase(&["tree", "--json", short]).ok().json();
+    assert!(
+        tree["layers"].as_array().is_some_and(|l| !l.is_empty()),
+        "{tree}"
+    );
+    if is_root() && have("runc") {
+        let r = env.nobase(&["run", short]).ok();
+        assert_eq!(r.stdout, "hello world\n");
+    }
+}

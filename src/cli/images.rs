@@ -53,8 +53,15 @@ pub fn list(g: &Global, args: ListArgs) -> Result<i32> {
         ));
         None
     };
-    let listed = match &store {
-        Some(s) => s.list()?.into_iter().map(|(n, d)| (n, d, s)).collect(),
+    // Named images, then those under no name (as Docker's `<none>`), which only their
+    // digests reach (`nobase tree sha256:HEX`).
+    let listed: Vec<(Option<NameTag>, _, _)> = match &store {
+        Some(s) => s
+            .list()?
+            .into_iter()
+            .map(|(n, d)| (Some(n), d, s))
+            .chain(s.unnamed()?.into_iter().map(|d| (None, d, s)))
+            .collect(),
         None => Vec::new(),
     };
     let mut rows = vec![vec![
@@ -69,10 +76,16 @@ pub fn list(g: &Global, args: ListArgs) -> Result<i32> {
     let mut names = Vec::new();
     for (name, desc, store) in listed {
         if g.quiet && !args.json {
-            // Only the names, for scripts; nothing else is read.
-            names.push(name.to_string());
+            // Only the names, for scripts (what rmi takes); nothing else is read.
+            if let Some(n) = &name {
+                names.push(n.to_string());
+            }
             continue;
         }
+        let shown = match &name {
+            Some(n) => n.to_string(),
+            None => desc.digest.to_string(),
+        };
         // An entry whose blobs are unreadable is still listed, marked, not fatal.
         let (platforms, size, created, artifacts) = match read_image(&desc, store.layout()) {
             Ok(img) => (
@@ -100,18 +113,22 @@ pub fn list(g: &Global, args: ListArgs) -> Result<i32> {
                     .collect::<Vec<_>>(),
             ),
             Err(e) => {
-                eprintln!("nobase: {name}: {}", printable(&e.to_string()));
+                eprintln!("nobase: {shown}: {}", printable(&e.to_string()));
                 ("(unreadable)".into(), desc.size, String::new(), Vec::new())
             }
         };
+        let (n, t) = match &name {
+            Some(n) => (Some(n.name.clone()), Some(n.tag.clone())),
+            None => (None, None),
+        };
         docs.push(json!({
-            "name": name.name, "tag": name.tag, "digest": desc.digest.to_string(),
+            "name": n, "tag": t, "digest": desc.digest.to_string(),
             "platform": platforms, "size": size, "created": created,
             "artifacts": artifacts,
         }));
         rows.push(vec![
-            name.name.clone(),
-            name.tag.clone(),
+            n.unwrap_or_else(|| "<none>".into()),
+            t.unwrap_or_else(|| "<none>".into()),
             if g.verbose > 0 {
                 desc.digest.to_string()
             } else {

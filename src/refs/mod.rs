@@ -37,6 +37,13 @@ impl NameTag {
                 "invalid image name {s:?}: {name} is a transport name (as in {name}:PATH); choose another name"
             )));
         }
+        // `sha256:HEX` names an image by its digest, so such a tag could never be
+        // referred to again either.
+        if name == "sha256" {
+            return Err(Error::Usage(format!(
+                "invalid image name {s:?}: sha256:… is a digest, which names an image the store has (`nobase tree {s}`); give NAME[:TAG] to name one"
+            )));
+        }
         Ok(NameTag {
             name: name.to_string(),
             tag: tag.to_string(),
@@ -197,6 +204,15 @@ impl fmt::Display for RegistryRef {
 pub enum ImageRef {
     /// The local store.
     Store(NameTag),
+    /// An image of the local store by its manifest digest, as `nobase images` shows it:
+    /// `sha256:HEX` (a prefix of at least 4 digits, as Docker takes image IDs) or
+    /// `NAME@sha256:HEX` (all 64, and NAME must be one of its names). Read only.
+    StoreDigest {
+        /// The repository name given before `@`, if any.
+        name: Option<String>,
+        /// Lowercase hex digits of the sha256 digest (all 64 with a name).
+        prefix: String,
+    },
     /// An OCI layout directory and optional ref name.
     Oci {
         /// The directory.
@@ -281,10 +297,50 @@ impl ImageRef {
             Err(Error::Usage(format!(
                 "{s:?}: unknown transport; use NAME[:TAG], oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG]"
             )))
+        } else if let Some(r) = store_digest(s) {
+            r
         } else {
             NameTag::parse(s).map(ImageRef::Store)
         }
     }
+}
+
+/// `sha256:HEX…` or `NAME@sha256:HEX`, an image of the store by digest; `None` for
+/// anything else (left to [`NameTag::parse`], whose errors then apply).
+fn store_digest(s: &str) -> Option<Result<ImageRef>> {
+    let (name, digest) = match s.split_once('@') {
+        Some((n, d)) => (Some(n), d),
+        None => (None, s),
+    };
+    let hex = digest.strip_prefix("sha256:")?;
+    let hex_ok = !hex.is_empty()
+        && hex.len() <= 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    Some(match name {
+        _ if !hex_ok => Err(Error::Usage(format!(
+            "{s:?}: a digest is sha256: and up to 64 lowercase hex digits"
+        ))),
+        Some(n) => {
+            if hex.len() != 64 {
+                return Some(Err(Error::Usage(format!(
+                    "{s:?}: NAME@sha256: takes all 64 digits of the digest (a prefix alone, sha256:{hex}, picks by digest without the name)"
+                ))));
+            }
+            NameTag::parse(n).map(|_| ImageRef::StoreDigest {
+                name: Some(n.to_string()),
+                prefix: hex.to_string(),
+            })
+        }
+        None if hex.len() < 4 => Err(Error::Usage(format!(
+            "{s:?}: give at least 4 digits of the digest"
+        ))),
+        None => Ok(ImageRef::StoreDigest {
+            name: None,
+            prefix: hex.to_string(),
+        }),
+    })
 }
 
 /// Whether text after an '@' reads as a digest (`ALGORITHM:…`, nothing after it
@@ -373,6 +429,10 @@ impl fmt::Display for ImageRef {
         let opt = |r: &Option<String>| r.as_ref().map(|r| format!(":{r}")).unwrap_or_default();
         match self {
             ImageRef::Store(n) => write!(f, "{n}"),
+            ImageRef::StoreDigest { name, prefix } => match name {
+                Some(n) => write!(f, "{n}@sha256:{prefix}"),
+                None => write!(f, "sha256:{prefix}"),
+            },
             ImageRef::Oci { dir, reference } => {
                 write!(f, "oci:{}{}", dir.display(), opt(reference))
             }

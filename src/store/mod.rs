@@ -115,6 +115,45 @@ impl Store {
             })
     }
 
+    /// The image whose manifest (or index) digest starts with the hex `prefix`, and
+    /// that is tagged `name` (any tag) when one is given; tagged or not.
+    pub fn resolve_digest(&self, name: Option<&str>, prefix: &str) -> Result<Descriptor> {
+        let shown = match name {
+            Some(n) => format!("{n}@sha256:{prefix}"),
+            None => format!("sha256:{prefix}"),
+        };
+        let mut found: Vec<Descriptor> = Vec::new();
+        for m in self.layout.read_index()?.manifests {
+            let named = name.is_none_or(|n| {
+                m.ref_name()
+                    .and_then(|r| NameTag::parse(r).ok())
+                    .is_some_and(|t| t.name == n)
+            });
+            if named
+                && m.digest.hex().starts_with(prefix)
+                && !found.iter().any(|f| f.digest == m.digest)
+            {
+                found.push(m);
+            }
+        }
+        match found.len() {
+            1 => Ok(found.remove(0)),
+            0 => Err(Error::Invalid(format!(
+                "no image {shown} in the store {}; `nobase images` lists what is there (-v with whole digests)",
+                self.layout.root().display()
+            ))),
+            _ => Err(Error::Usage(format!(
+                "{shown} names {} images ({}); give more digits",
+                found.len(),
+                found
+                    .iter()
+                    .map(|d| format!("sha256:{}", d.digest.short()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
     /// Reads the image tagged `name`.
     pub fn read(&self, name: &NameTag) -> Result<Image> {
         read_image(&self.resolve(name)?, &self.layout)
@@ -134,6 +173,18 @@ impl Store {
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
+    }
+
+    /// Images the store holds under no name (a `skopeo copy … oci:STORE` without a
+    /// reference), which only their digests reach.
+    pub fn unnamed(&self) -> Result<Vec<Descriptor>> {
+        Ok(self
+            .layout
+            .read_index()?
+            .manifests
+            .into_iter()
+            .filter(|m| m.ref_name().and_then(|r| NameTag::parse(r).ok()).is_none())
+            .collect())
     }
 
     /// Removes a tag; returns the descriptor it pointed at.
