@@ -88,6 +88,9 @@ pub enum FileKind {
     Text,
     /// An `ar` archive: a static library (`libc.a`) or a `.deb`.
     Archive,
+    /// A program for another operating system: what it is (`a Mach-O program for
+    /// macOS`) and its `inspect --json` format (`mach-o`, `pe`).
+    Foreign(&'static str, &'static str),
     /// Anything else.
     Data,
 }
@@ -103,6 +106,7 @@ impl FileKind {
             FileKind::Empty => "empty",
             FileKind::Text => "text",
             FileKind::Archive => "ar-archive",
+            FileKind::Foreign(_, format) => format,
             FileKind::Data => "data",
         }
     }
@@ -116,6 +120,8 @@ pub fn classify_head(head: &[u8]) -> FileKind {
         FileKind::Script(s)
     } else if head.starts_with(b"!<arch>\n") || head.starts_with(b"!<thin>\n") {
         FileKind::Archive
+    } else if let Some(what) = foreign_program(head) {
+        what
     } else if std::str::from_utf8(head).is_ok_and(|t| !t.contains('\0'))
         || std::str::from_utf8(&head[..head.len().saturating_sub(3)]).is_ok() && !head.contains(&0)
     {
@@ -123,6 +129,40 @@ pub fn classify_head(head: &[u8]) -> FileKind {
     } else {
         FileKind::Data
     }
+}
+
+/// A Mach-O (macOS) or PE (Windows) program, by its magic numbers: what `GOOS=darwin`
+/// or `GOOS=windows` and other toolchains make.
+fn foreign_program(head: &[u8]) -> Option<FileKind> {
+    let be = |at: usize| {
+        head.get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    match be(0)? {
+        0xfeed_face | 0xfeed_facf | 0xcefa_edfe | 0xcffa_edfe => {
+            return Some(FileKind::Foreign("a Mach-O program for macOS", "mach-o"))
+        }
+        // A universal (fat) binary; a Java class file shares the magic but follows it
+        // with its version (45 and up), never a count of architectures that small.
+        0xcafe_babe if be(4).is_some_and(|n| (1..20).contains(&n)) => {
+            return Some(FileKind::Foreign(
+                "a universal Mach-O program for macOS",
+                "mach-o",
+            ))
+        }
+        _ => {}
+    }
+    if head.starts_with(b"MZ") {
+        let pe = head
+            .get(0x3c..0x40)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .and_then(|at| head.get(at..at + 4))
+            .is_some_and(|sig| sig == b"PE\0\0");
+        if pe {
+            return Some(FileKind::Foreign("a PE program for Windows", "pe"));
+        }
+    }
+    None
 }
 
 /// Inspects a host path. An ELF file that cannot be parsed is an error (it claims to
@@ -231,6 +271,29 @@ pub fn resolve_in(path: &Path, root_dir: &Path, info: &ElfInfo) -> Result<Resolv
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn programs_of_other_systems_are_named() {
+        let format = |b: &[u8]| classify_head(b).format();
+        let mut macho = vec![0xcf, 0xfa, 0xed, 0xfe];
+        macho.resize(64, 0);
+        assert_eq!(format(&macho), "mach-o");
+        let mut fat = vec![0xca, 0xfe, 0xba, 0xbe, 0, 0, 0, 2];
+        fat.resize(64, 0);
+        assert_eq!(format(&fat), "mach-o");
+        // A Java class file shares the magic, followed by its version.
+        let mut class = vec![0xca, 0xfe, 0xba, 0xbe, 0, 0, 0, 52];
+        class.resize(64, 0);
+        assert_eq!(format(&class), "data");
+        let mut pe = b"MZ".to_vec();
+        pe.resize(0x80, 0);
+        pe[0x3c] = 0x40;
+        pe[0x40..0x44].copy_from_slice(b"PE\0\0");
+        assert_eq!(format(&pe), "pe");
+        // MZ alone (a DOS program, or data starting so) is no PE.
+        pe[0x40] = b'X';
+        assert_eq!(format(&pe), "data");
+    }
 
     #[test]
     fn shebangs_parse_like_the_kernel() {

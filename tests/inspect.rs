@@ -267,3 +267,37 @@ fn control_characters_in_an_executable_are_shown_escaped() {
         "{all}"
     );
 }
+
+#[test]
+fn programs_built_for_macos_or_windows_are_named_with_the_fix() {
+    // GOOS=darwin and GOOS=windows builds were "data (neither ELF nor a script)".
+    let src = "package main\n\nfunc main() {}\n";
+    for (goos, format, what) in [
+        ("darwin", "mach-o", "a Mach-O program for macOS"),
+        ("windows", "pe", "a PE program for Windows"),
+    ] {
+        let Some(bin) = go_program(
+            &format!("go-{goos}"),
+            src,
+            &[("GOOS", goos), ("GOARCH", "amd64")],
+        ) else {
+            return;
+        };
+        let env = Env::new();
+        assert_eq!(inspect_json(&env, &bin)["format"], format, "{goos}");
+        let b = bin.to_str().unwrap();
+        let r = env.nobase(&["inspect", b]).ok();
+        assert!(
+            r.stdout.contains(&format!("{what}, not a Linux program")),
+            "{}",
+            r.stdout
+        );
+        let r = env.nobase(&["build", b]).code(3);
+        assert!(
+            r.stderr
+                .contains(&format!("It is {what}: build it for Linux (GOOS=linux")),
+            "{}",
+            r.stderr
+        );
+    }
+}

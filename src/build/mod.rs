@@ -242,8 +242,12 @@ fn script_hint(path: &Path) -> String {
     let n = std::fs::File::open(path)
         .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
         .unwrap_or(0);
-    let crate::inspect::FileKind::Script(s) = crate::inspect::classify_head(&head[..n]) else {
-        return String::new();
+    let s = match crate::inspect::classify_head(&head[..n]) {
+        crate::inspect::FileKind::Script(s) => s,
+        crate::inspect::FileKind::Foreign(what, _) => return format!(
+            ". It is {what}: build it for Linux (GOOS=linux for Go, a linux target for Rust or C)"
+        ),
+        _ => return String::new(),
     };
     let script = path
         .file_name()

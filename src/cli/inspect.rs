@@ -253,6 +253,10 @@ fn human(
             out,
             "{p}: ar archive (a static library or a package, not an executable; programs link it in)"
         ),
+        FileKind::Foreign(what, _) => writeln!(
+            out,
+            "{p}: {what}, not a Linux program (nobase packages Linux ELF programs; build it for Linux: GOOS=linux for Go, a linux target for Rust or C)"
+        ),
         FileKind::Data => writeln!(out, "{p}: data (neither ELF nor a script)"),
     }
 }
