@@ -1577,3 +1577,33 @@ fn a_workdir_for_a_user_that_with_passwd_adds_is_that_users() {
     let e = merged_entry(&env, "wd:2", "/data");
     assert_eq!(e["uid"].as_u64(), Some(0), "{e}");
 }
+
+#[test]
+fn a_program_of_another_platform_is_refused_with_the_dockerfiles_own_fix() {
+    // The advice said `(--platform)`, which `build -f` refuses.
+    let env = Env::new();
+    let ctx = context(
+        &env,
+        "FROM --platform=linux/arm64 scratch\nCOPY a.out /svc\nENTRYPOINT [\"/svc\"]\n",
+        &[],
+    );
+    let df = ctx.join("Dockerfile");
+    let r = env
+        .nobase(&[
+            "build",
+            "-f",
+            df.to_str().unwrap(),
+            ctx.to_str().unwrap(),
+            "-t",
+            "pf:1",
+        ])
+        .code(1);
+    assert!(
+        r.stderr.contains("exec format error")
+            && r.stderr
+                .contains("(FROM --platform=…, or the build argument that picks the program")
+            && !r.stderr.contains("(--platform)"),
+        "{}",
+        r.stderr
+    );
+}

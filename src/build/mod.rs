@@ -244,9 +244,11 @@ fn script_hint(path: &Path) -> String {
         .unwrap_or(0);
     let s = match crate::inspect::classify_head(&head[..n]) {
         crate::inspect::FileKind::Script(s) => s,
-        crate::inspect::FileKind::Foreign(what, _) => return format!(
+        crate::inspect::FileKind::Foreign(what, _) => {
+            return format!(
             ". It is {what}: build it for Linux (GOOS=linux for Go, a linux target for Rust or C)"
-        ),
+        )
+        }
         _ => return String::new(),
     };
     let script = path
@@ -767,6 +769,7 @@ fn self_check(
     let opts = crate::check::Options {
         tls_hint,
         every_object,
+        platform_fix: None,
     };
     let mut report = match with_stack(layers, &mut |root| {
         crate::check::check_with(root, app_path, config, &opts)

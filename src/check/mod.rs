@@ -183,6 +183,10 @@ pub struct Options {
     /// programs) for a library the image has nowhere (`unloadable-object`). A build of
     /// a dynamic program resolves its added objects itself; `run` needs only problems.
     pub every_object: bool,
+    /// How the command building the image chooses its platform, for the advice on a
+    /// program of another architecture: `--platform` unless said (a Dockerfile's is its
+    /// `FROM --platform=` and the build arguments that pick the program).
+    pub platform_fix: Option<&'static str>,
 }
 
 /// [`check`] with [`Options`].
@@ -219,6 +223,7 @@ pub fn check_with(
         executed: Vec::new(),
         passed: Vec::new(),
         tls_hint: opts.tls_hint.clone(),
+        platform_fix: opts.platform_fix.unwrap_or("--platform"),
         overrides: Vec::new(),
     };
     ck.workdir(c.working_dir.as_deref().unwrap_or(""));
@@ -281,6 +286,8 @@ pub(crate) struct Checker<'a> {
     /// What root reaches only through CAP_DAC_OVERRIDE (`execute /app/x (mode 0750,
     /// owner 1000:1000)`).
     overrides: Vec<String>,
+    /// How the image's platform is chosen, for advice (`--platform`).
+    platform_fix: &'static str,
 }
 
 /// An ELF object the process will map: the executable, its loader, its libraries.
@@ -906,7 +913,7 @@ impl Checker<'_> {
             self.problem(
                 Code::WrongArchitecture,
                 Some(shown),
-                format!("{shown}{role} is an ELF {}-bit {} program ({is}), but the image is for {}, so the kernel refuses it (exec format error); rebuild it for {} or build the image for {is} (--platform)", info.class, info.machine, self.platform, self.platform),
+                format!("{shown}{role} is an ELF {}-bit {} program ({is}), but the image is for {}, so the kernel refuses it (exec format error); rebuild it for {} or build the image for {is} ({})", info.class, info.machine, self.platform, self.platform, self.platform_fix),
             );
             return false;
         }

@@ -256,6 +256,9 @@ pub fn build(df: &Dockerfile, ctx: &Context, opts: &Options, store: &Store) -> R
         // Every object: a static entrypoint's neighbours were not bundled for.
         let check_opts = crate::check::Options {
             every_object: true,
+            platform_fix: Some(
+                "FROM --platform=…, or the build argument that picks the program, such as --build-arg TARGETARCH=…",
+            ),
             ..Default::default()
         };
         let report = build::check_before_writing(&out.fs, "the image", &config, &check_opts)
