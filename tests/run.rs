@@ -1315,3 +1315,39 @@ fn an_image_whose_etc_cannot_take_the_hosts_mounts_still_runs() {
         assert_eq!(r.stdout, "hello world\n", "{x}: {}", r.stderr);
     }
 }
+
+#[test]
+fn a_data_image_unpacks_to_look_at_and_run_still_refuses_it() {
+    // `unpack` of an image without Entrypoint or Cmd was refused; umoci unpacks it, and
+    // looking at a data image's files is what one unpacks it for.
+    let env = Env::new();
+    let ctx = env.path("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("x"), "data\n").unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY x /data/x\n").unwrap();
+    env.nobase(&[
+        "build",
+        "-f",
+        ctx.join("Dockerfile").to_str().unwrap(),
+        ctx.to_str().unwrap(),
+        "-t",
+        "data:1",
+    ])
+    .ok();
+    let bundle = env.path("bundle");
+    let r = env
+        .nobase(&["unpack", "data:1", bundle.to_str().unwrap()])
+        .ok();
+    assert!(r.stderr.contains("process.args is empty"), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("rootfs/data/x")).unwrap(),
+        "data\n"
+    );
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    assert_eq!(spec["process"]["args"], serde_json::json!([]));
+    // `run` has nothing to start: still a usage error naming the way past it.
+    let r = env.nobase(&["run", "data:1"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("names no program"), "{}", r.stderr);
+}

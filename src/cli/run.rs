@@ -110,6 +110,7 @@ impl ContainerArgs {
                 ..Limits::default()
             },
             terminal: interactive(),
+            allow_no_program: false,
         })
     }
 }

@@ -41,7 +41,9 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
         ))
         .into());
     }
-    let opts = a.container.options()?;
+    let mut opts = a.container.options()?;
+    // A data or base image unpacks too, to look at its files (as umoci unpacks it).
+    opts.allow_no_program = true;
     // With the registry flags, so --creds and --insecure work for docker:// too.
     let src = g
         .open_source(&reference)

@@ -62,6 +62,9 @@ pub struct UnpackOptions {
     pub limits: Limits,
     /// Ask the runtime for a terminal.
     pub terminal: bool,
+    /// Write a bundle whose image names no program (`unpack` of a data image, to look
+    /// at its rootfs, as umoci does): `process.args` stays empty, for the user to set.
+    pub allow_no_program: bool,
 }
 
 /// A written bundle.
@@ -238,8 +241,15 @@ fn unpack_into(
             .flatten()
             .unwrap_or_else(|| format!("nobase-{}", chosen.descriptor.digest.short())),
         etc: spec::ETC_FILES.into_iter().filter(mountable).collect(),
+        allow_no_program: opts.allow_no_program,
     };
     let spec = spec::build(&inputs)?;
+    if spec.process.args.is_empty() {
+        notes.push(
+            "the image names no program (no Entrypoint or Cmd): config.json's process.args is empty; set them, or unpack with --entrypoint, before `runc run`"
+                .to_string(),
+        );
+    }
     let bundle = config_path.parent().unwrap_or(Path::new("."));
     for (name, text) in spec::etc_files(&inputs) {
         // New files only, never through a link: the directory may be someone else's

@@ -221,6 +221,8 @@ pub struct SpecInputs<'a> {
     /// Which of [`ETC_FILES`] are mounted into /etc (an image whose /etc cannot take
     /// one keeps its own); the caller writes them beside config.json.
     pub etc: Vec<&'static str>,
+    /// An image that names no program gets empty `process.args` instead of an error.
+    pub allow_no_program: bool,
 }
 
 /// argv: the Entrypoint (or `--entrypoint`) followed by the Cmd (or the run's
@@ -337,7 +339,14 @@ pub fn etc_files(i: &SpecInputs<'_>) -> Vec<(&'static str, String)> {
 
 /// Builds the spec.
 pub fn build(i: &SpecInputs<'_>) -> Result<Spec> {
-    let args = process_args(i.config, i.process)?;
+    let args = match process_args(i.config, i.process) {
+        Err(_)
+            if i.allow_no_program && i.process.entrypoint.is_none() && i.process.args.is_none() =>
+        {
+            Vec::new()
+        }
+        r => r?,
+    };
     let cwd = cwd(i.config, i.process)?;
     let env = env(i.config, i.process, i.user, i.terminal);
     let rootless = i.rootless.is_some();
@@ -621,6 +630,7 @@ mod tests {
             allow_new_privileges: false,
             hostname: "h".into(),
             etc: ETC_FILES.to_vec(),
+            allow_no_program: false,
         };
         let s = build(&inputs(false, None)).unwrap();
         let ns: Vec<&str> = s.linux.namespaces.iter().map(|n| n.kind.as_str()).collect();
