@@ -900,6 +900,12 @@ fn an_rmi_that_removes_nothing_collects_nothing() {
     // A mistyped name (exit 3) still swept the store's unused blobs away.
     let env = Env::new();
     build_json(&env, &[hello_static().to_str().unwrap(), "-t", "a:1"]);
+    let r = env.nobase(&["fsck"]).ok();
+    assert!(
+        r.stdout.contains(" verified, 1 image, 0 problems"),
+        "{}",
+        r.stdout
+    );
     let stray = b"a blob nothing uses";
     let stray_path = env
         .store()

@@ -82,12 +82,12 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             return Ok(if report.clean() { 0 } else { 1 });
         }
         outln!(
-            "{}: {} blobs ({}) verified, {} images, {} problems{}",
+            "{}: {} ({}) verified, {}, {}{}",
             layout.root().display(),
-            report.blobs,
+            super::render::count(report.blobs, "blob"),
             human_size(report.bytes),
-            report.images,
-            report.findings.len(),
+            super::render::count(report.images, "image"),
+            super::render::count(report.findings.len(), "problem"),
             if a.repair {
                 ", repaired what could be"
             } else {

@@ -33,11 +33,17 @@ pub fn printable(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Characters that act instead of showing: controls, and the bidirectional overrides,
+/// Characters that act instead of showing: controls, the bidirectional overrides,
 /// embeddings, isolates and marks that make a name read in another order than it is
-/// (`evil\u{202e}txt.exe` shows as `evilexe.txt`).
+/// (`evil\u{202e}txt.exe` shows as `evilexe.txt`), and the invisible ones that make two
+/// names look the same (zero-width spaces and joiners, word joiners, the byte-order
+/// mark, soft hyphens).
 fn hidden(c: char) -> bool {
-    c.is_control() || matches!(c as u32, 0x200E | 0x200F | 0x202A..=0x202E | 0x2066..=0x2069)
+    c.is_control()
+        || matches!(
+            c as u32,
+            0xAD | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x2069 | 0xFEFF
+        )
 }
 
 fn escape_char(c: char, out: &mut String) {
@@ -174,6 +180,9 @@ mod tests {
         assert_eq!(printable("csi\u{9b}31m é"), "csi\\u{9b}31m é");
         assert_eq!(printable("evil\u{202e}txt.exe"), "evil\\u{202e}txt.exe");
         assert_eq!(printable("日本\u{2067}x"), "日本\\u{2067}x");
+        // Invisible: two names that look the same are told apart.
+        assert_eq!(printable("app\u{200b}"), "app\\u{200b}");
+        assert_eq!(printable("\u{feff}x\u{ad}"), "\\u{feff}x\\u{ad}");
         let mut w = super::Escaping(Vec::new());
         std::io::Write::write_all(&mut w, "c1 \u{9b}31m\n".as_bytes()).unwrap();
         assert_eq!(w.0, "c1 \\u{9b}31m\n".as_bytes());

@@ -468,8 +468,13 @@ fn layer(out: &mut impl Write, a: &Analysis, l: &explore::Layer, color: bool) ->
         human_size(l.file_bytes),
     );
     writeln!(out, "{}", paint(color, "1", &head))?;
-    if let Some(c) = &l.created_by {
-        writeln!(out, "  created by: {}", printable(c.trim()))?;
+    if let Some(c) = l
+        .created_by
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        writeln!(out, "  created by: {}", printable(c))?;
     }
     let mark = |f: &LayerFile| {
         let (mark, code) = match f.change {
