@@ -335,3 +335,29 @@ fn an_env_script_is_told_to_build_the_program_env_would_run() {
         assert_eq!(r.stdout, "from the env script\n", "{}", r.stderr);
     }
 }
+
+#[test]
+fn a_truncated_archive_is_called_truncated_whatever_it_lost() {
+    // Cut inside a layer, before manifest.json: it was "not a docker archive: it has no
+    // manifest.json"; cut after it, "truncated?". Both are the archive being cut.
+    let env = Env::new();
+    env.nobase(&["build", hello_static().to_str().unwrap(), "-t", "h:1"])
+        .ok();
+    for (kind, file) in [("docker-archive", "d.tar"), ("oci-archive", "o.tar")] {
+        let whole = env.path(file);
+        env.nobase(&["push", "h:1", &format!("{kind}:{}", whole.display())])
+            .ok();
+        let bytes = std::fs::read(&whole).unwrap();
+        let cut = env.path(&format!("cut-{file}"));
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        let r = env
+            .nobase(&["tree", &format!("{kind}:{}", cut.display())])
+            .code(3);
+        assert!(
+            r.stderr.contains("the archive is truncated")
+                && r.stderr.contains("ends inside its member"),
+            "{kind}: {}",
+            r.stderr
+        );
+    }
+}

@@ -103,6 +103,19 @@ impl TarIndex {
                 }
                 // Members whose names climb out (`../x`) can never be referenced by a
                 // validated name below, so they are simply not indexed.
+                // A member whose data runs past the file's end: the archive was cut
+                // (an interrupted copy or download). Said here, not later as a member
+                // that is missing or a blob that does not match.
+                let end = entry.raw_file_position().saturating_add(entry.size());
+                if end > meta.len() {
+                    return Err(Error::Invalid(format!(
+                        "{} ends inside its member {:?} ({} of its {} bytes are there): the archive is truncated",
+                        path.display(),
+                        String::from_utf8_lossy(&entry.path_bytes()),
+                        meta.len().saturating_sub(entry.raw_file_position()),
+                        entry.size()
+                    )));
+                }
                 let Ok(name) = normalize_name(&entry.path_bytes()) else {
                     continue;
                 };
