@@ -215,6 +215,7 @@ fn amd64_and_arm64_make_one_index_that_skopeo_and_runtimes_read() {
         assert_eq!(c["ok"], true, "{c}");
         // Which of the platforms was checked is said, with the others.
         let checked = platform.unwrap_or("linux/amd64");
+        assert_eq!(c["platform"], checked, "{c}");
         assert!(
             r.stderr.contains(&format!(
                 "checked {checked} of the image's 2 platforms (linux/amd64, linux/arm64); --platform checks another"

@@ -144,6 +144,8 @@ pub struct Report {
     pub ok: bool,
     /// The image, as the user named it.
     pub image: String,
+    /// The platform checked (`linux/amd64`): one of a multi-platform image's.
+    pub platform: String,
     /// Entrypoint followed by Cmd.
     pub command: Vec<String>,
     /// Why it will not start (empty when `ok`).
@@ -257,6 +259,7 @@ pub fn check_with(
     Ok(Report {
         ok: ck.problems.is_empty(),
         image: name.to_string(),
+        platform: ck.platform.to_string(),
         command,
         problems: ck.problems,
         warnings: ck.warnings,
