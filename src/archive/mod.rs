@@ -258,7 +258,8 @@ pub fn write_docker(
                 // fill the disk beside the archive.
                 let cap = crate::imagefs::walk::Limits::default().layer_cap(layer.size);
                 let mut r = HashReader::new(
-                    layer::decompress(blobs.open(layer)?, compression)?.take(cap + 1),
+                    layer::decompress(blobs.open(layer)?, compression, &layer.digest)?
+                        .take(cap + 1),
                 );
                 io::copy(&mut r, &mut spool).map_err(|e| {
                     io_to_error(e, || format!("decompressing layer {}", layer.digest))

@@ -248,7 +248,7 @@ fn walk(
     })?;
     let limits = budget.limits;
     let padding = std::cell::Cell::new((0, 0));
-    let source = layer::decompress(blobs.open(desc)?, compression)?;
+    let source = layer::decompress(blobs.open(desc)?, compression, &desc.digest)?;
     // Decompression (with the blob's own verification) runs in a thread of its own,
     // so it overlaps the diff_id hashing, tar parsing and spooling done here: on two
     // cores that nearly halves the time to read a large layer.

@@ -279,20 +279,55 @@ fn write_entries<W: Write>(
 }
 
 /// Wraps a layer blob reader in the decompressor its media type calls for. gzip readers
-/// accept several concatenated members (what parallel gzip writers produce).
+/// accept several concatenated members (what parallel gzip writers produce). A layer
+/// whose first bytes are another format than its media type says (zstd bytes labelled
+/// gzip, a gzip stream labelled plain tar) is named as such, instead of by the
+/// decompressor's complaint ("invalid gzip header").
 pub fn decompress<'a>(
     r: Box<dyn Read + Send + 'a>,
     c: image::LayerCompression,
+    layer: &Digest,
 ) -> Result<Box<dyn Read + Send + 'a>> {
+    let mut r = io::BufReader::with_capacity(1 << 16, r);
+    let head = io::BufRead::fill_buf(&mut r)
+        .map_err(|e| io_to_error(e, || format!("reading layer {layer}")))?;
+    if let Some(found) = sniff(head).filter(|found| *found != c) {
+        return Err(Error::Invalid(format!(
+            "layer {layer}: its media type says {}, but its bytes are {}: the image was written with the wrong media type",
+            compression_name(c),
+            compression_name(found)
+        )));
+    }
     Ok(match c {
-        image::LayerCompression::None => r,
-        image::LayerCompression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
-            io::BufReader::with_capacity(1 << 16, r),
-        )),
+        image::LayerCompression::None => Box::new(r),
+        image::LayerCompression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
         image::LayerCompression::Zstd => Box::new(
-            zstd::stream::read::Decoder::new(r).io(|| "starting the zstd decoder".to_string())?,
+            zstd::stream::read::Decoder::with_buffer(r)
+                .io(|| "starting the zstd decoder".to_string())?,
         ),
     })
+}
+
+/// The format the first bytes of a layer show, when they show one: the gzip and zstd
+/// magic numbers, or a tar header's `ustar`.
+fn sniff(head: &[u8]) -> Option<image::LayerCompression> {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Some(image::LayerCompression::Gzip)
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Some(image::LayerCompression::Zstd)
+    } else if head.get(257..262) == Some(b"ustar") {
+        Some(image::LayerCompression::None)
+    } else {
+        None
+    }
+}
+
+fn compression_name(c: image::LayerCompression) -> &'static str {
+    match c {
+        image::LayerCompression::None => "an uncompressed tar",
+        image::LayerCompression::Gzip => "gzip",
+        image::LayerCompression::Zstd => "zstd",
+    }
 }
 
 #[cfg(test)]
@@ -419,6 +454,36 @@ mod tests {
                 }
                 _ => unreachable!("only directories and host files here"),
             }
+        }
+    }
+
+    #[test]
+    fn a_layer_labelled_with_another_format_is_named_so() {
+        use image::LayerCompression as C;
+        let mut tar = vec![0u8; 1024];
+        tar[257..262].copy_from_slice(b"ustar");
+        let zst = zstd::bulk::compress(&tar, 3).unwrap();
+        let mut gz = Vec::new();
+        {
+            let mut e = flate2::write::GzEncoder::new(&mut gz, flate2::Compression::fast());
+            e.write_all(&tar).unwrap();
+            e.finish().unwrap();
+        }
+        let d = Digest::of(b"layer");
+        let open = |b: &Vec<u8>, c| decompress(Box::new(io::Cursor::new(b.clone())), c, &d);
+        for (bytes, said, is) in [
+            (&zst, C::Gzip, "zstd"),
+            (&gz, C::None, "gzip"),
+            (&tar, C::Zstd, "an uncompressed tar"),
+        ] {
+            let e = open(bytes, said).err().expect("refused").to_string();
+            assert!(e.contains(&format!("but its bytes are {is}")), "{e}");
+        }
+        // Labelled right, each reads back.
+        for (bytes, c) in [(&zst, C::Zstd), (&gz, C::Gzip), (&tar, C::None)] {
+            let mut out = Vec::new();
+            open(bytes, c).unwrap().read_to_end(&mut out).unwrap();
+            assert_eq!(out, tar);
         }
     }
 

@@ -285,22 +285,23 @@ impl Layout {
                 // The readers' cap on what a layer may expand to holds here too: a
                 // decompression bomb stops the import, not a CPU for hours.
                 let cap = crate::imagefs::walk::Limits::default().layer_cap(desc.size);
-                let unpacked = crate::layer::decompress(Box::new(&mut tee), c).and_then(|u| {
-                    let mut h = HashWriter::new(io::sink());
-                    io::copy(&mut u.take(cap.saturating_add(1)), &mut h).map_err(|e| {
-                        io_to_error(e, || format!("decompressing layer {}", desc.digest))
-                    })?;
-                    if h.count() > cap {
-                        return Err(Error::Invalid(format!(
-                            "layer {} expands to more than {cap} bytes, over {}× its \
+                let unpacked = crate::layer::decompress(Box::new(&mut tee), c, &desc.digest)
+                    .and_then(|u| {
+                        let mut h = HashWriter::new(io::sink());
+                        io::copy(&mut u.take(cap.saturating_add(1)), &mut h).map_err(|e| {
+                            io_to_error(e, || format!("decompressing layer {}", desc.digest))
+                        })?;
+                        if h.count() > cap {
+                            return Err(Error::Invalid(format!(
+                                "layer {} expands to more than {cap} bytes, over {}× its \
                              compressed size: a decompression bomb, or a layer too sparse \
                              for nobase to read",
-                            desc.digest,
-                            crate::imagefs::walk::Limits::default().max_ratio
-                        )));
-                    }
-                    Ok(h.finish().1)
-                });
+                                desc.digest,
+                                crate::imagefs::walk::Limits::default().max_ratio
+                            )));
+                        }
+                        Ok(h.finish().1)
+                    });
                 // Whatever follows the compressed stream is part of the blob (and its
                 // digest, checked at the end): a damaged blob is named as such rather
                 // than by the decompressor's complaint it caused.

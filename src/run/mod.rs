@@ -184,7 +184,7 @@ fn unpack_into(
                 layer.media_type
             ))
         })?;
-        let stream = crate::layer::decompress(blobs.open(layer)?, compression)?;
+        let stream = crate::layer::decompress(blobs.open(layer)?, compression, &layer.digest)?;
         ex.apply_layer(stream, layer.size, Some(diff_id), &what)?;
     }
     let stats = ex.finish()?;
