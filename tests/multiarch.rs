@@ -765,3 +765,74 @@ fn i386_programs_count_as_runnable_on_amd64() {
         assert_eq!(r.stdout, "hi\n");
     }
 }
+
+#[test]
+fn a_dockerfile_builds_for_several_platforms_into_one_index() {
+    // buildx --platform a,b: `build -f` refused --platform, so a Dockerfile made one
+    // platform per run and never an index.
+    if !cross() {
+        return;
+    }
+    let env = Env::new();
+    let ctx = env.path("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::copy(hello_static(), ctx.join("svc-amd64")).unwrap();
+    std::fs::copy(hello_arm64_static(), ctx.join("svc-arm64")).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nARG TARGETARCH\nCOPY svc-${TARGETARCH} /svc\nENTRYPOINT [\"/svc\"]\n",
+    )
+    .unwrap();
+    let df = ctx.join("Dockerfile");
+    let build = |extra: &[&str]| {
+        let mut a = vec!["build", "--json", "-f", s(&df), s(&ctx)];
+        a.extend_from_slice(extra);
+        env.nobase(&a)
+    };
+    let j = build(&["--platform", "linux/arm64,linux/amd64", "-t", "svc:1"])
+        .ok()
+        .json();
+    assert_eq!(
+        j["platforms"],
+        serde_json::json!(["linux/amd64", "linux/arm64"]),
+        "{j}"
+    );
+    // Each platform's image is the one a single-platform build makes.
+    let arm = build(&["--platform", "linux/arm64", "-t", "svc:arm"])
+        .ok()
+        .json();
+    assert_eq!(j["images"][1]["digest"], arm["digest"], "{j}\n{arm}");
+    // Repeated flags are the same as a list; the digest does not depend on the order.
+    let again = build(&[
+        "--platform",
+        "linux/amd64",
+        "--platform",
+        "linux/arm64",
+        "-t",
+        "svc:2",
+    ])
+    .ok()
+    .json();
+    assert_eq!(again["digest"], j["digest"]);
+    if let Some(index) = raw(&[&format!("oci:{}:svc:1", env.store().display())]) {
+        assert_eq!(index_platforms(&index), ["linux/amd64", "linux/arm64"]);
+    }
+    env.nobase(&["check", "--all-platforms", "svc:1"]).ok();
+    if is_root() && have("runc") {
+        // This machine's image of the index.
+        assert_eq!(env.nobase(&["run", "svc:1"]).ok().stdout, "hello world\n");
+    }
+    // A platform twice, and a Dockerfile that pins its own platform, are refused.
+    build(&["--platform", "linux/amd64,amd64", "-t", "x:1"]).code(2);
+    std::fs::write(
+        &df,
+        "FROM --platform=linux/amd64 scratch\nCOPY svc-amd64 /svc\nENTRYPOINT [\"/svc\"]\n",
+    )
+    .unwrap();
+    let r = build(&["--platform", "linux/amd64,linux/arm64", "-t", "x:2"]).code(1);
+    assert!(
+        r.stderr.contains("the image made is for linux/amd64"),
+        "{}",
+        r.stderr
+    );
+}

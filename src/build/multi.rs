@@ -271,10 +271,15 @@ pub fn build_all(plans: &[BuildPlan], layout: &Layout) -> Result<MultiBuilt> {
         });
     }
     builds.sort_by_key(|b| b.image.manifests[0].config.platform());
-    let manifests: Vec<_> = builds
-        .iter()
-        .flat_map(|b| b.image.manifests.iter().cloned())
-        .collect();
+    let image = index_of(builds.iter().map(|b| &b.image), layout)?;
+    Ok(MultiBuilt { image, builds })
+}
+
+/// An OCI image index over single-platform `images` (already in `layout`, in the order
+/// given: sort them by platform first, so the digest does not depend on the order they
+/// were built in), written to `layout`.
+pub fn index_of<'a>(images: impl Iterator<Item = &'a Image>, layout: &Layout) -> Result<Image> {
+    let manifests: Vec<_> = images.flat_map(|i| i.manifests.iter().cloned()).collect();
     let index = Index {
         schema_version: 2,
         media_type: Some(image::MT_OCI_INDEX.into()),
@@ -282,13 +287,10 @@ pub fn build_all(plans: &[BuildPlan], layout: &Layout) -> Result<MultiBuilt> {
         annotations: Default::default(),
     };
     let top = layout.put_bytes(image::MT_OCI_INDEX, &image::to_bytes(&index))?;
-    Ok(MultiBuilt {
-        image: Image {
-            top,
-            index: Some(index),
-            manifests,
-        },
-        builds,
+    Ok(Image {
+        top,
+        index: Some(index),
+        manifests,
     })
 }
 

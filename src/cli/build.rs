@@ -106,7 +106,8 @@ pub struct Args {
     #[arg(long = "with", value_name = "WHAT")]
     with: Vec<String>,
     /// The platform to declare (os/arch[/variant]) instead of the ELF header's: one per
-    /// executable, in order.
+    /// executable, in order. With -f, the target platform, as buildx's: several
+    /// (comma-separated or repeated) build the Dockerfile once for each into an index.
     #[arg(long = "platform", value_name = "PLATFORM")]
     platforms: Vec<String>,
     /// Write the image even if the self-check (what `nobase check` does) says it would
@@ -444,7 +445,7 @@ fn warnings(b: &Built) -> Vec<serde_json::Value> {
 }
 
 /// One platform's image of a build, for the report.
-struct Part<'a> {
+pub(super) struct Part<'a> {
     /// Its manifest and config.
     image: &'a nobase::image::PlatformImage,
     /// Its layers.

@@ -52,6 +52,10 @@ pub struct Options {
     pub bundle: BundleOptions,
     /// `--with`: data files from the host, each a layer over the target stage.
     pub with: Vec<crate::build::extras::Extra>,
+    /// `--platform`: the target platform (`TARGETPLATFORM`, and the platform of every
+    /// `FROM` that names none), as buildx's; None: this machine's for the arguments, and
+    /// a scratch stage takes its program's.
+    pub platform: Option<Platform>,
 }
 
 /// Something the user should know that did not stop the build.
@@ -314,16 +318,16 @@ impl Builder<'_> {
     /// The `ARG`s before the first `FROM`, plus Docker's automatic platform arguments.
     fn global_args(&mut self) -> Result<()> {
         let host = image::host_platform();
-        let plat = host.to_string();
-        for prefix in ["TARGET", "BUILD"] {
+        let target = self.opts.platform.clone().unwrap_or_else(|| host.clone());
+        for (prefix, p) in [("TARGET", &target), ("BUILD", &host)] {
             self.global
-                .insert(format!("{prefix}PLATFORM"), plat.clone());
-            self.global.insert(format!("{prefix}OS"), host.os.clone());
+                .insert(format!("{prefix}PLATFORM"), p.to_string());
+            self.global.insert(format!("{prefix}OS"), p.os.clone());
             self.global
-                .insert(format!("{prefix}ARCH"), host.architecture.clone());
+                .insert(format!("{prefix}ARCH"), p.architecture.clone());
             self.global.insert(
                 format!("{prefix}VARIANT"),
-                host.variant.clone().unwrap_or_default(),
+                p.variant.clone().unwrap_or_default(),
             );
         }
         for ins in &self.df.global_args {
@@ -454,7 +458,8 @@ impl Builder<'_> {
             return Err(at(st.line, "FROM", format!("{:?} names no image", st.base)));
         }
         let platform = match &st.platform {
-            None => None,
+            // A build for a target platform makes every stage for it, as buildx does.
+            None => self.opts.platform.clone(),
             Some(p) => {
                 let p = lex::word(p, self.escape(), &self.global)
                     .map_err(|e| at(st.line, "FROM", e))?;

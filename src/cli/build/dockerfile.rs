@@ -1,7 +1,7 @@
 //! `nobase build -f Dockerfile [CONTEXT]`: the Dockerfile and its context → the
 //! library's Dockerfile build → the same sinks and report as `nobase build BINARY`.
 
-use super::{default_name, publish, sinks, threads, Args};
+use super::{default_name, publish, publish_parts, sinks, threads, Args, Part};
 use crate::cli::push::Reporter;
 use crate::cli::Global;
 use anyhow::{Context as _, Result};
@@ -25,7 +25,6 @@ fn refuse_binary_flags(a: &Args) -> nobase::Result<()> {
         ("-u/--user", a.user.is_some()),
         ("--expose", !a.expose.is_empty()),
         ("--add", !a.adds.is_empty()),
-        ("--platform", !a.platforms.is_empty()),
     ];
     match given.iter().find(|(_, set)| *set) {
         Some((flag, _)) => Err(Error::Usage(format!(
@@ -144,29 +143,97 @@ pub(super) fn run(
             check: !a.no_check,
         },
         with: nobase::build::extras::Extra::parse_list(&a.with)?,
+        platform: None,
     };
+    let platforms = target_platforms(&a.platforms)?;
     let sinks = sinks(g, a, registry, || {
         let dir = std::fs::canonicalize(&context).unwrap_or_else(|_| context.clone());
         default_name(&dir)
     })?;
     let store = g.store()?;
     let _guard = store.writer_guard()?;
-    let built = {
-        let _line = super::progress::Line::start(g, a.json, format!("building {shown}"));
-        dockerfile::build(&df, &ctx, &opts, &store).with_context(|| format!("building {shown}"))?
-    };
-    let extra = serde_json::json!({ "warnings": built.warnings });
-    publish(
+    if platforms.len() <= 1 {
+        let opts = Options {
+            platform: platforms.into_iter().next(),
+            ..opts
+        };
+        let built = {
+            let _line = super::progress::Line::start(g, a.json, format!("building {shown}"));
+            dockerfile::build(&df, &ctx, &opts, &store)
+                .with_context(|| format!("building {shown}"))?
+        };
+        let extra = serde_json::json!({ "warnings": built.warnings });
+        publish(
+            g,
+            a,
+            reporter,
+            store.layout(),
+            &built.image,
+            &built.layers,
+            &sinks,
+            extra,
+        )?;
+        return Ok(0);
+    }
+    // Several platforms, as buildx --platform a,b: the Dockerfile once for each (its
+    // TARGET* arguments and every FROM without --platform set to it), then an index.
+    let mut builds = Vec::new();
+    for p in &platforms {
+        let opts = Options {
+            platform: Some(p.clone()),
+            ..opts.clone()
+        };
+        let what = format!("building {shown} for {p}");
+        let built = {
+            let _line = super::progress::Line::start(g, a.json, what.clone());
+            dockerfile::build(&df, &ctx, &opts, &store).with_context(|| what.clone())?
+        };
+        let made = built.image.manifests[0].config.platform();
+        if !nobase::image::platform_matches(&made, p) {
+            return Err(Error::Refused(format!(
+                "{what}: the image made is for {made} (a FROM --platform= in the Dockerfile fixes it), so an index of {} would not hold one image per platform",
+                platforms.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+            ))
+            .into());
+        }
+        builds.push(built);
+    }
+    builds.sort_by_key(|b| b.image.manifests[0].config.platform());
+    let index = nobase::build::multi::index_of(builds.iter().map(|b| &b.image), store.layout())?;
+    let parts: Vec<Part> = builds
+        .iter()
+        .map(|b| Part {
+            image: &b.image.manifests[0],
+            layers: &b.layers,
+            bundled: None,
+            extra: serde_json::json!({ "warnings": b.warnings }),
+        })
+        .collect();
+    publish_parts(
         g,
         a,
         reporter,
         store.layout(),
-        &built.image,
-        &built.layers,
+        &index,
+        &parts,
         &sinks,
-        extra,
+        serde_json::json!({}),
     )?;
     Ok(0)
+}
+
+/// `--platform` with `-f`: the target platforms, each flag one or several separated by
+/// commas (`linux/amd64,linux/arm64`, as buildx takes them), none twice.
+fn target_platforms(flags: &[String]) -> nobase::Result<Vec<nobase::image::Platform>> {
+    let mut out: Vec<nobase::image::Platform> = Vec::new();
+    for p in flags.iter().flat_map(|f| f.split(',')).map(str::trim) {
+        let p = nobase::image::Platform::parse(p)?;
+        if out.iter().any(|q| nobase::image::platform_matches(q, &p)) {
+            return Err(Error::Usage(format!("--platform names {p} twice")));
+        }
+        out.push(p);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
