@@ -1397,7 +1397,11 @@ fn build_refuses_an_image_that_would_not_start_and_check_agrees() {
     assert_eq!(j["problems"][0]["code"], "unknown-user");
     assert_eq!(j["problems"][0]["path"], "/etc/passwd");
     let keys: Vec<&str> = j.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["command", "image", "ok", "problems", "warnings"]);
+    assert_eq!(
+        keys,
+        ["command", "image", "ok", "platform", "problems", "warnings"]
+    );
+    assert_eq!(j["platform"], "linux/amd64");
     // hello world makes no temporary files: no warning about /tmp.
     assert_eq!(j["warnings"], serde_json::json!([]));
     // A good build checks clean, in words too.

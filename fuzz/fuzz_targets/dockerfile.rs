@@ -67,6 +67,7 @@ fuzz_target!(|data: &[u8]| {
                 check: false,
             },
             with: Vec::new(),
+            platform: None,
         };
         let _ = dockerfile::build(&df, &ctx, &opts, &store);
     }
