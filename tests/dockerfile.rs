@@ -749,7 +749,15 @@ fn from_a_registry_by_plain_name_or_docker_url() {
         .iter()
         .map(|l| l["digest"].as_str().unwrap().to_string())
         .collect();
-    for from in [format!("{}/team/base:1", reg.host()), pushed.clone()] {
+    // Pinned by digest too (`FROM alpine@sha256:…`, with or without the tag), which the
+    // store's digest references had taken for a store lookup, never trying the registry.
+    let digest = j["digest"].as_str().unwrap();
+    for from in [
+        format!("{}/team/base:1", reg.host()),
+        pushed.clone(),
+        format!("{}/team/base@{digest}", reg.host()),
+        format!("{}/team/base:1@{digest}", reg.host()),
+    ] {
         let ctx = context(&env, &format!("FROM {from}\nENV FROM_REGISTRY=1\n"), &[]);
         let j = build_df(&env, &ctx, &["-t", "pulled:1"]);
         assert!(j["layers"].as_array().unwrap().is_empty(), "{j}");

@@ -934,6 +934,8 @@ fn store_images_are_reached_by_digest_named_or_not() {
     let r = env.nobase(&["check", short]).ok();
     assert!(r.stdout.contains("will start"), "{}", r.stdout);
     env.nobase(&["check", &format!("h@{digest}")]).ok();
+    // With its tag too, as Docker takes NAME:TAG@DIGEST (by the digest).
+    env.nobase(&["check", &format!("h:1@{digest}")]).ok();
     let r = env.nobase(&["check", &format!("other@{digest}")]).code(3);
     assert!(r.stderr.contains("no image other@sha256:"), "{}", r.stderr);
     env.nobase(&["check", &format!("h@{}", &digest[..20])])

@@ -59,6 +59,13 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
             ))
             .into())
         }
+        (None, ImageRef::StoreDigest { name: Some(_), .. }) => {
+            return Err(Error::Usage(format!(
+                "{src} names an image of the local store by digest, not a registry; to pull it from a registry give docker://{}",
+                a.source
+            ))
+            .into())
+        }
         // As `docker load`: the archive's own name, when it has exactly one.
         (None, ImageRef::DockerArchive { name: Some(n), .. }) => n.clone(),
         (None, ImageRef::DockerArchive { file, name: None }) => {

@@ -594,16 +594,27 @@ impl Builder<'_> {
     fn open_source(&self, name: &str) -> Result<source::Source> {
         let r = ImageRef::parse(name).or_else(|e| registry_name(name).ok_or(e))?;
         let store = self.store.clone();
+        let in_store = match &r {
+            ImageRef::Store(n) => self.store.resolve(n).is_ok(),
+            ImageRef::StoreDigest { name: n, prefix } => {
+                self.store.resolve_digest(n.as_deref(), prefix).is_ok()
+            }
+            _ => true,
+        };
         match &r {
-            ImageRef::Store(n) if self.store.resolve(n).is_err() => match registry_name(name) {
-                Some(remote) => source::open_with(&remote, || Ok(store), &self.opts.registry)
-                    .map_err(|e| {
-                        e.with_prefix(format!(
-                            "{name} is not in the local store, and pulling {remote} failed: "
-                        ))
-                    }),
-                None => source::open_with(&r, || Ok(store), &self.opts.registry),
-            },
+            // `alpine` and `alpine@sha256:…` (a pinned base) are Docker Hub's when the
+            // store has neither.
+            ImageRef::Store(_) | ImageRef::StoreDigest { name: Some(_), .. } if !in_store => {
+                match registry_name(name) {
+                    Some(remote) => source::open_with(&remote, || Ok(store), &self.opts.registry)
+                        .map_err(|e| {
+                            e.with_prefix(format!(
+                                "{name} is not in the local store, and pulling {remote} failed: "
+                            ))
+                        }),
+                    None => source::open_with(&r, || Ok(store), &self.opts.registry),
+                }
+            }
             _ => source::open_with(&r, || Ok(store), &self.opts.registry),
         }
     }

@@ -328,8 +328,10 @@ fn store_digest(s: &str) -> Option<Result<ImageRef>> {
                     "{s:?}: NAME@sha256: takes all 64 digits of the digest (a prefix alone, sha256:{hex}, picks by digest without the name)"
                 ))));
             }
-            NameTag::parse(n).map(|_| ImageRef::StoreDigest {
-                name: Some(n.to_string()),
+            // `NAME:TAG@sha256:…` names the image by its digest; the tag, as in Docker,
+            // is not checked.
+            NameTag::parse(n).map(|t| ImageRef::StoreDigest {
+                name: Some(t.name),
                 prefix: hex.to_string(),
             })
         }
