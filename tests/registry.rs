@@ -3174,6 +3174,49 @@ fn hostile_registry_answers_are_capped_and_bad_realms_refused_without_secrets() 
             Some("/token"),
         ),
         (
+            "a realm at the unspecified address spelled 0 (inet_aton's)",
+            Fake::start(|s, path, port| {
+                if path.starts_with("/token") {
+                    respond(s, 200, &[], br#"{"token":"t"}"#)
+                } else {
+                    challenge(s, &format!("http://0:{port}/token"))
+                }
+            }),
+            "never contacted",
+            Some("/token"),
+        ),
+        (
+            "a realm at the unspecified address spelled 0x0",
+            Fake::start(|s, path, port| {
+                if path.starts_with("/token") {
+                    respond(s, 200, &[], br#"{"token":"t"}"#)
+                } else {
+                    challenge(s, &format!("http://0x0:{port}/token"))
+                }
+            }),
+            "never contacted",
+            Some("/token"),
+        ),
+        (
+            "a token that expires after the end of time (it overflowed the clock: a panic)",
+            Fake::start(|s, path, port| {
+                if path.starts_with("/token") {
+                    respond(
+                        s,
+                        200,
+                        &[],
+                        br#"{"token":"t","expires_in":18446744073709551615}"#,
+                    )
+                } else if path.contains("/manifests/") {
+                    respond(s, 404, &[], br#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#)
+                } else {
+                    challenge(s, &format!("http://127.0.0.1:{port}/token"))
+                }
+            }),
+            "x:1",
+            None,
+        ),
+        (
             "a realm on another scheme",
             Fake::start(|s, _, port| challenge(s, &format!("ftp://127.0.0.1:{port}/token"))),
             "token",

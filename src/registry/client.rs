@@ -509,8 +509,10 @@ impl Client {
                     return Ok(Some(v));
                 }
                 let (token, ttl) = self.fetch_token(&realm, service.as_deref(), scopes)?;
-                // Renew a little early so a token does not expire mid-request.
-                let ttl = Duration::from_secs(ttl.saturating_sub(10).max(1));
+                // Renew a little early so a token does not expire mid-request; no
+                // command outlives a day, whatever a token server says (a huge
+                // `expires_in` overflowed the clock and panicked).
+                let ttl = Duration::from_secs(ttl.saturating_sub(10).clamp(1, 86_400));
                 lock(&self.tokens).insert(
                     key,
                     Token {
@@ -700,12 +702,19 @@ impl Client {
             return refuse("it downgrades HTTPS to plain HTTP");
         }
         let from = classify(&base.authority);
-        match classify(&target.authority) {
+        let to = classify(&target.authority);
+        match to {
             HostClass::Forbidden => {
                 refuse("link-local, unspecified and metadata addresses are never contacted")
             }
             HostClass::Loopback | HostClass::Private if from == HostClass::Public => {
                 refuse("a public registry may not send requests to loopback or private addresses")
+            }
+            // Plain HTTP only for loopback or with --insecure, for every host a registry
+            // sends nobase to as for the registry itself: a token server gets
+            // credentials.
+            _ if target.scheme != "https" && to != HostClass::Loopback && !self.opts.tls.insecure => {
+                refuse("plain HTTP is allowed only to loopback addresses (or with --insecure), and credentials would travel unencrypted")
             }
             _ => Ok(()),
         }
@@ -919,8 +928,38 @@ mod tests {
         let http = Url::parse("http://127.0.0.1:5000").unwrap();
         assert!(ok(&local, &http, "http://127.0.0.1:6000/token"));
         assert!(!ok(&local, &http, "http://169.254.169.254/token"));
+        // Other spellings of forbidden and loopback addresses (inet_aton's), which the
+        // resolver connects to as those addresses.
+        for t in [
+            "http://0:6000/token",
+            "http://0x0:6000/token",
+            "http://2852039166/x",
+        ] {
+            assert!(!ok(&local, &http, t), "{t}");
+        }
+        for t in [
+            "https://2130706433:5599/x",
+            "https://0x7f.1:5599/x",
+            "https://127.1/x",
+        ] {
+            assert!(!ok(&public, &https, t), "public to loopback: {t}");
+        }
+        // A loopback registry may speak plain HTTP; its token server elsewhere may not
+        // (credentials would cross the network in clear), unless --insecure.
+        assert!(!ok(&local, &http, "http://192.0.2.2:5598/token"));
+        assert!(ok(&local, &http, "https://192.0.2.2:5598/token"));
+        let insecure = Options {
+            tls: super::super::net::TlsOptions {
+                insecure: true,
+                ..super::super::net::TlsOptions::default()
+            },
+            ..Options::default()
+        };
+        let local_insecure = Client::new("127.0.0.1:5000", &insecure).unwrap();
+        assert!(ok(&local_insecure, &http, "http://192.0.2.2:5598/token"));
         // A registry on a forbidden address is never contacted at all.
         assert!(Client::new("169.254.169.254", &opts).is_err());
+        assert!(Client::new("0x0:5000", &opts).is_err());
     }
 
     #[test]

@@ -140,8 +140,56 @@ pub fn classify(authority: &str) -> HostClass {
     match host.parse::<IpAddr>() {
         Ok(IpAddr::V4(v4)) => classify_v4(v4),
         Ok(IpAddr::V6(v6)) => classify_v6(v6),
-        Err(_) => HostClass::Public,
+        // The other spellings of an IPv4 address that the system's resolver takes, as
+        // inet_aton does (`2130706433`, `0x7f.1`, `127.1`, `0`, `0177.0.0.1`): judged as
+        // the address they connect to, never as a name.
+        Err(_) => match inet_aton(host) {
+            Some(v4) => classify_v4(v4),
+            None => HostClass::Public,
+        },
     }
+}
+
+/// An IPv4 address in any form inet_aton(3) reads: one to four parts separated by
+/// dots, each decimal, octal (a leading 0) or hexadecimal (0x); the last part fills the
+/// bytes the others leave (`127.1` is 127.0.0.1, `2130706433` too).
+fn inet_aton(host: &str) -> Option<Ipv4Addr> {
+    let parts: Vec<u64> = host
+        .split('.')
+        .map(|p| {
+            let (digits, radix) =
+                if let Some(h) = p.strip_prefix("0x").or_else(|| p.strip_prefix("0X")) {
+                    (h, 16)
+                } else if p.len() > 1 && p.starts_with('0') {
+                    (&p[1..], 8)
+                } else {
+                    (p, 10)
+                };
+            if p.is_empty() || (digits.is_empty() && radix != 16) {
+                return None;
+            }
+            if digits.is_empty() {
+                return Some(0);
+            }
+            if !digits.chars().all(|c| c.is_digit(radix)) || digits.len() > 12 {
+                return None;
+            }
+            u64::from_str_radix(digits, radix).ok()
+        })
+        .collect::<Option<_>>()?;
+    let (last, first) = parts.split_last()?;
+    if parts.len() > 4 || first.iter().any(|&b| b > 255) {
+        return None;
+    }
+    let room = 8 * (4 - first.len() as u32);
+    if *last >= 1u64 << room {
+        return None;
+    }
+    let mut value = *last as u32;
+    for (i, &b) in first.iter().enumerate() {
+        value |= (b as u32) << (24 - 8 * i as u32);
+    }
+    Some(Ipv4Addr::from(value))
 }
 
 fn classify_v4(ip: Ipv4Addr) -> HostClass {
@@ -637,9 +685,29 @@ mod tests {
             ("[::ffff:10.0.0.1]", HostClass::Private),
             ("ghcr.io", HostClass::Public),
             ("8.8.8.8", HostClass::Public),
+            // inet_aton's other spellings, which the resolver connects to as addresses.
+            ("2130706433:5599", HostClass::Loopback),
+            ("0x7f.1:5599", HostClass::Loopback),
+            ("127.1", HostClass::Loopback),
+            ("0177.0.0.1", HostClass::Loopback),
+            ("0:5599", HostClass::Forbidden),
+            ("0x0", HostClass::Forbidden),
+            ("2852039166", HostClass::Forbidden),
+            ("0xa.0x1.2.3", HostClass::Private),
+            ("167772161", HostClass::Private),
+            // Names, not numbers.
+            ("1e100.net", HostClass::Public),
+            ("0x7g.1", HostClass::Public),
+            ("99999999999", HostClass::Public),
+            ("1.2.3.4.5", HostClass::Public),
         ] {
             assert_eq!(classify(h), want, "{h}");
         }
+        assert_eq!(inet_aton("127.0.0.1"), Some(Ipv4Addr::new(127, 0, 0, 1)));
+        assert_eq!(inet_aton("10.65535"), Some(Ipv4Addr::new(10, 0, 255, 255)));
+        assert_eq!(inet_aton("1.2.65536"), None);
+        assert_eq!(inet_aton("256.1"), None);
+        assert_eq!(inet_aton("08"), None);
     }
 
     #[test]
