@@ -508,12 +508,19 @@ pub fn may_write(dir: &Path) -> io::Result<()> {
 
 /// Where `name` is found on PATH, as a shell would find it.
 pub fn on_path(name: &str) -> Option<PathBuf> {
+    on_path_all(name).into_iter().next()
+}
+
+/// Every executable file named `name` in PATH's directories, in PATH's order.
+pub fn on_path_all(name: &str) -> Vec<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    std::env::split_paths(&std::env::var_os("PATH")?)
+    let dirs = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&dirs)
         .map(|d| d.join(name))
-        .find(|p| {
+        .filter(|p| {
             std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
+        .collect()
 }
 
 #[cfg(test)]

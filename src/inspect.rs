@@ -165,6 +165,16 @@ fn foreign_program(head: &[u8]) -> Option<FileKind> {
     None
 }
 
+/// The first bytes of a file that say what it is: a `#!` line (the kernel reads 256),
+/// and the headers of programs for other systems (a PE's signature lies within them).
+pub fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(512);
+    std::fs::File::open(path)?
+        .take(512)
+        .read_to_end(&mut head)?;
+    Ok(head)
+}
+
 /// Inspects a host path. An ELF file that cannot be parsed is an error (it claims to
 /// be a program and is broken); anything else gets a plain answer.
 pub fn inspect_path(path: &Path) -> Result<FileKind> {
@@ -186,12 +196,7 @@ pub fn inspect_path(path: &Path) -> Result<FileKind> {
             return Ok(FileKind::Special(kind));
         }
     }
-    let mut head = Vec::with_capacity(512);
-    std::fs::File::open(path)
-        .io(|| format!("cannot read {}", path.display()))?
-        .take(512)
-        .read_to_end(&mut head)
-        .io(|| format!("cannot read {}", path.display()))?;
+    let head = read_head(path).io(|| format!("cannot read {}", path.display()))?;
     if elf::has_magic(&head) {
         return elf::parse_path(path)
             .map(|i| FileKind::Elf(Box::new(i)))

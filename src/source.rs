@@ -71,21 +71,16 @@ fn open_all(
 ) -> Result<Source> {
     let reference = r.to_string();
     match r {
-        ImageRef::Store(name) => {
+        ImageRef::Store(_) | ImageRef::StoreDigest { .. } => {
             let store = store()?;
             let guard = store.writer_guard()?;
-            let image = store.read(name)?;
-            Ok(Source {
-                reference,
-                image,
-                blobs: Box::new(store.layout().clone()),
-                guard: Some(guard),
-            })
-        }
-        ImageRef::StoreDigest { name, prefix } => {
-            let store = store()?;
-            let guard = store.writer_guard()?;
-            let top = store.resolve_digest(name.as_deref(), prefix)?;
+            let top = match r {
+                ImageRef::StoreDigest { name, prefix } => {
+                    store.resolve_digest(name.as_deref(), prefix)?
+                }
+                ImageRef::Store(name) => store.resolve(name)?,
+                _ => unreachable!("matched above"),
+            };
             let image = read_image(&top, store.layout())?;
             Ok(Source {
                 reference,

@@ -360,4 +360,30 @@ fn a_truncated_archive_is_called_truncated_whatever_it_lost() {
             r.stderr
         );
     }
+    // A whole archive with a GNU sparse member (whose header gives the size it expands
+    // to, past the file's end) is not truncated.
+    let dir = env.path("sparse");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("manifest.json"), "[]").unwrap();
+    std::fs::File::create(dir.join("hole"))
+        .unwrap()
+        .set_len(10 << 20)
+        .unwrap();
+    let r = run(std::process::Command::new("tar")
+        .args([
+            "--format=gnu",
+            "-S",
+            "-cf",
+            "sparse.tar",
+            "manifest.json",
+            "hole",
+        ])
+        .current_dir(&dir));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = env.nobase(&[
+        "tree",
+        &format!("docker-archive:{}", dir.join("sparse.tar").display()),
+    ]);
+    assert!(!r.stderr.contains("truncated"), "{}", r.stderr);
+    assert!(r.stderr.contains("holds 0 images"), "{}", r.stderr);
 }

@@ -270,6 +270,21 @@ fn control_characters_in_an_executable_are_shown_escaped() {
 
 #[test]
 fn programs_built_for_macos_or_windows_are_named_with_the_fix() {
+    // An MSVC program's PE header often lies past byte 256 (a long Rich header): build
+    // read only 256 bytes and gave no hint where inspect named it.
+    let env = Env::new();
+    let mut pe = b"MZ".to_vec();
+    pe.resize(0x200, 0);
+    pe[0x3c..0x40].copy_from_slice(&0x110u32.to_le_bytes());
+    pe[0x110..0x114].copy_from_slice(b"PE\0\0");
+    std::fs::write(env.path("tool.exe"), &pe).unwrap();
+    let r = env.nobase(&["build", "tool.exe"]).code(3);
+    assert!(
+        r.stderr.contains("It is a PE program for Windows"),
+        "{}",
+        r.stderr
+    );
+
     // GOOS=darwin and GOOS=windows builds were "data (neither ELF nor a script)".
     let src = "package main\n\nfunc main() {}\n";
     for (goos, format, what) in [

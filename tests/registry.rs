@@ -1196,6 +1196,31 @@ fn credentials_from_skopeo_login_auth_json_and_authfile() {
     for out in [&r.stdout, &r.stderr] {
         assert!(!out.contains(canary) && !out.contains(&bad), "{out}");
     }
+
+    // A usual place that cannot be read (here `containers` is a file) is passed over:
+    // Docker's config.json, which worked before auth.json was read, still does.
+    std::fs::remove_dir_all(run_dir.join("containers")).unwrap();
+    std::fs::write(run_dir.join("containers"), "not a directory").unwrap();
+    let docker = env.path("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::write(
+        docker.join("config.json"),
+        format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#),
+    )
+    .unwrap();
+    nb(&env, &["push", "hello:1", &dest]).ok();
+    // Named with --authfile, it is an error.
+    let r = nb(
+        &env,
+        &[
+            "push",
+            "hello:1",
+            &dest,
+            "--authfile",
+            &format!("{}/containers/auth.json", run_dir.display()),
+        ],
+    );
+    assert_ne!(r.code, 0, "{}", r.stderr);
 }
 
 #[test]

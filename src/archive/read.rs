@@ -106,8 +106,11 @@ impl TarIndex {
                 // A member whose data runs past the file's end: the archive was cut
                 // (an interrupted copy or download). Said here, not later as a member
                 // that is missing or a blob that does not match.
+                // (A GNU sparse member's size is what it expands to, not what is
+                // stored: it is never indexed, so not judged.)
                 let end = entry.raw_file_position().saturating_add(entry.size());
-                if end > meta.len() {
+                let sparse = entry.header().entry_type() == tar::EntryType::GNUSparse;
+                if end > meta.len() && !sparse {
                     return Err(Error::Invalid(format!(
                         "{} ends inside its member {:?} ({} of its {} bytes are there): the archive is truncated",
                         path.display(),

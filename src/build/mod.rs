@@ -238,11 +238,8 @@ fn dropped_privileges(host: &Path, app_path: &str) -> Vec<String> {
 
 /// For a `#!` script given to build: how to package it with its interpreter.
 fn script_hint(path: &Path) -> String {
-    let mut head = [0u8; 256];
-    let n = std::fs::File::open(path)
-        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
-        .unwrap_or(0);
-    let s = match crate::inspect::classify_head(&head[..n]) {
+    let head = crate::inspect::read_head(path).unwrap_or_default();
+    let s = match crate::inspect::classify_head(&head) {
         crate::inspect::FileKind::Script(s) => s,
         crate::inspect::FileKind::Foreign(what, _) => {
             return format!(
@@ -286,11 +283,7 @@ fn script_hint(path: &Path) -> String {
 /// that is an ELF file (a pyenv or asdf shim is a script that runs another), else the
 /// first, else the bare name.
 fn program_on_path(program: &str) -> String {
-    let dirs = std::env::var_os("PATH").unwrap_or_default();
-    let found: Vec<PathBuf> = std::env::split_paths(&dirs)
-        .map(|d| d.join(program))
-        .filter(|p| p.is_file())
-        .collect();
+    let found = crate::fsutil::on_path_all(program);
     let elf = |p: &&PathBuf| {
         let mut magic = [0u8; 4];
         std::fs::File::open(p)

@@ -35,14 +35,23 @@ pub fn printable(s: &str) -> Cow<'_, str> {
 
 /// Characters that act instead of showing: controls, the bidirectional overrides,
 /// embeddings, isolates and marks that make a name read in another order than it is
-/// (`evil\u{202e}txt.exe` shows as `evilexe.txt`), and the invisible ones that make two
-/// names look the same (zero-width spaces and joiners, word joiners, the byte-order
-/// mark, soft hyphens).
+/// (`evil\u{202e}txt.exe` shows as `evilexe.txt`), the line and paragraph separators, and
+/// the invisible ones that make two names look the same (the zero-width space, word
+/// joiners, the byte-order mark, soft hyphens, the combining grapheme joiner, tag
+/// characters). The zero-width joiners (U+200C, U+200D), which Persian, Indic scripts
+/// and emoji need, are left as they are.
 fn hidden(c: char) -> bool {
     c.is_control()
         || matches!(
             c as u32,
-            0xAD | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x2069 | 0xFEFF
+            0xAD | 0x34F
+                | 0x200B
+                | 0x200E..=0x200F
+                | 0x2028..=0x202E
+                | 0x2060..=0x2064
+                | 0x2066..=0x2069
+                | 0xFEFF
+                | 0xE0000..=0xE007F
         )
 }
 
@@ -183,6 +192,9 @@ mod tests {
         // Invisible: two names that look the same are told apart.
         assert_eq!(printable("app\u{200b}"), "app\\u{200b}");
         assert_eq!(printable("\u{feff}x\u{ad}"), "\\u{feff}x\\u{ad}");
+        assert_eq!(printable("a\u{2028}b\u{e0041}"), "a\\u{2028}b\\u{e0041}");
+        // Joiners that scripts and emoji need stay.
+        assert!(matches!(printable("می\u{200c}خواهم"), Cow::Borrowed(_)));
         let mut w = super::Escaping(Vec::new());
         std::io::Write::write_all(&mut w, "c1 \u{9b}31m\n".as_bytes()).unwrap();
         assert_eq!(w.0, "c1 \\u{9b}31m\n".as_bytes());

@@ -855,7 +855,6 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// Writes a layer and records it in the stage.
     /// Resolves `user[:group]` as the stage's files know it; a name the stage has no
     /// `/etc/passwd` for is looked up in the one `--with passwd` will add (root,
     /// nobody, nonroot), as the running container will see it.
@@ -876,6 +875,7 @@ impl Builder<'_> {
         }
     }
 
+    /// Writes a layer and records it in the stage.
     fn commit_layer(
         &mut self,
         out: &mut StageOut,

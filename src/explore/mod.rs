@@ -457,7 +457,12 @@ impl Merge {
                 .map(|r| r.info.path.clone())
                 .collect::<HashSet<Arc<str>>>()
         };
-        let (puts, whited) = (ops(Op::Put), ops(Op::Whiteout));
+        let puts = ops(Op::Put);
+        // Directories this layer empties of what the layers below put in them: by a
+        // whiteout of the directory, or by making it opaque (`rm -rf d && mkdir d` in an
+        // overlay diff).
+        let mut whited = ops(Op::Whiteout);
+        whited.extend(ops(Op::Opaque));
         for r in &raws {
             let change = match (r.op, self.present(&r.info.path)) {
                 (Op::Put, None) => Change::Added,
@@ -1168,6 +1173,22 @@ mod tests {
                 s("/r/sub/x", Removed, 50),
                 s("/r/sub/y", Removed, 2)
             ]
+        );
+        // An opaque directory put again as an overlay diff writes it (`r/`, then its
+        // `.wh..wh..opq`): the directory is modified, not unchanged.
+        let a = analyze_layers(&[
+            lower,
+            &[
+                E::D("r/"),
+                E::F("r/.wh..wh..opq", b""),
+                E::F("r/fresh", b"fresh"),
+            ],
+        ]);
+        assert_eq!(
+            marks(&a.layers[1])[0],
+            s("/r", Modified, 0),
+            "{:?}",
+            marks(&a.layers[1])
         );
         let a = analyze_layers(&[lower, &[E::F("r", b"file")]]);
         assert_eq!(

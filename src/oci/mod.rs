@@ -228,21 +228,15 @@ impl Layout {
         Ok(d)
     }
 
-    /// Copies a blob from another source unless it is already here. A blob from a
-    /// trusted local file is copied with `copy_file_range` (reflinks where the
-    /// filesystem has them); anything else is verified as it streams in.
-    pub fn copy_blob(&self, desc: &Descriptor, from: &dyn Blobs) -> Result<()> {
-        self.copy_layer(desc, None, from)
-    }
-
-    /// [`Layout::copy_blob`] for a layer whose uncompressed stream must hash to
-    /// `diff_id` (its config's). An uncompressed layer's digest must be it. A compressed
-    /// one from a source whose layer digests are not the image's own
-    /// ([`Blobs::layers_unnamed`]: a docker-archive's gzipped `layer.tar`) is
-    /// decompressed as it streams in and refused, writing nothing, when the two differ.
-    /// A blob already here, or of a media type nobase cannot decompress, is not checked;
-    /// a registry's or layout's compressed layer is checked by its digest alone (tree,
-    /// check and unpack find a config that lies).
+    /// Copies a blob from another source unless it is already here: a layer, or any
+    /// blob (`diff_id` None). A blob from a trusted local file is copied with
+    /// `copy_file_range` (reflinks where the filesystem has them); anything else is
+    /// verified against its digest as it streams in. A compressed layer from a source
+    /// whose layer digests are not the image's own ([`Blobs::layers_unnamed`]: a
+    /// docker-archive's gzipped `layer.tar`) is also decompressed on the way and refused,
+    /// writing nothing, unless it is its `diff_id` (the config's). A registry's or
+    /// layout's layer is checked by its digest alone (tree, check and unpack find a config
+    /// that lies); an uncompressed one's digest is its diff_id.
     pub fn copy_layer(
         &self,
         desc: &Descriptor,
@@ -255,12 +249,6 @@ impl Layout {
         let compression = diff_id
             .filter(|_| from.layers_unnamed())
             .and(image::layer_compression(&desc.media_type));
-        if let (Some(image::LayerCompression::None), Some(want)) = (compression, diff_id) {
-            // An uncompressed layer's diff_id is its digest, verified as it streams.
-            if want != &desc.digest {
-                return Err(diff_id_mismatch(desc, want, desc.digest.clone()));
-            }
-        }
         if let Some(src) = from.trusted_path(desc) {
             let (_f, tmp) = fsutil::create_temp(&self.root)?;
             let res = std::fs::copy(&src, &tmp)

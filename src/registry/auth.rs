@@ -106,6 +106,9 @@ pub struct CredFile {
     /// Docker's own config, which files Docker Hub under its historic key; the
     /// containers' auth.json files it as `docker.io`.
     pub docker: bool,
+    /// Named by the user (`--authfile`, `$REGISTRY_AUTH_FILE`): one that cannot be read
+    /// is an error, where a usual place that cannot be read is passed over.
+    pub named: bool,
 }
 
 /// Where credentials are looked for, in the order skopeo and podman read them
@@ -115,12 +118,19 @@ pub struct CredFile {
 /// `/run/containers/UID/auth.json`), then `$XDG_CONFIG_HOME/containers/auth.json` (else
 /// `~/.config/…`), then Docker's `config.json` that `docker login` writes.
 pub fn credential_files(authfile: Option<&Path>) -> Vec<CredFile> {
-    let file = |path: PathBuf, docker: bool| CredFile { path, docker };
+    let file = |path: PathBuf, docker: bool| CredFile {
+        path,
+        docker,
+        named: false,
+    };
     if let Some(f) = authfile
         .map(Path::to_path_buf)
         .or_else(|| env_path("REGISTRY_AUTH_FILE"))
     {
-        return vec![file(f, false)];
+        return vec![CredFile {
+            named: true,
+            ..file(f, false)
+        }];
     }
     let primary = match env_path("XDG_RUNTIME_DIR") {
         Some(d) => d.join("containers/auth.json"),
@@ -233,10 +243,12 @@ pub fn lookup(host: &str, given: Option<&GivenCreds>, authfile: Option<&Path>) -
     let mut missing = Vec::new();
     let mut without = Vec::new();
     let mut namespaced = Vec::new();
+    let mut unreadable = Vec::new();
     for f in &files {
         match lookup_in(host, f)? {
             Lookup::Found(found) => return Ok(found),
             Lookup::Missing => missing.push(f.path.display().to_string()),
+            Lookup::Unreadable(why) => unreadable.push(format!("{} ({why})", f.path.display())),
             Lookup::NoEntry => {
                 without.push(f.path.display().to_string());
                 namespaced.extend(namespaced_keys(&f.path, host));
@@ -244,12 +256,19 @@ pub fn lookup(host: &str, given: Option<&GivenCreds>, authfile: Option<&Path>) -
         }
     }
     let mut origin = match (without.len(), missing.len()) {
-        (0, 0) => "no file to look in: HOME is not set".to_string(),
+        (0, 0) if unreadable.is_empty() => "no file to look in: HOME is not set".to_string(),
+        (0, 0) => "no credentials file could be read".to_string(),
         (0, 1) => format!("{} does not exist", missing[0]),
         (0, _) => format!("none of {} exists", missing.join(", ")),
         (1, _) => format!("{} has no entry for {host}", without[0]),
         _ => format!("none of {} has an entry for {host}", without.join(", ")),
     };
+    if !unreadable.is_empty() {
+        origin.push_str(&format!(
+            "; passed over, unreadable: {}",
+            unreadable.join(", ")
+        ));
+    }
     if !namespaced.is_empty() {
         origin.push_str(&format!(
             "; entries for repositories ({}) are not matched: log in to the registry {host} as a whole",
@@ -267,6 +286,8 @@ enum Lookup {
     Found(Found),
     Missing,
     NoEntry,
+    /// A usual place that cannot be read (permissions): the others are still read.
+    Unreadable(String),
 }
 
 fn lookup_in(host: &str, file: &CredFile) -> Result<Lookup> {
@@ -274,6 +295,7 @@ fn lookup_in(host: &str, file: &CredFile) -> Result<Lookup> {
     let f = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Lookup::Missing),
+        Err(e) if !file.named => return Ok(Lookup::Unreadable(e.to_string())),
         Err(e) => {
             return Err(Error::Registry(format!(
                 "reading credentials from {}: {e}",
