@@ -1012,7 +1012,9 @@ fn an_opaque_directory_put_again_lists_each_path_once() {
     assert_eq!(
         second,
         [
-            ("/d", "unchanged"),
+            // Emptied of /d/gone by its opaque marker: modified, as a directory whited
+            // out and put again in one layer is.
+            ("/d", "modified"),
             ("/d/c.conf", "unchanged"),
             ("/d/gone", "removed")
         ],

@@ -152,7 +152,14 @@ struct LayerStream<'a> {
     pos: u64,
     /// Where the current entry's data ends, and its 512-byte padding.
     padding: &'a std::cell::Cell<(u64, u64)>,
+    /// While the tar reader reads entries: the bytes between one entry's data and the
+    /// next's are its headers, which the reader holds in memory, so they are capped.
+    headers_capped: bool,
 }
+
+/// Most bytes of headers, long names and PAX records before one entry: the tar reader
+/// holds them in memory (a 400 MiB GNU long name took 1.25 GB to refuse).
+pub const MAX_ENTRY_METADATA: u64 = 1 << 20;
 
 impl Read for LayerStream<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -163,6 +170,13 @@ impl Read for LayerStream<'_> {
             return Ok(k);
         }
         self.pos += n as u64;
+        if self.headers_capped && self.pos > self.padding.get().1.saturating_add(MAX_ENTRY_METADATA)
+        {
+            return Err(io::Error::other(Error::Invalid(format!(
+                "layer {}: an entry's headers (long name or PAX records) exceed {MAX_ENTRY_METADATA} bytes",
+                self.layer
+            ))));
+        }
         let total = self.budget.bytes.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
         let limits = &self.budget.limits;
         if self.inner.count() > self.layer_cap {
@@ -267,6 +281,7 @@ fn walk(
             layer_cap: limits.layer_cap(desc.size),
             pos: 0,
             padding: &padding,
+            headers_capped: true,
         };
         let ctx = |what: &str| {
             let d = desc.digest.clone();
@@ -284,9 +299,9 @@ fn walk(
                 budget.add_entry(&desc.digest)?;
                 if let Some(why) = name_ambiguity(&mut entry) {
                     return Err(Error::Invalid(format!(
-                        "layer {}: entry {:?} {why}; nobase refuses to read the layer",
+                        "layer {}: entry {} {why}; nobase refuses to read the layer",
                         desc.digest,
-                        name_string(&entry.path_bytes())
+                        shown_name(&name_string(&entry.path_bytes()))
                     )));
                 }
                 let data_end = entry.raw_file_position().saturating_add(entry.size());
@@ -298,6 +313,8 @@ fn walk(
         }
         // Read to the very end: trailing padding after the tar's end blocks belongs to the
         // diff_id, and the blob's digest is checked only when its reader reaches EOF.
+        // (Streamed to nowhere: no header is held any more.)
+        stream.headers_capped = false;
         io::copy(&mut stream, &mut io::sink()).map_err(|e| io_to_error(e, ctx("reading")))?;
         let (found, uncompressed_size) = stream.inner.finish();
         if let Some(want) = diff_id {
@@ -388,6 +405,15 @@ impl Read for ReadAhead {
     }
 }
 
+/// A name for a message: quoted, and cut after 200 characters (a hostile name may be a
+/// megabyte long).
+pub fn shown_name(name: &str) -> String {
+    match name.char_indices().nth(200) {
+        Some((at, _)) => format!("{:?}… ({} bytes)", &name[..at], name.len()),
+        None => format!("{name:?}"),
+    }
+}
+
 /// Turns a tar entry into an [`Entry`], or `None` for entries that carry no file (PAX
 /// global headers, AUFS metadata, unknown types).
 fn describe<R: Read>(entry: &tar::Entry<R>, layer: &Digest) -> Result<Option<Entry>> {
@@ -395,7 +421,8 @@ fn describe<R: Read>(entry: &tar::Entry<R>, layer: &Digest) -> Result<Option<Ent
     let raw = name_string(&entry.path_bytes());
     let bad = |why: String| {
         Error::Invalid(format!(
-            "layer {layer}: entry {raw:?} {why}; the layer is corrupt or hostile, so nobase refuses to read it"
+            "layer {layer}: entry {} {why}; the layer is corrupt or hostile, so nobase refuses to read it",
+            shown_name(&raw)
         ))
     };
     let h = entry.header();

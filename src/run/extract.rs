@@ -20,8 +20,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::rc::Rc;
 
-/// Most bytes of headers, long names and PAX records before one entry.
-const MAX_ENTRY_METADATA: u64 = 1 << 20;
+use crate::imagefs::walk::MAX_ENTRY_METADATA;
 
 /// Caps on what unpacking may produce, against decompression bombs.
 #[derive(Clone, Copy, Debug)]
