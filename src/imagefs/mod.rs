@@ -696,6 +696,32 @@ pub(crate) mod tests {
             .unwrap()
             .to_string()
             .contains("more than 10 entries"));
+        // Names are kept: their bytes are capped too.
+        let names = Options {
+            keep: Keep::Programs,
+            limits: Limits {
+                max_name_bytes: 1000,
+                ..Limits::default()
+            },
+        };
+        let long: Vec<Vec<u8>> = (0..20)
+            .map(|i| file(&format!("{i:02}-{}", "n".repeat(90)), b""))
+            .collect();
+        let (_d, r) = load_with(&[long], &names);
+        let e = r.err().unwrap().to_string();
+        assert!(e.contains("entry names take more than 1000 bytes"), "{e}");
+        // And a component no Linux file system holds is refused (a GNU long name).
+        let mut named = entry(
+            "././@LongLink",
+            tar::EntryType::GNULongName,
+            format!("{}\0", "c".repeat(256)).as_bytes(),
+            "",
+            0o644,
+        );
+        named.extend(file("x", b""));
+        let (_d, r) = load_with(&[vec![named]], &tiny);
+        let e = r.err().unwrap().to_string();
+        assert!(e.contains("longer than 255 bytes"), "{e}");
         // 4 MiB of zeros gzip to a few KiB: over a 100× ratio, refused.
         let d = tempfile::tempdir().unwrap();
         let layout = Layout::create(d.path()).unwrap();

@@ -8,6 +8,9 @@
 /// Longest entry name accepted (Linux's PATH_MAX).
 pub const MAX_NAME: usize = 4096;
 
+/// Longest name of one file or directory (Linux's NAME_MAX).
+pub const MAX_COMPONENT: usize = 255;
+
 /// What a layer entry's name means.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EntryName {
@@ -45,6 +48,11 @@ pub fn clean_path(raw: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     }
     let mut out: Vec<Vec<u8>> = Vec::new();
     for comp in raw.split(|b| *b == b'/') {
+        if comp.len() > MAX_COMPONENT {
+            return Err(format!(
+                "has a component longer than {MAX_COMPONENT} bytes, which no Linux file system holds"
+            ));
+        }
         match comp {
             b"" | b"." => {}
             b".." => {

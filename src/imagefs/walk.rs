@@ -28,6 +28,9 @@ pub struct Limits {
     pub max_ratio: u64,
     /// Uncompressed bytes a layer may always have, whatever its ratio.
     pub ratio_floor: u64,
+    /// Most bytes of entry names (and link targets) in all layers together: readers keep
+    /// every name, and 100,000 entries of 4,000-byte names took 840 MB to check.
+    pub max_name_bytes: u64,
 }
 
 impl Default for Limits {
@@ -37,6 +40,7 @@ impl Default for Limits {
             max_bytes: 64 << 30,
             max_ratio: 100,
             ratio_floor: 1 << 30,
+            max_name_bytes: 256 << 20,
         }
     }
 }
@@ -59,6 +63,7 @@ pub struct Budget {
     limits: Limits,
     entries: AtomicU64,
     bytes: AtomicU64,
+    name_bytes: AtomicU64,
 }
 
 impl Budget {
@@ -68,15 +73,27 @@ impl Budget {
             limits,
             entries: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            name_bytes: AtomicU64::new(0),
         }
     }
 
-    fn add_entry(&self, layer: &Digest) -> Result<()> {
+    /// Counts an entry whose name and link target take `name_len` bytes.
+    fn add_entry(&self, layer: &Digest, name_len: usize) -> Result<()> {
         let n = self.entries.fetch_add(1, Ordering::Relaxed) + 1;
         if n > self.limits.max_entries {
             return Err(Error::Invalid(format!(
                 "layer {layer}: the image has more than {} entries, more than nobase reads; it is corrupt or hostile",
                 self.limits.max_entries
+            )));
+        }
+        let names = self
+            .name_bytes
+            .fetch_add(name_len as u64, Ordering::Relaxed)
+            + name_len as u64;
+        if names > self.limits.max_name_bytes {
+            return Err(Error::Invalid(format!(
+                "layer {layer}: the image's entry names take more than {} bytes, more than nobase reads; it is corrupt or hostile",
+                self.limits.max_name_bytes
             )));
         }
         Ok(())
@@ -296,7 +313,9 @@ fn walk(
             for entry in entries {
                 let mut entry =
                     entry.map_err(|e| io_to_error(e, ctx("decompressing and reading")))?;
-                budget.add_entry(&desc.digest)?;
+                let name_len =
+                    entry.path_bytes().len() + entry.link_name_bytes().map_or(0, |t| t.len());
+                budget.add_entry(&desc.digest, name_len)?;
                 if let Some(why) = name_ambiguity(&mut entry) {
                     return Err(Error::Invalid(format!(
                         "layer {}: entry {} {why}; nobase refuses to read the layer",
