@@ -1117,7 +1117,7 @@ for l in spec["layers"]:
     d = put(buf.getvalue(), "application/vnd.oci.image.layer.v1.tar")
     layers.append(d)
     diffs.append(d["digest"])
-cfg = {"architecture": "amd64", "os": "linux", "config": spec.get("config", {}),
+cfg = {"architecture": "amd64", "os": spec.get("os", "linux"), "config": spec.get("config", {}),
        "rootfs": {"type": "layers", "diff_ids": diffs}}
 c = put(json.dumps(cfg).encode(), "application/vnd.oci.image.config.v1+json")
 m = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": c, "layers": layers}
@@ -2067,4 +2067,62 @@ fn a_locale_or_python_library_the_image_lacks_is_said_and_runc_agrees() {
         "PYTHONPATH=/opt/lib",
     ])
     .ok();
+}
+
+#[test]
+fn what_the_runtime_refuses_before_any_file_is_a_problem() {
+    // `check` said "will start" for each; runc (or a Linux runtime) refuses them all.
+    let env = Env::new();
+    let hello = hello_static();
+    let layer = serde_json::json!([[{"name": "app/hello", "src": hello.to_str().unwrap()}]]);
+    let cases = [
+        (
+            "os-windows",
+            serde_json::json!({"os": "windows"}),
+            "wrong-architecture",
+            "its OS is windows",
+        ),
+        (
+            "uid-minus-one",
+            serde_json::json!({"config": {"User": "4294967295:4294967295"}}),
+            "unknown-user",
+            "(uid_t)-1",
+        ),
+        (
+            "env-no-name",
+            serde_json::json!({"config": {"Env": ["=x"]}}),
+            "bad-env",
+            "\"=x\"",
+        ),
+        (
+            "env-no-equals",
+            serde_json::json!({"config": {"Env": ["NOEQ"]}}),
+            "bad-env",
+            "\"NOEQ\"",
+        ),
+    ];
+    for (name, extra, code, why) in cases {
+        let mut spec =
+            serde_json::json!({"layers": layer, "config": {"Entrypoint": ["/app/hello"]}});
+        if let Some(os) = extra.get("os") {
+            spec["os"] = os.clone();
+        }
+        if let Some(c) = extra.get("config") {
+            for (k, v) in c.as_object().unwrap() {
+                spec["config"][k] = v.clone();
+            }
+        }
+        let dir = craft(&env, name, spec);
+        let reference = format!("oci:{}:latest", dir.display());
+        let j = env.nobase(&["check", "--json", &reference]).code(1).json();
+        let p = &j["problems"][0];
+        assert_eq!(p["code"], code, "{name}: {j}");
+        assert!(p["message"].as_str().unwrap().contains(why), "{name}: {j}");
+        // runc agrees where it can be asked (umoci unpacks only linux images).
+        if name != "os-windows" {
+            if let Some(r) = runc_run(&env, &format!("{}:latest", dir.display()), None) {
+                assert_ne!(r.code, 0, "{name}: runc started it: {}", r.stdout);
+            }
+        }
+    }
 }

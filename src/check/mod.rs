@@ -65,6 +65,8 @@ pub enum Code {
     /// A Python interpreter whose standard library is not where it looks: it starts
     /// and stops at once with `No module named 'encodings'`.
     NoPythonLibrary,
+    /// An Env entry that is no `NAME=VALUE`, which runc refuses.
+    BadEnv,
 }
 
 /// What may go wrong after the program has started.
@@ -228,6 +230,26 @@ pub fn check_with(
         platform_fix: opts.platform_fix.unwrap_or("--platform"),
         overrides: Vec::new(),
     };
+    // What the runtime refuses before looking at any file.
+    if !ck.platform.os.is_empty() && ck.platform.os != "linux" {
+        let msg = format!(
+            "the image's config says its OS is {}, so a Linux runtime does not start it (containerd and Docker pick and run images by OS); build it as linux/{}",
+            ck.platform.os, ck.platform.architecture
+        );
+        ck.problem(Code::WrongArchitecture, None, msg);
+    }
+    if let Some(bad) = ck
+        .env
+        .iter()
+        .find(|e| e.split_once('=').is_none_or(|(k, _)| k.is_empty()))
+        .cloned()
+    {
+        ck.problem(
+            Code::BadEnv,
+            None,
+            format!("the image's Env holds {bad:?}, which is no NAME=VALUE, so runc refuses to start the container; remove it"),
+        );
+    }
     ck.workdir(c.working_dir.as_deref().unwrap_or(""));
     ck.user(c.user.as_deref().unwrap_or(""));
     match command.first() {
@@ -439,6 +461,13 @@ impl Checker<'_> {
     /// Step 2: the user, as umoci and runc resolve it.
     fn user(&mut self, spec: &str) {
         match user::resolve(self.root, spec) {
+            // (uid_t)-1 means "no change" to the kernel's setuid calls: no process can
+            // have it, and runc refuses it.
+            Ok(id) if id.uid == u32::MAX || id.gid == u32::MAX => self.problem(
+                Code::UnknownUser,
+                None,
+                format!("the image runs as {}:{}, and 4294967295 is (uid_t)-1, which no process can have, so the runtime refuses to start it; use another uid", id.uid, id.gid),
+            ),
             Ok(id) => {
                 self.pass(format!("runs as {}", id.describe()));
                 self.id = id

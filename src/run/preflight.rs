@@ -119,7 +119,11 @@ pub fn run_code(code: Code) -> i32 {
         | Code::ExecFormat
         | Code::WrongArchitecture
         | Code::SymlinkLoop => 126,
-        Code::NoCommand | Code::UnknownUser | Code::UnknownGroup | Code::BadWorkdir => 125,
+        Code::NoCommand
+        | Code::UnknownUser
+        | Code::UnknownGroup
+        | Code::BadWorkdir
+        | Code::BadEnv => 125,
         // Python itself reports it and exits 1.
         Code::NoPythonLibrary => 1,
     }
