@@ -2269,6 +2269,86 @@ fn artifact_manifests_in_an_index_are_no_platform_and_travel_byte_for_byte() {
 }
 
 #[test]
+fn a_registry_that_cuts_every_download_short_is_given_up_on() {
+    // Each connection brought a kilobyte, and each kilobyte started the count of
+    // failures again: a pull reconnected hundreds of times, as long as the registry
+    // liked. Only a MiB (or the end) of progress counts now.
+    let Some(reg) = Registry::start(Auth::None) else {
+        return;
+    };
+    let env = Env::new();
+    build_image(&env, "hello:1", false);
+    let dest = format!("docker://{}/drip/hello:1", reg.host());
+    nb(&env, &["push", "hello:1", &dest]).ok();
+    let proxy = Proxy::start(reg.port, None, |s, _| {
+        if s.method == "GET" && s.path.contains("/blobs/sha256:") {
+            Fault::CutResponse(1000)
+        } else {
+            Fault::Forward
+        }
+    });
+    let src = format!("docker://{}/drip/hello:1", proxy.host());
+    let r = nb_env(
+        &Env::new(),
+        &["pull", &src, "-t", "x:1"],
+        &[("NOBASE_RETRIES", "5")],
+    )
+    .code(3);
+    assert!(
+        r.stderr.contains("still failing after 5 attempts"),
+        "{}",
+        r.stderr
+    );
+    let gets = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.method == "GET" && s.path.contains("/blobs/sha256:"))
+        .count();
+    assert!(gets <= 12, "{gets} downloads: {}", r.stderr);
+}
+
+#[test]
+fn a_registry_that_drips_its_manifest_is_given_up_on() {
+    // Each byte within the I/O timeout, a byte at a time: the pull waited as long as the
+    // registry liked. After the grace (the I/O timeout), under 1 KiB/s fails.
+    let fake = Fake::start(|s, path, _| {
+        if path.contains("/manifests/") {
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: 4000\r\nConnection: close\r\n\r\n"
+            );
+            for _ in 0..4000 {
+                if s.write_all(b" ").and_then(|_| s.flush()).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        } else {
+            respond(s, 200, &[], b"{}");
+        }
+    });
+    let started = Instant::now();
+    let r = nb_env(
+        &Env::new(),
+        &[
+            "pull",
+            &format!("docker://{}/x:1", fake.host()),
+            "-t",
+            "x:1",
+        ],
+        &[("NOBASE_IO_TIMEOUT_MS", "1000")],
+    )
+    .code(3);
+    assert!(r.stderr.contains("bytes/s"), "{}", r.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}: {}",
+        started.elapsed(),
+        r.stderr
+    );
+}
+
+#[test]
 fn a_download_that_breaks_and_then_fails_counts_one_sequence_of_attempts() {
     let Some(reg) = Registry::start(Auth::None) else {
         return;

@@ -659,7 +659,7 @@ impl Client {
             let (detail, _) = self.error_detail(resp);
             return Err(Error::Registry(format!("{what}: HTTP {status}{detail}")));
         }
-        let bytes = read_capped(resp, MAX_TOKEN_BODY)
+        let bytes = read_capped(resp, MAX_TOKEN_BODY, self.opts.io_timeout)
             .map_err(|e| Error::Registry(format!("{what}: {e}")))?;
         let parsed: auth::TokenResponse = serde_json::from_slice(&bytes)
             .map_err(|_| Error::Registry(format!("{what}: the answer is not a token response")))?;
@@ -801,7 +801,7 @@ impl Client {
             #[serde(default)]
             message: String,
         }
-        let Ok(bytes) = read_capped(resp, MAX_ERROR_BODY) else {
+        let Ok(bytes) = read_capped(resp, MAX_ERROR_BODY, self.opts.io_timeout) else {
             return (String::new(), false);
         };
         let body = String::from_utf8_lossy(&bytes);
@@ -879,10 +879,11 @@ fn xml_text<'a>(body: &'a str, tag: &str) -> Option<&'a str> {
     Some(body[start..start + len].trim()).filter(|t| !t.is_empty())
 }
 
-pub fn read_capped(resp: Resp, cap: u64) -> std::io::Result<Vec<u8>> {
+/// A whole answer body of at most `cap` bytes, moving at least as fast as
+/// [`net::RateGuard`] asks after `grace`.
+pub fn read_capped(resp: Resp, cap: u64, grace: Duration) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::new();
-    resp.into_body()
-        .into_reader()
+    net::RateGuard::new(resp.into_body().into_reader(), grace)
         .take(cap + 1)
         .read_to_end(&mut buf)?;
     if buf.len() as u64 > cap {

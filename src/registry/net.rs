@@ -664,6 +664,52 @@ pub fn describe_ureq(e: &ureq::Error) -> String {
     }
 }
 
+/// A response body that must keep moving: after a grace period (the I/O timeout), one
+/// averaging under [`MIN_RATE`] bytes a second fails (a timed-out read, retried like
+/// one). Each read arriving within the I/O timeout is not enough: a registry dripping a
+/// byte a second held a pull for as long as it liked.
+pub struct RateGuard<R> {
+    inner: R,
+    start: std::time::Instant,
+    grace: std::time::Duration,
+    bytes: u64,
+}
+
+/// The slowest average a transfer may keep after its grace period: 1 KiB/s.
+pub const MIN_RATE: u64 = 1024;
+
+impl<R> RateGuard<R> {
+    /// Guards `inner` from now, after `grace`.
+    pub fn new(inner: R, grace: std::time::Duration) -> Self {
+        RateGuard {
+            inner,
+            start: std::time::Instant::now(),
+            grace,
+            bytes: 0,
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for RateGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        let elapsed = self.start.elapsed();
+        let floor = (MIN_RATE as f64 * elapsed.as_secs_f64()) as u64;
+        if n > 0 && elapsed > self.grace && self.bytes < floor {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the transfer averaged {:.0} bytes/s over {:.1}s, under the {MIN_RATE} bytes/s nobase waits for",
+                    self.bytes as f64 / elapsed.as_secs_f64(),
+                    elapsed.as_secs_f64()
+                ),
+            ));
+        }
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 
 use super::auth::Scopes;
 use super::client::{header, read_capped, Client, Resp, Tries};
+use super::net::RateGuard;
 use super::{BlobOutcome, Transfer};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -55,7 +56,7 @@ pub fn fetch_manifest(
     let content_type = header(&resp, "content-type")
         .map(|c| c.split(';').next().unwrap_or("").trim().to_string())
         .unwrap_or_default();
-    let bytes = read_capped(resp, image::MAX_DOCUMENT)
+    let bytes = read_capped(resp, image::MAX_DOCUMENT, client.opts.io_timeout)
         .map_err(|e| Error::Registry(format!("{what}: {e}")))?;
     client.opts.events.received(bytes.len() as u64);
     let digest = Digest::of(&bytes);
@@ -210,8 +211,12 @@ impl Blobs for RegistryBlobs {
         let reader = ResumingReader {
             blobs: self,
             desc: desc.clone(),
-            body: Some(Box::new(resp.into_body().into_reader())),
+            body: Some(Box::new(RateGuard::new(
+                resp.into_body().into_reader(),
+                self.client.opts.io_timeout,
+            ))),
             pos: 0,
+            since_open: 0,
             tries,
             reported: false,
         };
@@ -242,14 +247,26 @@ struct ResumingReader<'a> {
     desc: Descriptor,
     body: Option<Box<dyn Read + Send>>,
     pos: u64,
+    /// Bytes since the last (re)connection: only [`RESUME_PROGRESS`] of them, or the
+    /// end, starts the count of failures again.
+    since_open: u64,
     tries: Tries,
     reported: bool,
 }
 
+/// Progress that makes a broken download a new one for the retry count: a registry
+/// closing every connection after a kilobyte made a pull reconnect forever, each time
+/// "with progress".
+const RESUME_PROGRESS: u64 = 1 << 20;
+
 impl ResumingReader<'_> {
     fn reopen(&mut self) -> Result<()> {
         let (resp, partial) = self.blobs.get_blob(&self.desc, self.pos, &self.tries)?;
-        let mut body: Box<dyn Read + Send> = Box::new(resp.into_body().into_reader());
+        let mut body: Box<dyn Read + Send> = Box::new(RateGuard::new(
+            resp.into_body().into_reader(),
+            self.blobs.client.opts.io_timeout,
+        ));
+        self.since_open = 0;
         if !partial && self.pos > 0 {
             let skipped = io::copy(&mut (&mut body).take(self.pos), &mut io::sink())
                 .map_err(|e| Error::Registry(format!("resuming {}: {e}", self.desc.digest)))?;
@@ -291,7 +308,10 @@ impl Read for ResumingReader<'_> {
                 Ok(0) => "the connection closed early".to_string(),
                 Ok(n) => {
                     self.pos += n as u64;
-                    self.tries.reset();
+                    self.since_open += n as u64;
+                    if self.since_open >= RESUME_PROGRESS || self.pos >= self.desc.size {
+                        self.tries.reset();
+                    }
                     client.opts.events.blob_progress(&self.desc, self.pos);
                     return Ok(n);
                 }
