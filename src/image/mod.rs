@@ -751,6 +751,12 @@ pub fn choose_entry<'a>(
 /// The image has no variant for `want` (`None`: this machine). A fact about the image,
 /// as "no image named X" is: exit 3, not a usage error.
 fn no_variant(want: Option<&Platform>, has: &str) -> Error {
+    // An index of only nested indexes (or artifacts) lists no platform nobase reads.
+    let has = if has.is_empty() {
+        "no image manifest nobase reads: nested indexes are not followed"
+    } else {
+        has
+    };
     match want {
         None => Error::Invalid(format!(
             "the image has no {} variant (it has {has}); choose one with --platform",
@@ -806,6 +812,17 @@ pub fn host_platform() -> Platform {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_index_of_nothing_readable_says_why() {
+        let e = no_variant(None, "").to_string();
+        assert!(e.contains("nested indexes are not followed"), "{e}");
+        let e = no_variant(
+            Some(&Platform::parse("linux/arm64").unwrap()),
+            "linux/amd64",
+        );
+        assert!(e.to_string().ends_with("(it has linux/amd64)"), "{e}");
+    }
 
     #[test]
     fn platforms_are_read_as_containerd_reads_them() {

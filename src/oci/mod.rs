@@ -531,9 +531,18 @@ pub fn read_image(top: &Descriptor, blobs: &dyn Blobs) -> Result<Image> {
             }
         }
         if manifests.is_empty() {
+            let nested = index
+                .manifests
+                .iter()
+                .any(|d| image::is_index(&d.media_type));
             return Err(Error::Invalid(format!(
-                "index {} lists no image manifests",
-                top.digest
+                "index {} lists no image manifests{}",
+                top.digest,
+                if nested {
+                    " (only other indexes, which nobase does not follow)"
+                } else {
+                    ""
+                }
             )));
         }
         Ok(Image {
