@@ -18,6 +18,7 @@ const LIMITS: Limits = Limits {
     max_bytes: 32 << 20,
     max_ratio: 100,
     ratio_floor: 32 << 20,
+    max_name_bytes: 4 << 20,
 };
 
 /// Visits the merged tree (at most `budget` nodes), reading what a check would read.
