@@ -243,7 +243,11 @@ impl ImageFs {
                 },
                 EntryKind::HardLink(target) => {
                     let real = root::resolve_nofollow(self, &format!("/{target}"))
-                        .map_err(|err| bad(format!("is a hard link to /{target}, which {err}")))?;
+                        .map_err(|err| {
+                            bad(format!(
+                                "is a hard link to /{target}, which the layers below do not have ({err})"
+                            ))
+                        })?;
                     let id = self.lookup(&real).ok_or_else(|| {
                         bad(format!("is a hard link to /{target}, which does not exist"))
                     })?;
