@@ -2126,3 +2126,49 @@ fn what_the_runtime_refuses_before_any_file_is_a_problem() {
         }
     }
 }
+
+#[test]
+fn a_layer_of_zeros_over_a_gib_is_read_with_max_size_and_build_says_so() {
+    // 1.1 GB of zeros in one layer: built, then refused by check, tree, run and unpack as
+    // a decompression bomb, with no way past it (run's --max-size did not lift the
+    // per-layer cap).
+    let env = Env::new();
+    let zeros = env.path("zeros.img");
+    std::fs::File::create(&zeros)
+        .unwrap()
+        .set_len(1100 << 20)
+        .unwrap();
+    let add = format!("{}:/data/zeros.img", zeros.display());
+    let bin = hello_static();
+    let r = env
+        .nobase(&[
+            "build",
+            bin.to_str().unwrap(),
+            "--add",
+            &add,
+            "--compression",
+            "zstd",
+            "-t",
+            "zeros:1",
+        ])
+        .ok();
+    assert!(
+        r.stderr.contains("read it only with --max-size 3G"),
+        "{}",
+        r.stderr
+    );
+    let r = env.nobase(&["check", "zeros:1"]).code(3);
+    assert!(
+        r.stderr
+            .contains("--max-size SIZE reads an image you trust"),
+        "{}",
+        r.stderr
+    );
+    let r = env.nobase(&["check", "--max-size", "3G", "zeros:1"]).ok();
+    assert!(r.stdout.contains("will start"), "{}", r.stdout);
+    let t = env
+        .nobase(&["tree", "--json", "--max-size", "3G", "zeros:1"])
+        .ok()
+        .json();
+    assert!(t["total_bytes"].as_u64().unwrap() > 1100 << 20, "{t}");
+}

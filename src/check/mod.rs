@@ -162,8 +162,21 @@ pub struct Report {
 
 /// Reads `image`'s layers from `blobs` and checks it. Errors mean the image could not
 /// be read (exit 3), never that it will not start.
-pub fn check_image(name: &str, image: &PlatformImage, blobs: &dyn Blobs) -> Result<Report> {
-    let fs = ImageFs::load(name, image, blobs, &imagefs::Options::default())?;
+pub fn check_image(
+    name: &str,
+    image: &PlatformImage,
+    blobs: &dyn Blobs,
+    limits: imagefs::walk::Limits,
+) -> Result<Report> {
+    let fs = ImageFs::load(
+        name,
+        image,
+        blobs,
+        &imagefs::Options {
+            limits,
+            ..imagefs::Options::default()
+        },
+    )?;
     let opts = Options {
         every_object: true,
         ..Options::default()

@@ -631,6 +631,22 @@ fn publish_parts(
             }
         }
     }
+    // A layer readers take for a decompression bomb unless told otherwise (a large file
+    // of zeros): said now, not when the image is run.
+    let limits = nobase::imagefs::walk::Limits::default();
+    for l in parts.iter().flat_map(|p| p.layers) {
+        let (size, expands) = (l.layer.descriptor.size, l.layer.uncompressed_size);
+        if expands > limits.layer_cap(size) {
+            g.note(format!(
+                "note: layer sha256:{} expands {} to {} (over {}× its size and over 1 GiB): check, tree, run and unpack read it only with --max-size {} or more, as a decompression bomb would be refused",
+                l.layer.descriptor.digest.short(),
+                human_size(size),
+                human_size(expands),
+                limits.max_ratio,
+                suggested_size(expands)
+            ));
+        }
+    }
     let platforms: Vec<String> = parts
         .iter()
         .map(|p| p.image.config.platform().to_string())
@@ -744,4 +760,9 @@ fn parse_user(u: &str) -> nobase::Result<String> {
         )));
     }
     Ok(u.to_string())
+}
+
+/// A `--max-size` value a little above `bytes`, in whole GiB (`2G`).
+fn suggested_size(bytes: u64) -> String {
+    format!("{}G", bytes.div_ceil(1 << 30) + 1)
 }

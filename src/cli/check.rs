@@ -35,6 +35,9 @@ pub struct Args {
     /// --json: {ok, image, platforms: [{platform, ok, command, problems, warnings}]}).
     #[arg(long)]
     all_platforms: bool,
+    /// Read at most this many bytes of layers (suffixes K, M, G, T) [default: 64G]; given, a layer may expand to it however well it compressed (by default a layer over 1 GiB may expand 100× its blob at most)
+    #[arg(long, value_name = "SIZE")]
+    max_size: Option<String>,
     #[command(flatten)]
     pub registry: super::RegistryArgs,
 }
@@ -83,8 +86,13 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
     let image = src.image.select(platform.as_ref())?;
     let report = {
         let _line = progress::reading(g, args.json, &src.reference, Some(image));
-        check::check_image(&src.reference, image, &progress::Counted(&*src.blobs))
-            .with_context(|| format!("checking {}", src.reference))?
+        check::check_image(
+            &src.reference,
+            image,
+            &progress::Counted(&*src.blobs),
+            super::read_limits(args.max_size.as_deref())?,
+        )
+        .with_context(|| format!("checking {}", src.reference))?
     };
     for step in &report.passed {
         g.explain(format_args!("nobase: passed: {step}"));
@@ -117,8 +125,13 @@ fn all_platforms(g: &Global, args: &Args, src: &nobase::source::Source) -> Resul
         let name = format!("{} ({platform})", src.reference);
         let report = {
             let _line = progress::reading(g, args.json, &src.reference, Some(m));
-            check::check_image(&name, m, &progress::Counted(&*src.blobs))
-                .with_context(|| format!("checking {name}"))?
+            check::check_image(
+                &name,
+                m,
+                &progress::Counted(&*src.blobs),
+                super::read_limits(args.max_size.as_deref())?,
+            )
+            .with_context(|| format!("checking {name}"))?
         };
         for step in &report.passed {
             g.explain(format_args!("nobase: passed: {step}"));

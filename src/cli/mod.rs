@@ -298,6 +298,19 @@ impl Global {
     }
 }
 
+/// The caps `check` and `tree` read layers under: the defaults, or `--max-size SIZE`,
+/// which also lets one layer expand to SIZE however well it compressed (an image the
+/// user trusts, with a large file of zeros, is no decompression bomb).
+pub fn read_limits(max_size: Option<&str>) -> nobase::Result<nobase::imagefs::walk::Limits> {
+    let mut l = nobase::imagefs::walk::Limits::default();
+    if let Some(m) = max_size {
+        let max = run::parse_size(m)?;
+        l.max_bytes = max;
+        l.ratio_floor = max;
+    }
+    Ok(l)
+}
+
 /// A usage error as clap lays it out (`error: …`, hints, a usage line) in one line, as
 /// every other error is.
 fn one_line(text: &str) -> String {

@@ -45,13 +45,13 @@ pub struct ContainerArgs {
     /// Create the image's device nodes (root only; skipped by default).
     #[arg(long)]
     devices: bool,
-    /// Refuse images that unpack to more than this many bytes (suffixes K, M, G, T).
-    #[arg(long, value_name = "SIZE", default_value = "64G")]
-    max_size: String,
+    /// Refuse images that unpack to more than this many bytes (suffixes K, M, G, T) [default: 64G]; given, a layer may expand to it however well it compressed (by default a layer over 1 GiB may expand 100× its blob at most, against decompression bombs)
+    #[arg(long, value_name = "SIZE")]
+    max_size: Option<String>,
 }
 
 /// `64G` → bytes.
-fn parse_size(s: &str) -> nobase::Result<u64> {
+pub(super) fn parse_size(s: &str) -> nobase::Result<u64> {
     let (num, shift) = match s.chars().last().map(|c| c.to_ascii_uppercase()) {
         Some('K') => (&s[..s.len() - 1], 10),
         Some('M') => (&s[..s.len() - 1], 20),
@@ -105,9 +105,17 @@ impl ContainerArgs {
             network_host: self.network == "host",
             keep_setuid: self.keep_setuid,
             devices: self.devices,
-            limits: Limits {
-                max_bytes: parse_size(&self.max_size)?,
-                ..Limits::default()
+            limits: match &self.max_size {
+                // Said by the user: the image is trusted that far, whatever the ratio.
+                Some(m) => {
+                    let max = parse_size(m)?;
+                    Limits {
+                        max_bytes: max,
+                        ratio_floor: max,
+                        ..Limits::default()
+                    }
+                }
+                None => Limits::default(),
             },
             terminal: interactive(),
             allow_no_program: false,

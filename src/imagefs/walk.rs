@@ -198,7 +198,7 @@ impl Read for LayerStream<'_> {
         let limits = &self.budget.limits;
         if self.inner.count() > self.layer_cap {
             return Err(io::Error::other(Error::Invalid(format!(
-                "layer {} expands to more than {} bytes, over {}× its compressed size: a decompression bomb, or a layer too sparse for nobase to read",
+                "layer {} expands to more than {} bytes, over {}× its compressed size: a decompression bomb, or a layer too sparse for nobase to read (--max-size SIZE reads an image you trust up to SIZE)",
                 self.layer, self.layer_cap, limits.max_ratio
             ))));
         }

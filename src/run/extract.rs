@@ -132,7 +132,7 @@ impl<R: Read> Read for Metered<R> {
         }
         if c.read - c.layer_start > self.layer_max {
             return Err(io::Error::other(Error::Invalid(format!(
-                "a layer of {} compressed bytes expands to more than {} bytes: refusing it as a decompression bomb",
+                "a layer of {} compressed bytes expands to more than {} bytes: refusing it as a decompression bomb (--max-size SIZE unpacks an image you trust up to SIZE)",
                 self.compressed, self.layer_max
             ))));
         }
