@@ -2100,10 +2100,28 @@ fn what_the_runtime_refuses_before_any_file_is_a_problem() {
             "bad-env",
             "\"NOEQ\"",
         ),
+        (
+            "proc-a-file",
+            serde_json::json!({"extra": {"name": "proc", "data": "x"}}),
+            "bad-mountpoint",
+            "/proc is a file",
+        ),
+        (
+            "sys-a-file",
+            serde_json::json!({"extra": {"name": "sys", "data": "x"}}),
+            "bad-mountpoint",
+            "/sys is a file",
+        ),
     ];
     for (name, extra, code, why) in cases {
         let mut spec =
             serde_json::json!({"layers": layer, "config": {"Entrypoint": ["/app/hello"]}});
+        if let Some(entry) = extra.get("extra") {
+            spec["layers"][0]
+                .as_array_mut()
+                .unwrap()
+                .push(entry.clone());
+        }
         if let Some(os) = extra.get("os") {
             spec["os"] = os.clone();
         }

@@ -67,6 +67,8 @@ pub enum Code {
     NoPythonLibrary,
     /// An Env entry that is no `NAME=VALUE`, which runc refuses.
     BadEnv,
+    /// `/proc`, `/sys` or `/dev` is not a directory, where the runtime mounts.
+    BadMountpoint,
 }
 
 /// What may go wrong after the program has started.
@@ -262,6 +264,23 @@ pub fn check_with(
             None,
             format!("the image's Env holds {bad:?}, which is no NAME=VALUE, so runc refuses to start the container; remove it"),
         );
+    }
+    // Where the runtime mounts proc, sysfs and a tmpfs for /dev: none may be a file if
+    // the image has it ("proc must be mounted on ordinary directory").
+    for (dir, fs) in [("/proc", "proc"), ("/sys", "sysfs"), ("/dev", "a tmpfs")] {
+        let kind = ck.root.lstat(dir).map(|m| m.kind);
+        // (A symbolic link is followed inside the root, as runc follows it.)
+        if let Some(kind) = kind.filter(|k| matches!(k, FileType::File | FileType::Other)) {
+            let kind = match kind {
+                FileType::File => "file",
+                _ => "device, FIFO or socket",
+            };
+            ck.problem(
+                Code::BadMountpoint,
+                Some(dir),
+                format!("{dir} is a {kind} in the image, and the runtime mounts {fs} there, which needs a directory, so it refuses to start the container; remove it, or make it a directory"),
+            );
+        }
     }
     ck.workdir(c.working_dir.as_deref().unwrap_or(""));
     ck.user(c.user.as_deref().unwrap_or(""));

@@ -123,7 +123,8 @@ pub fn run_code(code: Code) -> i32 {
         | Code::UnknownUser
         | Code::UnknownGroup
         | Code::BadWorkdir
-        | Code::BadEnv => 125,
+        | Code::BadEnv
+        | Code::BadMountpoint => 125,
         // Python itself reports it and exits 1.
         Code::NoPythonLibrary => 1,
     }
