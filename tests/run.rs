@@ -149,6 +149,14 @@ fn arguments_env_workdir_and_user_reach_the_program() {
         ])
         .code(0);
     assert_eq!(r.stdout, "hi there\n/data/work\n1000\n1001\n/\n");
+    // HOSTNAME is in the environment, as Docker sets it: the container's hostname.
+    let r = env.nobase(&["run", "bb:1", "--", "env"]).code(0);
+    let hostname = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("HOSTNAME="))
+        .unwrap_or_else(|| panic!("no HOSTNAME in {}", r.stdout));
+    assert!(hostname.starts_with("nobase-"), "{}", r.stdout);
     // --entrypoint replaces the program (and drops the image's Cmd).
     let r = env
         .nobase(&[

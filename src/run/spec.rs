@@ -270,6 +270,7 @@ pub fn env(
     p: &ProcessOptions,
     user: &ResolvedUser,
     terminal: bool,
+    hostname: &str,
 ) -> Vec<String> {
     let mut env: Vec<(String, String)> = config
         .env
@@ -290,6 +291,8 @@ pub fn env(
     }
     set("PATH", DEFAULT_PATH, false);
     set("HOME", user.home.as_deref().unwrap_or("/"), false);
+    // As Docker sets it: the container's hostname, unless the image or -e says another.
+    set("HOSTNAME", hostname, false);
     if terminal {
         set("TERM", "xterm", false);
     }
@@ -348,7 +351,7 @@ pub fn build(i: &SpecInputs<'_>) -> Result<Spec> {
         r => r?,
     };
     let cwd = cwd(i.config, i.process)?;
-    let env = env(i.config, i.process, i.user, i.terminal);
+    let env = env(i.config, i.process, i.user, i.terminal, &i.hostname);
     let rootless = i.rootless.is_some();
 
     let mut mounts = vec![
@@ -601,8 +604,15 @@ mod tests {
         };
         let mut c = cfg(&["/x"], &[]);
         assert_eq!(
-            env(&c, &p, &root_user(), true),
-            strings(&["A=2", "PATH=/app", "B=x=y", "HOME=/", "TERM=xterm"])
+            env(&c, &p, &root_user(), true, "h"),
+            strings(&[
+                "A=2",
+                "PATH=/app",
+                "B=x=y",
+                "HOME=/",
+                "HOSTNAME=h",
+                "TERM=xterm"
+            ])
         );
         c.env = None;
         let u = ResolvedUser {
@@ -610,9 +620,17 @@ mod tests {
             ..root_user()
         };
         assert_eq!(
-            env(&c, &ProcessOptions::default(), &u, false),
-            vec![format!("PATH={DEFAULT_PATH}"), "HOME=/home/app".to_string()]
+            env(&c, &ProcessOptions::default(), &u, false, "h"),
+            vec![
+                format!("PATH={DEFAULT_PATH}"),
+                "HOME=/home/app".to_string(),
+                "HOSTNAME=h".to_string()
+            ]
         );
+        // The image's (or -e's) HOSTNAME wins.
+        c.env = Some(vec!["HOSTNAME=mine".into()]);
+        assert!(env(&c, &ProcessOptions::default(), &u, false, "h")
+            .contains(&"HOSTNAME=mine".to_string()));
     }
 
     #[test]
