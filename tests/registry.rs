@@ -3228,6 +3228,19 @@ fn challenge(s: &mut TcpStream, realm: &str) {
     );
 }
 
+/// A fake registry whose token realm is itself, on this port, named by `host` (a
+/// spelling of an address that must never be contacted): a token asked for there
+/// would be answered.
+fn realm_on_this_fake_as(host: &'static str) -> Fake {
+    Fake::start(move |s, path, port| {
+        if path.starts_with("/token") {
+            respond(s, 200, &[], br#"{"token":"t"}"#)
+        } else {
+            challenge(s, &format!("http://{host}:{port}/token"))
+        }
+    })
+}
+
 #[test]
 fn hostile_registry_answers_are_capped_and_bad_realms_refused_without_secrets() {
     let canary = "Canary-Fake-Pw-9e1d";
@@ -3268,37 +3281,19 @@ fn hostile_registry_answers_are_capped_and_bad_realms_refused_without_secrets() 
         ),
         (
             "a realm at the unspecified address (this fake, really)",
-            Fake::start(|s, path, port| {
-                if path.starts_with("/token") {
-                    respond(s, 200, &[], br#"{"token":"t"}"#)
-                } else {
-                    challenge(s, &format!("http://0.0.0.0:{port}/token"))
-                }
-            }),
+            realm_on_this_fake_as("0.0.0.0"),
             "never contacted",
             Some("/token"),
         ),
         (
             "a realm at the unspecified address spelled 0 (inet_aton's)",
-            Fake::start(|s, path, port| {
-                if path.starts_with("/token") {
-                    respond(s, 200, &[], br#"{"token":"t"}"#)
-                } else {
-                    challenge(s, &format!("http://0:{port}/token"))
-                }
-            }),
+            realm_on_this_fake_as("0"),
             "never contacted",
             Some("/token"),
         ),
         (
             "a realm at the unspecified address spelled 0x0",
-            Fake::start(|s, path, port| {
-                if path.starts_with("/token") {
-                    respond(s, 200, &[], br#"{"token":"t"}"#)
-                } else {
-                    challenge(s, &format!("http://0x0:{port}/token"))
-                }
-            }),
+            realm_on_this_fake_as("0x0"),
             "never contacted",
             Some("/token"),
         ),

@@ -35,9 +35,8 @@ pub struct Args {
     /// --json: {ok, image, platforms: [{platform, ok, command, problems, warnings}]}).
     #[arg(long)]
     all_platforms: bool,
-    /// Read at most this many bytes of layers (suffixes K, M, G, T) [default: 64G]; given, a layer may expand to it however well it compressed (by default a layer over 1 GiB may expand 100× its blob at most)
-    #[arg(long, value_name = "SIZE")]
-    max_size: Option<String>,
+    #[command(flatten)]
+    read: super::ReadLimitArgs,
     #[command(flatten)]
     pub registry: super::RegistryArgs,
 }
@@ -90,7 +89,7 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
             &src.reference,
             image,
             &progress::Counted(&*src.blobs),
-            super::read_limits(args.max_size.as_deref())?,
+            args.read.limits()?,
         )
         .with_context(|| format!("checking {}", src.reference))?
     };
@@ -129,7 +128,7 @@ fn all_platforms(g: &Global, args: &Args, src: &nobase::source::Source) -> Resul
                 &name,
                 m,
                 &progress::Counted(&*src.blobs),
-                super::read_limits(args.max_size.as_deref())?,
+                args.read.limits()?,
             )
             .with_context(|| format!("checking {name}"))?
         };

@@ -298,17 +298,28 @@ impl Global {
     }
 }
 
-/// The caps `check` and `tree` read layers under: the defaults, or `--max-size SIZE`,
-/// which also lets one layer expand to SIZE however well it compressed (an image the
-/// user trusts, with a large file of zeros, is no decompression bomb).
-pub fn read_limits(max_size: Option<&str>) -> nobase::Result<nobase::imagefs::walk::Limits> {
-    let mut l = nobase::imagefs::walk::Limits::default();
-    if let Some(m) = max_size {
-        let max = run::parse_size(m)?;
-        l.max_bytes = max;
-        l.ratio_floor = max;
+/// `--max-size` of the commands that read layers without unpacking them (`check`,
+/// `tree`), flattened into each so the flag and its help are written once.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ReadLimitArgs {
+    /// Read at most this many bytes of layers (suffixes K, M, G, T) [default: 64G]; given, a layer may expand to it however well it compressed (by default a layer over 1 GiB may expand 100× its blob at most)
+    #[arg(long, value_name = "SIZE")]
+    max_size: Option<String>,
+}
+
+impl ReadLimitArgs {
+    /// The caps layers are read under: the defaults, or `--max-size SIZE`, which also
+    /// lets one layer expand to SIZE however well it compressed (an image the user
+    /// trusts, with a large file of zeros, is no decompression bomb).
+    pub fn limits(&self) -> nobase::Result<nobase::imagefs::walk::Limits> {
+        let mut l = nobase::imagefs::walk::Limits::default();
+        if let Some(m) = &self.max_size {
+            let max = run::parse_size(m)?;
+            l.max_bytes = max;
+            l.ratio_floor = max;
+        }
+        Ok(l)
     }
-    Ok(l)
 }
 
 /// A usage error as clap lays it out (`error: …`, hints, a usage line) in one line, as

@@ -48,9 +48,8 @@ pub struct Args {
     /// created_by, files}], merged, total_bytes, wasted_bytes, efficiency, largest, …}.
     #[arg(long)]
     json: bool,
-    /// Read at most this many bytes of layers (suffixes K, M, G, T) [default: 64G]; given, a layer may expand to it however well it compressed (by default a layer over 1 GiB may expand 100× its blob at most)
-    #[arg(long, value_name = "SIZE")]
-    max_size: Option<String>,
+    #[command(flatten)]
+    read: super::ReadLimitArgs,
     /// CI mode: print the summary and check the rules given (without any: dive's
     /// defaults, --lowest-efficiency 0.9 --highest-user-wasted-percent 0.1); exit 1
     /// when one fails.
@@ -117,13 +116,8 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
     let mut analysis = {
         let _line = progress::reading(g, args.json, &src.reference, Some(image));
         let blobs = progress::Counted(&*src.blobs);
-        explore::analyze(
-            &src.reference,
-            image,
-            &blobs,
-            super::read_limits(args.max_size.as_deref())?,
-        )
-        .with_context(|| format!("reading {}", src.reference))?
+        explore::analyze(&src.reference, image, &blobs, args.read.limits()?)
+            .with_context(|| format!("reading {}", src.reference))?
     };
     if args.interactive {
         view::run(&analysis).context("drawing the interactive view")?;

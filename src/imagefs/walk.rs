@@ -427,8 +427,8 @@ impl Read for ReadAhead {
 /// A name for a message: quoted, and cut after 200 characters (a hostile name may be a
 /// megabyte long).
 pub fn shown_name(name: &str) -> String {
-    match name.char_indices().nth(200) {
-        Some((at, _)) => format!("{:?}… ({} bytes)", &name[..at], name.len()),
+    match crate::tree::cut(name, 200) {
+        Some(head) => format!("{head:?}… ({} bytes)", name.len()),
         None => format!("{name:?}"),
     }
 }

@@ -272,3 +272,42 @@ impl Store {
         Ok(report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_digest_prefix_picks_one_image_or_says_which_it_could_be() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let entry = |hex: String, name: &str| {
+            serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": format!("sha256:{hex}"),
+                "size": 1,
+                "annotations": {"org.opencontainers.image.ref.name": name},
+            })
+        };
+        let (a, b) = (
+            "abcd1".to_string() + &"0".repeat(59),
+            "abcd2".to_string() + &"0".repeat(59),
+        );
+        std::fs::write(
+            dir.path().join("index.json"),
+            serde_json::json!({"schemaVersion": 2, "manifests": [entry(a.clone(), "x:1"), entry(b, "y:1")]})
+                .to_string(),
+        )
+        .unwrap();
+        let e = store.resolve_digest(None, "abcd").unwrap_err().to_string();
+        assert!(
+            e.contains("names 2 images") && e.contains("give more digits"),
+            "{e}"
+        );
+        assert_eq!(store.resolve_digest(None, "abcd1").unwrap().digest.hex(), a);
+        // With a name, only that name's images count.
+        assert_eq!(store.resolve_digest(Some("x"), &a).unwrap().digest.hex(), a);
+        let e = store.resolve_digest(Some("y"), &a).unwrap_err().to_string();
+        assert!(e.contains("no image y@sha256:abcd1"), "{e}");
+    }
+}

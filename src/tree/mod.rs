@@ -13,6 +13,12 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// The first `chars` characters of `s` when it is longer (for a message that names a
+/// path or a name someone else chose, which may be megabytes long); None when it fits.
+pub fn cut(s: &str, chars: usize) -> Option<&str> {
+    s.char_indices().nth(chars).map(|(at, _)| &s[..at])
+}
+
 /// Where a file's bytes come from.
 #[derive(Clone, Debug)]
 pub enum Content {
@@ -84,8 +90,8 @@ pub fn normalize(path: &str) -> Result<String> {
     }
     // What no runtime can create: refused here rather than written into an image that
     // then fails to unpack.
-    let shown = |s: &str| match s.char_indices().nth(48) {
-        Some((i, _)) => format!("{}…", &s[..i]),
+    let shown = |s: &str| match cut(s, 48) {
+        Some(head) => format!("{head}…"),
         None => s.to_string(),
     };
     if let Some(wh) = parts.iter().find(|c| c.starts_with(".wh.")) {
@@ -410,6 +416,18 @@ impl ImageTree {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_names_are_cut_for_messages_on_a_character_boundary() {
+        assert_eq!(cut("short", 48), None);
+        assert_eq!(cut("ééééé", 3), Some("ééé"));
+        let long = "n".repeat(5000);
+        let shown = crate::imagefs::walk::shown_name(&long);
+        assert!(
+            shown.len() < 230 && shown.ends_with("… (5000 bytes)"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn lexical_paths_keep_their_kind() {
