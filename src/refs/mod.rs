@@ -16,6 +16,19 @@ pub struct NameTag {
     pub tag: String,
 }
 
+/// The transports nobase reads, written `TRANSPORT:PATH`.
+const TRANSPORTS: [&str; 3] = ["oci", "oci-archive", "docker-archive"];
+
+/// skopeo's other transports, named in a refusal rather than read.
+const FOREIGN_TRANSPORTS: [&str; 6] = [
+    "dir",
+    "docker-daemon",
+    "containers-storage",
+    "ostree",
+    "sif",
+    "tarball",
+];
+
 impl NameTag {
     /// Parses `NAME[:TAG]`, validating both as Docker does (lowercase name components
     /// separated by `/`, tag of at most 128 characters).
@@ -30,9 +43,9 @@ impl NameTag {
             ))
         })?;
         validate_tag(tag).map_err(|why| Error::Usage(format!("invalid tag in {s:?}: {why}")))?;
-        // `oci:latest` means the layout directory `latest`, so these names could never be
-        // referred to again.
-        if matches!(name, "oci" | "oci-archive" | "docker-archive") {
+        // `oci:latest` means the layout directory `latest` (and `dir:latest` is refused as
+        // skopeo's transport), so these names could never be referred to again.
+        if TRANSPORTS.contains(&name) || FOREIGN_TRANSPORTS.contains(&name) {
             return Err(Error::Usage(format!(
                 "invalid image name {s:?}: {name} is a transport name (as in {name}:PATH); choose another name"
             )));
@@ -284,12 +297,10 @@ impl ImageRef {
             Err(Error::Usage(format!(
                 "{s} is a path, not an image reference: an OCI layout directory is oci:{s}, an archive oci-archive:{s} or docker-archive:{s}, and a program becomes an image with `nobase build {s}`"
             )))
-        } else if let Some((t, _)) = s.split_once(':').filter(|(t, _)| {
-            matches!(
-                *t,
-                "dir" | "docker-daemon" | "containers-storage" | "ostree" | "sif" | "tarball"
-            )
-        }) {
+        } else if let Some((t, _)) = s
+            .split_once(':')
+            .filter(|(t, _)| FOREIGN_TRANSPORTS.contains(t))
+        {
             Err(Error::Usage(format!(
                 "{s:?}: nobase does not read {t}: images; use NAME[:TAG], oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME:TAG] or docker://HOST/REPO[:TAG] (skopeo copy turns the others into one of these)"
             )))
@@ -481,6 +492,11 @@ mod tests {
             ("Hello", None),
             // Found by fuzzing: a store image named like a transport could not round-trip.
             ("oci", None),
+            // And again for skopeo's transports that nobase refuses (`dir:latest`).
+            ("dir", None),
+            ("containers-storage", None),
+            ("dir/x", Some("dir/x:latest")),
+            ("docker", Some("docker:latest")),
             ("oci-archive:", None),
             ("hello:", None),
             ("hello:-x", None),
