@@ -379,10 +379,25 @@ fn wait_running(env: &Env, deadline: Instant) -> PathBuf {
     }
 }
 
-/// Starts `nobase run ARGS` in the background, waits until its container runs, sends
-/// `sig` (`TERM`, `INT`…) to nobase only, and returns nobase's exit code and the state
-/// dir.
-fn signal(env: &Env, args: &[&str], sig: &str) -> (i32, PathBuf) {
+/// The processes running: their pids and command lines (arguments joined by spaces).
+fn command_lines() -> Vec<(u32, String)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|p| {
+            let pid = p.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read(p.path().join("cmdline")).ok()?;
+            Some((pid, String::from_utf8_lossy(&cmd).replace('\0', " ")))
+        })
+        .collect()
+}
+
+/// Starts `nobase run ARGS` in the background, waits until its container runs the
+/// process `marker` names (a script starts it after its `trap`, so the handler is in
+/// place: a signal before it would find PID 1 without one, which ignores it, and the run
+/// would never end), sends `sig` (`TERM`, `INT`…) to nobase only, and returns nobase's
+/// exit code and the state dir.
+fn signal(env: &Env, args: &[&str], sig: &str, marker: &str) -> (i32, PathBuf) {
     // stderr goes to a file, not a pipe: a nobase killed by the signal would leave its
     // runtime holding the pipe open, and reading it would never end.
     let err_path = env.path("signal.stderr");
@@ -395,6 +410,17 @@ fn signal(env: &Env, args: &[&str], sig: &str) -> (i32, PathBuf) {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     let state = wait_running(env, deadline);
+    // The marker process itself, whose command line ends with it (`/app/busybox sleep
+    // N`): nobase's holds it too, and the shell's has the script's rest after it.
+    let started = || {
+        command_lines()
+            .iter()
+            .any(|(pid, c)| *pid != child.id() && c.trim_end().ends_with(marker))
+    };
+    while !started() {
+        assert!(Instant::now() < deadline, "{marker:?} never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let rc = Command::new("kill")
         .args([&format!("-{sig}"), &child.id().to_string()])
         .status()
@@ -429,11 +455,8 @@ fn assert_no_container_left(env: &Env, state: &Path, marker: &str) {
     assert!(listed.lines().nth(1).is_none(), "runc list: {listed}");
     let _ = std::fs::remove_dir_all(state.parent().unwrap());
     // …and no process of the container survives.
-    for p in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(cmd) = std::fs::read(p.path().join("cmdline")) {
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            assert!(!cmd.contains(marker), "still running: {cmd}");
-        }
+    for (_, cmd) in command_lines() {
+        assert!(!cmd.contains(marker), "still running: {cmd}");
     }
 }
 
@@ -451,7 +474,12 @@ fn sigterm_and_sigint_reach_the_program_and_leave_no_container() {
     for (sig, code) in [("TERM", 3), ("INT", 4)] {
         let marker = format!("sleep 7{}{code}", std::process::id());
         let script = format!("trap 'exit {code}' {sig}; {marker} & wait");
-        let (got, state) = signal(&env, &["run", "bb:1", "--", "sh", "-c", &script], sig);
+        let (got, state) = signal(
+            &env,
+            &["run", "bb:1", "--", "sh", "-c", &script],
+            sig,
+            &marker,
+        );
         assert_eq!(got, code, "SIG{sig}");
         assert_no_container_left(&env, &state, &marker);
     }
@@ -474,7 +502,12 @@ fn sigusr1_sigusr2_and_realtime_signals_reach_the_program_not_kill_nobase() {
         // `sleep 8…`: the other tests' `sleep 7…4` would be a prefix of `sleep 7…41`.
         let marker = format!("sleep 8{}{code}", std::process::id());
         let script = format!("trap 'exit {code}' {sig}; {marker} & wait");
-        let (got, state) = signal(&env, &["run", "bb:1", "--", "sh", "-c", &script], sig);
+        let (got, state) = signal(
+            &env,
+            &["run", "bb:1", "--", "sh", "-c", &script],
+            sig,
+            &marker,
+        );
         assert_eq!(got, code, "SIG{sig}");
         assert_no_container_left(&env, &state, &marker);
     }
@@ -495,6 +528,7 @@ fn sigusr1_sigusr2_and_realtime_signals_reach_the_program_not_kill_nobase() {
             &script,
         ],
         "USR1",
+        &marker,
     );
     assert_eq!(got, 46, "a SIGUSR1 the program handles must not stop it");
     // Its `sleep` went with the container when the shell, its PID 1, ended.
@@ -653,13 +687,15 @@ fn a_pid_1_that_ignores_sigterm_is_killed_after_the_stop_timeout() {
     }
     // PID 1 without a handler ignores SIGTERM: after --stop-timeout it is killed.
     let secs = format!("7{}2", std::process::id());
+    let marker = format!("sleep {secs}");
     let (code, state) = signal(
         &env,
         &["run", "--stop-timeout", "1", "bb:1", "--", "sleep", &secs],
         "TERM",
+        &marker,
     );
     assert_eq!(code, 128 + 9);
-    assert_no_container_left(&env, &state, &format!("sleep {secs}"));
+    assert_no_container_left(&env, &state, &marker);
 }
 
 /// Unpacks a crafted image; returns the run (success or refusal both fine: what
