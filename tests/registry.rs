@@ -1159,18 +1159,58 @@ fn credentials_from_skopeo_login_auth_json_and_authfile() {
         r.stderr
     );
 
-    // An entry for a repository only (auth.json allows HOST/REPO keys) is explained,
-    // not silently ignored.
+    // auth.json's entries for a namespace or repository (`skopeo login HOST/team`): the
+    // most specific covering the repository wins, over the registry's own, as in
+    // skopeo; skopeo reads the same file the same way.
     let auth = b64(format!("{USER}:{PASS}").as_bytes(), false);
+    let wrong = b64(format!("{USER}:not-{PASS}").as_bytes(), false);
+    let entries = |good: &str, bad: &str| {
+        std::fs::write(
+            &auth_json,
+            format!(r#"{{"auths":{{"{good}":{{"auth":"{auth}"}},"{bad}":{{"auth":"{wrong}"}}}}}}"#),
+        )
+        .unwrap();
+    };
+    let skopeo_inspect = || {
+        run(Command::new("skopeo").args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--authfile",
+            auth_json.to_str().unwrap(),
+            &dest,
+        ]))
+    };
+    entries(&format!("{host}/team"), &host);
+    nb(&env, &["push", "hello:1", &dest]).ok();
+    assert_eq!(skopeo_inspect().code, 0);
+    entries(&format!("{host}/team/hello"), &format!("{host}/team"));
+    nb(&env, &["push", "hello:1", &dest]).ok();
+    // The wrong one is the most specific: refused, and the entry named.
+    entries(&host, &format!("{host}/team"));
+    let r = nb(&env, &["push", "hello:1", &dest]).code(3);
+    assert!(
+        r.stderr.contains(&format!(
+            "check the credentials for {host} in {} (the entry {host}/team)",
+            auth_json.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_ne!(skopeo_inspect().code, 0);
+    // An entry for another repository or a name that only starts the same does not
+    // cover it, and the refusal says so.
     std::fs::write(
         &auth_json,
-        format!(r#"{{"auths":{{"{host}/team":{{"auth":"{auth}"}}}}}}"#),
+        format!(
+            r#"{{"auths":{{"{host}/other":{{"auth":"{auth}"}},"{host}/tea":{{"auth":"{auth}"}}}}}}"#
+        ),
     )
     .unwrap();
     let r = nb(&env, &["push", "hello:1", &dest]).code(3);
     assert!(
         r.stderr.contains(&format!(
-            "entries for repositories ({host}/team) are not matched"
+            "the entries for other repositories ({host}/other, {host}/tea) do not cover {host}/team/hello"
         )),
         "{}",
         r.stderr

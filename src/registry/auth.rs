@@ -205,8 +205,7 @@ fn helper_named(path: &std::path::Path, key: &str) -> Option<String> {
 }
 
 /// Keys of `path`'s `auths` that name repositories or namespaces of `host`
-/// (`HOST/team`), which auth.json allows and nobase does not match: for the message
-/// that explains why they were not used.
+/// (`HOST/team`, `HOST/team/app`), which auth.json allows (containers-auth.json(5)).
 fn namespaced_keys(path: &Path, host: &str) -> Vec<String> {
     let Some(v) = std::fs::read(path)
         .ok()
@@ -214,7 +213,7 @@ fn namespaced_keys(path: &Path, host: &str) -> Vec<String> {
     else {
         return Vec::new();
     };
-    let prefix = format!("{host}/");
+    let prefix = format!("{}/", auth_json_key(host));
     let mut keys: Vec<String> = v["auths"]
         .as_object()
         .map(|m| {
@@ -228,11 +227,30 @@ fn namespaced_keys(path: &Path, host: &str) -> Vec<String> {
     keys
 }
 
-/// Looks `host` up: credentials given on the command line for it, else the first of
-/// [`credential_files`] (with `authfile`, the one the user named) that has an entry.
-/// Credential helpers run only here, and only when a registry asked for
-/// authentication.
-pub fn lookup(host: &str, given: Option<&GivenCreds>, authfile: Option<&Path>) -> Result<Found> {
+/// The most specific of `keys` that covers `repo` of `host`, as skopeo and podman pick
+/// it: `HOST/team/app`, then `HOST/team`, for the repository `team/app`.
+fn covering_key(keys: &[String], host: &str, repo: &str) -> Option<String> {
+    let full = format!("{}/{repo}", auth_json_key(host));
+    keys.iter()
+        .filter(|k| {
+            full.strip_prefix(k.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+        .max_by_key(|k| k.len())
+        .cloned()
+}
+
+/// Looks up the credentials for the repository `repo` of `host`: those given on the
+/// command line for the host, else those of the first of [`credential_files`] (with
+/// `authfile`, the one the user named) that has an entry for the repository (an
+/// auth.json's `HOST/NAMESPACE` keys, the most specific first) or the host. Credential
+/// helpers run only here, and only when a registry asked for authentication.
+pub fn lookup(
+    host: &str,
+    repo: &str,
+    given: Option<&GivenCreds>,
+    authfile: Option<&Path>,
+) -> Result<Found> {
     if let Some(g) = given.filter(|g| g.host.as_deref().is_none_or(|h| h == host)) {
         return Ok(Found {
             creds: Some(g.creds.clone()),
@@ -245,13 +263,15 @@ pub fn lookup(host: &str, given: Option<&GivenCreds>, authfile: Option<&Path>) -
     let mut namespaced = Vec::new();
     let mut unreadable = Vec::new();
     for f in &files {
-        match lookup_in(host, f)? {
+        match lookup_in(host, repo, f)? {
             Lookup::Found(found) => return Ok(found),
             Lookup::Missing => missing.push(f.path.display().to_string()),
             Lookup::Unreadable(why) => unreadable.push(format!("{} ({why})", f.path.display())),
             Lookup::NoEntry => {
                 without.push(f.path.display().to_string());
-                namespaced.extend(namespaced_keys(&f.path, host));
+                if !f.docker {
+                    namespaced.extend(namespaced_keys(&f.path, host));
+                }
             }
         }
     }
@@ -271,7 +291,7 @@ pub fn lookup(host: &str, given: Option<&GivenCreds>, authfile: Option<&Path>) -
     }
     if !namespaced.is_empty() {
         origin.push_str(&format!(
-            "; entries for repositories ({}) are not matched: log in to the registry {host} as a whole",
+            "; the entries for other repositories ({}) do not cover {host}/{repo}",
             namespaced.join(", ")
         ));
     }
@@ -290,7 +310,7 @@ enum Lookup {
     Unreadable(String),
 }
 
-fn lookup_in(host: &str, file: &CredFile) -> Result<Lookup> {
+fn lookup_in(host: &str, repo: &str, file: &CredFile) -> Result<Lookup> {
     let path = &file.path;
     let f = match std::fs::File::open(path) {
         Ok(f) => f,
@@ -304,10 +324,13 @@ fn lookup_in(host: &str, file: &CredFile) -> Result<Lookup> {
         }
     };
     use docker_credential::{CredentialRetrievalError as E, DockerCredential};
+    // Docker's config.json has one entry a registry; an auth.json may have one for a
+    // namespace or repository, which then wins for it.
     let key = if file.docker {
         config_key(host)
     } else {
-        auth_json_key(host)
+        covering_key(&namespaced_keys(path, host), host, repo)
+            .unwrap_or_else(|| auth_json_key(host))
     };
     let shown = path.display();
     match docker_credential::get_credential_from_reader(std::io::BufReader::new(f), &key) {
@@ -316,11 +339,11 @@ fn lookup_in(host: &str, file: &CredFile) -> Result<Lookup> {
                 user,
                 pass: Secret(pass),
             }),
-            origin: format!("in {shown}"),
+            origin: format!("in {shown}{}", entry(&key)),
         })),
         Ok(DockerCredential::IdentityToken(t)) => Ok(Lookup::Found(Found {
             creds: Some(Creds::IdentityToken(Secret(t))),
-            origin: format!("in {shown} (identity token)"),
+            origin: format!("in {shown}{} (identity token)", entry(&key)),
         })),
         Err(E::NoCredentialConfigured) => Ok(Lookup::NoEntry),
         // The helper's own output is not repeated: a failing helper may print what
@@ -347,6 +370,14 @@ fn lookup_in(host: &str, file: &CredFile) -> Result<Lookup> {
         Err(e) => Err(Error::Registry(format!(
             "credentials for {key} in {shown}: {e}"
         ))),
+    }
+}
+
+/// For a message: the entry credentials came from, when it is not the registry's own.
+fn entry(key: &str) -> String {
+    match key.contains('/') {
+        true => format!(" (the entry {key})"),
+        false => String::new(),
     }
 }
 
@@ -513,6 +544,26 @@ mod tests {
         let mut s = Scopes::push("b", &["a".into(), "b".into()]);
         s.add("repository:a:pull");
         assert_eq!(s.key(), "repository:a:pull repository:b:pull,push");
+    }
+
+    #[test]
+    fn the_most_specific_auth_json_entry_covers_a_repository() {
+        let keys: Vec<String> = ["r.example/team", "r.example/team/app", "r.example/teamx"]
+            .map(String::from)
+            .to_vec();
+        let pick = |repo| covering_key(&keys, "r.example", repo);
+        assert_eq!(pick("team/app").as_deref(), Some("r.example/team/app"));
+        assert_eq!(pick("team/app2").as_deref(), Some("r.example/team"));
+        assert_eq!(pick("team/app/x").as_deref(), Some("r.example/team/app"));
+        // At a component boundary only: `teamx` does not cover `team`, nor `team` `teamy`.
+        assert_eq!(pick("teamy/app"), None);
+        assert_eq!(pick("other"), None);
+        // Docker Hub's repositories are under docker.io in auth.json, whatever host.
+        let hub = vec!["docker.io/library".to_string()];
+        assert_eq!(
+            covering_key(&hub, "registry-1.docker.io", "library/alpine").as_deref(),
+            Some("docker.io/library")
+        );
     }
 
     #[test]

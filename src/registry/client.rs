@@ -85,6 +85,9 @@ pub struct Client {
     /// The host requests go to (`registry-1.docker.io` for `docker.io`).
     api_host: String,
     agent: ureq::Agent,
+    /// The repository whose credentials are used (an auth.json may have an entry for
+    /// it or its namespace): the one the command reads or writes.
+    repo: String,
     /// Shared settings.
     pub opts: Options,
     /// `http(s)://host`, known after the ping, with the registry's challenge.
@@ -103,8 +106,9 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for `host`. Nothing is sent until the first request.
-    pub fn new(host: &str, opts: &Options) -> Result<Client> {
+    /// A client for `host`, with the credentials for its repository `repo`. Nothing is
+    /// sent until the first request.
+    pub fn new(host: &str, repo: &str, opts: &Options) -> Result<Client> {
         let api_host = match host {
             "docker.io" | "index.docker.io" => "registry-1.docker.io",
             h => h,
@@ -121,6 +125,7 @@ impl Client {
         Ok(Client {
             host: host.to_string(),
             api_host: api_host.to_string(),
+            repo: repo.to_string(),
             agent: net::agent(api_host, &opts.tls, opts.io_timeout)?,
             opts: opts.clone(),
             ready: Mutex::new(None),
@@ -561,6 +566,7 @@ impl Client {
         }
         let f = auth::lookup(
             &self.host,
+            &self.repo,
             self.opts.creds.as_ref(),
             self.opts.authfile.as_deref(),
         )?;
@@ -902,7 +908,7 @@ mod tests {
     #[test]
     fn realms_redirects_and_locations_are_checked() {
         let opts = Options::default();
-        let public = Client::new("registry.example", &opts).unwrap();
+        let public = Client::new("registry.example", "a", &opts).unwrap();
         let https = Url::parse("https://registry.example").unwrap();
         let ok = |c: &Client, base: &Url, t: &str| {
             c.check_target(base, &Url::parse(t).unwrap(), "token server")
@@ -925,7 +931,7 @@ mod tests {
             !ok(&public, &https, "https://10.0.0.1/x"),
             "public to private"
         );
-        let local = Client::new("127.0.0.1:5000", &opts).unwrap();
+        let local = Client::new("127.0.0.1:5000", "a", &opts).unwrap();
         let http = Url::parse("http://127.0.0.1:5000").unwrap();
         assert!(ok(&local, &http, "http://127.0.0.1:6000/token"));
         assert!(!ok(&local, &http, "http://169.254.169.254/token"));
@@ -956,11 +962,11 @@ mod tests {
             },
             ..Options::default()
         };
-        let local_insecure = Client::new("127.0.0.1:5000", &insecure).unwrap();
+        let local_insecure = Client::new("127.0.0.1:5000", "a", &insecure).unwrap();
         assert!(ok(&local_insecure, &http, "http://192.0.2.2:5598/token"));
         // A registry on a forbidden address is never contacted at all.
-        assert!(Client::new("169.254.169.254", &opts).is_err());
-        assert!(Client::new("0x0:5000", &opts).is_err());
+        assert!(Client::new("169.254.169.254", "a", &opts).is_err());
+        assert!(Client::new("0x0:5000", "a", &opts).is_err());
     }
 
     #[test]
@@ -969,7 +975,7 @@ mod tests {
             creds: Some(super::super::parse_user_pass("u:hunter2-pw", "--creds").unwrap()),
             ..Options::default()
         };
-        let c = Client::new("r.example", &opts).unwrap();
+        let c = Client::new("r.example", "a", &opts).unwrap();
         c.remember_secret("tok-123456");
         assert_eq!(
             c.scrub("denied: hunter2-pw and tok-123456".into()),

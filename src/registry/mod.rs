@@ -192,7 +192,11 @@ pub fn open(r: &RegistryRef, opts: &Options) -> Result<(Image, RegistryBlobs)> {
 /// [`open`] of the platforms `want` asks for: for one platform of a multi-platform
 /// image, the other platforms' manifests and configs are not fetched.
 pub fn open_for(r: &RegistryRef, opts: &Options, want: Want) -> Result<(Image, RegistryBlobs)> {
-    let client = Arc::new(client::Client::new(&r.host, opts)?);
+    let client = Arc::new(client::Client::new(
+        &r.host,
+        &api_repository(&r.host, &r.repository),
+        opts,
+    )?);
     let (image, blobs) = pull::open(r, client, want)?;
     let digests: Vec<Digest> = image.blobs().into_iter().map(|d| d.digest).collect();
     let (host, repo) = blobs.location();

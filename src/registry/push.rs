@@ -51,8 +51,8 @@ pub fn push(
             )));
         }
     }
-    let client = Client::new(&target.host, opts)?;
     let repo = super::api_repository(&target.host, &target.repository);
+    let client = Client::new(&target.host, &repo, opts)?;
     let mut hints = Hints::load(opts.hints.as_deref());
 
     let docs: BTreeSet<&Digest> = image
