@@ -1319,7 +1319,7 @@ print("sha256:" + sha(good), "sha256:" + sha(bad))
 }
 
 #[test]
-fn pull_refuses_a_compressed_docker_archive_layer_that_is_not_its_diff_id() {
+fn pull_and_push_refuse_a_compressed_docker_archive_layer_that_is_not_its_diff_id() {
     let env = Env::new();
     let (archive, want, found) = docker_archive_with_wrong_gzip_layer(&env);
     let src = format!("docker-archive:{}", archive.display());
@@ -1336,4 +1336,25 @@ fn pull_refuses_a_compressed_docker_archive_layer_that_is_not_its_diff_id() {
     assert_eq!(env.nobase(&["images", "--json"]).ok().json(), json!([]));
     assert_eq!(blob_count(&env.store()), 0);
     env.nobase(&["fsck"]).ok();
+
+    // Pushed to a registry, which checks a blob by its digest alone and would have
+    // taken the broken image: refused before anything is named there.
+    let Some(reg) = crate::registry::Registry::start(crate::registry::Auth::None) else {
+        return;
+    };
+    let dest = format!("docker://{}/bad/diff:1", reg.host());
+    let r = env.nobase(&["push", &src, &dest]).code(3);
+    assert!(
+        r.stderr.contains("diff_id") && r.stderr.contains(&want) && r.stderr.contains(&found),
+        "{}",
+        r.stderr
+    );
+    if have("skopeo") {
+        let inspect = run(Command::new("skopeo").args(["inspect", "--tls-verify=false", &dest]));
+        assert_ne!(
+            inspect.code, 0,
+            "the registry has the image: {}",
+            inspect.stdout
+        );
+    }
 }

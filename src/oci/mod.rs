@@ -270,26 +270,7 @@ impl Layout {
                     inner: &mut r,
                     out: &mut w,
                 };
-                // The readers' cap on what a layer may expand to holds here too: a
-                // decompression bomb stops the import, not a CPU for hours.
-                let cap = crate::imagefs::walk::Limits::default().layer_cap(desc.size);
-                let unpacked = crate::layer::decompress(Box::new(&mut tee), c, &desc.digest)
-                    .and_then(|u| {
-                        let mut h = HashWriter::new(io::sink());
-                        io::copy(&mut u.take(cap.saturating_add(1)), &mut h).map_err(|e| {
-                            io_to_error(e, || format!("decompressing layer {}", desc.digest))
-                        })?;
-                        if h.count() > cap {
-                            return Err(Error::Invalid(format!(
-                                "layer {} expands to more than {cap} bytes, over {}× its \
-                             compressed size: a decompression bomb, or a layer too sparse \
-                             for nobase to read",
-                                desc.digest,
-                                crate::imagefs::walk::Limits::default().max_ratio
-                            )));
-                        }
-                        Ok(h.finish().1)
-                    });
+                let unpacked = uncompressed_digest(&mut tee, c, desc);
                 // Whatever follows the compressed stream is part of the blob (and its
                 // digest, checked at the end): a damaged blob is named as such rather
                 // than by the decompressor's complaint it caused.
@@ -417,6 +398,57 @@ impl Layout {
             &format!("oci:{place}"),
         )
     }
+}
+
+/// The digest of a compressed layer's uncompressed content (its diff_id), read from
+/// `r` up to the end of the compressed stream. The readers' cap on what a layer may
+/// expand to holds here too: a decompression bomb stops the reading, not a CPU for
+/// hours.
+fn uncompressed_digest(
+    r: &mut (dyn Read + Send),
+    c: image::LayerCompression,
+    desc: &Descriptor,
+) -> Result<Digest> {
+    let limits = crate::imagefs::walk::Limits::default();
+    let cap = limits.layer_cap(desc.size);
+    let u = crate::layer::decompress(Box::new(r), c, &desc.digest)?;
+    let mut h = HashWriter::new(io::sink());
+    io::copy(&mut u.take(cap.saturating_add(1)), &mut h)
+        .map_err(|e| io_to_error(e, || format!("decompressing layer {}", desc.digest)))?;
+    if h.count() > cap {
+        return Err(Error::Invalid(format!(
+            "layer {} expands to more than {cap} bytes, over {}× its compressed size: a \
+             decompression bomb, or a layer too sparse for nobase to read",
+            desc.digest, limits.max_ratio
+        )));
+    }
+    Ok(h.finish().1)
+}
+
+/// Checks each compressed layer of `image` in `from` against the diff_id its config
+/// gives it, when `from`'s layer digests are not the image's own
+/// ([`Blobs::layers_unnamed`]: a docker-archive's gzipped `layer.tar`), before the
+/// image goes anywhere that would not check it (a registry). Elsewhere, nothing to do.
+pub fn verify_unnamed_layers(image: &Image, from: &dyn Blobs) -> Result<()> {
+    if !from.layers_unnamed() {
+        return Ok(());
+    }
+    let diff_ids = image.diff_ids()?;
+    for desc in image.blobs() {
+        let Some(want) = diff_ids.get(&desc.digest) else {
+            continue;
+        };
+        let Some(c) = image::layer_compression(&desc.media_type)
+            .filter(|c| *c != image::LayerCompression::None)
+        else {
+            continue;
+        };
+        let found = uncompressed_digest(&mut from.open(&desc)?, c, &desc)?;
+        if &found != want {
+            return Err(diff_id_mismatch(&desc, want, found));
+        }
+    }
+    Ok(())
 }
 
 /// A layer whose uncompressed content is not what its image's config says.

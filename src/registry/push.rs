@@ -51,6 +51,9 @@ pub fn push(
             )));
         }
     }
+    // A registry checks a blob by its digest alone: a docker-archive's layer is
+    // checked against its diff_id here, or the registry would take a broken image.
+    crate::oci::verify_unnamed_layers(image, blobs)?;
     let repo = super::api_repository(&target.host, &target.repository);
     let client = Client::new(&target.host, &repo, opts)?;
     let mut hints = Hints::load(opts.hints.as_deref());
