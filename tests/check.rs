@@ -1408,9 +1408,11 @@ fn build_refuses_an_image_that_would_not_start_and_check_agrees() {
     env.nobase(&["build", bin, "-t", "h:2"]).ok();
     let r = env.nobase(&["check", "h:2"]).ok();
     assert!(r.stdout.starts_with("h:2: will start"), "{}", r.stdout);
-    // An image that is not there could not be checked: exit 3, nothing on stdout.
+    // An image that is not there could not be checked: exit 3, and on stdout the error
+    // alone, never a report.
     let r = env.nobase(&["check", "--json", "nothere:1"]).code(3);
-    assert!(r.stdout.is_empty());
+    assert_eq!(r.json()["error"]["exit_code"], 3, "{}", r.stdout);
+    assert!(r.json()["problems"].is_null(), "{}", r.stdout);
 }
 
 const GO_TLS_TZ: &str = "package main\n\nimport (\n\t\"crypto/x509\"\n\t\"fmt\"\n\t\"time\"\n)\n\nfunc main() {\n\tp, err := x509.SystemCertPool()\n\tfmt.Println(p != nil, err)\n\tl, err := time.LoadLocation(\"Europe/Paris\")\n\tfmt.Println(l, err)\n}\n";

@@ -215,6 +215,11 @@ fn cases(env: &Env, port: u16) -> Vec<Case> {
     ]
 }
 
+/// The commands that take `--json`.
+const JSON_COMMANDS: [&str; 8] = [
+    "inspect", "build", "check", "tree", "images", "push", "pull", "fsck",
+];
+
 #[test]
 fn each_command_explains_a_representative_error() {
     let env = Env::new();
@@ -263,6 +268,29 @@ fn each_command_explains_a_representative_error() {
                 args.join(" "),
                 r.code
             ));
+        }
+        // With --json, stdout holds one document still: the error, as stderr says it.
+        if JSON_COMMANDS.contains(&args[0]) {
+            let mut with = args.clone();
+            with.insert(1, "--json");
+            let j = run(env
+                .cmd(&with)
+                .env("NOBASE_RETRIES", "1")
+                .envs(vars.iter().copied()));
+            let doc: serde_json::Value = serde_json::from_str(&j.stdout).unwrap_or_default();
+            let said = j.stderr.strip_prefix("nobase: ").unwrap_or("").trim_end();
+            if j.code != code
+                || doc["error"]["exit_code"] != code
+                || doc["error"]["message"] != said
+            {
+                failures.push(format!(
+                    "{what}: nobase {}\n  exit {}\n  stdout: {}\n  stderr: {}",
+                    with.join(" "),
+                    j.code,
+                    j.stdout,
+                    j.stderr
+                ));
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

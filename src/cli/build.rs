@@ -128,7 +128,7 @@ pub struct Args {
     threads: Option<u32>,
     /// Print a JSON summary instead of text.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     #[command(flatten)]
     pub registry: super::RegistryArgs,
 }

@@ -27,7 +27,7 @@ pub struct Args {
     image: String,
     /// Print one JSON document: {ok, image, command, problems, warnings}.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// Which platform of a multi-platform image to check (os/arch[/variant]).
     #[arg(long, value_name = "PLATFORM", conflicts_with = "all_platforms")]
     platform: Option<String>,

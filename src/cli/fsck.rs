@@ -26,7 +26,7 @@ pub struct Args {
     repair: bool,
     /// Print the report as JSON.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 /// Runs `nobase fsck`; exit 1 when problems remain.

@@ -20,7 +20,7 @@ Examples:
 pub struct ListArgs {
     /// Print a JSON array instead of a table.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 /// Arguments of `nobase rmi`.

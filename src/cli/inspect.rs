@@ -21,7 +21,7 @@ pub struct Args {
     files: Vec<PathBuf>,
     /// Print one JSON document (an object for one file, an array for several).
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// Resolve the loader and libraries in this tree instead of the host (a sysroot, an
     /// unpacked image).
     #[arg(long, value_name = "DIR", default_value = "/")]
@@ -378,7 +378,9 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
                 // JSON array the file keeps its place, with the error.
                 eprintln!("{}", printable(&format!("nobase: {e}")));
                 code = code.max(e.exit_code());
-                if args.json && args.files.len() > 1 {
+                if args.json && args.files.len() == 1 {
+                    super::render::print_json_error(code, &printable(&e.to_string()));
+                } else if args.json {
                     docs.push(json!({
                         "path": path.display().to_string(),
                         "format": "error",

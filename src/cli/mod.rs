@@ -145,6 +145,21 @@ enum Command {
 
 impl Command {
     /// The registry flags of commands that take them.
+    /// Whether `--json` was given (to commands that take it).
+    fn json(&self) -> bool {
+        match self {
+            Command::Build(a) => a.json,
+            Command::Check(a) => a.json,
+            Command::Tree(a) => a.json,
+            Command::Inspect(a) => a.json,
+            Command::Images(a) => a.json,
+            Command::Push(a) => a.json,
+            Command::Pull(a) => a.json,
+            Command::Fsck(a) => a.json,
+            _ => false,
+        }
+    }
+
     fn registry_args(&self) -> RegistryArgs {
         match self {
             Command::Build(a) => a.registry.clone(),
@@ -372,19 +387,23 @@ pub fn main() -> i32 {
             return 0;
         }
         Err(e) => {
-            let _ = writeln!(
-                io::stderr(),
-                "nobase: {}",
-                one_line(&e.render().to_string())
-            );
+            let message = one_line(&e.render().to_string());
+            let _ = writeln!(io::stderr(), "nobase: {message}");
+            let args = std::env::args_os().collect::<Vec<_>>();
             // A script reads any code but 125–127 from `run` as its program's.
-            return if subcommand(&cmd, &std::env::args_os().collect::<Vec<_>>())
-                .is_some_and(|(_, name)| name == "run")
+            if subcommand(&cmd, &args).is_some_and(|(_, name)| name == "run") {
+                return run::RUN_FAILED;
+            }
+            // `--json` among nobase's own flags (before any `--`).
+            if args
+                .iter()
+                .skip(1)
+                .take_while(|a| *a != "--")
+                .any(|a| a == "--json")
             {
-                run::RUN_FAILED
-            } else {
-                2
-            };
+                render::print_json_error(2, &render::printable(&message));
+            }
+            return 2;
         }
     };
     let Some(command) = cli.command else {
@@ -401,6 +420,7 @@ pub fn main() -> i32 {
     if !cli.quiet {
         nobase::progress::on_notice(|m| eprintln!("{}", render::printable(m)));
     }
+    let json = command.json();
     let global = Global {
         store: cli.store,
         quiet: cli.quiet,
@@ -432,7 +452,13 @@ pub fn main() -> i32 {
     };
     match result {
         Ok(code) => code,
-        Err(err) => report(&err),
+        Err(err) => {
+            let code = report(&err);
+            if json && code != 0 {
+                render::print_json_error(code, &render::printable(&format!("{err:#}")));
+            }
+            code
+        }
     }
 }
 

@@ -33,7 +33,7 @@ pub struct Args {
     all_platforms: bool,
     /// Print a JSON summary on stdout.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     #[command(flatten)]
     pub registry: super::RegistryArgs,
 }

@@ -44,7 +44,7 @@ pub struct Args {
     platform: Option<String>,
     /// Print a JSON summary on stdout.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// Credentials for a docker:// SRC only
     #[arg(
         long,

@@ -136,11 +136,26 @@ pub fn human_size(n: u64) -> String {
     }
 }
 
+/// Whether a JSON document went to stdout (so a failure after it adds none).
+static PRINTED_JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Prints one JSON document (pretty, newline-terminated) on stdout.
 pub fn print_json(v: &impl serde::Serialize) -> io::Result<()> {
+    PRINTED_JSON.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut out = io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, v)?;
     writeln!(out)
+}
+
+/// With `--json`, a command that fails before its document prints this one instead, so
+/// stdout always holds one JSON document: `{"error": {"exit_code": N, "message": …}}`,
+/// the message as stderr has it.
+pub fn print_json_error(exit_code: i32, message: &str) {
+    if !PRINTED_JSON.load(std::sync::atomic::Ordering::Relaxed) {
+        let _ = print_json(&serde_json::json!({
+            "error": {"exit_code": exit_code, "message": message}
+        }));
+    }
 }
 
 /// Prints rows as left-aligned columns separated by two spaces.

@@ -47,7 +47,7 @@ pub struct Args {
     /// Print one JSON document: {image, layers: [{digest, size, uncompressed_size,
     /// created_by, files}], merged, total_bytes, wasted_bytes, efficiency, largest, …}.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     #[command(flatten)]
     read: super::ReadLimitArgs,
     /// CI mode: print the summary and check the rules given (without any: dive's
