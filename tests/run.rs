@@ -1135,18 +1135,24 @@ fn localhost_and_the_hostname_resolve_in_a_scratch_image_as_under_docker() {
         r#"#include <netdb.h>
 #include <stdio.h>
 #include <unistd.h>
-static int resolves(const char *name) {
+static int resolves(const char *name, int show) {
   struct addrinfo *r;
+  char a[64] = "";
   int e = getaddrinfo(name, "80", 0, &r);
   if (e) { printf("%s: %s\n", name, gai_strerror(e)); return 0; }
+  getnameinfo(r->ai_addr, r->ai_addrlen, a, sizeof a, 0, 0, NI_NUMERICHOST);
   freeaddrinfo(r);
-  printf("%s resolves\n", name);
+  if (show) printf("%s resolves to %s\n", name, a);
+  else printf("%s resolves\n", name);
   return 1;
 }
-int main(void) {
+int main(int argc, char **argv) {
   char h[256] = "";
+  int ok;
   gethostname(h, sizeof h);
-  return resolves("localhost") & resolves(h) ? 0 : 1;
+  ok = resolves("localhost", 0) & resolves(h, 0);
+  for (int i = 1; i < argc; i++) ok &= resolves(argv[i], 1);
+  return ok ? 0 : 1;
 }
 "#,
         &gai,
@@ -1172,13 +1178,54 @@ int main(void) {
             r.stdout
         );
     }
-    // An unpacked bundle carries the files for plain runc.
-    env.nobase(&["unpack", "gai:1", "bundle"]).ok();
+    // --add-host names more, as `docker run --add-host` does; host-gateway is the host
+    // only where its network is shared.
+    let added = ["--add-host", "db:10.0.0.5", "--add-host", "v6db=[fd00::5]"];
+    let mut args = vec!["run"];
+    args.extend(added);
+    args.extend(["gai:1", "db", "v6db"]);
+    let r = env.nobase(&args).ok();
+    assert!(
+        r.stdout
+            .ends_with("db resolves to 10.0.0.5\nv6db resolves to fd00::5\n"),
+        "{}",
+        r.stdout
+    );
+    let r = env
+        .nobase(&[
+            "run",
+            "--network",
+            "host",
+            "--add-host",
+            "gw:host-gateway",
+            "gai:1",
+            "gw",
+        ])
+        .ok();
+    assert!(
+        r.stdout.ends_with("gw resolves to 127.0.0.1\n"),
+        "{}",
+        r.stdout
+    );
+    let r = env
+        .nobase(&["run", "--add-host", "gw:host-gateway", "gai:1"])
+        .code(125);
+    assert!(r.stderr.contains("--network host"), "{}", r.stderr);
+    // An unpacked bundle carries the files for plain runc, added names too.
+    let mut args = vec!["unpack"];
+    args.extend(added);
+    args.extend(["gai:1", "bundle"]);
+    env.nobase(&args).ok();
     let hostname = std::fs::read_to_string(env.path("bundle/hostname")).unwrap();
     assert!(hostname.starts_with("nobase-"), "{hostname}");
     let r = runc(&env, &env.path("bundle"));
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.starts_with("localhost resolves\n"), "{}", r.stdout);
+    let hosts = std::fs::read_to_string(env.path("bundle/hosts")).unwrap();
+    assert!(
+        hosts.ends_with("\n10.0.0.5\tdb\nfd00::5\tv6db\n"),
+        "{hosts}"
+    );
 }
 
 #[test]

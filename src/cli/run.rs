@@ -39,6 +39,11 @@ pub struct ContainerArgs {
     /// Network: none (a private namespace with only loopback) or host.
     #[arg(long, default_value = "none", value_parser = ["none", "host"])]
     network: String,
+    /// Add a line to the container's /etc/hosts: NAME:IP (or NAME=IP; an IPv6 address
+    /// may be in brackets), as `docker run --add-host`; repeatable. `host-gateway`
+    /// stands for this host, with --network host (127.0.0.1).
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    add_host: Vec<String>,
     /// Keep setuid/setgid bits on files (dropped by default) and let them take effect.
     #[arg(long)]
     keep_setuid: bool,
@@ -67,6 +72,45 @@ pub(super) fn parse_size(s: &str) -> nobase::Result<u64> {
                 "invalid size {s:?}: a number of bytes, optionally with K, M, G or T"
             ))
         })
+}
+
+/// `--add-host NAME:IP` (or `NAME=IP`, or `NAME:[V6]`), checked as Docker checks it: a
+/// host name of letters, digits, `.`, `-` and `_`, and an address. `host-gateway` is
+/// the host itself, reachable only when its network is shared.
+fn parse_add_host(s: &str, network_host: bool) -> nobase::Result<(String, std::net::IpAddr)> {
+    let bad = |why: &str| {
+        Error::Usage(format!(
+            "--add-host {s:?}: {why} (give NAME:IP, e.g. db:10.0.0.5 or db:[fd00::5])"
+        ))
+    };
+    // The name ends at the first ':' or '=' (a name has neither); the rest is the
+    // address, IPv6 ones with their colons.
+    let (name, ip) = s.split_once(['=', ':']).ok_or_else(|| bad("no address"))?;
+    let name_ok = !name.is_empty()
+        && name.len() <= 253
+        && !name.starts_with(['-', '.'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if !name_ok {
+        return Err(bad("the name is not a host name"));
+    }
+    if ip == "host-gateway" {
+        return match network_host {
+            true => Ok((name.to_string(), std::net::Ipv4Addr::LOCALHOST.into())),
+            false => Err(bad(
+                "host-gateway is this host, which a container with --network none cannot reach; run with --network host",
+            )),
+        };
+    }
+    let bare = ip
+        .strip_prefix('[')
+        .and_then(|v| v.strip_suffix(']'))
+        .unwrap_or(ip);
+    let addr = bare
+        .parse()
+        .map_err(|_| bad(&format!("{ip:?} is not an IPv4 or IPv6 address")))?;
+    Ok((name.to_string(), addr))
 }
 
 /// A terminal is asked for only when stdin is one — and stdout too, so that
@@ -103,6 +147,11 @@ impl ContainerArgs {
                 user: self.user.clone(),
             },
             network_host: self.network == "host",
+            add_hosts: self
+                .add_host
+                .iter()
+                .map(|h| parse_add_host(h, self.network == "host"))
+                .collect::<nobase::Result<_>>()?,
             keep_setuid: self.keep_setuid,
             devices: self.devices,
             limits: match &self.max_size {
@@ -238,7 +287,33 @@ pub fn run(g: &Global, a: Args) -> Result<i32> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{parse_add_host, parse_size};
+
+    #[test]
+    fn add_hosts_parse_as_docker_takes_them() {
+        let ok = |s: &str, host: bool| {
+            parse_add_host(s, host)
+                .map(|(n, ip)| format!("{ip} {n}"))
+                .unwrap_or_else(|e| format!("error: {e}"))
+        };
+        assert_eq!(ok("db:10.0.0.5", false), "10.0.0.5 db");
+        assert_eq!(ok("db=10.0.0.5", false), "10.0.0.5 db");
+        assert_eq!(ok("db:[fd00::5]", false), "fd00::5 db");
+        assert_eq!(ok("db:fd00::5", false), "fd00::5 db");
+        assert_eq!(ok("my_db.local:::1", false), "::1 my_db.local");
+        assert_eq!(ok("gw:host-gateway", true), "127.0.0.1 gw");
+        for (bad, why) in [
+            ("db", "no address"),
+            ("db:", "is not an IPv4 or IPv6 address"),
+            ("db:example.com", "is not an IPv4 or IPv6 address"),
+            (":10.0.0.5", "not a host name"),
+            ("a b:10.0.0.5", "not a host name"),
+            ("-x:10.0.0.5", "not a host name"),
+            ("gw:host-gateway", "--network host"),
+        ] {
+            assert!(ok(bad, false).contains(why), "{bad}: {}", ok(bad, false));
+        }
+    }
 
     #[test]
     fn sizes_parse() {

@@ -54,6 +54,8 @@ pub struct UnpackOptions {
     pub process: ProcessOptions,
     /// Share the host's network namespace instead of a private one (loopback only).
     pub network_host: bool,
+    /// More lines for the container's /etc/hosts: a name and its address (`--add-host`).
+    pub add_hosts: Vec<(String, std::net::IpAddr)>,
     /// Keep setuid/setgid bits (and let them work: no `noNewPrivileges`).
     pub keep_setuid: bool,
     /// Create device nodes (root only).
@@ -241,6 +243,7 @@ fn unpack_into(
             .flatten()
             .unwrap_or_else(|| format!("nobase-{}", chosen.descriptor.digest.short())),
         etc: spec::ETC_FILES.into_iter().filter(mountable).collect(),
+        add_hosts: &opts.add_hosts,
         allow_no_program: opts.allow_no_program,
     };
     let spec = spec::build(&inputs)?;

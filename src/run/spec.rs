@@ -221,6 +221,8 @@ pub struct SpecInputs<'a> {
     /// Which of [`ETC_FILES`] are mounted into /etc (an image whose /etc cannot take
     /// one keeps its own); the caller writes them beside config.json.
     pub etc: Vec<&'static str>,
+    /// Lines added to `hosts`: a name and its address (`--add-host`).
+    pub add_hosts: &'a [(String, std::net::IpAddr)],
     /// An image that names no program gets empty `process.args` instead of an error.
     pub allow_no_program: bool,
 }
@@ -331,6 +333,9 @@ pub fn etc_files(i: &SpecInputs<'_>) -> Vec<(&'static str, String)> {
         hosts.push('\n');
     }
     hosts.push_str(&format!("127.0.1.1\t{}\n", i.hostname));
+    for (name, ip) in i.add_hosts {
+        hosts.push_str(&format!("{ip}\t{name}\n"));
+    }
     [
         (ETC_FILES[0], format!("{}\n", i.hostname)),
         (ETC_FILES[1], hosts),
@@ -648,6 +653,7 @@ mod tests {
             allow_new_privileges: false,
             hostname: "h".into(),
             etc: ETC_FILES.to_vec(),
+            add_hosts: &[],
             allow_no_program: false,
         };
         let s = build(&inputs(false, None)).unwrap();
