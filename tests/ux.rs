@@ -454,13 +454,9 @@ fn commands_that_read_never_make_a_store_at_a_typo() {
 #[test]
 fn a_failed_output_says_what_was_written_and_what_was_not() {
     let env = Env::new();
-    // A port nothing listens on: bind one, then let it go.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dead = format!("docker://127.0.0.1:{port}/x:1");
+    // A port nothing listens on, held so while the build runs.
+    let closed = closed_port();
+    let dead = format!("docker://127.0.0.1:{}/x:1", closed.port);
     let lay = format!("oci:{}:x", env.path("lay").display());
     let r = run(env
         .cmd(&[
