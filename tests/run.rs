@@ -335,10 +335,18 @@ fn unpacked_bundles_run_under_plain_runc() {
     assert_eq!(r.stdout, "1\n1000\n/work\n", "{}", r.stderr);
 }
 
-/// `runc run` of a bundle with a private state dir, then delete.
+/// `runc run` of a bundle with a private state dir, then delete. The name is unique in
+/// this test process: runc names the container's cgroup after it, below its own, whatever
+/// the state dir, so two tests running the same name at once share one cgroup (runc 1.1
+/// warns and fails to remove it; later versions refuse to start the second).
 fn runc(env: &Env, bundle: &Path) -> Run {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let state = env.path("runc-state");
-    let name = format!("nobase-test-{}", std::process::id());
+    let name = format!(
+        "nobase-test-{}-plain-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
     let r = run(Command::new("runc")
         .arg("--root")
         .arg(&state)
