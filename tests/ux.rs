@@ -292,6 +292,8 @@ fn progress_and_colour_only_on_a_terminal() {
         let mut c = Command::new("script");
         c.args(["-qec", &line, "/dev/null"])
             .env("NOBASE_STORE", env.store())
+            .env("XDG_CACHE_HOME", env.path("cache"))
+            .env("DOCKER_CONFIG", env.path("docker"))
             .current_dir(env.dir.path());
         if no_color {
             c.env("NO_COLOR", "1");

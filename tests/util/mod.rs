@@ -81,11 +81,19 @@ impl Env {
         self.path("store")
     }
 
-    /// `nobase ARGS` with this env's store and no inherited SOURCE_DATE_EPOCH.
+    /// `nobase ARGS` with this env's store and no inherited SOURCE_DATE_EPOCH. The
+    /// registry mount hints it records (`$XDG_CACHE_HOME/nobase`) and Docker's
+    /// config.json it reads are this env's too, not the home directory's that every test
+    /// (and every earlier run) shared: a hint left by another test's registry whose port
+    /// this test's registry got later sent a push asking to mount blobs the registry
+    /// never had, and the user's credentials reached the test registries.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(nobase_bin());
         c.args(args)
             .env("NOBASE_STORE", self.store())
+            .env("XDG_CACHE_HOME", self.path("cache"))
+            .env("DOCKER_CONFIG", self.path("docker"))
+            .env_remove("REGISTRY_AUTH_FILE")
             .env_remove("SOURCE_DATE_EPOCH")
             .current_dir(self.dir.path());
         c
