@@ -89,8 +89,11 @@ fn run_doc(file: &str) {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    // A docker-registry on a loopback port of its own for the examples that push and pull
+    // (registry.rs starts it: the port is held until it answers, and a start that fails
+    // is tried again).
     let registry = if text.contains("$REGISTRY") {
-        start_registry(&env)
+        crate::registry::Registry::start(crate::registry::Auth::None)
     } else {
         None
     };
@@ -105,7 +108,7 @@ fn run_doc(file: &str) {
             .env_remove("XDG_DATA_HOME")
             .env_remove("SOURCE_DATE_EPOCH");
         if let Some(r) = &registry {
-            c.env("REGISTRY", &r.addr);
+            c.env("REGISTRY", r.host());
         }
         let r = run(&mut c);
         assert_eq!(
@@ -114,54 +117,6 @@ fn run_doc(file: &str) {
             r.stdout, r.stderr
         );
     }
-}
-
-/// A docker-registry on a free loopback port for the examples that push and pull.
-struct Registry {
-    addr: String,
-    child: std::process::Child,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_registry(env: &Env) -> Option<Registry> {
-    if !have("docker-registry") {
-        return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let cfg = env.path("registry.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {}}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n",
-            env.path("registry-data").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&cfg)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .ok()?;
-    let addr = format!("127.0.0.1:{port}");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(&addr).is_ok() {
-            return Some(Registry { addr, child });
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("docker-registry did not start on {addr}");
 }
 
 #[test]

@@ -234,12 +234,10 @@ fn each_command_explains_a_representative_error() {
     std::fs::write(env.path("hello.c"), "int main(void) { return 0; }\n").unwrap();
     std::fs::write(env.path("tool.sh"), "#!/bin/sh\necho tool\n").unwrap();
     env.nobase(&["build", "hello", "-t", "hello:1"]).ok();
-    // A loopback port with nothing listening.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A loopback port with nothing listening, held so for the whole test: one found free
+    // and let go could be given to another test's registry meanwhile.
+    let dead = closed_port();
+    let port = dead.port;
     let mut failures = Vec::new();
     for (what, args, code, want) in cases(&env, port) {
         // Leading NAME=VALUE arguments are the environment, as in a shell.

@@ -3,6 +3,7 @@
 //! builds and removals lose no tag.
 
 use crate::util::*;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -679,8 +680,17 @@ fn an_interrupted_write_takes_its_temporary_file_with_it() {
             continue;
         }
         assert_eq!(temps_in(&dir), Vec::<String>::new(), "{args:?}");
-        if sig == libc::SIGINT {
-            assert!(!out.join("a.tar").exists(), "a half archive was written");
+        let archive = out.join("a.tar");
+        if sig == libc::SIGINT && archive.exists() {
+            // The signal came after the finished archive was renamed into place (a test
+            // thread held up on a loaded machine): it must be whole, never half written.
+            let whole = env.nobase(&["check", &format!("oci-archive:{}", archive.display())]);
+            assert_eq!(
+                whole.code, 0,
+                "a half archive was written: {}",
+                whole.stderr
+            );
+            std::fs::remove_file(&archive).unwrap();
         }
         judged += 1;
     }
@@ -694,16 +704,13 @@ fn an_interrupted_write_takes_its_temporary_file_with_it() {
         &format!("oci-archive:{}/b.tar", out.display()),
     ]);
     c.stdout(Stdio::null()).stderr(Stdio::null());
-    {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: signal is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            c.pre_exec(|| {
-                libc::signal(libc::SIGHUP, libc::SIG_IGN);
-                Ok(())
-            })
-        };
-    }
+    // SAFETY: signal is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        })
+    };
     let mut child = c.spawn().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while temps_in(&out).is_empty()
@@ -733,12 +740,14 @@ fn a_store_written_as_an_oci_layout_waits_for_its_garbage_collection() {
     let env = store_with_hello();
     let other = format!("oci:{}:h", env.path("other").display());
     env.nobase(&["push", "h:1", &other]).ok();
-    let mut gc = hold_collection_lock(&env, "held", 2);
+    // Held until released below, however slow this machine is: each command must be
+    // seen waiting for it, not merely not finished yet.
+    let gc = hold_collection_lock(&env, "held", 600);
     let store_as_layout = format!("oci:{}:via", env.store().display());
     let mut push = env
         .cmd(&["push", &other, &store_as_layout])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     // A reader of the store waits too: a collection never runs under an image being
@@ -746,22 +755,39 @@ fn a_store_written_as_an_oci_layout_waits_for_its_garbage_collection() {
     let mut check = env
         .cmd(&["check", "h:1"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(
-        push.try_wait().unwrap().is_none(),
-        "the push did not wait for the lock"
-    );
-    assert!(
-        check.try_wait().unwrap().is_none(),
-        "check did not wait for the lock"
-    );
-    assert!(gc.wait().unwrap().success());
+    let waiting = format!("waiting for the lock on {}", env.store().display());
+    for (what, child) in [("push", &mut push), ("check", &mut check)] {
+        let said = stderr_lines(child).recv_timeout(Duration::from_secs(60));
+        assert!(
+            said.as_deref().is_ok_and(|l| l.starts_with(&waiting)),
+            "{what} did not wait for the lock: {said:?}"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{what} ended while the lock was held"
+        );
+    }
+    drop(gc);
     assert!(push.wait().unwrap().success());
     assert!(check.wait().unwrap().success());
     assert_eq!(fsck(&env).0, 0);
+}
+
+/// The lines a child writes to its (piped) stderr, read on a thread of their own, so
+/// that a wait for one can time out instead of hanging the test.
+fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::{BufRead, BufReader};
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr is piped");
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+            let _ = tx.send(l);
+        }
+    });
+    lines
 }
 
 #[test]
@@ -846,11 +872,9 @@ fn a_command_waiting_for_a_store_lock_says_which_process_holds_it() {
     if !have("flock") {
         return;
     }
-    use std::io::{BufRead, BufReader};
     let env = store_with_hello();
-    // In a process group of its own, so the lock's holder and its shell end together.
-    let mut holder = hold_collection_lock(&env, "held", 60);
-    let pid = holder.id() as libc::pid_t;
+    let holder = hold_collection_lock(&env, "held", 600);
+    let pid = holder.pid();
     // SAFETY: signals to our own child.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
     let mut check = env
@@ -859,25 +883,10 @@ fn a_command_waiting_for_a_store_lock_says_which_process_holds_it() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Lines are read on a thread, so a wait that says nothing fails the test instead of
-    // hanging it.
-    let (tx, lines) = std::sync::mpsc::channel();
-    let stderr = check.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
-            let _ = tx.send(l);
-        }
-    });
-    let said = lines.recv_timeout(Duration::from_secs(60));
-    let Ok(said) = said else {
-        // SAFETY: signals to our own child's process group.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-            libc::kill(-pid, libc::SIGCONT);
-        }
-        let _ = check.kill();
-        panic!("check waited for the lock without saying so");
-    };
+    let lines = stderr_lines(&mut check);
+    let said = lines
+        .recv_timeout(Duration::from_secs(60))
+        .expect("check waited for the lock without saying so");
     assert!(
         said.starts_with(&format!(
             "waiting for the lock on {}: process {pid} (flock -x ",
@@ -895,61 +904,101 @@ fn a_command_waiting_for_a_store_lock_says_which_process_holds_it() {
         check.try_wait().unwrap().is_none(),
         "check did not wait for the lock"
     );
-    // SAFETY: signals to our own child's process group.
-    unsafe {
-        libc::kill(-pid, libc::SIGKILL);
-        libc::kill(-pid, libc::SIGCONT);
-    }
-    let _ = holder.wait();
+    drop(holder);
     assert!(check.wait().unwrap().success());
     assert!(lines.recv().is_err(), "nothing else on stderr");
     // Quiet: the same wait says nothing.
-    let mut holder = hold_collection_lock(&env, "held-again", 1);
+    let holder = hold_collection_lock(&env, "held-again", 1);
     let r = env.nobase(&["-q", "check", "h:1"]).ok();
     assert!(!r.stderr.contains("waiting"), "{}", r.stderr);
-    let _ = holder.wait();
+    holder.wait();
     // A lock passed on (taken by `flock`, which exits, kept by the `sleep` that inherited
-    // the descriptor): the process that has it is named, not the one that took it.
+    // the descriptor): the process that has it is named, not the one that took it. The
+    // sleep holds it until it is killed below, so `check` finds it held however late it
+    // starts.
     let marker = env.path("passed-on");
-    let mut shell = Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "exec 9<{}; flock -x 9; touch {}; exec sleep 2",
-            env.store().join("blobs").display(),
-            marker.display()
-        ))
-        .spawn()
-        .unwrap();
+    let shell = Holder(
+        Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "exec 9<{}; flock -x 9; touch {}; exec sleep 600",
+                env.store().join("blobs").display(),
+                marker.display()
+            ))
+            .process_group(0)
+            .spawn()
+            .unwrap(),
+    );
     while !marker.exists() {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let r = env.nobase(&["check", "h:1"]).ok();
-    assert!(
-        r.stderr
-            .contains(&format!("process {} (sleep 2) holds it", shell.id())),
-        "{}",
-        r.stderr
+    let mut check = env
+        .cmd(&["check", "h:1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let said = stderr_lines(&mut check).recv_timeout(Duration::from_secs(60));
+    assert_eq!(
+        said.as_deref(),
+        Ok(format!(
+            "waiting for the lock on {}: process {} (sleep 600) holds it",
+            env.store().display(),
+            shell.pid()
+        )
+        .as_str()),
     );
-    let _ = shell.wait();
+    drop(shell);
+    assert!(check.wait().unwrap().success());
+}
+
+/// A process holding the store's collection lock, in a process group of its own (so
+/// the lock's holder and its shell end together). Dropped, the group is killed (and
+/// resumed, if it was stopped) and reaped: the lock is free from then on.
+struct Holder(std::process::Child);
+
+impl Holder {
+    fn pid(&self) -> libc::pid_t {
+        self.0.id() as libc::pid_t
+    }
+
+    /// Waits for the holder to end on its own.
+    fn wait(mut self) {
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            // SAFETY: signals to our own child's process group, which has not been reaped.
+            unsafe {
+                libc::kill(-self.pid(), libc::SIGKILL);
+                libc::kill(-self.pid(), libc::SIGCONT);
+            }
+        }
+        let _ = self.0.wait();
+    }
 }
 
 /// Holds the store's collection lock (exclusively, as `rmi` takes it) in a `flock`
 /// process of its own process group for `secs` seconds; returns once it is held.
-fn hold_collection_lock(env: &Env, marker: &str, secs: u32) -> std::process::Child {
-    use std::os::unix::process::CommandExt;
+fn hold_collection_lock(env: &Env, marker: &str, secs: u32) -> Holder {
     let held = env.path(marker);
-    let child = Command::new("flock")
-        .arg("-x")
-        .arg(env.store().join("blobs"))
-        .arg("-c")
-        .arg(format!("touch {}; sleep {secs}", held.display()))
-        .process_group(0)
-        .spawn()
-        .unwrap();
+    let holder = Holder(
+        Command::new("flock")
+            .arg("-x")
+            .arg(env.store().join("blobs"))
+            .arg("-c")
+            .arg(format!("touch {}; sleep {secs}", held.display()))
+            .process_group(0)
+            .spawn()
+            .unwrap(),
+    );
     while !held.exists() {
         std::thread::sleep(Duration::from_millis(20));
     }
-    child
+    holder
 }
 
 /// A store holding the static hello world as `h:1`.

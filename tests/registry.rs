@@ -39,14 +39,6 @@ pub(crate) struct Registry {
     _dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One GET over a fresh connection; the status code, or None if nothing answered.
 fn http_status(port: u16, path: &str) -> Option<u16> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -80,7 +72,10 @@ impl Registry {
         }
         for _ in 0..5 {
             let dir = tempfile::tempdir().unwrap();
-            let port = free_port();
+            // Held until the registry answers: a port found free and let go could be given
+            // to another test's server first, which would then answer for this registry.
+            let reserved = reserved_port();
+            let port = reserved.port;
             let auth_yaml = match (&auth, htpasswd) {
                 (Auth::None, _) => String::new(),
                 (Auth::Htpasswd | Auth::HtpasswdAs(..), Some((user, pass))) => {
@@ -123,9 +118,10 @@ impl Registry {
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
-                    break; // the port was taken after all: try another
+                    break; // it could not start: try again
                 }
                 if http_status(port, "/v2/").is_some() {
+                    drop(reserved);
                     return Some(Registry {
                         port,
                         child,
@@ -1279,7 +1275,8 @@ fn an_unreachable_registry_is_tried_once_per_command_not_once_per_layer() {
         "all",
     ])
     .ok();
-    let dest = format!("docker://127.0.0.1:{}/team/layers:1", free_port());
+    let closed = closed_port();
+    let dest = format!("docker://127.0.0.1:{}/team/layers:1", closed.port);
     let r = nb(&env, &["push", "layers:1", &dest]).code(3);
     assert!(
         r.stderr.contains("cannot reach the registry"),

@@ -335,10 +335,18 @@ fn unpacked_bundles_run_under_plain_runc() {
     assert_eq!(r.stdout, "1\n1000\n/work\n", "{}", r.stderr);
 }
 
-/// `runc run` of a bundle with a private state dir, then delete.
+/// `runc run` of a bundle with a private state dir, then delete. The name is unique in
+/// this test process: runc names the container's cgroup after it, below its own, whatever
+/// the state dir, so two tests running the same name at once share one cgroup (runc 1.1
+/// warns and fails to remove it; later versions refuse to start the second).
 fn runc(env: &Env, bundle: &Path) -> Run {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let state = env.path("runc-state");
-    let name = format!("nobase-test-{}", std::process::id());
+    let name = format!(
+        "nobase-test-{}-plain-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
     let r = run(Command::new("runc")
         .arg("--root")
         .arg(&state)
@@ -352,6 +360,40 @@ fn runc(env: &Env, bundle: &Path) -> Run {
         .args(["delete", "-f", &name])
         .output();
     r
+}
+
+/// A `nobase run` started in the background. If the test fails while it runs, it is
+/// killed and every container in the env's bundles is deleted: a runtime and its
+/// container outlive a SIGKILLed nobase, and once the test's directory is gone nothing
+/// would stop them (or the `sleep 7…` markers later runs look for). On success nothing
+/// is touched: what nobase left behind is for the test to find.
+struct Background<'a> {
+    env: &'a Env,
+    child: std::process::Child,
+}
+
+impl Drop for Background<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let Ok(bundles) = std::fs::read_dir(self.env.path("bundles")) else {
+            return;
+        };
+        for b in bundles.flatten() {
+            let state = b.path().join("state");
+            for c in std::fs::read_dir(&state).into_iter().flatten().flatten() {
+                let _ = Command::new("runc")
+                    .arg("--root")
+                    .arg(&state)
+                    .args(["delete", "--force"])
+                    .arg(c.file_name())
+                    .output();
+            }
+        }
+    }
 }
 
 /// Waits for a run's container to be running; returns its state dir.
@@ -401,13 +443,17 @@ fn signal(env: &Env, args: &[&str], sig: &str, marker: &str) -> (i32, PathBuf) {
     // stderr goes to a file, not a pipe: a nobase killed by the signal would leave its
     // runtime holding the pipe open, and reading it would never end.
     let err_path = env.path("signal.stderr");
-    let mut child = env
-        .cmd(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .spawn()
-        .unwrap();
+    let mut bg = Background {
+        env,
+        child: env
+            .cmd(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .spawn()
+            .unwrap(),
+    };
+    let child = &mut bg.child;
     let deadline = Instant::now() + Duration::from_secs(120);
     let state = wait_running(env, deadline);
     // The marker process itself, whose command line ends with it (`/app/busybox sleep
@@ -430,10 +476,10 @@ fn signal(env: &Env, args: &[&str], sig: &str, marker: &str) -> (i32, PathBuf) {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("nobase run did not end after SIG{sig}");
-        }
+        assert!(
+            Instant::now() < deadline,
+            "nobase run did not end after SIG{sig}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     let err = std::fs::read_to_string(&err_path).unwrap();
@@ -597,16 +643,19 @@ fn a_container_left_running_by_a_killed_nobase_is_said_to_be_stopped() {
     // nobase killed outright (SIGKILL cannot be caught): its runtime and container run
     // on, unsupervised. The next run stops them, and says so.
     let marker = format!("sleep 8{}47", std::process::id());
-    let mut child = env
-        .cmd(&["run", "bb:1", "--", "sh", "-c", &format!("{marker} & wait")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut bg = Background {
+        env: &env,
+        child: env
+            .cmd(&["run", "bb:1", "--", "sh", "-c", &format!("{marker} & wait")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    };
     let state = wait_running(&env, Instant::now() + Duration::from_secs(120));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    bg.child.kill().unwrap();
+    bg.child.wait().unwrap();
     let r = env.nobase(&["run", "bb:1", "--", "true"]).code(0);
     assert!(
         r.stderr

@@ -292,6 +292,8 @@ fn progress_and_colour_only_on_a_terminal() {
         let mut c = Command::new("script");
         c.args(["-qec", &line, "/dev/null"])
             .env("NOBASE_STORE", env.store())
+            .env("XDG_CACHE_HOME", env.path("cache"))
+            .env("DOCKER_CONFIG", env.path("docker"))
             .current_dir(env.dir.path());
         if no_color {
             c.env("NO_COLOR", "1");
@@ -454,13 +456,9 @@ fn commands_that_read_never_make_a_store_at_a_typo() {
 #[test]
 fn a_failed_output_says_what_was_written_and_what_was_not() {
     let env = Env::new();
-    // A port nothing listens on: bind one, then let it go.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dead = format!("docker://127.0.0.1:{port}/x:1");
+    // A port nothing listens on, held so while the build runs.
+    let closed = closed_port();
+    let dead = format!("docker://127.0.0.1:{}/x:1", closed.port);
     let lay = format!("oci:{}:x", env.path("lay").display());
     let r = run(env
         .cmd(&[

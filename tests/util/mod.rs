@@ -81,11 +81,19 @@ impl Env {
         self.path("store")
     }
 
-    /// `nobase ARGS` with this env's store and no inherited SOURCE_DATE_EPOCH.
+    /// `nobase ARGS` with this env's store and no inherited SOURCE_DATE_EPOCH. The
+    /// registry mount hints it records (`$XDG_CACHE_HOME/nobase`) and Docker's
+    /// config.json it reads are this env's too, not the home directory's that every test
+    /// (and every earlier run) shared: a hint left by another test's registry whose port
+    /// this test's registry got later sent a push asking to mount blobs the registry
+    /// never had, and the user's credentials reached the test registries.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(nobase_bin());
         c.args(args)
             .env("NOBASE_STORE", self.store())
+            .env("XDG_CACHE_HOME", self.path("cache"))
+            .env("DOCKER_CONFIG", self.path("docker"))
+            .env_remove("REGISTRY_AUTH_FILE")
             .env_remove("SOURCE_DATE_EPOCH")
             .current_dir(self.dir.path());
         c
@@ -143,6 +151,89 @@ pub fn is_root() -> bool {
 extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;
+}
+
+/// A TCP socket bound to a loopback port and not listening, which holds the port for as
+/// long as it lives: the kernel gives it to no `bind(127.0.0.1:0)` elsewhere meanwhile.
+/// A port found free and let go is not held: a server another test starts can be given
+/// it before this test uses it.
+pub struct BoundPort {
+    _socket: std::os::fd::OwnedFd,
+    pub port: u16,
+}
+
+/// A loopback port nothing listens on while the value lives: connections are refused.
+/// Bound without SO_REUSEADDR, so no server can bind it either (Rust's and Go's set that
+/// option, and it lets two sockets share a port only when both set it).
+pub fn closed_port() -> BoundPort {
+    bind_loopback(false)
+}
+
+/// A loopback port kept for a server about to start on it: bound with SO_REUSEADDR and
+/// not listening, so the server's own bind (with SO_REUSEADDR, as Go's and Rust's
+/// servers bind) succeeds while no `bind(…:0)` elsewhere is given the port. Drop it once
+/// the server answers.
+pub fn reserved_port() -> BoundPort {
+    bind_loopback(true)
+}
+
+fn bind_loopback(reuse: bool) -> BoundPort {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let fail = |what: &str| panic!("{what}: {}", std::io::Error::last_os_error());
+    // SAFETY: socket(2) has no memory preconditions; the descriptor is owned from here.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        fail("socket");
+    }
+    // SAFETY: a descriptor just opened and owned nowhere else.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    if reuse {
+        let one: libc::c_int = 1;
+        // SAFETY: an int option of the right size on a live socket.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_REUSEADDR,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            fail("setsockopt SO_REUSEADDR");
+        }
+    }
+    // SAFETY: sockaddr_in is plain data; all zeros is port 0, any address.
+    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    addr.sin_family = libc::AF_INET as libc::sa_family_t;
+    addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: a sockaddr_in of the length given, on a live socket.
+    if unsafe {
+        libc::bind(
+            socket.as_raw_fd(),
+            (&addr as *const libc::sockaddr_in).cast(),
+            len,
+        )
+    } != 0
+    {
+        fail("bind 127.0.0.1:0");
+    }
+    // SAFETY: getsockname fills at most `len` bytes of `addr`.
+    if unsafe {
+        libc::getsockname(
+            socket.as_raw_fd(),
+            (&mut addr as *mut libc::sockaddr_in).cast(),
+            &mut len,
+        )
+    } != 0
+    {
+        fail("getsockname");
+    }
+    BoundPort {
+        _socket: socket,
+        port: u16::from_be(addr.sin_port),
+    }
 }
 
 /// Shared directory for generated inputs (compiled once per test run).
