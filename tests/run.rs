@@ -747,6 +747,80 @@ fn a_pid_1_that_ignores_sigterm_is_killed_after_the_stop_timeout() {
     assert_no_container_left(&env, &state, &marker);
 }
 
+#[test]
+fn a_stop_kill_the_runtime_refuses_is_tried_again() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    build(&env, &[hello_static().to_str().unwrap(), "-t", "hello:1"]);
+    // A runtime whose container ignores SIGTERM and whose first `kill` fails, as runc's
+    // does before the container exists: the kill was tried once, and nobase then waited
+    // for ever on a program that would never stop.
+    let fake = env.path("fake-runtime");
+    // Fractional seconds (GNU sleep): unique to this test, and ended within ten minutes
+    // should a failure leave it behind.
+    let secs = format!("600.{}1", std::process::id());
+    std::fs::write(
+        &fake,
+        format!(
+            r#"#!/bin/sh
+while [ $# -gt 0 ]; do
+  case "$1" in --root) state=$2; shift 2 ;; --log|--log-format) shift 2 ;; *) break ;; esac
+done
+case "$1" in
+  run) mkdir -p "$state"; echo $$ > "$state/pid"; trap '' TERM INT; exec sleep {secs} ;;
+  kill) [ -e "$state/refused" ] || {{ touch "$state/refused"; exit 1; }}
+        kill -9 "$(cat "$state/pid")" ;;
+  *) exit 1 ;;
+esac
+"#
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let marker = format!("sleep {secs}");
+    let mut child = Background {
+        env: &env,
+        child: env
+            .cmd(&[
+                "run",
+                "--runtime",
+                fake.to_str().unwrap(),
+                "--stop-timeout",
+                "1",
+                "hello:1",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !command_lines().iter().any(|(_, c)| c.trim_end() == marker) {
+        assert!(Instant::now() < deadline, "the fake runtime never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rc = Command::new("kill")
+        .args(["-TERM", &child.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(rc.success());
+    let status = loop {
+        if let Some(s) = child.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nobase run never ended: its one kill was refused"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(128 + 9));
+    assert!(command_lines().iter().all(|(_, c)| !c.contains(&marker)));
+}
+
 /// Unpacks a crafted image; returns the run (success or refusal both fine: what
 /// matters is what happened on the host).
 fn unpack_crafted(env: &Env, name: &str, layers: serde_json::Value) -> (Run, PathBuf) {

@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// How long after a `kill` the runtime refused it is tried again.
+const KILL_RETRY: Duration = Duration::from_millis(500);
+
 /// Runtimes tried, in order, when none is named. runc first: crun stops at "cgroups in
 /// hybrid mode not supported" on hosts that mount both cgroup versions.
 const DEFAULT_RUNTIMES: [&str; 2] = ["runc", "crun"];
@@ -126,6 +129,9 @@ impl Runtime {
             .io(|| format!("starting {}", self.path.display()))?;
         signals::set_child(child.id() as i32);
         let mut deadline: Option<Instant> = None;
+        // The kill is tried again until the runtime takes it: one that fails (the
+        // container not created yet, a runtime busy) must not leave a program that
+        // ignores the stop signal running for good.
         let mut killed = false;
         let status = loop {
             match child.try_wait() {
@@ -141,13 +147,16 @@ impl Runtime {
             }
             if let Some(d) = deadline {
                 if !killed && Instant::now() >= d {
-                    killed = true;
-                    let _ = self
+                    killed = self
                         .cmd(state)
                         .args(["kill", name, "KILL"])
                         .stdout(Stdio::null())
                         .stderr(Stdio::null())
-                        .status();
+                        .status()
+                        .is_ok_and(|s| s.success());
+                    if !killed {
+                        deadline = Some(Instant::now() + KILL_RETRY);
+                    }
                 }
             }
             std::thread::sleep(Duration::from_millis(50));
