@@ -877,7 +877,6 @@ pub fn header_all<'a>(resp: &'a Resp, name: &str) -> impl Iterator<Item = &'a st
         .filter_map(|v| v.to_str().ok())
 }
 
-/// Reads a body of at most `cap` bytes; longer ones are refused, not truncated.
 /// The text of the first `<tag>…</tag>` of an XML error body.
 fn xml_text<'a>(body: &'a str, tag: &str) -> Option<&'a str> {
     let start = body.find(&format!("<{tag}>"))? + tag.len() + 2;

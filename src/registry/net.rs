@@ -670,7 +670,10 @@ pub fn describe_ureq(e: &ureq::Error) -> String {
 /// byte a second held a pull for as long as it liked.
 pub struct RateGuard<R> {
     inner: R,
-    start: std::time::Instant,
+    /// Time spent waiting in `inner`'s reads: the sender's time, not the reader's (a
+    /// consumer that holds a response before reading it, or reads slowly, is not the
+    /// registry being slow).
+    waited: std::time::Duration,
     grace: std::time::Duration,
     bytes: u64,
 }
@@ -679,11 +682,11 @@ pub struct RateGuard<R> {
 pub const MIN_RATE: u64 = 1024;
 
 impl<R> RateGuard<R> {
-    /// Guards `inner` from now, after `grace`.
+    /// Guards `inner`, once it has been waited for longer than `grace`.
     pub fn new(inner: R, grace: std::time::Duration) -> Self {
         RateGuard {
             inner,
-            start: std::time::Instant::now(),
+            waited: std::time::Duration::ZERO,
             grace,
             bytes: 0,
         }
@@ -692,17 +695,18 @@ impl<R> RateGuard<R> {
 
 impl<R: std::io::Read> std::io::Read for RateGuard<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let started = std::time::Instant::now();
         let n = self.inner.read(buf)?;
+        self.waited += started.elapsed();
         self.bytes += n as u64;
-        let elapsed = self.start.elapsed();
-        let floor = (MIN_RATE as f64 * elapsed.as_secs_f64()) as u64;
-        if n > 0 && elapsed > self.grace && self.bytes < floor {
+        let waited = self.waited.as_secs_f64();
+        let floor = (MIN_RATE as f64 * waited) as u64;
+        if n > 0 && self.waited > self.grace && self.bytes < floor {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 format!(
-                    "the transfer averaged {:.0} bytes/s over {:.1}s, under the {MIN_RATE} bytes/s nobase waits for",
-                    self.bytes as f64 / elapsed.as_secs_f64(),
-                    elapsed.as_secs_f64()
+                    "the transfer averaged {:.0} bytes/s over {waited:.1}s, under the {MIN_RATE} bytes/s nobase waits for",
+                    self.bytes as f64 / waited
                 ),
             ));
         }
@@ -713,6 +717,32 @@ impl<R: std::io::Read> std::io::Read for RateGuard<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rate_floor_counts_the_senders_time_not_the_readers() {
+        use std::io::Read;
+        use std::time::Duration;
+        /// One byte a read, after `delay`.
+        struct Drip(Duration);
+        impl Read for Drip {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                std::thread::sleep(self.0);
+                buf[0] = b'x';
+                Ok(1)
+            }
+        }
+        let mut byte = [0u8; 1];
+        // A sender dripping a byte each 30 ms fails once past the grace.
+        let mut slow = RateGuard::new(Drip(Duration::from_millis(30)), Duration::from_millis(50));
+        let err = (0..10).find_map(|_| slow.read(&mut byte).err()).unwrap();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        // A prompt sender read slowly is not: the reader's pauses are its own.
+        let mut prompt = RateGuard::new(Drip(Duration::ZERO), Duration::from_secs(1));
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_millis(300));
+            prompt.read(&mut byte).unwrap();
+        }
+    }
 
     #[test]
     fn hosts_are_classified() {
