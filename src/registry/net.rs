@@ -740,7 +740,7 @@ mod tests {
         let mut prompt = RateGuard::new(Drip(Duration::ZERO), Duration::from_secs(1));
         for _ in 0..5 {
             std::thread::sleep(Duration::from_millis(300));
-            prompt.read(&mut byte).unwrap();
+            assert_eq!(prompt.read(&mut byte).unwrap(), 1);
         }
     }
 
