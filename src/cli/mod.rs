@@ -144,7 +144,6 @@ enum Command {
 }
 
 impl Command {
-    /// The registry flags of commands that take them.
     /// Whether `--json` was given (to commands that take it).
     fn json(&self) -> bool {
         match self {
@@ -160,6 +159,7 @@ impl Command {
         }
     }
 
+    /// The registry flags of commands that take them.
     fn registry_args(&self) -> RegistryArgs {
         match self {
             Command::Build(a) => a.registry.clone(),
