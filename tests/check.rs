@@ -2059,6 +2059,46 @@ fn a_locale_or_python_library_the_image_lacks_is_said_and_runc_agrees() {
     env.nobase(&["build", "/usr/bin/python3", "-t", "py:2", "--add", &add])
         .ok();
     env.nobase(&["check", "py:2"]).ok();
+    // It looks in its own directory and those above it but `/`, then under the prefix
+    // it was built for (Debian's: /usr), never under /usr/local: the library there was
+    // "will start" and Python stopped at start (its getpath.py).
+    let at = |dir: &str| format!("{}:{dir}/lib/python{version}/encodings", enc.display());
+    env.nobase(&[
+        "build",
+        "/usr/bin/python3",
+        "-t",
+        "py:4",
+        "--add",
+        &at("/app"),
+    ])
+    .ok();
+    env.nobase(&[
+        "build",
+        "/usr/bin/python3",
+        "-t",
+        "py:5",
+        "--add",
+        &at("/usr/local"),
+    ])
+    .code(1);
+    env.nobase(&[
+        "build",
+        "/usr/bin/python3",
+        "-t",
+        "py:5",
+        "--add",
+        &at("/usr/local"),
+        "--no-check",
+    ])
+    .ok();
+    let j = env.nobase(&["check", "--json", "py:5"]).code(1).json();
+    assert!(
+        j["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("where it looks (under /app, /usr)"),
+        "{j:#}"
+    );
     // Nor is it judged with a PYTHONPATH, which may hold the library.
     env.nobase(&[
         "build",

@@ -127,18 +127,14 @@ fn python(ck: &mut Checker) -> super::Result<()> {
     if let Some(home) = ck.getenv("PYTHONHOME") {
         prefixes.push(home.split(':').next().unwrap_or(home).to_string());
     } else {
-        let mut dir = path.rsplit_once('/').map_or("", |(d, _)| d).to_string();
-        while let Some((up, _)) = dir.rsplit_once('/') {
-            dir = up.to_string();
-            prefixes.push(if dir.is_empty() {
-                "/".into()
-            } else {
-                dir.clone()
-            });
+        // Its own directory first, then each above it but `/` (getpath.py's
+        // `search_up`, whose `dirname("/app")` is "", which ends the search).
+        let mut dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+        while !dir.is_empty() {
+            prefixes.push(dir.to_string());
+            dir = dir.rsplit_once('/').map_or("", |(d, _)| d);
         }
-        prefixes.extend(["/usr".into(), "/usr/local".into()]);
-        // Its compiled-in prefix, which an embedded libpython's place shows.
-        prefixes.extend(libpython_prefix(ck));
+        prefixes.extend(compiled_prefixes(ck, &path));
     }
     let has = |prefix: &str| {
         let p = format!("{}/{lib}", prefix.trim_end_matches('/'));
@@ -191,17 +187,56 @@ fn python(ck: &mut Checker) -> super::Result<()> {
     Ok(())
 }
 
-/// `/opt/py` of a loaded `/opt/py/lib/libpython3.11.so.1.0`.
-fn libpython_prefix(ck: &Checker) -> Option<String> {
-    let lib = ck.programs.iter().find(|p| {
+/// The loaded `libpython3.N.so…`, if the program embeds the interpreter.
+fn libpython<'c>(ck: &'c Checker) -> Option<&'c Loaded> {
+    ck.programs.iter().find(|p| {
         p.path
             .rsplit('/')
             .next()
             .unwrap_or("")
             .starts_with("libpython3.")
-    })?;
-    let (dir, _) = lib.path.rsplit_once('/')?;
+    })
+}
+
+/// `/opt/py` of a loaded `/opt/py/lib/libpython3.11.so.1.0`.
+fn libpython_prefix(ck: &Checker) -> Option<String> {
+    let (dir, _) = libpython(ck)?.path.rsplit_once('/')?;
     Some(dir.rsplit_once('/')?.0.to_string())
+}
+
+/// The prefix Python falls back to when no directory above the program has its
+/// library: the one it was configured with (`PREFIX`), kept in the object that holds
+/// its path computation (the program, or its libpython) as a string of its own —
+/// `/usr` in Debian's python3, `~/.pyenv/versions/3.11.7` in pyenv's libpython. Of the
+/// usual prefixes and the libpython's place, those found so; all of them when none is
+/// (a build that keeps it otherwise), rather than a problem that may be wrong.
+fn compiled_prefixes(ck: &Checker, program: &str) -> Vec<String> {
+    let candidates: Vec<String> = ["/usr".to_string(), "/usr/local".to_string()]
+        .into_iter()
+        .chain(libpython_prefix(ck))
+        .collect();
+    let needles: Vec<Vec<u8>> = candidates
+        .iter()
+        .map(|c| [b"\0", c.as_bytes(), b"\0"].concat())
+        .collect();
+    let refs: Vec<&[u8]> = needles.iter().map(Vec::as_slice).collect();
+    let mut found = vec![false; candidates.len()];
+    for object in [Some(program), libpython(ck).map(|l| l.path.as_str())]
+        .into_iter()
+        .flatten()
+    {
+        if let Ok(hits) = super::warn::scan_whole(ck.root, object, &refs) {
+            found.iter_mut().zip(hits).for_each(|(f, h)| *f |= h);
+        }
+    }
+    if !found.contains(&true) {
+        return candidates;
+    }
+    candidates
+        .into_iter()
+        .zip(found)
+        .filter_map(|(c, f)| f.then_some(c))
+        .collect()
 }
 
 #[cfg(test)]
