@@ -726,6 +726,34 @@ fn a_missing_loader_is_named_before_runc_and_a_failing_runtime_leaves_nothing() 
 }
 
 #[test]
+fn a_user_who_is_not_root_may_ping_as_under_docker() {
+    // Docker lets every group open ICMP echo sockets in a container's own network
+    // (net.ipv4.ping_group_range), so `ping` works as any user without CAP_NET_RAW.
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    let prog = env.path("icmp");
+    cc(
+        "gcc",
+        r#"#include <netinet/in.h>
+#include <stdio.h>
+#include <sys/socket.h>
+int main(void) {
+  if (socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP) < 0) { perror("icmp"); return 1; }
+  puts("icmp ok");
+  return 0;
+}
+"#,
+        &prog,
+        &["-static"],
+    );
+    build(&env, &[prog.to_str().unwrap(), "-t", "icmp:1"]);
+    let r = env.nobase(&["run", "-u", "65534:65534", "icmp:1"]).ok();
+    assert_eq!(r.stdout, "icmp ok\n", "{}", r.stderr);
+}
+
+#[test]
 fn a_pid_1_that_ignores_sigterm_is_killed_after_the_stop_timeout() {
     if !can_run() {
         return;

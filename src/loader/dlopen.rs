@@ -312,7 +312,7 @@ fn iconv(root: &dyn Root, closure: &Closure, out: &mut Vec<BlindSpot>) {
     out.push(BlindSpot {
         kind: "iconv",
         message: format!(
-            "{} calls iconv_open: glibc dlopens gconv modules for every character set beyond UTF-8, ASCII and Latin-1{}",
+            "{} calls iconv_open: glibc dlopens gconv modules for every conversion but between UTF-8 and ASCII (Latin-1, UTF-16 and Windows-1252 included){}",
             crate::tree::lexical(&o.path),
             if adds.is_empty() {
                 format!("; {} has none (no gconv/gconv-modules in the library directories)", closure.root)

@@ -177,6 +177,9 @@ pub struct Linux {
     pub masked_paths: Vec<String>,
     /// Paths mounted read-only.
     pub readonly_paths: Vec<String>,
+    /// Kernel parameters of the container's own namespaces.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sysctl: std::collections::BTreeMap<String, String>,
 }
 
 /// A user namespace id range.
@@ -448,6 +451,16 @@ pub fn build(i: &SpecInputs<'_>) -> Result<Spec> {
         ));
     }
 
+    // As Docker since 20.10: in the container's own network, any group may open ICMP
+    // echo sockets, so `ping` works for a non-root user without CAP_NET_RAW or setuid.
+    // Not rootless, whose user namespace maps one group only.
+    let mut sysctl = std::collections::BTreeMap::new();
+    if !i.network_host && i.rootless.is_none() {
+        sysctl.insert(
+            "net.ipv4.ping_group_range".to_string(),
+            "0 2147483647".to_string(),
+        );
+    }
     let mut namespaces: Vec<&str> = vec!["pid", "ipc", "uts", "mount"];
     if !i.network_host {
         namespaces.push("network");
@@ -522,6 +535,7 @@ pub fn build(i: &SpecInputs<'_>) -> Result<Spec> {
                 .collect(),
             masked_paths: strings(MASKED),
             readonly_paths: strings(READONLY),
+            sysctl,
         },
     })
 }
