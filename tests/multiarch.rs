@@ -223,6 +223,15 @@ fn amd64_and_arm64_make_one_index_that_skopeo_and_runtimes_read() {
             "{}",
             r.stderr
         );
+        // A verdict for another machine than this one says so.
+        assert_eq!(
+            r.stderr.contains(
+                "the verdict is for a linux/arm64 machine: this one is linux/amd64, where `nobase run` needs an emulator"
+            ),
+            platform.is_some(),
+            "{}",
+            r.stderr
+        );
         let mut args = vec!["tree", "--json", "app:1"];
         args.extend(platform.iter().flat_map(|p| ["--platform", *p]));
         let t = env.nobase(&args).ok().json();

@@ -107,6 +107,14 @@ pub fn run(g: &Global, args: Args) -> Result<i32> {
             all.join(", ")
         ));
     }
+    // The verdict is for a machine of the image's platform: said when this one is not.
+    let checked = image.config.platform();
+    if !nobase::image::host_runs(&checked) {
+        g.note(format!(
+            "the verdict is for a {checked} machine: this one is {}, where `nobase run` needs an emulator for it (qemu-user registered with binfmt_misc)",
+            nobase::image::host_platform()
+        ));
+    }
     if args.json {
         print_json(&report)?;
     } else if !g.quiet {
