@@ -2112,6 +2112,44 @@ fn a_locale_or_python_library_the_image_lacks_is_said_and_runc_agrees() {
 }
 
 #[test]
+fn perl_without_its_modules_is_warned_and_the_run_agrees() {
+    // Perl starts without its modules, and the first `use strict` stops the script:
+    // `check` said nothing.
+    let perl = Path::new("/usr/bin/perl");
+    if !perl.exists() || !have("runc") || !is_root() {
+        return;
+    }
+    let env = Env::new();
+    env.nobase(&["build", "/usr/bin/perl", "-t", "perl:1"]).ok();
+    let j = env.nobase(&["check", "--json", "perl:1"]).ok().json();
+    let w = warning(&j, "code", "no-perl-library");
+    let msg = w["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("/app/perl is Perl, whose modules (strict.pm and the rest) are in none of the directories its @INC names (")
+            && msg.contains("--add "),
+        "{w}"
+    );
+    let r = env.nobase(&["run", "perl:1", "-e", "use strict; print qq(ok)"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("Can't locate strict.pm"), "{}", r.stderr);
+    // The fix it names works, and the warning goes.
+    let add = msg
+        .split("--add ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    env.nobase(&["build", "/usr/bin/perl", "-t", "perl:2", "--add", add])
+        .ok();
+    assert!(!warning_codes(&env, "perl:2").contains(&"no-perl-library".to_string()));
+    let r = env
+        .nobase(&["run", "perl:2", "-e", "use strict; print qq(ok)"])
+        .ok();
+    assert_eq!(r.stdout, "ok");
+}
+
+#[test]
 fn what_the_runtime_refuses_before_any_file_is_a_problem() {
     // `check` said "will start" for each; runc (or a Linux runtime) refuses them all.
     let env = Env::new();

@@ -96,6 +96,9 @@ pub enum WarningCode {
     /// The environment names a locale (`LANG=C.UTF-8`) a glibc program sets, and the
     /// image has no compiled locale of that name.
     NoLocale,
+    /// A Perl interpreter whose modules (`strict.pm`) are in none of the directories its
+    /// @INC names: it starts, and any script that uses a module stops.
+    NoPerlLibrary,
     /// Root may execute, read or enter what the start needs only through
     /// CAP_DAC_OVERRIDE, which runtimes without capabilities do not give.
     DacOverride,
@@ -113,7 +116,8 @@ impl WarningCode {
             WarningCode::RunTimeLoad
             | WarningCode::UnloadableObject
             | WarningCode::DacOverride
-            | WarningCode::NoLocale => None,
+            | WarningCode::NoLocale
+            | WarningCode::NoPerlLibrary => None,
         }
     }
 }

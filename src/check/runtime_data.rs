@@ -14,7 +14,102 @@ const LOCALE_DIR: &str = "/usr/lib/locale";
 /// The warnings of this module.
 pub(super) fn warn(ck: &mut Checker) -> super::Result<()> {
     locale(ck);
+    perl(ck);
     python(ck)
+}
+
+/// The longest directory of a Perl's @INC looked for.
+const MAX_INC_DIR: usize = 200;
+
+/// The directories a Perl interpreter's @INC names, as it keeps them: strings of their
+/// own in its binary (or libperl) that are absolute paths with `perl` in them
+/// (`/usr/share/perl/5.36`, `/usr/lib/x86_64-linux-gnu/perl-base`, `/etc/perl`).
+fn perl_inc(ck: &Checker, object: &str) -> Vec<String> {
+    let Ok(f) = ck.root.open(object) else {
+        return Vec::new();
+    };
+    // An interpreter is a few MiB; a bigger file is not read whole.
+    if f.size() > 64 << 20 {
+        return Vec::new();
+    }
+    let mut buf = vec![0u8; f.size() as usize];
+    if f.read_exact_at(0, &mut buf).is_err() {
+        return Vec::new();
+    }
+    let mut dirs: Vec<String> = buf
+        .split(|&b| b == 0)
+        .filter(|s| s.len() > 1 && s.len() <= MAX_INC_DIR && s[0] == b'/')
+        .filter_map(|s| std::str::from_utf8(s).ok())
+        .filter(|s| {
+            s.contains("perl")
+                && !s.starts_with("/usr/lib/debug")
+                && !s.ends_with(".so")
+                && s.bytes().all(|b| b.is_ascii_graphic())
+        })
+        .map(str::to_string)
+        .collect();
+    dirs.dedup();
+    dirs
+}
+
+/// A Perl interpreter whose modules are in none of its @INC directories: it starts, and
+/// the first `use strict` stops the script with `Can't locate strict.pm in @INC`.
+fn perl(ck: &mut Checker) {
+    let found = ck.programs.iter().find_map(|p| {
+        let base = p.path.rsplit('/').next().unwrap_or("");
+        let shown = p.shown.rsplit('/').next().unwrap_or("");
+        let named =
+            (base.starts_with("perl") || shown.starts_with("perl")) && p.info.kind.is_executable();
+        let libperl = ck
+            .programs
+            .iter()
+            .find(|l| {
+                l.path
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("")
+                    .starts_with("libperl.so")
+            })
+            .filter(|_| p.info.needed.iter().any(|n| n.starts_with("libperl.so")));
+        (named || libperl.is_some()).then(|| {
+            (
+                p.shown.clone(),
+                libperl.map_or_else(|| p.path.clone(), |l| l.path.clone()),
+            )
+        })
+    });
+    let Some((shown, object)) = found else {
+        return;
+    };
+    if ck.getenv("PERL5LIB").is_some_and(|v| !v.is_empty())
+        || ck.getenv("PERLLIB").is_some_and(|v| !v.is_empty())
+    {
+        return;
+    }
+    let inc = perl_inc(ck, &object);
+    if inc.is_empty()
+        || inc
+            .iter()
+            .any(|d| exists(ck.root, &format!("{d}/strict.pm"), FileType::File))
+    {
+        return;
+    }
+    // On this machine, a directory of them that is no link (`--add` copies a linked
+    // directory as the link).
+    let fix = inc
+        .iter()
+        .filter(|d| std::path::Path::new(d).join("strict.pm").is_file())
+        .find(|d| std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()))
+        .map_or_else(
+            || "; add the @INC directories of the Perl it came from".to_string(),
+            |d| {
+                format!("; add them, e.g. --add {d}:{d} (and the others a script's modules are in)")
+            },
+        );
+    ck.warning(
+        WarningCode::NoPerlLibrary,
+        format!("{shown} is Perl, whose modules (strict.pm and the rest) are in none of the directories its @INC names ({}), so a script that uses any module stops with `Can't locate strict.pm in @INC`{fix}", inc.join(", ")),
+    );
 }
 
 /// The locale glibc's `setlocale(LC_ALL, "")` takes from the environment for LC_CTYPE
