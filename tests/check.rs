@@ -1520,6 +1520,31 @@ fn warnings_name_what_the_program_will_miss() {
     }
     let r = env.nobase(&["check", "mk-dyn:1"]).ok();
     assert!(r.stdout.contains("calls mkstemp"), "{}", r.stdout);
+    // Every NSS function a program calls is named: nginx breaks on getpwnam, and the
+    // warning named only the getaddrinfo it found first.
+    let nss = env.path("nss");
+    cc(
+        "gcc",
+        "#include <netdb.h>\n#include <pwd.h>\nint main(void){struct addrinfo *r; getaddrinfo(\"x\", 0, 0, &r); return getpwnam(\"nobody\") != 0;}\n",
+        &nss,
+        &[],
+    );
+    env.nobase(&["build", nss.to_str().unwrap(), "-t", "nss:1"])
+        .ok();
+    let r = env.nobase(&["check", "nss:1"]).ok();
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.contains("no-nsswitch"))
+        .unwrap_or_default();
+    let called = line
+        .split("/app/nss calls ")
+        .nth(1)
+        .and_then(|rest| rest.split(", which").next())
+        .unwrap_or_default();
+    let mut called: Vec<&str> = called.split(", ").collect();
+    called.sort();
+    assert_eq!(called, ["getaddrinfo", "getpwnam"], "{}", r.stdout);
     // curl links libcurl: CA certificates; it looks users up through NSS.
     if Path::new("/usr/bin/curl").exists() {
         env.nobase(&["build", "/usr/bin/curl", "-t", "curl:1"]).ok();

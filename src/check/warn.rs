@@ -210,13 +210,17 @@ pub(super) fn all(ck: &mut Checker) -> Result<()> {
             {
                 tls.get_or_insert(format!("{shown} links {lib}"));
             }
-            if is_glibc(&info) {
-                if let Some(f) = info
+            if is_glibc(&info) && nss.is_none() {
+                // Every one it calls: nginx breaks on getpwnam, not on the getaddrinfo
+                // named first.
+                let calls: Vec<&str> = info
                     .imports
                     .iter()
-                    .find(|i| NSS.iter().any(|(f, _)| f == i))
-                {
-                    nss.get_or_insert(format!("{shown} calls {f}"));
+                    .filter(|i| NSS.iter().any(|(f, _)| f == i))
+                    .map(String::as_str)
+                    .collect();
+                if !calls.is_empty() {
+                    nss = Some(format!("{shown} calls {}", calls.join(", ")));
                 }
             }
             // What imports cannot say, one read of the file answers: glibc's name service
