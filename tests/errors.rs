@@ -153,6 +153,12 @@ fn cases(env: &Env, port: u16) -> Vec<Case> {
             "nobase: invalid value '253402300800' for '--source-date-epoch <SECONDS>': 253402300800 is not in 0..=253402300799\n",
         ),
         (
+            "build: a shared library",
+            s(&["build", "libx.so"]),
+            3,
+            "nobase: libx.so is a shared library, not an executable program; build the program that uses it (nobase bundles the libraries a program needs), or put it in an image beside one with --add libx.so:/DEST\n",
+        ),
+        (
             "build: a FreeBSD program",
             s(&["build", "hello-freebsd"]),
             1,
@@ -232,6 +238,12 @@ fn each_command_explains_a_representative_error() {
     std::fs::create_dir(env.path("notastore")).unwrap();
     std::fs::write(env.path("notastore/notes.txt"), "mine\n").unwrap();
     std::fs::write(env.path("hello.c"), "int main(void) { return 0; }\n").unwrap();
+    cc(
+        "gcc",
+        "int x(void) { return 1; }\n",
+        &env.path("libx.so"),
+        &["-shared", "-fPIC"],
+    );
     std::fs::write(env.path("tool.sh"), "#!/bin/sh\necho tool\n").unwrap();
     env.nobase(&["build", "hello", "-t", "hello:1"]).ok();
     // A loopback port with nothing listening, held so for the whole test: one found free

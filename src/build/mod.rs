@@ -328,9 +328,10 @@ pub fn read_executable(path: &Path) -> Result<ElfInfo> {
     })?;
     if !info.kind.is_executable() {
         return Err(Error::Invalid(format!(
-            "{} is a {}, not an executable program",
+            "{} is a {}, not an executable program; build the program that uses it (nobase bundles the libraries a program needs), or put it in an image beside one with --add {}:/DEST",
             path.display(),
-            info.kind.describe()
+            info.kind.describe(),
+            path.display()
         )));
     }
     Ok(info)
