@@ -751,6 +751,26 @@ int main(void) {
     build(&env, &[prog.to_str().unwrap(), "-t", "icmp:1"]);
     let r = env.nobase(&["run", "-u", "65534:65534", "icmp:1"]).ok();
     assert_eq!(r.stdout, "icmp ok\n", "{}", r.stderr);
+    let setting = |bundle: &str| {
+        let spec: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(env.path(bundle).join("config.json")).unwrap())
+                .unwrap();
+        spec["linux"]["sysctl"]["net.ipv4.ping_group_range"].clone()
+    };
+    env.nobase(&["unpack", "icmp:1", "all"]).ok();
+    assert_eq!(setting("all"), "0 2147483647");
+    // Root in a user namespace that maps one group: the kernel would refuse the range
+    // (runc then fails to start the container), so it is left out.
+    if have("unshare") {
+        let r = run(Command::new("unshare")
+            .args(["--user", "--map-root-user"])
+            .arg(env!("CARGO_BIN_EXE_nobase"))
+            .args(["unpack", "icmp:1"])
+            .arg(env.path("one"))
+            .env("NOBASE_STORE", env.store()));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(setting("one"), serde_json::Value::Null);
+    }
 }
 
 #[test]
@@ -1555,6 +1575,14 @@ fn an_image_whose_etc_cannot_take_the_hosts_mounts_still_runs() {
         .ok();
         let r = env.nobase(&["run", &tag]).ok();
         assert_eq!(r.stdout, "hello world\n", "{x}: {}", r.stderr);
+        // --add-host has no hosts file to go into there: said, not silently dropped.
+        let r = env.nobase(&["run", "--add-host", "db:10.0.0.5", &tag]).ok();
+        assert!(
+            r.stderr
+                .contains("--add-host is not applied: the image's /etc/hosts"),
+            "{x}: {}",
+            r.stderr
+        );
     }
 }
 

@@ -29,7 +29,7 @@ fn perl_inc(ck: &Checker, object: &str) -> Vec<String> {
         return Vec::new();
     };
     // An interpreter is a few MiB; a bigger file is not read whole.
-    if f.size() > 64 << 20 {
+    if f.size() > 16 << 20 {
         return Vec::new();
     }
     let mut buf = vec![0u8; f.size() as usize];
@@ -48,34 +48,26 @@ fn perl_inc(ck: &Checker, object: &str) -> Vec<String> {
         })
         .map(str::to_string)
         .collect();
-    dirs.dedup();
+    let mut seen = std::collections::HashSet::new();
+    dirs.retain(|d| seen.insert(d.clone()));
     dirs
 }
 
 /// A Perl interpreter whose modules are in none of its @INC directories: it starts, and
 /// the first `use strict` stops the script with `Can't locate strict.pm in @INC`.
 fn perl(ck: &mut Checker) {
+    // The interpreter itself: a program embedding libperl (vim) runs without modules.
     let found = ck.programs.iter().find_map(|p| {
         let base = p.path.rsplit('/').next().unwrap_or("");
         let shown = p.shown.rsplit('/').next().unwrap_or("");
         let named =
             (base.starts_with("perl") || shown.starts_with("perl")) && p.info.kind.is_executable();
-        let libperl = ck
-            .programs
-            .iter()
-            .find(|l| {
-                l.path
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or("")
-                    .starts_with("libperl.so")
-            })
-            .filter(|_| p.info.needed.iter().any(|n| n.starts_with("libperl.so")));
-        (named || libperl.is_some()).then(|| {
-            (
-                p.shown.clone(),
-                libperl.map_or_else(|| p.path.clone(), |l| l.path.clone()),
-            )
+        named.then(|| {
+            // Its @INC is in libperl when it links one.
+            let object = loaded(ck, "libperl.so")
+                .filter(|_| p.info.needed.iter().any(|n| n.starts_with("libperl.so")))
+                .map_or_else(|| p.path.clone(), |l| l.path.clone());
+            (p.shown.clone(), object)
         })
     });
     let Some((shown, object)) = found else {
@@ -282,15 +274,16 @@ fn python(ck: &mut Checker) -> super::Result<()> {
     Ok(())
 }
 
+/// The loaded object whose file name starts with `prefix` (`libpython3.`).
+fn loaded<'c>(ck: &'c Checker, prefix: &str) -> Option<&'c Loaded> {
+    ck.programs
+        .iter()
+        .find(|p| p.path.rsplit('/').next().unwrap_or("").starts_with(prefix))
+}
+
 /// The loaded `libpython3.N.so…`, if the program embeds the interpreter.
 fn libpython<'c>(ck: &'c Checker) -> Option<&'c Loaded> {
-    ck.programs.iter().find(|p| {
-        p.path
-            .rsplit('/')
-            .next()
-            .unwrap_or("")
-            .starts_with("libpython3.")
-    })
+    loaded(ck, "libpython3.")
 }
 
 /// `/opt/py` of a loaded `/opt/py/lib/libpython3.11.so.1.0`.

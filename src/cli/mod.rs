@@ -143,6 +143,11 @@ enum Command {
     Man(docs::ManArgs),
 }
 
+/// The commands that take `--json`.
+const JSON_COMMANDS: [&str; 8] = [
+    "inspect", "build", "check", "tree", "images", "push", "pull", "fsck",
+];
+
 impl Command {
     /// Whether `--json` was given (to commands that take it).
     fn json(&self) -> bool {
@@ -394,12 +399,15 @@ pub fn main() -> i32 {
             if subcommand(&cmd, &args).is_some_and(|(_, name)| name == "run") {
                 return run::RUN_FAILED;
             }
-            // `--json` among nobase's own flags (before any `--`).
-            if args
-                .iter()
-                .skip(1)
-                .take_while(|a| *a != "--")
-                .any(|a| a == "--json")
+            // `--json` among the flags of a command that takes it (before any `--`).
+            let takes_json = subcommand(&cmd, &args)
+                .is_some_and(|(_, name)| JSON_COMMANDS.contains(&name.as_str()));
+            if takes_json
+                && args
+                    .iter()
+                    .skip(1)
+                    .take_while(|a| *a != "--")
+                    .any(|a| a == "--json")
             {
                 render::print_json_error(2, &render::printable(&message));
             }

@@ -326,11 +326,12 @@ fn lookup_in(host: &str, repo: &str, file: &CredFile) -> Result<Lookup> {
     use docker_credential::{CredentialRetrievalError as E, DockerCredential};
     // Docker's config.json has one entry a registry; an auth.json may have one for a
     // namespace or repository, which then wins for it.
-    let key = if file.docker {
-        config_key(host)
+    // A credential helper named for the registry comes first, as in skopeo.
+    let key = if file.docker || helper_for(path, &auth_json_key(host)) {
+        own_key(file, host)
     } else {
         covering_key(&namespaced_keys(path, host), host, repo)
-            .unwrap_or_else(|| auth_json_key(host))
+            .unwrap_or_else(|| own_key(file, host))
     };
     let shown = path.display();
     match docker_credential::get_credential_from_reader(std::io::BufReader::new(f), &key) {
@@ -339,11 +340,14 @@ fn lookup_in(host: &str, repo: &str, file: &CredFile) -> Result<Lookup> {
                 user,
                 pass: Secret(pass),
             }),
-            origin: format!("in {shown}{}", entry(&key)),
+            origin: format!("in {shown}{}", entry(&key, &own_key(file, host))),
         })),
         Ok(DockerCredential::IdentityToken(t)) => Ok(Lookup::Found(Found {
             creds: Some(Creds::IdentityToken(Secret(t))),
-            origin: format!("in {shown}{} (identity token)", entry(&key)),
+            origin: format!(
+                "in {shown}{} (identity token)",
+                entry(&key, &own_key(file, host))
+            ),
         })),
         Err(E::NoCredentialConfigured) => Ok(Lookup::NoEntry),
         // The helper's own output is not repeated: a failing helper may print what
@@ -373,12 +377,29 @@ fn lookup_in(host: &str, repo: &str, file: &CredFile) -> Result<Lookup> {
     }
 }
 
-/// For a message: the entry credentials came from, when it is not the registry's own.
-fn entry(key: &str) -> String {
-    match key.contains('/') {
-        true => format!(" (the entry {key})"),
-        false => String::new(),
+/// For a message: the entry credentials came from, when it is not the registry's own
+/// (`own`).
+fn entry(key: &str, own: &str) -> String {
+    match key == own {
+        true => String::new(),
+        false => format!(" (the entry {key})"),
     }
+}
+
+/// The key `file` keeps the registry's own credentials under.
+fn own_key(file: &CredFile, host: &str) -> String {
+    match file.docker {
+        true => config_key(host),
+        false => auth_json_key(host),
+    }
+}
+
+/// Whether `path`'s `credHelpers` names a helper for `key`.
+fn helper_for(path: &Path, key: &str) -> bool {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v["credHelpers"][key].is_string())
 }
 
 /// Token scopes for one series of requests: `repository:NAME:ACTIONS`, sorted and
@@ -563,6 +584,40 @@ mod tests {
         assert_eq!(
             covering_key(&hub, "registry-1.docker.io", "library/alpine").as_deref(),
             Some("docker.io/library")
+        );
+    }
+
+    #[test]
+    fn a_registrys_credential_helper_comes_before_a_namespace_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.json");
+        std::fs::write(
+            &path,
+            r#"{"auths":{"r.example/team":{"auth":"dTpw"}},"credHelpers":{"r.example":"nobase-test-absent"}}"#,
+        )
+        .unwrap();
+        let file = CredFile {
+            path,
+            docker: false,
+            named: true,
+        };
+        // As skopeo: the helper is asked (here it is not there), not the `auths` entry.
+        let Err(e) = lookup_in("r.example", "team/app", &file) else {
+            panic!("the namespace entry was used");
+        };
+        assert!(
+            e.to_string()
+                .contains("docker-credential-nobase-test-absent"),
+            "{e}"
+        );
+        // The registry's own key is no "entry" in a message; another key is.
+        assert_eq!(
+            entry(&config_key("docker.io"), &config_key("docker.io")),
+            ""
+        );
+        assert_eq!(
+            entry("r.example/team", "r.example"),
+            " (the entry r.example/team)"
         );
     }
 

@@ -246,6 +246,12 @@ fn unpack_into(
         add_hosts: &opts.add_hosts,
         allow_no_program: opts.allow_no_program,
     };
+    if !opts.add_hosts.is_empty() && !inputs.etc.contains(&"hosts") {
+        notes.push(
+            "--add-host is not applied: the image's /etc/hosts is a link or a directory (or its /etc is not a directory), which nobase does not mount over"
+                .to_string(),
+        );
+    }
     let spec = spec::build(&inputs)?;
     if spec.process.args.is_empty() {
         notes.push(

@@ -348,6 +348,15 @@ pub fn etc_files(i: &SpecInputs<'_>) -> Vec<(&'static str, String)> {
     .collect()
 }
 
+/// Whether this process's user namespace maps every group id as itself (the initial
+/// namespace's `0 0 4294967295`).
+fn all_groups_mapped() -> bool {
+    std::fs::read_to_string("/proc/self/gid_map").is_ok_and(|m| {
+        let fields: Vec<&str> = m.split_whitespace().collect();
+        fields == ["0", "0", "4294967295"]
+    })
+}
+
 /// Builds the spec.
 pub fn build(i: &SpecInputs<'_>) -> Result<Spec> {
     let args = match process_args(i.config, i.process) {
@@ -453,9 +462,11 @@ pub fn build(i: &SpecInputs<'_>) -> Result<Spec> {
 
     // As Docker since 20.10: in the container's own network, any group may open ICMP
     // echo sockets, so `ping` works for a non-root user without CAP_NET_RAW or setuid.
-    // Not rootless, whose user namespace maps one group only.
+    // Only where every group id is mapped: the kernel refuses a range naming unmapped
+    // ones (rootless, or root in a user namespace — a rootless Podman container, an
+    // unprivileged LXD one), and runc would then fail to start the container.
     let mut sysctl = std::collections::BTreeMap::new();
-    if !i.network_host && i.rootless.is_none() {
+    if !i.network_host && i.rootless.is_none() && all_groups_mapped() {
         sysctl.insert(
             "net.ipv4.ping_group_range".to_string(),
             "0 2147483647".to_string(),
