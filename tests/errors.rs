@@ -304,6 +304,9 @@ fn each_command_explains_a_representative_error() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // A command without --json refuses the flag and prints no document for it.
+    let r = env.nobase(&["unpack", "--json", "hello:1", "out"]).code(2);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
     // The directory taken for a store was not written to.
     assert_eq!(std::fs::read_dir(env.path("notastore")).unwrap().count(), 1);
 }

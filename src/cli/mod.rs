@@ -143,11 +143,6 @@ enum Command {
     Man(docs::ManArgs),
 }
 
-/// The commands that take `--json`.
-const JSON_COMMANDS: [&str; 8] = [
-    "inspect", "build", "check", "tree", "images", "push", "pull", "fsck",
-];
-
 impl Command {
     /// Whether `--json` was given (to commands that take it).
     fn json(&self) -> bool {
@@ -399,9 +394,12 @@ pub fn main() -> i32 {
             if subcommand(&cmd, &args).is_some_and(|(_, name)| name == "run") {
                 return run::RUN_FAILED;
             }
-            // `--json` among the flags of a command that takes it (before any `--`).
-            let takes_json = subcommand(&cmd, &args)
-                .is_some_and(|(_, name)| JSON_COMMANDS.contains(&name.as_str()));
+            // `--json` among the flags of a command that takes it (its clap definition
+            // says so), before any `--`.
+            let takes_json = subcommand(&cmd, &args).is_some_and(|(_, name)| {
+                cmd.find_subcommand(&name)
+                    .is_some_and(|c| c.get_arguments().any(|a| a.get_id() == "json"))
+            });
             if takes_json
                 && args
                     .iter()

@@ -204,17 +204,12 @@ fn helper_named(path: &std::path::Path, key: &str) -> Option<String> {
     Some(format!("docker-credential-{name}"))
 }
 
-/// Keys of `path`'s `auths` that name repositories or namespaces of `host`
-/// (`HOST/team`, `HOST/team/app`), which auth.json allows (containers-auth.json(5)).
-fn namespaced_keys(path: &Path, host: &str) -> Vec<String> {
-    let Some(v) = std::fs::read(path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-    else {
-        return Vec::new();
-    };
+/// Keys of a credentials file's `auths` (`doc`, parsed) that name repositories or
+/// namespaces of `host` (`HOST/team`, `HOST/team/app`), which auth.json allows
+/// (containers-auth.json(5)).
+fn namespaced_keys(doc: &serde_json::Value, host: &str) -> Vec<String> {
     let prefix = format!("{}/", auth_json_key(host));
-    let mut keys: Vec<String> = v["auths"]
+    let mut keys: Vec<String> = doc["auths"]
         .as_object()
         .map(|m| {
             m.keys()
@@ -267,11 +262,9 @@ pub fn lookup(
             Lookup::Found(found) => return Ok(found),
             Lookup::Missing => missing.push(f.path.display().to_string()),
             Lookup::Unreadable(why) => unreadable.push(format!("{} ({why})", f.path.display())),
-            Lookup::NoEntry => {
+            Lookup::NoEntry(others) => {
                 without.push(f.path.display().to_string());
-                if !f.docker {
-                    namespaced.extend(namespaced_keys(&f.path, host));
-                }
+                namespaced.extend(others);
             }
         }
     }
@@ -305,15 +298,18 @@ pub fn lookup(
 enum Lookup {
     Found(Found),
     Missing,
-    NoEntry,
+    /// No entry covers the repository; an auth.json's entries for other repositories of
+    /// the registry, for the message.
+    NoEntry(Vec<String>),
     /// A usual place that cannot be read (permissions): the others are still read.
     Unreadable(String),
 }
 
 fn lookup_in(host: &str, repo: &str, file: &CredFile) -> Result<Lookup> {
     let path = &file.path;
-    let f = match std::fs::File::open(path) {
-        Ok(f) => f,
+    // Read once: the keys are chosen from it, and the crate reads the same bytes.
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Lookup::Missing),
         Err(e) if !file.named => return Ok(Lookup::Unreadable(e.to_string())),
         Err(e) => {
@@ -324,17 +320,21 @@ fn lookup_in(host: &str, repo: &str, file: &CredFile) -> Result<Lookup> {
         }
     };
     use docker_credential::{CredentialRetrievalError as E, DockerCredential};
-    // Docker's config.json has one entry a registry; an auth.json may have one for a
-    // namespace or repository, which then wins for it.
-    // A credential helper named for the registry comes first, as in skopeo.
-    let key = if file.docker || helper_for(path, &auth_json_key(host)) {
-        own_key(file, host)
-    } else {
-        covering_key(&namespaced_keys(path, host), host, repo)
-            .unwrap_or_else(|| own_key(file, host))
+    // Docker's config.json has one entry a registry. An auth.json may have one for a
+    // namespace or repository, which then wins for it, unless a credential helper is
+    // named for the registry, which comes first, as in skopeo. (A file that is no JSON
+    // is the crate's to refuse, below.)
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let namespaced = match file.docker {
+        true => Vec::new(),
+        false => namespaced_keys(&doc, host),
+    };
+    let key = match doc["credHelpers"][auth_json_key(host)].is_string() || file.docker {
+        true => own_key(file, host),
+        false => covering_key(&namespaced, host, repo).unwrap_or_else(|| own_key(file, host)),
     };
     let shown = path.display();
-    match docker_credential::get_credential_from_reader(std::io::BufReader::new(f), &key) {
+    match docker_credential::get_credential_from_reader(bytes.as_slice(), &key) {
         Ok(DockerCredential::UsernamePassword(user, pass)) => Ok(Lookup::Found(Found {
             creds: Some(Creds::Basic {
                 user,
@@ -349,7 +349,7 @@ fn lookup_in(host: &str, repo: &str, file: &CredFile) -> Result<Lookup> {
                 entry(&key, &own_key(file, host))
             ),
         })),
-        Err(E::NoCredentialConfigured) => Ok(Lookup::NoEntry),
+        Err(E::NoCredentialConfigured) => Ok(Lookup::NoEntry(namespaced)),
         // The helper's own output is not repeated: a failing helper may print what
         // it was given.
         Err(E::HelperFailure { helper, .. }) => Err(Error::Registry(format!(
@@ -392,14 +392,6 @@ fn own_key(file: &CredFile, host: &str) -> String {
         true => config_key(host),
         false => auth_json_key(host),
     }
-}
-
-/// Whether `path`'s `credHelpers` names a helper for `key`.
-fn helper_for(path: &Path, key: &str) -> bool {
-    std::fs::read(path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .is_some_and(|v| v["credHelpers"][key].is_string())
 }
 
 /// Token scopes for one series of requests: `repository:NAME:ACTIONS`, sorted and

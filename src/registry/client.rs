@@ -884,11 +884,16 @@ fn xml_text<'a>(body: &'a str, tag: &str) -> Option<&'a str> {
     Some(body[start..start + len].trim()).filter(|t| !t.is_empty())
 }
 
-/// A whole answer body of at most `cap` bytes, moving at least as fast as
-/// [`net::RateGuard`] asks after `grace`.
+/// An answer's body, which must move at least as fast as [`net::RateGuard`] asks after
+/// `grace` (the I/O timeout).
+pub fn guarded_body(resp: Resp, grace: Duration) -> Box<dyn Read + Send> {
+    Box::new(net::RateGuard::new(resp.into_body().into_reader(), grace))
+}
+
+/// A whole answer body of at most `cap` bytes, moving as [`guarded_body`] asks.
 pub fn read_capped(resp: Resp, cap: u64, grace: Duration) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::new();
-    net::RateGuard::new(resp.into_body().into_reader(), grace)
+    guarded_body(resp, grace)
         .take(cap + 1)
         .read_to_end(&mut buf)?;
     if buf.len() as u64 > cap {

@@ -3,8 +3,7 @@
 //! against their digests and resumes a broken download with a `Range` request.
 
 use super::auth::Scopes;
-use super::client::{header, read_capped, Client, Resp, Tries};
-use super::net::RateGuard;
+use super::client::{guarded_body, header, read_capped, Client, Resp, Tries};
 use super::{BlobOutcome, Transfer};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -211,10 +210,7 @@ impl Blobs for RegistryBlobs {
         let reader = ResumingReader {
             blobs: self,
             desc: desc.clone(),
-            body: Some(Box::new(RateGuard::new(
-                resp.into_body().into_reader(),
-                self.client.opts.io_timeout,
-            ))),
+            body: Some(guarded_body(resp, self.client.opts.io_timeout)),
             pos: 0,
             since_open: 0,
             tries,
@@ -262,10 +258,7 @@ const RESUME_PROGRESS: u64 = 1 << 20;
 impl ResumingReader<'_> {
     fn reopen(&mut self) -> Result<()> {
         let (resp, partial) = self.blobs.get_blob(&self.desc, self.pos, &self.tries)?;
-        let mut body: Box<dyn Read + Send> = Box::new(RateGuard::new(
-            resp.into_body().into_reader(),
-            self.blobs.client.opts.io_timeout,
-        ));
+        let mut body = guarded_body(resp, self.blobs.client.opts.io_timeout);
         self.since_open = 0;
         if !partial && self.pos > 0 {
             let skipped = io::copy(&mut (&mut body).take(self.pos), &mut io::sink())
